@@ -1,0 +1,34 @@
+# fp_attribution: PGXS build.  make && make install && make installcheck
+EXTENSION    = fp_attribution
+EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+MODULE_big   = $(EXTENSION)
+OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
+PG_CPPFLAGS  = -I$(srcdir)/src/include
+DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# Each suite starts its own private server with the library preloaded.
+TEMP_CONF    = --temp-config=$(srcdir)/test/fp_attribution.conf
+REGRESS      = setup ids traceparent clicks conversions bad_input settings cleanup
+REGRESS_OPTS = --temp-instance=tmp_regress $(TEMP_CONF) --load-extension=plpgsql
+ISOLATION    = iso_click_idempotency iso_conversion_idempotency
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
+                 --temp-instance=tmp_check_iso $(TEMP_CONF)
+PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
+EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap test/output_iso test/pgtap/results \
+               test/pgtap/regression.diffs test/pgtap/regression.out
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# pgTAP suites run through pg_regress too, so failures print the same diffs.
+installcheck: installcheck-pgtap
+.PHONY: installcheck-pgtap regress-accept
+installcheck-pgtap:
+	$(pg_regress_installcheck) --inputdir=test/pgtap --outputdir=test/pgtap \
+		--temp-instance=tmp_pgtap $(TEMP_CONF) $(PGTAP_TESTS)
+
+# Copy reviewed results over the expected files
+regress-accept:
+	for f in results/*.out; do cp "$$f" expected/; done

@@ -1,0 +1,462 @@
+/* fp_attribution--1.0.sql: affiliate attribution with trace context */
+
+\echo Use "CREATE EXTENSION fp_attribution" to load this file. \quit
+
+--------------------------------------------------------------------------
+-- Trace and span id types: 16 and 8 bytes, lowercase hex text form
+--------------------------------------------------------------------------
+
+CREATE TYPE attribution.trace_id;
+CREATE TYPE attribution.span_id;
+
+CREATE FUNCTION attribution.trace_id_in(cstring) RETURNS attribution.trace_id
+	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_in'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.trace_id_out(attribution.trace_id) RETURNS cstring
+	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_out'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.trace_id_recv(internal) RETURNS attribution.trace_id
+	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_recv'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.trace_id_send(attribution.trace_id) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_send'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE attribution.trace_id (
+	INTERNALLENGTH = 16,
+	INPUT = attribution.trace_id_in,
+	OUTPUT = attribution.trace_id_out,
+	RECEIVE = attribution.trace_id_recv,
+	SEND = attribution.trace_id_send,
+	ALIGNMENT = char,
+	STORAGE = plain
+);
+
+CREATE FUNCTION attribution.span_id_in(cstring) RETURNS attribution.span_id
+	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_in'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.span_id_out(attribution.span_id) RETURNS cstring
+	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_out'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.span_id_recv(internal) RETURNS attribution.span_id
+	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_recv'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION attribution.span_id_send(attribution.span_id) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_send'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE attribution.span_id (
+	INTERNALLENGTH = 8,
+	INPUT = attribution.span_id_in,
+	OUTPUT = attribution.span_id_out,
+	RECEIVE = attribution.span_id_recv,
+	SEND = attribution.span_id_send,
+	ALIGNMENT = char,
+	STORAGE = plain
+);
+
+-- Comparison support, identical in shape for both types
+DO $$
+DECLARE
+	t text;
+	op record;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['trace_id', 'span_id'] LOOP
+		FOR op IN SELECT * FROM (VALUES
+				('eq', '=', '<>', '=', 'eqsel', 'eqjoinsel'),
+				('ne', '<>', '=', '<>', 'neqsel', 'neqjoinsel'),
+				('lt', '<', '>=', '>', 'scalarltsel', 'scalarltjoinsel'),
+				('le', '<=', '>', '>=', 'scalarlesel', 'scalarlejoinsel'),
+				('gt', '>', '<=', '<', 'scalargtsel', 'scalargtjoinsel'),
+				('ge', '>=', '<', '<=', 'scalargesel', 'scalargejoinsel'))
+				AS v(fn, oper, negator, commutator, restrict_fn, join_fn)
+		LOOP
+			EXECUTE format(
+				'CREATE FUNCTION attribution.%1$s_%2$s(attribution.%1$s, attribution.%1$s) '
+				'RETURNS boolean AS %3$L, %4$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+				t, op.fn, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_' || op.fn);
+			EXECUTE format(
+				'CREATE OPERATOR attribution.%5$s (LEFTARG = attribution.%1$s, '
+				'RIGHTARG = attribution.%1$s, FUNCTION = attribution.%1$s_%2$s, '
+				'COMMUTATOR = OPERATOR(attribution.%3$s), NEGATOR = OPERATOR(attribution.%4$s), '
+				'RESTRICT = %6$s, JOIN = %7$s%8$s)',
+				t, op.fn, op.commutator, op.negator, op.oper,
+				op.restrict_fn, op.join_fn,
+				CASE WHEN op.fn = 'eq' THEN ', HASHES, MERGES' ELSE '' END);
+		END LOOP;
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_cmp(attribution.%1$s, attribution.%1$s) '
+			'RETURNS integer AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_cmp');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_hash(attribution.%1$s) '
+			'RETURNS integer AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_hash');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_hash_extended(attribution.%1$s, bigint) '
+			'RETURNS bigint AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_hash_extended');
+		EXECUTE format(
+			'CREATE OPERATOR CLASS attribution.%1$s_ops DEFAULT FOR TYPE attribution.%1$s '
+			'USING btree AS OPERATOR 1 attribution.<, OPERATOR 2 attribution.<=, '
+			'OPERATOR 3 attribution.=, OPERATOR 4 attribution.>=, OPERATOR 5 attribution.>, '
+			'FUNCTION 1 attribution.%1$s_cmp(attribution.%1$s, attribution.%1$s)', t);
+		EXECUTE format(
+			'CREATE OPERATOR CLASS attribution.%1$s_hash_ops DEFAULT FOR TYPE attribution.%1$s '
+			'USING hash AS OPERATOR 1 attribution.=, '
+			'FUNCTION 1 attribution.%1$s_hash(attribution.%1$s), '
+			'FUNCTION 2 attribution.%1$s_hash_extended(attribution.%1$s, bigint)', t);
+	END LOOP;
+END
+$$;
+
+--------------------------------------------------------------------------
+-- Trace context
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.parse_traceparent(traceparent text,
+	OUT version smallint, OUT trace_id attribution.trace_id,
+	OUT parent_id attribution.span_id, OUT flags smallint, OUT sampled boolean)
+	AS 'MODULE_PATHNAME', 'fp_attribution_parse_traceparent_sql'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION attribution.parse_traceparent(text) IS
+	'Strict W3C traceparent parse; NULL when the header is invalid';
+
+CREATE FUNCTION attribution.new_command_context(traceparent text, tracestate text,
+	OUT trace_id attribution.trace_id, OUT span_id attribution.span_id,
+	OUT parent_span_id attribution.span_id, OUT sampled boolean,
+	OUT tracestate text, OUT source text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_new_command_context'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION attribution.new_command_context(text, text) IS
+	'Resolve the trace context of a new command and give it a fresh span id';
+
+CREATE FUNCTION attribution.current_traceparent() RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_current_traceparent'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION attribution.current_traceparent() IS
+	'traceparent to propagate downstream: the last command''s span in this transaction, else the incoming context';
+
+--------------------------------------------------------------------------
+-- Validation helpers shared by the commands and the triggers
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.check_text(field text, value text, max_chars integer, required boolean)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_check_text'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION attribution.currency_is_known(code text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_currency_is_known_sql'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION attribution.currency_is_known(text) IS
+	'True for an upper-case ISO 4217 code accepted as conversion currency';
+
+CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
+	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+--------------------------------------------------------------------------
+-- Tables
+--------------------------------------------------------------------------
+
+CREATE TABLE attribution.windows (
+	affiliate_id text PRIMARY KEY,
+	attribution_window interval NOT NULL
+		CHECK (attribution_window > interval '0'),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE attribution.windows IS
+	'Per-affiliate attribution windows overriding fp_attribution.attribution_window';
+
+CREATE TABLE attribution.clicks (
+	click_id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	affiliate_id text NOT NULL,
+	offer_id text,
+	campaign_id text,
+	visitor_id text,
+	ip inet,
+	user_agent text,
+	referrer text,
+	landing_url text,
+	clicked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	window_ends_at timestamptz NOT NULL,
+	trace_id attribution.trace_id NOT NULL,
+	span_id attribution.span_id NOT NULL,
+	parent_span_id attribution.span_id,
+	sampled boolean NOT NULL DEFAULT true,
+	tracestate text,
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX clicks_visitor_idx ON attribution.clicks (visitor_id, clicked_at)
+	WHERE visitor_id IS NOT NULL;
+CREATE INDEX clicks_trace_idx ON attribution.clicks (trace_id);
+COMMENT ON TABLE attribution.clicks IS
+	'One row per click; window_ends_at is fixed when the click is recorded';
+
+CREATE TABLE attribution.conversions (
+	order_id text PRIMARY KEY,
+	conversion_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+	click_id uuid,
+	affiliate_id text,
+	visitor_id text,
+	revenue_cents bigint NOT NULL CHECK (revenue_cents >= 0),
+	currency text NOT NULL DEFAULT 'USD',
+	converted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	attributed boolean NOT NULL,
+	unattributed_reason text CHECK (unattributed_reason IN
+		('no_click_reference', 'no_click_for_visitor', 'unknown_click',
+		 'click_after_conversion', 'window_expired')),
+	latency interval,
+	trace_id attribution.trace_id NOT NULL,
+	span_id attribution.span_id NOT NULL,
+	parent_span_id attribution.span_id,
+	sampled boolean NOT NULL DEFAULT true,
+	tracestate text,
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CHECK (attributed = (unattributed_reason IS NULL)),
+	CHECK (NOT attributed OR (click_id IS NOT NULL AND affiliate_id IS NOT NULL))
+);
+CREATE INDEX conversions_conversion_id_idx ON attribution.conversions (conversion_id);
+CREATE INDEX conversions_click_idx ON attribution.conversions (click_id);
+CREATE INDEX conversions_trace_idx ON attribution.conversions (trace_id);
+COMMENT ON TABLE attribution.conversions IS
+	'One row per order; a second conversion with the same order_id is the same conversion';
+
+--------------------------------------------------------------------------
+-- Triggers: every INSERT, through a command or directly, is validated,
+-- attributed and stamped with trace context here.
+--------------------------------------------------------------------------
+
+-- Stamp NEW with the writer's trace context unless the caller supplied it.
+CREATE FUNCTION attribution.stamp_trace_context(INOUT row_trace_id attribution.trace_id,
+	INOUT row_span_id attribution.span_id, INOUT row_parent_span_id attribution.span_id,
+	INOUT row_sampled boolean, INOUT row_tracestate text)
+	LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	ctx record;
+BEGIN
+	IF row_trace_id IS NOT NULL THEN
+		IF row_span_id IS NULL THEN
+			RAISE EXCEPTION 'span_id must not be null when trace_id is given'
+				USING ERRCODE = 'null_value_not_allowed';
+		END IF;
+		row_sampled := coalesce(row_sampled, true);
+		RETURN;
+	END IF;
+	ctx := attribution.new_command_context(NULL, NULL);
+	row_trace_id := ctx.trace_id;
+	row_span_id := ctx.span_id;
+	row_parent_span_id := ctx.parent_span_id;
+	row_sampled := ctx.sampled;
+	row_tracestate := ctx.tracestate;
+END
+$$;
+
+CREATE FUNCTION attribution.clicks_before_insert() RETURNS trigger
+	LANGUAGE plpgsql AS $$
+DECLARE
+	win interval;
+BEGIN
+	NEW.affiliate_id := attribution.check_text('affiliate_id', NEW.affiliate_id, 128, true);
+	NEW.offer_id := attribution.check_text('offer_id', NEW.offer_id, 128, false);
+	NEW.campaign_id := attribution.check_text('campaign_id', NEW.campaign_id, 128, false);
+	NEW.visitor_id := attribution.check_text('visitor_id', NEW.visitor_id, 128, false);
+	NEW.user_agent := attribution.check_text('user_agent', NEW.user_agent, 1024, false);
+	NEW.referrer := attribution.check_text('referrer', NEW.referrer, 4096, false);
+	NEW.landing_url := attribution.check_text('landing_url', NEW.landing_url, 4096, false);
+	NEW.click_id := coalesce(NEW.click_id, pg_catalog.gen_random_uuid());
+	NEW.clicked_at := coalesce(NEW.clicked_at, pg_catalog.now());
+
+	SELECT w.attribution_window INTO win
+	  FROM attribution.windows w WHERE w.affiliate_id = NEW.affiliate_id;
+	NEW.window_ends_at := NEW.clicked_at
+		+ coalesce(win, attribution.default_attribution_window());
+
+	SELECT * INTO NEW.trace_id, NEW.span_id, NEW.parent_span_id, NEW.sampled, NEW.tracestate
+	  FROM attribution.stamp_trace_context(NEW.trace_id, NEW.span_id,
+		NEW.parent_span_id, NEW.sampled, NEW.tracestate);
+	NEW.recorded_at := pg_catalog.now();
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER clicks_before_insert BEFORE INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.clicks_before_insert();
+
+CREATE FUNCTION attribution.conversions_before_insert() RETURNS trigger
+	LANGUAGE plpgsql AS $$
+DECLARE
+	click attribution.clicks;
+	reason text;
+BEGIN
+	NEW.order_id := attribution.check_text('order_id', NEW.order_id, 128, true);
+	NEW.visitor_id := attribution.check_text('visitor_id', NEW.visitor_id, 128, false);
+	IF NEW.revenue_cents IS NULL THEN
+		RAISE EXCEPTION 'revenue_cents must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	ELSIF NEW.revenue_cents < 0 THEN
+		RAISE EXCEPTION 'revenue_cents must not be negative'
+			USING ERRCODE = 'numeric_value_out_of_range',
+				  DETAIL = format('The value is %s.', NEW.revenue_cents),
+				  HINT = 'Record a refund as its own command, not as negative revenue.';
+	END IF;
+	NEW.currency := pg_catalog.upper(attribution.check_text('currency', NEW.currency, 3, true));
+	IF NOT attribution.currency_is_known(NEW.currency) THEN
+		RAISE EXCEPTION 'unknown currency code "%"', NEW.currency
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use an ISO 4217 alphabetic code such as USD or EUR.';
+	END IF;
+	NEW.conversion_id := coalesce(NEW.conversion_id, pg_catalog.gen_random_uuid());
+	NEW.converted_at := coalesce(NEW.converted_at, pg_catalog.now());
+
+	-- Last click wins: the named click, else the visitor's latest click
+	-- whose window covers the conversion time.
+	IF NEW.click_id IS NOT NULL THEN
+		SELECT * INTO click FROM attribution.clicks c WHERE c.click_id = NEW.click_id;
+		IF NOT FOUND THEN
+			reason := 'unknown_click';
+		ELSIF NEW.converted_at < click.clicked_at THEN
+			reason := 'click_after_conversion';
+		ELSIF NEW.converted_at >= click.window_ends_at THEN
+			reason := 'window_expired';
+		END IF;
+	ELSIF NEW.visitor_id IS NOT NULL THEN
+		SELECT * INTO click FROM attribution.clicks c
+		 WHERE c.visitor_id = NEW.visitor_id
+		   AND c.clicked_at <= NEW.converted_at
+		   AND c.window_ends_at > NEW.converted_at
+		 ORDER BY c.clicked_at DESC, c.click_id DESC
+		 LIMIT 1;
+		IF NOT FOUND THEN
+			reason := CASE WHEN EXISTS (SELECT FROM attribution.clicks c
+										 WHERE c.visitor_id = NEW.visitor_id
+										   AND c.clicked_at <= NEW.converted_at)
+						   THEN 'window_expired' ELSE 'no_click_for_visitor' END;
+		END IF;
+	ELSE
+		reason := 'no_click_reference';
+	END IF;
+
+	NEW.attributed := reason IS NULL;
+	NEW.unattributed_reason := reason;
+	IF reason IS NULL THEN
+		NEW.click_id := click.click_id;
+		NEW.affiliate_id := click.affiliate_id;
+		NEW.latency := NEW.converted_at - click.clicked_at;
+	ELSE
+		NEW.affiliate_id := NULL;
+		NEW.latency := NULL;
+	END IF;
+
+	SELECT * INTO NEW.trace_id, NEW.span_id, NEW.parent_span_id, NEW.sampled, NEW.tracestate
+	  FROM attribution.stamp_trace_context(NEW.trace_id, NEW.span_id,
+		NEW.parent_span_id, NEW.sampled, NEW.tracestate);
+	NEW.recorded_at := pg_catalog.now();
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER conversions_before_insert BEFORE INSERT ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.conversions_before_insert();
+
+--------------------------------------------------------------------------
+-- Commands
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.track_click(
+	affiliate_id text,
+	click_id uuid DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	user_agent text DEFAULT NULL,
+	referrer text DEFAULT NULL,
+	landing_url text DEFAULT NULL,
+	visitor_id text DEFAULT NULL,
+	offer_id text DEFAULT NULL,
+	campaign_id text DEFAULT NULL,
+	clicked_at timestamptz DEFAULT NULL,
+	traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.clicks
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+DECLARE
+	ctx record;
+	result attribution.clicks;
+	id uuid := coalesce(track_click.click_id, pg_catalog.gen_random_uuid());
+BEGIN
+	ctx := attribution.new_command_context(track_click.traceparent, track_click.tracestate);
+	INSERT INTO attribution.clicks AS c
+		(click_id, affiliate_id, offer_id, campaign_id, visitor_id, ip,
+		 user_agent, referrer, landing_url, clicked_at,
+		 trace_id, span_id, parent_span_id, sampled, tracestate)
+	VALUES (id, track_click.affiliate_id, track_click.offer_id,
+			track_click.campaign_id, track_click.visitor_id, track_click.ip,
+			track_click.user_agent, track_click.referrer, track_click.landing_url,
+			track_click.clicked_at,
+			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
+	ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING
+	RETURNING c.* INTO result;
+	IF NOT FOUND THEN
+		-- A retry: the original click, unchanged
+		SELECT c.* INTO STRICT result FROM attribution.clicks c WHERE c.click_id = id;
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION attribution.track_click IS
+	'Record a click; idempotent by click_id';
+
+CREATE FUNCTION attribution.track_conversion(
+	order_id text,
+	revenue_cents bigint,
+	currency text DEFAULT 'USD',
+	click_id uuid DEFAULT NULL,
+	visitor_id text DEFAULT NULL,
+	converted_at timestamptz DEFAULT NULL,
+	traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.conversions
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+DECLARE
+	ctx record;
+	result attribution.conversions;
+BEGIN
+	ctx := attribution.new_command_context(track_conversion.traceparent,
+										   track_conversion.tracestate);
+	INSERT INTO attribution.conversions AS c
+		(order_id, revenue_cents, currency, click_id, visitor_id, converted_at,
+		 trace_id, span_id, parent_span_id, sampled, tracestate)
+	VALUES (track_conversion.order_id, track_conversion.revenue_cents,
+			track_conversion.currency, track_conversion.click_id,
+			track_conversion.visitor_id, track_conversion.converted_at,
+			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
+	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING
+	RETURNING c.* INTO result;
+	IF NOT FOUND THEN
+		-- The same order again: the original conversion, unchanged
+		SELECT c.* INTO STRICT result FROM attribution.conversions c
+		 WHERE c.order_id = track_conversion.order_id;
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION attribution.track_conversion IS
+	'Record a conversion and attribute it (last click wins); idempotent by order_id';
+
+--------------------------------------------------------------------------
+-- Telemetry status
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.telemetry_status_internal(
+	OUT invalid_traceparents bigint, OUT invalid_tracestates bigint,
+	OUT stats_reset timestamptz)
+	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_status'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW attribution.telemetry_status AS
+	SELECT * FROM attribution.telemetry_status_internal();
+
+CREATE FUNCTION attribution.reset_telemetry_status() RETURNS void
+	AS 'MODULE_PATHNAME', 'fp_attribution_reset_telemetry_status'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The one place for differences between PostgreSQL majors (14-18).
+ *	  Delete a shim when its major drops out of support.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_COMPAT_H
+#define FP_ATTRIBUTION_COMPAT_H
+
+#include "storage/proc.h"
+
+/* PG17 moved the local transaction id into PGPROC.vxid */
+#if PG_VERSION_NUM >= 170000
+#define FP_MY_LOCAL_XID() (MyProc->vxid.lxid)
+#else
+#define FP_MY_LOCAL_XID() (MyProc->lxid)
+#endif
+
+#endif							/* FP_ATTRIBUTION_COMPAT_H */

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * trace_context.h
+ *	  Resolution of the W3C trace context of a command: where it comes from,
+ *	  the new span id, the sampling decision.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_TRACE_CONTEXT_H
+#define FP_ATTRIBUTION_TRACE_CONTEXT_H
+
+#include "fp_attribution/traceparent.h"
+
+/* Where a command's parent context came from; first match wins */
+typedef enum FpContextSource
+{
+	FP_CONTEXT_ARGUMENT,		/* explicit function argument */
+	FP_CONTEXT_SETTING,			/* SET [LOCAL] fp_attribution.traceparent */
+	FP_CONTEXT_SQLCOMMENT,		/* SQLCommenter comment on the statement */
+	FP_CONTEXT_NEW_ROOT			/* none of the above: a new trace */
+} FpContextSource;
+
+typedef struct FpCommandContext
+{
+	FpTraceId	trace_id;
+	FpSpanId	span_id;		/* the command's own span */
+	FpSpanId	parent_span_id; /* all zero for a root span */
+	uint8		flags;			/* W3C trace-flags; bit 0 = sampled */
+	FpContextSource source;
+	char	   *tracestate;		/* palloc'd, or NULL */
+} FpCommandContext;
+
+extern char *fp_attribution_traceparent_setting;
+extern char *fp_attribution_tracestate_setting;
+extern double fp_attribution_sampling_ratio;
+
+extern void fp_attribution_trace_context_define_gucs(void);
+extern void fp_attribution_begin_command(const char *traceparent,
+										 const char *tracestate,
+										 FpCommandContext *ctx);
+extern bool fp_attribution_sample_root(const FpTraceId *trace_id,
+									   double ratio);
+extern const char *fp_attribution_context_source_name(FpContextSource source);
+
+#endif							/* FP_ATTRIBUTION_TRACE_CONTEXT_H */

@@ -1,0 +1,372 @@
+/*-------------------------------------------------------------------------
+ *
+ * trace_context.c
+ *	  Where a command's trace context comes from, its new span id, and the
+ *	  sampling decision; SQL functions to read and parse context.
+ *
+ * Sources, first valid one wins: the function argument, then
+ * fp_attribution.traceparent (meant for SET LOCAL), then a SQLCommenter
+ * comment on the top-level statement, else a new root trace.  An invalid
+ * traceparent is not an error (W3C: ignore it and start over); it is
+ * counted and the next source is tried.  A tracestate travels only with
+ * the traceparent it came with.
+ *
+ * Ids come from a per-backend xoroshiro128** generator (pg_prng) seeded
+ * from pg_strong_random on first use in each backend, so forked backends
+ * never share a sequence and a command costs no system call.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <stdlib.h>
+
+#include "access/htup_details.h"
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "fp_attribution/compat.h"
+#include "fp_attribution/shmem.h"
+#include "fp_attribution/trace_context.h"
+
+char	   *fp_attribution_traceparent_setting = NULL;
+char	   *fp_attribution_tracestate_setting = NULL;
+double		fp_attribution_sampling_ratio = 1.0;
+
+static pg_prng_state id_prng;
+static bool id_prng_seeded = false;
+
+/* The last command of this backend, for current_traceparent() */
+static FpCommandContext last_command;
+static LocalTransactionId last_command_lxid = InvalidLocalTransactionId;
+
+/*
+ * Sampling ratio default: OTEL_SAMPLING_RATIO (our seed's variable), else
+ * OTEL_TRACES_SAMPLER_ARG (the OpenTelemetry SDK one), else 1.0.  A value
+ * that is not a number in [0, 1] is ignored with a warning rather than
+ * keeping the server from starting.
+ */
+static double
+sampling_ratio_from_environment(void)
+{
+	const char *names[] = {"OTEL_SAMPLING_RATIO", "OTEL_TRACES_SAMPLER_ARG"};
+
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		const char *value = getenv(names[i]);
+		char	   *end;
+		double		ratio;
+
+		if (value == NULL || value[0] == '\0')
+			continue;
+		ratio = strtod(value, &end);
+		if (*end == '\0' && ratio >= 0.0 && ratio <= 1.0)
+			return ratio;
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ignoring environment variable %s=\"%s\"",
+						names[i], value),
+				 errdetail("The sampling ratio must be a number between 0 and 1.")));
+	}
+	return 1.0;
+}
+
+void
+fp_attribution_trace_context_define_gucs(void)
+{
+	DefineCustomStringVariable("fp_attribution.traceparent",
+							   gettext_noop("W3C traceparent of the calling request, for SET LOCAL."),
+							   gettext_noop("An invalid value is ignored and counted, as W3C Trace Context requires."),
+							   &fp_attribution_traceparent_setting,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.tracestate",
+							   gettext_noop("W3C tracestate that accompanies fp_attribution.traceparent."),
+							   NULL,
+							   &fp_attribution_tracestate_setting,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomRealVariable("fp_attribution.sampling_ratio",
+							 gettext_noop("Fraction of new root traces that are sampled."),
+							 gettext_noop("Commands with a parent follow the parent's sampled flag."),
+							 &fp_attribution_sampling_ratio,
+							 sampling_ratio_from_environment(), 0.0, 1.0,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * A new random id of len bytes, never all zero.
+ */
+static void
+random_id(uint8 *out, int len)
+{
+	if (unlikely(!id_prng_seeded))
+	{
+		if (!pg_prng_strong_seed(&id_prng))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random seed")));
+		id_prng_seeded = true;
+	}
+	do
+	{
+		for (int i = 0; i < len; i += 8)
+		{
+			uint64		r = pg_prng_uint64(&id_prng);
+
+			memcpy(out + i, &r, Min(8, len - i));
+		}
+	} while (fp_attribution_id_is_zero(out, len));
+}
+
+/*
+ * Trace-id ratio sampling, deterministic in the trace id so every
+ * participant of a trace agrees: the low 56 bits of the id are compared
+ * with a threshold, as in OpenTelemetry's consistent probability sampling.
+ */
+bool
+fp_attribution_sample_root(const FpTraceId *trace_id, double ratio)
+{
+	uint64		randomness = 0;
+	uint64		threshold;
+
+	if (ratio >= 1.0)
+		return true;
+	if (ratio <= 0.0)
+		return false;
+	for (int i = 9; i < FP_TRACE_ID_LEN; i++)
+		randomness = (randomness << 8) | trace_id->bytes[i];
+	threshold = (uint64) ((1.0 - ratio) * (double) (UINT64CONST(1) << 56));
+	return randomness >= threshold;
+}
+
+/*
+ * Parse a traceparent from one source.  NULL or empty means "absent";
+ * anything else that fails to parse is counted as invalid.
+ */
+static bool
+try_source(const char *text, FpTraceParent *parent)
+{
+	if (text == NULL || text[0] == '\0')
+		return false;
+	if (fp_attribution_parse_traceparent(text, strlen(text), parent))
+		return true;
+	FP_COUNT(invalid_traceparents);
+	return false;
+}
+
+/*
+ * Find the incoming context of the current statement, without an explicit
+ * argument: the setting, then the SQLCommenter comment.  On success fills
+ * *parent, sets *tracestate (palloc'd or NULL) and returns the source.
+ */
+static FpContextSource
+incoming_context(FpTraceParent *parent, char **tracestate)
+{
+	char		buf[FP_TRACESTATE_MAX_LEN + 1];
+
+	*tracestate = NULL;
+	if (try_source(fp_attribution_traceparent_setting, parent))
+	{
+		if (fp_attribution_tracestate_setting[0] != '\0')
+			*tracestate = pstrdup(fp_attribution_tracestate_setting);
+		return FP_CONTEXT_SETTING;
+	}
+	if (fp_attribution_sqlcomment_value(debug_query_string, "traceparent",
+										buf, sizeof(buf)) &&
+		try_source(buf, parent))
+	{
+		if (fp_attribution_sqlcomment_value(debug_query_string, "tracestate",
+											buf, sizeof(buf)))
+			*tracestate = pstrdup(buf);
+		return FP_CONTEXT_SQLCOMMENT;
+	}
+	return FP_CONTEXT_NEW_ROOT;
+}
+
+/*
+ * Resolve the context of a new command and give it a fresh span id.
+ * traceparent and tracestate are the explicit arguments (may be NULL).
+ */
+void
+fp_attribution_begin_command(const char *traceparent, const char *tracestate,
+							 FpCommandContext *ctx)
+{
+	FpTraceParent parent;
+	char	   *state = NULL;
+
+	if (try_source(traceparent, &parent))
+	{
+		ctx->source = FP_CONTEXT_ARGUMENT;
+		if (tracestate != NULL && tracestate[0] != '\0')
+			state = pstrdup(tracestate);
+	}
+	else
+		ctx->source = incoming_context(&parent, &state);
+
+	if (ctx->source == FP_CONTEXT_NEW_ROOT)
+	{
+		random_id(ctx->trace_id.bytes, FP_TRACE_ID_LEN);
+		memset(ctx->parent_span_id.bytes, 0, FP_SPAN_ID_LEN);
+		ctx->flags = fp_attribution_sample_root(&ctx->trace_id,
+												fp_attribution_sampling_ratio)
+			? FP_TRACE_FLAG_SAMPLED : 0;
+	}
+	else
+	{
+		ctx->trace_id = parent.trace_id;
+		ctx->parent_span_id = parent.parent_id;
+		/* W3C: flags we do not understand are not propagated */
+		ctx->flags = parent.flags & FP_TRACE_FLAG_SAMPLED;
+	}
+
+	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
+	{
+		FP_COUNT(invalid_tracestates);
+		state = NULL;
+	}
+	ctx->tracestate = state;
+	random_id(ctx->span_id.bytes, FP_SPAN_ID_LEN);
+
+	last_command = *ctx;
+	last_command.tracestate = NULL;
+	last_command_lxid = FP_MY_LOCAL_XID();
+}
+
+const char *
+fp_attribution_context_source_name(FpContextSource source)
+{
+	switch (source)
+	{
+		case FP_CONTEXT_ARGUMENT:
+			return "argument";
+		case FP_CONTEXT_SETTING:
+			return "setting";
+		case FP_CONTEXT_SQLCOMMENT:
+			return "sqlcommenter";
+		case FP_CONTEXT_NEW_ROOT:
+			break;
+	}
+	return "new_root";
+}
+
+static Datum
+copy_id_datum(const uint8 *bytes, int len)
+{
+	uint8	   *copy = palloc(len);
+
+	memcpy(copy, bytes, len);
+	return PointerGetDatum(copy);
+}
+
+/*
+ * attribution.new_command_context(traceparent text, tracestate text)
+ *
+ * Internal to the install script's commands and triggers: resolves the
+ * context of one command.  Returns (trace_id, span_id, parent_span_id,
+ * sampled, tracestate, source); parent_span_id is NULL for a root.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_new_command_context);
+Datum
+fp_attribution_new_command_context(PG_FUNCTION_ARGS)
+{
+	FpCommandContext ctx;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	char	   *traceparent = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tracestate = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	fp_attribution_begin_command(traceparent, tracestate, &ctx);
+
+	values[0] = copy_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN);
+	values[1] = copy_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN);
+	if (ctx.source == FP_CONTEXT_NEW_ROOT)
+		nulls[2] = true;
+	else
+		values[2] = copy_id_datum(ctx.parent_span_id.bytes, FP_SPAN_ID_LEN);
+	values[3] = BoolGetDatum((ctx.flags & FP_TRACE_FLAG_SAMPLED) != 0);
+	if (ctx.tracestate == NULL)
+		nulls[4] = true;
+	else
+		values[4] = CStringGetTextDatum(ctx.tracestate);
+	values[5] = CStringGetTextDatum(fp_attribution_context_source_name(ctx.source));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * attribution.current_traceparent()
+ *
+ * The traceparent to send downstream: the span of the last command this
+ * session ran in the current transaction; else the incoming context of the
+ * statement (setting or SQLCommenter); else NULL.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_current_traceparent);
+Datum
+fp_attribution_current_traceparent(PG_FUNCTION_ARGS)
+{
+	char		out[FP_TRACEPARENT_LEN + 1];
+
+	if (last_command_lxid != InvalidLocalTransactionId &&
+		last_command_lxid == FP_MY_LOCAL_XID())
+		fp_attribution_format_traceparent(&last_command.trace_id,
+										  &last_command.span_id,
+										  last_command.flags, out);
+	else
+	{
+		FpTraceParent parent;
+		char	   *state;
+
+		if (incoming_context(&parent, &state) == FP_CONTEXT_NEW_ROOT)
+			PG_RETURN_NULL();
+		fp_attribution_format_traceparent(&parent.trace_id, &parent.parent_id,
+										  parent.flags & FP_TRACE_FLAG_SAMPLED,
+										  out);
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(out));
+}
+
+/*
+ * attribution.parse_traceparent(text)
+ *
+ * Strict W3C parse; returns (version, trace_id, parent_id, flags, sampled),
+ * or NULL for an invalid header.  Does not count: it is a pure function.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_parse_traceparent_sql);
+Datum
+fp_attribution_parse_traceparent_sql(PG_FUNCTION_ARGS)
+{
+	text	   *input = PG_GETARG_TEXT_PP(0);
+	FpTraceParent parent;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!fp_attribution_parse_traceparent(VARDATA_ANY(input),
+										  VARSIZE_ANY_EXHDR(input), &parent))
+		PG_RETURN_NULL();
+
+	values[0] = Int16GetDatum(parent.version);
+	values[1] = copy_id_datum(parent.trace_id.bytes, FP_TRACE_ID_LEN);
+	values[2] = copy_id_datum(parent.parent_id.bytes, FP_SPAN_ID_LEN);
+	values[3] = Int16GetDatum(parent.flags);
+	values[4] = BoolGetDatum((parent.flags & FP_TRACE_FLAG_SAMPLED) != 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.c
+ *	  Input checks shared by the commands and the INSERT triggers, so a
+ *	  value is judged the same way whichever path it takes, with one wording
+ *	  and one SQLSTATE per kind of mistake.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+/*
+ * attribution.check_text(field text, value text, max_chars int,
+ *						  required boolean) returns text
+ *
+ * Returns value unchanged if acceptable.  NULL is an error only when
+ * required (22004); an empty or blank required value is 22023; more than
+ * max_chars characters is 22001, as for an over-long varchar.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_check_text);
+Datum
+fp_attribution_check_text(PG_FUNCTION_ARGS)
+{
+	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		max_chars = PG_GETARG_INT32(2);
+	bool		required = PG_GETARG_BOOL(3);
+	text	   *value;
+	int			nchars;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", field)));
+		PG_RETURN_NULL();
+	}
+	value = PG_GETARG_TEXT_PP(1);
+	nchars = pg_mbstrlen_with_len(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	if (required)
+	{
+		bool		blank = true;
+		const char *p = VARDATA_ANY(value);
+
+		for (int i = 0; i < VARSIZE_ANY_EXHDR(value) && blank; i++)
+			blank = (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r');
+		if (blank)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be empty", field)));
+	}
+	if (nchars > max_chars)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is too long", field),
+				 errdetail("The value has %d characters; the limit is %d.",
+						   nchars, max_chars)));
+	PG_RETURN_TEXT_P(value);
+}
