@@ -2,6 +2,11 @@
 
 \echo Use "CREATE EXTENSION fp_attribution" to load this file. \quit
 
+-- As pg_cron does, the control file names pg_catalog and the script creates
+-- its own schema, so the schema is a member of the extension and goes away
+-- with DROP EXTENSION.
+CREATE SCHEMA attribution;
+
 --------------------------------------------------------------------------
 -- Trace and span id types: 16 and 8 bytes, lowercase hex text form
 --------------------------------------------------------------------------
@@ -55,7 +60,9 @@ CREATE TYPE attribution.span_id (
 	STORAGE = plain
 );
 
--- Comparison support, identical in shape for both types
+-- Comparison support, identical in shape for both types.  The operators
+-- live in pg_catalog so that "WHERE trace_id = '4bf9...'" resolves (and
+-- uses an index) without the attribution schema on the search_path.
 DO $$
 DECLARE
 	t text;
@@ -76,9 +83,9 @@ BEGIN
 				'RETURNS boolean AS %3$L, %4$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
 				t, op.fn, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_' || op.fn);
 			EXECUTE format(
-				'CREATE OPERATOR attribution.%5$s (LEFTARG = attribution.%1$s, '
+				'CREATE OPERATOR pg_catalog.%5$s (LEFTARG = attribution.%1$s, '
 				'RIGHTARG = attribution.%1$s, FUNCTION = attribution.%1$s_%2$s, '
-				'COMMUTATOR = OPERATOR(attribution.%3$s), NEGATOR = OPERATOR(attribution.%4$s), '
+				'COMMUTATOR = OPERATOR(pg_catalog.%3$s), NEGATOR = OPERATOR(pg_catalog.%4$s), '
 				'RESTRICT = %6$s, JOIN = %7$s%8$s)',
 				t, op.fn, op.commutator, op.negator, op.oper,
 				op.restrict_fn, op.join_fn,
@@ -98,12 +105,12 @@ BEGIN
 			t, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_hash_extended');
 		EXECUTE format(
 			'CREATE OPERATOR CLASS attribution.%1$s_ops DEFAULT FOR TYPE attribution.%1$s '
-			'USING btree AS OPERATOR 1 attribution.<, OPERATOR 2 attribution.<=, '
-			'OPERATOR 3 attribution.=, OPERATOR 4 attribution.>=, OPERATOR 5 attribution.>, '
+			'USING btree AS OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, '
+			'OPERATOR 3 pg_catalog.=, OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>, '
 			'FUNCTION 1 attribution.%1$s_cmp(attribution.%1$s, attribution.%1$s)', t);
 		EXECUTE format(
 			'CREATE OPERATOR CLASS attribution.%1$s_hash_ops DEFAULT FOR TYPE attribution.%1$s '
-			'USING hash AS OPERATOR 1 attribution.=, '
+			'USING hash AS OPERATOR 1 pg_catalog.=, '
 			'FUNCTION 1 attribution.%1$s_hash(attribution.%1$s), '
 			'FUNCTION 2 attribution.%1$s_hash_extended(attribution.%1$s, bigint)', t);
 	END LOOP;
