@@ -15,8 +15,10 @@ ISOLATION    = iso_click_idempotency iso_conversion_idempotency
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
-EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap test/output_iso test/pgtap/results \
-               test/pgtap/regression.diffs test/pgtap/regression.out
+NOPRELOAD_TESTS = $(basename $(notdir $(wildcard test/nopreload/sql/*.sql)))
+EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap tmp_nopreload test/output_iso \
+               test/pgtap/results test/pgtap/regression.* \
+               test/nopreload/results test/nopreload/regression.*
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
@@ -26,12 +28,18 @@ include $(PGXS)
 # test/check.sh runs them as a separate step (SKIP_PGTAP=1) so that one
 # failing suite does not hide the results of the others.
 ifndef SKIP_PGTAP
-installcheck: installcheck-pgtap
+installcheck: installcheck-pgtap installcheck-nopreload
 endif
-.PHONY: installcheck-pgtap regress-accept
+.PHONY: installcheck-pgtap installcheck-nopreload regress-accept
 installcheck-pgtap:
 	$(pg_regress_installcheck) --inputdir=test/pgtap --outputdir=test/pgtap \
 		--temp-instance=tmp_pgtap $(FP_TEMP_CONFIG) $(PGTAP_TESTS)
+
+# A server without shared_preload_libraries: CREATE EXTENSION and the
+# commands work, what needs shared memory says so.
+installcheck-nopreload:
+	$(pg_regress_installcheck) --inputdir=test/nopreload --outputdir=test/nopreload \
+		--temp-instance=tmp_nopreload $(NOPRELOAD_TESTS)
 
 # Copy reviewed results over the expected files
 regress-accept:

@@ -26,9 +26,10 @@ make -s install
 
 status=0
 as_postgres "make installcheck-pgtap" 2>&1 | tee "$log" || status=1
+as_postgres "make installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
 as_postgres "make installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
 if [ $status -ne 0 ]; then
-	for f in regression.diffs test/output_iso/regression.diffs test/pgtap/regression.diffs; do
+	for f in regression.diffs test/*/regression.diffs; do
 		[ -s "$f" ] && { echo "=== $f"; cat "$f"; }
 	done
 fi
