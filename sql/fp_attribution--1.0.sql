@@ -11,54 +11,38 @@ CREATE SCHEMA attribution;
 -- Trace and span id types: 16 and 8 bytes, lowercase hex text form
 --------------------------------------------------------------------------
 
-CREATE TYPE attribution.trace_id;
-CREATE TYPE attribution.span_id;
-
-CREATE FUNCTION attribution.trace_id_in(cstring) RETURNS attribution.trace_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_in'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_out(attribution.trace_id) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_out'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_recv(internal) RETURNS attribution.trace_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_recv'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_send(attribution.trace_id) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_send'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE attribution.trace_id (
-	INTERNALLENGTH = 16,
-	INPUT = attribution.trace_id_in,
-	OUTPUT = attribution.trace_id_out,
-	RECEIVE = attribution.trace_id_recv,
-	SEND = attribution.trace_id_send,
-	ALIGNMENT = char,
-	STORAGE = plain
-);
-
-CREATE FUNCTION attribution.span_id_in(cstring) RETURNS attribution.span_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_in'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_out(attribution.span_id) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_out'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_recv(internal) RETURNS attribution.span_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_recv'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_send(attribution.span_id) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_send'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE attribution.span_id (
-	INTERNALLENGTH = 8,
-	INPUT = attribution.span_id_in,
-	OUTPUT = attribution.span_id_out,
-	RECEIVE = attribution.span_id_recv,
-	SEND = attribution.span_id_send,
-	ALIGNMENT = char,
-	STORAGE = plain
-);
+-- The two types differ only in length, so one loop creates both: the shell
+-- type, its I/O functions, then the type itself.
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('trace_id', 16), ('span_id', 8)) AS v(name, len) LOOP
+		EXECUTE format('CREATE TYPE attribution.%s', t.name);
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_in(cstring) RETURNS attribution.%1$s '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_in');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_out(attribution.%1$s) RETURNS cstring '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_out');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_recv(internal) RETURNS attribution.%1$s '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_recv');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_send(attribution.%1$s) RETURNS bytea '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_send');
+		EXECUTE format(
+			'CREATE TYPE attribution.%1$s (INTERNALLENGTH = %2$s, '
+			'INPUT = attribution.%1$s_in, OUTPUT = attribution.%1$s_out, '
+			'RECEIVE = attribution.%1$s_recv, SEND = attribution.%1$s_send, '
+			'ALIGNMENT = char, STORAGE = plain)', t.name, t.len);
+	END LOOP;
+END
+$$;
 
 -- Comparison support, identical in shape for both types.  The operators
 -- live in pg_catalog so that "WHERE trace_id = '4bf9...'" resolves (and

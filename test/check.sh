@@ -9,25 +9,20 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-bash "$src/test/install-deps.sh"
-
-work=$(mktemp -d /tmp/fp_attribution-check.XXXXXX)
+. "$src/test/lib.sh"
+work=$(stage_tree "$src")
 trap 'rm -rf "$work"' EXIT
-tar -C "$src" --exclude=.git --exclude=node_modules -cf - . | tar -C "$work" -xf -
-chown -R postgres: "$work"
 log="$work/check.log"
-
-as_postgres() { su postgres -s /bin/bash -c "cd '$work' && $*"; }
-
 cd "$work"
+
 make -s clean
-as_postgres "make -s PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare'"
+as_postgres "cd '$work' && make -s PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare'"
 make -s install
 
 status=0
-as_postgres "make installcheck-pgtap" 2>&1 | tee "$log" || status=1
-as_postgres "make installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
-as_postgres "make installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
+as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee "$log" || status=1
+as_postgres "make -C $work installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
+as_postgres "make -C $work installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
 if [ $status -ne 0 ]; then
 	for f in regression.diffs test/*/regression.diffs; do
 		[ -s "$f" ] && { echo "=== $f"; cat "$f"; }

@@ -6,17 +6,14 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-bash "$src/test/install-deps.sh"
-
-build=$(mktemp -d /tmp/fp_attribution-demo.XXXXXX)
-trap 'su postgres -s /bin/bash -c "/usr/lib/postgresql/15/bin/pg_ctl -D $build/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$build"' EXIT
-tar -C "$src" --exclude=.git --exclude=node_modules -cf - . | tar -C "$build" -xf -
-chown -R postgres: "$build"
-su postgres -s /bin/bash -c "make -s -C '$build' >/dev/null"
+. "$src/test/lib.sh"
+build=$(stage_tree "$src")
+trap 'as_postgres "/usr/lib/postgresql/15/bin/pg_ctl -D $build/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$build"' EXIT
+as_postgres "make -s -C '$build' >/dev/null"
 make -s -C "$build" install >/dev/null
 
 port=5432  # private socket directory, so no clash with other servers
-su postgres -s /bin/bash -c "
+as_postgres "
 	set -e
 	/usr/lib/postgresql/15/bin/initdb -D '$build/data' -A trust >/dev/null
 	cat >> '$build/data/postgresql.conf' <<CONF
