@@ -8,26 +8,38 @@ PG_CPPFLAGS  = -I$(srcdir)/src/include
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # Each suite starts its own private server with the library preloaded.
-TEMP_CONF    = --temp-config=$(srcdir)/test/fp_attribution.conf
-REGRESS      = setup ids traceparent clicks conversions bad_input settings cleanup
-REGRESS_OPTS = --temp-instance=tmp_regress $(TEMP_CONF) --load-extension=plpgsql
+FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
+REGRESS      = setup ids traceparent clicks conversions bad_input settings docs cleanup
+REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
-                 --temp-instance=tmp_check_iso $(TEMP_CONF)
+                 --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
-EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap test/output_iso test/pgtap/results \
-               test/pgtap/regression.diffs test/pgtap/regression.out
+NOPRELOAD_TESTS = $(basename $(notdir $(wildcard test/nopreload/sql/*.sql)))
+EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap tmp_nopreload test/output_iso \
+               test/pgtap/results test/pgtap/regression.* \
+               test/nopreload/results test/nopreload/regression.*
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # pgTAP suites run through pg_regress too, so failures print the same diffs.
-installcheck: installcheck-pgtap
-.PHONY: installcheck-pgtap regress-accept
+# test/check.sh runs them as a separate step (SKIP_PGTAP=1) so that one
+# failing suite does not hide the results of the others.
+ifndef SKIP_PGTAP
+installcheck: installcheck-pgtap installcheck-nopreload
+endif
+.PHONY: installcheck-pgtap installcheck-nopreload regress-accept
 installcheck-pgtap:
 	$(pg_regress_installcheck) --inputdir=test/pgtap --outputdir=test/pgtap \
-		--temp-instance=tmp_pgtap $(TEMP_CONF) $(PGTAP_TESTS)
+		--temp-instance=tmp_pgtap $(FP_TEMP_CONFIG) $(PGTAP_TESTS)
+
+# A server without shared_preload_libraries: CREATE EXTENSION and the
+# commands work, what needs shared memory says so.
+installcheck-nopreload:
+	$(pg_regress_installcheck) --inputdir=test/nopreload --outputdir=test/nopreload \
+		--temp-instance=tmp_nopreload $(NOPRELOAD_TESTS)
 
 # Copy reviewed results over the expected files
 regress-accept:

@@ -2,60 +2,51 @@
 
 \echo Use "CREATE EXTENSION fp_attribution" to load this file. \quit
 
+-- As pg_cron does, the control file names pg_catalog and the script creates
+-- its own schema, so the schema is a member of the extension and goes away
+-- with DROP EXTENSION.
+CREATE SCHEMA attribution;
+
 --------------------------------------------------------------------------
 -- Trace and span id types: 16 and 8 bytes, lowercase hex text form
 --------------------------------------------------------------------------
 
-CREATE TYPE attribution.trace_id;
-CREATE TYPE attribution.span_id;
+-- The two types differ only in length, so one loop creates both: the shell
+-- type, its I/O functions, then the type itself.
+DO $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('trace_id', 16), ('span_id', 8)) AS v(name, len) LOOP
+		EXECUTE format('CREATE TYPE attribution.%s', t.name);
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_in(cstring) RETURNS attribution.%1$s '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_in');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_out(attribution.%1$s) RETURNS cstring '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_out');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_recv(internal) RETURNS attribution.%1$s '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_recv');
+		EXECUTE format(
+			'CREATE FUNCTION attribution.%1$s_send(attribution.%1$s) RETURNS bytea '
+			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_send');
+		EXECUTE format(
+			'CREATE TYPE attribution.%1$s (INTERNALLENGTH = %2$s, '
+			'INPUT = attribution.%1$s_in, OUTPUT = attribution.%1$s_out, '
+			'RECEIVE = attribution.%1$s_recv, SEND = attribution.%1$s_send, '
+			'ALIGNMENT = char, STORAGE = plain)', t.name, t.len);
+	END LOOP;
+END
+$$;
 
-CREATE FUNCTION attribution.trace_id_in(cstring) RETURNS attribution.trace_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_in'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_out(attribution.trace_id) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_out'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_recv(internal) RETURNS attribution.trace_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_recv'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.trace_id_send(attribution.trace_id) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'fp_attribution_trace_id_send'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE attribution.trace_id (
-	INTERNALLENGTH = 16,
-	INPUT = attribution.trace_id_in,
-	OUTPUT = attribution.trace_id_out,
-	RECEIVE = attribution.trace_id_recv,
-	SEND = attribution.trace_id_send,
-	ALIGNMENT = char,
-	STORAGE = plain
-);
-
-CREATE FUNCTION attribution.span_id_in(cstring) RETURNS attribution.span_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_in'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_out(attribution.span_id) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_out'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_recv(internal) RETURNS attribution.span_id
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_recv'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION attribution.span_id_send(attribution.span_id) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'fp_attribution_span_id_send'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE attribution.span_id (
-	INTERNALLENGTH = 8,
-	INPUT = attribution.span_id_in,
-	OUTPUT = attribution.span_id_out,
-	RECEIVE = attribution.span_id_recv,
-	SEND = attribution.span_id_send,
-	ALIGNMENT = char,
-	STORAGE = plain
-);
-
--- Comparison support, identical in shape for both types
+-- Comparison support, identical in shape for both types.  The operators
+-- live in pg_catalog so that "WHERE trace_id = '4bf9...'" resolves (and
+-- uses an index) without the attribution schema on the search_path.
 DO $$
 DECLARE
 	t text;
@@ -76,9 +67,9 @@ BEGIN
 				'RETURNS boolean AS %3$L, %4$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
 				t, op.fn, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_' || op.fn);
 			EXECUTE format(
-				'CREATE OPERATOR attribution.%5$s (LEFTARG = attribution.%1$s, '
+				'CREATE OPERATOR pg_catalog.%5$s (LEFTARG = attribution.%1$s, '
 				'RIGHTARG = attribution.%1$s, FUNCTION = attribution.%1$s_%2$s, '
-				'COMMUTATOR = OPERATOR(attribution.%3$s), NEGATOR = OPERATOR(attribution.%4$s), '
+				'COMMUTATOR = OPERATOR(pg_catalog.%3$s), NEGATOR = OPERATOR(pg_catalog.%4$s), '
 				'RESTRICT = %6$s, JOIN = %7$s%8$s)',
 				t, op.fn, op.commutator, op.negator, op.oper,
 				op.restrict_fn, op.join_fn,
@@ -98,12 +89,12 @@ BEGIN
 			t, 'MODULE_PATHNAME', 'fp_attribution_' || t || '_hash_extended');
 		EXECUTE format(
 			'CREATE OPERATOR CLASS attribution.%1$s_ops DEFAULT FOR TYPE attribution.%1$s '
-			'USING btree AS OPERATOR 1 attribution.<, OPERATOR 2 attribution.<=, '
-			'OPERATOR 3 attribution.=, OPERATOR 4 attribution.>=, OPERATOR 5 attribution.>, '
+			'USING btree AS OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, '
+			'OPERATOR 3 pg_catalog.=, OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>, '
 			'FUNCTION 1 attribution.%1$s_cmp(attribution.%1$s, attribution.%1$s)', t);
 		EXECUTE format(
 			'CREATE OPERATOR CLASS attribution.%1$s_hash_ops DEFAULT FOR TYPE attribution.%1$s '
-			'USING hash AS OPERATOR 1 attribution.=, '
+			'USING hash AS OPERATOR 1 pg_catalog.=, '
 			'FUNCTION 1 attribution.%1$s_hash(attribution.%1$s), '
 			'FUNCTION 2 attribution.%1$s_hash_extended(attribution.%1$s, bigint)', t);
 	END LOOP;

@@ -101,7 +101,7 @@ fp_attribution_trace_context_define_gucs(void)
 							 gettext_noop("Commands with a parent follow the parent's sampled flag."),
 							 &fp_attribution_sampling_ratio,
 							 sampling_ratio_from_environment(), 0.0, 1.0,
-							 PGC_SIGHUP, 0,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 }
 

@@ -1,0 +1,23 @@
+--
+-- docs: every setting, table, view and user-facing function of the
+-- extension is named in README.md
+--
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set readme :abs_srcdir '/README.md'
+CREATE TEMP TABLE readme AS SELECT pg_read_file(:'readme') AS body;
+
+-- settings
+SELECT name AS undocumented_setting FROM pg_settings, readme
+ WHERE name LIKE 'fp\_attribution.%' AND strpos(body, '`' || name || '`') = 0;
+
+-- tables and views
+SELECT c.relname AS undocumented_relation FROM pg_class c, readme
+ WHERE c.relnamespace = 'attribution'::regnamespace AND c.relkind IN ('r', 'v')
+   AND strpos(body, 'attribution.' || c.relname) = 0;
+
+-- functions, except type support (I/O, operators, hashing) and triggers
+SELECT DISTINCT p.proname AS undocumented_function FROM pg_proc p, readme
+ WHERE p.pronamespace = 'attribution'::regnamespace
+   AND p.prorettype <> 'trigger'::regtype
+   AND p.proname !~ '^(trace|span)_id_(in|out|recv|send|cmp|hash|hash_extended|eq|ne|lt|le|gt|ge)$'
+   AND strpos(body, 'attribution.' || p.proname) = 0;

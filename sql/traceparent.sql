@@ -1,0 +1,101 @@
+--
+-- traceparent: strict W3C parsing, context sources and their precedence,
+-- counting of invalid headers, current_traceparent()
+--
+SELECT attribution.reset_telemetry_status();
+
+-- valid version 00, sampled and not sampled
+SELECT * FROM attribution.parse_traceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+SELECT * FROM attribution.parse_traceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00');
+-- unknown flags are parsed; only bit 0 means sampled
+SELECT * FROM attribution.parse_traceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02');
+
+-- invalid: each case differs from a valid header in one way
+SELECT tp, attribution.parse_traceparent(tp) IS NULL AS invalid
+  FROM (VALUES
+	('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'),	-- uppercase
+	('ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),	-- version ff
+	('00-00000000000000000000000000000000-00f067aa0ba902b7-01'),	-- zero trace id
+	('00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01'),	-- zero parent id
+	('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-'),	-- v00 too long
+	('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1'),	-- short flags
+	('00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),	-- separator
+	('0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),	-- short version
+	('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01'),	-- not hex
+	('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.x'),	-- future, bad separator
+	(' 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),	-- padding
+	('')) AS t(tp);
+
+-- a future version is parsed by its version-00 prefix
+SELECT * FROM attribution.parse_traceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds');
+SELECT * FROM attribution.parse_traceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+
+-- source 1: the explicit argument; the command gets a new span, child of it
+SELECT trace_id, parent_span_id, sampled, tracestate, source,
+	   span_id <> '00f067aa0ba902b7' AS new_span
+  FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE');
+
+-- unsampled parent: the command is unsampled too (parent-based)
+SELECT sampled FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00', NULL);
+
+-- source 2: SET LOCAL fp_attribution.traceparent
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+SET LOCAL fp_attribution.tracestate = 'rojo=00f067aa0ba902b7';
+SELECT trace_id, parent_span_id, tracestate, source FROM attribution.new_command_context(NULL, NULL);
+-- the argument still wins over the setting
+SELECT trace_id, source FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', NULL);
+COMMIT;
+SHOW fp_attribution.traceparent;
+
+-- source 3: a SQLCommenter comment on the top-level statement
+SELECT trace_id, parent_span_id, tracestate, source FROM attribution.new_command_context(NULL, NULL) /*action='buy',traceparent='00-11111111111111111111111111111111-2222222222222222-01',tracestate='congo%3Dt61rcWkgMzE'*/;
+-- the setting wins over the comment
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+SELECT trace_id, source FROM attribution.new_command_context(NULL, NULL) /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/;
+COMMIT;
+-- a comment that is not at the end of the statement is not context
+SELECT source FROM attribution.new_command_context(NULL, NULL /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/);
+
+-- source 4: a new root, with no parent, sampled at the default ratio 1.0
+SELECT parent_span_id IS NULL AS root, sampled, tracestate IS NULL AS no_state, source
+  FROM attribution.new_command_context(NULL, NULL);
+-- two roots never share ids
+WITH roots AS (SELECT attribution.new_command_context(NULL, NULL) AS c
+				 FROM generate_series(1, 100))
+SELECT count(DISTINCT (c).trace_id) AS traces, count(DISTINCT (c).span_id) AS spans FROM roots;
+
+-- invalid traceparents are not errors: a new root is started and counted
+SELECT attribution.reset_telemetry_status();
+SELECT source FROM attribution.new_command_context('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'a=b');
+-- an invalid argument falls through to the next source
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+SELECT trace_id, source FROM attribution.new_command_context('garbage', NULL);
+SET LOCAL fp_attribution.traceparent = 'also garbage';
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+COMMIT;
+SELECT source FROM attribution.new_command_context(NULL, NULL) /*traceparent='00-zz'*/;
+-- an oversized or non-printable tracestate is dropped and counted
+SELECT tracestate IS NULL AS dropped
+  FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', repeat('k=v,', 200));
+SELECT tracestate IS NULL AS dropped
+  FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', E'k=\tv');
+SELECT invalid_traceparents, invalid_tracestates FROM attribution.telemetry_status;
+
+-- current_traceparent(): the last command's span in this transaction ...
+BEGIN;
+SELECT attribution.current_traceparent() IS NULL AS nothing_yet;
+CREATE TEMP TABLE ctx AS
+	SELECT * FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', NULL);
+SELECT attribution.current_traceparent() = '00-' || trace_id || '-' || span_id || '-01' AS is_last_command
+  FROM ctx;
+COMMIT;
+-- ... but not in a later transaction, where the incoming context is used
+SELECT attribution.current_traceparent();
+SELECT attribution.current_traceparent() /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/;
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+SELECT attribution.current_traceparent();
+COMMIT;

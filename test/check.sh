@@ -1,0 +1,40 @@
+#!/bin/bash
+# Run every test of fp_attribution on a fresh Debian 12 machine, as root:
+# installs dependencies, builds with warnings as errors, installs, then runs
+# pg_regress, pgTAP and isolation suites (make installcheck, each against a
+# private preloaded server) and the end-to-end tests.
+#
+# The server refuses to run as root, so the tests run as the "postgres" OS
+# user in a throw-away copy of the tree; the checkout itself is not touched.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/test/lib.sh"
+work=$(stage_tree "$src")
+trap 'rm -rf "$work"' EXIT
+log="$work/check.log"
+cd "$work"
+
+make -s clean
+as_postgres "cd '$work' && make -s PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare'"
+make -s install
+
+status=0
+as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee "$log" || status=1
+as_postgres "make -C $work installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
+as_postgres "make -C $work installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
+if [ $status -ne 0 ]; then
+	for f in regression.diffs test/*/regression.diffs; do
+		[ -s "$f" ] && { echo "=== $f"; cat "$f"; }
+	done
+fi
+
+for t in "$work"/test/e2e/run.sh; do
+	[ -x "$t" ] || continue
+	bash "$t" 2>&1 | tee -a "$log" || status=1
+done
+
+passed=$(grep -cE '(\.\.\. ok|^ok [0-9]+ (- )?|^PASS)' "$log" || true)
+failed=$(grep -cE '(\.\.\. FAILED|^not ok [0-9]+|^FAIL)' "$log" || true)
+echo "$passed passed, $failed failed"
+[ $status -eq 0 ] && [ "$failed" -eq 0 ]
