@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
 
 PG_MODULE_MAGIC;
@@ -46,6 +47,7 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
+	fp_attribution_telemetry_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 
@@ -53,6 +55,7 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
+	fp_attribution_telemetry_install_hooks();
 }
 
 /*

@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
 
 FpAttributionSharedState *fp_attribution_shared = NULL;
 
@@ -42,6 +43,7 @@ fp_attribution_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(fp_attribution_shmem_size());
+	fp_attribution_telemetry_shmem_request();
 }
 
 /*
@@ -70,6 +72,7 @@ fp_attribution_shmem_startup(void)
 		pg_atomic_init_u64(&c->invalid_tracestates, 0);
 		c->reset_time = GetCurrentTimestamp();
 	}
+	fp_attribution_telemetry_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
