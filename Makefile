@@ -5,6 +5,7 @@ MODULE_big   = $(EXTENSION)
 OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
 PG_CPPFLAGS  = -I$(srcdir)/src/include
+SHLIB_LINK   += -lcrypto
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # Each suite starts its own private server with the library preloaded.

@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/trace_context.h"
 
@@ -46,6 +47,7 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
+	fp_attribution_receipts_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 
