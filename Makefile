@@ -10,9 +10,11 @@ DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
-REGRESS      = setup ids traceparent clicks conversions bad_input settings docs cleanup
+REGRESS      = setup ids traceparent clicks conversions bad_input settings \
+               receipts receipts_tamper receipts_signing docs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
-ISOLATION    = iso_click_idempotency iso_conversion_idempotency
+ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
+               iso_receipt_chain iso_receipt_commands
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))

@@ -363,18 +363,6 @@ bytea_datum(const uint8 *bytes, int len)
 }
 
 /*
- * The type OID of attribution.<name>.
- */
-static Oid
-attribution_type(const char *name)
-{
-	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-						   CStringGetDatum(name),
-						   ObjectIdGetDatum(get_namespace_oid("attribution",
-															  false)));
-}
-
-/*
  * Prepare and keep a plan.  Caller is connected to SPI.
  */
 static SPIPlanPtr
@@ -392,14 +380,13 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 
 /*
  * Prepare the saved plans on first use.  Plans survive DROP/CREATE
- * EXTENSION: the plan cache re-resolves them by name.
+ * EXTENSION in a session because the plan cache re-resolves every name;
+ * that is also why the trace and span ids are passed as text and cast in
+ * the statement, rather than as parameters of our types' (changing) OIDs.
  */
 static void
 prepare_plans(void)
 {
-	Oid			trace_type;
-	Oid			span_type;
-
 	if (write_plan != NULL)
 		return;
 
@@ -420,9 +407,6 @@ prepare_plans(void)
 						 " VALUES ($1, 'ed25519', $2, $3)"
 						 " ON CONFLICT (key_id) DO NOTHING",
 						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
-
-	trace_type = attribution_type("trace_id");
-	span_type = attribution_type("span_id");
 	write_plan = keep_plan("WITH head AS ("
 						   " UPDATE attribution.receipt_streams SET last_hash = $14"
 						   " WHERE aggregate_type OPERATOR(pg_catalog.=) $7"
@@ -432,11 +416,12 @@ prepare_plans(void)
 						   " causation_id, aggregate_id, aggregate_type, payload,"
 						   " payload_hash, signature, trace_id, span_id, prev_hash,"
 						   " receipt_hash, key_id)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-						   " $12, $13, $14, $15) RETURNING *",
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+						   " $11::attribution.trace_id, $12::attribution.span_id,"
+						   " $13, $14, $15) RETURNING *",
 						   15, (Oid[]) {UUIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
 							   UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
-							   BYTEAOID, trace_type, span_type, BYTEAOID,
+							   BYTEAOID, TEXTOID, TEXTOID, BYTEAOID,
 						   BYTEAOID, TEXTOID});
 }
 
@@ -506,6 +491,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	const FpSigningKey *key = NULL;
 	StringInfoData envelope;
 	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
+	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
 	int			rc;
 
 	prepare_plans();
@@ -519,14 +505,11 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	env->receipt_id.data[6] = (env->receipt_id.data[6] & 0x0f) | 0x40;
 	env->receipt_id.data[8] = (env->receipt_id.data[8] & 0x3f) | 0x80;
 	env->timestamp = GetCurrentTimestamp();
+	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
 	if (fp_attribution_correlation_id[0] != '\0')
 		env->correlation_id = fp_attribution_correlation_id;
 	else
-	{
-		fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN,
-								  trace_hex);
 		env->correlation_id = trace_hex;
-	}
 	env->key_id = key != NULL ? key->key_id : NULL;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -579,8 +562,9 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	}
 	else
 		nulls[9] = nulls[14] = 'n';
-	values[10] = PointerGetDatum(&env->trace_id);
-	values[11] = PointerGetDatum(&env->span_id);
+	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
+	values[10] = CStringGetTextDatum(trace_hex);
+	values[11] = CStringGetTextDatum(span_hex);
 	values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
 	values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
 	rc = SPI_execute_plan(write_plan, values, nulls, false, 1);
@@ -783,6 +767,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
+	prepare_plans();
 	if (spec->cause_column != NULL)
 	{
 		d = row_column(tuple, desc, spec->cause_column, &isnull, &typid);

@@ -7,9 +7,11 @@
  * The private key is a PEM file named by fp_attribution.signing_key_file
  * (superuser-only, reloadable).  Like PostgreSQL's ssl_key_file, the file
  * must be a regular file without group or world access; unlike it, the
- * key is loaded lazily by each backend when it first signs, and again
- * after the setting changes, so a bad file fails the signing command
- * (never the server start) and a rotation needs only a reload.  An
+ * key is loaded lazily by each backend when it first signs, so a bad file
+ * fails the signing command (never the server start).  Before each
+ * signature the file is stat()ed again: a changed setting, or a new file
+ * renamed over the old one (other inode, size or mtime), is loaded afresh,
+ * and a file that became group or world accessible is refused.  An
  * encrypted key is refused: there is nobody to ask for a passphrase.
  *
  * The key lives in backend-local OpenSSL memory and never leaves this
@@ -40,6 +42,7 @@ char	   *fp_attribution_signing_key_file = NULL;
 
 static EVP_PKEY *signing_pkey = NULL;
 static FpSigningKey signing_key;
+static struct stat signing_key_stat;	/* of the file signing_pkey came from */
 static bool signing_key_stale = true;
 
 /*
@@ -102,34 +105,41 @@ fp_attribution_key_id(const uint8 *public_key, char *out)
 }
 
 /*
- * Read and check the private key file.  Returns the key, or raises an
- * error naming the file.
+ * Check that the key file is set, a regular file and private to its
+ * owner; fill *st.  Raises an error naming the file otherwise.
  */
-static EVP_PKEY *
-read_private_key(const char *path)
+static void
+check_key_file(const char *path, struct stat *st)
 {
-	struct stat st;
-	FILE	   *file;
-	EVP_PKEY   *pkey;
-
 	if (path == NULL || path[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("fp_attribution.signing_key_file is not set"),
 				 errhint("Set it to an Ed25519 private key in PEM format, or turn fp_attribution.sign_receipts off.")));
-	if (stat(path, &st) != 0)
+	if (stat(path, st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not access signing key file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st->st_mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("signing key file \"%s\" is not a regular file", path)));
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("signing key file \"%s\" has group or world access", path),
 				 errdetail("The file must have permissions u=rw (0600) or less.")));
+}
+
+/*
+ * Read the private key file (already checked).  Returns the key, or
+ * raises an error naming the file.
+ */
+static EVP_PKEY *
+read_private_key(const char *path)
+{
+	FILE	   *file;
+	EVP_PKEY   *pkey;
 
 	file = AllocateFile(path, "r");
 	if (file == NULL)
@@ -191,17 +201,24 @@ describe_public_key(EVP_PKEY *pkey, FpSigningKey *key)
 
 /*
  * The current signing key, loaded from fp_attribution.signing_key_file on
- * first use and after the setting changed.  Raises an error if the file
- * is missing, unsafe or not an Ed25519 key; the previous key is then
- * dropped, so nothing is signed with a key the settings no longer name.
+ * first use, after the setting changed and after the file was replaced.
+ * Raises an error if the file is missing, unsafe or not an Ed25519 key;
+ * nothing is then signed with a key the settings no longer name.
  */
 const FpSigningKey *
 fp_attribution_signing_key(void)
 {
+	const char *path = fp_attribution_signing_key_file;
+	struct stat st;
 	EVP_PKEY   *pkey;
 	FpSigningKey key;
 
-	if (!signing_key_stale && signing_pkey != NULL)
+	check_key_file(path, &st);
+	if (!signing_key_stale && signing_pkey != NULL &&
+		st.st_dev == signing_key_stat.st_dev &&
+		st.st_ino == signing_key_stat.st_ino &&
+		st.st_size == signing_key_stat.st_size &&
+		st.st_mtime == signing_key_stat.st_mtime)
 		return &signing_key;
 
 	if (signing_pkey != NULL)
@@ -210,10 +227,11 @@ fp_attribution_signing_key(void)
 		signing_pkey = NULL;
 		pfree(signing_key.public_key_pem);
 	}
-	pkey = read_private_key(fp_attribution_signing_key_file);
+	pkey = read_private_key(path);
 	describe_public_key(pkey, &key);
 	signing_pkey = pkey;
 	signing_key = key;
+	signing_key_stat = st;
 	signing_key_stale = false;
 	return &signing_key;
 }

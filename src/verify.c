@@ -12,7 +12,8 @@
  *	sequence      the chain is contiguous from 1 (nothing removed/reordered)
  *	prev_hash     prev_hash = receipt_hash of the previous receipt (32 zero
  *				  bytes for sequence 1)
- *	unknown_key   a signed receipt's key_id is in attribution.signing_keys
+ *	unknown_key   a signed receipt's key_id is in attribution.signing_keys,
+ *				  and is derived from that row's public key
  *	signature     the Ed25519 signature of receipt_hash verifies (and a
  *				  signature comes with a key_id and vice versa)
  *
@@ -125,6 +126,19 @@ verify_begin(VerifyState *st, MemoryContext call_cxt)
 		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
 			st->keys[i].public_key = DatumGetByteaPCopy(d);
+		/* a key row whose id is not derived from its key is ignored */
+		if (st->keys[i].public_key == NULL ||
+			VARSIZE_ANY_EXHDR(st->keys[i].public_key) != FP_ED25519_PUBLIC_KEY_LEN)
+			st->keys[i].key_id = NULL;
+		else
+		{
+			char		derived[FP_KEY_ID_LEN + 1];
+
+			fp_attribution_key_id((const uint8 *) VARDATA_ANY(st->keys[i].public_key),
+								  derived);
+			if (st->keys[i].key_id == NULL || strcmp(derived, st->keys[i].key_id) != 0)
+				st->keys[i].key_id = NULL;
+		}
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -221,7 +235,7 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 	public_key = find_key(st, r->env.key_id);
 	if (public_key == NULL)
 	{
-		*detail = psprintf("Key \"%s\" is not in attribution.signing_keys.", r->env.key_id);
+		*detail = psprintf("Key \"%s\" is not in attribution.signing_keys (or its id does not match its public key).", r->env.key_id);
 		return "unknown_key";
 	}
 	if (r->signature == NULL ||
