@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
@@ -48,6 +49,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_telemetry_define_gucs();
+	fp_attribution_receipts_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 

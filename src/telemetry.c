@@ -48,6 +48,7 @@
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
@@ -338,6 +339,13 @@ fp_attribution_now_unix_nano(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
+}
+
+static int64
+timestamptz_unix_nano(TimestampTz t)
+{
+	return (t + (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+			SECS_PER_DAY * USECS_PER_SEC) * 1000;
 }
 
 bool
@@ -862,14 +870,14 @@ new_point(FpMetricPoint *out, int *n, int max, int def, int64 now)
 	return p;
 }
 
-static void
+static FpMetricPoint *
 counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 			  uint64 value, const char *attr_key, const char *attr_value)
 {
 	FpMetricPoint *p = new_point(out, n, max, def, now);
 
 	if (p == NULL)
-		return;
+		return NULL;
 	p->value_int = (int64) value;
 	if (attr_key != NULL)
 	{
@@ -877,6 +885,7 @@ counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 		strlcpy(p->attrs[0].key, attr_key, FP_ATTR_KEY_LEN);
 		fp_attribution_attr_str(&p->attrs[0], attr_value);
 	}
+	return p;
 }
 
 static void
@@ -925,18 +934,6 @@ fp_attribution_telemetry_max_metric_points(void)
 }
 
 /*
- * receipts.verifications.success and .failed.  The receipts module counts
- * verifications in FpAttributionCounters (shmem.h); until it is merged
- * there are none.
- */
-static void
-verification_counts(uint64 *success, uint64 *failed)
-{
-	*success = 0;
-	*failed = 0;
-}
-
-/*
  * Snapshot every metric kept in shared memory (all but the
  * affiliate.windows.active gauge) into out; returns the number of points.
  * Series of one metric are adjacent.
@@ -946,10 +943,11 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 {
 	int			n = 0;
 	int64		now = fp_attribution_now_unix_nano();
-	uint64		success = 0;
-	uint64		failed = 0;
+	FpAttributionCounters *counters;
+	FpMetricPoint *p;
 
 	require_telemetry();
+	counters = &fp_attribution_shared->counters;
 	counter_point(out, &n, max, DEF_CLICKS_TOTAL, now,
 				  pg_atomic_read_u64(&tel->clicks_total), NULL, NULL);
 
@@ -994,11 +992,22 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 					  "fp.command.name", command_names[k]);
 	counter_point(out, &n, max, DEF_RECEIPTS_TOTAL, now,
 				  pg_atomic_read_u64(&tel->receipts_total), NULL, NULL);
-	verification_counts(&success, &failed);
-	counter_point(out, &n, max, DEF_VERIFICATIONS_SUCCESS, now, success,
-				  NULL, NULL);
-	counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now, failed,
-				  NULL, NULL);
+
+	/*
+	 * Verifications are counted by verify.c in the shared counters, which
+	 * attribution.reset_telemetry_status() resets: their start time is that
+	 * reset's.
+	 */
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_SUCCESS, now,
+					  pg_atomic_read_u64(&counters->verifications_success),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now,
+					  pg_atomic_read_u64(&counters->verifications_failed),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
 	return n;
 }
 
