@@ -54,6 +54,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -66,6 +67,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/inval.h"
 #include "utils/uuid.h"
 
 #include "fp_attribution/telemetry.h"
@@ -376,6 +378,66 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 }
 
 /*
+ * Which tables are ours, remembered per relation so that a write statement
+ * costs no catalog lookup; forgotten on relcache invalidation (DROP
+ * EXTENSION, ALTER TABLE ... RENAME).
+ */
+typedef struct RelClass
+{
+	Oid			relid;
+	bool		ours;			/* in the attribution schema */
+	FpTable		table;
+	char		relname[NAMEDATALEN];
+} RelClass;
+
+#define REL_CLASS_CACHE 16
+
+static RelClass rel_classes[REL_CLASS_CACHE];
+static int	n_rel_classes = 0;
+static bool rel_callback_registered = false;
+
+static void
+forget_rel_classes(Datum arg, Oid relid)
+{
+	n_rel_classes = 0;
+}
+
+static RelClass *
+classify_rel(Oid relid)
+{
+	RelClass   *rc;
+	Oid			nsp;
+
+	for (int i = 0; i < n_rel_classes; i++)
+		if (rel_classes[i].relid == relid)
+			return &rel_classes[i];
+	if (!rel_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_rel_classes, (Datum) 0);
+		rel_callback_registered = true;
+	}
+	if (n_rel_classes == REL_CLASS_CACHE)
+		n_rel_classes = 0;
+	rc = &rel_classes[n_rel_classes++];
+	rc->relid = relid;
+	nsp = get_rel_namespace(relid);
+	rc->ours = OidIsValid(nsp) && nsp == get_namespace_oid("attribution", true);
+	rc->relname[0] = '\0';
+	rc->table = TABLE_OTHER;
+	if (rc->ours)
+	{
+		char	   *relname = get_rel_name(relid);
+
+		strlcpy(rc->relname, relname, sizeof(rc->relname));
+		rc->table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
+			strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS :
+			strcmp(relname, "receipts") == 0 ? TABLE_RECEIPTS : TABLE_OTHER;
+		pfree(relname);
+	}
+	return rc;
+}
+
+/*
  * Note a write statement on a table of the attribution schema, and give
  * it a span when a sampled command is running.
  */
@@ -383,25 +445,20 @@ static void
 start_write(QueryDesc *query)
 {
 	PlannedStmt *stmt = query->plannedstmt;
-	RangeTblEntry *rte;
-	Oid			nsp;
-	char	   *relname;
+	RelClass   *rc;
 	OpenWrite  *w;
 
 	if (stmt->resultRelations == NIL)
 		return;
-	rte = rt_fetch(linitial_int(stmt->resultRelations), stmt->rtable);
-	nsp = get_rel_namespace(rte->relid);
-	if (!OidIsValid(nsp) || nsp != get_namespace_oid("attribution", true))
+	rc = classify_rel(rt_fetch(linitial_int(stmt->resultRelations),
+							   stmt->rtable)->relid);
+	if (!rc->ours)
 		return;
-	relname = get_rel_name(rte->relid);
 
 	w = pending_alloc(sizeof(OpenWrite));
 	w->query = query;
-	w->table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
-		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS :
-		strcmp(relname, "receipts") == 0 ? TABLE_RECEIPTS : TABLE_OTHER;
-	strlcpy(w->relname, relname, sizeof(w->relname));
+	w->table = rc->table;
+	strlcpy(w->relname, rc->relname, sizeof(w->relname));
 	w->start_ns = fp_attribution_now_unix_nano();
 	w->span = NULL;
 	if (current != NULL)
@@ -412,7 +469,6 @@ start_write(QueryDesc *query)
 			w->span = new_db_span(w, current);
 	}
 	open_writes = pending_append(open_writes, w);
-	pfree(relname);
 }
 
 /* The statement ended normally: close its span */
@@ -543,31 +599,125 @@ telemetry_ExecutorEnd(QueryDesc *queryDesc)
  *----------
  */
 
-/* Text of column name of the trigger's row, or NULL */
-static char *
-row_text(TriggerData *trigdata, const char *name)
+/* The columns the row trigger reads, by name */
+typedef enum RowColumn
 {
-	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
-	int			attnum = SPI_fnumber(desc, name);
+	COL_TRACE_ID,
+	COL_SPAN_ID,
+	COL_SAMPLED,
+	COL_AFFILIATE_ID,
+	COL_CLICK_ID,
+	COL_IP,
+	COL_ORDER_ID,
+	COL_CONVERSION_ID,
+	COL_CURRENCY,
+	COL_UNATTRIBUTED_REASON,
+	COL_REVENUE_CENTS,
+	COL_ATTRIBUTED,
+	COL_LATENCY,
+	COL_RECEIPT_ID,
+	COL_AGGREGATE_TYPE,
+	COL_AGGREGATE_ID,
+	COL_KEY_ID,
+	COL_SEQUENCE,
+	N_ROW_COLUMNS
+} RowColumn;
 
-	if (attnum <= 0)
-		return NULL;
-	return SPI_getvalue(trigdata->tg_trigtuple, desc, attnum);
+static const char *const row_column_names[N_ROW_COLUMNS] = {
+	"trace_id", "span_id", "sampled", "affiliate_id", "click_id", "ip",
+	"order_id", "conversion_id", "currency", "unattributed_reason",
+	"revenue_cents", "attributed", "latency", "receipt_id", "aggregate_type",
+	"aggregate_id", "key_id", "sequence"
+};
+
+/* Attribute numbers of those columns in one table (0: absent) */
+typedef struct ColumnMap
+{
+	Oid			relid;
+	int			attnum[N_ROW_COLUMNS];
+} ColumnMap;
+
+static ColumnMap column_maps[TABLE_RECEIPTS + 1];
+
+/*
+ * The attribute number of a column of the trigger's table, from a map
+ * kept per table and rebuilt when the table or its columns changed.
+ */
+static int
+column_number(TriggerData *trigdata, FpTable table, RowColumn col)
+{
+	ColumnMap  *map = &column_maps[table];
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = map->attnum[col];
+
+	if (map->relid == RelationGetRelid(trigdata->tg_relation) &&
+		(attnum == 0 ||
+		 (attnum <= desc->natts &&
+		  strcmp(NameStr(TupleDescAttr(desc, attnum - 1)->attname),
+				 row_column_names[col]) == 0)))
+		return attnum;
+
+	map->relid = RelationGetRelid(trigdata->tg_relation);
+	for (int c = 0; c < N_ROW_COLUMNS; c++)
+		map->attnum[c] = Max(SPI_fnumber(desc, row_column_names[c]), 0);
+	return map->attnum[col];
 }
 
-/* Binary value of column name of the trigger's row; NULL sets *isnull */
+/* Binary value of a column of the trigger's row; absent or NULL: isnull */
 static Datum
-row_datum(TriggerData *trigdata, const char *name, bool *isnull)
+row_datum(TriggerData *trigdata, FpTable table, RowColumn col, bool *isnull)
 {
-	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
-	int			attnum = SPI_fnumber(desc, name);
+	int			attnum = column_number(trigdata, table, col);
 
-	if (attnum <= 0)
+	if (attnum == 0)
 	{
 		*isnull = true;
 		return (Datum) 0;
 	}
-	return SPI_getbinval(trigdata->tg_trigtuple, desc, attnum, isnull);
+	return heap_getattr(trigdata->tg_trigtuple, attnum,
+						RelationGetDescr(trigdata->tg_relation), isnull);
+}
+
+/*
+ * Text form of a column into buf (FP_ATTR_VALUE_LEN bytes), or NULL.  Text
+ * and uuid, our usual columns, are converted here without a catalog
+ * lookup; anything else goes through its output function.
+ */
+static char *
+row_string(TriggerData *trigdata, FpTable table, RowColumn col, char *buf)
+{
+	bool		isnull;
+	Datum		d = row_datum(trigdata, table, col, &isnull);
+	Oid			type;
+
+	if (isnull)
+		return NULL;
+	type = TupleDescAttr(RelationGetDescr(trigdata->tg_relation),
+						 column_number(trigdata, table, col) - 1)->atttypid;
+	if (type == TEXTOID)
+		text_to_cstring_buffer(DatumGetTextPP(d), buf, FP_ATTR_VALUE_LEN);
+	else if (type == UUIDOID)
+	{
+		static const char hex[] = "0123456789abcdef";
+		const unsigned char *u = DatumGetUUIDP(d)->data;
+		char	   *p = buf;
+
+		for (int i = 0; i < UUID_LEN; i++)
+		{
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				*p++ = '-';
+			*p++ = hex[u[i] >> 4];
+			*p++ = hex[u[i] & 0x0f];
+		}
+		*p = '\0';
+	}
+	else
+		fp_attribution_copy_text(buf,
+								 SPI_getvalue(trigdata->tg_trigtuple,
+											  RelationGetDescr(trigdata->tg_relation),
+											  column_number(trigdata, table, col)),
+								 FP_ATTR_VALUE_LEN);
+	return buf;
 }
 
 /* The command whose span id is the row's, searching newest first */
@@ -596,6 +746,7 @@ interval_ms(const Interval *iv)
 typedef struct RowRecords
 {
 	TriggerData *trigdata;
+	FpTable		table;
 	FpSpanRecord *span;			/* NULL when not sampled */
 	PendingLog *log;
 	PendingEvent *event;
@@ -606,11 +757,14 @@ typedef struct RowRecords
 	int64		now;
 } RowRecords;
 
-/* Copy a column of the row into a string attribute of the span and log */
+/*
+ * Copy a column of the row into a string attribute of the span and the
+ * log record; returns its text in buf, or NULL.
+ */
 static char *
-row_attr(RowRecords *r, const char *column, const char *key)
+row_attr(RowRecords *r, RowColumn col, const char *key, char *buf)
 {
-	char	   *value = row_text(r->trigdata, column);
+	char	   *value = row_string(r->trigdata, r->table, col, buf);
 
 	if (value != NULL)
 	{
@@ -624,24 +778,23 @@ row_attr(RowRecords *r, const char *column, const char *key)
 static void
 click_written(RowRecords *r)
 {
-	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
-	char	   *click_id = row_attr(r, "click_id", "fp.click.id");
+	char		affiliate[FP_ATTR_VALUE_LEN];
+	char		click_id[FP_ATTR_VALUE_LEN];
+	char		ip[FP_ATTR_VALUE_LEN];
+	bool		has_affiliate = row_attr(r, COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
+	bool		has_click = row_attr(r, COL_CLICK_ID, "fp.click.id", click_id) != NULL;
 
-	if (fp_attribution_log_client_ip)
-	{
-		char	   *ip = row_text(r->trigdata, "ip");
-
-		if (ip != NULL)
-			fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
-	}
+	if (fp_attribution_log_client_ip &&
+		row_string(r->trigdata, r->table, COL_IP, ip) != NULL)
+		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
 	r->event->kind = EVENT_CLICK;
-	fp_attribution_copy_text(r->event->key, affiliate ? affiliate : "",
+	fp_attribution_copy_text(r->event->key, has_affiliate ? affiliate : "",
 							 sizeof(r->event->key));
 	if (r->cmd != NULL)
 	{
-		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
 								 sizeof(r->cmd->affiliate_id));
-		fp_attribution_copy_text(r->cmd->entity_id, click_id ? click_id : "",
+		fp_attribution_copy_text(r->cmd->entity_id, has_click ? click_id : "",
 								 sizeof(r->cmd->entity_id));
 	}
 }
@@ -650,22 +803,26 @@ static void
 conversion_written(RowRecords *r)
 {
 	PendingEvent *e = r->event;
-	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
-	char	   *order_id = row_attr(r, "order_id", "fp.order.id");
-	char	   *currency = row_attr(r, "currency", "fp.currency");
-	char	   *reason = row_text(r->trigdata, "unattributed_reason");
+	char		affiliate[FP_ATTR_VALUE_LEN];
+	char		order_id[FP_ATTR_VALUE_LEN];
+	char		currency[FP_ATTR_VALUE_LEN];
+	char		reason[FP_ATTR_VALUE_LEN];
+	char		scratch[FP_ATTR_VALUE_LEN];
+	bool		has_affiliate = row_attr(r, COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
+	bool		has_order = row_attr(r, COL_ORDER_ID, "fp.order.id", order_id) != NULL;
+	bool		has_currency = row_attr(r, COL_CURRENCY, "fp.currency", currency) != NULL;
 	bool		isnull;
 	Datum		d;
 
-	row_attr(r, "conversion_id", "fp.conversion.id");
-	row_attr(r, "click_id", "fp.click.id");
+	row_attr(r, COL_CONVERSION_ID, "fp.conversion.id", scratch);
+	row_attr(r, COL_CLICK_ID, "fp.click.id", scratch);
 	e->kind = EVENT_CONVERSION;
-	fp_attribution_copy_text(e->key, currency ? currency : "", sizeof(e->key));
-	d = row_datum(r->trigdata, "revenue_cents", &isnull);
+	fp_attribution_copy_text(e->key, has_currency ? currency : "", sizeof(e->key));
+	d = row_datum(r->trigdata, r->table, COL_REVENUE_CENTS, &isnull);
 	e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
-	d = row_datum(r->trigdata, "attributed", &isnull);
+	d = row_datum(r->trigdata, r->table, COL_ATTRIBUTED, &isnull);
 	e->attributed = !isnull && DatumGetBool(d);
-	d = row_datum(r->trigdata, "latency", &isnull);
+	d = row_datum(r->trigdata, r->table, COL_LATENCY, &isnull);
 	e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
 	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
 							e->revenue_cents);
@@ -673,14 +830,14 @@ conversion_written(RowRecords *r)
 							 e->attributed);
 	if (r->cmd != NULL)
 	{
-		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
 								 sizeof(r->cmd->affiliate_id));
-		fp_attribution_copy_text(r->cmd->entity_id, order_id ? order_id : "",
+		fp_attribution_copy_text(r->cmd->entity_id, has_order ? order_id : "",
 								 sizeof(r->cmd->entity_id));
 	}
 
 	/* attribution rules not met: worth a warning of its own */
-	if (reason != NULL)
+	if (row_string(r->trigdata, r->table, COL_UNATTRIBUTED_REASON, reason) != NULL)
 	{
 		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
 								   "fp.business_rule.violated",
@@ -689,7 +846,7 @@ conversion_written(RowRecords *r)
 
 		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.rule"), reason);
 		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.order.id"),
-								order_id ? order_id : "");
+								has_order ? order_id : "");
 		logs = pending_append(logs, rule);
 	}
 }
@@ -697,13 +854,14 @@ conversion_written(RowRecords *r)
 static void
 receipt_written(RowRecords *r)
 {
+	char		scratch[FP_ATTR_VALUE_LEN];
 	bool		isnull;
-	Datum		d = row_datum(r->trigdata, "sequence", &isnull);
+	Datum		d = row_datum(r->trigdata, r->table, COL_SEQUENCE, &isnull);
 
-	row_attr(r, "receipt_id", "fp.receipt.id");
-	row_attr(r, "aggregate_type", "fp.aggregate.type");
-	row_attr(r, "aggregate_id", "fp.aggregate.id");
-	row_attr(r, "key_id", "fp.receipt.key_id");
+	row_attr(r, COL_RECEIPT_ID, "fp.receipt.id", scratch);
+	row_attr(r, COL_AGGREGATE_TYPE, "fp.aggregate.type", scratch);
+	row_attr(r, COL_AGGREGATE_ID, "fp.aggregate.id", scratch);
+	row_attr(r, COL_KEY_ID, "fp.receipt.key_id", scratch);
 	if (!isnull)
 	{
 		if (r->span != NULL)
@@ -747,22 +905,23 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	relname = RelationGetRelationName(trigdata->tg_relation);
 	table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
 		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS : TABLE_RECEIPTS;
-	d = row_datum(trigdata, "trace_id", &isnull);
+	d = row_datum(trigdata, table, COL_TRACE_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
-	d = row_datum(trigdata, "span_id", &isnull);
+	d = row_datum(trigdata, table, COL_SPAN_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
 
 	memset(&r, 0, sizeof(r));
 	r.trigdata = trigdata;
+	r.table = table;
 	r.now = fp_attribution_now_unix_nano();
 	r.trace_id = &trace_id;
 	r.span_id = &span_id;
 	r.cmd = command_of_row(&span_id);
-	d = row_datum(trigdata, "sampled", &isnull);
+	d = row_datum(trigdata, table, COL_SAMPLED, &isnull);
 	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
 	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
 	if (r.cmd != NULL && table != TABLE_RECEIPTS)
@@ -790,7 +949,9 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		r.span->end_time_unix_nano = r.now;
 		db_attrs(r.span);
 		fp_attribution_attr_str(fp_attribution_span_attr(r.span, "db.collection.name"),
-								psprintf("attribution.%s", relname));
+								table == TABLE_CLICKS ? "attribution.clicks" :
+								table == TABLE_CONVERSIONS ? "attribution.conversions" :
+								"attribution.receipts");
 		spans = pending_append(spans, ps);
 	}
 	r.log = new_log(true, FP_SEVERITY_INFO,
