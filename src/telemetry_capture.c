@@ -180,6 +180,9 @@ static char database_name[NAMEDATALEN];
 
 static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
 
+/* Keeper block of xact_cxt: a command's spans and logs with room to spare */
+#define XACT_CXT_KEEP (128 * 1024)
+
 static bool
 telemetry_active(void)
 {
@@ -192,10 +195,15 @@ pending_alloc(Size size)
 {
 	PendingHead *h;
 
+	/*
+	 * The context keeps its first block across resets: sized for a
+	 * typical transaction's records, it spares a malloc/free per commit.
+	 */
 	if (xact_cxt == NULL)
 		xact_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "fp_attribution telemetry",
-										 ALLOCSET_DEFAULT_SIZES);
+										 XACT_CXT_KEEP, XACT_CXT_KEEP,
+										 ALLOCSET_DEFAULT_MAXSIZE);
 	h = MemoryContextAlloc(xact_cxt, size);
 	h->subid = GetCurrentSubTransactionId();
 	h->aborted = false;
@@ -355,11 +363,14 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	CmdType		op = w->query->operation;
 	const char *opname = op == CMD_INSERT ? "INSERT" :
 	op == CMD_UPDATE ? "UPDATE" : op == CMD_DELETE ? "DELETE" : "MERGE";
-	char		collection[NAMEDATALEN + 16];
 	char		name[FP_SPAN_NAME_LEN];
+	char	   *collection;
 
-	snprintf(collection, sizeof(collection), "attribution.%s", w->relname);
-	snprintf(name, sizeof(name), "%s %s", opname, collection);
+	/* "<operation> attribution.<table>", the semantic conventions' name */
+	strlcpy(name, opname, sizeof(name));
+	strlcat(name, " attribution.", sizeof(name));
+	strlcat(name, w->relname, sizeof(name));
+	collection = name + strlen(opname) + 1;
 	fp_attribution_span_init(span, name, FP_SPAN_KIND_INTERNAL);
 	span->trace_id = cmd->trace_id;
 	span->parent_span_id = cmd->span_id;
@@ -663,19 +674,31 @@ column_number(TriggerData *trigdata, FpTable table, RowColumn col)
 	return map->attnum[col];
 }
 
+/* The row the trigger fired for, and what it builds from it */
+typedef struct RowRecords
+{
+	TriggerData *trigdata;
+	FpTable		table;
+	Datum	   *values;			/* the row, deformed once */
+	bool	   *nulls;
+	FpSpanRecord *span;			/* NULL when not sampled */
+	PendingLog *log;
+	PendingEvent *event;
+	PendingCommand *cmd;		/* the command that wrote it, if known */
+	const FpTraceId *trace_id;
+	const FpSpanId *span_id;
+	uint8		flags;
+	int64		now;
+} RowRecords;
+
 /* Binary value of a column of the trigger's row; absent or NULL: isnull */
 static Datum
-row_datum(TriggerData *trigdata, FpTable table, RowColumn col, bool *isnull)
+row_datum(RowRecords *r, RowColumn col, bool *isnull)
 {
-	int			attnum = column_number(trigdata, table, col);
+	int			attnum = column_number(r->trigdata, r->table, col);
 
-	if (attnum == 0)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	return heap_getattr(trigdata->tg_trigtuple, attnum,
-						RelationGetDescr(trigdata->tg_relation), isnull);
+	*isnull = attnum == 0 || r->nulls[attnum - 1];
+	return *isnull ? (Datum) 0 : r->values[attnum - 1];
 }
 
 /*
@@ -684,16 +707,17 @@ row_datum(TriggerData *trigdata, FpTable table, RowColumn col, bool *isnull)
  * lookup; anything else goes through its output function.
  */
 static char *
-row_string(TriggerData *trigdata, FpTable table, RowColumn col, char *buf)
+row_string(RowRecords *r, RowColumn col, char *buf)
 {
 	bool		isnull;
-	Datum		d = row_datum(trigdata, table, col, &isnull);
+	Datum		d = row_datum(r, col, &isnull);
+	int			attnum = column_number(r->trigdata, r->table, col);
 	Oid			type;
 
 	if (isnull)
 		return NULL;
-	type = TupleDescAttr(RelationGetDescr(trigdata->tg_relation),
-						 column_number(trigdata, table, col) - 1)->atttypid;
+	type = TupleDescAttr(RelationGetDescr(r->trigdata->tg_relation),
+						 attnum - 1)->atttypid;
 	if (type == TEXTOID)
 		text_to_cstring_buffer(DatumGetTextPP(d), buf, FP_ATTR_VALUE_LEN);
 	else if (type == UUIDOID)
@@ -713,9 +737,9 @@ row_string(TriggerData *trigdata, FpTable table, RowColumn col, char *buf)
 	}
 	else
 		fp_attribution_copy_text(buf,
-								 SPI_getvalue(trigdata->tg_trigtuple,
-											  RelationGetDescr(trigdata->tg_relation),
-											  column_number(trigdata, table, col)),
+								 SPI_getvalue(r->trigdata->tg_trigtuple,
+											  RelationGetDescr(r->trigdata->tg_relation),
+											  attnum),
 								 FP_ATTR_VALUE_LEN);
 	return buf;
 }
@@ -742,20 +766,6 @@ interval_ms(const Interval *iv)
 		((int64) iv->month * DAYS_PER_MONTH + iv->day) * SECS_PER_DAY * 1000;
 }
 
-/* What the row trigger builds for one row */
-typedef struct RowRecords
-{
-	TriggerData *trigdata;
-	FpTable		table;
-	FpSpanRecord *span;			/* NULL when not sampled */
-	PendingLog *log;
-	PendingEvent *event;
-	PendingCommand *cmd;		/* the command that wrote it, if known */
-	const FpTraceId *trace_id;
-	const FpSpanId *span_id;
-	uint8		flags;
-	int64		now;
-} RowRecords;
 
 /*
  * Copy a column of the row into a string attribute of the span and the
@@ -764,7 +774,7 @@ typedef struct RowRecords
 static char *
 row_attr(RowRecords *r, RowColumn col, const char *key, char *buf)
 {
-	char	   *value = row_string(r->trigdata, r->table, col, buf);
+	char	   *value = row_string(r, col, buf);
 
 	if (value != NULL)
 	{
@@ -785,7 +795,7 @@ click_written(RowRecords *r)
 	bool		has_click = row_attr(r, COL_CLICK_ID, "fp.click.id", click_id) != NULL;
 
 	if (fp_attribution_log_client_ip &&
-		row_string(r->trigdata, r->table, COL_IP, ip) != NULL)
+		row_string(r, COL_IP, ip) != NULL)
 		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
 	r->event->kind = EVENT_CLICK;
 	fp_attribution_copy_text(r->event->key, has_affiliate ? affiliate : "",
@@ -818,11 +828,11 @@ conversion_written(RowRecords *r)
 	row_attr(r, COL_CLICK_ID, "fp.click.id", scratch);
 	e->kind = EVENT_CONVERSION;
 	fp_attribution_copy_text(e->key, has_currency ? currency : "", sizeof(e->key));
-	d = row_datum(r->trigdata, r->table, COL_REVENUE_CENTS, &isnull);
+	d = row_datum(r, COL_REVENUE_CENTS, &isnull);
 	e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
-	d = row_datum(r->trigdata, r->table, COL_ATTRIBUTED, &isnull);
+	d = row_datum(r, COL_ATTRIBUTED, &isnull);
 	e->attributed = !isnull && DatumGetBool(d);
-	d = row_datum(r->trigdata, r->table, COL_LATENCY, &isnull);
+	d = row_datum(r, COL_LATENCY, &isnull);
 	e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
 	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
 							e->revenue_cents);
@@ -837,7 +847,7 @@ conversion_written(RowRecords *r)
 	}
 
 	/* attribution rules not met: worth a warning of its own */
-	if (row_string(r->trigdata, r->table, COL_UNATTRIBUTED_REASON, reason) != NULL)
+	if (row_string(r, COL_UNATTRIBUTED_REASON, reason) != NULL)
 	{
 		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
 								   "fp.business_rule.violated",
@@ -856,7 +866,7 @@ receipt_written(RowRecords *r)
 {
 	char		scratch[FP_ATTR_VALUE_LEN];
 	bool		isnull;
-	Datum		d = row_datum(r->trigdata, r->table, COL_SEQUENCE, &isnull);
+	Datum		d = row_datum(r, COL_SEQUENCE, &isnull);
 
 	row_attr(r, COL_RECEIPT_ID, "fp.receipt.id", scratch);
 	row_attr(r, COL_AGGREGATE_TYPE, "fp.aggregate.type", scratch);
@@ -893,6 +903,7 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	FpSpanId	span_id;
 	bool		sampled;
 	RowRecords	r;
+	TupleDesc	desc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -903,25 +914,29 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	relname = RelationGetRelationName(trigdata->tg_relation);
+	desc = RelationGetDescr(trigdata->tg_relation);
 	table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
 		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS : TABLE_RECEIPTS;
-	d = row_datum(trigdata, table, COL_TRACE_ID, &isnull);
+	memset(&r, 0, sizeof(r));
+	r.trigdata = trigdata;
+	r.table = table;
+	r.values = palloc(desc->natts * sizeof(Datum));
+	r.nulls = palloc(desc->natts * sizeof(bool));
+	heap_deform_tuple(trigdata->tg_trigtuple, desc, r.values, r.nulls);
+	d = row_datum(&r, COL_TRACE_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
-	d = row_datum(trigdata, table, COL_SPAN_ID, &isnull);
+	d = row_datum(&r, COL_SPAN_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
 
-	memset(&r, 0, sizeof(r));
-	r.trigdata = trigdata;
-	r.table = table;
 	r.now = fp_attribution_now_unix_nano();
 	r.trace_id = &trace_id;
 	r.span_id = &span_id;
 	r.cmd = command_of_row(&span_id);
-	d = row_datum(trigdata, table, COL_SAMPLED, &isnull);
+	d = row_datum(&r, COL_SAMPLED, &isnull);
 	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
 	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
 	if (r.cmd != NULL && table != TABLE_RECEIPTS)
