@@ -711,18 +711,26 @@ histogram_record(FpHistogram *h, const double *bounds, int n_bounds,
 static void
 series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 {
-	char		k[FP_ATTR_VALUE_LEN];
+	char		buf[FP_ATTR_VALUE_LEN];
+	const char *k = key;
+	Size		len = strnlen(key, FP_ATTR_VALUE_LEN);
 	uint32		h;
 	int			i;
 
-	fp_attribution_copy_text(k, key, sizeof(k));
-	h = hash_bytes((const unsigned char *) k, strlen(k)) ^ metric;
+	/* a key too long for a slot is truncated, as the attribute would be */
+	if (len == FP_ATTR_VALUE_LEN)
+	{
+		fp_attribution_copy_text(buf, key, sizeof(buf));
+		k = buf;
+		len = strlen(buf);
+	}
+	h = hash_bytes((const unsigned char *) k, len) ^ metric;
 
 	LWLockAcquire(tel->series_lock, LW_SHARED);
 	for (i = h & tel->series_mask; tel->series[i].metric != 0;
 		 i = (i + 1) & tel->series_mask)
 	{
-		if (tel->series[i].metric == metric && strcmp(tel->series[i].key, k) == 0)
+		if (tel->series[i].metric == metric && memcmp(tel->series[i].key, k, len + 1) == 0)
 		{
 			pg_atomic_fetch_add_u64(&tel->series[i].value, delta);
 			LWLockRelease(tel->series_lock);
@@ -736,7 +744,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 	for (i = h & tel->series_mask; tel->series[i].metric != 0;
 		 i = (i + 1) & tel->series_mask)
 	{
-		if (tel->series[i].metric == metric && strcmp(tel->series[i].key, k) == 0)
+		if (tel->series[i].metric == metric && memcmp(tel->series[i].key, k, len + 1) == 0)
 			break;
 	}
 	if (tel->series[i].metric == 0)
@@ -747,7 +755,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 			LWLockRelease(tel->series_lock);
 			return;
 		}
-		memcpy(tel->series[i].key, k, sizeof(k));
+		memcpy(tel->series[i].key, k, len + 1);
 		tel->series[i].metric = metric;
 		tel->series_used[metric]++;
 	}
