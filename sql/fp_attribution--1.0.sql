@@ -362,8 +362,8 @@ CREATE TABLE attribution.receipts (
 	sequence bigint NOT NULL CHECK (sequence >= 1),
 	correlation_id text NOT NULL,
 	causation_id uuid,
-	aggregate_id text NOT NULL,
-	aggregate_type text NOT NULL,
+	aggregate_id text COLLATE "C" NOT NULL,
+	aggregate_type text COLLATE "C" NOT NULL,
 	payload jsonb NOT NULL,
 	payload_hash bytea NOT NULL,
 	signature bytea,
@@ -379,8 +379,8 @@ COMMENT ON TABLE attribution.receipts IS
 	'Append-only, hash-chained receipts; one chain per (aggregate_type, aggregate_id)';
 
 CREATE TABLE attribution.receipt_streams (
-	aggregate_type text NOT NULL,
-	aggregate_id text NOT NULL,
+	aggregate_type text COLLATE "C" NOT NULL,
+	aggregate_id text COLLATE "C" NOT NULL,
 	last_sequence bigint NOT NULL,
 	last_hash bytea NOT NULL,
 	PRIMARY KEY (aggregate_type, aggregate_id)
