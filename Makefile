@@ -7,6 +7,13 @@ PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTel
 PG_CPPFLAGS  = -I$(srcdir)/src/include
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
+# OTLP export: protoc-c generates C from proto/ into src/otlp/ at build time
+PROTOS       = $(sort $(wildcard proto/*.proto))
+PROTO_C      = $(patsubst proto/%.proto,src/otlp/%.pb-c.c,$(PROTOS))
+OBJS        += $(PROTO_C:.c=.o)
+PG_CPPFLAGS += -Isrc/otlp
+SHLIB_LINK  += -lprotobuf-c -lcurl -lz
+
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions bad_input settings docs cleanup
@@ -18,7 +25,8 @@ PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
 NOPRELOAD_TESTS = $(basename $(notdir $(wildcard test/nopreload/sql/*.sql)))
 EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap tmp_nopreload test/output_iso \
                test/pgtap/results test/pgtap/regression.* \
-               test/nopreload/results test/nopreload/regression.*
+               test/nopreload/results test/nopreload/regression.* \
+               src/otlp
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
@@ -44,3 +52,9 @@ installcheck-nopreload:
 # Copy reviewed results over the expected files
 regress-accept:
 	for f in results/*.out; do cp "$$f" expected/; done
+
+# Generated OTLP code: every exporter source needs the headers first
+src/otlp/%.pb-c.c src/otlp/%.pb-c.h: proto/%.proto
+	@mkdir -p src/otlp
+	protoc-c --proto_path=$(srcdir)/proto --c_out=src/otlp $<
+$(PROTO_C:.c=.o) $(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C)
