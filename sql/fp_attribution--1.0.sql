@@ -451,3 +451,18 @@ CREATE FUNCTION attribution.reset_telemetry_status() RETURNS void
 	AS 'MODULE_PATHNAME', 'fp_attribution_reset_telemetry_status'
 	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- OTLP exporter status: one row per signal (traces, metrics, logs)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.exporter_status_internal(
+	OUT signal text, OUT sent bigint, OUT failed bigint, OUT retried bigint,
+	OUT dropped bigint, OUT rejected bigint, OUT last_error text,
+	OUT last_error_time timestamptz, OUT last_success_time timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_exporter_status'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW attribution.exporter_status AS
+	SELECT * FROM attribution.exporter_status_internal();

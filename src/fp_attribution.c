@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/trace_context.h"
 
@@ -46,6 +47,7 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
+	fp_attribution_otlp_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 
@@ -53,6 +55,7 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
+	fp_attribution_worker_register();
 }
 
 /*

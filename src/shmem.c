@@ -23,6 +23,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 
 FpAttributionSharedState *fp_attribution_shared = NULL;
@@ -42,6 +43,7 @@ fp_attribution_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(fp_attribution_shmem_size());
+	RequestAddinShmemSpace(fp_attribution_otlp_status_size());
 }
 
 /*
@@ -70,6 +72,7 @@ fp_attribution_shmem_startup(void)
 		pg_atomic_init_u64(&c->invalid_tracestates, 0);
 		c->reset_time = GetCurrentTimestamp();
 	}
+	fp_attribution_otlp_status_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

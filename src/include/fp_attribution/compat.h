@@ -20,4 +20,13 @@
 #define FP_MY_LOCAL_XID() (MyProc->lxid)
 #endif
 
+/* PG17 has named custom wait events; before, all share "Extension" */
+#if PG_VERSION_NUM >= 170000
+#include "utils/wait_event.h"
+#define FP_WAIT_EVENT_EXPORTER WaitEventExtensionNew("FpAttributionExport")
+#else
+#include "utils/wait_event.h"
+#define FP_WAIT_EVENT_EXPORTER PG_WAIT_EXTENSION
+#endif
+
 #endif							/* FP_ATTRIBUTION_COMPAT_H */

@@ -173,6 +173,11 @@ typedef struct FpOtlpMetric
 	FpOtlpPoint *points;
 } FpOtlpMetric;
 
+/* Record sources (otlp_source.c) */
+extern int	fp_attribution_otlp_fetch_spans(FpOtlpSpan **spans, int max);
+extern int	fp_attribution_otlp_fetch_logs(FpOtlpLog **logs, int max);
+extern int	fp_attribution_otlp_fetch_metrics(FpOtlpMetric **metrics);
+
 /* Encoders (otlp_encode.c, otlp_json.c) */
 extern StringInfo fp_attribution_otlp_encode_spans(const FpOtlpSpan *spans, int n);
 extern StringInfo fp_attribution_otlp_encode_logs(const FpOtlpLog *logs, int n);
@@ -219,6 +224,7 @@ typedef struct FpOtlpSignalStatus
 typedef struct FpOtlpStatus
 {
 	FpOtlpSignalStatus signal[FP_OTLP_NSIGNALS];
+	struct Latch *worker_latch; /* set by the worker; backends SetLatch it */
 } FpOtlpStatus;
 
 extern FpOtlpStatus *fp_attribution_otlp_status;
