@@ -318,8 +318,16 @@ fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
 		if (gzip)
 			headers = curl_slist_append(headers, "grpc-encoding: gzip");
 		curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-						 strncmp(url, "https:", 6) == 0 ?
-						 CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+						 (long) (strncmp(url, "https:", 6) == 0 ?
+								 CURL_HTTP_VERSION_2TLS :
+								 CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
+
+		/*
+		 * libcurl 7.88 fails the second POST on a reused HTTP/2 connection
+		 * with CURLE_HTTP2 (reproduced against node's HTTP/2 server), so
+		 * each gRPC request opens its own connection.
+		 */
+		curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
 	}
 	else
 	{
