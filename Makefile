@@ -16,7 +16,7 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
-REGRESS      = setup ids traceparent clicks conversions bad_input settings docs cleanup
+REGRESS      = setup ids traceparent clicks conversions bad_input settings otlp_settings docs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
