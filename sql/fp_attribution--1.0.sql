@@ -459,7 +459,8 @@ REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
 CREATE FUNCTION attribution.exporter_status_internal(
 	OUT signal text, OUT sent bigint, OUT failed bigint, OUT retried bigint,
 	OUT dropped bigint, OUT rejected bigint, OUT last_error text,
-	OUT last_error_time timestamptz, OUT last_success_time timestamptz)
+	OUT last_error_time timestamptz, OUT last_success_time timestamptz,
+	OUT requests bigint, OUT avg_request_ms double precision)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'fp_attribution_exporter_status'
 	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;

@@ -57,6 +57,8 @@ fp_attribution_otlp_status_init(void)
 		pg_atomic_init_u64(&st->retried, 0);
 		pg_atomic_init_u64(&st->dropped, 0);
 		pg_atomic_init_u64(&st->rejected, 0);
+		pg_atomic_init_u64(&st->requests, 0);
+		pg_atomic_init_u64(&st->request_us, 0);
 		SpinLockInit(&st->mutex);
 		st->last_error[0] = '\0';
 		st->last_error_time = 0;
@@ -105,8 +107,10 @@ fp_attribution_exporter_status(PG_FUNCTION_ARGS)
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 	{
 		FpOtlpSignalStatus *st = &fp_attribution_otlp_status->signal[s];
-		Datum		values[9];
-		bool		nulls[9] = {false};
+		Datum		values[11];
+		bool		nulls[11] = {false};
+		uint64		requests = pg_atomic_read_u64(&st->requests);
+		uint64		request_us = pg_atomic_read_u64(&st->request_us);
 		char		error[sizeof(st->last_error)];
 		TimestampTz error_time;
 		TimestampTz success_time;
@@ -129,6 +133,9 @@ fp_attribution_exporter_status(PG_FUNCTION_ARGS)
 		nulls[7] = (error_time == 0);
 		values[8] = TimestampTzGetDatum(success_time);
 		nulls[8] = (success_time == 0);
+		values[9] = Int64GetDatum((int64) requests);
+		values[10] = Float8GetDatum(requests ? request_us / 1000.0 / requests : 0.0);
+		nulls[10] = (requests == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -174,6 +174,8 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 
 	fp_attribution_otlp_send(s, st->batch, &r);
 	st->attempts++;
+	pg_atomic_fetch_add_u64(&ss->requests, 1);
+	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r.elapsed_ms * 1000));
 	elog(DEBUG1, "fp_attribution exporter: %s request of %d bytes, %d records: outcome %d in %.1f ms",
 		 fp_attribution_otlp_signal_names[s], st->batch->len, st->records,
 		 (int) r.outcome, r.elapsed_ms);

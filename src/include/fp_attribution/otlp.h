@@ -215,6 +215,8 @@ typedef struct FpOtlpSignalStatus
 	pg_atomic_uint64 retried;	/* attempts that were retried */
 	pg_atomic_uint64 dropped;	/* records dropped by the exporter */
 	pg_atomic_uint64 rejected;	/* records rejected by partial success */
+	pg_atomic_uint64 requests;	/* HTTP/gRPC requests made */
+	pg_atomic_uint64 request_us;	/* their total duration */
 	slock_t		mutex;			/* protects the three fields below */
 	char		last_error[256];
 	TimestampTz last_error_time;
