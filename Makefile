@@ -57,4 +57,5 @@ regress-accept:
 src/otlp/%.pb-c.c src/otlp/%.pb-c.h: proto/%.proto
 	@mkdir -p src/otlp
 	protoc-c --proto_path=$(srcdir)/proto --c_out=src/otlp $<
-$(PROTO_C:.c=.o) $(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C)
+$(PROTO_C:.c=.o): $(PROTO_C)
+$(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C) src/include/fp_attribution/otlp.h

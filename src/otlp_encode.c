@@ -53,9 +53,9 @@ typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint PbHistogramPoint;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics PbScopeMetrics;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics PbResourceMetrics;
 
-/* A string attribute, or a copy of an FpOtlpAttr */
+/* A KeyValue of an attribute */
 static PbKeyValue *
-key_value(const FpOtlpAttr *a)
+key_value(const FpAttribute *a)
 {
 	PbKeyValue *kv = palloc(sizeof(PbKeyValue));
 	PbAnyValue *v = palloc(sizeof(PbAnyValue));
@@ -66,21 +66,21 @@ key_value(const FpOtlpAttr *a)
 	kv->value = v;
 	switch (a->type)
 	{
-		case FP_OTLP_STRING:
-			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-			v->string_value = (char *) (a->s ? a->s : "");
-			break;
-		case FP_OTLP_INT:
+		case FP_ATTR_INT:
 			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-			v->int_value = a->i;
+			v->int_value = a->value.i;
 			break;
-		case FP_OTLP_DOUBLE:
+		case FP_ATTR_DOUBLE:
 			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-			v->double_value = a->d;
+			v->double_value = a->value.d;
 			break;
-		case FP_OTLP_BOOL:
+		case FP_ATTR_BOOL:
 			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-			v->bool_value = a->b;
+			v->bool_value = a->value.b;
+			break;
+		default:
+			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+			v->string_value = (char *) a->value.str;
 			break;
 	}
 	return kv;
@@ -88,7 +88,7 @@ key_value(const FpOtlpAttr *a)
 
 /* An array of KeyValue pointers for n attributes */
 static PbKeyValue **
-key_values(const FpOtlpAttr *attrs, int n)
+key_values(const FpAttribute *attrs, int n)
 {
 	PbKeyValue **out = palloc(sizeof(PbKeyValue *) * Max(n, 1));
 
@@ -97,11 +97,23 @@ key_values(const FpOtlpAttr *attrs, int n)
 	return out;
 }
 
+/* A string AnyValue */
+static PbAnyValue *
+string_value(const char *s)
+{
+	PbAnyValue *v = palloc(sizeof(PbAnyValue));
+
+	opentelemetry__proto__common__v1__any_value__init(v);
+	v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	v->string_value = (char *) s;
+	return v;
+}
+
 /* Append a string attribute unless the key is already present */
 static void
 add_attr(List **attrs, const char *key, const char *value, bool replace)
 {
-	FpOtlpAttr *a;
+	FpOtlpPair *a;
 	ListCell   *lc;
 
 	foreach(lc, *attrs)
@@ -110,14 +122,13 @@ add_attr(List **attrs, const char *key, const char *value, bool replace)
 		if (strcmp(a->key, key) == 0)
 		{
 			if (replace)
-				a->s = value;
+				a->value = (char *) value;
 			return;
 		}
 	}
-	a = palloc0(sizeof(FpOtlpAttr));
-	a->key = key;
-	a->type = FP_OTLP_STRING;
-	a->s = value;
+	a = palloc(sizeof(FpOtlpPair));
+	a->key = (char *) key;
+	a->value = (char *) value;
 	*attrs = lappend(*attrs, a);
 }
 
@@ -166,7 +177,15 @@ resource(void)
 	r->n_attributes = list_length(attrs);
 	r->attributes = palloc(sizeof(PbKeyValue *) * r->n_attributes);
 	foreach(lc, attrs)
-		r->attributes[i++] = key_value(lfirst(lc));
+	{
+		FpOtlpPair *a = lfirst(lc);
+		PbKeyValue *kv = palloc(sizeof(PbKeyValue));
+
+		opentelemetry__proto__common__v1__key_value__init(kv);
+		kv->key = a->key;
+		kv->value = string_value(a->value);
+		r->attributes[i++] = kv;
+	}
 	return r;
 }
 
@@ -200,13 +219,21 @@ serialize(const ProtobufCMessage *msg)
 	return out;
 }
 
+/* An id as bytes; all-zero ids (no parent, no trace) are left empty */
 static ProtobufCBinaryData
-bytes(const uint8 *data, size_t len)
+id_bytes(const uint8 *data, size_t len)
 {
-	ProtobufCBinaryData b;
+	ProtobufCBinaryData b = {0, NULL};
 
-	b.data = (uint8_t *) data;
-	b.len = len;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (data[i] != 0)
+		{
+			b.data = (uint8_t *) data;
+			b.len = len;
+			break;
+		}
+	}
 	return b;
 }
 
@@ -214,7 +241,7 @@ bytes(const uint8 *data, size_t len)
  * ExportTraceServiceRequest for n spans, serialized.
  */
 StringInfo
-fp_attribution_otlp_encode_spans(const FpOtlpSpan *spans, int n)
+fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 {
 	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req;
 	PbResourceSpans *rs = palloc(sizeof(PbResourceSpans));
@@ -235,41 +262,42 @@ fp_attribution_otlp_encode_spans(const FpOtlpSpan *spans, int n)
 	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		const FpOtlpSpan *in = &spans[i];
+		const FpSpanRecord *in = &spans[i];
 		PbSpan	   *s = palloc(sizeof(PbSpan));
 
 		opentelemetry__proto__trace__v1__span__init(s);
-		s->trace_id = bytes(in->trace_id, 16);
-		s->span_id = bytes(in->span_id, 8);
-		if (in->has_parent)
-			s->parent_span_id = bytes(in->parent_span_id, 8);
-		s->trace_state = (char *) (in->trace_state ? in->trace_state : "");
+		s->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
+		s->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
+		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
+									 sizeof(in->parent_span_id.bytes));
+		s->trace_state = (char *) in->trace_state;
 		s->flags = in->flags;
 		s->name = (char *) in->name;
 		s->kind = in->kind;
-		s->start_time_unix_nano = in->start_ns;
-		s->end_time_unix_nano = in->end_ns;
-		s->n_attributes = in->nattrs;
-		s->attributes = key_values(in->attrs, in->nattrs);
-		s->n_events = in->nevents;
-		s->events = palloc(sizeof(PbEvent *) * Max(in->nevents, 1));
-		for (int e = 0; e < in->nevents; e++)
+		s->start_time_unix_nano = in->start_time_unix_nano;
+		s->end_time_unix_nano = in->end_time_unix_nano;
+		s->n_attributes = in->n_attrs;
+		s->attributes = key_values(in->attrs, in->n_attrs);
+		s->dropped_attributes_count = in->dropped_attributes_count;
+		s->n_events = in->n_events;
+		s->events = palloc(sizeof(PbEvent *) * Max(in->n_events, 1));
+		for (int e = 0; e < in->n_events; e++)
 		{
 			PbEvent    *ev = palloc(sizeof(PbEvent));
 
 			opentelemetry__proto__trace__v1__span__event__init(ev);
-			ev->time_unix_nano = in->events[e].time_ns;
+			ev->time_unix_nano = in->events[e].time_unix_nano;
 			ev->name = (char *) in->events[e].name;
-			ev->n_attributes = in->events[e].nattrs;
-			ev->attributes = key_values(in->events[e].attrs, in->events[e].nattrs);
+			ev->n_attributes = in->events[e].n_attrs;
+			ev->attributes = key_values(in->events[e].attrs, in->events[e].n_attrs);
 			s->events[e] = ev;
 		}
-		if (in->status_code != 0)
+		if (in->status_code != FP_STATUS_UNSET)
 		{
 			s->status = palloc(sizeof(PbStatus));
 			opentelemetry__proto__trace__v1__status__init(s->status);
 			s->status->code = in->status_code;
-			s->status->message = (char *) (in->status_message ? in->status_message : "");
+			s->status->message = (char *) in->status_message;
 		}
 		ss->spans[i] = s;
 	}
@@ -280,7 +308,7 @@ fp_attribution_otlp_encode_spans(const FpOtlpSpan *spans, int n)
  * ExportLogsServiceRequest for n log records, serialized.
  */
 StringInfo
-fp_attribution_otlp_encode_logs(const FpOtlpLog *logs, int n)
+fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
 {
 	Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest req;
 	PbResourceLogs *rl = palloc(sizeof(PbResourceLogs));
@@ -301,60 +329,48 @@ fp_attribution_otlp_encode_logs(const FpOtlpLog *logs, int n)
 	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		const FpOtlpLog *in = &logs[i];
+		const FpLogRecord *in = &logs[i];
 		PbLogRecord *r = palloc(sizeof(PbLogRecord));
-		FpOtlpAttr	body = {0};
 
 		opentelemetry__proto__logs__v1__log_record__init(r);
-		r->time_unix_nano = in->time_ns;
-		r->observed_time_unix_nano = in->observed_ns;
+		r->time_unix_nano = in->time_unix_nano;
+		r->observed_time_unix_nano = in->observed_time_unix_nano;
 		r->severity_number = in->severity_number;
-		r->severity_text = (char *) (in->severity_text ? in->severity_text : "");
-		r->event_name = (char *) (in->event_name ? in->event_name : "");
-		body.type = FP_OTLP_STRING;
-		body.s = in->body;
-		if (in->body)
-			r->body = key_value(&body)->value;
-		r->n_attributes = in->nattrs;
-		r->attributes = key_values(in->attrs, in->nattrs);
-		if (in->has_trace)
-		{
-			r->trace_id = bytes(in->trace_id, 16);
-			r->span_id = bytes(in->span_id, 8);
-			r->flags = in->flags;
-		}
+		r->severity_text = (char *) in->severity_text;
+		r->event_name = (char *) in->event_name;
+		if (in->body[0])
+			r->body = string_value(in->body);
+		r->n_attributes = in->n_attrs;
+		r->attributes = key_values(in->attrs, in->n_attrs);
+		r->dropped_attributes_count = in->dropped_attributes_count;
+		r->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
+		r->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
+		r->flags = in->flags;
 		sl->log_records[i] = r;
 	}
 	return serialize(&req.base);
 }
 
-/* One NumberDataPoint or HistogramDataPoint of a metric */
+/* The NumberDataPoint or HistogramDataPoint of a point */
 static void *
-data_point(const FpOtlpMetric *m, const FpOtlpPoint *p)
+data_point(const FpMetricPoint *p)
 {
-	if (m->kind == FP_OTLP_HISTOGRAM)
+	if (p->kind == FP_METRIC_HISTOGRAM)
 	{
 		PbHistogramPoint *h = palloc(sizeof(PbHistogramPoint));
 
 		opentelemetry__proto__metrics__v1__histogram_data_point__init(h);
-		h->start_time_unix_nano = m->start_ns;
-		h->time_unix_nano = m->time_ns;
-		h->n_attributes = p->nattrs;
-		h->attributes = key_values(p->attrs, p->nattrs);
+		h->start_time_unix_nano = p->start_time_unix_nano;
+		h->time_unix_nano = p->time_unix_nano;
+		h->n_attributes = p->n_attrs;
+		h->attributes = key_values(p->attrs, p->n_attrs);
 		h->count = p->count;
 		h->sum_present_case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
 		h->sum = p->sum;
-		if (p->count > 0)
-		{
-			h->min_present_case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__MIN_PRESENT_MIN;
-			h->min = p->min;
-			h->max_present_case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__MAX_PRESENT_MAX;
-			h->max = p->max;
-		}
-		h->n_explicit_bounds = p->nbounds;
-		h->explicit_bounds = (double *) p->bounds;
-		h->n_bucket_counts = p->nbounds + 1;
-		h->bucket_counts = (uint64_t *) p->counts;
+		h->n_explicit_bounds = p->n_bounds;
+		h->explicit_bounds = (double *) p->explicit_bounds;
+		h->n_bucket_counts = p->n_bounds + 1;
+		h->bucket_counts = (uint64_t *) p->bucket_counts;
 		return h;
 	}
 	else
@@ -362,31 +378,88 @@ data_point(const FpOtlpMetric *m, const FpOtlpPoint *p)
 		PbNumberPoint *d = palloc(sizeof(PbNumberPoint));
 
 		opentelemetry__proto__metrics__v1__number_data_point__init(d);
-		if (m->kind == FP_OTLP_SUM)
-			d->start_time_unix_nano = m->start_ns;
-		d->time_unix_nano = m->time_ns;
-		d->n_attributes = p->nattrs;
-		d->attributes = key_values(p->attrs, p->nattrs);
-		if (p->is_double)
+		if (p->kind == FP_METRIC_SUM)
+			d->start_time_unix_nano = p->start_time_unix_nano;
+		d->time_unix_nano = p->time_unix_nano;
+		d->n_attributes = p->n_attrs;
+		d->attributes = key_values(p->attrs, p->n_attrs);
+		if (p->value_is_double)
 		{
 			d->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
-			d->as_double = p->as_double;
+			d->as_double = p->value_double;
 		}
 		else
 		{
 			d->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT;
-			d->as_int = p->as_int;
+			d->as_int = p->value_int;
 		}
 		return d;
 	}
 }
 
+/* A Metric for the first point of a name, without data points yet */
+static PbMetric *
+new_metric(const FpMetricPoint *p, int npoints)
+{
+	PbMetric   *m = palloc(sizeof(PbMetric));
+	void	  **points = palloc(sizeof(void *) * npoints);
+
+	opentelemetry__proto__metrics__v1__metric__init(m);
+	m->name = (char *) p->name;
+	m->description = (char *) p->description;
+	m->unit = (char *) p->unit;
+	if (p->kind == FP_METRIC_SUM)
+	{
+		PbSum	   *sum = palloc(sizeof(PbSum));
+
+		opentelemetry__proto__metrics__v1__sum__init(sum);
+		sum->aggregation_temporality = p->temporality;
+		sum->is_monotonic = p->is_monotonic;
+		sum->data_points = (PbNumberPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+		m->sum = sum;
+	}
+	else if (p->kind == FP_METRIC_GAUGE)
+	{
+		PbGauge    *gauge = palloc(sizeof(PbGauge));
+
+		opentelemetry__proto__metrics__v1__gauge__init(gauge);
+		gauge->data_points = (PbNumberPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
+		m->gauge = gauge;
+	}
+	else
+	{
+		PbHistogram *hist = palloc(sizeof(PbHistogram));
+
+		opentelemetry__proto__metrics__v1__histogram__init(hist);
+		hist->aggregation_temporality = p->temporality;
+		hist->data_points = (PbHistogramPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+		m->histogram = hist;
+	}
+	return m;
+}
+
+/* Append a data point to the Metric of its name */
+static void
+add_point(PbMetric *m, const FpMetricPoint *p)
+{
+	if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM)
+		m->sum->data_points[m->sum->n_data_points++] = data_point(p);
+	else if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE)
+		m->gauge->data_points[m->gauge->n_data_points++] = data_point(p);
+	else
+		m->histogram->data_points[m->histogram->n_data_points++] = data_point(p);
+}
+
 /*
- * ExportMetricsServiceRequest for n metrics (cumulative temporality),
- * serialized.
+ * ExportMetricsServiceRequest for n points, serialized.  Points with the
+ * same name are series of one Metric and are grouped under it, in the
+ * order names first appear.
  */
 StringInfo
-fp_attribution_otlp_encode_metrics(const FpOtlpMetric *metrics, int n)
+fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
 {
 	Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest req;
 	PbResourceMetrics *rm = palloc(sizeof(PbResourceMetrics));
@@ -403,54 +476,20 @@ fp_attribution_otlp_encode_metrics(const FpOtlpMetric *metrics, int n)
 	rm->scope_metrics = palloc(sizeof(PbScopeMetrics *));
 	rm->scope_metrics[0] = sm;
 	sm->scope = scope();
-	sm->n_metrics = n;
 	sm->metrics = palloc(sizeof(PbMetric *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		const FpOtlpMetric *in = &metrics[i];
-		PbMetric   *m = palloc(sizeof(PbMetric));
-		void	  **points = palloc(sizeof(void *) * Max(in->npoints, 1));
+		PbMetric   *m = NULL;
 
-		opentelemetry__proto__metrics__v1__metric__init(m);
-		m->name = (char *) in->name;
-		m->description = (char *) (in->description ? in->description : "");
-		m->unit = (char *) (in->unit ? in->unit : "");
-		for (int p = 0; p < in->npoints; p++)
-			points[p] = data_point(in, &in->points[p]);
-		if (in->kind == FP_OTLP_SUM)
+		for (size_t k = 0; k < sm->n_metrics && m == NULL; k++)
+			if (strcmp(sm->metrics[k]->name, points[i].name) == 0)
+				m = sm->metrics[k];
+		if (m == NULL)
 		{
-			PbSum	   *sum = palloc(sizeof(PbSum));
-
-			opentelemetry__proto__metrics__v1__sum__init(sum);
-			sum->aggregation_temporality = OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
-			sum->is_monotonic = true;
-			sum->n_data_points = in->npoints;
-			sum->data_points = (PbNumberPoint **) points;
-			m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
-			m->sum = sum;
+			m = new_metric(&points[i], n - i);
+			sm->metrics[sm->n_metrics++] = m;
 		}
-		else if (in->kind == FP_OTLP_GAUGE)
-		{
-			PbGauge    *gauge = palloc(sizeof(PbGauge));
-
-			opentelemetry__proto__metrics__v1__gauge__init(gauge);
-			gauge->n_data_points = in->npoints;
-			gauge->data_points = (PbNumberPoint **) points;
-			m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
-			m->gauge = gauge;
-		}
-		else
-		{
-			PbHistogram *hist = palloc(sizeof(PbHistogram));
-
-			opentelemetry__proto__metrics__v1__histogram__init(hist);
-			hist->aggregation_temporality = OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
-			hist->n_data_points = in->npoints;
-			hist->data_points = (PbHistogramPoint **) points;
-			m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
-			m->histogram = hist;
-		}
-		sm->metrics[i] = m;
+		add_point(m, &points[i]);
 	}
 	return serialize(&req.base);
 }

@@ -25,47 +25,47 @@
 #include "fp_attribution/shmem.h"
 
 /* Unix nanoseconds of a TimestampTz */
-static uint64
+static int64
 unix_nanos(TimestampTz t)
 {
-	return (uint64) (t + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-					 SECS_PER_DAY * USECS_PER_SEC) * 1000;
+	return (t + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+			SECS_PER_DAY * USECS_PER_SEC) * 1000;
 }
 
-/* One monotonic integer sum with a single unlabelled series */
+/* A monotonic cumulative integer sum with a single unlabelled series */
 static void
-counter(FpOtlpMetric *m, const char *name, const char *description,
-		uint64 value, uint64 start_ns, uint64 now_ns)
+counter(FpMetricPoint *p, const char *name, const char *description,
+		uint64 value, int64 start_ns, int64 now_ns)
 {
-	m->name = name;
-	m->description = description;
-	m->unit = "1";
-	m->kind = FP_OTLP_SUM;
-	m->start_ns = start_ns;
-	m->time_ns = now_ns;
-	m->npoints = 1;
-	m->points = palloc0(sizeof(FpOtlpPoint));
-	m->points[0].as_int = (int64) value;
+	strlcpy(p->name, name, sizeof(p->name));
+	strlcpy(p->description, description, sizeof(p->description));
+	strlcpy(p->unit, "1", sizeof(p->unit));
+	p->kind = FP_METRIC_SUM;
+	p->is_monotonic = true;
+	p->temporality = FP_TEMPORALITY_CUMULATIVE;
+	p->start_time_unix_nano = start_ns;
+	p->time_unix_nano = now_ns;
+	p->value_int = (int64) value;
 }
 
 /*
- * Snapshot every metric into *metrics (palloc'd); returns how many.
+ * Snapshot every metric point into *points (palloc'd); returns how many.
  */
 int
-fp_attribution_otlp_fetch_metrics(FpOtlpMetric **metrics)
+fp_attribution_otlp_fetch_metrics(FpMetricPoint **points)
 {
 	FpAttributionCounters *c = &fp_attribution_shared->counters;
-	uint64		now_ns = unix_nanos(GetCurrentTimestamp());
-	uint64		start_ns = unix_nanos(c->reset_time);
-	FpOtlpMetric *m = palloc0(sizeof(FpOtlpMetric) * 2);
+	int64		now_ns = unix_nanos(GetCurrentTimestamp());
+	int64		start_ns = unix_nanos(c->reset_time);
+	FpMetricPoint *p = palloc0(sizeof(FpMetricPoint) * 2);
 
-	counter(&m[0], "fp.traceparent.invalid",
+	counter(&p[0], "fp.traceparent.invalid",
 			"Malformed traceparent values ignored (W3C: start a new trace).",
 			pg_atomic_read_u64(&c->invalid_traceparents), start_ns, now_ns);
-	counter(&m[1], "fp.tracestate.invalid",
+	counter(&p[1], "fp.tracestate.invalid",
 			"Malformed tracestate values dropped.",
 			pg_atomic_read_u64(&c->invalid_tracestates), start_ns, now_ns);
-	*metrics = m;
+	*points = p;
 	return 2;
 }
 
@@ -74,7 +74,7 @@ fp_attribution_otlp_fetch_metrics(FpOtlpMetric **metrics)
  * advance the export cursor; returns how many.
  */
 int
-fp_attribution_otlp_fetch_spans(FpOtlpSpan **spans, int max)
+fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max)
 {
 	*spans = NULL;
 	return 0;
@@ -85,7 +85,7 @@ fp_attribution_otlp_fetch_spans(FpOtlpSpan **spans, int max)
  * and advance the export cursor; returns how many.
  */
 int
-fp_attribution_otlp_fetch_logs(FpOtlpLog **logs, int max)
+fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max)
 {
 	*logs = NULL;
 	return 0;

@@ -90,7 +90,7 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 	{
 		case FP_OTLP_TRACES:
 			{
-				FpOtlpSpan *spans;
+				FpSpanRecord *spans;
 
 				n = fp_attribution_otlp_fetch_spans(&spans, fp_attribution_otlp_batch_size);
 				if (n > 0)
@@ -99,7 +99,7 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 			}
 		case FP_OTLP_LOGS:
 			{
-				FpOtlpLog  *logs;
+				FpLogRecord *logs;
 
 				n = fp_attribution_otlp_fetch_logs(&logs, fp_attribution_otlp_batch_size);
 				if (n > 0)
@@ -108,10 +108,10 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 			}
 		default:
 			{
-				FpOtlpMetric *metrics;
+				FpMetricPoint *points;
 
-				n = fp_attribution_otlp_fetch_metrics(&metrics);
-				st->batch = fp_attribution_otlp_encode_metrics(metrics, n);
+				n = fp_attribution_otlp_fetch_metrics(&points);
+				st->batch = fp_attribution_otlp_encode_metrics(points, n);
 				delay = fp_attribution_otlp_metric_interval_ms;
 				break;
 			}

@@ -17,6 +17,8 @@
 #include "port/atomics.h"
 #include "storage/spin.h"
 
+#include "fp_attribution/telemetry.h"
+
 /* The three OTLP signals; also the rows of attribution.exporter_status */
 typedef enum FpOtlpSignal
 {
@@ -70,118 +72,17 @@ extern bool fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
 extern char *fp_attribution_otlp_signal_url(FpOtlpSignal signal);
 
 /*
- * Telemetry records as the encoders take them: plain C, filled by
- * otlp_source.c from the telemetry core's buffers.  Strings and arrays
- * belong to the caller's memory context.
+ * Record sources (otlp_source.c): copies of the telemetry core's records
+ * (telemetry.h), palloc'd in the caller's memory context.
  */
-typedef enum FpOtlpValueType
-{
-	FP_OTLP_STRING,
-	FP_OTLP_INT,
-	FP_OTLP_DOUBLE,
-	FP_OTLP_BOOL
-} FpOtlpValueType;
-
-typedef struct FpOtlpAttr
-{
-	const char *key;
-	FpOtlpValueType type;
-	const char *s;
-	int64		i;
-	double		d;
-	bool		b;
-} FpOtlpAttr;
-
-typedef struct FpOtlpEvent
-{
-	uint64		time_ns;
-	const char *name;
-	int			nattrs;
-	FpOtlpAttr *attrs;
-} FpOtlpEvent;
-
-typedef struct FpOtlpSpan
-{
-	uint8		trace_id[16];
-	uint8		span_id[8];
-	uint8		parent_span_id[8];
-	bool		has_parent;
-	uint8		flags;			/* W3C trace flags */
-	const char *trace_state;
-	const char *name;
-	int			kind;			/* OTLP SpanKind */
-	uint64		start_ns;
-	uint64		end_ns;
-	int			status_code;	/* OTLP StatusCode */
-	const char *status_message;
-	int			nattrs;
-	FpOtlpAttr *attrs;
-	int			nevents;
-	FpOtlpEvent *events;
-} FpOtlpSpan;
-
-typedef struct FpOtlpLog
-{
-	uint64		time_ns;
-	uint64		observed_ns;
-	int			severity_number;	/* OTLP SeverityNumber */
-	const char *severity_text;
-	const char *event_name;
-	const char *body;
-	bool		has_trace;
-	uint8		trace_id[16];
-	uint8		span_id[8];
-	uint8		flags;
-	int			nattrs;
-	FpOtlpAttr *attrs;
-} FpOtlpLog;
-
-typedef enum FpOtlpMetricKind
-{
-	FP_OTLP_SUM,				/* monotonic cumulative counter */
-	FP_OTLP_GAUGE,
-	FP_OTLP_HISTOGRAM			/* cumulative explicit buckets */
-} FpOtlpMetricKind;
-
-/* One time series (data point) of a metric */
-typedef struct FpOtlpPoint
-{
-	int			nattrs;
-	FpOtlpAttr *attrs;
-	bool		is_double;
-	int64		as_int;
-	double		as_double;
-	/* histograms: nbounds bounds, nbounds + 1 counts */
-	uint64		count;
-	double		sum;
-	double		min;
-	double		max;
-	int			nbounds;
-	const double *bounds;
-	const uint64 *counts;
-} FpOtlpPoint;
-
-typedef struct FpOtlpMetric
-{
-	const char *name;
-	const char *description;
-	const char *unit;
-	FpOtlpMetricKind kind;
-	uint64		start_ns;
-	uint64		time_ns;
-	int			npoints;
-	FpOtlpPoint *points;
-} FpOtlpMetric;
-
-/* Record sources (otlp_source.c) */
-extern int	fp_attribution_otlp_fetch_spans(FpOtlpSpan **spans, int max);
-extern int	fp_attribution_otlp_fetch_logs(FpOtlpLog **logs, int max);
-extern int	fp_attribution_otlp_fetch_metrics(FpOtlpMetric **metrics);
+extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max);
+extern int	fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max);
+extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
 /* Encoders (otlp_encode.c, otlp_json.c) */
-extern StringInfo fp_attribution_otlp_encode_spans(const FpOtlpSpan *spans, int n);
-extern StringInfo fp_attribution_otlp_encode_logs(const FpOtlpLog *logs, int n);
-extern StringInfo fp_attribution_otlp_encode_metrics(const FpOtlpMetric *metrics, int n);
+extern StringInfo fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n);
+extern StringInfo fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n);
+extern StringInfo fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n);
 extern void fp_attribution_otlp_json(StringInfo out, const void *message);
 
 /* Transport (otlp_http.c) */
