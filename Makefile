@@ -18,6 +18,8 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions bad_input settings otlp_settings docs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
+TAP_TESTS    = 1
+PROVE_TESTS  = test/t/*.pl
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)

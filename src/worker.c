@@ -314,8 +314,10 @@ fp_attribution_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			/* new endpoint or protocol: start over with fresh connections */
+			/* new endpoint or protocol: fresh connections, errors logged anew */
 			fp_attribution_otlp_http_reset();
+			for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+				state[s].failing = false;
 		}
 		if (fp_attribution_otlp_enabled)
 		{
