@@ -16,13 +16,14 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
-REGRESS      = setup ids traceparent clicks conversions bad_input settings otlp_settings docs cleanup
+REGRESS      = setup ids traceparent clicks conversions bad_input settings otlp_settings docs telemetry_spans telemetry_metrics telemetry_logs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
-TAP_TESTS    = 1
-PROVE_TESTS  = test/t/*.pl
-ISOLATION    = iso_click_idempotency iso_conversion_idempotency
+ISOLATION    = iso_click_idempotency iso_conversion_idempotency iso_telemetry
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
+# TAP tests (test/t/*.pl) start their own servers, e.g. with tiny buffers
+TAP_TESTS    = 1
+PROVE_TESTS  = test/t/*.pl
 PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
 NOPRELOAD_TESTS = $(basename $(notdir $(wildcard test/nopreload/sql/*.sql)))
 EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap tmp_nopreload test/output_iso \

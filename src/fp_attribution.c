@@ -23,6 +23,7 @@
 
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
 
 PG_MODULE_MAGIC;
@@ -48,6 +49,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
+	fp_attribution_telemetry_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 
@@ -56,6 +58,7 @@ _PG_init(void)
 
 	fp_attribution_shmem_install_hooks();
 	fp_attribution_worker_register();
+	fp_attribution_telemetry_install_hooks();
 }
 
 /*

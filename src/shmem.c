@@ -25,6 +25,7 @@
 
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
 
 FpAttributionSharedState *fp_attribution_shared = NULL;
 
@@ -44,6 +45,7 @@ fp_attribution_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(fp_attribution_shmem_size());
 	RequestAddinShmemSpace(fp_attribution_otlp_status_size());
+	fp_attribution_telemetry_shmem_request();
 }
 
 /*
@@ -73,6 +75,7 @@ fp_attribution_shmem_startup(void)
 		c->reset_time = GetCurrentTimestamp();
 	}
 	fp_attribution_otlp_status_init();
+	fp_attribution_telemetry_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -267,8 +267,8 @@ extern int	fp_attribution_max_affiliate_series;
 /* Module plumbing, called from fp_attribution.c and shmem.c */
 extern void fp_attribution_telemetry_define_gucs(void);
 extern void fp_attribution_telemetry_install_hooks(void);
-extern Size fp_attribution_telemetry_shmem_size(void);
-extern void fp_attribution_telemetry_shmem_init(void *base, bool found);
+extern void fp_attribution_telemetry_shmem_request(void);
+extern void fp_attribution_telemetry_shmem_init(void);
 
 /* Consumer API; see the file banner for the protocol */
 extern bool fp_attribution_telemetry_available(void);
