@@ -9,7 +9,8 @@
  * OTEL_METRIC_EXPORT_INTERVAL, ENVIRONMENT, GCP_PROJECT_ID), else from the
  * OpenTelemetry specification's default.  A variable that does not parse
  * is ignored with a warning rather than keeping the server from starting.
- * All are PGC_SIGHUP: the worker reads them after a reload.  Headers carry
+ * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
+ * them after a reload.  Headers carry
  * secrets (tokens), so that setting is GUC_SUPERUSER_ONLY.
  *
  * No shared state: nothing to lock.
@@ -22,6 +23,7 @@
 
 #include <stdlib.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "fp_attribution/otlp.h"
@@ -40,6 +42,7 @@ char	   *fp_attribution_otlp_service_name = NULL;
 char	   *fp_attribution_otlp_resource_attributes = NULL;
 char	   *fp_attribution_otlp_environment = NULL;
 char	   *fp_attribution_otlp_gcp_project = NULL;
+char	   *fp_attribution_otlp_database = NULL;
 
 const char *const fp_attribution_otlp_signal_names[FP_OTLP_NSIGNALS] = {
 	"traces", "metrics", "logs"
@@ -296,6 +299,15 @@ fp_attribution_otlp_define_gucs(void)
 	else
 		endpoint = "http://localhost:4318";
 
+	/* PGC_POSTMASTER settings can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("fp_attribution.otlp_database",
+								   gettext_noop("Database the export worker connects to, to read affiliate.windows.active."),
+								   gettext_noop("The extension should be installed there; the worker keeps DROP DATABASE of it waiting."),
+								   &fp_attribution_otlp_database,
+								   "postgres",
+								   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
 	DefineCustomBoolVariable("fp_attribution.otlp_enabled",
 							 gettext_noop("Whether the worker exports telemetry over OTLP."),
 							 NULL,

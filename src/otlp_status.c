@@ -4,7 +4,9 @@
  *	  The exporter's counters in shared memory and the SQL function behind
  *	  attribution.exporter_status.
  *
- * Locking: only the worker writes.  The counters are pg_atomic_uint64,
+ * Locking: only the worker writes.  The export cursors are read and
+ * written by the worker alone (they survive its restarts, so records are
+ * not sent twice).  The counters are pg_atomic_uint64,
  * bumped with fetch-add and read without a lock.  last_error and the two
  * timestamps are written and read under the signal's spinlock, held only
  * for a bounded copy (never across anything that can ereport).  The
@@ -64,7 +66,8 @@ fp_attribution_otlp_status_init(void)
 		st->last_error_time = 0;
 		st->last_success_time = 0;
 	}
-	fp_attribution_otlp_status->worker_latch = NULL;
+	fp_attribution_otlp_status->span_cursor = 0;
+	fp_attribution_otlp_status->log_cursor = 0;
 }
 
 /* Record the latest error of a signal (worker only) */

@@ -17,8 +17,8 @@
  * bounded: one encoded batch per signal, plus the telemetry buffers,
  * which drop and count when full.
  *
- * Backends never wait for the worker: they only SetLatch the latch
- * published in FpOtlpStatus.  The worker holds no lock while encoding or
+ * Backends never wait for the worker: they only SetLatch the latch the
+ * worker registers with the telemetry core (when a buffer is half full).  The worker holds no lock while encoding or
  * sending: records are copied out first (otlp_source.c).
  *
  * SIGTERM: SignalHandlerForShutdownRequest instead of die, because the
@@ -27,8 +27,10 @@
  * restarts it after bgw_restart_time (pg_terminate_backend) unless the
  * server is shutting down.  An ERROR also exits and restarts.
  *
- * The worker connects to no database (like the logical replication
- * launcher), so it never blocks DROP DATABASE.
+ * The worker connects to fp_attribution.otlp_database (default
+ * "postgres") for one short transaction per metric export, to read the
+ * affiliate.windows.active gauge; like any connection, it keeps DROP
+ * DATABASE of that database waiting.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -68,8 +70,10 @@ PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
 typedef struct SignalState
 {
 	MemoryContext cxt;			/* holds the batch; reset when it is done */
-	StringInfo	batch;			/* encoded request, or NULL */
-	int			records;		/* records in batch */
+	void	   *records;		/* the batch's records (telemetry.h types) */
+	int			nrecords;		/* how many; 0 when there is no batch */
+	StringInfo	batch;			/* records encoded, or NULL */
+	int			batch_protocol; /* the protocol batch was encoded for */
 	int			attempts;		/* attempts made for batch */
 	TimestampTz retry_at;		/* next attempt of batch */
 	TimestampTz next_fetch;		/* when to look for the next batch */
@@ -78,52 +82,64 @@ typedef struct SignalState
 
 static SignalState state[FP_OTLP_NSIGNALS];
 
-/* Encode the next batch of a signal into st->batch, if there is one */
+/*
+ * (Re-)encode a signal's records for the current protocol.  A reload may
+ * change the protocol while a batch waits for a retry; its records are
+ * kept so that it is sent in the new format rather than lost.
+ */
+static void
+encode_batch(FpOtlpSignal s, SignalState *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+	if (st->batch)
+		pfree(st->batch->data);
+	switch (s)
+	{
+		case FP_OTLP_TRACES:
+			st->batch = fp_attribution_otlp_encode_spans(st->records, st->nrecords);
+			break;
+		case FP_OTLP_LOGS:
+			st->batch = fp_attribution_otlp_encode_logs(st->records, st->nrecords);
+			break;
+		default:
+			st->batch = fp_attribution_otlp_encode_metrics(st->records, st->nrecords);
+			break;
+	}
+	st->batch_protocol = fp_attribution_otlp_protocol;
+	MemoryContextSwitchTo(old);
+}
+
+/* Copy and encode the next batch of a signal, if there is one */
 static void
 fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+	int			max = fp_attribution_otlp_batch_size;
 	int			delay = fp_attribution_otlp_schedule_delay_ms;
-	int			n;
 
 	switch (s)
 	{
 		case FP_OTLP_TRACES:
-			{
-				FpSpanRecord *spans;
-
-				n = fp_attribution_otlp_fetch_spans(&spans, fp_attribution_otlp_batch_size);
-				if (n > 0)
-					st->batch = fp_attribution_otlp_encode_spans(spans, n);
-				break;
-			}
+			st->nrecords = fp_attribution_otlp_fetch_spans((FpSpanRecord **) &st->records, max);
+			break;
 		case FP_OTLP_LOGS:
-			{
-				FpLogRecord *logs;
-
-				n = fp_attribution_otlp_fetch_logs(&logs, fp_attribution_otlp_batch_size);
-				if (n > 0)
-					st->batch = fp_attribution_otlp_encode_logs(logs, n);
-				break;
-			}
+			st->nrecords = fp_attribution_otlp_fetch_logs((FpLogRecord **) &st->records, max);
+			break;
 		default:
-			{
-				FpMetricPoint *points;
-
-				n = fp_attribution_otlp_fetch_metrics(&points);
-				st->batch = fp_attribution_otlp_encode_metrics(points, n);
-				delay = fp_attribution_otlp_metric_interval_ms;
-				break;
-			}
+			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);
+			delay = fp_attribution_otlp_metric_interval_ms;
+			break;
 	}
 	MemoryContextSwitchTo(old);
-	st->records = n;
 	st->attempts = 0;
 	st->retry_at = now;
 	/* a full batch suggests more is waiting: look again at once */
-	st->next_fetch = (s != FP_OTLP_METRICS && n >= fp_attribution_otlp_batch_size) ?
+	st->next_fetch = (s != FP_OTLP_METRICS && st->nrecords >= max) ?
 		now : TimestampTzPlusMilliseconds(now, delay);
-	if (st->batch == NULL)
+	if (st->nrecords > 0)
+		encode_batch(s, st);
+	else
 		MemoryContextReset(st->cxt);
 }
 
@@ -132,7 +148,8 @@ static void
 finish_batch(SignalState *st)
 {
 	st->batch = NULL;
-	st->records = 0;
+	st->records = NULL;
+	st->nrecords = 0;
 	MemoryContextReset(st->cxt);
 }
 
@@ -172,19 +189,21 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 	FpOtlpSignalStatus *ss = &fp_attribution_otlp_status->signal[s];
 	FpOtlpResult r;
 
+	if (st->batch_protocol != fp_attribution_otlp_protocol)
+		encode_batch(s, st);
 	fp_attribution_otlp_send(s, st->batch, &r);
 	st->attempts++;
 	pg_atomic_fetch_add_u64(&ss->requests, 1);
 	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r.elapsed_ms * 1000));
 	elog(DEBUG1, "fp_attribution exporter: %s request of %d bytes, %d records: outcome %d in %.1f ms",
-		 fp_attribution_otlp_signal_names[s], st->batch->len, st->records,
+		 fp_attribution_otlp_signal_names[s], st->batch->len, st->nrecords,
 		 (int) r.outcome, r.elapsed_ms);
 
 	if (r.outcome == FP_OTLP_SENT)
 	{
-		int64		rejected = Min(Max(r.rejected, 0), st->records);
+		int64		rejected = Min(Max(r.rejected, 0), st->nrecords);
 
-		fp_attribution_otlp_status_success(s, st->records - rejected);
+		fp_attribution_otlp_status_success(s, st->nrecords - rejected);
 		if (rejected > 0)
 		{
 			pg_atomic_fetch_add_u64(&ss->rejected, rejected);
@@ -204,7 +223,7 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 		return;
 	}
 	pg_atomic_fetch_add_u64(&ss->failed, 1);
-	pg_atomic_fetch_add_u64(&ss->dropped, st->records);
+	pg_atomic_fetch_add_u64(&ss->dropped, st->nrecords);
 	report_failure(s, st, "dropped a batch of", &r);
 	finish_batch(st);
 }
@@ -258,7 +277,7 @@ final_flush(void)
 		if (left <= 0)
 		{
 			pg_atomic_fetch_add_u64(&fp_attribution_otlp_status->signal[s].dropped,
-									st->records);
+									st->nrecords);
 			finish_batch(st);
 			continue;
 		}
@@ -267,11 +286,11 @@ final_flush(void)
 	}
 }
 
-/* Clear the published latch when the worker exits */
+/* Withdraw the latch from the telemetry core when the worker exits */
 static void
 unpublish_latch(int code, Datum arg)
 {
-	fp_attribution_otlp_status->worker_latch = NULL;
+	fp_attribution_telemetry_set_exporter_latch(NULL);
 }
 
 /*
@@ -283,8 +302,7 @@ fp_attribution_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
-	/* no database: shared catalogs only, and a row in pg_stat_activity */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
 	fp_attribution_require_shmem();
 
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
@@ -298,7 +316,7 @@ fp_attribution_worker_main(Datum main_arg)
 	state[FP_OTLP_METRICS].next_fetch =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 									fp_attribution_otlp_metric_interval_ms);
-	fp_attribution_otlp_status->worker_latch = MyLatch;
+	fp_attribution_telemetry_set_exporter_latch(MyLatch);
 	before_shmem_exit(unpublish_latch, (Datum) 0);
 	fp_attribution_otlp_http_abort_on_shutdown(true);
 	ereport(LOG, (errmsg("fp_attribution exporter started")));

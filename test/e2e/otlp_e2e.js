@@ -94,6 +94,36 @@ function metricValue(request, name) {
 	return undefined;
 }
 
+/* Every span and every log record of every request received */
+function allSpans(d) {
+	return d.received.traces.flatMap((r) => (r.request.resourceSpans || []).flatMap((rs) =>
+		(rs.scopeSpans || []).flatMap((ss) => ss.spans || [])));
+}
+
+function allLogs(d) {
+	return d.received.logs.flatMap((r) => (r.request.resourceLogs || []).flatMap((rl) =>
+		(rl.scopeLogs || []).flatMap((sl) => sl.logRecords || [])));
+}
+
+function attrs(list) {
+	return Object.fromEntries((list || []).map((a) => [a.key, Object.values(a.value)[0]]));
+}
+
+function randomHex(bytes) {
+	return require('node:crypto').randomBytes(bytes).toString('hex');
+}
+
+/* All metrics of a decoded request, by name */
+function metricsByName(request) {
+	const out = {};
+
+	for (const rm of request.resourceMetrics || [])
+		for (const sm of rm.scopeMetrics || [])
+			for (const m of sm.metrics || [])
+				out[m.name] = m;
+	return out;
+}
+
 /* Wait until a metrics request matching pred carries counter value want */
 function waitMetric(rcv, want, pred = () => true, timeoutMs) {
 	return waitFor(`fp.traceparent.invalid = ${want}`, async () => {
@@ -150,11 +180,96 @@ async function main() {
 			const want = badClick();
 
 			await waitMetric(rcv, want, (r) => r.protocol === protocol && r.gzip === (compression === 'gzip'));
+			if (process.env.E2E_SPANS !== 'no') {
+				const trace = randomHex(16);
+
+				sql(`SELECT 1 FROM attribution.track_click('aff-e2e-proto', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+				await waitFor('a span and a log record of the click', async () => {
+					const d = await rcv.dump();
+					const spanSeen = d.received.traces.some((r) => r.protocol === protocol && allSpans({ received: { traces: [r] } }).some((x) => x.traceId === trace));
+					const logSeen = d.received.logs.some((r) => r.protocol === protocol && allLogs({ received: { logs: [r] } }).some((x) => x.traceId === trace));
+					return spanSeen && logSeen;
+				});
+			}
 			const d = await rcv.dump();
 			assert(d.errors.length === 0, `decoding errors: ${JSON.stringify(d.errors)}`);
 		});
 	}
 	configure({ otlp_protocol: 'http/protobuf', otlp_compression: 'none', otlp_endpoint: endpoint() });
+
+	await test('spans: trace, span and parent ids equal the rows; names and attributes', async () => {
+		const trace = randomHex(16);
+		const parent = randomHex(8);
+		const row = sql(`SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-span', traceparent => '00-${trace}-${parent}-01')`).split('|');
+		const want = ['INSERT attribution.clicks', 'attribution.click_tracked', 'attribution.track_click'];
+
+		assert(row[0] === trace, `row trace_id ${row[0]}`);
+		const spans = await waitFor('the spans of the click', async () => {
+			const got = allSpans(await rcv.dump()).filter((x) => x.traceId === trace);
+			return got.length >= want.length ? got : null;
+		});
+		const command = spans.find((x) => x.name === 'attribution.track_click');
+
+		assert(command, 'no command span');
+		assert(command.spanId === row[1], `command span ${command.spanId} != row ${row[1]}`);
+		assert(command.parentSpanId === parent, `command parent ${command.parentSpanId} != ${parent}`);
+		assert(command.kind === 2, `kind ${command.kind}`);
+		assert(Number(command.endTimeUnixNano) >= Number(command.startTimeUnixNano), 'times');
+		const a = attrs(command.attributes);
+		assert(a['fp.affiliate.id'] === 'aff-e2e-span', `fp.affiliate.id ${a['fp.affiliate.id']}`);
+		assert(a['db.system.name'] === 'postgresql', 'db.system.name');
+		for (const name of want.slice(0, 2)) {
+			const child = spans.find((x) => x.name === name);
+			assert(child && child.parentSpanId === row[1], `${name} is not a child of the command span`);
+		}
+	});
+
+	await test('logs carry the trace id of their span', async () => {
+		const trace = randomHex(16);
+		const row = sql(`SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-log', traceparent => '00-${trace}-${randomHex(8)}-01')`).split('|');
+		const logs = await waitFor('the logs of the click', async () => {
+			const got = allLogs(await rcv.dump()).filter((x) => x.traceId === trace);
+			return got.some((x) => x.eventName === 'fp.click.tracked') ? got : null;
+		});
+		const tracked = logs.find((x) => x.eventName === 'fp.click.tracked');
+
+		assert(tracked.spanId && tracked.spanId.length === 16, 'span id');
+		assert(tracked.severityNumber === 9, `severity ${tracked.severityNumber}`);
+		assert(attrs(tracked.attributes)['fp.affiliate.id'] === 'aff-e2e-log', 'fp.affiliate.id');
+		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
+	});
+
+	await test('the twelve metrics, with the values tracked', async () => {
+		const twelve = ['affiliate.clicks.total', 'affiliate.clicks.by_id', 'affiliate.conversions.total',
+			'affiliate.revenue.cents', 'affiliate.conversion.latency', 'affiliate.windows.active',
+			'commands.total', 'commands.latency', 'commands.errors', 'receipts.total',
+			'receipts.verifications.success', 'receipts.verifications.failed'];
+
+		sql("SELECT 1 FROM attribution.track_click('aff-e2e-m', visitor_id => 'v-e2e-m')");
+		sql(`SELECT 1 FROM attribution.track_conversion('order-e2e-${randomHex(4)}', 1234, 'EUR', visitor_id => 'v-e2e-m')`);
+		const clicks = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.clicks.total'");
+		const revenue = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.revenue.cents' AND attributes ->> 'currency' = 'EUR'");
+		const latency = sql("SELECT count FROM attribution.metrics WHERE name = 'affiliate.conversion.latency' AND attributes = '{}'");
+		const windows = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.windows.active'");
+		const req = await waitFor('a metrics export with the new values', async () => {
+			const d = await rcv.dump();
+
+			return d.received.metrics.slice().reverse().find((r) => {
+				const m = metricsByName(r.request);
+				return m['affiliate.clicks.total'] && m['affiliate.clicks.total'].sum.dataPoints[0].asInt === clicks;
+			});
+		});
+		const m = metricsByName(req.request);
+
+		for (const name of twelve)
+			assert(m[name], `metric ${name} not exported`);
+		const eur = m['affiliate.revenue.cents'].sum.dataPoints.find((p) => attrs(p.attributes).currency === 'EUR');
+		assert(eur && eur.asInt === revenue, `revenue ${eur && eur.asInt} != ${revenue}`);
+		assert(m['affiliate.conversion.latency'].histogram.dataPoints[0].count === latency, 'latency histogram count');
+		assert(m['affiliate.windows.active'].gauge.dataPoints[0].asInt === windows, `windows.active ${m['affiliate.windows.active'].gauge.dataPoints[0].asInt} != ${windows}`);
+		assert(m['affiliate.clicks.total'].sum.isMonotonic === true &&
+			   m['affiliate.clicks.total'].sum.aggregationTemporality === 2, 'cumulative monotonic sum');
+	});
 
 	await test('headers sent, and hidden from non-superusers', async () => {
 		configure({ otlp_headers: 'x-test-token=abc%20def, x-other=1' });

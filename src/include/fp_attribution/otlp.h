@@ -56,6 +56,7 @@ extern char *fp_attribution_otlp_service_name;
 extern char *fp_attribution_otlp_resource_attributes;
 extern char *fp_attribution_otlp_environment;
 extern char *fp_attribution_otlp_gcp_project;
+extern char *fp_attribution_otlp_database;
 
 extern const char *const fp_attribution_otlp_signal_names[FP_OTLP_NSIGNALS];
 
@@ -127,7 +128,8 @@ typedef struct FpOtlpSignalStatus
 typedef struct FpOtlpStatus
 {
 	FpOtlpSignalStatus signal[FP_OTLP_NSIGNALS];
-	struct Latch *worker_latch; /* set by the worker; backends SetLatch it */
+	uint64		span_cursor;	/* next span position to export (worker) */
+	uint64		log_cursor;		/* next log position to export (worker) */
 } FpOtlpStatus;
 
 extern FpOtlpStatus *fp_attribution_otlp_status;

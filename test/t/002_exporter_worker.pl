@@ -24,8 +24,8 @@ ok($node->poll_query_until('postgres',
 	"SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE $exporter"),
 	'worker listed in pg_stat_activity with the Extension wait event');
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE $exporter AND datname IS NULL"),
-	'worker is connected to no database');
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE $exporter AND datname = 'postgres'"),
+	'worker is connected to fp_attribution.otlp_database');
 
 # a reload changes where it sends
 my $offset = -s $node->logfile;
