@@ -13,7 +13,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-10}
+# room for the whole backlog of the drain measurement
+export E2E_EXTRA_CONF="fp_attribution.max_spans = 200000
+fp_attribution.max_logs = 200000"
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "bash '$here/../e2e/cluster.sh' bash '$here/export_inner.sh' $secs"
+	exec su postgres -s /bin/bash -c "E2E_EXTRA_CONF='$E2E_EXTRA_CONF' bash '$here/../e2e/cluster.sh' bash '$here/export_inner.sh' $secs"
 fi
 exec bash "$here/../e2e/cluster.sh" bash "$here/export_inner.sh" "$secs"

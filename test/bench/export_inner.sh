@@ -4,7 +4,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=$1
 work=$(mktemp -d /tmp/fp_otlp_bench.XXXXXX)
-node "$here/../otlp_receiver/receiver.js" > "$work/ports" &
+node "$here/../otlp_receiver/receiver.js" --discard > "$work/ports" &
 rcv_pid=$!
 trap 'kill $rcv_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do [ -s "$work/ports" ] && break; sleep 0.1; done

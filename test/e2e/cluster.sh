@@ -24,6 +24,7 @@ fp_attribution.otlp_metric_interval = 300
 fp_attribution.otlp_schedule_delay = 200
 fp_attribution.otlp_timeout = 2000
 log_min_messages = ${E2E_LOG_LEVEL:-log}
+${E2E_EXTRA_CONF:-}
 CONF
 "$bindir/pg_ctl" -D "$PGDATA" -l "$dir/server.log" -w start >/dev/null
 psql -XAtq -c "CREATE EXTENSION fp_attribution" >/dev/null

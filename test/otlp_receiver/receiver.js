@@ -20,6 +20,7 @@
  *                             "hang": false, "rejected": 0, "message": ""}
  *                            queue scripted answers (FIFO per signal)
  *     POST /control/reset    forget everything received and scripted
+ * --discard: decode every request but keep only counts (for benchmarks).
  * Prints one JSON line {"http": port, "grpc": port} when ready.
  */
 'use strict';
@@ -50,6 +51,7 @@ const SIGNALS = {
 		grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
 	},
 };
+const DISCARD = process.argv.includes('--discard');
 const ID_KEYS = new Set(['traceId', 'spanId', 'parentSpanId']);
 const TO_OBJECT = { longs: String, enums: Number, bytes: String, defaults: false, arrays: true };
 
@@ -166,6 +168,13 @@ function handle(signal, protocol, headers, raw, gzipped, json) {
 		return script;
 	try {
 		const body = gzipped ? zlib.gunzipSync(raw) : raw;
+
+		if (DISCARD) {
+			SIGNALS[signal].req.decode(body);
+			received[signal].length++;
+			attempts.pop();
+			return script;
+		}
 		received[signal].push({ protocol, gzip: gzipped, headers, request: decode(signal, body, json) });
 	} catch (e) {
 		errors.push({ signal, protocol, error: String(e && e.message || e) });
