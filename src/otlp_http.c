@@ -110,7 +110,9 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 	char		line[256];
 	const char *v;
 
-	strlcpy(line, data, Min(n + 1, sizeof(line)));
+	/* data is not NUL-terminated */
+	memcpy(line, data, Min(n, sizeof(line) - 1));
+	line[Min(n, sizeof(line) - 1)] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
 	if ((v = header_value(line, strlen(line), "retry-after")) != NULL)
 	{

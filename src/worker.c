@@ -281,6 +281,7 @@ final_flush(void)
 			finish_batch(st);
 			continue;
 		}
+		/* the process is exiting: shrinking the setting bounds this request */
 		fp_attribution_otlp_timeout_ms = (int) Min(left, fp_attribution_otlp_timeout_ms);
 		send_batch(s, st, true);
 	}
