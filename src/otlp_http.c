@@ -29,11 +29,14 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "portability/instr_time.h"
 #include "postmaster/interrupt.h"
 
+#include "fp_attribution/compat.h"
 #include "fp_attribution/otlp.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
@@ -238,24 +241,58 @@ partial_from_protobuf(FpOtlpSignal signal, const uint8 *data, size_t len,
 	protobuf_c_message_free_unpacked(msg, &pb_allocator);
 }
 
+/* Parser state for partial_from_json */
+typedef struct JsonPartial
+{
+	const char *rejected_key;	/* the signal's rejected-count member */
+	const char *field;			/* member whose value comes next */
+	FpOtlpResult *result;
+} JsonPartial;
+
+static FP_JSON_ACTION
+json_field(void *arg, char *fname, bool isnull)
+{
+	((JsonPartial *) arg)->field = fname;
+	FP_JSON_ACTION_DONE;
+}
+
+static FP_JSON_ACTION
+json_scalar(void *arg, char *token, JsonTokenType type)
+{
+	JsonPartial *p = (JsonPartial *) arg;
+
+	if (p->field == NULL)
+		FP_JSON_ACTION_DONE;
+	/* int64 may come as a number or, per proto3 JSON, as a string */
+	if (strcmp(p->field, p->rejected_key) == 0)
+		p->result->rejected = strtoll(token, NULL, 10);
+	else if (strcmp(p->field, "errorMessage") == 0 && type == JSON_TOKEN_STRING)
+		strlcpy(p->result->error, token, sizeof(p->result->error));
+	p->field = NULL;
+	FP_JSON_ACTION_DONE;
+}
+
 /*
- * Read partial_success from an OTLP/JSON response body.  The response has
- * one object with at most two members we care about, so we look for the
- * rejected-count member by name; an integer may be quoted (int64 in JSON).
+ * Read partial_success from an OTLP/JSON response body with PostgreSQL's
+ * JSON parser: the signal's rejected count and errorMessage.  A body that
+ * does not parse is ignored (the request itself succeeded).
  */
 static void
-partial_from_json(FpOtlpSignal signal, const char *body, FpOtlpResult *result)
+partial_from_json(FpOtlpSignal signal, char *body, int len,
+				  FpOtlpResult *result)
 {
 	static const char *const keys[FP_OTLP_NSIGNALS] = {
-		"\"rejectedSpans\"", "\"rejectedDataPoints\"", "\"rejectedLogRecords\""
+		"rejectedSpans", "rejectedDataPoints", "rejectedLogRecords"
 	};
-	const char *p = strstr(body, keys[signal]);
+	JsonPartial state = {keys[signal], NULL, result};
+	JsonSemAction sem = {0};
 
-	if (p == NULL)
+	if (len == 0)
 		return;
-	p += strlen(keys[signal]);
-	p += strspn(p, " \t\r\n:\"");
-	result->rejected = strtoll(p, NULL, 10);
+	sem.semstate = &state;
+	sem.object_field_start = json_field;
+	sem.scalar = json_scalar;
+	(void) pg_parse_json(FP_JSON_LEXER(body, len), &sem);
 }
 
 /*
@@ -418,7 +455,7 @@ fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
 			partial_from_protobuf(signal, (uint8 *) resp.body.data + 5,
 								  resp.body.len - 5, result);
 		else if (fp_attribution_otlp_protocol == FP_OTLP_HTTP_JSON)
-			partial_from_json(signal, resp.body.data, result);
+			partial_from_json(signal, resp.body.data, resp.body.len, result);
 		else
 			partial_from_protobuf(signal, (uint8 *) resp.body.data,
 								  resp.body.len, result);

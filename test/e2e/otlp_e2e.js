@@ -303,6 +303,21 @@ async function main() {
 		assert(status('metrics').retried - before.retried >= 2, 'retried not counted');
 	});
 
+	await test('partial success counted (protobuf, JSON and gRPC responses)', async () => {
+		for (const protocol of ['http/protobuf', 'http/json', 'grpc']) {
+			const before = status('metrics');
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_endpoint: `http://127.0.0.1:${port}` });
+			await sleep(300);
+			await rcv.script({ signal: 'metrics', status: 200, rejected: 1, message: `one point refused via ${protocol}` });
+			await waitFor(`a partial success over ${protocol}`, () => status('metrics').rejected === before.rejected + 1);
+			assert(status("metrics").lastError === `one point refused via ${protocol}`, `${protocol}: last_error ${status("metrics").lastError}`);
+		}
+		configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: endpoint() });
+		await sleep(300);
+	});
+
 	await test('400: not retried, dropped and counted', async () => {
 		const before = status('metrics');
 
