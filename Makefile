@@ -5,6 +5,7 @@ MODULE_big   = $(EXTENSION)
 OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
 PG_CPPFLAGS  = -I$(srcdir)/src/include
+SHLIB_LINK   += -lcrypto
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # OTLP export: protoc-c generates C from proto/ into src/otlp/ at build time
@@ -16,9 +17,12 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
-REGRESS      = setup ids traceparent clicks conversions bad_input settings otlp_settings docs telemetry_spans telemetry_metrics telemetry_logs cleanup
+REGRESS      = setup ids traceparent clicks conversions bad_input settings \
+               otlp_settings receipts receipts_tamper receipts_signing docs \
+               telemetry_spans telemetry_metrics telemetry_logs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
-ISOLATION    = iso_click_idempotency iso_conversion_idempotency iso_telemetry
+ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
+               iso_receipt_chain iso_receipt_commands iso_telemetry
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 # TAP tests (test/t/*.pl) start their own servers, e.g. with tiny buffers

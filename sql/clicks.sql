@@ -24,24 +24,30 @@ SELECT click_id, affiliate_id, offer_id, campaign_id, visitor_id, ip, user_agent
   FROM attribution.clicks WHERE click_id = 'a0000000-0000-4000-8000-000000000001';
 
 -- the same click_id again returns the original and writes nothing
-SELECT affiliate_id, visitor_id, trace_id
+SELECT aggregate_id AS cid
   FROM attribution.track_click('aff-OTHER', click_id => 'a0000000-0000-4000-8000-000000000001',
-							   visitor_id => 'visitor-OTHER');
+							   visitor_id => 'visitor-OTHER') \gset
+SELECT affiliate_id, visitor_id, trace_id FROM attribution.clicks WHERE click_id = :'cid';
 SELECT count(*) FROM attribution.clicks WHERE click_id = 'a0000000-0000-4000-8000-000000000001';
 
 -- click_id and clicked_at are generated when absent; a new root trace
+BEGIN;
+SELECT aggregate_id AS cid FROM attribution.track_click('aff-2') \gset
 SELECT click_id IS NOT NULL AS has_id, clicked_at = now() AS now,
 	   parent_span_id IS NULL AS root, sampled
-  FROM attribution.track_click('aff-2');
+  FROM attribution.clicks WHERE click_id = :'cid';
+COMMIT;
 
 -- per-affiliate window override, read when the click is recorded
 INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('aff-7d', '7 days');
-SELECT window_ends_at - clicked_at AS window
-  FROM attribution.track_click('aff-7d', clicked_at => '2026-01-01 00:00:00+00');
+SELECT aggregate_id AS cid
+  FROM attribution.track_click('aff-7d', clicked_at => '2026-01-01 00:00:00+00') \gset
+SELECT window_ends_at - clicked_at AS window FROM attribution.clicks WHERE click_id = :'cid';
 -- the default comes from fp_attribution.attribution_window
 SET fp_attribution.attribution_window = '1h';
-SELECT window_ends_at - clicked_at AS window
-  FROM attribution.track_click('aff-3', clicked_at => '2026-01-01 00:00:00+00');
+SELECT aggregate_id AS cid
+  FROM attribution.track_click('aff-3', clicked_at => '2026-01-01 00:00:00+00') \gset
+SELECT window_ends_at - clicked_at AS window FROM attribution.clicks WHERE click_id = :'cid';
 RESET fp_attribution.attribution_window;
 
 -- direct INSERT goes through the same trigger: defaults, window, context

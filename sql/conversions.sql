@@ -45,14 +45,15 @@ SELECT order_id, revenue_cents, currency, click_id, affiliate_id, attributed,
   FROM attribution.conversions ORDER BY order_id COLLATE "C";
 
 -- the same order again returns the original conversion and changes nothing
-SELECT revenue_cents, currency, affiliate_id
-  FROM attribution.track_conversion('order-1', 999999, 'JPY', visitor_id => 'vis-2');
+SELECT count(*) FROM attribution.track_conversion('order-1', 999999, 'JPY', visitor_id => 'vis-2');
+SELECT revenue_cents, currency, affiliate_id FROM attribution.conversions WHERE order_id = 'order-1';
 SELECT count(*), sum(revenue_cents) FROM attribution.conversions WHERE order_id = 'order-1';
 
 -- every conversion carries its own span in its caller's trace
-SELECT trace_id, parent_span_id, span_id <> parent_span_id AS own_span
-  FROM attribution.track_conversion('order-12', 1, traceparent =>
+SELECT count(*) FROM attribution.track_conversion('order-12', 1, traceparent =>
 	'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+SELECT trace_id, parent_span_id, span_id <> parent_span_id AS own_span
+  FROM attribution.conversions WHERE order_id = 'order-12';
 
 -- a direct INSERT is attributed by the trigger; supplied attribution is ignored
 INSERT INTO attribution.conversions (order_id, revenue_cents, visitor_id, converted_at,

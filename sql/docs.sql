@@ -4,7 +4,11 @@
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set readme :abs_srcdir '/README.md'
-CREATE TEMP TABLE readme AS SELECT pg_read_file(:'readme') AS body;
+\set docdir :abs_srcdir '/doc'
+-- README.md plus any section drafted in doc/*.md
+CREATE TEMP TABLE readme AS
+SELECT pg_read_file(:'readme') || coalesce((SELECT string_agg(pg_read_file(:'docdir' || '/' || f), '')
+	FROM pg_ls_dir(:'docdir', true, false) AS f WHERE f LIKE '%.md'), '') AS body;
 
 -- settings
 SELECT name AS undocumented_setting FROM pg_settings, readme

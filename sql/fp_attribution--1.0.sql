@@ -352,6 +352,147 @@ CREATE TRIGGER conversions_before_insert BEFORE INSERT ON attribution.conversion
 	FOR EACH ROW EXECUTE FUNCTION attribution.conversions_before_insert();
 
 --------------------------------------------------------------------------
+-- Receipts: one per state change, in the same transaction, chained per
+-- aggregate and optionally signed (src/receipts.c describes the protocol)
+--------------------------------------------------------------------------
+
+CREATE TABLE attribution.receipts (
+	receipt_id uuid NOT NULL,
+	"timestamp" timestamptz NOT NULL,
+	sequence bigint NOT NULL CHECK (sequence >= 1),
+	correlation_id text NOT NULL,
+	causation_id uuid,
+	aggregate_id text NOT NULL,
+	aggregate_type text NOT NULL,
+	payload jsonb NOT NULL,
+	payload_hash bytea NOT NULL,
+	signature bytea,
+	trace_id attribution.trace_id NOT NULL,
+	span_id attribution.span_id NOT NULL,
+	prev_hash bytea NOT NULL,
+	receipt_hash bytea NOT NULL,
+	key_id text,
+	PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+);
+CREATE INDEX receipts_receipt_id_idx ON attribution.receipts (receipt_id);
+COMMENT ON TABLE attribution.receipts IS
+	'Append-only, hash-chained receipts; one chain per (aggregate_type, aggregate_id)';
+
+CREATE TABLE attribution.receipt_streams (
+	aggregate_type text NOT NULL,
+	aggregate_id text NOT NULL,
+	last_sequence bigint NOT NULL,
+	last_hash bytea NOT NULL,
+	PRIMARY KEY (aggregate_type, aggregate_id)
+);
+COMMENT ON TABLE attribution.receipt_streams IS
+	'Head of each receipt chain; its row lock serializes appends to one aggregate';
+
+CREATE TABLE attribution.signing_keys (
+	key_id text PRIMARY KEY,
+	algorithm text NOT NULL CHECK (algorithm = 'ed25519'),
+	public_key bytea NOT NULL CHECK (octet_length(public_key) = 32),
+	public_key_pem text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE attribution.signing_keys IS
+	'Public halves of every key that signed a receipt; key_id = hex of the first 8 bytes of SHA-256(public_key)';
+
+REVOKE ALL ON attribution.receipts, attribution.receipt_streams,
+	attribution.signing_keys FROM PUBLIC;
+GRANT SELECT ON attribution.signing_keys TO PUBLIC;
+
+CREATE FUNCTION attribution.append_only() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_append_only'
+	LANGUAGE C;
+CREATE TRIGGER receipts_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.receipts
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+CREATE TRIGGER signing_keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.signing_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+
+-- Every inserted click or conversion, however it is inserted, gets its
+-- receipt here.
+CREATE FUNCTION attribution.write_receipt() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_write_receipt'
+	LANGUAGE C;
+CREATE TRIGGER clicks_write_receipt AFTER INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
+CREATE TRIGGER conversions_write_receipt AFTER INSERT ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('conversion');
+
+CREATE FUNCTION attribution.append_receipt(aggregate_type text, aggregate_id text,
+	payload jsonb, causation_id uuid DEFAULT NULL)
+	RETURNS attribution.receipts
+	AS 'MODULE_PATHNAME', 'fp_attribution_append_receipt'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid) IS
+	'Append a receipt for a custom command to an aggregate''s chain';
+
+CREATE FUNCTION attribution.canonical_json(jsonb) RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_canonical_json'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION attribution.canonical_json(jsonb) IS
+	'RFC 8785 (JCS) canonical form; payload_hash is its SHA-256';
+
+CREATE FUNCTION attribution.receipt_envelope(attribution.receipts) RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_receipt_envelope_sql'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION attribution.receipt_envelope(attribution.receipts) IS
+	'Canonical envelope of a receipt; receipt_hash is its SHA-256';
+
+CREATE FUNCTION attribution.verify_receipt(receipt_id uuid,
+	OUT ok boolean, OUT aggregate_type text, OUT aggregate_id text,
+	OUT sequence bigint, OUT failed_check text, OUT detail text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_verify_receipt'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION attribution.verify_chain(aggregate_type text, aggregate_id text,
+	OUT ok boolean, OUT receipts_checked bigint, OUT failed_receipt_id uuid,
+	OUT failed_sequence bigint, OUT failed_check text, OUT detail text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_verify_chain'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION attribution.verify_all(
+	OUT ok boolean, OUT chains_checked bigint, OUT receipts_checked bigint,
+	OUT chains_failed bigint, OUT receipts_failed bigint,
+	OUT failed_aggregate_type text, OUT failed_aggregate_id text,
+	OUT failed_receipt_id uuid, OUT failed_sequence bigint,
+	OUT failed_check text, OUT detail text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_verify_all'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION attribution.verify_receipt(uuid) IS
+	'Recompute one receipt''s hashes, link and signature';
+COMMENT ON FUNCTION attribution.verify_chain(text, text) IS
+	'Verify one aggregate''s chain; reports the first failure';
+COMMENT ON FUNCTION attribution.verify_all() IS
+	'Verify every chain; reports totals and the first failure';
+
+-- One JSON object per receipt, in the form the offline recipe reads
+-- (hashes and signature in hex, timestamp exactly as in the envelope).
+CREATE VIEW attribution.receipt_export AS
+	SELECT r.aggregate_type, r.aggregate_id, r.sequence,
+		   pg_catalog.jsonb_build_object(
+			'receipt_id', r.receipt_id,
+			'timestamp', pg_catalog.to_char(r."timestamp" AT TIME ZONE 'UTC',
+											'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'sequence', r.sequence,
+			'correlation_id', r.correlation_id,
+			'causation_id', r.causation_id,
+			'aggregate_id', r.aggregate_id,
+			'aggregate_type', r.aggregate_type,
+			'payload', r.payload,
+			'payload_hash', pg_catalog.encode(r.payload_hash, 'hex'),
+			'signature', pg_catalog.encode(r.signature, 'hex'),
+			'trace_id', r.trace_id::text,
+			'span_id', r.span_id::text,
+			'prev_hash', pg_catalog.encode(r.prev_hash, 'hex'),
+			'receipt_hash', pg_catalog.encode(r.receipt_hash, 'hex'),
+			'key_id', r.key_id)::text AS line
+	  FROM attribution.receipts r;
+REVOKE ALL ON attribution.receipt_export FROM PUBLIC;
+
+--------------------------------------------------------------------------
 -- Commands
 --------------------------------------------------------------------------
 
@@ -368,11 +509,11 @@ CREATE FUNCTION attribution.track_click(
 	clicked_at timestamptz DEFAULT NULL,
 	traceparent text DEFAULT NULL,
 	tracestate text DEFAULT NULL)
-	RETURNS attribution.clicks
+	RETURNS attribution.receipts
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
 DECLARE
 	ctx record;
-	result attribution.clicks;
+	result attribution.receipts;
 	id uuid := coalesce(track_click.click_id, pg_catalog.gen_random_uuid());
 BEGIN
 	ctx := attribution.new_command_context(track_click.traceparent, track_click.tracestate);
@@ -385,17 +526,17 @@ BEGIN
 			track_click.user_agent, track_click.referrer, track_click.landing_url,
 			track_click.clicked_at,
 			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
-	ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING
-	RETURNING c.* INTO result;
-	IF NOT FOUND THEN
-		-- A retry: the original click, unchanged
-		SELECT c.* INTO STRICT result FROM attribution.clicks c WHERE c.click_id = id;
-	END IF;
+	ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING;
+	-- The click's receipt, written by the insert trigger; on a retry the
+	-- original one, and nothing new is written
+	SELECT r.* INTO STRICT result FROM attribution.receipts r
+	 WHERE r.aggregate_type = 'click' AND r.aggregate_id = id::text
+	   AND r.sequence = 1;
 	RETURN result;
 END
 $$;
 COMMENT ON FUNCTION attribution.track_click IS
-	'Record a click; idempotent by click_id';
+	'Record a click and return its receipt; idempotent by click_id';
 
 CREATE FUNCTION attribution.track_conversion(
 	order_id text,
@@ -406,11 +547,11 @@ CREATE FUNCTION attribution.track_conversion(
 	converted_at timestamptz DEFAULT NULL,
 	traceparent text DEFAULT NULL,
 	tracestate text DEFAULT NULL)
-	RETURNS attribution.conversions
+	RETURNS attribution.receipts
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
 DECLARE
 	ctx record;
-	result attribution.conversions;
+	result attribution.receipts;
 BEGIN
 	ctx := attribution.new_command_context(track_conversion.traceparent,
 										   track_conversion.tracestate);
@@ -421,18 +562,17 @@ BEGIN
 			track_conversion.currency, track_conversion.click_id,
 			track_conversion.visitor_id, track_conversion.converted_at,
 			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
-	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING
-	RETURNING c.* INTO result;
-	IF NOT FOUND THEN
-		-- The same order again: the original conversion, unchanged
-		SELECT c.* INTO STRICT result FROM attribution.conversions c
-		 WHERE c.order_id = track_conversion.order_id;
-	END IF;
+	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING;
+	-- The conversion's receipt; the same order again returns the original
+	SELECT r.* INTO STRICT result FROM attribution.receipts r
+	 WHERE r.aggregate_type = 'conversion'
+	   AND r.aggregate_id = track_conversion.order_id
+	   AND r.sequence = 1;
 	RETURN result;
 END
 $$;
 COMMENT ON FUNCTION attribution.track_conversion IS
-	'Record a conversion and attribute it (last click wins); idempotent by order_id';
+	'Record a conversion, attribute it (last click wins) and return its receipt; idempotent by order_id';
 
 --------------------------------------------------------------------------
 -- Telemetry status
@@ -440,7 +580,8 @@ COMMENT ON FUNCTION attribution.track_conversion IS
 
 CREATE FUNCTION attribution.telemetry_status_internal(
 	OUT invalid_traceparents bigint, OUT invalid_tracestates bigint,
-	OUT stats_reset timestamptz)
+	OUT stats_reset timestamptz, OUT verifications_success bigint,
+	OUT verifications_failed bigint)
 	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_status'
 	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 
@@ -456,14 +597,17 @@ REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
 -- Telemetry: spans, metrics and log records kept in shared memory
 --------------------------------------------------------------------------
 
--- The row trigger that turns each written click or conversion into an
--- event span, a log record and metric increments (pending until commit).
+-- The row trigger that turns each written click, conversion or receipt
+-- into an event span, a log record and metric increments (pending until
+-- commit).
 CREATE FUNCTION attribution.telemetry_row_written() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_row_written'
 	LANGUAGE C;
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.receipts
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
 
 -- affiliate.windows.active is computed when read: an index range scan of

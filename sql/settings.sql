@@ -32,10 +32,12 @@ RESET fp_attribution.traceparent;
 
 -- sampling: ratio 0 samples no new root, but ids are still stored
 SET fp_attribution.sampling_ratio = 0;
-SELECT sampled, trace_id IS NOT NULL AS has_trace FROM attribution.track_click('aff-unsampled');
+SELECT aggregate_id AS cid FROM attribution.track_click('aff-unsampled') \gset
+SELECT sampled, trace_id IS NOT NULL AS has_trace FROM attribution.clicks WHERE click_id = :'cid';
 -- a sampled parent is still followed (parent-based)
-SELECT sampled FROM attribution.track_click('aff-unsampled',
-	traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+SELECT aggregate_id AS cid FROM attribution.track_click('aff-unsampled',
+	traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01') \gset
+SELECT sampled FROM attribution.clicks WHERE click_id = :'cid';
 -- the ratio is deterministic in the trace id: about half of many roots
 SET fp_attribution.sampling_ratio = 0.5;
 WITH roots AS (SELECT attribution.new_command_context(NULL, NULL) AS c

@@ -4,15 +4,15 @@
 --
 SELECT attribution.reset_telemetry('logs');
 
-SELECT click_id FROM attribution.track_click('log-aff',
+SELECT aggregate_id AS click_id FROM attribution.track_click('log-aff',
 	click_id => '00000000-0000-0000-0000-00000000d001', ip => '192.0.2.7',
 	traceparent => '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-SELECT attributed FROM attribution.track_conversion('log-order-1', 300, 'USD',
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('log-order-1', 300, 'USD',
 	click_id => '00000000-0000-0000-0000-00000000d002');
 SELECT regress_error($$SELECT attribution.track_click(repeat('x', 200))$$);
 
 SELECT event_name COLLATE "C", severity_text, severity_number, body,
-	   attributes - 'fp.command.duration' - 'fp.conversion.id' AS attributes
+	   attributes - 'fp.command.duration' - 'fp.conversion.id' - 'fp.receipt.id' AS attributes
   FROM attribution.logs ORDER BY time_unix_nano, event_name COLLATE "C";
 
 -- every record of a command carries the command's trace and span id

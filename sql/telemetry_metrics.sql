@@ -4,6 +4,7 @@
 -- configuration) sends further affiliates to the overflow series
 --
 SELECT attribution.reset_telemetry();
+SELECT attribution.reset_telemetry_status();
 TRUNCATE attribution.clicks, attribution.conversions;
 
 -- committed clicks from five affiliates (two beyond the cap)
@@ -21,10 +22,10 @@ BEGIN;
 SELECT count(*) FROM attribution.track_click('m-rollback');
 ROLLBACK;
 -- conversions: one attributed after 2 hours, one not, one failing
-SELECT attributed FROM attribution.track_conversion('m-order-1', 1999, 'USD',
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('m-order-1', 1999, 'USD',
 	click_id => '00000000-0000-0000-0000-0000000000a1');
-SELECT attributed FROM attribution.track_conversion('m-order-2', 500, 'EUR');
-SELECT attributed FROM attribution.track_conversion('m-order-1', 1999, 'USD');
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('m-order-2', 500, 'EUR');
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('m-order-1', 1999, 'USD');
 SELECT regress_error($$SELECT attribution.track_conversion('m-order-3', 100, 'ZZZ')$$);
 
 SELECT name COLLATE "C", kind, unit, attributes::text COLLATE "C" AS attributes, value

@@ -5,7 +5,7 @@
 SELECT attribution.reset_telemetry();
 
 -- Span tree of a click with the caller's traceparent
-SELECT click_id FROM attribution.track_click('aff-span',
+SELECT aggregate_id AS click_id FROM attribution.track_click('aff-span',
 	click_id => '00000000-0000-0000-0000-00000000c001',
 	traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
 CREATE TEMP VIEW tree AS
@@ -44,7 +44,7 @@ SELECT name COLLATE "C",
 
 -- A retry is a command too ("replayed") but writes no row: no event span
 SELECT attribution.reset_telemetry('spans');
-SELECT click_id FROM attribution.track_click('aff-span',
+SELECT aggregate_id AS click_id FROM attribution.track_click('aff-span',
 	click_id => '00000000-0000-0000-0000-00000000c001');
 SELECT name COLLATE "C", parent_span_id IS NULL AS root, status_code,
 	   attributes ->> 'fp.command.outcome' AS outcome,
@@ -53,7 +53,7 @@ SELECT name COLLATE "C", parent_span_id IS NULL AS root, status_code,
 
 -- A conversion: command, INSERT, event span; status unset on success
 SELECT attribution.reset_telemetry('spans');
-SELECT attributed FROM attribution.track_conversion('order-span-1', 1250, 'EUR',
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('order-span-1', 1250, 'EUR',
 	click_id => '00000000-0000-0000-0000-00000000c001');
 SELECT name, kind, status_code, same_trace, relation, parent FROM tree ORDER BY name COLLATE "C";
 SELECT attributes ->> 'fp.order.id' AS order_id, attributes ->> 'fp.click.id' AS click,
@@ -75,7 +75,7 @@ SELECT count(*) AS rows_written FROM attribution.conversions WHERE order_id = 'o
 -- rolled_back; its event span is kept as ERROR too
 SELECT attribution.reset_telemetry('spans');
 BEGIN;
-SELECT click_id FROM attribution.track_click('aff-rollback',
+SELECT aggregate_id AS click_id FROM attribution.track_click('aff-rollback',
 	click_id => '00000000-0000-0000-0000-00000000c0ff');
 ROLLBACK;
 SELECT name COLLATE "C", status_code, status_message,
@@ -108,17 +108,20 @@ SELECT name, kind, status_code, same_trace, relation, parent FROM tree ORDER BY 
 -- Unsampled: no spans, but the row still has its trace ids
 SELECT attribution.reset_telemetry('spans');
 SET fp_attribution.sampling_ratio = 0;
+SELECT count(*) FROM attribution.track_click('aff-unsampled', click_id => '00000000-0000-0000-0000-00000000c005');
 SELECT sampled, trace_id IS NOT NULL AS has_trace_id, span_id IS NOT NULL AS has_span_id
-  FROM attribution.track_click('aff-unsampled');
+  FROM attribution.clicks WHERE click_id = '00000000-0000-0000-0000-00000000c005';
 -- a parent that is not sampled is followed too
-SELECT sampled FROM attribution.track_click('aff-unsampled',
+SELECT count(*) FROM attribution.track_click('aff-unsampled',
+	click_id => '00000000-0000-0000-0000-00000000c006',
 	traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00');
+SELECT sampled FROM attribution.clicks WHERE click_id = '00000000-0000-0000-0000-00000000c006';
 RESET fp_attribution.sampling_ratio;
 SELECT count(*) AS spans FROM attribution.spans;
 
 -- Telemetry off: nothing recorded
 SET fp_attribution.telemetry = off;
-SELECT click_id FROM attribution.track_click('aff-off',
+SELECT aggregate_id AS click_id FROM attribution.track_click('aff-off',
 	click_id => '00000000-0000-0000-0000-00000000c004');
 RESET fp_attribution.telemetry;
 SELECT count(*) AS spans FROM attribution.spans;

@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
@@ -50,6 +51,7 @@ _PG_init(void)
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();
+	fp_attribution_receipts_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 

@@ -72,6 +72,8 @@ fp_attribution_shmem_startup(void)
 
 		pg_atomic_init_u64(&c->invalid_traceparents, 0);
 		pg_atomic_init_u64(&c->invalid_tracestates, 0);
+		pg_atomic_init_u64(&c->verifications_success, 0);
+		pg_atomic_init_u64(&c->verifications_failed, 0);
 		c->reset_time = GetCurrentTimestamp();
 	}
 	fp_attribution_otlp_status_init();

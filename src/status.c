@@ -28,8 +28,8 @@ fp_attribution_telemetry_status(PG_FUNCTION_ARGS)
 {
 	FpAttributionCounters *c;
 	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false};
+	Datum		values[5];
+	bool		nulls[5] = {false};
 
 	fp_attribution_require_shmem();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -39,6 +39,8 @@ fp_attribution_telemetry_status(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&c->invalid_traceparents));
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&c->invalid_tracestates));
 	values[2] = TimestampTzGetDatum(c->reset_time);
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&c->verifications_success));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&c->verifications_failed));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -55,6 +57,8 @@ fp_attribution_reset_telemetry_status(PG_FUNCTION_ARGS)
 	c = &fp_attribution_shared->counters;
 	pg_atomic_write_u64(&c->invalid_traceparents, 0);
 	pg_atomic_write_u64(&c->invalid_tracestates, 0);
+	pg_atomic_write_u64(&c->verifications_success, 0);
+	pg_atomic_write_u64(&c->verifications_failed, 0);
 	c->reset_time = GetCurrentTimestamp();
 	PG_RETURN_VOID();
 }

@@ -48,6 +48,7 @@
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
@@ -69,7 +70,7 @@ int			fp_attribution_max_affiliate_series = 1000;
 bool		fp_attribution_log_json = false;
 bool		fp_attribution_log_client_ip = false;
 
-/* A ring of fixed-size slots; each slot is a Size (bytes used) + record */
+/* A ring of fixed-size slots, each holding one packed record */
 typedef struct FpRing
 {
 	LWLock	   *lock;
@@ -168,6 +169,27 @@ fp_attribution_telemetry_define_gucs(void)
 							 true,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("fp_attribution.log_json",
+							 gettext_noop("Also writes each telemetry log record to the server log as one JSON line."),
+							 NULL,
+							 &fp_attribution_log_json,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("fp_attribution.log_client_ip",
+							 gettext_noop("Includes the raw client IP address of a click in its log record."),
+							 NULL,
+							 &fp_attribution_log_client_ip,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * Buffer sizes exist only with shared memory: a restart-only setting
+	 * cannot be defined by a library loaded after startup.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("fp_attribution.max_spans",
 							gettext_noop("Spans kept in shared memory."),
 							gettext_noop("When full, the oldest span is overwritten and counted as dropped unless it was exported."),
@@ -189,20 +211,6 @@ fp_attribution_telemetry_define_gucs(void)
 							1000, 1, 100000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-	DefineCustomBoolVariable("fp_attribution.log_json",
-							 gettext_noop("Also writes each telemetry log record to the server log as one JSON line."),
-							 NULL,
-							 &fp_attribution_log_json,
-							 false,
-							 PGC_SUSET, 0,
-							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("fp_attribution.log_client_ip",
-							 gettext_noop("Includes the raw client IP address of a click in its log record."),
-							 NULL,
-							 &fp_attribution_log_client_ip,
-							 false,
-							 PGC_SUSET, 0,
-							 NULL, NULL, NULL);
 }
 
 /* Slots of the series table: a power of two, at most half full */
@@ -220,7 +228,7 @@ series_slots(void)
 static Size
 ring_bytes(int capacity, Size record_size)
 {
-	return mul_size(capacity, MAXALIGN(sizeof(Size) + record_size));
+	return mul_size(capacity, MAXALIGN(record_size));
 }
 
 static Size
@@ -253,7 +261,7 @@ ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
 {
 	ring->lock = lock;
 	ring->capacity = capacity;
-	ring->slot_size = MAXALIGN(sizeof(Size) + record_size);
+	ring->slot_size = MAXALIGN(record_size);
 	ring->slots = slots;
 	ring->head = ring->tail = 1;
 	ring->written = ring->dropped = 0;
@@ -333,6 +341,13 @@ fp_attribution_now_unix_nano(void)
 	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
 }
 
+static int64
+timestamptz_unix_nano(TimestampTz t)
+{
+	return (t + (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+			SECS_PER_DAY * USECS_PER_SEC) * 1000;
+}
+
 bool
 fp_attribution_telemetry_available(void)
 {
@@ -360,12 +375,86 @@ ring_slot(FpRing *ring, uint64 pos)
 	return ring->slots + (pos % ring->capacity) * ring->slot_size;
 }
 
+/* Packing of a record into a slot: returns the bytes written */
+typedef Size (*FpPackFn) (char *dst, const void *record);
+typedef void (*FpUnpackFn) (void *record, const char *src);
+
 /*
- * Append records (record i is sizes[i] bytes) and wake the exporter if
- * the ring received half its capacity since the last wake-up.
+ * A span slot holds only what is defined: the fixed head, the tracestate
+ * string, the events in use and the attributes in use.  That is a third
+ * of the record or less, and the copy under the lock is most of the cost
+ * of recording a span.
+ */
+#define SPAN_HEAD_SIZE offsetof(FpSpanRecord, trace_state)
+#define SPAN_COUNTS_SIZE (offsetof(FpSpanRecord, events) - \
+						  offsetof(FpSpanRecord, dropped_attributes_count))
+
+static Size
+pack_span(char *dst, const void *record)
+{
+	const FpSpanRecord *s = record;
+	char	   *p = dst;
+	Size		len = strlen(s->trace_state) + 1;
+
+	memcpy(p, s, SPAN_HEAD_SIZE);
+	p += SPAN_HEAD_SIZE;
+	memcpy(p, s->trace_state, len);
+	p += len;
+	memcpy(p, &s->dropped_attributes_count, SPAN_COUNTS_SIZE);
+	p += SPAN_COUNTS_SIZE;
+	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
+	p += s->n_events * sizeof(FpSpanEvent);
+	memcpy(p, &s->n_attrs, sizeof(int));
+	p += sizeof(int);
+	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
+	p += s->n_attrs * sizeof(FpAttribute);
+	return p - dst;
+}
+
+static void
+unpack_span(void *record, const char *src)
+{
+	FpSpanRecord *s = record;
+	const char *p = src;
+	Size		len;
+
+	memcpy(s, p, SPAN_HEAD_SIZE);
+	p += SPAN_HEAD_SIZE;
+	len = strlen(p) + 1;
+	memcpy(s->trace_state, p, len);
+	p += len;
+	memcpy(&s->dropped_attributes_count, p, SPAN_COUNTS_SIZE);
+	p += SPAN_COUNTS_SIZE;
+	memcpy(s->events, p, s->n_events * sizeof(FpSpanEvent));
+	p += s->n_events * sizeof(FpSpanEvent);
+	memcpy(&s->n_attrs, p, sizeof(int));
+	p += sizeof(int);
+	memcpy(s->attrs, p, s->n_attrs * sizeof(FpAttribute));
+}
+
+/* A log slot is the record up to its last attribute in use */
+static Size
+pack_log(char *dst, const void *record)
+{
+	Size		size = FP_LOG_RECORD_SIZE(((const FpLogRecord *) record)->n_attrs);
+
+	memcpy(dst, record, size);
+	return size;
+}
+
+static void
+unpack_log(void *record, const char *src)
+{
+	memcpy(record, src,
+		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+}
+
+/*
+ * Append n records and wake the exporter if the ring received half its
+ * capacity since the last wake-up.
  */
 static void
-ring_push(FpRing *ring, void *const *records, const Size *sizes, int n)
+ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 {
 	bool		wake = false;
 	Latch	   *latch;
@@ -373,16 +462,13 @@ ring_push(FpRing *ring, void *const *records, const Size *sizes, int n)
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
 	{
-		char	   *slot = ring_slot(ring, ring->head);
-
 		if (ring->head - ring->tail == ring->capacity)
 		{
 			if (ring->tail >= pg_atomic_read_u64(&ring->copied_upto))
 				ring->dropped++;
 			ring->tail++;
 		}
-		memcpy(slot, &sizes[i], sizeof(Size));
-		memcpy(slot + sizeof(Size), records[i], sizes[i]);
+		pack(ring_slot(ring, ring->head), records[i]);
 		ring->head++;
 		ring->written++;
 	}
@@ -410,7 +496,7 @@ ring_push(FpRing *ring, void *const *records, const Size *sizes, int n)
  */
 static int
 ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
-		  uint64 *lost, bool consume)
+		  uint64 *lost, bool consume, FpUnpackFn unpack)
 {
 	uint64		pos = Max(*cursor, 1);
 	int			n = 0;
@@ -420,13 +506,7 @@ ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
 		*lost = pos < ring->tail ? ring->tail - pos : 0;
 	pos = Max(pos, ring->tail);
 	for (; pos < ring->head && n < max; pos++, n++)
-	{
-		char	   *slot = ring_slot(ring, pos);
-		Size		size;
-
-		memcpy(&size, slot, sizeof(Size));
-		memcpy(out + n * stride, slot + sizeof(Size), size);
-	}
+		unpack(out + n * stride, ring_slot(ring, pos));
 	if (consume)
 	{
 		uint64		old = pg_atomic_read_u64(&ring->copied_upto);
@@ -443,29 +523,15 @@ ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
 void
 fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans, int n)
 {
-	Size	   *sizes;
-
-	if (tel == NULL || n == 0)
-		return;
-	sizes = palloc(n * sizeof(Size));
-	for (int i = 0; i < n; i++)
-		sizes[i] = FP_SPAN_RECORD_SIZE(spans[i]->n_attrs);
-	ring_push(&tel->spans, (void *const *) spans, sizes, n);
-	pfree(sizes);
+	if (tel != NULL && n > 0)
+		ring_push(&tel->spans, (void *const *) spans, n, pack_span);
 }
 
 void
 fp_attribution_telemetry_push_logs(FpLogRecord *const *logs, int n)
 {
-	Size	   *sizes;
-
-	if (tel == NULL || n == 0)
-		return;
-	sizes = palloc(n * sizeof(Size));
-	for (int i = 0; i < n; i++)
-		sizes[i] = FP_LOG_RECORD_SIZE(logs[i]->n_attrs);
-	ring_push(&tel->logs, (void *const *) logs, sizes, n);
-	pfree(sizes);
+	if (tel != NULL && n > 0)
+		ring_push(&tel->logs, (void *const *) logs, n, pack_log);
 }
 
 int
@@ -474,7 +540,7 @@ fp_attribution_telemetry_copy_spans(uint64 *cursor, FpSpanRecord *out,
 {
 	require_telemetry();
 	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
-					 max, lost, true);
+					 max, lost, true, unpack_span);
 }
 
 int
@@ -483,7 +549,7 @@ fp_attribution_telemetry_copy_logs(uint64 *cursor, FpLogRecord *out,
 {
 	require_telemetry();
 	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
-					 max, lost, true);
+					 max, lost, true, unpack_log);
 }
 
 /* For the SQL views: copy without marking the records as consumed */
@@ -492,7 +558,7 @@ fp_attribution_telemetry_peek_spans(uint64 *cursor, FpSpanRecord *out, int max)
 {
 	require_telemetry();
 	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
-					 max, NULL, false);
+					 max, NULL, false, unpack_span);
 }
 
 int
@@ -500,7 +566,7 @@ fp_attribution_telemetry_peek_logs(uint64 *cursor, FpLogRecord *out, int max)
 {
 	require_telemetry();
 	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
-					 max, NULL, false);
+					 max, NULL, false, unpack_log);
 }
 
 void
@@ -804,14 +870,14 @@ new_point(FpMetricPoint *out, int *n, int max, int def, int64 now)
 	return p;
 }
 
-static void
+static FpMetricPoint *
 counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 			  uint64 value, const char *attr_key, const char *attr_value)
 {
 	FpMetricPoint *p = new_point(out, n, max, def, now);
 
 	if (p == NULL)
-		return;
+		return NULL;
 	p->value_int = (int64) value;
 	if (attr_key != NULL)
 	{
@@ -819,6 +885,7 @@ counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 		strlcpy(p->attrs[0].key, attr_key, FP_ATTR_KEY_LEN);
 		fp_attribution_attr_str(&p->attrs[0], attr_value);
 	}
+	return p;
 }
 
 static void
@@ -867,18 +934,6 @@ fp_attribution_telemetry_max_metric_points(void)
 }
 
 /*
- * receipts.verifications.success and .failed.  The receipts module counts
- * verifications in FpAttributionCounters (shmem.h); until it is merged
- * there are none.
- */
-static void
-verification_counts(uint64 *success, uint64 *failed)
-{
-	*success = 0;
-	*failed = 0;
-}
-
-/*
  * Snapshot every metric kept in shared memory (all but the
  * affiliate.windows.active gauge) into out; returns the number of points.
  * Series of one metric are adjacent.
@@ -888,10 +943,11 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 {
 	int			n = 0;
 	int64		now = fp_attribution_now_unix_nano();
-	uint64		success = 0;
-	uint64		failed = 0;
+	FpAttributionCounters *counters;
+	FpMetricPoint *p;
 
 	require_telemetry();
+	counters = &fp_attribution_shared->counters;
 	counter_point(out, &n, max, DEF_CLICKS_TOTAL, now,
 				  pg_atomic_read_u64(&tel->clicks_total), NULL, NULL);
 
@@ -936,11 +992,22 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 					  "fp.command.name", command_names[k]);
 	counter_point(out, &n, max, DEF_RECEIPTS_TOTAL, now,
 				  pg_atomic_read_u64(&tel->receipts_total), NULL, NULL);
-	verification_counts(&success, &failed);
-	counter_point(out, &n, max, DEF_VERIFICATIONS_SUCCESS, now, success,
-				  NULL, NULL);
-	counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now, failed,
-				  NULL, NULL);
+
+	/*
+	 * Verifications are counted by verify.c in the shared counters, which
+	 * attribution.reset_telemetry_status() resets: their start time is that
+	 * reset's.
+	 */
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_SUCCESS, now,
+					  pg_atomic_read_u64(&counters->verifications_success),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now,
+					  pg_atomic_read_u64(&counters->verifications_failed),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
 	return n;
 }
 

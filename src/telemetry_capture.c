@@ -415,7 +415,7 @@ start_write(QueryDesc *query)
 	pfree(relname);
 }
 
-/* The statement ended normally: close its span, count receipts */
+/* The statement ended normally: close its span */
 static void
 end_write(QueryDesc *query)
 {
@@ -433,34 +433,12 @@ end_write(QueryDesc *query)
 			break;
 		}
 	}
-	if (w == NULL)
+	if (w == NULL || w->span == NULL)
 		return;
 	rows = query->estate ? query->estate->es_processed : 0;
-	if (w->span != NULL)
-	{
-		FpSpanRecord *span = &w->span->rec;
-
-		span->end_time_unix_nano = fp_attribution_now_unix_nano();
-		fp_attribution_attr_int(fp_attribution_span_attr(span, "db.response.returned_rows"),
-								(int64) rows);
-	}
-	if (w->table == TABLE_RECEIPTS && query->operation == CMD_INSERT && rows > 0)
-	{
-		PendingEvent *e = pending_alloc(sizeof(PendingEvent));
-		PendingLog *log;
-		PendingCommand *cmd = current;
-
-		e->kind = EVENT_RECEIPTS;
-		e->rows = rows;
-		events = pending_append(events, e);
-		log = new_log(true, FP_SEVERITY_INFO, "fp.receipt.generated",
-					  "receipt generated", fp_attribution_now_unix_nano(),
-					  cmd ? &cmd->trace_id : NULL, cmd ? &cmd->span_id : NULL,
-					  cmd ? cmd->flags : 0);
-		fp_attribution_attr_int(fp_attribution_log_attr(&log->rec, "fp.receipts.count"),
-								(int64) rows);
-		logs = pending_append(logs, log);
-	}
+	w->span->rec.end_time_unix_nano = fp_attribution_now_unix_nano();
+	fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
+							(int64) rows);
 }
 
 /*
@@ -592,18 +570,6 @@ row_datum(TriggerData *trigdata, const char *name, bool *isnull)
 	return SPI_getbinval(trigdata->tg_trigtuple, desc, attnum, isnull);
 }
 
-/* Set a string attribute on both a span (may be NULL) and a log record */
-static void
-both_str(FpSpanRecord *span, FpLogRecord *log, const char *key,
-		 const char *value)
-{
-	if (value == NULL)
-		return;
-	if (span != NULL)
-		fp_attribution_attr_str(fp_attribution_span_attr(span, key), value);
-	fp_attribution_attr_str(fp_attribution_log_attr(log, key), value);
-}
-
 /* The command whose span id is the row's, searching newest first */
 static PendingCommand *
 command_of_row(const FpSpanId *span_id)
@@ -626,29 +592,149 @@ interval_ms(const Interval *iv)
 		((int64) iv->month * DAYS_PER_MONTH + iv->day) * SECS_PER_DAY * 1000;
 }
 
+/* What the row trigger builds for one row */
+typedef struct RowRecords
+{
+	TriggerData *trigdata;
+	FpSpanRecord *span;			/* NULL when not sampled */
+	PendingLog *log;
+	PendingEvent *event;
+	PendingCommand *cmd;		/* the command that wrote it, if known */
+	const FpTraceId *trace_id;
+	const FpSpanId *span_id;
+	uint8		flags;
+	int64		now;
+} RowRecords;
+
+/* Copy a column of the row into a string attribute of the span and log */
+static char *
+row_attr(RowRecords *r, const char *column, const char *key)
+{
+	char	   *value = row_text(r->trigdata, column);
+
+	if (value != NULL)
+	{
+		if (r->span != NULL)
+			fp_attribution_attr_str(fp_attribution_span_attr(r->span, key), value);
+		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, key), value);
+	}
+	return value;
+}
+
+static void
+click_written(RowRecords *r)
+{
+	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
+	char	   *click_id = row_attr(r, "click_id", "fp.click.id");
+
+	if (fp_attribution_log_client_ip)
+	{
+		char	   *ip = row_text(r->trigdata, "ip");
+
+		if (ip != NULL)
+			fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
+	}
+	r->event->kind = EVENT_CLICK;
+	fp_attribution_copy_text(r->event->key, affiliate ? affiliate : "",
+							 sizeof(r->event->key));
+	if (r->cmd != NULL)
+	{
+		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+								 sizeof(r->cmd->affiliate_id));
+		fp_attribution_copy_text(r->cmd->entity_id, click_id ? click_id : "",
+								 sizeof(r->cmd->entity_id));
+	}
+}
+
+static void
+conversion_written(RowRecords *r)
+{
+	PendingEvent *e = r->event;
+	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
+	char	   *order_id = row_attr(r, "order_id", "fp.order.id");
+	char	   *currency = row_attr(r, "currency", "fp.currency");
+	char	   *reason = row_text(r->trigdata, "unattributed_reason");
+	bool		isnull;
+	Datum		d;
+
+	row_attr(r, "conversion_id", "fp.conversion.id");
+	row_attr(r, "click_id", "fp.click.id");
+	e->kind = EVENT_CONVERSION;
+	fp_attribution_copy_text(e->key, currency ? currency : "", sizeof(e->key));
+	d = row_datum(r->trigdata, "revenue_cents", &isnull);
+	e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
+	d = row_datum(r->trigdata, "attributed", &isnull);
+	e->attributed = !isnull && DatumGetBool(d);
+	d = row_datum(r->trigdata, "latency", &isnull);
+	e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
+	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
+							e->revenue_cents);
+	fp_attribution_attr_bool(fp_attribution_log_attr(&r->log->rec, "fp.attributed"),
+							 e->attributed);
+	if (r->cmd != NULL)
+	{
+		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+								 sizeof(r->cmd->affiliate_id));
+		fp_attribution_copy_text(r->cmd->entity_id, order_id ? order_id : "",
+								 sizeof(r->cmd->entity_id));
+	}
+
+	/* attribution rules not met: worth a warning of its own */
+	if (reason != NULL)
+	{
+		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
+								   "fp.business_rule.violated",
+								   psprintf("business rule violated: conversion not attributed (%s)", reason),
+								   r->now, r->trace_id, r->span_id, r->flags);
+
+		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.rule"), reason);
+		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.order.id"),
+								order_id ? order_id : "");
+		logs = pending_append(logs, rule);
+	}
+}
+
+static void
+receipt_written(RowRecords *r)
+{
+	bool		isnull;
+	Datum		d = row_datum(r->trigdata, "sequence", &isnull);
+
+	row_attr(r, "receipt_id", "fp.receipt.id");
+	row_attr(r, "aggregate_type", "fp.aggregate.type");
+	row_attr(r, "aggregate_id", "fp.aggregate.id");
+	row_attr(r, "key_id", "fp.receipt.key_id");
+	if (!isnull)
+	{
+		if (r->span != NULL)
+			fp_attribution_attr_int(fp_attribution_span_attr(r->span, "fp.receipt.sequence"),
+									DatumGetInt64(d));
+		fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.receipt.sequence"),
+								DatumGetInt64(d));
+	}
+	r->event->kind = EVENT_RECEIPTS;
+	r->event->rows = 1;
+}
+
 /*
- * attribution.telemetry_row_written(), AFTER INSERT FOR EACH ROW on clicks
- * and conversions: the event span, the business log record(s) and the
- * business metric increments of the row, all pending until commit.
+ * attribution.telemetry_row_written(), AFTER INSERT FOR EACH ROW on clicks,
+ * conversions and receipts: the event span, the business log record(s)
+ * and the business metric increments of the row, pending until commit.
+ * The row's trace_id and span_id are the event span's trace and parent.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
 Datum
 fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	bool		is_click;
+	const char *relname;
+	FpTable		table;
 	bool		isnull;
 	Datum		d;
 	FpTraceId	trace_id;
 	FpSpanId	span_id;
 	bool		sampled;
-	PendingCommand *cmd;
-	PendingSpan *ps = NULL;
-	PendingLog *pl;
-	PendingEvent *e;
-	int64		now;
-	char	   *affiliate;
-	char	   *id;
+	RowRecords	r;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -658,118 +744,72 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	if (!telemetry_active())
 		return PointerGetDatum(NULL);
 
-	is_click = strcmp(RelationGetRelationName(trigdata->tg_relation), "clicks") == 0;
-	now = fp_attribution_now_unix_nano();
+	relname = RelationGetRelationName(trigdata->tg_relation);
+	table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
+		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS : TABLE_RECEIPTS;
 	d = row_datum(trigdata, "trace_id", &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
 	d = row_datum(trigdata, "span_id", &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
 	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
-	d = row_datum(trigdata, "sampled", &isnull);
-	sampled = isnull || DatumGetBool(d);
 
-	cmd = command_of_row(&span_id);
-	if (cmd != NULL)
+	memset(&r, 0, sizeof(r));
+	r.trigdata = trigdata;
+	r.now = fp_attribution_now_unix_nano();
+	r.trace_id = &trace_id;
+	r.span_id = &span_id;
+	r.cmd = command_of_row(&span_id);
+	d = row_datum(trigdata, "sampled", &isnull);
+	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
+	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
+	if (r.cmd != NULL && table != TABLE_RECEIPTS)
 	{
-		cmd->wrote_row = true;
-		if (cmd->kind == FP_COMMAND_UNKNOWN)
-			cmd->kind = is_click ? FP_COMMAND_TRACK_CLICK : FP_COMMAND_TRACK_CONVERSION;
+		r.cmd->wrote_row = true;
+		if (r.cmd->kind == FP_COMMAND_UNKNOWN)
+			r.cmd->kind = command_of_table(table);
 	}
 
 	if (sampled)
 	{
-		FpSpanRecord *span;
+		PendingSpan *ps = pending_alloc(sizeof(PendingSpan));
 
-		ps = pending_alloc(sizeof(PendingSpan));
-		span = &ps->rec;
-		fp_attribution_span_init(span, is_click ? "attribution.click_tracked" :
-								 "attribution.conversion_tracked",
+		r.span = &ps->rec;
+		fp_attribution_span_init(r.span,
+								 table == TABLE_CLICKS ? "attribution.click_tracked" :
+								 table == TABLE_CONVERSIONS ? "attribution.conversion_tracked" :
+								 "attribution.receipt_written",
 								 FP_SPAN_KIND_INTERNAL);
-		span->trace_id = trace_id;
-		span->parent_span_id = span_id;
-		fp_attribution_new_span_id(&span->span_id);
-		span->start_time_unix_nano = open_writes != NIL ?
-			((OpenWrite *) llast(open_writes))->start_ns : now;
-		span->end_time_unix_nano = now;
-		db_attrs(span);
-		fp_attribution_attr_str(fp_attribution_span_attr(span, "db.collection.name"),
-								is_click ? "attribution.clicks" : "attribution.conversions");
+		r.span->trace_id = trace_id;
+		r.span->parent_span_id = span_id;
+		fp_attribution_new_span_id(&r.span->span_id);
+		r.span->start_time_unix_nano = open_writes != NIL ?
+			((OpenWrite *) llast(open_writes))->start_ns : r.now;
+		r.span->end_time_unix_nano = r.now;
+		db_attrs(r.span);
+		fp_attribution_attr_str(fp_attribution_span_attr(r.span, "db.collection.name"),
+								psprintf("attribution.%s", relname));
 		spans = pending_append(spans, ps);
 	}
-
-	pl = new_log(true, FP_SEVERITY_INFO,
-				 is_click ? "fp.click.tracked" : "fp.conversion.tracked",
-				 is_click ? "click tracked" : "conversion tracked",
-				 now, &trace_id, &span_id,
-				 sampled ? FP_TRACE_FLAG_SAMPLED : 0);
-	e = pending_alloc(sizeof(PendingEvent));
-	affiliate = row_text(trigdata, "affiliate_id");
-	both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.affiliate.id", affiliate);
-
-	if (is_click)
-	{
-		id = row_text(trigdata, "click_id");
-		both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.click.id", id);
-		if (fp_attribution_log_client_ip)
-		{
-			char	   *ip = row_text(trigdata, "ip");
-
-			if (ip != NULL)
-				fp_attribution_attr_str(fp_attribution_log_attr(&pl->rec, "client.address"), ip);
-		}
-		e->kind = EVENT_CLICK;
-		fp_attribution_copy_text(e->key, affiliate ? affiliate : "", sizeof(e->key));
-	}
+	r.log = new_log(true, FP_SEVERITY_INFO,
+					table == TABLE_CLICKS ? "fp.click.tracked" :
+					table == TABLE_CONVERSIONS ? "fp.conversion.tracked" :
+					"fp.receipt.generated",
+					table == TABLE_CLICKS ? "click tracked" :
+					table == TABLE_CONVERSIONS ? "conversion tracked" :
+					"receipt generated",
+					r.now, &trace_id, &span_id, r.flags);
+	r.event = pending_alloc(sizeof(PendingEvent));
+	if (table == TABLE_CLICKS)
+		click_written(&r);
+	else if (table == TABLE_CONVERSIONS)
+		conversion_written(&r);
 	else
-	{
-		char	   *currency = row_text(trigdata, "currency");
-		char	   *reason = row_text(trigdata, "unattributed_reason");
-
-		id = row_text(trigdata, "order_id");
-		both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.order.id", id);
-		both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.conversion.id",
-				 row_text(trigdata, "conversion_id"));
-		both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.click.id",
-				 row_text(trigdata, "click_id"));
-		both_str(ps ? &ps->rec : NULL, &pl->rec, "fp.currency", currency);
-		e->kind = EVENT_CONVERSION;
-		d = row_datum(trigdata, "revenue_cents", &isnull);
-		e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
-		d = row_datum(trigdata, "attributed", &isnull);
-		e->attributed = !isnull && DatumGetBool(d);
-		d = row_datum(trigdata, "latency", &isnull);
-		e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
-		fp_attribution_copy_text(e->key, currency ? currency : "", sizeof(e->key));
-		fp_attribution_attr_int(fp_attribution_log_attr(&pl->rec, "fp.revenue.cents"),
-								e->revenue_cents);
-		fp_attribution_attr_bool(fp_attribution_log_attr(&pl->rec, "fp.attributed"),
-								 e->attributed);
-		if (reason != NULL)
-		{
-			PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
-									   "fp.business_rule.violated",
-									   psprintf("business rule violated: conversion not attributed (%s)", reason),
-									   now, &trace_id, &span_id,
-									   sampled ? FP_TRACE_FLAG_SAMPLED : 0);
-
-			fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.rule"),
-									reason);
-			fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.order.id"),
-									id);
-			logs = pending_append(logs, pl);
-			pl = rule;
-		}
-	}
-	if (cmd != NULL)
-	{
-		fp_attribution_copy_text(cmd->affiliate_id, affiliate ? affiliate : "",
-								 sizeof(cmd->affiliate_id));
-		fp_attribution_copy_text(cmd->entity_id, id ? id : "",
-								 sizeof(cmd->entity_id));
-	}
-	logs = pending_append(logs, pl);
-	events = pending_append(events, e);
+		receipt_written(&r);
+	logs = pending_append(logs, r.log);
+	events = pending_append(events, r.event);
 	return PointerGetDatum(NULL);
 }
 

@@ -21,6 +21,8 @@ typedef struct FpAttributionCounters
 {
 	pg_atomic_uint64 invalid_traceparents;	/* malformed traceparent seen */
 	pg_atomic_uint64 invalid_tracestates;	/* tracestate dropped */
+	pg_atomic_uint64 verifications_success; /* receipts that verified */
+	pg_atomic_uint64 verifications_failed;	/* receipts/heads that did not */
 	TimestampTz reset_time;		/* set by reset; read without lock */
 } FpAttributionCounters;
 

@@ -1,0 +1,146 @@
+--
+-- receipts: one receipt per command in the same transaction, chains,
+-- causation and correlation, canonical JSON, append-only, verification
+--
+CREATE TABLE regress_receipt_ids (name text PRIMARY KEY, receipt_id uuid);
+
+-- a click returns its receipt: sequence 1 of the click's chain
+INSERT INTO regress_receipt_ids
+SELECT 'click1', receipt_id FROM attribution.track_click('aff-r',
+	click_id => 'e0000000-0000-4000-8000-000000000001', visitor_id => 'vis-r',
+	ip => '203.0.113.7', clicked_at => '2026-03-01 10:00:00+00',
+	traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+SELECT aggregate_type, aggregate_id, sequence, correlation_id, causation_id,
+	   r.trace_id, r.span_id = c.span_id AS command_span,
+	   prev_hash = '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea AS first_link,
+	   signature, key_id, octet_length(receipt_hash) AS hash_len
+  FROM attribution.receipts r JOIN attribution.clicks c ON c.click_id::text = r.aggregate_id
+ WHERE r.aggregate_id = 'e0000000-0000-4000-8000-000000000001';
+
+-- the payload is the event built from the row; payload_hash covers its
+-- canonical form, receipt_hash the canonical envelope
+SELECT attribution.canonical_json(payload) FROM attribution.receipts
+ WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000001';
+SELECT sha256(convert_to(attribution.canonical_json(payload), 'UTF8')) = payload_hash AS payload_hash_ok,
+	   sha256(convert_to(attribution.receipt_envelope(r), 'UTF8')) = receipt_hash AS receipt_hash_ok,
+	   regexp_replace(attribution.receipt_envelope(r),
+					  '"(payload_hash|receipt_id|span_id|timestamp)":"[^"]*"', '"\1":"…"', 'g') AS envelope
+  FROM attribution.receipts r WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000001';
+
+-- a retry returns the original receipt and writes nothing
+SELECT r.receipt_id = i.receipt_id AS same_receipt
+  FROM attribution.track_click('aff-other', click_id => 'e0000000-0000-4000-8000-000000000001') r,
+	   regress_receipt_ids i WHERE i.name = 'click1';
+SELECT count(*) FROM attribution.receipts WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000001';
+
+-- a conversion's receipt names the click's receipt as its cause;
+-- correlation follows a caller-supplied id when set
+BEGIN;
+SET LOCAL fp_attribution.correlation_id = 'checkout-42';
+SELECT r.aggregate_type, r.aggregate_id, r.sequence, r.correlation_id,
+	   r.causation_id = i.receipt_id AS caused_by_click
+  FROM attribution.track_conversion('order-r1', 2599, 'EUR', visitor_id => 'vis-r',
+	converted_at => '2026-03-02 10:00:00+00') r, regress_receipt_ids i
+ WHERE i.name = 'click1';
+COMMIT;
+SELECT attribution.canonical_json(payload - 'conversion_id') FROM attribution.receipts WHERE aggregate_id = 'order-r1';
+-- the same order again: the original receipt
+SELECT sequence, correlation_id FROM attribution.track_conversion('order-r1', 1, 'USD');
+-- an unattributed conversion has no cause
+SELECT causation_id IS NULL AS no_cause FROM attribution.track_conversion('order-r2', 100);
+
+-- a direct INSERT gets its receipt from the same trigger
+INSERT INTO attribution.clicks (click_id, affiliate_id)
+VALUES ('e0000000-0000-4000-8000-000000000002', 'aff-direct');
+SELECT aggregate_type, sequence FROM attribution.receipts
+ WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000002';
+
+-- a rolled-back command leaves no receipt and no chain head
+BEGIN;
+SELECT sequence FROM attribution.track_click('aff-rb', click_id => 'e0000000-0000-4000-8000-000000000003');
+ROLLBACK;
+SELECT count(*) AS receipts, (SELECT count(*) FROM attribution.receipt_streams
+	WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003') AS heads
+  FROM attribution.receipts WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003';
+
+-- later commands append to the aggregate's chain: contiguous sequence,
+-- each prev_hash the previous receipt_hash
+SELECT sequence, causation_id IS NOT NULL AS has_cause
+  FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "refund_requested", "cents": 500}',
+	(SELECT receipt_id FROM regress_receipt_ids WHERE name = 'click1'));
+BEGIN;
+SELECT sequence FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "rolled_back"}');
+ROLLBACK;
+SELECT sequence FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "refunded", "cents": 500}');
+SELECT r.sequence, r.prev_hash = p.receipt_hash AS linked
+  FROM attribution.receipts r
+  JOIN attribution.receipts p ON p.aggregate_type = r.aggregate_type
+   AND p.aggregate_id = r.aggregate_id AND p.sequence = r.sequence - 1
+ WHERE r.aggregate_id = 'order-r1' ORDER BY r.sequence;
+SELECT last_sequence, last_hash = (SELECT receipt_hash FROM attribution.receipts
+	WHERE aggregate_id = 'order-r1' AND sequence = 3) AS head_is_last
+  FROM attribution.receipt_streams WHERE aggregate_id = 'order-r1';
+
+-- canonical JSON (RFC 8785): key order by UTF-16 code units, ECMAScript
+-- numbers, minimal escapes
+SELECT attribution.canonical_json('{"b": 1, "a": {"z": [], "y": {}}, "€": 2, "😀": 3, "דּ": 4, "": 0}');
+SELECT attribution.canonical_json('[1.0, 1e21, 1e20, 1e-7, 0.000001, -0, 0.1, 123.456e2, -5e-324, 1.7976931348623157e308]');
+SELECT attribution.canonical_json(E'["\\u0001\\u001f\\b\\f\\n\\r\\t\\"\\\\/\u007f\u2028é"]');
+SELECT attribution.canonical_json('"top-level string"'), attribution.canonical_json('null'),
+	   attribution.canonical_json('true'), attribution.canonical_json('9007199254740992');
+-- numbers that do not survive an IEEE double are refused
+SELECT regress_error($$SELECT attribution.canonical_json('9007199254740993')$$);
+SELECT regress_error($$SELECT attribution.canonical_json('0.10000000000000000001')$$);
+SELECT regress_error($$SELECT attribution.canonical_json('1e400')$$);
+SELECT regress_error($$SELECT attribution.canonical_json('1e-400')$$);
+-- so is revenue beyond 2^53 cents, with nothing written
+SELECT regress_error($$SELECT attribution.track_conversion('order-huge', 9007199254740993)$$);
+SELECT count(*) FROM attribution.conversions WHERE order_id = 'order-huge';
+
+-- receipts are append-only, for everyone
+SELECT regress_error($$UPDATE attribution.receipts SET correlation_id = 'x'$$);
+SELECT regress_error($$DELETE FROM attribution.receipts$$);
+SELECT regress_error($$TRUNCATE attribution.receipts$$);
+SELECT regress_error($$DELETE FROM attribution.signing_keys$$);
+SELECT grantee, privilege_type FROM information_schema.role_table_grants
+ WHERE table_schema = 'attribution' AND grantee = 'PUBLIC' ORDER BY 1, 2;
+
+-- a role allowed to track clicks gets receipts without any privilege on them
+CREATE ROLE regress_fp_attribution_app;
+GRANT USAGE ON SCHEMA attribution TO regress_fp_attribution_app;
+GRANT INSERT ON attribution.clicks TO regress_fp_attribution_app;
+GRANT SELECT ON attribution.windows TO regress_fp_attribution_app;
+SET ROLE regress_fp_attribution_app;
+INSERT INTO attribution.clicks (click_id, affiliate_id)
+VALUES ('e0000000-0000-4000-8000-000000000004', 'aff-app');
+SELECT regress_error($$SELECT * FROM attribution.receipts$$);
+SELECT regress_error($$UPDATE attribution.receipts SET key_id = NULL$$);
+SELECT regress_error($$SELECT attribution.append_receipt('click', 'x', '{}')$$);
+RESET ROLE;
+SELECT aggregate_type, sequence FROM attribution.receipts
+ WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000004';
+DROP OWNED BY regress_fp_attribution_app;
+DROP ROLE regress_fp_attribution_app;
+
+-- an untouched database verifies clean, and verification is counted
+SELECT attribution.reset_telemetry_status();
+SELECT ok, receipts_checked = (SELECT count(*) FROM attribution.receipts) AS all_receipts,
+	   chains_checked = (SELECT count(*) FROM attribution.receipt_streams) AS all_chains,
+	   chains_failed, receipts_failed, failed_aggregate_type, failed_aggregate_id,
+	   failed_receipt_id, failed_sequence, failed_check, detail
+  FROM attribution.verify_all();
+SELECT ok, failed_check FROM attribution.verify_chain('conversion', 'order-r1');
+SELECT * FROM attribution.verify_receipt((SELECT receipt_id FROM regress_receipt_ids WHERE name = 'click1'));
+SELECT regress_error($$SELECT * FROM attribution.verify_receipt('00000000-0000-4000-8000-000000000000')$$);
+SELECT regress_error($$SELECT * FROM attribution.verify_chain('click', 'nope')$$);
+-- verify_all, verify_chain (3 receipts) and verify_receipt (1) each counted every receipt
+SELECT verifications_success - (SELECT count(*) FROM attribution.receipts) AS beyond_verify_all,
+	   verifications_failed FROM attribution.telemetry_status;
+
+-- the export view gives what the offline recipe reads
+SELECT line::jsonb - 'receipt_id' - 'timestamp' - 'payload_hash' - 'receipt_hash' - 'prev_hash'
+	   - 'trace_id' - 'span_id' - 'correlation_id' - 'payload' - 'causation_id' AS line,
+	   line::jsonb->'causation_id' <> 'null' AS has_cause
+  FROM attribution.receipt_export WHERE aggregate_id = 'order-r1' ORDER BY sequence;
+SELECT bool_and((line::jsonb->>'timestamp') ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$') AS rfc3339
+  FROM attribution.receipt_export;

@@ -1,0 +1,451 @@
+/*-------------------------------------------------------------------------
+ *
+ * jcs.c
+ *	  RFC 8785 JSON Canonicalization Scheme (JCS) over jsonb.
+ *
+ * jsonb::text is not canonical: jsonb orders object keys by length first,
+ * prints numbers as numeric does and may add spaces.  JCS (RFC 8785) is
+ * what any JCS library produces, so receipts can be checked without
+ * PostgreSQL:
+ *
+ *	- no whitespace;
+ *	- object members sorted by their keys as arrays of UTF-16 code units
+ *	  (section 3.2.3); key and string text in UTF-8;
+ *	- strings escaped as ECMAScript JSON.stringify does: \" \\ \b \f \n \r
+ *	  \t, other control characters as \u00xx (lower-case hex), everything
+ *	  else literal (section 3.2.2.2);
+ *	- numbers as ECMAScript Number.prototype.toString() of the IEEE 754
+ *	  double (section 3.2.2.3).
+ *
+ * A jsonb number is a numeric of any precision.  JCS has only doubles, so
+ * a number whose value does not survive numeric -> double -> JCS text
+ * unchanged (more than 17 significant digits, beyond 2^53 for integers,
+ * out of double range) cannot be canonicalized; the functions here refuse
+ * it rather than hash a different value than the one stored.  The test is
+ * exact: the shortest round-trip decimal of the double must have the same
+ * digits and exponent as the numeric.
+ *
+ * Nothing here is SQL-callable and nothing touches shared state; the
+ * functions only allocate in CurrentMemoryContext.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/shortest_dec.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/numeric.h"
+
+#include "fp_attribution/jcs.h"
+
+/* One object member, collected so members can be sorted */
+typedef struct JcsMember
+{
+	const char *key;			/* UTF-8, not NUL-terminated */
+	int			keylen;
+	JsonbValue	value;			/* scalar, or jbvBinary for a container */
+} JcsMember;
+
+/* A UTF-8 string read as UTF-16 code units */
+typedef struct Utf16Reader
+{
+	const unsigned char *p;
+	const unsigned char *end;
+	int			pending;		/* low surrogate still to return, or 0 */
+} Utf16Reader;
+
+/*
+ * A decimal number as sign, significant digits (no leading or trailing
+ * zeros) and the position of the decimal point: value = 0.digits * 10^point.
+ * Zero has no digits.
+ */
+typedef struct DecimalForm
+{
+	bool		negative;
+	char	   *digits;
+	int			ndigits;
+	int			point;
+} DecimalForm;
+
+static bool append_container(StringInfo out, JsonbContainer *jc,
+							 const char **bad_number);
+
+/*
+ * Text as UTF-8: a no-op in a UTF-8 database, a conversion otherwise
+ * (JCS is defined on UTF-8).  *len is updated.
+ */
+static const char *
+as_utf8(const char *s, int *len)
+{
+	char	   *converted;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return s;
+	converted = pg_server_to_any(s, *len, PG_UTF8);
+	if (converted != s)
+		*len = strlen(converted);
+	return converted;
+}
+
+/*
+ * The next UTF-16 code unit of the string, or -1 at its end.
+ */
+static int
+next_utf16_unit(Utf16Reader *r)
+{
+	pg_wchar	cp;
+	int			unit;
+
+	if (r->pending != 0)
+	{
+		unit = r->pending;
+		r->pending = 0;
+		return unit;
+	}
+	if (r->p >= r->end)
+		return -1;
+	cp = utf8_to_unicode(r->p);
+	r->p += pg_utf_mblen(r->p);
+	if (cp < 0x10000)
+		return (int) cp;
+	cp -= 0x10000;
+	r->pending = 0xDC00 | (cp & 0x3FF);
+	return 0xD800 | (cp >> 10);
+}
+
+/*
+ * qsort comparator: member keys as arrays of UTF-16 code units.  UTF-8
+ * byte order differs from it for characters above U+FFFF against
+ * U+E000..U+FFFF, so the comparison cannot be a memcmp.
+ */
+static int
+member_cmp(const void *a, const void *b)
+{
+	const JcsMember *ma = (const JcsMember *) a;
+	const JcsMember *mb = (const JcsMember *) b;
+	Utf16Reader ra = {(const unsigned char *) ma->key,
+	(const unsigned char *) ma->key + ma->keylen, 0};
+	Utf16Reader rb = {(const unsigned char *) mb->key,
+	(const unsigned char *) mb->key + mb->keylen, 0};
+
+	for (;;)
+	{
+		int			ua = next_utf16_unit(&ra);
+		int			ub = next_utf16_unit(&rb);
+
+		if (ua != ub)
+			return ua < ub ? -1 : 1;
+		if (ua < 0)
+			return 0;
+	}
+}
+
+/*
+ * Append a JSON string in JCS form: the ECMAScript JSON.stringify escapes,
+ * everything else as is.  u is UTF-8.
+ */
+static void
+append_utf8_string(StringInfo out, const char *u, int len)
+{
+	int			run = 0;
+
+	appendStringInfoChar(out, '"');
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) u[i];
+		const char *esc = NULL;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+		{
+			run++;
+			continue;
+		}
+		appendBinaryStringInfo(out, u + i - run, run);
+		run = 0;
+		switch (c)
+		{
+			case '"':
+				esc = "\\\"";
+				break;
+			case '\\':
+				esc = "\\\\";
+				break;
+			case '\b':
+				esc = "\\b";
+				break;
+			case '\f':
+				esc = "\\f";
+				break;
+			case '\n':
+				esc = "\\n";
+				break;
+			case '\r':
+				esc = "\\r";
+				break;
+			case '\t':
+				esc = "\\t";
+				break;
+		}
+		if (esc != NULL)
+			appendStringInfoString(out, esc);
+		else
+			appendStringInfo(out, "\\u%04x", c);
+	}
+	appendBinaryStringInfo(out, u + len - run, run);
+	appendStringInfoChar(out, '"');
+}
+
+/*
+ * Append a JSON string in JCS form; s is in the database encoding.
+ */
+void
+fp_attribution_jcs_append_string(StringInfo out, const char *s, int len)
+{
+	const char *u = as_utf8(s, &len);
+
+	append_utf8_string(out, u, len);
+}
+
+/*
+ * Parse a plain or exponent decimal ("-12.50", "1.5e-07") into *d.  The
+ * input is trusted (numeric or Ryu output).
+ */
+static void
+parse_decimal(const char *s, DecimalForm *d)
+{
+	const char *p = s;
+	int			intdigits = -1;
+	int			exp10 = 0;
+	int			start = 0;
+
+	d->negative = (*p == '-');
+	if (*p == '-' || *p == '+')
+		p++;
+	d->digits = palloc(strlen(p) + 1);
+	d->ndigits = 0;
+	for (; *p != '\0' && *p != 'e' && *p != 'E'; p++)
+	{
+		if (*p == '.')
+			intdigits = d->ndigits;
+		else
+			d->digits[d->ndigits++] = *p;
+	}
+	if (*p != '\0')
+		exp10 = atoi(p + 1);
+	if (intdigits < 0)
+		intdigits = d->ndigits;
+
+	while (start < d->ndigits && d->digits[start] == '0')
+	{
+		start++;
+		intdigits--;
+	}
+	while (d->ndigits > start && d->digits[d->ndigits - 1] == '0')
+		d->ndigits--;
+	d->digits += start;
+	d->ndigits -= start;
+	if (d->ndigits == 0)
+	{
+		d->negative = false;
+		d->point = 0;
+	}
+	else
+		d->point = intdigits + exp10;
+}
+
+/*
+ * Append a decimal as ECMAScript Number::toString formats it (ECMA-262,
+ * section 6.1.6.1.20), given its shortest round-trip digits: k digits,
+ * point n.
+ */
+static void
+append_ecmascript_number(StringInfo out, const DecimalForm *d)
+{
+	int			k = d->ndigits;
+	int			n = d->point;
+
+	if (k == 0)
+	{
+		appendStringInfoChar(out, '0');
+		return;
+	}
+	if (d->negative)
+		appendStringInfoChar(out, '-');
+	if (k <= n && n <= 21)
+	{
+		appendBinaryStringInfo(out, d->digits, k);
+		for (int i = k; i < n; i++)
+			appendStringInfoChar(out, '0');
+	}
+	else if (0 < n && n <= 21)
+	{
+		appendBinaryStringInfo(out, d->digits, n);
+		appendStringInfoChar(out, '.');
+		appendBinaryStringInfo(out, d->digits + n, k - n);
+	}
+	else if (-6 < n && n <= 0)
+	{
+		appendStringInfoString(out, "0.");
+		for (int i = n; i < 0; i++)
+			appendStringInfoChar(out, '0');
+		appendBinaryStringInfo(out, d->digits, k);
+	}
+	else
+	{
+		appendStringInfoChar(out, d->digits[0]);
+		if (k > 1)
+		{
+			appendStringInfoChar(out, '.');
+			appendBinaryStringInfo(out, d->digits + 1, k - 1);
+		}
+		appendStringInfo(out, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+	}
+}
+
+/*
+ * Append a number in JCS form.  Returns false, leaving out unchanged and
+ * setting *bad_number to the number's text, if the numeric does not
+ * round-trip through an IEEE double.
+ */
+static bool
+append_number(StringInfo out, Numeric num, const char **bad_number)
+{
+	char	   *text = numeric_normalize(num);
+	char		shortest[DOUBLE_SHORTEST_DECIMAL_LEN];
+	double		value;
+	DecimalForm exact;
+	DecimalForm rounded;
+
+	value = strtod(text, NULL);
+	if (isinf(value) || isnan(value))
+	{
+		*bad_number = text;
+		return false;
+	}
+	double_to_shortest_decimal_buf(value, shortest);
+	parse_decimal(text, &exact);
+	parse_decimal(shortest, &rounded);
+	if (exact.negative != rounded.negative ||
+		exact.ndigits != rounded.ndigits ||
+		exact.point != rounded.point ||
+		memcmp(exact.digits, rounded.digits, exact.ndigits) != 0)
+	{
+		*bad_number = text;
+		return false;
+	}
+	append_ecmascript_number(out, &rounded);
+	return true;
+}
+
+/*
+ * Append one value: a scalar, or (jbvBinary) a nested container.
+ */
+static bool
+append_value(StringInfo out, JsonbValue *v, const char **bad_number)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			appendStringInfoString(out, "null");
+			return true;
+		case jbvBool:
+			appendStringInfoString(out, v->val.boolean ? "true" : "false");
+			return true;
+		case jbvString:
+			fp_attribution_jcs_append_string(out, v->val.string.val,
+											 v->val.string.len);
+			return true;
+		case jbvNumeric:
+			return append_number(out, v->val.numeric, bad_number);
+		case jbvBinary:
+			return append_container(out, v->val.binary.data, bad_number);
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	return false;				/* keep compiler quiet */
+}
+
+/*
+ * Append an object, array or raw scalar container.  Nested containers
+ * are visited recursively (skipNested iteration hands them over as
+ * jbvBinary), so each level's members can be sorted on their own.
+ */
+static bool
+append_container(StringInfo out, JsonbContainer *jc, const char **bad_number)
+{
+	JsonbIterator *it = JsonbIteratorInit(jc);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	bool		raw_scalar = false;
+	bool		first = true;
+
+	check_stack_depth();
+	tok = JsonbIteratorNext(&it, &v, true);
+	if (tok == WJB_BEGIN_ARRAY)
+	{
+		raw_scalar = v.val.array.rawScalar;
+		if (!raw_scalar)
+			appendStringInfoChar(out, '[');
+		while ((tok = JsonbIteratorNext(&it, &v, true)) == WJB_ELEM)
+		{
+			if (!first)
+				appendStringInfoChar(out, ',');
+			first = false;
+			if (!append_value(out, &v, bad_number))
+				return false;
+		}
+		if (!raw_scalar)
+			appendStringInfoChar(out, ']');
+		return true;
+	}
+	else
+	{
+		int			nmembers = v.val.object.nPairs;
+		JcsMember  *members = palloc(sizeof(JcsMember) * Max(nmembers, 1));
+		int			n = 0;
+
+		Assert(tok == WJB_BEGIN_OBJECT);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) == WJB_KEY)
+		{
+			Assert(n < nmembers);
+			members[n].keylen = v.val.string.len;
+			members[n].key = as_utf8(v.val.string.val, &members[n].keylen);
+			tok = JsonbIteratorNext(&it, &members[n].value, true);
+			Assert(tok == WJB_VALUE);
+			n++;
+		}
+		qsort(members, n, sizeof(JcsMember), member_cmp);
+
+		appendStringInfoChar(out, '{');
+		for (int i = 0; i < n; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(out, ',');
+			append_utf8_string(out, members[i].key, members[i].keylen);
+			appendStringInfoChar(out, ':');
+			if (!append_value(out, &members[i].value, bad_number))
+				return false;
+		}
+		appendStringInfoChar(out, '}');
+		pfree(members);
+		return true;
+	}
+}
+
+/*
+ * Append the JCS form of a jsonb document to out.  Returns false if a
+ * number cannot be canonicalized; *bad_number then names it and out holds
+ * a partial result the caller must discard.
+ */
+bool
+fp_attribution_jcs_append_jsonb(StringInfo out, JsonbContainer *jc,
+								const char **bad_number)
+{
+	return append_container(out, jc, bad_number);
+}

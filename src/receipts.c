@@ -1,0 +1,936 @@
+/*-------------------------------------------------------------------------
+ *
+ * receipts.c
+ *	  Writing receipts: the canonical envelope and its hash, the payload of
+ *	  each aggregate type, per-aggregate hash chains, optional signatures,
+ *	  and the SQL functions and trigger that append receipts.
+ *
+ * Every INSERT into attribution.clicks or attribution.conversions (by a
+ * command or directly) fires the AFTER INSERT trigger
+ * attribution.write_receipt(aggregate_type), which appends one receipt to
+ * the chain of that aggregate in the same transaction; a rolled-back
+ * command leaves no receipt, and an INSERT ... ON CONFLICT DO NOTHING
+ * retry inserts no row and so writes none.
+ *
+ * Chains: one per (aggregate_type, aggregate_id).  Its head row in
+ * attribution.receipt_streams is claimed with
+ *
+ *	 INSERT ... ON CONFLICT (aggregate_type, aggregate_id)
+ *	 DO UPDATE SET last_sequence = last_sequence + 1 RETURNING ...
+ *
+ * which either creates the head (sequence 1, prev_hash 32 zero bytes) or
+ * takes its row lock and returns the next sequence and the previous
+ * receipt hash (last_hash is not yet updated).  The lock is held to the
+ * end of the transaction, so concurrent writers of one aggregate queue
+ * behind each other and a rolled-back writer gives its sequence back; the
+ * primary key (aggregate_type, aggregate_id, sequence) of receipts is the
+ * backstop against a fork.  Writers of different aggregates never touch a
+ * common row: there is no global sequence (DESIGN section 8).  The receipt
+ * insert and the head's last_hash update are then one statement.
+ *
+ * The writes run as the owner of the table that fired the trigger (as
+ * PostgreSQL's own RI triggers do), so a role allowed to track clicks
+ * needs no privilege on receipts, and nobody needs one to forge them.
+ *
+ * Shared memory: none.  Backend-local state: the saved SPI plans, and the
+ * local transaction id in which the signing key was last registered.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "fp_attribution/compat.h"
+#include "fp_attribution/jcs.h"
+#include "fp_attribution/receipts.h"
+#include "fp_attribution/trace_context.h"
+
+bool		fp_attribution_sign_receipts = false;
+char	   *fp_attribution_correlation_id = NULL;
+
+/* Longest caller-supplied correlation id, in bytes */
+#define FP_CORRELATION_ID_MAX 128
+
+/*
+ * What goes into the payload of each aggregate type's creating event: an
+ * "event" name and these columns of the inserted row, by name.  See
+ * column_value() for how each type is written.
+ */
+typedef struct FpAggregateSpec
+{
+	const char *aggregate_type; /* the trigger's argument */
+	const char *event;
+	const char *id_column;		/* gives aggregate_id */
+	const char *cause_column;	/* a click_id naming the cause, or NULL */
+	const char *const *columns; /* NULL-terminated */
+} FpAggregateSpec;
+
+static const char *const click_columns[] = {
+	"affiliate_id", "campaign_id", "click_id", "clicked_at", "ip",
+	"landing_url", "offer_id", "referrer", "user_agent", "visitor_id",
+	"window_ends_at", NULL
+};
+
+static const char *const conversion_columns[] = {
+	"affiliate_id", "attributed", "click_id", "conversion_id", "converted_at",
+	"currency", "latency", "order_id", "revenue_cents", "unattributed_reason",
+	"visitor_id", NULL
+};
+
+static const FpAggregateSpec aggregate_specs[] = {
+	{"click", "click_tracked", "click_id", NULL, click_columns},
+	{"conversion", "conversion_tracked", "order_id", "click_id",
+	conversion_columns},
+};
+
+/* Saved plans, prepared on first use in each backend */
+static SPIPlanPtr head_plan = NULL;
+static SPIPlanPtr write_plan = NULL;
+static SPIPlanPtr cause_plan = NULL;
+static SPIPlanPtr key_plan = NULL;
+
+/* Signing key registered in attribution.signing_keys in this transaction */
+static LocalTransactionId key_registered_lxid = InvalidLocalTransactionId;
+static char key_registered_id[FP_KEY_ID_LEN + 1];
+
+/*
+ * Check hook of fp_attribution.correlation_id: bounded length.
+ */
+static bool
+check_correlation_id(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) > FP_CORRELATION_ID_MAX)
+	{
+		GUC_check_errdetail("A correlation id is at most %d bytes.",
+							FP_CORRELATION_ID_MAX);
+		return false;
+	}
+	return true;
+}
+
+void
+fp_attribution_receipts_define_gucs(void)
+{
+	DefineCustomBoolVariable("fp_attribution.sign_receipts",
+							 gettext_noop("Sign each new receipt with Ed25519."),
+							 gettext_noop("The key is read from fp_attribution.signing_key_file."),
+							 &fp_attribution_sign_receipts,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.signing_key_file",
+							   gettext_noop("Ed25519 private key (PEM) that signs receipts."),
+							   gettext_noop("Must not be readable by group or others."),
+							   &fp_attribution_signing_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, fp_attribution_signing_key_file_assign,
+							   NULL);
+	DefineCustomStringVariable("fp_attribution.correlation_id",
+							   gettext_noop("Correlation id recorded in receipts, for SET LOCAL."),
+							   gettext_noop("Empty means the command's trace id."),
+							   &fp_attribution_correlation_id,
+							   "",
+							   PGC_USERSET, 0,
+							   check_correlation_id, NULL, NULL);
+}
+
+/*
+ * Format ts as RFC 3339 in UTC with exactly six fractional digits into
+ * buf (FP_RFC3339_LEN + 1 bytes).  Returns false for infinite timestamps
+ * and years outside 1..9999.
+ */
+bool
+fp_attribution_format_timestamp(TimestampTz ts, char *buf)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts) ||
+		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+		tm.tm_year < 1 || tm.tm_year > 9999)
+		return false;
+	snprintf(buf, FP_RFC3339_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 tm.tm_year, tm.tm_mon, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	return true;
+}
+
+/*
+ * Format a uuid in its canonical lower-case text form into buf (37 bytes).
+ */
+static void
+format_uuid(const pg_uuid_t *uuid, char *buf)
+{
+	char		hex[2 * UUID_LEN + 1];
+
+	fp_attribution_hex_encode(uuid->data, UUID_LEN, hex);
+	snprintf(buf, 37, "%.8s-%.4s-%.4s-%.4s-%.12s",
+			 hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/*
+ * Append ,"name":"<hex of bytes>" to out.
+ */
+static void
+append_hex_member(StringInfo out, const char *name, const uint8 *bytes,
+				  int len)
+{
+	char		hex[2 * FP_SHA256_LEN + 1];
+
+	Assert(len <= FP_SHA256_LEN);
+	fp_attribution_hex_encode(bytes, len, hex);
+	appendStringInfo(out, ",\"%s\":\"%s\"", name, hex);
+}
+
+/*
+ * Append the canonical envelope of a receipt: the RFC 8785 form of a JSON
+ * object with exactly these members, already in JCS order, hashes and ids
+ * as lower-case hex, uuids in their 8-4-4-4-12 form, the timestamp as in
+ * fp_attribution_format_timestamp, the sequence as a JSON integer, and
+ * "version": 1.  README (doc/receipts.md) documents the same format; keep
+ * both in step.  Returns false if the timestamp cannot be formatted.
+ */
+bool
+fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
+{
+	char		uuid[37];
+	char		ts[FP_RFC3339_LEN + 1];
+
+	if (!fp_attribution_format_timestamp(env->timestamp, ts))
+		return false;
+
+	appendStringInfoString(out, "{\"aggregate_id\":");
+	fp_attribution_jcs_append_string(out, env->aggregate_id,
+									 strlen(env->aggregate_id));
+	appendStringInfoString(out, ",\"aggregate_type\":");
+	fp_attribution_jcs_append_string(out, env->aggregate_type,
+									 strlen(env->aggregate_type));
+	if (env->has_causation)
+	{
+		format_uuid(&env->causation_id, uuid);
+		appendStringInfo(out, ",\"causation_id\":\"%s\"", uuid);
+	}
+	else
+		appendStringInfoString(out, ",\"causation_id\":null");
+	appendStringInfoString(out, ",\"correlation_id\":");
+	fp_attribution_jcs_append_string(out, env->correlation_id,
+									 strlen(env->correlation_id));
+	if (env->key_id != NULL)
+	{
+		appendStringInfoString(out, ",\"key_id\":");
+		fp_attribution_jcs_append_string(out, env->key_id,
+										 strlen(env->key_id));
+	}
+	else
+		appendStringInfoString(out, ",\"key_id\":null");
+	append_hex_member(out, "payload_hash", env->payload_hash, FP_SHA256_LEN);
+	append_hex_member(out, "prev_hash", env->prev_hash, FP_SHA256_LEN);
+	format_uuid(&env->receipt_id, uuid);
+	appendStringInfo(out, ",\"receipt_id\":\"%s\",\"sequence\":" INT64_FORMAT,
+					 uuid, env->sequence);
+	append_hex_member(out, "span_id", env->span_id.bytes, FP_SPAN_ID_LEN);
+	appendStringInfo(out, ",\"timestamp\":\"%s\"", ts);
+	append_hex_member(out, "trace_id", env->trace_id.bytes, FP_TRACE_ID_LEN);
+	appendStringInfoString(out, ",\"version\":1}");
+	return true;
+}
+
+/*
+ * SHA-256 of the JCS form of payload into out.  Returns false, with
+ * *bad_number set, if the payload holds a number JCS cannot represent.
+ */
+bool
+fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
+							const char **bad_number)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, bad_number))
+		return false;
+	fp_attribution_sha256(buf.data, buf.len, out);
+	pfree(buf.data);
+	return true;
+}
+
+/*
+ * True if the bytea holds exactly these len bytes.
+ */
+bool
+fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes, int len)
+{
+	return b != NULL && VARSIZE_ANY_EXHDR(b) == len &&
+		memcmp(VARDATA_ANY(b), bytes, len) == 0;
+}
+
+/*
+ * Copy a stored hash into a fixed buffer; a wrong length (only possible
+ * after tampering with the table's definition) leaves zeros, which the
+ * verification then reports.
+ */
+static void
+copy_hash(const bytea *b, uint8 *out)
+{
+	memset(out, 0, FP_SHA256_LEN);
+	if (b != NULL && VARSIZE_ANY_EXHDR(b) == FP_SHA256_LEN)
+		memcpy(out, VARDATA_ANY(b), FP_SHA256_LEN);
+}
+
+/*
+ * Fetch a column of a receipts row by name; NULL if SQL NULL.
+ */
+static Datum
+receipt_column(HeapTuple tuple, TupleDesc desc, const char *name,
+			   bool *isnull)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "receipt column \"%s\" not found", name);
+	return heap_getattr(tuple, attnum, desc, isnull);
+}
+
+/*
+ * Read a row of attribution.receipts (any tuple with its column names)
+ * into *r.  Values point into the tuple or are detoasted copies.
+ */
+void
+fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
+								  FpStoredReceipt *r)
+{
+	FpReceiptEnvelope *env = &r->env;
+	bool		isnull;
+	Datum		d;
+
+	memset(r, 0, sizeof(*r));
+	d = receipt_column(tuple, desc, "receipt_id", &isnull);
+	env->receipt_id = *DatumGetUUIDP(d);
+	env->timestamp = DatumGetTimestampTz(receipt_column(tuple, desc, "timestamp", &isnull));
+	env->sequence = DatumGetInt64(receipt_column(tuple, desc, "sequence", &isnull));
+	env->correlation_id = TextDatumGetCString(receipt_column(tuple, desc, "correlation_id", &isnull));
+	d = receipt_column(tuple, desc, "causation_id", &isnull);
+	env->has_causation = !isnull;
+	if (!isnull)
+		env->causation_id = *DatumGetUUIDP(d);
+	env->aggregate_id = TextDatumGetCString(receipt_column(tuple, desc, "aggregate_id", &isnull));
+	env->aggregate_type = TextDatumGetCString(receipt_column(tuple, desc, "aggregate_type", &isnull));
+	r->payload = DatumGetJsonbP(receipt_column(tuple, desc, "payload", &isnull));
+	r->payload_hash = DatumGetByteaPP(receipt_column(tuple, desc, "payload_hash", &isnull));
+	copy_hash(r->payload_hash, env->payload_hash);
+	d = receipt_column(tuple, desc, "signature", &isnull);
+	r->signature = isnull ? NULL : DatumGetByteaPP(d);
+	env->trace_id = *DatumGetFpTraceId(receipt_column(tuple, desc, "trace_id", &isnull));
+	env->span_id = *DatumGetFpSpanId(receipt_column(tuple, desc, "span_id", &isnull));
+	r->prev_hash = DatumGetByteaPP(receipt_column(tuple, desc, "prev_hash", &isnull));
+	copy_hash(r->prev_hash, env->prev_hash);
+	r->receipt_hash = DatumGetByteaPP(receipt_column(tuple, desc, "receipt_hash", &isnull));
+	d = receipt_column(tuple, desc, "key_id", &isnull);
+	env->key_id = isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * A bytea Datum holding len bytes.
+ */
+static Datum
+bytea_datum(const uint8 *bytes, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), bytes, len);
+	return PointerGetDatum(b);
+}
+
+/*
+ * Prepare and keep a plan.  Caller is connected to SPI.
+ */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
+ * Prepare the saved plans on first use.  Plans survive DROP/CREATE
+ * EXTENSION in a session because the plan cache re-resolves every name;
+ * that is also why the trace and span ids are passed as text and cast in
+ * the statement, rather than as parameters of our types' (changing) OIDs.
+ */
+static void
+prepare_plans(void)
+{
+	if (write_plan != NULL)
+		return;
+
+	head_plan = keep_plan("INSERT INTO attribution.receipt_streams AS s"
+						  " (aggregate_type, aggregate_id, last_sequence, last_hash)"
+						  " VALUES ($1, $2, 1, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))"
+						  " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE"
+						  " SET last_sequence = s.last_sequence OPERATOR(pg_catalog.+) 1"
+						  " RETURNING s.last_sequence, s.last_hash",
+						  2, (Oid[]) {TEXTOID, TEXTOID});
+	cause_plan = keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
+						   " WHERE r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+						   " AND r.aggregate_id OPERATOR(pg_catalog.=) $1"
+						   " AND r.sequence OPERATOR(pg_catalog.=) 1",
+						   1, (Oid[]) {TEXTOID});
+	key_plan = keep_plan("INSERT INTO attribution.signing_keys"
+						 " (key_id, algorithm, public_key, public_key_pem)"
+						 " VALUES ($1, 'ed25519', $2, $3)"
+						 " ON CONFLICT (key_id) DO NOTHING",
+						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
+	write_plan = keep_plan("WITH head AS ("
+						   " UPDATE attribution.receipt_streams SET last_hash = $14"
+						   " WHERE aggregate_type OPERATOR(pg_catalog.=) $7"
+						   " AND aggregate_id OPERATOR(pg_catalog.=) $6)"
+						   " INSERT INTO attribution.receipts"
+						   " (receipt_id, \"timestamp\", sequence, correlation_id,"
+						   " causation_id, aggregate_id, aggregate_type, payload,"
+						   " payload_hash, signature, trace_id, span_id, prev_hash,"
+						   " receipt_hash, key_id)"
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+						   " $11::attribution.trace_id, $12::attribution.span_id,"
+						   " $13, $14, $15) RETURNING *",
+						   15, (Oid[]) {UUIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
+							   UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
+							   BYTEAOID, TEXTOID, TEXTOID, BYTEAOID,
+						   BYTEAOID, TEXTOID});
+}
+
+/*
+ * Record the signing key's public half in attribution.signing_keys, once
+ * per transaction that signs (a rolled-back registration is redone by
+ * the next one).
+ */
+static void
+register_signing_key(const FpSigningKey *key)
+{
+	Datum		values[3];
+	int			rc;
+
+	if (key_registered_lxid == FP_MY_LOCAL_XID() &&
+		strcmp(key_registered_id, key->key_id) == 0)
+		return;
+	values[0] = CStringGetTextDatum(key->key_id);
+	values[1] = bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
+	values[2] = CStringGetTextDatum(key->public_key_pem);
+	rc = SPI_execute_plan(key_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not register signing key: %s",
+			 SPI_result_code_string(rc));
+	key_registered_lxid = FP_MY_LOCAL_XID();
+	strlcpy(key_registered_id, key->key_id, sizeof(key_registered_id));
+}
+
+/*
+ * The receipt of the click a conversion names, if that click has one.
+ */
+static bool
+find_click_receipt(const char *click_id, pg_uuid_t *out)
+{
+	Datum		arg = CStringGetTextDatum(click_id);
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(cause_plan, &arg, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up click receipt: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	*out = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
+}
+
+/*
+ * Append one receipt to the chain of (aggregate_type, aggregate_id) and
+ * return the new row (in the caller's memory context).  Caller is
+ * connected to SPI and has set up env's payload_hash, causation, trace
+ * and span; this fills in the rest.  Runs the statements as owner.
+ */
+static HeapTuple
+append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
+			   TupleDesc *desc)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Datum		values[15];
+	char		nulls[15];
+	bool		isnull;
+	uint8		receipt_hash[FP_SHA256_LEN];
+	uint8		signature[FP_ED25519_SIGNATURE_LEN];
+	const FpSigningKey *key = NULL;
+	StringInfoData envelope;
+	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
+	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
+	int			rc;
+
+	prepare_plans();
+	if (fp_attribution_sign_receipts)
+		key = fp_attribution_signing_key();
+
+	if (!pg_strong_random(env->receipt_id.data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random receipt id")));
+	env->receipt_id.data[6] = (env->receipt_id.data[6] & 0x0f) | 0x40;
+	env->receipt_id.data[8] = (env->receipt_id.data[8] & 0x3f) | 0x80;
+	env->timestamp = GetCurrentTimestamp();
+	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
+	if (fp_attribution_correlation_id[0] != '\0')
+		env->correlation_id = fp_attribution_correlation_id;
+	else
+		env->correlation_id = trace_hex;
+	env->key_id = key != NULL ? key->key_id : NULL;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+
+	/* Claim the next sequence; from here the head row is locked */
+	values[0] = CStringGetTextDatum(env->aggregate_type);
+	values[1] = CStringGetTextDatum(env->aggregate_id);
+	rc = SPI_execute_plan(head_plan, values, NULL, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not claim receipt sequence: %s",
+			 SPI_result_code_string(rc));
+	env->sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1,
+												&isnull));
+	copy_hash(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2,
+											&isnull)),
+			  env->prev_hash);
+
+	initStringInfo(&envelope);
+	if (!fp_attribution_receipt_envelope(&envelope, env))
+		elog(ERROR, "receipt timestamp out of range");
+	fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
+	if (key != NULL)
+	{
+		fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
+		register_signing_key(key);
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = UUIDPGetDatum(&env->receipt_id);
+	values[1] = TimestampTzGetDatum(env->timestamp);
+	values[2] = Int64GetDatum(env->sequence);
+	values[3] = CStringGetTextDatum(env->correlation_id);
+	if (env->has_causation)
+		values[4] = UUIDPGetDatum(&env->causation_id);
+	else
+		nulls[4] = 'n';
+	values[5] = CStringGetTextDatum(env->aggregate_id);
+	values[6] = CStringGetTextDatum(env->aggregate_type);
+	values[7] = JsonbPGetDatum(payload);
+	values[8] = bytea_datum(env->payload_hash, FP_SHA256_LEN);
+	if (key != NULL)
+	{
+		values[9] = bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
+		values[14] = CStringGetTextDatum(key->key_id);
+	}
+	else
+		nulls[9] = nulls[14] = 'n';
+	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
+	values[10] = CStringGetTextDatum(trace_hex);
+	values[11] = CStringGetTextDatum(span_hex);
+	values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
+	values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
+	rc = SPI_execute_plan(write_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not write receipt: %s", SPI_result_code_string(rc));
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	*desc = SPI_tuptable->tupdesc;
+	return SPI_tuptable->vals[0];
+}
+
+/*
+ * The text output of a Datum of type typid.
+ */
+static char *
+datum_text(Datum d, Oid typid)
+{
+	Oid			output;
+	bool		varlena;
+
+	getTypeOutputInfo(typid, &output, &varlena);
+	return OidOutputFunctionCall(output, d);
+}
+
+/*
+ * The payload value of one column, by type: NULL as null, booleans as
+ * true/false, integers as numbers, timestamptz as RFC 3339 UTC strings,
+ * intervals as a number of microseconds (a month counts 30 days), and
+ * everything else as its text output (text, uuid, inet).
+ */
+static void
+column_value(Datum d, bool isnull, Oid typid, JsonbValue *v)
+{
+	char		ts[FP_RFC3339_LEN + 1];
+
+	if (isnull)
+	{
+		v->type = jbvNull;
+		return;
+	}
+	switch (typid)
+	{
+		case BOOLOID:
+			v->type = jbvBool;
+			v->val.boolean = DatumGetBool(d);
+			return;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(typid == INT8OID ? DatumGetInt64(d) :
+											  typid == INT4OID ? DatumGetInt32(d) :
+											  DatumGetInt16(d));
+			return;
+		case INTERVALOID:
+			{
+				Interval   *iv = DatumGetIntervalP(d);
+
+				v->type = jbvNumeric;
+				v->val.numeric = int64_to_numeric(iv->time +
+												  ((int64) iv->month * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY);
+				return;
+			}
+		case TIMESTAMPTZOID:
+			if (!fp_attribution_format_timestamp(DatumGetTimestampTz(d), ts))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+						 errmsg("timestamp out of range for a receipt"),
+						 errdetail("Receipts record finite timestamps from year 1 to 9999.")));
+			v->type = jbvString;
+			v->val.string.val = pstrdup(ts);
+			v->val.string.len = FP_RFC3339_LEN;
+			return;
+		default:
+			v->type = jbvString;
+			v->val.string.val = datum_text(d, typid);
+			v->val.string.len = strlen(v->val.string.val);
+			return;
+	}
+}
+
+/*
+ * A column of the trigger's row, by name.
+ */
+static Datum
+row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
+		   Oid *typid)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "column \"%s\" not found", name);
+	*typid = TupleDescAttr(desc, attnum - 1)->atttypid;
+	return heap_getattr(tuple, attnum, desc, isnull);
+}
+
+/*
+ * The event payload of an inserted row: {"event": spec->event, column:
+ * value, ...}.
+ */
+static Jsonb *
+row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	key;
+	JsonbValue	val;
+	JsonbValue *result;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	key.type = jbvString;
+	key.val.string.val = "event";
+	key.val.string.len = strlen("event");
+	val.type = jbvString;
+	val.val.string.val = (char *) spec->event;
+	val.val.string.len = strlen(spec->event);
+	pushJsonbValue(&state, WJB_KEY, &key);
+	pushJsonbValue(&state, WJB_VALUE, &val);
+	for (int i = 0; spec->columns[i] != NULL; i++)
+	{
+		bool		isnull;
+		Oid			typid;
+		Datum		d = row_column(tuple, desc, spec->columns[i], &isnull, &typid);
+
+		key.val.string.val = (char *) spec->columns[i];
+		key.val.string.len = strlen(spec->columns[i]);
+		column_value(d, isnull, typid, &val);
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, &val);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/*
+ * Hash the payload into env, raising the documented error for a number
+ * JCS cannot represent.
+ */
+static void
+hash_payload(Jsonb *payload, FpReceiptEnvelope *env)
+{
+	const char *bad_number = NULL;
+
+	if (!fp_attribution_payload_hash(payload, env->payload_hash, &bad_number))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("number %.40s%s cannot be represented in canonical JSON",
+						bad_number, strlen(bad_number) > 40 ? "..." : ""),
+				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip."),
+				 errhint("Keep money in integer minor units below 2^53, or pass the number as a string.")));
+}
+
+/*
+ * attribution.write_receipt(aggregate_type) AFTER INSERT row trigger
+ *
+ * Appends the receipt of the inserted row's creating event; the argument
+ * selects the aggregate spec above.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_write_receipt);
+Datum
+fp_attribution_write_receipt(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const FpAggregateSpec *spec = NULL;
+	FpReceiptEnvelope env;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	Jsonb	   *payload;
+	bool		isnull;
+	Oid			typid;
+	Datum		d;
+	TupleDesc	result_desc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		trigdata->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("write_receipt must be an AFTER INSERT FOR EACH ROW trigger with one argument")));
+	for (int i = 0; i < lengthof(aggregate_specs); i++)
+		if (strcmp(aggregate_specs[i].aggregate_type,
+				   trigdata->tg_trigger->tgargs[0]) == 0)
+			spec = &aggregate_specs[i];
+	if (spec == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown aggregate type \"%s\"",
+						trigdata->tg_trigger->tgargs[0])));
+
+	tuple = trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	memset(&env, 0, sizeof(env));
+	env.aggregate_type = spec->aggregate_type;
+	d = row_column(tuple, desc, spec->id_column, &isnull, &typid);
+	env.aggregate_id = datum_text(d, typid);
+	env.trace_id = *DatumGetFpTraceId(row_column(tuple, desc, "trace_id", &isnull, &typid));
+	env.span_id = *DatumGetFpSpanId(row_column(tuple, desc, "span_id", &isnull, &typid));
+	payload = row_payload(spec, tuple, desc);
+	hash_payload(payload, &env);
+
+	SPI_connect();
+	prepare_plans();
+	if (spec->cause_column != NULL)
+	{
+		d = row_column(tuple, desc, spec->cause_column, &isnull, &typid);
+		if (!isnull)
+			env.has_causation =
+				find_click_receipt(datum_text(d, typid),
+								   &env.causation_id);
+	}
+	(void) append_receipt(&env, payload,
+						  trigdata->tg_relation->rd_rel->relowner,
+						  &result_desc);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * The owner of attribution.receipts, as whom appends run.
+ */
+static Oid
+receipts_owner(void)
+{
+	Oid			relid = get_relname_relid("receipts",
+										  get_namespace_oid("attribution", false));
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * attribution.append_receipt(aggregate_type text, aggregate_id text,
+ *							  payload jsonb, causation_id uuid)
+ *	  returns attribution.receipts
+ *
+ * The building block for commands beyond the built-in ones: appends a
+ * receipt for payload to the aggregate's chain, in the trace context of a
+ * new command span.  Revoked from PUBLIC by the install script.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_append_receipt);
+Datum
+fp_attribution_append_receipt(PG_FUNCTION_ARGS)
+{
+	FpReceiptEnvelope env;
+	FpCommandContext ctx;
+	Jsonb	   *payload;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	Datum		result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("aggregate_type, aggregate_id and payload must not be null")));
+	memset(&env, 0, sizeof(env));
+	env.aggregate_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	env.aggregate_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	payload = PG_GETARG_JSONB_P(2);
+	if (!PG_ARGISNULL(3))
+	{
+		env.has_causation = true;
+		env.causation_id = *PG_GETARG_UUID_P(3);
+	}
+	fp_attribution_begin_command(NULL, NULL, &ctx);
+	env.trace_id = ctx.trace_id;
+	env.span_id = ctx.span_id;
+	hash_payload(payload, &env);
+
+	SPI_connect();
+	tuple = append_receipt(&env, payload, receipts_owner(), &desc);
+	result = PointerGetDatum(SPI_returntuple(tuple, desc));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * attribution.canonical_json(jsonb) returns text
+ *
+ * The RFC 8785 form of a document, exactly the bytes payload_hash covers.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_canonical_json);
+Datum
+fp_attribution_canonical_json(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	StringInfoData buf;
+	const char *bad_number = NULL;
+
+	initStringInfo(&buf);
+	if (!fp_attribution_jcs_append_jsonb(&buf, &jb->root, &bad_number))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("number %.40s%s cannot be represented in canonical JSON",
+						bad_number, strlen(bad_number) > 40 ? "..." : ""),
+				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip.")));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+}
+
+/*
+ * attribution.receipt_envelope(attribution.receipts) returns text
+ *
+ * The canonical envelope of a receipt row as stored (its payload_hash
+ * taken as is), exactly the bytes receipt_hash covers.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_receipt_envelope_sql);
+Datum
+fp_attribution_receipt_envelope_sql(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	TupleDesc	desc;
+	HeapTupleData tuple;
+	FpStoredReceipt r;
+	StringInfoData buf;
+
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+								  HeapTupleHeaderGetTypMod(rec));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	fp_attribution_receipt_from_tuple(&tuple, desc, &r);
+	ReleaseTupleDesc(desc);
+
+	initStringInfo(&buf);
+	if (!fp_attribution_receipt_envelope(&buf, &r.env))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range for a receipt")));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+}
+
+/*
+ * attribution.append_only() trigger
+ *
+ * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts
+ * and attribution.signing_keys: always refuses.  42501 is also what a
+ * role without the (revoked) privilege gets, so clients see one SQLSTATE
+ * for "receipts cannot be changed" whoever they are.  A superuser can
+ * still disable the trigger; verification is what catches that.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_append_only);
+Datum
+fp_attribution_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *op = "UPDATE";
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("append_only must be called as a trigger")));
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		op = "TRUNCATE";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("table \"%s\" is append-only",
+					RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("%s is not allowed on it.", op),
+			 errhint("Receipts prove what happened; record a correcting command instead.")));
+	PG_RETURN_NULL();			/* keep compiler quiet */
+}

@@ -1,0 +1,691 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *	  attribution.verify_receipt, verify_chain and verify_all: recompute
+ *	  every hash, link and signature and report the first failure.
+ *
+ * Each receipt is checked in this order, and the first failing check is
+ * its result:
+ *
+ *	payload_hash  SHA-256 of the JCS form of payload = payload_hash
+ *	receipt_hash  SHA-256 of the canonical envelope = receipt_hash
+ *	sequence      the chain is contiguous from 1 (nothing removed/reordered)
+ *	prev_hash     prev_hash = receipt_hash of the previous receipt (32 zero
+ *				  bytes for sequence 1)
+ *	unknown_key   a signed receipt's key_id is in attribution.signing_keys,
+ *				  and is derived from that row's public key
+ *	signature     the Ed25519 signature of receipt_hash verifies (and a
+ *				  signature comes with a key_id and vice versa)
+ *
+ * and each chain's head: stream_head  attribution.receipt_streams names
+ * the chain's last sequence and hash (catches a removed tail, or a chain
+ * whose receipts are all gone).
+ *
+ * Failures are result rows, not errors, so one call reports on a whole
+ * database.  Every receipt checked adds one to the shared counter
+ * verifications_success or verifications_failed, and a bad chain head one
+ * to verifications_failed (counted only when preloaded; see shmem.c).
+ *
+ * Receipts are read through an SPI cursor in batches, with a per-receipt
+ * memory context, so verify_all needs memory for one batch only.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "fp_attribution/receipts.h"
+#include "fp_attribution/shmem.h"
+
+/* Rows fetched from the cursor at a time */
+#define VERIFY_BATCH 1000
+
+/* A public key from attribution.signing_keys */
+typedef struct VerifyKey
+{
+	char	   *key_id;
+	bytea	   *public_key;
+} VerifyKey;
+
+/* The first failure of a chain (or of everything) */
+typedef struct VerifyFailure
+{
+	bool		failed;
+	char	   *aggregate_type;
+	char	   *aggregate_id;
+	bool		has_receipt;
+	pg_uuid_t	receipt_id;
+	int64		sequence;
+	const char *check;
+	char	   *detail;
+} VerifyFailure;
+
+/* State of one verification call */
+typedef struct VerifyState
+{
+	VerifyKey  *keys;
+	int			nkeys;
+	MemoryContext row_cxt;		/* reset for every receipt */
+	MemoryContext call_cxt;		/* holds results */
+
+	/* the chain being walked */
+	char	   *aggregate_type;
+	char	   *aggregate_id;
+	int64		expected_sequence;
+	uint8		expected_prev[FP_SHA256_LEN];
+	int64		chain_receipts;
+	VerifyFailure chain_failure;
+
+	/* totals */
+	int64		chains;
+	int64		chains_failed;
+	int64		receipts;
+	int64		receipts_failed;
+	int64		heads_failed;
+	VerifyFailure first_failure;
+} VerifyState;
+
+/*
+ * Start a verification: load the public keys, create the contexts.
+ * Caller is connected to SPI; results go to call_cxt, which must outlive
+ * SPI_finish.
+ */
+static void
+verify_begin(VerifyState *st, MemoryContext call_cxt)
+{
+	int			rc;
+
+	memset(st, 0, sizeof(*st));
+	st->call_cxt = call_cxt;
+	st->row_cxt = AllocSetContextCreate(call_cxt,
+										"fp_attribution verify receipt",
+										ALLOCSET_DEFAULT_SIZES);
+	rc = SPI_execute("SELECT key_id, public_key FROM attribution.signing_keys",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read signing keys: %s",
+			 SPI_result_code_string(rc));
+	st->nkeys = SPI_processed;
+	st->keys = palloc0(sizeof(VerifyKey) * Max(st->nkeys, 1));
+	for (int i = 0; i < st->nkeys; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		Datum		d;
+
+		st->keys[i].key_id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			st->keys[i].public_key = DatumGetByteaPCopy(d);
+		/* a key row whose id is not derived from its key is ignored */
+		if (st->keys[i].public_key == NULL ||
+			VARSIZE_ANY_EXHDR(st->keys[i].public_key) != FP_ED25519_PUBLIC_KEY_LEN)
+			st->keys[i].key_id = NULL;
+		else
+		{
+			char		derived[FP_KEY_ID_LEN + 1];
+
+			fp_attribution_key_id((const uint8 *) VARDATA_ANY(st->keys[i].public_key),
+								  derived);
+			if (st->keys[i].key_id == NULL || strcmp(derived, st->keys[i].key_id) != 0)
+				st->keys[i].key_id = NULL;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Add the call's outcome to the shared counters.
+ */
+static void
+verify_count(const VerifyState *st)
+{
+	if (fp_attribution_shared == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&fp_attribution_shared->counters.verifications_success,
+							st->receipts - st->receipts_failed);
+	pg_atomic_fetch_add_u64(&fp_attribution_shared->counters.verifications_failed,
+							st->receipts_failed + st->heads_failed);
+}
+
+/*
+ * The raw public key of key_id, or NULL if unknown.
+ */
+static const bytea *
+find_key(const VerifyState *st, const char *key_id)
+{
+	for (int i = 0; i < st->nkeys; i++)
+		if (st->keys[i].key_id != NULL && strcmp(st->keys[i].key_id, key_id) == 0)
+			return st->keys[i].public_key;
+	return NULL;
+}
+
+/*
+ * Check one receipt against the expected sequence and previous hash.
+ * Returns NULL if it passes, else the name of the first failing check
+ * with *detail set (allocated in the current context).
+ */
+static const char *
+check_receipt(const VerifyState *st, const FpStoredReceipt *r,
+			  int64 expected_sequence, const uint8 *expected_prev,
+			  char **detail)
+{
+	uint8		hash[FP_SHA256_LEN];
+	const char *bad_number = NULL;
+	StringInfoData envelope;
+	const bytea *public_key;
+
+	if (!fp_attribution_payload_hash(r->payload, hash, &bad_number))
+	{
+		*detail = psprintf("The payload holds the number %s, which canonical JSON cannot represent.", bad_number);
+		return "payload_hash";
+	}
+	if (!fp_attribution_bytea_equals(r->payload_hash, hash, FP_SHA256_LEN))
+	{
+		*detail = pstrdup("The SHA-256 of the canonical payload differs from payload_hash.");
+		return "payload_hash";
+	}
+
+	initStringInfo(&envelope);
+	if (!fp_attribution_receipt_envelope(&envelope, &r->env))
+	{
+		*detail = pstrdup("The timestamp is out of the range receipts record.");
+		return "receipt_hash";
+	}
+	fp_attribution_sha256(envelope.data, envelope.len, hash);
+	if (!fp_attribution_bytea_equals(r->receipt_hash, hash, FP_SHA256_LEN))
+	{
+		*detail = pstrdup("The SHA-256 of the canonical envelope differs from receipt_hash.");
+		return "receipt_hash";
+	}
+
+	if (r->env.sequence != expected_sequence)
+	{
+		*detail = psprintf("Expected sequence " INT64_FORMAT ", found " INT64_FORMAT ".",
+						   expected_sequence, r->env.sequence);
+		return "sequence";
+	}
+	if (!fp_attribution_bytea_equals(r->prev_hash, expected_prev, FP_SHA256_LEN))
+	{
+		*detail = expected_sequence == 1 ?
+			pstrdup("The first receipt of a chain must have 32 zero bytes as prev_hash.") :
+			psprintf("prev_hash differs from the receipt_hash of sequence " INT64_FORMAT ".",
+					 expected_sequence - 1);
+		return "prev_hash";
+	}
+
+	if (r->env.key_id == NULL)
+	{
+		if (r->signature != NULL)
+		{
+			*detail = pstrdup("The receipt has a signature but no key_id.");
+			return "signature";
+		}
+		return NULL;
+	}
+	public_key = find_key(st, r->env.key_id);
+	if (public_key == NULL)
+	{
+		*detail = psprintf("Key \"%s\" is not in attribution.signing_keys (or its id does not match its public key).", r->env.key_id);
+		return "unknown_key";
+	}
+	if (r->signature == NULL ||
+		VARSIZE_ANY_EXHDR(r->signature) != FP_ED25519_SIGNATURE_LEN ||
+		VARSIZE_ANY_EXHDR(public_key) != FP_ED25519_PUBLIC_KEY_LEN ||
+		!fp_attribution_verify_signature((const uint8 *) VARDATA_ANY(public_key),
+										 hash, FP_SHA256_LEN,
+										 (const uint8 *) VARDATA_ANY(r->signature)))
+	{
+		*detail = psprintf("The signature does not verify with key \"%s\".", r->env.key_id);
+		return "signature";
+	}
+	return NULL;
+}
+
+/*
+ * Record a failure of the current chain (the first one only) and, if it
+ * is the first of the call, of the call.  Strings are copied into the
+ * call context.
+ */
+static void
+note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
+			 const char *detail)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->call_cxt);
+	VerifyFailure *f = &st->chain_failure;
+
+	if (!f->failed)
+	{
+		f->failed = true;
+		f->aggregate_type = pstrdup(st->aggregate_type);
+		f->aggregate_id = pstrdup(st->aggregate_id);
+		f->has_receipt = r != NULL;
+		if (r != NULL)
+		{
+			f->receipt_id = r->env.receipt_id;
+			f->sequence = r->env.sequence;
+		}
+		f->check = check;
+		f->detail = pstrdup(detail);
+		if (!st->first_failure.failed)
+			st->first_failure = *f;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Start walking the chain of (type, id).
+ */
+static void
+chain_begin(VerifyState *st, const char *type, const char *id)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->call_cxt);
+
+	st->aggregate_type = pstrdup(type);
+	st->aggregate_id = pstrdup(id);
+	MemoryContextSwitchTo(old);
+	st->expected_sequence = 1;
+	memset(st->expected_prev, 0, FP_SHA256_LEN);
+	st->chain_receipts = 0;
+	memset(&st->chain_failure, 0, sizeof(VerifyFailure));
+	st->chains++;
+}
+
+/*
+ * Check one receipt of the chain being walked and advance.
+ */
+static void
+chain_receipt(VerifyState *st, const FpStoredReceipt *r)
+{
+	char	   *detail = NULL;
+	const char *check = check_receipt(st, r, st->expected_sequence,
+									  st->expected_prev, &detail);
+
+	st->receipts++;
+	st->chain_receipts++;
+	if (check != NULL)
+	{
+		st->receipts_failed++;
+		note_failure(st, r, check, detail);
+	}
+	/* carry on from what is stored, so one bad receipt is one failure */
+	st->expected_sequence = r->env.sequence + 1;
+	memset(st->expected_prev, 0, FP_SHA256_LEN);
+	if (VARSIZE_ANY_EXHDR(r->receipt_hash) == FP_SHA256_LEN)
+		memcpy(st->expected_prev, VARDATA_ANY(r->receipt_hash), FP_SHA256_LEN);
+}
+
+/*
+ * Finish the chain being walked: compare its head.  Returns false if the
+ * chain has neither receipts nor a head.
+ */
+static bool
+chain_end(VerifyState *st)
+{
+	Datum		args[2];
+	bool		isnull;
+	int64		last_sequence;
+	bytea	   *last_hash;
+	char	   *detail = NULL;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(st->aggregate_type);
+	args[1] = CStringGetTextDatum(st->aggregate_id);
+	rc = SPI_execute_with_args("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
+							   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
+							   " AND aggregate_id OPERATOR(pg_catalog.=) $2",
+							   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		if (st->chain_receipts == 0)
+		{
+			st->chains--;
+			return false;
+		}
+		detail = pstrdup("The chain has no row in attribution.receipt_streams.");
+	}
+	else
+	{
+		last_sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		last_hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+		if (st->chain_receipts == 0)
+			detail = psprintf("The head records sequence " INT64_FORMAT " but the chain has no receipts.",
+							  last_sequence);
+		else if (last_sequence != st->expected_sequence - 1)
+			detail = psprintf("The head records sequence " INT64_FORMAT " but the last receipt has sequence " INT64_FORMAT ".",
+							  last_sequence, st->expected_sequence - 1);
+		else if (!fp_attribution_bytea_equals(last_hash, st->expected_prev, FP_SHA256_LEN))
+			detail = pstrdup("The head's last_hash differs from the receipt_hash of the last receipt.");
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (detail != NULL)
+	{
+		st->heads_failed++;
+		note_failure(st, NULL, "stream_head", detail);
+	}
+	if (st->chain_failure.failed)
+		st->chains_failed++;
+	return true;
+}
+
+/*
+ * Walk the receipts an open cursor returns, ordered by aggregate_type,
+ * aggregate_id, sequence; chains start and end where the aggregate
+ * changes.  The last chain is left open for the caller to end.
+ */
+static void
+walk_cursor(VerifyState *st, Portal portal)
+{
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
+		batch = SPI_tuptable;
+		if (SPI_processed == 0)
+		{
+			SPI_freetuptable(batch);
+			break;
+		}
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+			FpStoredReceipt r;
+
+			fp_attribution_receipt_from_tuple(batch->vals[i], batch->tupdesc, &r);
+			if (st->aggregate_type == NULL ||
+				strcmp(st->aggregate_type, r.env.aggregate_type) != 0 ||
+				strcmp(st->aggregate_id, r.env.aggregate_id) != 0)
+			{
+				MemoryContextSwitchTo(old);
+				if (st->aggregate_type != NULL)
+					chain_end(st);
+				chain_begin(st, r.env.aggregate_type, r.env.aggregate_id);
+				MemoryContextSwitchTo(st->row_cxt);
+			}
+			chain_receipt(st, &r);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(st->row_cxt);
+		}
+		SPI_freetuptable(batch);
+	}
+}
+
+/*
+ * Datums of a failure's receipt id and sequence, or NULLs.
+ */
+static void
+failure_receipt_datums(const VerifyFailure *f, Datum *values, bool *nulls)
+{
+	if (f->failed && f->has_receipt)
+	{
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+		*id = f->receipt_id;
+		values[0] = UUIDPGetDatum(id);
+		values[1] = Int64GetDatum(f->sequence);
+	}
+	else
+		nulls[0] = nulls[1] = true;
+}
+
+/*
+ * Datums of a failure's check and detail, or NULLs.
+ */
+static void
+failure_check_datums(const VerifyFailure *f, Datum *values, bool *nulls)
+{
+	if (f->failed)
+	{
+		values[0] = CStringGetTextDatum(f->check);
+		values[1] = CStringGetTextDatum(f->detail);
+	}
+	else
+		nulls[0] = nulls[1] = true;
+}
+
+/*
+ * attribution.verify_receipt(receipt_id uuid)
+ *	  returns (ok, aggregate_type, aggregate_id, sequence, failed_check, detail)
+ *
+ * Checks one receipt, and its link to the previous receipt of its chain.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_receipt);
+Datum
+fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
+{
+	Datum		arg = PG_GETARG_DATUM(0);
+	VerifyState st;
+	MemoryContext caller_cxt;
+	FpStoredReceipt r;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	uint8		expected_prev[FP_SHA256_LEN];
+	const char *check = NULL;
+	char	   *detail = NULL;
+	int			rc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	caller_cxt = CurrentMemoryContext;
+	SPI_connect();
+	verify_begin(&st, caller_cxt);
+	rc = SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
+							   " WHERE r.receipt_id OPERATOR(pg_catalog.=) $1",
+							   1, (Oid[]) {UUIDOID}, &arg, NULL, true, 2);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read receipt: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("receipt %s does not exist",
+						DatumGetCString(DirectFunctionCall1(uuid_out, arg)))));
+	fp_attribution_receipt_from_tuple(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, &r);
+
+	/* the previous receipt of the chain, if there should be one */
+	memset(expected_prev, 0, FP_SHA256_LEN);
+	if (r.env.sequence > 1)
+	{
+		Datum		args[3];
+		bool		isnull;
+
+		args[0] = CStringGetTextDatum(r.env.aggregate_type);
+		args[1] = CStringGetTextDatum(r.env.aggregate_id);
+		args[2] = Int64GetDatum(r.env.sequence - 1);
+		rc = SPI_execute_with_args("SELECT receipt_hash FROM attribution.receipts"
+								   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
+								   " AND aggregate_id OPERATOR(pg_catalog.=) $2"
+								   " AND sequence OPERATOR(pg_catalog.=) $3",
+								   3, (Oid[]) {TEXTOID, TEXTOID, INT8OID},
+								   args, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read receipt: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+		{
+			check = "sequence";
+			detail = psprintf("Receipt " INT64_FORMAT " of this chain is missing.",
+							  r.env.sequence - 1);
+		}
+		else
+		{
+			bytea	   *prev = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc,
+															 1, &isnull));
+
+			if (VARSIZE_ANY_EXHDR(prev) == FP_SHA256_LEN)
+				memcpy(expected_prev, VARDATA_ANY(prev), FP_SHA256_LEN);
+		}
+	}
+	if (check == NULL)
+		check = check_receipt(&st, &r, Max(r.env.sequence, 1), expected_prev, &detail);
+
+	st.receipts = 1;
+	st.receipts_failed = check != NULL ? 1 : 0;
+	verify_count(&st);
+
+	MemoryContextSwitchTo(caller_cxt);
+	values[0] = BoolGetDatum(check == NULL);
+	values[1] = CStringGetTextDatum(r.env.aggregate_type);
+	values[2] = CStringGetTextDatum(r.env.aggregate_id);
+	values[3] = Int64GetDatum(r.env.sequence);
+	if (check != NULL)
+	{
+		values[4] = CStringGetTextDatum(check);
+		values[5] = CStringGetTextDatum(detail);
+	}
+	else
+		nulls[4] = nulls[5] = true;
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * attribution.verify_chain(aggregate_type text, aggregate_id text)
+ *	  returns (ok, receipts_checked, failed_receipt_id, failed_sequence,
+ *			   failed_check, detail)
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_chain);
+Datum
+fp_attribution_verify_chain(PG_FUNCTION_ARGS)
+{
+	char	   *type = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	VerifyState st;
+	MemoryContext caller_cxt;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	Datum		args[2];
+	SPIPlanPtr	plan;
+	Portal		portal;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	caller_cxt = CurrentMemoryContext;
+	SPI_connect();
+	verify_begin(&st, caller_cxt);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	plan = SPI_prepare("SELECT r.* FROM attribution.receipts r"
+					   " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
+					   " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+					   " ORDER BY r.sequence",
+					   2, (Oid[]) {TEXTOID, TEXTOID});
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	walk_cursor(&st, portal);
+	SPI_cursor_close(portal);
+	if (st.aggregate_type == NULL)
+		chain_begin(&st, type, id);
+	if (!chain_end(&st))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("aggregate %s \"%s\" has no receipts", type, id)));
+	verify_count(&st);
+	SPI_finish();
+
+	values[0] = BoolGetDatum(!st.chain_failure.failed);
+	values[1] = Int64GetDatum(st.receipts);
+	failure_receipt_datums(&st.chain_failure, values + 2, nulls + 2);
+	failure_check_datums(&st.chain_failure, values + 4, nulls + 4);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * attribution.verify_all()
+ *	  returns (ok, chains_checked, receipts_checked, chains_failed,
+ *			   receipts_failed, failed_aggregate_type, failed_aggregate_id,
+ *			   failed_receipt_id, failed_sequence, failed_check, detail)
+ *
+ * Every chain, in (aggregate_type, aggregate_id) order, plus every head
+ * whose chain has no receipts left; the failure columns describe the first
+ * failure found.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_all);
+Datum
+fp_attribution_verify_all(PG_FUNCTION_ARGS)
+{
+	VerifyState st;
+	MemoryContext caller_cxt;
+	TupleDesc	tupdesc;
+	Datum		values[11];
+	bool		nulls[11] = {false};
+	SPIPlanPtr	plan;
+	Portal		portal;
+	int			rc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	caller_cxt = CurrentMemoryContext;
+	SPI_connect();
+	verify_begin(&st, caller_cxt);
+	plan = SPI_prepare("SELECT r.* FROM attribution.receipts r"
+					   " ORDER BY r.aggregate_type, r.aggregate_id, r.sequence",
+					   0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	walk_cursor(&st, portal);
+	SPI_cursor_close(portal);
+	if (st.aggregate_type != NULL)
+		chain_end(&st);
+
+	/* heads of chains whose receipts are all gone */
+	rc = SPI_execute("SELECT s.aggregate_type, s.aggregate_id"
+					 " FROM attribution.receipt_streams s WHERE NOT EXISTS"
+					 " (SELECT FROM attribution.receipts r"
+					 " WHERE r.aggregate_type OPERATOR(pg_catalog.=) s.aggregate_type"
+					 " AND r.aggregate_id OPERATOR(pg_catalog.=) s.aggregate_id)"
+					 " ORDER BY 1, 2", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read stream heads: %s", SPI_result_code_string(rc));
+	{
+		SPITupleTable *heads = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			chain_begin(&st, SPI_getvalue(heads->vals[i], heads->tupdesc, 1),
+						SPI_getvalue(heads->vals[i], heads->tupdesc, 2));
+			chain_end(&st);
+		}
+		SPI_freetuptable(heads);
+	}
+	verify_count(&st);
+	SPI_finish();
+
+	values[0] = BoolGetDatum(!st.first_failure.failed);
+	values[1] = Int64GetDatum(st.chains);
+	values[2] = Int64GetDatum(st.receipts);
+	values[3] = Int64GetDatum(st.chains_failed);
+	values[4] = Int64GetDatum(st.receipts_failed);
+	if (st.first_failure.failed)
+	{
+		values[5] = CStringGetTextDatum(st.first_failure.aggregate_type);
+		values[6] = CStringGetTextDatum(st.first_failure.aggregate_id);
+	}
+	else
+		nulls[5] = nulls[6] = true;
+	failure_receipt_datums(&st.first_failure, values + 7, nulls + 7);
+	failure_check_datums(&st.first_failure, values + 9, nulls + 9);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
