@@ -592,3 +592,121 @@ CREATE FUNCTION attribution.reset_telemetry_status() RETURNS void
 	AS 'MODULE_PATHNAME', 'fp_attribution_reset_telemetry_status'
 	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- Telemetry: spans, metrics and log records kept in shared memory
+--------------------------------------------------------------------------
+
+-- The row trigger that turns each written click, conversion or receipt
+-- into an event span, a log record and metric increments (pending until
+-- commit).
+CREATE FUNCTION attribution.telemetry_row_written() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_row_written'
+	LANGUAGE C;
+CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.receipts
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+
+-- affiliate.windows.active is computed when read: an index range scan of
+-- the open windows, each checked for an attributed conversion.
+CREATE INDEX clicks_window_ends_idx ON attribution.clicks (window_ends_at);
+
+CREATE FUNCTION attribution.windows_active() RETURNS bigint
+	LANGUAGE sql STABLE PARALLEL SAFE AS $$
+	SELECT pg_catalog.count(*) FROM attribution.clicks c
+	 WHERE c.window_ends_at OPERATOR(pg_catalog.>) pg_catalog.now()
+	   AND NOT EXISTS (SELECT FROM attribution.conversions v
+					    WHERE v.click_id OPERATOR(pg_catalog.=) c.click_id
+						  AND v.attributed)
+$$;
+COMMENT ON FUNCTION attribution.windows_active() IS
+	'Clicks whose attribution window is open and that have not converted (affiliate.windows.active)';
+
+CREATE FUNCTION attribution.spans_internal(
+	OUT trace_id attribution.trace_id, OUT span_id attribution.span_id,
+	OUT parent_span_id attribution.span_id, OUT name text, OUT kind text,
+	OUT start_time timestamptz, OUT end_time timestamptz,
+	OUT duration_ms double precision, OUT status_code text,
+	OUT status_message text, OUT trace_state text, OUT attributes jsonb,
+	OUT events jsonb, OUT start_time_unix_nano bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_spans'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE VIEW attribution.spans AS
+	SELECT * FROM attribution.spans_internal();
+COMMENT ON VIEW attribution.spans IS
+	'Recent spans in shared memory, oldest first; parent_span_id is NULL for a root span';
+
+CREATE FUNCTION attribution.logs_internal(
+	OUT "time" timestamptz, OUT severity_number integer, OUT severity_text text,
+	OUT event_name text, OUT body text, OUT trace_id attribution.trace_id,
+	OUT span_id attribution.span_id, OUT attributes jsonb,
+	OUT time_unix_nano bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_logs'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE VIEW attribution.logs AS
+	SELECT * FROM attribution.logs_internal();
+COMMENT ON VIEW attribution.logs IS
+	'Recent structured log records in shared memory, oldest first';
+
+CREATE FUNCTION attribution.metrics_internal(
+	OUT name text, OUT kind text, OUT unit text, OUT attributes jsonb,
+	OUT value bigint, OUT count bigint, OUT sum double precision,
+	OUT bucket_bounds double precision[], OUT bucket_counts bigint[],
+	OUT start_time timestamptz, OUT description text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_metrics'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE VIEW attribution.metrics AS
+	SELECT * FROM attribution.metrics_internal()
+	UNION ALL
+	SELECT 'affiliate.windows.active', 'gauge', '{click}', '{}'::jsonb,
+		   attribution.windows_active(), NULL, NULL, NULL, NULL, pg_catalog.now(),
+		   'Clicks whose attribution window is open and that have not converted.';
+COMMENT ON VIEW attribution.metrics IS
+	'One row per metric series: sums and the gauge in value, histograms in count, sum and buckets';
+
+CREATE FUNCTION attribution.telemetry_buffers_internal(
+	OUT spans_capacity bigint, OUT spans_used bigint, OUT spans_written bigint,
+	OUT spans_dropped bigint, OUT spans_export_dropped bigint,
+	OUT logs_capacity bigint, OUT logs_used bigint, OUT logs_written bigint,
+	OUT logs_dropped bigint, OUT logs_export_dropped bigint,
+	OUT affiliate_series_capacity bigint, OUT affiliate_series_used bigint,
+	OUT affiliate_series_overflow bigint, OUT metrics_export_dropped bigint)
+	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_buffers'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+-- Same columns as above, then the buffers'
+CREATE OR REPLACE VIEW attribution.telemetry_status AS
+	SELECT s.*, b.* FROM attribution.telemetry_status_internal() s,
+		attribution.telemetry_buffers_internal() b;
+
+CREATE FUNCTION attribution.reset_telemetry(signal text DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'fp_attribution_reset_telemetry'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION attribution.reset_telemetry(text) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.reset_telemetry(text) IS
+	'Empty the spans or logs buffer, or zero the metrics (new start time); NULL: all three';
+
+--------------------------------------------------------------------------
+-- OTLP exporter status: one row per signal (traces, metrics, logs)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.exporter_status_internal(
+	OUT signal text, OUT sent bigint, OUT failed bigint, OUT retried bigint,
+	OUT dropped bigint, OUT rejected bigint, OUT last_error text,
+	OUT last_error_time timestamptz, OUT last_success_time timestamptz,
+	OUT requests bigint, OUT avg_request_ms double precision)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_exporter_status'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW attribution.exporter_status AS
+	SELECT * FROM attribution.exporter_status_internal();

@@ -21,8 +21,10 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
 
 PG_MODULE_MAGIC;
@@ -47,6 +49,8 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
+	fp_attribution_otlp_define_gucs();
+	fp_attribution_telemetry_define_gucs();
 	fp_attribution_receipts_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
@@ -55,6 +59,8 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
+	fp_attribution_worker_register();
+	fp_attribution_telemetry_install_hooks();
 }
 
 /*

@@ -35,6 +35,7 @@
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
 
 char	   *fp_attribution_traceparent_setting = NULL;
@@ -242,6 +243,16 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	last_command = *ctx;
 	last_command.tracestate = NULL;
 	last_command_lxid = FP_MY_LOCAL_XID();
+	fp_attribution_telemetry_begin_command(ctx);
+}
+
+/*
+ * A fresh span id, for the spans the telemetry core opens inside a command.
+ */
+void
+fp_attribution_new_span_id(FpSpanId *id)
+{
+	random_id(id->bytes, FP_SPAN_ID_LEN);
 }
 
 const char *

@@ -43,5 +43,6 @@ extern void fp_attribution_begin_command(const char *traceparent,
 extern bool fp_attribution_sample_root(const FpTraceId *trace_id,
 									   double ratio);
 extern const char *fp_attribution_context_source_name(FpContextSource source);
+extern void fp_attribution_new_span_id(FpSpanId *id);
 
 #endif							/* FP_ATTRIBUTION_TRACE_CONTEXT_H */

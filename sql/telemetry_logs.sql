@@ -1,0 +1,46 @@
+--
+-- telemetry_logs: structured log records with trace context; no raw IP
+-- unless fp_attribution.log_client_ip allows it; JSON lines to the server log
+--
+SELECT attribution.reset_telemetry('logs');
+
+SELECT aggregate_id AS click_id FROM attribution.track_click('log-aff',
+	click_id => '00000000-0000-0000-0000-00000000d001', ip => '192.0.2.7',
+	traceparent => '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+SELECT aggregate_id AS order_id FROM attribution.track_conversion('log-order-1', 300, 'USD',
+	click_id => '00000000-0000-0000-0000-00000000d002');
+SELECT regress_error($$SELECT attribution.track_click(repeat('x', 200))$$);
+
+SELECT event_name COLLATE "C", severity_text, severity_number, body,
+	   attributes - 'fp.command.duration' - 'fp.conversion.id' - 'fp.receipt.id' AS attributes
+  FROM attribution.logs ORDER BY time_unix_nano, event_name COLLATE "C";
+
+-- every record of a command carries the command's trace and span id
+SELECT l.event_name COLLATE "C", l.trace_id = c.trace_id AS same_trace,
+	   l.span_id = c.span_id AS command_span
+  FROM attribution.logs l JOIN attribution.clicks c
+	ON c.click_id = '00000000-0000-0000-0000-00000000d001'
+   AND l.trace_id = c.trace_id
+ ORDER BY 1;
+
+-- no raw IP anywhere unless allowed
+SELECT count(*) AS records_with_ip FROM attribution.logs
+ WHERE attributes::text LIKE '%192.0.2.7%';
+SELECT attribution.reset_telemetry('logs');
+SET fp_attribution.log_client_ip = on;
+SELECT count(*) FROM attribution.track_click('log-aff', ip => '192.0.2.8');
+RESET fp_attribution.log_client_ip;
+SELECT attributes ->> 'client.address' AS client_address FROM attribution.logs
+ WHERE event_name = 'fp.click.tracked';
+
+-- a rolled-back click logs the failure, not "click tracked"
+SELECT attribution.reset_telemetry('logs');
+BEGIN;
+SELECT count(*) FROM attribution.track_click('log-rollback');
+ROLLBACK;
+SELECT event_name COLLATE "C", severity_text, body FROM attribution.logs ORDER BY time_unix_nano, 1;
+
+-- the buffers
+SELECT spans_capacity, logs_capacity, spans_used <= spans_capacity AS spans_ok,
+	   logs_used = logs_written AS logs_kept, logs_dropped
+  FROM attribution.telemetry_status;

@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * telemetry_record.h
+ *	  The producer side of the telemetry core: what a backend calls, at
+ *	  transaction end, to hand its spans, log records and metric
+ *	  increments to shared memory (telemetry.c), and the helpers that fill
+ *	  records (telemetry_attr.c).  Consumers use telemetry.h only.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_TELEMETRY_RECORD_H
+#define FP_ATTRIBUTION_TELEMETRY_RECORD_H
+
+#include "lib/stringinfo.h"
+
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/trace_context.h"
+
+/* The commands, as the attribute fp.command.name of commands.* */
+typedef enum FpCommandKind
+{
+	FP_COMMAND_UNKNOWN = 0,		/* context resolved, nothing written yet */
+	FP_COMMAND_TRACK_CLICK,
+	FP_COMMAND_TRACK_CONVERSION,
+	FP_COMMAND_KINDS
+} FpCommandKind;
+
+extern bool fp_attribution_log_json;
+extern bool fp_attribution_log_client_ip;
+
+/* telemetry.c: shared memory, called with no lock held */
+extern void fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans,
+												int n);
+extern void fp_attribution_telemetry_push_logs(FpLogRecord *const *logs,
+											   int n);
+extern void fp_attribution_telemetry_count_command(FpCommandKind kind,
+												   int64 duration_ns,
+												   bool failed);
+extern void fp_attribution_telemetry_count_click(const char *affiliate_id);
+extern void fp_attribution_telemetry_count_conversion(const char *currency,
+													  int64 revenue_cents,
+													  bool attributed,
+													  int64 latency_ms);
+extern void fp_attribution_telemetry_count_receipts(uint64 n);
+extern const char *fp_attribution_command_name(FpCommandKind kind);
+
+/* telemetry.c: for the SQL functions (raise the not-preloaded error) */
+extern int	fp_attribution_telemetry_peek_spans(uint64 *cursor,
+												FpSpanRecord *out, int max);
+extern int	fp_attribution_telemetry_peek_logs(uint64 *cursor,
+											   FpLogRecord *out, int max);
+extern void fp_attribution_telemetry_buffer_state(FpSignal signal,
+												  int64 *out);
+extern void fp_attribution_telemetry_reset(FpSignal signal);
+
+/* telemetry_capture.c: called when a command's context is resolved */
+extern void fp_attribution_telemetry_begin_command(const FpCommandContext *ctx);
+
+/* telemetry_attr.c: filling records, and their JSON form */
+extern void fp_attribution_span_init(FpSpanRecord *span, const char *name,
+									 FpSpanKind kind);
+extern FpAttribute *fp_attribution_span_attr(FpSpanRecord *span,
+											 const char *key);
+extern FpAttribute *fp_attribution_log_attr(FpLogRecord *log,
+											const char *key);
+extern void fp_attribution_attr_str(FpAttribute *attr, const char *value);
+extern void fp_attribution_attr_int(FpAttribute *attr, int64 value);
+extern void fp_attribution_attr_bool(FpAttribute *attr, bool value);
+extern void fp_attribution_attr_double(FpAttribute *attr, double value);
+extern void fp_attribution_copy_text(char *dst, const char *src, Size size);
+extern void fp_attribution_attrs_json(StringInfo buf, const FpAttribute *attrs,
+									  int n);
+extern void fp_attribution_span_events_json(StringInfo buf,
+											const FpSpanRecord *span);
+extern void fp_attribution_log_json_line(StringInfo buf,
+										 const FpLogRecord *log);
+
+#endif							/* FP_ATTRIBUTION_TELEMETRY_RECORD_H */

@@ -1,0 +1,1040 @@
+/*-------------------------------------------------------------------------
+ *
+ * telemetry.c
+ *	  The shared-memory half of the telemetry core: the span and log rings,
+ *	  the metric counters and histograms, the capped per-attribute series,
+ *	  and the consumer API of telemetry.h.
+ *
+ * Backends collect a transaction's records in local memory
+ * (telemetry_capture.c) and hand them over here at transaction end, with
+ * one call per signal.
+ *
+ * Locking.  One named tranche, "fp_attribution telemetry", holds three
+ * LWLocks:
+ *
+ *	- spans ring lock, logs ring lock: a writer takes the lock exclusively
+ *	  for the memcpy of its records (a few kB) and nothing else; a reader
+ *	  takes it shared to copy at most a bounded batch, then releases it and
+ *	  does its encoding or tuple building without it.  Neither side calls
+ *	  anything that can ereport while holding it.  A full ring overwrites
+ *	  its oldest record (counted as dropped unless a consumer had copied
+ *	  it), so a writer never waits for a consumer to make room.
+ *	- series lock: guards the key part of the per-attribute series table.
+ *	  Incrementing an existing series takes it shared (the value itself is
+ *	  an atomic); adding a series takes it exclusively; reset takes it
+ *	  exclusively.
+ *
+ * The fixed counters and histogram buckets are pg_atomic_uint64 updated
+ * with fetch-add and read without a lock: a snapshot may be a few
+ * increments inconsistent across series, which cumulative metrics
+ * tolerate.  start_time_unix_nano is written by reset only.  The exporter
+ * latch pointer is guarded by the spinlock "mutex".
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_record.h"
+
+#define TELEMETRY_TRANCHE "fp_attribution telemetry"
+#define LOCK_SPANS 0
+#define LOCK_LOGS 1
+#define LOCK_SERIES 2
+#define TELEMETRY_LOCKS 3
+
+/* Currencies are validated against ISO 4217, which has fewer codes */
+#define MAX_CURRENCY_SERIES 200
+
+bool		fp_attribution_telemetry_enabled = true;
+int			fp_attribution_max_spans = 2048;
+int			fp_attribution_max_logs = 2048;
+int			fp_attribution_max_affiliate_series = 1000;
+bool		fp_attribution_log_json = false;
+bool		fp_attribution_log_client_ip = false;
+
+/* A ring of fixed-size slots, each holding one packed record */
+typedef struct FpRing
+{
+	LWLock	   *lock;
+	int			capacity;
+	Size		slot_size;
+	char	   *slots;
+	uint64		head;			/* position of the next record; first is 1 */
+	uint64		tail;			/* oldest position still in the ring */
+	uint64		written;		/* records written since the last reset */
+	uint64		dropped;		/* overwritten before any consumer copied */
+	uint64		wake_at;		/* wake the exporter when head reaches it */
+	pg_atomic_uint64 copied_upto;	/* positions below were copied */
+	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
+} FpRing;
+
+typedef struct FpHistogram
+{
+	pg_atomic_uint64 count;
+	pg_atomic_uint64 sum;		/* in units of the definition's sum_scale */
+	pg_atomic_uint64 buckets[FP_HISTOGRAM_MAX_BOUNDS + 1];
+} FpHistogram;
+
+/* Metrics whose series carry one string attribute, capped */
+typedef enum FpSeriesMetric
+{
+	SERIES_CLICKS_BY_ID = 1,
+	SERIES_REVENUE_BY_CURRENCY,
+	SERIES_METRICS = SERIES_REVENUE_BY_CURRENCY
+} FpSeriesMetric;
+
+typedef struct FpSeriesEntry
+{
+	uint8		metric;			/* FpSeriesMetric; 0 = free */
+	char		key[FP_ATTR_VALUE_LEN];
+	pg_atomic_uint64 value;
+} FpSeriesEntry;
+
+typedef struct FpTelemetryShared
+{
+	slock_t		mutex;
+	Latch	   *exporter_latch;
+	int64		start_time_unix_nano;
+	FpRing		spans;
+	FpRing		logs;
+	pg_atomic_uint64 clicks_total;
+	pg_atomic_uint64 conversions_total;
+	pg_atomic_uint64 receipts_total;
+	pg_atomic_uint64 commands_total[FP_COMMAND_KINDS];
+	pg_atomic_uint64 commands_errors[FP_COMMAND_KINDS];
+	FpHistogram commands_latency[FP_COMMAND_KINDS];
+	FpHistogram conversion_latency;
+	pg_atomic_uint64 metrics_export_dropped;
+	/* per-attribute series: open addressing, linear probing */
+	LWLock	   *series_lock;
+	int			series_mask;
+	int			series_used[SERIES_METRICS + 1];	/* under series_lock */
+	pg_atomic_uint64 series_overflow[SERIES_METRICS + 1];
+	FpSeriesEntry series[FLEXIBLE_ARRAY_MEMBER];
+} FpTelemetryShared;
+
+static FpTelemetryShared *tel = NULL;
+
+/* Histogram bucket bounds, in seconds */
+static const double command_latency_bounds[] = {
+	0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0075,
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+static const double conversion_latency_bounds[] = {
+	1, 10, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+	86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400, 21 * 86400,
+	30 * 86400
+};
+
+/* Histogram sums are kept as integers: nanoseconds and milliseconds */
+#define COMMAND_SUM_SCALE 1e-9
+#define CONVERSION_SUM_SCALE 1e-3
+
+static const char *const command_names[FP_COMMAND_KINDS] = {
+	"unknown", "track_click", "track_conversion"
+};
+
+/* The value of fp.command.name for a kind */
+const char *
+fp_attribution_command_name(FpCommandKind kind)
+{
+	return command_names[kind];
+}
+
+void
+fp_attribution_telemetry_define_gucs(void)
+{
+	DefineCustomBoolVariable("fp_attribution.telemetry",
+							 gettext_noop("Records spans, metrics and log records of commands."),
+							 NULL,
+							 &fp_attribution_telemetry_enabled,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("fp_attribution.log_json",
+							 gettext_noop("Also writes each telemetry log record to the server log as one JSON line."),
+							 NULL,
+							 &fp_attribution_log_json,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("fp_attribution.log_client_ip",
+							 gettext_noop("Includes the raw client IP address of a click in its log record."),
+							 NULL,
+							 &fp_attribution_log_client_ip,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * Buffer sizes exist only with shared memory: a restart-only setting
+	 * cannot be defined by a library loaded after startup.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("fp_attribution.max_spans",
+							gettext_noop("Spans kept in shared memory."),
+							gettext_noop("When full, the oldest span is overwritten and counted as dropped unless it was exported."),
+							&fp_attribution_max_spans,
+							2048, 16, 1024 * 1024,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.max_logs",
+							gettext_noop("Log records kept in shared memory."),
+							gettext_noop("When full, the oldest record is overwritten and counted as dropped unless it was exported."),
+							&fp_attribution_max_logs,
+							2048, 16, 1024 * 1024,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.max_affiliate_series",
+							gettext_noop("Distinct affiliate.id series of affiliate.clicks.by_id."),
+							gettext_noop("Further affiliates are counted in one series with otel.metric.overflow=true."),
+							&fp_attribution_max_affiliate_series,
+							1000, 1, 100000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+}
+
+/* Slots of the series table: a power of two, at most half full */
+static int
+series_slots(void)
+{
+	int			want = 2 * (fp_attribution_max_affiliate_series + MAX_CURRENCY_SERIES);
+	int			n = 1;
+
+	while (n < want)
+		n <<= 1;
+	return n;
+}
+
+static Size
+ring_bytes(int capacity, Size record_size)
+{
+	return mul_size(capacity, MAXALIGN(record_size));
+}
+
+static Size
+telemetry_shmem_size(void)
+{
+	Size		size;
+
+	size = add_size(offsetof(FpTelemetryShared, series),
+					mul_size(series_slots(), sizeof(FpSeriesEntry)));
+	size = add_size(MAXALIGN(size),
+					ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)));
+	size = add_size(size,
+					ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+	return size;
+}
+
+/*
+ * Reserve our space and locks; called from the shmem request hook.
+ */
+void
+fp_attribution_telemetry_shmem_request(void)
+{
+	RequestAddinShmemSpace(telemetry_shmem_size());
+	RequestNamedLWLockTranche(TELEMETRY_TRANCHE, TELEMETRY_LOCKS);
+}
+
+static void
+ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
+		  char *slots)
+{
+	ring->lock = lock;
+	ring->capacity = capacity;
+	ring->slot_size = MAXALIGN(record_size);
+	ring->slots = slots;
+	ring->head = ring->tail = 1;
+	ring->written = ring->dropped = 0;
+	ring->wake_at = 1 + capacity / 2;
+	pg_atomic_init_u64(&ring->copied_upto, 1);
+	pg_atomic_init_u64(&ring->export_dropped, 0);
+}
+
+static void
+histogram_init(FpHistogram *h)
+{
+	pg_atomic_init_u64(&h->count, 0);
+	pg_atomic_init_u64(&h->sum, 0);
+	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
+		pg_atomic_init_u64(&h->buckets[i], 0);
+}
+
+/*
+ * Create or attach our part of the segment; called from the shmem startup
+ * hook with AddinShmemInitLock held.
+ */
+void
+fp_attribution_telemetry_shmem_init(void)
+{
+	bool		found;
+	LWLockPadded *locks;
+	char	   *rings;
+	int			nslots = series_slots();
+
+	tel = ShmemInitStruct("fp_attribution telemetry", telemetry_shmem_size(),
+						  &found);
+	if (found)
+		return;
+
+	locks = GetNamedLWLockTranche(TELEMETRY_TRANCHE);
+	SpinLockInit(&tel->mutex);
+	tel->exporter_latch = NULL;
+	tel->start_time_unix_nano = fp_attribution_now_unix_nano();
+	rings = (char *) tel + MAXALIGN(offsetof(FpTelemetryShared, series) +
+									nslots * sizeof(FpSeriesEntry));
+	ring_init(&tel->spans, &locks[LOCK_SPANS].lock, fp_attribution_max_spans,
+			  sizeof(FpSpanRecord), rings);
+	ring_init(&tel->logs, &locks[LOCK_LOGS].lock, fp_attribution_max_logs,
+			  sizeof(FpLogRecord),
+			  rings + ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)));
+	pg_atomic_init_u64(&tel->clicks_total, 0);
+	pg_atomic_init_u64(&tel->conversions_total, 0);
+	pg_atomic_init_u64(&tel->receipts_total, 0);
+	for (int k = 0; k < FP_COMMAND_KINDS; k++)
+	{
+		pg_atomic_init_u64(&tel->commands_total[k], 0);
+		pg_atomic_init_u64(&tel->commands_errors[k], 0);
+		histogram_init(&tel->commands_latency[k]);
+	}
+	histogram_init(&tel->conversion_latency);
+	pg_atomic_init_u64(&tel->metrics_export_dropped, 0);
+	tel->series_lock = &locks[LOCK_SERIES].lock;
+	tel->series_mask = nslots - 1;
+	for (int m = 0; m <= SERIES_METRICS; m++)
+	{
+		tel->series_used[m] = 0;
+		pg_atomic_init_u64(&tel->series_overflow[m], 0);
+	}
+	for (int i = 0; i < nslots; i++)
+	{
+		tel->series[i].metric = 0;
+		pg_atomic_init_u64(&tel->series[i].value, 0);
+	}
+}
+
+int64
+fp_attribution_now_unix_nano(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
+}
+
+static int64
+timestamptz_unix_nano(TimestampTz t)
+{
+	return (t + (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+			SECS_PER_DAY * USECS_PER_SEC) * 1000;
+}
+
+bool
+fp_attribution_telemetry_available(void)
+{
+	return tel != NULL;
+}
+
+/* The standard error for consumers when the library was not preloaded */
+static void
+require_telemetry(void)
+{
+	if (tel == NULL)
+		fp_attribution_require_shmem();
+	if (tel == NULL)
+		elog(ERROR, "fp_attribution telemetry shared memory is missing");
+}
+
+/*----------
+ * Rings
+ *----------
+ */
+
+static inline char *
+ring_slot(FpRing *ring, uint64 pos)
+{
+	return ring->slots + (pos % ring->capacity) * ring->slot_size;
+}
+
+/* Packing of a record into a slot: returns the bytes written */
+typedef Size (*FpPackFn) (char *dst, const void *record);
+typedef void (*FpUnpackFn) (void *record, const char *src);
+
+/*
+ * A span slot holds only what is defined: the fixed head, the tracestate
+ * string, the events in use and the attributes in use.  That is a third
+ * of the record or less, and the copy under the lock is most of the cost
+ * of recording a span.
+ */
+#define SPAN_HEAD_SIZE offsetof(FpSpanRecord, trace_state)
+#define SPAN_COUNTS_SIZE (offsetof(FpSpanRecord, events) - \
+						  offsetof(FpSpanRecord, dropped_attributes_count))
+
+static Size
+pack_span(char *dst, const void *record)
+{
+	const FpSpanRecord *s = record;
+	char	   *p = dst;
+	Size		len = strlen(s->trace_state) + 1;
+
+	memcpy(p, s, SPAN_HEAD_SIZE);
+	p += SPAN_HEAD_SIZE;
+	memcpy(p, s->trace_state, len);
+	p += len;
+	memcpy(p, &s->dropped_attributes_count, SPAN_COUNTS_SIZE);
+	p += SPAN_COUNTS_SIZE;
+	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
+	p += s->n_events * sizeof(FpSpanEvent);
+	memcpy(p, &s->n_attrs, sizeof(int));
+	p += sizeof(int);
+	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
+	p += s->n_attrs * sizeof(FpAttribute);
+	return p - dst;
+}
+
+static void
+unpack_span(void *record, const char *src)
+{
+	FpSpanRecord *s = record;
+	const char *p = src;
+	Size		len;
+
+	memcpy(s, p, SPAN_HEAD_SIZE);
+	p += SPAN_HEAD_SIZE;
+	len = strlen(p) + 1;
+	memcpy(s->trace_state, p, len);
+	p += len;
+	memcpy(&s->dropped_attributes_count, p, SPAN_COUNTS_SIZE);
+	p += SPAN_COUNTS_SIZE;
+	memcpy(s->events, p, s->n_events * sizeof(FpSpanEvent));
+	p += s->n_events * sizeof(FpSpanEvent);
+	memcpy(&s->n_attrs, p, sizeof(int));
+	p += sizeof(int);
+	memcpy(s->attrs, p, s->n_attrs * sizeof(FpAttribute));
+}
+
+/* A log slot is the record up to its last attribute in use */
+static Size
+pack_log(char *dst, const void *record)
+{
+	Size		size = FP_LOG_RECORD_SIZE(((const FpLogRecord *) record)->n_attrs);
+
+	memcpy(dst, record, size);
+	return size;
+}
+
+static void
+unpack_log(void *record, const char *src)
+{
+	memcpy(record, src,
+		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+}
+
+/*
+ * Append n records and wake the exporter if the ring received half its
+ * capacity since the last wake-up.
+ */
+static void
+ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
+{
+	bool		wake = false;
+	Latch	   *latch;
+
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		if (ring->head - ring->tail == ring->capacity)
+		{
+			if (ring->tail >= pg_atomic_read_u64(&ring->copied_upto))
+				ring->dropped++;
+			ring->tail++;
+		}
+		pack(ring_slot(ring, ring->head), records[i]);
+		ring->head++;
+		ring->written++;
+	}
+	if (ring->head >= ring->wake_at)
+	{
+		ring->wake_at = ring->head + Max(ring->capacity / 2, 1);
+		wake = true;
+	}
+	LWLockRelease(ring->lock);
+
+	if (wake)
+	{
+		SpinLockAcquire(&tel->mutex);
+		latch = tel->exporter_latch;
+		SpinLockRelease(&tel->mutex);
+		if (latch != NULL)
+			SetLatch(latch);
+	}
+}
+
+/*
+ * Copy up to max records at or after *cursor into out (stride bytes
+ * apart) and advance *cursor.  consume marks them as copied for the
+ * dropped count; the SQL views read without consuming.
+ */
+static int
+ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
+		  uint64 *lost, bool consume, FpUnpackFn unpack)
+{
+	uint64		pos = Max(*cursor, 1);
+	int			n = 0;
+
+	LWLockAcquire(ring->lock, LW_SHARED);
+	if (lost != NULL)
+		*lost = pos < ring->tail ? ring->tail - pos : 0;
+	pos = Max(pos, ring->tail);
+	for (; pos < ring->head && n < max; pos++, n++)
+		unpack(out + n * stride, ring_slot(ring, pos));
+	if (consume)
+	{
+		uint64		old = pg_atomic_read_u64(&ring->copied_upto);
+
+		while (old < pos &&
+			   !pg_atomic_compare_exchange_u64(&ring->copied_upto, &old, pos))
+			;
+	}
+	LWLockRelease(ring->lock);
+	*cursor = pos;
+	return n;
+}
+
+void
+fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans, int n)
+{
+	if (tel != NULL && n > 0)
+		ring_push(&tel->spans, (void *const *) spans, n, pack_span);
+}
+
+void
+fp_attribution_telemetry_push_logs(FpLogRecord *const *logs, int n)
+{
+	if (tel != NULL && n > 0)
+		ring_push(&tel->logs, (void *const *) logs, n, pack_log);
+}
+
+int
+fp_attribution_telemetry_copy_spans(uint64 *cursor, FpSpanRecord *out,
+									int max, uint64 *lost)
+{
+	require_telemetry();
+	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
+					 max, lost, true, unpack_span);
+}
+
+int
+fp_attribution_telemetry_copy_logs(uint64 *cursor, FpLogRecord *out,
+								   int max, uint64 *lost)
+{
+	require_telemetry();
+	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
+					 max, lost, true, unpack_log);
+}
+
+/* For the SQL views: copy without marking the records as consumed */
+int
+fp_attribution_telemetry_peek_spans(uint64 *cursor, FpSpanRecord *out, int max)
+{
+	require_telemetry();
+	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
+					 max, NULL, false, unpack_span);
+}
+
+int
+fp_attribution_telemetry_peek_logs(uint64 *cursor, FpLogRecord *out, int max)
+{
+	require_telemetry();
+	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
+					 max, NULL, false, unpack_log);
+}
+
+void
+fp_attribution_telemetry_count_export_drops(FpSignal signal, uint64 n)
+{
+	require_telemetry();
+	switch (signal)
+	{
+		case FP_SIGNAL_SPANS:
+			pg_atomic_fetch_add_u64(&tel->spans.export_dropped, n);
+			break;
+		case FP_SIGNAL_LOGS:
+			pg_atomic_fetch_add_u64(&tel->logs.export_dropped, n);
+			break;
+		case FP_SIGNAL_METRICS:
+			pg_atomic_fetch_add_u64(&tel->metrics_export_dropped, n);
+			break;
+	}
+}
+
+void
+fp_attribution_telemetry_set_exporter_latch(Latch *latch)
+{
+	require_telemetry();
+	SpinLockAcquire(&tel->mutex);
+	tel->exporter_latch = latch;
+	SpinLockRelease(&tel->mutex);
+}
+
+/*
+ * Buffer state for attribution.telemetry_status: per signal capacity,
+ * records held, written since reset, dropped, dropped by the exporter.
+ */
+void
+fp_attribution_telemetry_buffer_state(FpSignal signal, int64 *out)
+{
+	FpRing	   *ring;
+
+	require_telemetry();
+	if (signal == FP_SIGNAL_METRICS)
+	{
+		LWLockAcquire(tel->series_lock, LW_SHARED);
+		out[0] = fp_attribution_max_affiliate_series;
+		out[1] = tel->series_used[SERIES_CLICKS_BY_ID];
+		LWLockRelease(tel->series_lock);
+		out[2] = (int64) pg_atomic_read_u64(&tel->series_overflow[SERIES_CLICKS_BY_ID]);
+		out[3] = (int64) pg_atomic_read_u64(&tel->metrics_export_dropped);
+		return;
+	}
+	ring = signal == FP_SIGNAL_SPANS ? &tel->spans : &tel->logs;
+	LWLockAcquire(ring->lock, LW_SHARED);
+	out[0] = ring->capacity;
+	out[1] = (int64) (ring->head - ring->tail);
+	out[2] = (int64) ring->written;
+	out[3] = (int64) ring->dropped;
+	LWLockRelease(ring->lock);
+	out[4] = (int64) pg_atomic_read_u64(&ring->export_dropped);
+}
+
+static void
+ring_reset(FpRing *ring)
+{
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	ring->tail = ring->head;
+	ring->written = ring->dropped = 0;
+	pg_atomic_write_u64(&ring->export_dropped, 0);
+	LWLockRelease(ring->lock);
+}
+
+static void
+histogram_reset(FpHistogram *h)
+{
+	pg_atomic_write_u64(&h->count, 0);
+	pg_atomic_write_u64(&h->sum, 0);
+	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
+		pg_atomic_write_u64(&h->buckets[i], 0);
+}
+
+/*
+ * Empty one signal's buffer (spans, logs) or zero the metrics, forget
+ * their series and restart their start time.
+ */
+void
+fp_attribution_telemetry_reset(FpSignal signal)
+{
+	require_telemetry();
+	if (signal == FP_SIGNAL_SPANS)
+		ring_reset(&tel->spans);
+	else if (signal == FP_SIGNAL_LOGS)
+		ring_reset(&tel->logs);
+	else
+	{
+		LWLockAcquire(tel->series_lock, LW_EXCLUSIVE);
+		for (int i = 0; i <= tel->series_mask; i++)
+		{
+			tel->series[i].metric = 0;
+			pg_atomic_write_u64(&tel->series[i].value, 0);
+		}
+		for (int m = 0; m <= SERIES_METRICS; m++)
+		{
+			tel->series_used[m] = 0;
+			pg_atomic_write_u64(&tel->series_overflow[m], 0);
+		}
+		pg_atomic_write_u64(&tel->clicks_total, 0);
+		pg_atomic_write_u64(&tel->conversions_total, 0);
+		pg_atomic_write_u64(&tel->receipts_total, 0);
+		for (int k = 0; k < FP_COMMAND_KINDS; k++)
+		{
+			pg_atomic_write_u64(&tel->commands_total[k], 0);
+			pg_atomic_write_u64(&tel->commands_errors[k], 0);
+			histogram_reset(&tel->commands_latency[k]);
+		}
+		histogram_reset(&tel->conversion_latency);
+		pg_atomic_write_u64(&tel->metrics_export_dropped, 0);
+		tel->start_time_unix_nano = fp_attribution_now_unix_nano();
+		LWLockRelease(tel->series_lock);
+	}
+}
+
+/*----------
+ * Recording metrics
+ *----------
+ */
+
+static inline void
+histogram_record(FpHistogram *h, const double *bounds, int n_bounds,
+				 double value, uint64 sum_units)
+{
+	int			i = 0;
+
+	while (i < n_bounds && value > bounds[i])
+		i++;
+	pg_atomic_fetch_add_u64(&h->buckets[i], 1);
+	pg_atomic_fetch_add_u64(&h->count, 1);
+	pg_atomic_fetch_add_u64(&h->sum, sum_units);
+}
+
+/*
+ * Add delta to the series of metric with attribute value key.  A new key
+ * beyond the metric's cap goes to its overflow series.
+ */
+static void
+series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
+{
+	char		k[FP_ATTR_VALUE_LEN];
+	uint32		h;
+	int			i;
+
+	fp_attribution_copy_text(k, key, sizeof(k));
+	h = hash_bytes((const unsigned char *) k, strlen(k)) ^ metric;
+
+	LWLockAcquire(tel->series_lock, LW_SHARED);
+	for (i = h & tel->series_mask; tel->series[i].metric != 0;
+		 i = (i + 1) & tel->series_mask)
+	{
+		if (tel->series[i].metric == metric && strcmp(tel->series[i].key, k) == 0)
+		{
+			pg_atomic_fetch_add_u64(&tel->series[i].value, delta);
+			LWLockRelease(tel->series_lock);
+			return;
+		}
+	}
+	LWLockRelease(tel->series_lock);
+
+	/* Not there: add it, unless another backend did meanwhile */
+	LWLockAcquire(tel->series_lock, LW_EXCLUSIVE);
+	for (i = h & tel->series_mask; tel->series[i].metric != 0;
+		 i = (i + 1) & tel->series_mask)
+	{
+		if (tel->series[i].metric == metric && strcmp(tel->series[i].key, k) == 0)
+			break;
+	}
+	if (tel->series[i].metric == 0)
+	{
+		if (tel->series_used[metric] >= cap)
+		{
+			pg_atomic_fetch_add_u64(&tel->series_overflow[metric], delta);
+			LWLockRelease(tel->series_lock);
+			return;
+		}
+		memcpy(tel->series[i].key, k, sizeof(k));
+		tel->series[i].metric = metric;
+		tel->series_used[metric]++;
+	}
+	pg_atomic_fetch_add_u64(&tel->series[i].value, delta);
+	LWLockRelease(tel->series_lock);
+}
+
+void
+fp_attribution_telemetry_count_command(FpCommandKind kind, int64 duration_ns,
+									   bool failed)
+{
+	if (tel == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&tel->commands_total[kind], 1);
+	if (failed)
+		pg_atomic_fetch_add_u64(&tel->commands_errors[kind], 1);
+	histogram_record(&tel->commands_latency[kind], command_latency_bounds,
+					 lengthof(command_latency_bounds),
+					 duration_ns * COMMAND_SUM_SCALE, (uint64) duration_ns);
+}
+
+void
+fp_attribution_telemetry_count_click(const char *affiliate_id)
+{
+	if (tel == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&tel->clicks_total, 1);
+	series_add(SERIES_CLICKS_BY_ID, affiliate_id,
+			   fp_attribution_max_affiliate_series, 1);
+}
+
+void
+fp_attribution_telemetry_count_conversion(const char *currency,
+										  int64 revenue_cents,
+										  bool attributed, int64 latency_ms)
+{
+	if (tel == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&tel->conversions_total, 1);
+	series_add(SERIES_REVENUE_BY_CURRENCY, currency, MAX_CURRENCY_SERIES,
+			   (uint64) revenue_cents);
+	if (attributed)
+		histogram_record(&tel->conversion_latency, conversion_latency_bounds,
+						 lengthof(conversion_latency_bounds),
+						 latency_ms * CONVERSION_SUM_SCALE, (uint64) latency_ms);
+}
+
+void
+fp_attribution_telemetry_count_receipts(uint64 n)
+{
+	if (tel == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&tel->receipts_total, n);
+}
+
+/*----------
+ * Reading metrics
+ *----------
+ */
+
+/* Static description of each of the twelve metrics */
+typedef struct FpMetricDef
+{
+	const char *name;
+	const char *description;
+	const char *unit;
+	FpMetricKind kind;
+	bool		monotonic;
+} FpMetricDef;
+
+enum
+{
+	DEF_CLICKS_TOTAL,
+	DEF_CLICKS_BY_ID,
+	DEF_CONVERSIONS_TOTAL,
+	DEF_REVENUE_CENTS,
+	DEF_CONVERSION_LATENCY,
+	DEF_WINDOWS_ACTIVE,
+	DEF_COMMANDS_TOTAL,
+	DEF_COMMANDS_LATENCY,
+	DEF_COMMANDS_ERRORS,
+	DEF_RECEIPTS_TOTAL,
+	DEF_VERIFICATIONS_SUCCESS,
+	DEF_VERIFICATIONS_FAILED
+};
+
+static const FpMetricDef metric_defs[] = {
+	{"affiliate.clicks.total", "Committed clicks.", "{click}", FP_METRIC_SUM, true},
+	{"affiliate.clicks.by_id", "Committed clicks per affiliate.", "{click}", FP_METRIC_SUM, true},
+	{"affiliate.conversions.total", "Committed conversions, attributed or not.", "{conversion}", FP_METRIC_SUM, true},
+	{"affiliate.revenue.cents", "Revenue of committed conversions in minor currency units, per currency.", "{cent}", FP_METRIC_SUM, true},
+	{"affiliate.conversion.latency", "Time from click to attributed conversion.", "s", FP_METRIC_HISTOGRAM, false},
+	{"affiliate.windows.active", "Clicks whose attribution window is open and that have not converted.", "{click}", FP_METRIC_GAUGE, false},
+	{"commands.total", "Commands that ended, committed or failed.", "{command}", FP_METRIC_SUM, true},
+	{"commands.latency", "Command duration.", "s", FP_METRIC_HISTOGRAM, false},
+	{"commands.errors", "Commands that failed or were rolled back.", "{command}", FP_METRIC_SUM, true},
+	{"receipts.total", "Committed receipts.", "{receipt}", FP_METRIC_SUM, true},
+	{"receipts.verifications.success", "Receipt verifications that succeeded.", "{verification}", FP_METRIC_SUM, true},
+	{"receipts.verifications.failed", "Receipt verifications that failed.", "{verification}", FP_METRIC_SUM, true},
+};
+
+static FpMetricPoint *
+new_point(FpMetricPoint *out, int *n, int max, int def, int64 now)
+{
+	FpMetricPoint *p;
+	const FpMetricDef *d = &metric_defs[def];
+
+	if (*n >= max)
+		return NULL;
+	p = &out[(*n)++];
+	memset(p, 0, offsetof(FpMetricPoint, explicit_bounds));
+	strlcpy(p->name, d->name, sizeof(p->name));
+	strlcpy(p->description, d->description, sizeof(p->description));
+	strlcpy(p->unit, d->unit, sizeof(p->unit));
+	p->kind = d->kind;
+	p->is_monotonic = d->monotonic;
+	p->temporality = FP_TEMPORALITY_CUMULATIVE;
+	p->start_time_unix_nano = tel->start_time_unix_nano;
+	p->time_unix_nano = now;
+	return p;
+}
+
+static FpMetricPoint *
+counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
+			  uint64 value, const char *attr_key, const char *attr_value)
+{
+	FpMetricPoint *p = new_point(out, n, max, def, now);
+
+	if (p == NULL)
+		return NULL;
+	p->value_int = (int64) value;
+	if (attr_key != NULL)
+	{
+		p->n_attrs = 1;
+		strlcpy(p->attrs[0].key, attr_key, FP_ATTR_KEY_LEN);
+		fp_attribution_attr_str(&p->attrs[0], attr_value);
+	}
+	return p;
+}
+
+static void
+overflow_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
+			   uint64 value)
+{
+	FpMetricPoint *p = new_point(out, n, max, def, now);
+
+	if (p == NULL)
+		return;
+	p->value_int = (int64) value;
+	p->n_attrs = 1;
+	strlcpy(p->attrs[0].key, "otel.metric.overflow", FP_ATTR_KEY_LEN);
+	fp_attribution_attr_bool(&p->attrs[0], true);
+}
+
+static void
+histogram_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
+				FpHistogram *h, const double *bounds, int n_bounds,
+				double sum_scale, const char *command)
+{
+	FpMetricPoint *p = new_point(out, n, max, def, now);
+
+	if (p == NULL)
+		return;
+	p->n_bounds = n_bounds;
+	memcpy(p->explicit_bounds, bounds, n_bounds * sizeof(double));
+	for (int i = 0; i <= n_bounds; i++)
+		p->bucket_counts[i] = pg_atomic_read_u64(&h->buckets[i]);
+	p->count = pg_atomic_read_u64(&h->count);
+	p->sum = pg_atomic_read_u64(&h->sum) * sum_scale;
+	if (command != NULL)
+	{
+		p->n_attrs = 1;
+		strlcpy(p->attrs[0].key, "fp.command.name", FP_ATTR_KEY_LEN);
+		fp_attribution_attr_str(&p->attrs[0], command);
+	}
+}
+
+int
+fp_attribution_telemetry_max_metric_points(void)
+{
+	require_telemetry();
+	return 16 + 4 * FP_COMMAND_KINDS + fp_attribution_max_affiliate_series +
+		MAX_CURRENCY_SERIES;
+}
+
+/*
+ * Snapshot every metric kept in shared memory (all but the
+ * affiliate.windows.active gauge) into out; returns the number of points.
+ * Series of one metric are adjacent.
+ */
+int
+fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
+{
+	int			n = 0;
+	int64		now = fp_attribution_now_unix_nano();
+	FpAttributionCounters *counters;
+	FpMetricPoint *p;
+
+	require_telemetry();
+	counters = &fp_attribution_shared->counters;
+	counter_point(out, &n, max, DEF_CLICKS_TOTAL, now,
+				  pg_atomic_read_u64(&tel->clicks_total), NULL, NULL);
+
+	/* the series table, one metric at a time, then its overflow series */
+	LWLockAcquire(tel->series_lock, LW_SHARED);
+	for (int m = SERIES_CLICKS_BY_ID; m <= SERIES_METRICS; m++)
+	{
+		int			def = m == SERIES_CLICKS_BY_ID ? DEF_CLICKS_BY_ID : DEF_REVENUE_CENTS;
+		const char *key = m == SERIES_CLICKS_BY_ID ? "affiliate.id" : "currency";
+		uint64		overflow = pg_atomic_read_u64(&tel->series_overflow[m]);
+
+		if (m == SERIES_REVENUE_BY_CURRENCY)
+			counter_point(out, &n, max, DEF_CONVERSIONS_TOTAL, now,
+						  pg_atomic_read_u64(&tel->conversions_total), NULL, NULL);
+		for (int i = 0; i <= tel->series_mask; i++)
+			if (tel->series[i].metric == m)
+				counter_point(out, &n, max, def, now,
+							  pg_atomic_read_u64(&tel->series[i].value),
+							  key, tel->series[i].key);
+		if (overflow > 0)
+			overflow_point(out, &n, max, def, now, overflow);
+	}
+	LWLockRelease(tel->series_lock);
+
+	histogram_point(out, &n, max, DEF_CONVERSION_LATENCY, now,
+					&tel->conversion_latency, conversion_latency_bounds,
+					lengthof(conversion_latency_bounds), CONVERSION_SUM_SCALE,
+					NULL);
+	/* commands of unknown kind are never counted (telemetry_capture.c) */
+	for (int k = FP_COMMAND_TRACK_CLICK; k < FP_COMMAND_KINDS; k++)
+		counter_point(out, &n, max, DEF_COMMANDS_TOTAL, now,
+					  pg_atomic_read_u64(&tel->commands_total[k]),
+					  "fp.command.name", command_names[k]);
+	for (int k = FP_COMMAND_TRACK_CLICK; k < FP_COMMAND_KINDS; k++)
+		histogram_point(out, &n, max, DEF_COMMANDS_LATENCY, now,
+						&tel->commands_latency[k], command_latency_bounds,
+						lengthof(command_latency_bounds), COMMAND_SUM_SCALE,
+						command_names[k]);
+	for (int k = FP_COMMAND_TRACK_CLICK; k < FP_COMMAND_KINDS; k++)
+		counter_point(out, &n, max, DEF_COMMANDS_ERRORS, now,
+					  pg_atomic_read_u64(&tel->commands_errors[k]),
+					  "fp.command.name", command_names[k]);
+	counter_point(out, &n, max, DEF_RECEIPTS_TOTAL, now,
+				  pg_atomic_read_u64(&tel->receipts_total), NULL, NULL);
+
+	/*
+	 * Verifications are counted by verify.c in the shared counters, which
+	 * attribution.reset_telemetry_status() resets: their start time is that
+	 * reset's.
+	 */
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_SUCCESS, now,
+					  pg_atomic_read_u64(&counters->verifications_success),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+	p = counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now,
+					  pg_atomic_read_u64(&counters->verifications_failed),
+					  NULL, NULL);
+	if (p != NULL)
+		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+	return n;
+}
+
+/*
+ * The affiliate.windows.active gauge, by running attribution.windows_active()
+ * (an index range scan).  Needs an open transaction; false when the
+ * extension is not installed in the current database.
+ */
+bool
+fp_attribution_telemetry_windows_active_point(FpMetricPoint *out)
+{
+	int			n = 0;
+	bool		isnull;
+	Datum		value;
+
+	require_telemetry();
+	if (!OidIsValid(get_namespace_oid("attribution", true)))
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT attribution.windows_active()", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not compute attribution.windows_active()");
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						  &isnull);
+	new_point(out, &n, 1, DEF_WINDOWS_ACTIVE, fp_attribution_now_unix_nano());
+	out->value_int = isnull ? 0 : DatumGetInt64(value);
+	SPI_finish();
+	return true;
+}

@@ -1,0 +1,1213 @@
+/*-------------------------------------------------------------------------
+ *
+ * telemetry_capture.c
+ *	  What a backend observes of its commands, kept in backend-local memory
+ *	  until its transaction ends, then handed to shared memory with the
+ *	  outcome.
+ *
+ * Where each signal comes from, without touching the SQL commands:
+ *
+ *	- The command span starts when attribution.new_command_context()
+ *	  resolves the command's context (the commands call it first; the
+ *	  insert triggers call it for a direct INSERT).  Its span id is the one
+ *	  stored in the row.  It ends at the end of the top-level statement
+ *	  (ExecutorEnd at nesting level 0), when the next command starts, or at
+ *	  transaction end, whichever comes first.  Its name comes from the
+ *	  table it writes: attribution.track_click or attribution.track_conversion.
+ *	  A resolved context that writes neither table is not a command.
+ *	- A DB-operation span covers each INSERT, UPDATE or DELETE statement on
+ *	  a table of the attribution schema run during a command
+ *	  (ExecutorStart to ExecutorEnd).
+ *	- An event span, the business log record and the business metric
+ *	  increments come from the AFTER INSERT row trigger on clicks and
+ *	  conversions (attribution.telemetry_row_written), which sees the row
+ *	  as written: its trace_id and span_id are the event span's trace and
+ *	  parent.  Rows inserted into attribution.receipts are counted from the
+ *	  executor (receipts.total and a "receipt generated" record).
+ *	- Errors are captured when they pass through our ExecutorRun and
+ *	  ExecutorFinish hooks (SQLSTATE and message), and attached to the
+ *	  commands that the (sub)transaction abort then rolls back.
+ *
+ * Outcome.  At commit: every span, every log record and the business
+ * metrics are handed over.  At abort (or for the part of the work that a
+ * rolled-back subtransaction undid): spans are kept with status ERROR and
+ * an exception event when an error caused it (fp.command.outcome says
+ * "failed" or "rolled_back"); "command failed" is logged; commands.total
+ * and commands.errors count the command; the business log records and
+ * business metrics are dropped, because that work never happened.  At
+ * PREPARE TRANSACTION spans and logs are handed over but business metrics
+ * are not counted (the work is not committed yet).
+ *
+ * Unsampled commands record no spans; their logs and metrics are recorded
+ * and their rows still carry the trace ids.
+ *
+ * Locking: none here; everything is backend-local.  Shared memory is only
+ * touched through telemetry.c at transaction end.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_record.h"
+#include "fp_attribution/trace_context.h"
+
+/* The tables we distinguish */
+typedef enum FpTable
+{
+	TABLE_OTHER,				/* another table of the attribution schema */
+	TABLE_CLICKS,
+	TABLE_CONVERSIONS,
+	TABLE_RECEIPTS
+} FpTable;
+
+/* Common head of every pending item, for the subtransaction walks */
+typedef struct PendingHead
+{
+	SubTransactionId subid;		/* the subtransaction that owns it */
+	bool		aborted;		/* that subtransaction rolled back */
+} PendingHead;
+
+typedef struct PendingCommand
+{
+	PendingHead head;
+	FpCommandKind kind;
+	FpContextSource source;
+	bool		sampled;
+	bool		wrote_row;
+	bool		failed;			/* an error passed through it (sqlstate) */
+	int64		start_ns;
+	int64		end_ns;			/* 0 while it runs */
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+	FpSpanId	parent_span_id;
+	uint8		flags;
+	char	   *tracestate;
+	char		sqlstate[6];
+	char		message[FP_ATTR_VALUE_LEN];
+	char		affiliate_id[FP_ATTR_VALUE_LEN];
+	char		entity_id[FP_ATTR_VALUE_LEN];	/* click_id or order_id */
+} PendingCommand;
+
+typedef struct PendingSpan
+{
+	PendingHead head;
+	FpSpanRecord rec;
+} PendingSpan;
+
+typedef struct PendingLog
+{
+	PendingHead head;
+	bool		business;		/* dropped when its work is rolled back */
+	FpLogRecord rec;
+} PendingLog;
+
+typedef enum PendingEventKind
+{
+	EVENT_CLICK,
+	EVENT_CONVERSION,
+	EVENT_RECEIPTS
+} PendingEventKind;
+
+/* Business metric increments of one row (or one receipts statement) */
+typedef struct PendingEvent
+{
+	PendingHead head;
+	PendingEventKind kind;
+	bool		attributed;
+	int64		revenue_cents;
+	int64		latency_ms;
+	uint64		rows;
+	char		key[FP_ATTR_VALUE_LEN]; /* affiliate id or currency */
+} PendingEvent;
+
+/* A write statement on an attribution table that has not ended yet */
+typedef struct OpenWrite
+{
+	PendingHead head;
+	QueryDesc  *query;
+	FpTable		table;
+	char		relname[NAMEDATALEN];
+	int64		start_ns;
+	PendingSpan *span;			/* NULL when no sampled command owns it */
+} OpenWrite;
+
+typedef enum XactOutcome
+{
+	OUTCOME_COMMIT,
+	OUTCOME_ABORT,
+	OUTCOME_PREPARE
+} XactOutcome;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+
+/* Everything below lives in xact_cxt and is forgotten at transaction end */
+static MemoryContext xact_cxt = NULL;
+static List *commands = NIL;
+static List *spans = NIL;
+static List *logs = NIL;
+static List *events = NIL;
+static List *open_writes = NIL; /* innermost last */
+static PendingCommand *current = NULL;	/* the running command, if any */
+static int	exec_nesting = 0;
+
+static char database_name[NAMEDATALEN];
+
+static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
+
+static bool
+telemetry_active(void)
+{
+	return fp_attribution_telemetry_enabled &&
+		fp_attribution_telemetry_available() && !IsParallelWorker();
+}
+
+static void *
+pending_alloc(Size size)
+{
+	PendingHead *h;
+
+	if (xact_cxt == NULL)
+		xact_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "fp_attribution telemetry",
+										 ALLOCSET_DEFAULT_SIZES);
+	h = MemoryContextAlloc(xact_cxt, size);
+	h->subid = GetCurrentSubTransactionId();
+	h->aborted = false;
+	return h;
+}
+
+static List *
+pending_append(List *list, void *item)
+{
+	MemoryContext old = MemoryContextSwitchTo(xact_cxt);
+
+	list = lappend(list, item);
+	MemoryContextSwitchTo(old);
+	return list;
+}
+
+static const char *
+current_database_name(void)
+{
+	if (database_name[0] == '\0')
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		strlcpy(database_name, name ? name : "", sizeof(database_name));
+	}
+	return database_name;
+}
+
+/* OTel semantic-convention attributes common to our database spans */
+static void
+db_attrs(FpSpanRecord *span)
+{
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.system.name"),
+							"postgresql");
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.namespace"),
+							current_database_name());
+}
+
+static FpCommandKind
+command_of_table(FpTable table)
+{
+	if (table == TABLE_CLICKS)
+		return FP_COMMAND_TRACK_CLICK;
+	if (table == TABLE_CONVERSIONS)
+		return FP_COMMAND_TRACK_CONVERSION;
+	return FP_COMMAND_UNKNOWN;
+}
+
+/* End the running command at time now */
+static void
+end_current(int64 now)
+{
+	if (current != NULL)
+	{
+		current->end_ns = now;
+		current = NULL;
+	}
+}
+
+/* A new pending log record with the context of a command (or none) */
+static PendingLog *
+new_log(bool business, FpSeverity severity, const char *event_name,
+		const char *body, int64 time, const FpTraceId *trace_id,
+		const FpSpanId *span_id, uint8 flags)
+{
+	PendingLog *p = pending_alloc(sizeof(PendingLog));
+	FpLogRecord *log = &p->rec;
+
+	p->business = business;
+	log->time_unix_nano = time;
+	log->observed_time_unix_nano = time;
+	log->severity_number = severity;
+	strlcpy(log->severity_text,
+			severity == FP_SEVERITY_ERROR ? "ERROR" :
+			severity == FP_SEVERITY_WARN ? "WARN" :
+			severity == FP_SEVERITY_INFO ? "INFO" : "DEBUG",
+			sizeof(log->severity_text));
+	strlcpy(log->event_name, event_name, sizeof(log->event_name));
+	fp_attribution_copy_text(log->body, body, sizeof(log->body));
+	if (trace_id != NULL)
+	{
+		log->trace_id = *trace_id;
+		log->span_id = *span_id;
+	}
+	else
+	{
+		memset(&log->trace_id, 0, sizeof(log->trace_id));
+		memset(&log->span_id, 0, sizeof(log->span_id));
+	}
+	log->flags = flags;
+	log->dropped_attributes_count = 0;
+	log->n_attrs = 0;
+	return p;
+}
+
+/*
+ * Called by attribution.new_command_context() once the context of a new
+ * command is resolved: start its span.
+ */
+void
+fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
+{
+	PendingCommand *cmd;
+	int64		now;
+
+	if (!telemetry_active())
+		return;
+	now = fp_attribution_now_unix_nano();
+	end_current(now);
+
+	cmd = pending_alloc(sizeof(PendingCommand));
+	cmd->kind = FP_COMMAND_UNKNOWN;
+	cmd->source = ctx->source;
+	cmd->sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
+	cmd->wrote_row = false;
+	cmd->failed = false;
+	cmd->start_ns = now;
+	cmd->end_ns = 0;
+	cmd->trace_id = ctx->trace_id;
+	cmd->span_id = ctx->span_id;
+	cmd->parent_span_id = ctx->parent_span_id;
+	cmd->flags = ctx->flags;
+	cmd->tracestate = ctx->tracestate ?
+		MemoryContextStrdup(xact_cxt, ctx->tracestate) : NULL;
+	cmd->sqlstate[0] = '\0';
+	cmd->message[0] = '\0';
+	cmd->affiliate_id[0] = '\0';
+	cmd->entity_id[0] = '\0';
+	commands = pending_append(commands, cmd);
+	current = cmd;
+
+	/*
+	 * A direct INSERT resolves its context in the BEFORE trigger, after its
+	 * statement started: that statement is this command's.
+	 */
+	if (open_writes != NIL)
+	{
+		OpenWrite  *w = llast(open_writes);
+
+		cmd->kind = command_of_table(w->table);
+		if (w->span == NULL && cmd->sampled)
+			w->span = new_db_span(w, cmd);
+	}
+}
+
+/*----------
+ * Executor hooks
+ *----------
+ */
+
+/* A DB-operation span for a write statement, child of command cmd */
+static PendingSpan *
+new_db_span(OpenWrite *w, PendingCommand *cmd)
+{
+	PendingSpan *p = pending_alloc(sizeof(PendingSpan));
+	FpSpanRecord *span = &p->rec;
+	CmdType		op = w->query->operation;
+	const char *opname = op == CMD_INSERT ? "INSERT" :
+	op == CMD_UPDATE ? "UPDATE" : op == CMD_DELETE ? "DELETE" : "MERGE";
+	char		collection[NAMEDATALEN + 16];
+	char		name[FP_SPAN_NAME_LEN];
+
+	snprintf(collection, sizeof(collection), "attribution.%s", w->relname);
+	snprintf(name, sizeof(name), "%s %s", opname, collection);
+	fp_attribution_span_init(span, name, FP_SPAN_KIND_INTERNAL);
+	span->trace_id = cmd->trace_id;
+	span->parent_span_id = cmd->span_id;
+	fp_attribution_new_span_id(&span->span_id);
+	span->flags = cmd->flags;
+	span->start_time_unix_nano = w->start_ns;
+	db_attrs(span);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.operation.name"),
+							opname);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.collection.name"),
+							collection);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.query.summary"),
+							name);
+	spans = pending_append(spans, p);
+	return p;
+}
+
+/*
+ * Note a write statement on a table of the attribution schema, and give
+ * it a span when a sampled command is running.
+ */
+static void
+start_write(QueryDesc *query)
+{
+	PlannedStmt *stmt = query->plannedstmt;
+	RangeTblEntry *rte;
+	Oid			nsp;
+	char	   *relname;
+	OpenWrite  *w;
+
+	if (stmt->resultRelations == NIL)
+		return;
+	rte = rt_fetch(linitial_int(stmt->resultRelations), stmt->rtable);
+	nsp = get_rel_namespace(rte->relid);
+	if (!OidIsValid(nsp) || nsp != get_namespace_oid("attribution", true))
+		return;
+	relname = get_rel_name(rte->relid);
+
+	w = pending_alloc(sizeof(OpenWrite));
+	w->query = query;
+	w->table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
+		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS :
+		strcmp(relname, "receipts") == 0 ? TABLE_RECEIPTS : TABLE_OTHER;
+	strlcpy(w->relname, relname, sizeof(w->relname));
+	w->start_ns = fp_attribution_now_unix_nano();
+	w->span = NULL;
+	if (current != NULL)
+	{
+		if (current->kind == FP_COMMAND_UNKNOWN)
+			current->kind = command_of_table(w->table);
+		if (current->sampled)
+			w->span = new_db_span(w, current);
+	}
+	open_writes = pending_append(open_writes, w);
+	pfree(relname);
+}
+
+/* The statement ended normally: close its span */
+static void
+end_write(QueryDesc *query)
+{
+	OpenWrite  *w = NULL;
+	uint64		rows;
+
+	for (int i = list_length(open_writes) - 1; i >= 0; i--)
+	{
+		OpenWrite  *candidate = list_nth(open_writes, i);
+
+		if (candidate->query == query)
+		{
+			w = candidate;
+			open_writes = list_delete_nth_cell(open_writes, i);
+			break;
+		}
+	}
+	if (w == NULL || w->span == NULL)
+		return;
+	rows = query->estate ? query->estate->es_processed : 0;
+	w->span->rec.end_time_unix_nano = fp_attribution_now_unix_nano();
+	fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
+							(int64) rows);
+}
+
+/*
+ * Remember the error in flight on the running command: if the abort that
+ * follows rolls the command back, this is why.  Outer executor levels see
+ * the same error again and copy it again.
+ */
+static void
+capture_error(void)
+{
+	MemoryContext old;
+	ErrorData  *edata;
+
+	if (current == NULL)
+		return;
+	old = MemoryContextSwitchTo(xact_cxt);
+	edata = CopyErrorData();
+	strlcpy(current->sqlstate, unpack_sql_state(edata->sqlerrcode),
+			sizeof(current->sqlstate));
+	fp_attribution_copy_text(current->message,
+							 edata->message ? edata->message : "",
+							 sizeof(current->message));
+	current->failed = true;
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	if (queryDesc->operation != CMD_SELECT &&
+		queryDesc->operation != CMD_UTILITY &&
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		telemetry_active())
+		start_write(queryDesc);
+}
+
+static void
+telemetry_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+					  uint64 count, bool execute_once)
+{
+	exec_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		exec_nesting--;
+		capture_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	exec_nesting--;
+}
+
+static void
+telemetry_ExecutorFinish(QueryDesc *queryDesc)
+{
+	exec_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_CATCH();
+	{
+		exec_nesting--;
+		capture_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	exec_nesting--;
+}
+
+static void
+telemetry_ExecutorEnd(QueryDesc *queryDesc)
+{
+	if (open_writes != NIL)
+		end_write(queryDesc);
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+	/* the end of a top-level statement ends the command it ran */
+	if (exec_nesting == 0 && current != NULL)
+		end_current(fp_attribution_now_unix_nano());
+}
+
+/*----------
+ * The row trigger
+ *----------
+ */
+
+/* Text of column name of the trigger's row, or NULL */
+static char *
+row_text(TriggerData *trigdata, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		return NULL;
+	return SPI_getvalue(trigdata->tg_trigtuple, desc, attnum);
+}
+
+/* Binary value of column name of the trigger's row; NULL sets *isnull */
+static Datum
+row_datum(TriggerData *trigdata, const char *name, bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return SPI_getbinval(trigdata->tg_trigtuple, desc, attnum, isnull);
+}
+
+/* The command whose span id is the row's, searching newest first */
+static PendingCommand *
+command_of_row(const FpSpanId *span_id)
+{
+	for (int i = list_length(commands) - 1; i >= 0; i--)
+	{
+		PendingCommand *cmd = list_nth(commands, i);
+
+		if (memcmp(&cmd->span_id, span_id, sizeof(FpSpanId)) == 0)
+			return cmd;
+	}
+	return NULL;
+}
+
+/* Whole milliseconds of an interval, months counted as 30 days */
+static int64
+interval_ms(const Interval *iv)
+{
+	return iv->time / 1000 +
+		((int64) iv->month * DAYS_PER_MONTH + iv->day) * SECS_PER_DAY * 1000;
+}
+
+/* What the row trigger builds for one row */
+typedef struct RowRecords
+{
+	TriggerData *trigdata;
+	FpSpanRecord *span;			/* NULL when not sampled */
+	PendingLog *log;
+	PendingEvent *event;
+	PendingCommand *cmd;		/* the command that wrote it, if known */
+	const FpTraceId *trace_id;
+	const FpSpanId *span_id;
+	uint8		flags;
+	int64		now;
+} RowRecords;
+
+/* Copy a column of the row into a string attribute of the span and log */
+static char *
+row_attr(RowRecords *r, const char *column, const char *key)
+{
+	char	   *value = row_text(r->trigdata, column);
+
+	if (value != NULL)
+	{
+		if (r->span != NULL)
+			fp_attribution_attr_str(fp_attribution_span_attr(r->span, key), value);
+		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, key), value);
+	}
+	return value;
+}
+
+static void
+click_written(RowRecords *r)
+{
+	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
+	char	   *click_id = row_attr(r, "click_id", "fp.click.id");
+
+	if (fp_attribution_log_client_ip)
+	{
+		char	   *ip = row_text(r->trigdata, "ip");
+
+		if (ip != NULL)
+			fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
+	}
+	r->event->kind = EVENT_CLICK;
+	fp_attribution_copy_text(r->event->key, affiliate ? affiliate : "",
+							 sizeof(r->event->key));
+	if (r->cmd != NULL)
+	{
+		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+								 sizeof(r->cmd->affiliate_id));
+		fp_attribution_copy_text(r->cmd->entity_id, click_id ? click_id : "",
+								 sizeof(r->cmd->entity_id));
+	}
+}
+
+static void
+conversion_written(RowRecords *r)
+{
+	PendingEvent *e = r->event;
+	char	   *affiliate = row_attr(r, "affiliate_id", "fp.affiliate.id");
+	char	   *order_id = row_attr(r, "order_id", "fp.order.id");
+	char	   *currency = row_attr(r, "currency", "fp.currency");
+	char	   *reason = row_text(r->trigdata, "unattributed_reason");
+	bool		isnull;
+	Datum		d;
+
+	row_attr(r, "conversion_id", "fp.conversion.id");
+	row_attr(r, "click_id", "fp.click.id");
+	e->kind = EVENT_CONVERSION;
+	fp_attribution_copy_text(e->key, currency ? currency : "", sizeof(e->key));
+	d = row_datum(r->trigdata, "revenue_cents", &isnull);
+	e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
+	d = row_datum(r->trigdata, "attributed", &isnull);
+	e->attributed = !isnull && DatumGetBool(d);
+	d = row_datum(r->trigdata, "latency", &isnull);
+	e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
+	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
+							e->revenue_cents);
+	fp_attribution_attr_bool(fp_attribution_log_attr(&r->log->rec, "fp.attributed"),
+							 e->attributed);
+	if (r->cmd != NULL)
+	{
+		fp_attribution_copy_text(r->cmd->affiliate_id, affiliate ? affiliate : "",
+								 sizeof(r->cmd->affiliate_id));
+		fp_attribution_copy_text(r->cmd->entity_id, order_id ? order_id : "",
+								 sizeof(r->cmd->entity_id));
+	}
+
+	/* attribution rules not met: worth a warning of its own */
+	if (reason != NULL)
+	{
+		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
+								   "fp.business_rule.violated",
+								   psprintf("business rule violated: conversion not attributed (%s)", reason),
+								   r->now, r->trace_id, r->span_id, r->flags);
+
+		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.rule"), reason);
+		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.order.id"),
+								order_id ? order_id : "");
+		logs = pending_append(logs, rule);
+	}
+}
+
+static void
+receipt_written(RowRecords *r)
+{
+	bool		isnull;
+	Datum		d = row_datum(r->trigdata, "sequence", &isnull);
+
+	row_attr(r, "receipt_id", "fp.receipt.id");
+	row_attr(r, "aggregate_type", "fp.aggregate.type");
+	row_attr(r, "aggregate_id", "fp.aggregate.id");
+	row_attr(r, "key_id", "fp.receipt.key_id");
+	if (!isnull)
+	{
+		if (r->span != NULL)
+			fp_attribution_attr_int(fp_attribution_span_attr(r->span, "fp.receipt.sequence"),
+									DatumGetInt64(d));
+		fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.receipt.sequence"),
+								DatumGetInt64(d));
+	}
+	r->event->kind = EVENT_RECEIPTS;
+	r->event->rows = 1;
+}
+
+/*
+ * attribution.telemetry_row_written(), AFTER INSERT FOR EACH ROW on clicks,
+ * conversions and receipts: the event span, the business log record(s)
+ * and the business metric increments of the row, pending until commit.
+ * The row's trace_id and span_id are the event span's trace and parent.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
+Datum
+fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *relname;
+	FpTable		table;
+	bool		isnull;
+	Datum		d;
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+	bool		sampled;
+	RowRecords	r;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "telemetry_row_written must be an AFTER INSERT row trigger");
+	if (!telemetry_active())
+		return PointerGetDatum(NULL);
+
+	relname = RelationGetRelationName(trigdata->tg_relation);
+	table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
+		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS : TABLE_RECEIPTS;
+	d = row_datum(trigdata, "trace_id", &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
+	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
+	d = row_datum(trigdata, "span_id", &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
+	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
+
+	memset(&r, 0, sizeof(r));
+	r.trigdata = trigdata;
+	r.now = fp_attribution_now_unix_nano();
+	r.trace_id = &trace_id;
+	r.span_id = &span_id;
+	r.cmd = command_of_row(&span_id);
+	d = row_datum(trigdata, "sampled", &isnull);
+	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
+	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
+	if (r.cmd != NULL && table != TABLE_RECEIPTS)
+	{
+		r.cmd->wrote_row = true;
+		if (r.cmd->kind == FP_COMMAND_UNKNOWN)
+			r.cmd->kind = command_of_table(table);
+	}
+
+	if (sampled)
+	{
+		PendingSpan *ps = pending_alloc(sizeof(PendingSpan));
+
+		r.span = &ps->rec;
+		fp_attribution_span_init(r.span,
+								 table == TABLE_CLICKS ? "attribution.click_tracked" :
+								 table == TABLE_CONVERSIONS ? "attribution.conversion_tracked" :
+								 "attribution.receipt_written",
+								 FP_SPAN_KIND_INTERNAL);
+		r.span->trace_id = trace_id;
+		r.span->parent_span_id = span_id;
+		fp_attribution_new_span_id(&r.span->span_id);
+		r.span->start_time_unix_nano = open_writes != NIL ?
+			((OpenWrite *) llast(open_writes))->start_ns : r.now;
+		r.span->end_time_unix_nano = r.now;
+		db_attrs(r.span);
+		fp_attribution_attr_str(fp_attribution_span_attr(r.span, "db.collection.name"),
+								psprintf("attribution.%s", relname));
+		spans = pending_append(spans, ps);
+	}
+	r.log = new_log(true, FP_SEVERITY_INFO,
+					table == TABLE_CLICKS ? "fp.click.tracked" :
+					table == TABLE_CONVERSIONS ? "fp.conversion.tracked" :
+					"fp.receipt.generated",
+					table == TABLE_CLICKS ? "click tracked" :
+					table == TABLE_CONVERSIONS ? "conversion tracked" :
+					"receipt generated",
+					r.now, &trace_id, &span_id, r.flags);
+	r.event = pending_alloc(sizeof(PendingEvent));
+	if (table == TABLE_CLICKS)
+		click_written(&r);
+	else if (table == TABLE_CONVERSIONS)
+		conversion_written(&r);
+	else
+		receipt_written(&r);
+	logs = pending_append(logs, r.log);
+	events = pending_append(events, r.event);
+	return PointerGetDatum(NULL);
+}
+
+/*----------
+ * Transaction end
+ *----------
+ */
+
+/*
+ * Walk the items of list owned by subtransaction subid or its children
+ * (a suffix of the list, since subtransaction ids grow) and either give
+ * them to parent (commit) or mark them aborted (abort).
+ */
+static void
+walk_subxact(List *list, SubTransactionId subid, SubTransactionId parent,
+			 bool abort)
+{
+	for (int i = list_length(list) - 1; i >= 0; i--)
+	{
+		PendingHead *h = list_nth(list, i);
+
+		if (h->subid < subid)
+			break;
+		if (abort)
+			h->aborted = true;
+		else if (h->subid == subid)
+			h->subid = parent;
+	}
+}
+
+/* End the commands that a rollback just undid */
+static void
+end_aborted_commands(int64 now)
+{
+	ListCell   *lc;
+
+	foreach(lc, commands)
+	{
+		PendingCommand *cmd = lfirst(lc);
+
+		if (!cmd->head.aborted)
+			continue;
+		if (cmd->end_ns == 0)
+			cmd->end_ns = now;
+		if (cmd == current)
+			current = NULL;
+	}
+}
+
+/*
+ * Drop the statements that a rolled-back (sub)transaction left open (they
+ * are the newest ones), ending their spans now.
+ */
+static void
+close_aborted_writes(bool all, int64 now)
+{
+	while (open_writes != NIL)
+	{
+		OpenWrite  *w = llast(open_writes);
+
+		if (!all && !w->head.aborted)
+			break;
+		if (w->span != NULL && w->span->rec.end_time_unix_nano == 0)
+			w->span->rec.end_time_unix_nano = now;
+		open_writes = list_delete_last(open_writes);
+	}
+}
+
+static void
+telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	bool		abort = event == SUBXACT_EVENT_ABORT_SUB;
+	int64		now;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && !abort)
+		return;
+	walk_subxact(commands, mySubid, parentSubid, abort);
+	walk_subxact(spans, mySubid, parentSubid, abort);
+	walk_subxact(logs, mySubid, parentSubid, abort);
+	walk_subxact(events, mySubid, parentSubid, abort);
+	walk_subxact(open_writes, mySubid, parentSubid, abort);
+	if (!abort)
+		return;
+	now = fp_attribution_now_unix_nano();
+	end_aborted_commands(now);
+	close_aborted_writes(false, now);
+}
+
+/* The span of a finished command */
+static FpSpanRecord *
+command_span(PendingCommand *cmd, const char *outcome)
+{
+	FpSpanRecord *span = palloc(sizeof(FpSpanRecord));
+	const char *command = fp_attribution_command_name(cmd->kind);
+	bool		click = cmd->kind == FP_COMMAND_TRACK_CLICK;
+	char		name[FP_SPAN_NAME_LEN];
+
+	snprintf(name, sizeof(name), "attribution.%s", command);
+	fp_attribution_span_init(span, name, FP_SPAN_KIND_SERVER);
+	span->trace_id = cmd->trace_id;
+	span->span_id = cmd->span_id;
+	span->parent_span_id = cmd->parent_span_id;
+	span->flags = cmd->flags;
+	span->start_time_unix_nano = cmd->start_ns;
+	span->end_time_unix_nano = cmd->end_ns;
+	if (cmd->tracestate != NULL)
+		fp_attribution_copy_text(span->trace_state, cmd->tracestate,
+								 sizeof(span->trace_state));
+	db_attrs(span);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.stored_procedure.name"), name);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.name"), command);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.outcome"), outcome);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.trace.source"),
+							fp_attribution_context_source_name(cmd->source));
+	if (cmd->entity_id[0] != '\0')
+	{
+		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.id"),
+								cmd->entity_id);
+		fp_attribution_attr_str(fp_attribution_span_attr(span, click ? "fp.click.id" : "fp.order.id"),
+								cmd->entity_id);
+		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.aggregate.type"),
+								click ? "click" : "conversion");
+		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.aggregate.id"),
+								cmd->entity_id);
+	}
+	if (cmd->affiliate_id[0] != '\0')
+		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.affiliate.id"),
+								cmd->affiliate_id);
+	if (cmd->head.aborted)
+	{
+		span->status_code = FP_STATUS_ERROR;
+		if (cmd->failed)
+		{
+			FpSpanEvent *ev = &span->events[span->n_events++];
+
+			fp_attribution_copy_text(span->status_message, cmd->message,
+									 sizeof(span->status_message));
+			fp_attribution_attr_str(fp_attribution_span_attr(span, "db.response.status_code"),
+									cmd->sqlstate);
+			fp_attribution_attr_str(fp_attribution_span_attr(span, "error.type"),
+									cmd->sqlstate);
+			strlcpy(ev->name, "exception", sizeof(ev->name));
+			ev->time_unix_nano = cmd->end_ns;
+			ev->n_attrs = 2;
+			strlcpy(ev->attrs[0].key, "exception.type", FP_ATTR_KEY_LEN);
+			fp_attribution_attr_str(&ev->attrs[0], cmd->sqlstate);
+			strlcpy(ev->attrs[1].key, "exception.message", FP_ATTR_KEY_LEN);
+			fp_attribution_attr_str(&ev->attrs[1], cmd->message);
+		}
+		else
+		{
+			strlcpy(span->status_message, "transaction rolled back",
+					sizeof(span->status_message));
+			fp_attribution_attr_str(fp_attribution_span_attr(span, "error.type"),
+									"rollback");
+		}
+	}
+	return span;
+}
+
+/* "command started" and the closing record(s) of one command */
+static int
+command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
+			 bool closing)
+{
+	const char *command = fp_attribution_command_name(cmd->kind);
+	PendingLog *p;
+	int			n = 0;
+
+	if (!closing)
+	{
+		p = new_log(false, FP_SEVERITY_INFO, "fp.command.started",
+					"command started", cmd->start_ns, &cmd->trace_id,
+					&cmd->span_id, cmd->flags);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.trace.source"),
+								fp_attribution_context_source_name(cmd->source));
+		out[n++] = &p->rec;
+		return n;
+	}
+	if (!cmd->head.aborted)
+	{
+		p = new_log(false, FP_SEVERITY_INFO, "fp.command.succeeded",
+					"command succeeded", cmd->end_ns, &cmd->trace_id,
+					&cmd->span_id, cmd->flags);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.outcome"), outcome);
+		fp_attribution_attr_double(fp_attribution_log_attr(&p->rec, "fp.command.duration"),
+								   (cmd->end_ns - cmd->start_ns) / 1e9);
+		out[n++] = &p->rec;
+		return n;
+	}
+	p = new_log(false, FP_SEVERITY_ERROR, "fp.command.failed",
+				cmd->failed ? psprintf("command failed: %s", cmd->message) :
+				"command failed: transaction rolled back",
+				cmd->end_ns, &cmd->trace_id, &cmd->span_id, cmd->flags);
+	fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
+	fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.outcome"), outcome);
+	if (cmd->failed)
+	{
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "exception.type"), cmd->sqlstate);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "exception.message"), cmd->message);
+	}
+	out[n++] = &p->rec;
+
+	/* bad input and integrity errors (SQLSTATE classes 22, 23) break rules */
+	if (cmd->failed && cmd->sqlstate[0] == '2' &&
+		(cmd->sqlstate[1] == '2' || cmd->sqlstate[1] == '3'))
+	{
+		p = new_log(false, FP_SEVERITY_WARN, "fp.business_rule.violated",
+					psprintf("business rule violated: %s", cmd->message),
+					cmd->end_ns, &cmd->trace_id, &cmd->span_id, cmd->flags);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
+		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.rule"), cmd->sqlstate);
+		out[n++] = &p->rec;
+	}
+	return n;
+}
+
+static const char *
+command_outcome(PendingCommand *cmd, XactOutcome outcome)
+{
+	if (cmd->head.aborted)
+		return cmd->failed ? "failed" : "rolled_back";
+	if (outcome == OUTCOME_PREPARE)
+		return "prepared";
+	return cmd->wrote_row ? "created" : "replayed";
+}
+
+static void
+count_event(PendingEvent *e)
+{
+	switch (e->kind)
+	{
+		case EVENT_CLICK:
+			fp_attribution_telemetry_count_click(e->key);
+			break;
+		case EVENT_CONVERSION:
+			fp_attribution_telemetry_count_conversion(e->key, e->revenue_cents,
+													  e->attributed,
+													  e->latency_ms);
+			break;
+		case EVENT_RECEIPTS:
+			fp_attribution_telemetry_count_receipts(e->rows);
+			break;
+	}
+}
+
+/*
+ * Hand the transaction's records to shared memory according to its
+ * outcome (see the file banner).
+ */
+static void
+flush(XactOutcome outcome)
+{
+	int64		now = fp_attribution_now_unix_nano();
+	FpSpanRecord **span_out;
+	FpLogRecord **log_out;
+	int			ns = 0;
+	int			nl = 0;
+	ListCell   *lc;
+
+	if (outcome == OUTCOME_ABORT)
+	{
+		List	   *all[] = {commands, spans, logs, events, open_writes};
+
+		for (int i = 0; i < lengthof(all); i++)
+			foreach(lc, all[i])
+				((PendingHead *) lfirst(lc))->aborted = true;
+		end_aborted_commands(now);
+	}
+	close_aborted_writes(true, now);
+	end_current(now);
+
+	span_out = palloc((list_length(commands) + list_length(spans)) * sizeof(FpSpanRecord *));
+	log_out = palloc((3 * list_length(commands) + list_length(logs)) * sizeof(FpLogRecord *));
+
+	foreach(lc, commands)
+	{
+		PendingCommand *cmd = lfirst(lc);
+
+		if (cmd->kind == FP_COMMAND_UNKNOWN)
+			continue;
+		fp_attribution_telemetry_count_command(cmd->kind,
+											   cmd->end_ns - cmd->start_ns,
+											   cmd->head.aborted);
+		nl += command_logs(cmd, NULL, log_out + nl, false);
+		if (cmd->sampled)
+			span_out[ns++] = command_span(cmd, command_outcome(cmd, outcome));
+	}
+	foreach(lc, spans)
+	{
+		PendingSpan *p = lfirst(lc);
+
+		if (p->head.aborted && p->rec.status_code == FP_STATUS_UNSET)
+		{
+			p->rec.status_code = FP_STATUS_ERROR;
+			strlcpy(p->rec.status_message, "rolled back",
+					sizeof(p->rec.status_message));
+		}
+		if (p->rec.end_time_unix_nano == 0)
+			p->rec.end_time_unix_nano = now;
+		span_out[ns++] = &p->rec;
+	}
+	foreach(lc, logs)
+	{
+		PendingLog *p = lfirst(lc);
+
+		if (!(p->business && p->head.aborted))
+			log_out[nl++] = &p->rec;
+	}
+	foreach(lc, commands)
+	{
+		PendingCommand *cmd = lfirst(lc);
+
+		if (cmd->kind != FP_COMMAND_UNKNOWN)
+			nl += command_logs(cmd, command_outcome(cmd, outcome),
+							   log_out + nl, true);
+	}
+	if (outcome == OUTCOME_COMMIT)
+	{
+		foreach(lc, events)
+		{
+			PendingEvent *e = lfirst(lc);
+
+			if (!e->head.aborted)
+				count_event(e);
+		}
+	}
+
+	fp_attribution_telemetry_push_spans(span_out, ns);
+	fp_attribution_telemetry_push_logs(log_out, nl);
+	if (fp_attribution_log_json)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (int i = 0; i < nl; i++)
+		{
+			resetStringInfo(&buf);
+			fp_attribution_log_json_line(&buf, log_out[i]);
+			ereport(LOG,
+					(errmsg_internal("%s", buf.data),
+					 errhidestmt(true), errhidecontext(true)));
+		}
+	}
+}
+
+static void
+telemetry_xact_callback(XactEvent event, void *arg)
+{
+	XactOutcome outcome;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			outcome = OUTCOME_COMMIT;
+			break;
+		case XACT_EVENT_ABORT:
+			outcome = OUTCOME_ABORT;
+			break;
+		case XACT_EVENT_PREPARE:
+			outcome = OUTCOME_PREPARE;
+			break;
+		default:
+			return;
+	}
+	if (xact_cxt == NULL)
+		return;
+	if (commands != NIL || spans != NIL || logs != NIL || events != NIL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(xact_cxt);
+
+		flush(outcome);
+		MemoryContextSwitchTo(old);
+	}
+	MemoryContextReset(xact_cxt);
+	commands = spans = logs = events = open_writes = NIL;
+	current = NULL;
+	exec_nesting = 0;
+}
+
+/*
+ * Install the executor hooks and transaction callbacks; called from
+ * _PG_init while shared_preload_libraries is processed.
+ */
+void
+fp_attribution_telemetry_install_hooks(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = telemetry_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = telemetry_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = telemetry_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = telemetry_ExecutorEnd;
+	RegisterXactCallback(telemetry_xact_callback, NULL);
+	RegisterSubXactCallback(telemetry_subxact_callback, NULL);
+}
