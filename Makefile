@@ -8,10 +8,17 @@ PG_CPPFLAGS  = -I$(srcdir)/src/include
 SHLIB_LINK   += -lcrypto
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
+# OTLP export: protoc-c generates C from proto/ into src/otlp/ at build time
+PROTOS       = $(sort $(wildcard proto/*.proto))
+PROTO_C      = $(patsubst proto/%.proto,src/otlp/%.pb-c.c,$(PROTOS))
+OBJS        += $(PROTO_C:.c=.o)
+PG_CPPFLAGS += -Isrc/otlp
+SHLIB_LINK  += -lprotobuf-c -lcurl -lz
+
 # Each suite starts its own private server with the library preloaded.
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions bad_input settings \
-               receipts receipts_tamper receipts_signing docs \
+               otlp_settings receipts receipts_tamper receipts_signing docs \
                telemetry_spans telemetry_metrics telemetry_logs cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
@@ -25,7 +32,8 @@ PGTAP_TESTS  = $(basename $(notdir $(wildcard test/pgtap/sql/*.sql)))
 NOPRELOAD_TESTS = $(basename $(notdir $(wildcard test/nopreload/sql/*.sql)))
 EXTRA_CLEAN  = tmp_regress tmp_check_iso tmp_pgtap tmp_nopreload test/output_iso \
                test/pgtap/results test/pgtap/regression.* \
-               test/nopreload/results test/nopreload/regression.*
+               test/nopreload/results test/nopreload/regression.* \
+               src/otlp
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
@@ -51,3 +59,10 @@ installcheck-nopreload:
 # Copy reviewed results over the expected files
 regress-accept:
 	for f in results/*.out; do cp "$$f" expected/; done
+
+# Generated OTLP code: every exporter source needs the headers first
+src/otlp/%.pb-c.c src/otlp/%.pb-c.h: proto/%.proto
+	@mkdir -p src/otlp
+	protoc-c --proto_path=$(srcdir)/proto --c_out=src/otlp $<
+$(PROTO_C:.c=.o): $(PROTO_C)
+$(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C) src/include/fp_attribution/otlp.h

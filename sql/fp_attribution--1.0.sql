@@ -362,8 +362,8 @@ CREATE TABLE attribution.receipts (
 	sequence bigint NOT NULL CHECK (sequence >= 1),
 	correlation_id text NOT NULL,
 	causation_id uuid,
-	aggregate_id text NOT NULL,
-	aggregate_type text NOT NULL,
+	aggregate_id text COLLATE "C" NOT NULL,
+	aggregate_type text COLLATE "C" NOT NULL,
 	payload jsonb NOT NULL,
 	payload_hash bytea NOT NULL,
 	signature bytea,
@@ -379,8 +379,8 @@ COMMENT ON TABLE attribution.receipts IS
 	'Append-only, hash-chained receipts; one chain per (aggregate_type, aggregate_id)';
 
 CREATE TABLE attribution.receipt_streams (
-	aggregate_type text NOT NULL,
-	aggregate_id text NOT NULL,
+	aggregate_type text COLLATE "C" NOT NULL,
+	aggregate_id text COLLATE "C" NOT NULL,
 	last_sequence bigint NOT NULL,
 	last_hash bytea NOT NULL,
 	PRIMARY KEY (aggregate_type, aggregate_id)
@@ -694,3 +694,19 @@ CREATE FUNCTION attribution.reset_telemetry(signal text DEFAULT NULL) RETURNS vo
 REVOKE ALL ON FUNCTION attribution.reset_telemetry(text) FROM PUBLIC;
 COMMENT ON FUNCTION attribution.reset_telemetry(text) IS
 	'Empty the spans or logs buffer, or zero the metrics (new start time); NULL: all three';
+
+--------------------------------------------------------------------------
+-- OTLP exporter status: one row per signal (traces, metrics, logs)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION attribution.exporter_status_internal(
+	OUT signal text, OUT sent bigint, OUT failed bigint, OUT retried bigint,
+	OUT dropped bigint, OUT rejected bigint, OUT last_error text,
+	OUT last_error_time timestamptz, OUT last_success_time timestamptz,
+	OUT requests bigint, OUT avg_request_ms double precision)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'fp_attribution_exporter_status'
+	LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW attribution.exporter_status AS
+	SELECT * FROM attribution.exporter_status_internal();

@@ -2,7 +2,8 @@
 -- settings: defaults, valid and invalid values, the reserved prefix
 --
 SELECT name, setting, unit, context, vartype
-  FROM pg_settings WHERE name LIKE 'fp\_attribution.%' ORDER BY name COLLATE "C";
+  FROM pg_settings WHERE name LIKE 'fp\_attribution.%'
+   AND name NOT LIKE 'fp\_attribution.otlp\_%' ORDER BY name COLLATE "C";
 
 -- the window accepts units and rejects non-positive values
 SET fp_attribution.attribution_window = '7d';

@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
@@ -48,6 +49,7 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
+	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();
 	fp_attribution_receipts_define_gucs();
 
@@ -57,6 +59,7 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
+	fp_attribution_worker_register();
 	fp_attribution_telemetry_install_hooks();
 }
 

@@ -12,21 +12,28 @@
  * command leaves no receipt, and an INSERT ... ON CONFLICT DO NOTHING
  * retry inserts no row and so writes none.
  *
- * Chains: one per (aggregate_type, aggregate_id).  Its head row in
- * attribution.receipt_streams is claimed with
+ * Chains: one per (aggregate_type, aggregate_id), whose head row in
+ * attribution.receipt_streams holds the last sequence and receipt hash.
+ * An append is two statements:
  *
- *	 INSERT ... ON CONFLICT (aggregate_type, aggregate_id)
- *	 DO UPDATE SET last_sequence = last_sequence + 1 RETURNING ...
+ *	1. SELECT last_sequence, last_hash ... FOR UPDATE: locks the head (a
+ *	   concurrent writer of the same aggregate waits here until we end,
+ *	   then reads our head) or finds none (sequence 1, 32 zero bytes);
+ *	2. one statement that writes the head and the receipt together: UPDATE
+ *	   of the locked head, or, for a new chain, INSERT ... ON CONFLICT DO
+ *	   NOTHING of the head, which also takes the row lock and waits for a
+ *	   concurrent creator; the receipt is inserted only if the head was.
+ *	   If another writer created the head first, nothing is written and
+ *	   the append starts over at 1 (under REPEATABLE READ PostgreSQL
+ *	   raises a serialization failure instead).
  *
- * which either creates the head (sequence 1, prev_hash 32 zero bytes) or
- * takes its row lock and returns the next sequence and the previous
- * receipt hash (last_hash is not yet updated).  The lock is held to the
- * end of the transaction, so concurrent writers of one aggregate queue
- * behind each other and a rolled-back writer gives its sequence back; the
- * primary key (aggregate_type, aggregate_id, sequence) of receipts is the
- * backstop against a fork.  Writers of different aggregates never touch a
- * common row: there is no global sequence (DESIGN section 8).  The receipt
- * insert and the head's last_hash update are then one statement.
+ * The head lock is held to the end of the transaction, so writers of one
+ * aggregate queue behind each other and a rolled-back writer gives its
+ * sequence back; the primary keys of both tables are the backstop against
+ * a fork.  Each head row is written once per receipt (an upsert followed
+ * by a hash update would write it twice).  Writers of different
+ * aggregates never touch a common row: there is no global sequence
+ * (DESIGN section 8).
  *
  * The writes run as the owner of the table that fired the trigger (as
  * PostgreSQL's own RI triggers do), so a role allowed to track clicks
@@ -46,10 +53,8 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -104,8 +109,9 @@ static const FpAggregateSpec aggregate_specs[] = {
 };
 
 /* Saved plans, prepared on first use in each backend */
-static SPIPlanPtr head_plan = NULL;
-static SPIPlanPtr write_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr append_plan = NULL;
+static SPIPlanPtr start_plan = NULL;
 static SPIPlanPtr cause_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
 
@@ -378,6 +384,15 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* The receipts columns in order, and the parameters that fill them */
+#define RECEIPT_COLUMNS \
+	"receipt_id, \"timestamp\", sequence, correlation_id, causation_id," \
+	" aggregate_id, aggregate_type, payload, payload_hash, signature," \
+	" trace_id, span_id, prev_hash, receipt_hash, key_id"
+#define RECEIPT_VALUES \
+	"$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::attribution.trace_id," \
+	" $12::attribution.span_id, $13, $14, $15"
+
 /*
  * Prepare the saved plans on first use.  Plans survive DROP/CREATE
  * EXTENSION in a session because the plan cache re-resolves every name;
@@ -387,15 +402,16 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 static void
 prepare_plans(void)
 {
-	if (write_plan != NULL)
+	Oid			receipt_types[15] = {UUIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
+		UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID, TEXTOID,
+	TEXTOID, BYTEAOID, BYTEAOID, TEXTOID};
+
+	if (start_plan != NULL)
 		return;
 
-	head_plan = keep_plan("INSERT INTO attribution.receipt_streams AS s"
-						  " (aggregate_type, aggregate_id, last_sequence, last_hash)"
-						  " VALUES ($1, $2, 1, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'))"
-						  " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE"
-						  " SET last_sequence = s.last_sequence OPERATOR(pg_catalog.+) 1"
-						  " RETURNING s.last_sequence, s.last_hash",
+	lock_plan = keep_plan("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
+						  " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
+						  " AND aggregate_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
 						  2, (Oid[]) {TEXTOID, TEXTOID});
 	cause_plan = keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
 						   " WHERE r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
@@ -407,22 +423,23 @@ prepare_plans(void)
 						 " VALUES ($1, 'ed25519', $2, $3)"
 						 " ON CONFLICT (key_id) DO NOTHING",
 						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
-	write_plan = keep_plan("WITH head AS ("
-						   " UPDATE attribution.receipt_streams SET last_hash = $14"
-						   " WHERE aggregate_type OPERATOR(pg_catalog.=) $7"
-						   " AND aggregate_id OPERATOR(pg_catalog.=) $6)"
-						   " INSERT INTO attribution.receipts"
-						   " (receipt_id, \"timestamp\", sequence, correlation_id,"
-						   " causation_id, aggregate_id, aggregate_type, payload,"
-						   " payload_hash, signature, trace_id, span_id, prev_hash,"
-						   " receipt_hash, key_id)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-						   " $11::attribution.trace_id, $12::attribution.span_id,"
-						   " $13, $14, $15) RETURNING *",
-						   15, (Oid[]) {UUIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
-							   UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
-							   BYTEAOID, TEXTOID, TEXTOID, BYTEAOID,
-						   BYTEAOID, TEXTOID});
+	append_plan = keep_plan("WITH head AS ("
+							" UPDATE attribution.receipt_streams"
+							" SET last_sequence = $3, last_hash = $14"
+							" WHERE aggregate_type OPERATOR(pg_catalog.=) $7"
+							" AND aggregate_id OPERATOR(pg_catalog.=) $6)"
+							" INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+							" VALUES (" RECEIPT_VALUES ")",
+							15, receipt_types);
+	start_plan = keep_plan("WITH head AS ("
+						   " INSERT INTO attribution.receipt_streams"
+						   " (aggregate_type, aggregate_id, last_sequence, last_hash)"
+						   " VALUES ($7, $6, $3, $14)"
+						   " ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING"
+						   " RETURNING 1)"
+						   " INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+						   " SELECT " RECEIPT_VALUES " FROM head",
+						   15, receipt_types);
 }
 
 /*
@@ -472,14 +489,13 @@ find_click_receipt(const char *click_id, pg_uuid_t *out)
 }
 
 /*
- * Append one receipt to the chain of (aggregate_type, aggregate_id) and
- * return the new row (in the caller's memory context).  Caller is
- * connected to SPI and has set up env's payload_hash, causation, trace
- * and span; this fills in the rest.  Runs the statements as owner.
+ * Append one receipt to the chain of (aggregate_type, aggregate_id), see
+ * the protocol in the file header.  Caller is connected to SPI and has
+ * set up env's aggregate, payload_hash, causation, trace and span; this
+ * fills in the rest.  The statements run as owner.
  */
-static HeapTuple
-append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
-			   TupleDesc *desc)
+static void
+append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -492,6 +508,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	StringInfoData envelope;
 	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
+	bool		written = false;
 	int			rc;
 
 	prepare_plans();
@@ -506,46 +523,17 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	env->receipt_id.data[8] = (env->receipt_id.data[8] & 0x3f) | 0x80;
 	env->timestamp = GetCurrentTimestamp();
 	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
+	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
 	if (fp_attribution_correlation_id[0] != '\0')
 		env->correlation_id = fp_attribution_correlation_id;
 	else
 		env->correlation_id = trace_hex;
 	env->key_id = key != NULL ? key->key_id : NULL;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-
-	/* Claim the next sequence; from here the head row is locked */
-	values[0] = CStringGetTextDatum(env->aggregate_type);
-	values[1] = CStringGetTextDatum(env->aggregate_id);
-	rc = SPI_execute_plan(head_plan, values, NULL, false, 1);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not claim receipt sequence: %s",
-			 SPI_result_code_string(rc));
-	env->sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1,
-												&isnull));
-	copy_hash(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2,
-											&isnull)),
-			  env->prev_hash);
-
-	initStringInfo(&envelope);
-	if (!fp_attribution_receipt_envelope(&envelope, env))
-		elog(ERROR, "receipt timestamp out of range");
-	fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
-	if (key != NULL)
-	{
-		fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
-		register_signing_key(key);
-	}
-
+	/* everything but sequence, hashes and signature, in column order */
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = UUIDPGetDatum(&env->receipt_id);
 	values[1] = TimestampTzGetDatum(env->timestamp);
-	values[2] = Int64GetDatum(env->sequence);
 	values[3] = CStringGetTextDatum(env->correlation_id);
 	if (env->has_causation)
 		values[4] = UUIDPGetDatum(&env->causation_id);
@@ -556,24 +544,74 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	values[7] = JsonbPGetDatum(payload);
 	values[8] = bytea_datum(env->payload_hash, FP_SHA256_LEN);
 	if (key != NULL)
-	{
-		values[9] = bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
 		values[14] = CStringGetTextDatum(key->key_id);
-	}
 	else
 		nulls[9] = nulls[14] = 'n';
-	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
 	values[10] = CStringGetTextDatum(trace_hex);
 	values[11] = CStringGetTextDatum(span_hex);
-	values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
-	values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
-	rc = SPI_execute_plan(write_plan, values, nulls, false, 1);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not write receipt: %s", SPI_result_code_string(rc));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+
+	/* a lost race to create the head starts over, once */
+	for (int attempt = 0; !written; attempt++)
+	{
+		Datum		key_args[2] = {values[6], values[5]};
+		bool		chain_exists;
+
+		if (attempt == 2)
+			elog(ERROR, "could not append receipt to %s \"%s\"",
+				 env->aggregate_type, env->aggregate_id);
+
+		rc = SPI_execute_plan(lock_plan, key_args, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not lock receipt chain: %s",
+				 SPI_result_code_string(rc));
+		chain_exists = SPI_processed == 1;
+		if (chain_exists)
+		{
+			env->sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc,
+														1, &isnull)) + 1;
+			copy_hash(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc,
+													2, &isnull)),
+					  env->prev_hash);
+		}
+		else
+		{
+			env->sequence = 1;
+			memset(env->prev_hash, 0, FP_SHA256_LEN);
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		initStringInfo(&envelope);
+		if (!fp_attribution_receipt_envelope(&envelope, env))
+			elog(ERROR, "receipt timestamp out of range");
+		fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
+		pfree(envelope.data);
+		if (key != NULL)
+		{
+			fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
+			values[9] = bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
+		}
+		values[2] = Int64GetDatum(env->sequence);
+		values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
+		values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
+
+		rc = SPI_execute_plan(chain_exists ? append_plan : start_plan,
+							  values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not write receipt: %s",
+				 SPI_result_code_string(rc));
+		written = SPI_processed == 1;
+	}
+	if (key != NULL)
+		register_signing_key(key);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-	*desc = SPI_tuptable->tupdesc;
-	return SPI_tuptable->vals[0];
 }
 
 /*
@@ -735,7 +773,6 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Oid			typid;
 	Datum		d;
-	TupleDesc	result_desc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -776,9 +813,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 				find_click_receipt(datum_text(d, typid),
 								   &env.causation_id);
 	}
-	(void) append_receipt(&env, payload,
-						  trigdata->tg_relation->rd_rel->relowner,
-						  &result_desc);
+	append_receipt(&env, payload, trigdata->tg_relation->rd_rel->relowner);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -817,8 +852,7 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	FpReceiptEnvelope env;
 	FpCommandContext ctx;
 	Jsonb	   *payload;
-	HeapTuple	tuple;
-	TupleDesc	desc;
+	Datum		args[3];
 	Datum		result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -840,8 +874,20 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
-	tuple = append_receipt(&env, payload, receipts_owner(), &desc);
-	result = PointerGetDatum(SPI_returntuple(tuple, desc));
+	append_receipt(&env, payload, receipts_owner());
+	args[0] = CStringGetTextDatum(env.aggregate_type);
+	args[1] = CStringGetTextDatum(env.aggregate_id);
+	args[2] = Int64GetDatum(env.sequence);
+	if (SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
+							  " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
+							  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+							  " AND r.sequence OPERATOR(pg_catalog.=) $3",
+							  3, (Oid[]) {TEXTOID, TEXTOID, INT8OID},
+							  args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read back the new receipt");
+	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc));
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

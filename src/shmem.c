@@ -23,6 +23,7 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
 
@@ -43,6 +44,7 @@ fp_attribution_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(fp_attribution_shmem_size());
+	RequestAddinShmemSpace(fp_attribution_otlp_status_size());
 	fp_attribution_telemetry_shmem_request();
 }
 
@@ -74,6 +76,7 @@ fp_attribution_shmem_startup(void)
 		pg_atomic_init_u64(&c->verifications_failed, 0);
 		c->reset_time = GetCurrentTimestamp();
 	}
+	fp_attribution_otlp_status_init();
 	fp_attribution_telemetry_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }

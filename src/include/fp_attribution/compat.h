@@ -20,4 +20,32 @@
 #define FP_MY_LOCAL_XID() (MyProc->lxid)
 #endif
 
+/* PG17 has named custom wait events; before, all share "Extension" */
+#if PG_VERSION_NUM >= 170000
+#include "utils/wait_event.h"
+#define FP_WAIT_EVENT_EXPORTER WaitEventExtensionNew("FpAttributionExport")
+#else
+#include "utils/wait_event.h"
+#define FP_WAIT_EVENT_EXPORTER PG_WAIT_EXTENSION
+#endif
+
+/*
+ * JSON semantic actions return JsonParseErrorType since PG16 (void
+ * before); PG17 added the caller-allocated lexer argument.
+ */
+#if PG_VERSION_NUM >= 160000
+#define FP_JSON_ACTION JsonParseErrorType
+#define FP_JSON_ACTION_DONE return JSON_SUCCESS
+#else
+#define FP_JSON_ACTION void
+#define FP_JSON_ACTION_DONE return
+#endif
+#if PG_VERSION_NUM >= 170000
+#define FP_JSON_LEXER(json, len) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), PG_UTF8, true)
+#else
+#define FP_JSON_LEXER(json, len) \
+	makeJsonLexContextCstringLen((json), (len), PG_UTF8, true)
+#endif
+
 #endif							/* FP_ATTRIBUTION_COMPAT_H */

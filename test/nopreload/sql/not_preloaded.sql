@@ -4,9 +4,11 @@
 --
 SHOW shared_preload_libraries;
 CREATE EXTENSION fp_attribution;
-SELECT affiliate_id, trace_id IS NOT NULL AS traced
+SELECT payload->>'affiliate_id' AS affiliate_id, trace_id IS NOT NULL AS traced
   FROM attribution.track_click('aff-1', traceparent => 'not valid either');
-SELECT attributed FROM attribution.track_conversion('order-1', 100);
+SELECT payload->'attributed' AS attributed FROM attribution.track_conversion('order-1', 100);
+-- receipts and their verification need no shared memory (only the counters do)
+SELECT ok, receipts_checked FROM attribution.verify_all();
 \set VERBOSITY default
 SELECT * FROM attribution.telemetry_status;
 SELECT attribution.reset_telemetry_status();

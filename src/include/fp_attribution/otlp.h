@@ -1,0 +1,147 @@
+/*-------------------------------------------------------------------------
+ *
+ * otlp.h
+ *	  The OTLP exporter: settings, HTTP/gRPC transport, encoders, exporter
+ *	  status in shared memory and the background worker.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_OTLP_H
+#define FP_ATTRIBUTION_OTLP_H
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "port/atomics.h"
+#include "storage/spin.h"
+
+#include "fp_attribution/telemetry.h"
+
+/* The three OTLP signals; also the rows of attribution.exporter_status */
+typedef enum FpOtlpSignal
+{
+	FP_OTLP_TRACES,
+	FP_OTLP_METRICS,
+	FP_OTLP_LOGS,
+	FP_OTLP_NSIGNALS
+} FpOtlpSignal;
+
+typedef enum FpOtlpProtocol
+{
+	FP_OTLP_HTTP_PROTOBUF,
+	FP_OTLP_HTTP_JSON,
+	FP_OTLP_GRPC
+} FpOtlpProtocol;
+
+typedef enum FpOtlpCompression
+{
+	FP_OTLP_COMPRESSION_NONE,
+	FP_OTLP_COMPRESSION_GZIP
+} FpOtlpCompression;
+
+/* Settings (otlp_settings.c); PGC_SIGHUP, read by the worker */
+extern bool fp_attribution_otlp_enabled;
+extern char *fp_attribution_otlp_endpoint;
+extern char *fp_attribution_otlp_signal_endpoint[FP_OTLP_NSIGNALS];
+extern char *fp_attribution_otlp_headers;
+extern int	fp_attribution_otlp_protocol;
+extern int	fp_attribution_otlp_compression;
+extern int	fp_attribution_otlp_timeout_ms;
+extern int	fp_attribution_otlp_batch_size;
+extern int	fp_attribution_otlp_schedule_delay_ms;
+extern int	fp_attribution_otlp_metric_interval_ms;
+extern char *fp_attribution_otlp_service_name;
+extern char *fp_attribution_otlp_resource_attributes;
+extern char *fp_attribution_otlp_environment;
+extern char *fp_attribution_otlp_gcp_project;
+extern char *fp_attribution_otlp_database;
+
+extern const char *const fp_attribution_otlp_signal_names[FP_OTLP_NSIGNALS];
+
+/* One "key=value" of a header or resource attribute list */
+typedef struct FpOtlpPair
+{
+	char	   *key;
+	char	   *value;
+} FpOtlpPair;
+
+extern void fp_attribution_otlp_define_gucs(void);
+extern bool fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
+											const char **error);
+extern char *fp_attribution_otlp_signal_url(FpOtlpSignal signal);
+
+/*
+ * Record sources (otlp_source.c): copies of the telemetry core's records
+ * (telemetry.h), palloc'd in the caller's memory context.
+ */
+extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max);
+extern int	fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max);
+extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
+
+/* Encoders (otlp_encode.c, otlp_json.c) */
+extern StringInfo fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n);
+extern StringInfo fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n);
+extern StringInfo fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n);
+extern void fp_attribution_otlp_json(StringInfo out, const void *message);
+
+/* Transport (otlp_http.c) */
+typedef enum FpOtlpOutcome
+{
+	FP_OTLP_SENT,				/* accepted, perhaps partially */
+	FP_OTLP_RETRYABLE,			/* 429/502/503/504, gRPC UNAVAILABLE..., no
+								 * connection */
+	FP_OTLP_PERMANENT			/* anything else: drop, never retry */
+} FpOtlpOutcome;
+
+typedef struct FpOtlpResult
+{
+	FpOtlpOutcome outcome;
+	int			retry_after_ms; /* from Retry-After, or -1 */
+	int64		rejected;		/* partial_success count */
+	char		error[256];		/* why it failed, or the partial message */
+	double		elapsed_ms;
+} FpOtlpResult;
+
+extern void fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
+									 FpOtlpResult *result);
+extern void fp_attribution_otlp_http_reset(void);
+extern void fp_attribution_otlp_http_abort_on_shutdown(bool on);
+
+/* Exporter status in shared memory (otlp_status.c) */
+typedef struct FpOtlpSignalStatus
+{
+	pg_atomic_uint64 sent;		/* records the collector accepted */
+	pg_atomic_uint64 failed;	/* requests given up on */
+	pg_atomic_uint64 retried;	/* attempts that were retried */
+	pg_atomic_uint64 dropped;	/* records dropped by the exporter */
+	pg_atomic_uint64 rejected;	/* records rejected by partial success */
+	pg_atomic_uint64 requests;	/* HTTP/gRPC requests made */
+	pg_atomic_uint64 request_us;	/* their total duration */
+	slock_t		mutex;			/* protects the three fields below */
+	char		last_error[256];
+	TimestampTz last_error_time;
+	TimestampTz last_success_time;
+} FpOtlpSignalStatus;
+
+typedef struct FpOtlpStatus
+{
+	FpOtlpSignalStatus signal[FP_OTLP_NSIGNALS];
+	uint64		span_cursor;	/* next span position to export (worker) */
+	uint64		log_cursor;		/* next log position to export (worker) */
+} FpOtlpStatus;
+
+extern FpOtlpStatus *fp_attribution_otlp_status;
+
+extern Size fp_attribution_otlp_status_size(void);
+extern void fp_attribution_otlp_status_init(void);
+extern void fp_attribution_otlp_status_error(FpOtlpSignal signal,
+											 const char *error);
+extern void fp_attribution_otlp_status_success(FpOtlpSignal signal,
+											   uint64 records);
+
+/* Worker (worker.c) */
+extern void fp_attribution_worker_register(void);
+
+#endif							/* FP_ATTRIBUTION_OTLP_H */

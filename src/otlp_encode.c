@@ -1,0 +1,495 @@
+/*-------------------------------------------------------------------------
+ *
+ * otlp_encode.c
+ *	  Build OTLP export requests (protobuf-c messages generated from
+ *	  proto/) from telemetry records, and serialize them as protobuf or,
+ *	  for http/json, as OTLP/JSON (otlp_json.c).
+ *
+ * Every request carries one resource (service.name, service.version,
+ * deployment.environment.name, host.name, the Google Cloud project when
+ * set, plus fp_attribution.otlp_resource_attributes) and one
+ * instrumentation scope (fp_attribution and its version).  Messages are
+ * built with palloc in the caller's memory context, which the worker
+ * resets after each request.
+ *
+ * Runs only in the worker, on private copies of the records: no locks.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "fp_attribution/otlp.h"
+#include "logs_service.pb-c.h"
+#include "metrics_service.pb-c.h"
+#include "trace_service.pb-c.h"
+
+#define SCOPE_NAME "fp_attribution"
+#ifndef FP_ATTRIBUTION_VERSION
+#define FP_ATTRIBUTION_VERSION "1.0"
+#endif
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue PbKeyValue;
+typedef Opentelemetry__Proto__Common__V1__AnyValue PbAnyValue;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope PbScope;
+typedef Opentelemetry__Proto__Resource__V1__Resource PbResource;
+typedef Opentelemetry__Proto__Trace__V1__Span PbSpan;
+typedef Opentelemetry__Proto__Trace__V1__Span__Event PbEvent;
+typedef Opentelemetry__Proto__Trace__V1__Status PbStatus;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans PbScopeSpans;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans PbResourceSpans;
+typedef Opentelemetry__Proto__Logs__V1__LogRecord PbLogRecord;
+typedef Opentelemetry__Proto__Logs__V1__ScopeLogs PbScopeLogs;
+typedef Opentelemetry__Proto__Logs__V1__ResourceLogs PbResourceLogs;
+typedef Opentelemetry__Proto__Metrics__V1__Metric PbMetric;
+typedef Opentelemetry__Proto__Metrics__V1__Sum PbSum;
+typedef Opentelemetry__Proto__Metrics__V1__Gauge PbGauge;
+typedef Opentelemetry__Proto__Metrics__V1__Histogram PbHistogram;
+typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint PbNumberPoint;
+typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint PbHistogramPoint;
+typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics PbScopeMetrics;
+typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics PbResourceMetrics;
+
+/* A KeyValue of an attribute */
+static PbKeyValue *
+key_value(const FpAttribute *a)
+{
+	PbKeyValue *kv = palloc(sizeof(PbKeyValue));
+	PbAnyValue *v = palloc(sizeof(PbAnyValue));
+
+	opentelemetry__proto__common__v1__key_value__init(kv);
+	opentelemetry__proto__common__v1__any_value__init(v);
+	kv->key = (char *) a->key;
+	kv->value = v;
+	switch (a->type)
+	{
+		case FP_ATTR_INT:
+			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+			v->int_value = a->value.i;
+			break;
+		case FP_ATTR_DOUBLE:
+			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+			v->double_value = a->value.d;
+			break;
+		case FP_ATTR_BOOL:
+			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+			v->bool_value = a->value.b;
+			break;
+		default:
+			v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+			v->string_value = (char *) a->value.str;
+			break;
+	}
+	return kv;
+}
+
+/* An array of KeyValue pointers for n attributes */
+static PbKeyValue **
+key_values(const FpAttribute *attrs, int n)
+{
+	PbKeyValue **out = palloc(sizeof(PbKeyValue *) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		out[i] = key_value(&attrs[i]);
+	return out;
+}
+
+/* A string AnyValue */
+static PbAnyValue *
+string_value(const char *s)
+{
+	PbAnyValue *v = palloc(sizeof(PbAnyValue));
+
+	opentelemetry__proto__common__v1__any_value__init(v);
+	v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	v->string_value = (char *) s;
+	return v;
+}
+
+/* Append a string attribute unless the key is already present */
+static void
+add_attr(List **attrs, const char *key, const char *value, bool replace)
+{
+	FpOtlpPair *a;
+	ListCell   *lc;
+
+	foreach(lc, *attrs)
+	{
+		a = lfirst(lc);
+		if (strcmp(a->key, key) == 0)
+		{
+			if (replace)
+				a->value = (char *) value;
+			return;
+		}
+	}
+	a = palloc(sizeof(FpOtlpPair));
+	a->key = (char *) key;
+	a->value = (char *) value;
+	*attrs = lappend(*attrs, a);
+}
+
+/*
+ * The resource.  User-given attributes (fp_attribution.otlp_resource_
+ * attributes) win over detected ones, except service.name, for which
+ * fp_attribution.otlp_service_name (OTEL_SERVICE_NAME) wins, as the
+ * OpenTelemetry SDK specification says.
+ */
+static PbResource *
+resource(void)
+{
+	PbResource *r = palloc(sizeof(PbResource));
+	List	   *attrs = NIL;
+	List	   *pairs = NIL;
+	ListCell   *lc;
+	const char *error;
+	char		host[256];
+	int			i = 0;
+
+	opentelemetry__proto__resource__v1__resource__init(r);
+	(void) fp_attribution_otlp_parse_pairs(fp_attribution_otlp_resource_attributes,
+										   &pairs, &error);
+	foreach(lc, pairs)
+	{
+		FpOtlpPair *p = lfirst(lc);
+
+		add_attr(&attrs, p->key, p->value, false);
+	}
+	add_attr(&attrs, "service.name", fp_attribution_otlp_service_name, true);
+	add_attr(&attrs, "service.version", FP_ATTRIBUTION_VERSION, false);
+	if (fp_attribution_otlp_environment[0])
+		add_attr(&attrs, "deployment.environment.name",
+				 fp_attribution_otlp_environment, false);
+	if (gethostname(host, sizeof(host)) == 0)
+	{
+		host[sizeof(host) - 1] = '\0';
+		add_attr(&attrs, "host.name", pstrdup(host), false);
+	}
+	if (fp_attribution_otlp_gcp_project[0])
+	{
+		add_attr(&attrs, "cloud.provider", "gcp", false);
+		add_attr(&attrs, "cloud.account.id", fp_attribution_otlp_gcp_project, false);
+		add_attr(&attrs, "gcp.project_id", fp_attribution_otlp_gcp_project, false);
+	}
+	r->n_attributes = list_length(attrs);
+	r->attributes = palloc(sizeof(PbKeyValue *) * r->n_attributes);
+	foreach(lc, attrs)
+	{
+		FpOtlpPair *a = lfirst(lc);
+		PbKeyValue *kv = palloc(sizeof(PbKeyValue));
+
+		opentelemetry__proto__common__v1__key_value__init(kv);
+		kv->key = a->key;
+		kv->value = string_value(a->value);
+		r->attributes[i++] = kv;
+	}
+	return r;
+}
+
+static PbScope *
+scope(void)
+{
+	PbScope    *s = palloc(sizeof(PbScope));
+
+	opentelemetry__proto__common__v1__instrumentation_scope__init(s);
+	s->name = SCOPE_NAME;
+	s->version = FP_ATTRIBUTION_VERSION;
+	return s;
+}
+
+/* Serialize a request as protobuf, or as OTLP/JSON for http/json */
+static StringInfo
+serialize(const ProtobufCMessage *msg)
+{
+	StringInfo	out = makeStringInfo();
+	size_t		len;
+
+	if (fp_attribution_otlp_protocol == FP_OTLP_HTTP_JSON)
+	{
+		fp_attribution_otlp_json(out, msg);
+		return out;
+	}
+	len = protobuf_c_message_get_packed_size(msg);
+	enlargeStringInfo(out, (int) len);
+	out->len = (int) protobuf_c_message_pack(msg, (uint8_t *) out->data);
+	out->data[out->len] = '\0';
+	return out;
+}
+
+/* An id as bytes; all-zero ids (no parent, no trace) are left empty */
+static ProtobufCBinaryData
+id_bytes(const uint8 *data, size_t len)
+{
+	ProtobufCBinaryData b = {0, NULL};
+
+	for (size_t i = 0; i < len; i++)
+	{
+		if (data[i] != 0)
+		{
+			b.data = (uint8_t *) data;
+			b.len = len;
+			break;
+		}
+	}
+	return b;
+}
+
+/*
+ * ExportTraceServiceRequest for n spans, serialized.
+ */
+StringInfo
+fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
+{
+	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req;
+	PbResourceSpans *rs = palloc(sizeof(PbResourceSpans));
+	PbScopeSpans *ss = palloc(sizeof(PbScopeSpans));
+
+	opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&req);
+	opentelemetry__proto__trace__v1__resource_spans__init(rs);
+	opentelemetry__proto__trace__v1__scope_spans__init(ss);
+	req.n_resource_spans = 1;
+	req.resource_spans = palloc(sizeof(PbResourceSpans *));
+	req.resource_spans[0] = rs;
+	rs->resource = resource();
+	rs->n_scope_spans = 1;
+	rs->scope_spans = palloc(sizeof(PbScopeSpans *));
+	rs->scope_spans[0] = ss;
+	ss->scope = scope();
+	ss->n_spans = n;
+	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		const FpSpanRecord *in = &spans[i];
+		PbSpan	   *s = palloc(sizeof(PbSpan));
+
+		opentelemetry__proto__trace__v1__span__init(s);
+		s->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
+		s->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
+		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
+									 sizeof(in->parent_span_id.bytes));
+		s->trace_state = (char *) in->trace_state;
+		s->flags = in->flags;
+		s->name = (char *) in->name;
+		s->kind = in->kind;
+		s->start_time_unix_nano = in->start_time_unix_nano;
+		s->end_time_unix_nano = in->end_time_unix_nano;
+		s->n_attributes = in->n_attrs;
+		s->attributes = key_values(in->attrs, in->n_attrs);
+		s->dropped_attributes_count = in->dropped_attributes_count;
+		s->n_events = in->n_events;
+		s->events = palloc(sizeof(PbEvent *) * Max(in->n_events, 1));
+		for (int e = 0; e < in->n_events; e++)
+		{
+			PbEvent    *ev = palloc(sizeof(PbEvent));
+
+			opentelemetry__proto__trace__v1__span__event__init(ev);
+			ev->time_unix_nano = in->events[e].time_unix_nano;
+			ev->name = (char *) in->events[e].name;
+			ev->n_attributes = in->events[e].n_attrs;
+			ev->attributes = key_values(in->events[e].attrs, in->events[e].n_attrs);
+			s->events[e] = ev;
+		}
+		if (in->status_code != FP_STATUS_UNSET)
+		{
+			s->status = palloc(sizeof(PbStatus));
+			opentelemetry__proto__trace__v1__status__init(s->status);
+			s->status->code = in->status_code;
+			s->status->message = (char *) in->status_message;
+		}
+		ss->spans[i] = s;
+	}
+	return serialize(&req.base);
+}
+
+/*
+ * ExportLogsServiceRequest for n log records, serialized.
+ */
+StringInfo
+fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
+{
+	Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest req;
+	PbResourceLogs *rl = palloc(sizeof(PbResourceLogs));
+	PbScopeLogs *sl = palloc(sizeof(PbScopeLogs));
+
+	opentelemetry__proto__collector__logs__v1__export_logs_service_request__init(&req);
+	opentelemetry__proto__logs__v1__resource_logs__init(rl);
+	opentelemetry__proto__logs__v1__scope_logs__init(sl);
+	req.n_resource_logs = 1;
+	req.resource_logs = palloc(sizeof(PbResourceLogs *));
+	req.resource_logs[0] = rl;
+	rl->resource = resource();
+	rl->n_scope_logs = 1;
+	rl->scope_logs = palloc(sizeof(PbScopeLogs *));
+	rl->scope_logs[0] = sl;
+	sl->scope = scope();
+	sl->n_log_records = n;
+	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		const FpLogRecord *in = &logs[i];
+		PbLogRecord *r = palloc(sizeof(PbLogRecord));
+
+		opentelemetry__proto__logs__v1__log_record__init(r);
+		r->time_unix_nano = in->time_unix_nano;
+		r->observed_time_unix_nano = in->observed_time_unix_nano;
+		r->severity_number = in->severity_number;
+		r->severity_text = (char *) in->severity_text;
+		r->event_name = (char *) in->event_name;
+		if (in->body[0])
+			r->body = string_value(in->body);
+		r->n_attributes = in->n_attrs;
+		r->attributes = key_values(in->attrs, in->n_attrs);
+		r->dropped_attributes_count = in->dropped_attributes_count;
+		r->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
+		r->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
+		r->flags = in->flags;
+		sl->log_records[i] = r;
+	}
+	return serialize(&req.base);
+}
+
+/* The NumberDataPoint or HistogramDataPoint of a point */
+static void *
+data_point(const FpMetricPoint *p)
+{
+	if (p->kind == FP_METRIC_HISTOGRAM)
+	{
+		PbHistogramPoint *h = palloc(sizeof(PbHistogramPoint));
+
+		opentelemetry__proto__metrics__v1__histogram_data_point__init(h);
+		h->start_time_unix_nano = p->start_time_unix_nano;
+		h->time_unix_nano = p->time_unix_nano;
+		h->n_attributes = p->n_attrs;
+		h->attributes = key_values(p->attrs, p->n_attrs);
+		h->count = p->count;
+		h->sum_present_case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__SUM_PRESENT_SUM;
+		h->sum = p->sum;
+		h->n_explicit_bounds = p->n_bounds;
+		h->explicit_bounds = (double *) p->explicit_bounds;
+		h->n_bucket_counts = p->n_bounds + 1;
+		h->bucket_counts = (uint64_t *) p->bucket_counts;
+		return h;
+	}
+	else
+	{
+		PbNumberPoint *d = palloc(sizeof(PbNumberPoint));
+
+		opentelemetry__proto__metrics__v1__number_data_point__init(d);
+		if (p->kind == FP_METRIC_SUM)
+			d->start_time_unix_nano = p->start_time_unix_nano;
+		d->time_unix_nano = p->time_unix_nano;
+		d->n_attributes = p->n_attrs;
+		d->attributes = key_values(p->attrs, p->n_attrs);
+		if (p->value_is_double)
+		{
+			d->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+			d->as_double = p->value_double;
+		}
+		else
+		{
+			d->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT;
+			d->as_int = p->value_int;
+		}
+		return d;
+	}
+}
+
+/* A Metric for the first point of a name, without data points yet */
+static PbMetric *
+new_metric(const FpMetricPoint *p, int npoints)
+{
+	PbMetric   *m = palloc(sizeof(PbMetric));
+	void	  **points = palloc(sizeof(void *) * npoints);
+
+	opentelemetry__proto__metrics__v1__metric__init(m);
+	m->name = (char *) p->name;
+	m->description = (char *) p->description;
+	m->unit = (char *) p->unit;
+	if (p->kind == FP_METRIC_SUM)
+	{
+		PbSum	   *sum = palloc(sizeof(PbSum));
+
+		opentelemetry__proto__metrics__v1__sum__init(sum);
+		sum->aggregation_temporality = p->temporality;
+		sum->is_monotonic = p->is_monotonic;
+		sum->data_points = (PbNumberPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+		m->sum = sum;
+	}
+	else if (p->kind == FP_METRIC_GAUGE)
+	{
+		PbGauge    *gauge = palloc(sizeof(PbGauge));
+
+		opentelemetry__proto__metrics__v1__gauge__init(gauge);
+		gauge->data_points = (PbNumberPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
+		m->gauge = gauge;
+	}
+	else
+	{
+		PbHistogram *hist = palloc(sizeof(PbHistogram));
+
+		opentelemetry__proto__metrics__v1__histogram__init(hist);
+		hist->aggregation_temporality = p->temporality;
+		hist->data_points = (PbHistogramPoint **) points;
+		m->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+		m->histogram = hist;
+	}
+	return m;
+}
+
+/* Append a data point to the Metric of its name */
+static void
+add_point(PbMetric *m, const FpMetricPoint *p)
+{
+	if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM)
+		m->sum->data_points[m->sum->n_data_points++] = data_point(p);
+	else if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE)
+		m->gauge->data_points[m->gauge->n_data_points++] = data_point(p);
+	else
+		m->histogram->data_points[m->histogram->n_data_points++] = data_point(p);
+}
+
+/*
+ * ExportMetricsServiceRequest for n points, serialized.  Points with the
+ * same name are series of one Metric and are grouped under it, in the
+ * order names first appear.
+ */
+StringInfo
+fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
+{
+	Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest req;
+	PbResourceMetrics *rm = palloc(sizeof(PbResourceMetrics));
+	PbScopeMetrics *sm = palloc(sizeof(PbScopeMetrics));
+
+	opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__init(&req);
+	opentelemetry__proto__metrics__v1__resource_metrics__init(rm);
+	opentelemetry__proto__metrics__v1__scope_metrics__init(sm);
+	req.n_resource_metrics = 1;
+	req.resource_metrics = palloc(sizeof(PbResourceMetrics *));
+	req.resource_metrics[0] = rm;
+	rm->resource = resource();
+	rm->n_scope_metrics = 1;
+	rm->scope_metrics = palloc(sizeof(PbScopeMetrics *));
+	rm->scope_metrics[0] = sm;
+	sm->scope = scope();
+	sm->metrics = palloc(sizeof(PbMetric *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		PbMetric   *m = NULL;
+
+		for (size_t k = 0; k < sm->n_metrics && m == NULL; k++)
+			if (strcmp(sm->metrics[k]->name, points[i].name) == 0)
+				m = sm->metrics[k];
+		if (m == NULL)
+		{
+			m = new_metric(&points[i], n - i);
+			sm->metrics[sm->n_metrics++] = m;
+		}
+		add_point(m, &points[i]);
+	}
+	return serialize(&req.base);
+}

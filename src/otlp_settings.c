@@ -1,0 +1,417 @@
+/*-------------------------------------------------------------------------
+ *
+ * otlp_settings.c
+ *	  The fp_attribution.otlp_* settings and where each signal is sent.
+ *
+ * Every setting's default comes from the standard OpenTelemetry variable
+ * when it is set in the postmaster's environment (OTEL_EXPORTER_OTLP_*,
+ * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*,
+ * OTEL_METRIC_EXPORT_INTERVAL, ENVIRONMENT, GCP_PROJECT_ID), else from the
+ * OpenTelemetry specification's default.  A variable that does not parse
+ * is ignored with a warning rather than keeping the server from starting.
+ * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
+ * them after a reload.  Headers carry
+ * secrets (tokens), so that setting is GUC_SUPERUSER_ONLY.
+ *
+ * No shared state: nothing to lock.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stdlib.h>
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "fp_attribution/otlp.h"
+
+bool		fp_attribution_otlp_enabled = true;
+char	   *fp_attribution_otlp_endpoint = NULL;
+char	   *fp_attribution_otlp_signal_endpoint[FP_OTLP_NSIGNALS];
+char	   *fp_attribution_otlp_headers = NULL;
+int			fp_attribution_otlp_protocol = FP_OTLP_HTTP_PROTOBUF;
+int			fp_attribution_otlp_compression = FP_OTLP_COMPRESSION_NONE;
+int			fp_attribution_otlp_timeout_ms = 10000;
+int			fp_attribution_otlp_batch_size = 512;
+int			fp_attribution_otlp_schedule_delay_ms = 5000;
+int			fp_attribution_otlp_metric_interval_ms = 60000;
+char	   *fp_attribution_otlp_service_name = NULL;
+char	   *fp_attribution_otlp_resource_attributes = NULL;
+char	   *fp_attribution_otlp_environment = NULL;
+char	   *fp_attribution_otlp_gcp_project = NULL;
+char	   *fp_attribution_otlp_database = NULL;
+
+const char *const fp_attribution_otlp_signal_names[FP_OTLP_NSIGNALS] = {
+	"traces", "metrics", "logs"
+};
+
+/* gRPC method of each signal's collector service */
+static const char *const grpc_methods[FP_OTLP_NSIGNALS] = {
+	"/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+	"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+	"/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+};
+
+static const struct config_enum_entry protocol_options[] = {
+	{"http/protobuf", FP_OTLP_HTTP_PROTOBUF, false},
+	{"http/json", FP_OTLP_HTTP_JSON, false},
+	{"grpc", FP_OTLP_GRPC, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry compression_options[] = {
+	{"none", FP_OTLP_COMPRESSION_NONE, false},
+	{"gzip", FP_OTLP_COMPRESSION_GZIP, false},
+	{NULL, 0, false}
+};
+
+/* Google Cloud's OTLP ingestion, the default endpoint with GCP_PROJECT_ID */
+#define GCP_OTLP_ENDPOINT "https://telemetry.googleapis.com"
+
+/* A non-empty environment variable, or NULL */
+static const char *
+env(const char *name)
+{
+	const char *value = getenv(name);
+
+	return (value != NULL && value[0] != '\0') ? value : NULL;
+}
+
+/* The environment variable if set, else dflt */
+static const char *
+env_or(const char *name, const char *dflt)
+{
+	const char *value = env(name);
+
+	return value ? value : dflt;
+}
+
+/* Warn about an environment variable we cannot use */
+static void
+ignore_env(const char *name, const char *value, const char *why)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("ignoring environment variable %s=\"%s\"", name, value),
+			 errdetail("%s", why)));
+}
+
+/* An integer variable within [min, max], else dflt */
+static int
+env_int(const char *name, int dflt, int min, int max)
+{
+	const char *value = env(name);
+	char	   *end;
+	long		n;
+
+	if (value == NULL)
+		return dflt;
+	n = strtol(value, &end, 10);
+	if (*end != '\0' || n < min || n > max)
+	{
+		ignore_env(name, value, "The value must be an integer in range.");
+		return dflt;
+	}
+	return (int) n;
+}
+
+/* An enum variable matched against a GUC's options, else dflt */
+static int
+env_enum(const char *name, const struct config_enum_entry *options, int dflt)
+{
+	const char *value = env(name);
+
+	if (value == NULL)
+		return dflt;
+	for (const struct config_enum_entry *o = options; o->name; o++)
+		if (pg_strcasecmp(o->name, value) == 0)
+			return o->val;
+	ignore_env(name, value, "The value is not one of the supported options.");
+	return dflt;
+}
+
+/* One hex digit's value, or -1 */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Copy [start, end) without surrounding blanks, percent-decoding it, as
+ * the W3C Baggage format that OTEL_EXPORTER_OTLP_HEADERS and
+ * OTEL_RESOURCE_ATTRIBUTES use requires.  Returns NULL on a bad escape.
+ */
+static char *
+decode_part(const char *start, const char *end)
+{
+	char	   *out;
+	char	   *o;
+
+	while (start < end && (*start == ' ' || *start == '\t'))
+		start++;
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	out = o = palloc(end - start + 1);
+	while (start < end)
+	{
+		if (*start == '%')
+		{
+			if (end - start < 3 || hexval(start[1]) < 0 || hexval(start[2]) < 0)
+				return NULL;
+			*o++ = (char) (hexval(start[1]) * 16 + hexval(start[2]));
+			start += 3;
+		}
+		else
+			*o++ = *start++;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * Parse "key1=value1,key2=value2" into a List of FpOtlpPair (when pairs is
+ * not NULL).  Empty members are skipped; a member without "=", an empty
+ * key or a bad percent escape is an error described in *error.
+ */
+bool
+fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
+								const char **error)
+{
+	const char *p = list ? list : "";
+
+	while (*p)
+	{
+		const char *end = strchr(p, ',');
+		const char *eq;
+		char	   *key;
+		char	   *value;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		eq = memchr(p, '=', end - p);
+		key = eq ? decode_part(p, eq) : NULL;
+		value = eq ? decode_part(eq + 1, end) : NULL;
+		if (eq == NULL && strspn(p, " \t") < (size_t) (end - p))
+		{
+			*error = "Each member must have the form key=value.";
+			return false;
+		}
+		if (eq && (key == NULL || value == NULL || key[0] == '\0'))
+		{
+			*error = "A key is empty or a percent escape is malformed.";
+			return false;
+		}
+		if (eq && pairs)
+		{
+			FpOtlpPair *pair = palloc(sizeof(FpOtlpPair));
+
+			pair->key = key;
+			pair->value = value;
+			*pairs = lappend(*pairs, pair);
+		}
+		p = *end ? end + 1 : end;
+	}
+	return true;
+}
+
+/* Check hook shared by the key=value list settings */
+static bool
+check_pairs(char **newval, void **extra, GucSource source)
+{
+	const char *error;
+
+	if (fp_attribution_otlp_parse_pairs(*newval, NULL, &error))
+		return true;
+	GUC_check_errdetail("%s", error);
+	return false;
+}
+
+/* Check hook of the endpoints: empty, or an http(s) URL */
+static bool
+check_endpoint(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || v[0] == '\0' || strncmp(v, "http://", 7) == 0 ||
+		strncmp(v, "https://", 8) == 0)
+		return true;
+	GUC_check_errdetail("An OTLP endpoint is an http:// or https:// URL.");
+	return false;
+}
+
+/*
+ * The URL one signal is exported to.  A per-signal endpoint is used as
+ * given for HTTP (the specification's rule); otherwise the base endpoint
+ * gets /v1/<signal>.  gRPC always appends the service's method path.
+ */
+char *
+fp_attribution_otlp_signal_url(FpOtlpSignal signal)
+{
+	const char *own = fp_attribution_otlp_signal_endpoint[signal];
+	const char *base = (own && own[0]) ? own : fp_attribution_otlp_endpoint;
+	int			len = strlen(base);
+
+	while (len > 0 && base[len - 1] == '/')
+		len--;
+	if (fp_attribution_otlp_protocol == FP_OTLP_GRPC)
+		return psprintf("%.*s%s", len, base, grpc_methods[signal]);
+	if (own && own[0])
+		return pstrdup(own);
+	return psprintf("%.*s/v1/%s", len, base,
+					fp_attribution_otlp_signal_names[signal]);
+}
+
+/*
+ * Define every fp_attribution.otlp_* setting.  Called from _PG_init.
+ */
+void
+fp_attribution_otlp_define_gucs(void)
+{
+	static const char *const signal_env[FP_OTLP_NSIGNALS] = {
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+	};
+	static const char *const signal_guc[FP_OTLP_NSIGNALS] = {
+		"fp_attribution.otlp_traces_endpoint",
+		"fp_attribution.otlp_metrics_endpoint",
+		"fp_attribution.otlp_logs_endpoint"
+	};
+	int			protocol = env_enum("OTEL_EXPORTER_OTLP_PROTOCOL",
+									protocol_options, FP_OTLP_HTTP_PROTOBUF);
+	const char *gcp = env("GCP_PROJECT_ID");
+	const char *endpoint;
+
+	if (gcp)
+		endpoint = GCP_OTLP_ENDPOINT;
+	else if (protocol == FP_OTLP_GRPC)
+		endpoint = "http://localhost:4317";
+	else
+		endpoint = "http://localhost:4318";
+
+	/* PGC_POSTMASTER settings can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("fp_attribution.otlp_database",
+								   gettext_noop("Database the export worker connects to, to read affiliate.windows.active."),
+								   gettext_noop("The extension should be installed there; the worker keeps DROP DATABASE of it waiting."),
+								   &fp_attribution_otlp_database,
+								   "postgres",
+								   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
+	DefineCustomBoolVariable("fp_attribution.otlp_enabled",
+							 gettext_noop("Whether the worker exports telemetry over OTLP."),
+							 NULL,
+							 &fp_attribution_otlp_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_endpoint",
+							   gettext_noop("Base URL of the OTLP collector."),
+							   gettext_noop("HTTP appends /v1/traces, /v1/metrics or /v1/logs."),
+							   &fp_attribution_otlp_endpoint,
+							   env_or("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+							   PGC_SIGHUP, 0,
+							   check_endpoint, NULL, NULL);
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+		DefineCustomStringVariable(signal_guc[s],
+								   gettext_noop("URL for one signal, used as given; empty means the base endpoint."),
+								   NULL,
+								   &fp_attribution_otlp_signal_endpoint[s],
+								   env_or(signal_env[s], ""),
+								   PGC_SIGHUP, 0,
+								   check_endpoint, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_headers",
+							   gettext_noop("Extra request headers, as key=value pairs separated by commas."),
+							   gettext_noop("Values may be percent-encoded; typically an authorization token."),
+							   &fp_attribution_otlp_headers,
+							   env_or("OTEL_EXPORTER_OTLP_HEADERS", ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_pairs, NULL, NULL);
+	DefineCustomEnumVariable("fp_attribution.otlp_protocol",
+							 gettext_noop("OTLP transport: http/protobuf, http/json or grpc."),
+							 NULL,
+							 &fp_attribution_otlp_protocol,
+							 protocol, protocol_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("fp_attribution.otlp_compression",
+							 gettext_noop("Compression of request bodies: none or gzip."),
+							 NULL,
+							 &fp_attribution_otlp_compression,
+							 env_enum("OTEL_EXPORTER_OTLP_COMPRESSION",
+									  compression_options,
+									  FP_OTLP_COMPRESSION_NONE),
+							 compression_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.otlp_timeout",
+							gettext_noop("Total time allowed for one export request."),
+							NULL,
+							&fp_attribution_otlp_timeout_ms,
+							env_int("OTEL_EXPORTER_OTLP_TIMEOUT", 10000, 1, 600000),
+							1, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.otlp_batch_size",
+							gettext_noop("Maximum spans or log records in one export request."),
+							NULL,
+							&fp_attribution_otlp_batch_size,
+							env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, 65536),
+							1, 65536,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.otlp_schedule_delay",
+							gettext_noop("Longest time a span or log record waits before it is exported."),
+							NULL,
+							&fp_attribution_otlp_schedule_delay_ms,
+							env_int("OTEL_BSP_SCHEDULE_DELAY", 5000, 1, 3600000),
+							1, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.otlp_metric_interval",
+							gettext_noop("Interval between two metric exports."),
+							NULL,
+							&fp_attribution_otlp_metric_interval_ms,
+							env_int("OTEL_METRIC_EXPORT_INTERVAL", 60000, 100, 86400000),
+							100, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_service_name",
+							   gettext_noop("Resource attribute service.name."),
+							   NULL,
+							   &fp_attribution_otlp_service_name,
+							   env_or("OTEL_SERVICE_NAME", "fp_attribution"),
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_resource_attributes",
+							   gettext_noop("Extra resource attributes, as key=value pairs separated by commas."),
+							   NULL,
+							   &fp_attribution_otlp_resource_attributes,
+							   env_or("OTEL_RESOURCE_ATTRIBUTES", ""),
+							   PGC_SIGHUP, 0,
+							   check_pairs, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_environment",
+							   gettext_noop("Resource attribute deployment.environment.name; empty omits it."),
+							   NULL,
+							   &fp_attribution_otlp_environment,
+							   env_or("ENVIRONMENT", ""),
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_gcp_project",
+							   gettext_noop("Google Cloud project receiving the telemetry; empty for none."),
+							   gettext_noop("Adds gcp.project_id and cloud.* resource attributes and the x-goog-user-project header."),
+							   &fp_attribution_otlp_gcp_project,
+							   gcp ? gcp : "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+}

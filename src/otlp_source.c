@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * otlp_source.c
+ *	  What the exporter sends: copies of the telemetry core's records
+ *	  (telemetry.h), taken through its consumer API.
+ *
+ * Spans and log records are read with a cursor kept in FpOtlpStatus, so a
+ * restarted worker resumes where the previous one stopped instead of
+ * sending records twice.  Records that were overwritten before the worker
+ * copied them are reported by the telemetry core as lost; they are added
+ * to the exporter's "dropped" count and to the core's export-drop count.
+ * Metrics are a snapshot of cumulative counters, plus the
+ * affiliate.windows.active gauge, which is a query and so needs a
+ * transaction in fp_attribution.otlp_database, plus the trace-context
+ * counters of shmem.h.
+ *
+ * Locking: the telemetry core takes its ring locks in shared mode for the
+ * copy only (see telemetry.h); the cursors are touched by the worker
+ * alone; the counters are atomics.  Nothing is held while encoding or
+ * sending.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "fp_attribution/otlp.h"
+#include "fp_attribution/shmem.h"
+
+/* The trace-context counters of shmem.h, as monotonic sums */
+static int
+trace_context_points(FpMetricPoint *p, int64 now_ns)
+{
+	FpAttributionCounters *c = &fp_attribution_shared->counters;
+	static const char *const names[] = {"fp.traceparent.invalid", "fp.tracestate.invalid"};
+	static const char *const descriptions[] = {
+		"Malformed traceparent values ignored (W3C: start a new trace).",
+		"Malformed tracestate values dropped."
+	};
+	uint64		values[2];
+
+	values[0] = pg_atomic_read_u64(&c->invalid_traceparents);
+	values[1] = pg_atomic_read_u64(&c->invalid_tracestates);
+	for (int i = 0; i < 2; i++)
+	{
+		memset(&p[i], 0, sizeof(FpMetricPoint));
+		strlcpy(p[i].name, names[i], sizeof(p[i].name));
+		strlcpy(p[i].description, descriptions[i], sizeof(p[i].description));
+		strlcpy(p[i].unit, "1", sizeof(p[i].unit));
+		p[i].kind = FP_METRIC_SUM;
+		p[i].is_monotonic = true;
+		p[i].temporality = FP_TEMPORALITY_CUMULATIVE;
+		p[i].start_time_unix_nano = (c->reset_time + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+									 SECS_PER_DAY * USECS_PER_SEC) * 1000;
+		p[i].time_unix_nano = now_ns;
+		p[i].value_int = (int64) values[i];
+	}
+	return 2;
+}
+
+/*
+ * Snapshot every metric point into *points (palloc'd in the current
+ * context); returns how many.  Runs one short transaction for the
+ * affiliate.windows.active gauge.
+ */
+int
+fp_attribution_otlp_fetch_metrics(FpMetricPoint **points)
+{
+	int			max = fp_attribution_telemetry_max_metric_points();
+	FpMetricPoint *p = palloc0(sizeof(FpMetricPoint) * (max + 3));
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n;
+
+	n = fp_attribution_telemetry_collect_metrics(p, max);
+	n += trace_context_points(&p[n], fp_attribution_now_unix_nano());
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "counting active attribution windows");
+	if (fp_attribution_telemetry_windows_active_point(&p[n]))
+		n++;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(true);
+	MemoryContextSwitchTo(cxt);
+
+	*points = p;
+	return n;
+}
+
+/* Account for records overwritten before the worker copied them */
+static void
+count_lost(FpOtlpSignal signal, FpSignal core_signal, uint64 lost)
+{
+	if (lost == 0)
+		return;
+	pg_atomic_fetch_add_u64(&fp_attribution_otlp_status->signal[signal].dropped, lost);
+	fp_attribution_telemetry_count_export_drops(core_signal, lost);
+}
+
+/*
+ * Copy up to max spans that have not been exported yet into *spans
+ * (palloc'd) and advance the export cursor; returns how many.
+ */
+int
+fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max)
+{
+	uint64		lost = 0;
+	int			n;
+
+	*spans = palloc(sizeof(FpSpanRecord) * max);
+	n = fp_attribution_telemetry_copy_spans(&fp_attribution_otlp_status->span_cursor,
+											*spans, max, &lost);
+	count_lost(FP_OTLP_TRACES, FP_SIGNAL_SPANS, lost);
+	return n;
+}
+
+/*
+ * Copy up to max log records that have not been exported yet into *logs
+ * (palloc'd) and advance the export cursor; returns how many.
+ */
+int
+fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max)
+{
+	uint64		lost = 0;
+	int			n;
+
+	*logs = palloc(sizeof(FpLogRecord) * max);
+	n = fp_attribution_telemetry_copy_logs(&fp_attribution_otlp_status->log_cursor,
+										   *logs, max, &lost);
+	count_lost(FP_OTLP_LOGS, FP_SIGNAL_LOGS, lost);
+	return n;
+}

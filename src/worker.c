@@ -1,0 +1,380 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The OTLP export background worker.
+ *
+ * One worker ("fp_attribution exporter" in pg_stat_activity, waiting on
+ * wait event "Extension") ships spans, log records and metrics to the
+ * collector.  Each signal is a small state machine: fetch a batch (spans
+ * and logs when fp_attribution.otlp_batch_size records are ready, or after
+ * fp_attribution.otlp_schedule_delay; metrics every
+ * fp_attribution.otlp_metric_interval), encode it, send it; a retryable
+ * failure keeps the encoded batch and schedules another attempt with
+ * exponential backoff and jitter (or after Retry-After), up to
+ * MAX_ATTEMPTS; anything else drops the batch and counts it.  Retries are
+ * scheduled through the latch timeout, never by sleeping, so one signal's
+ * outage does not delay the others beyond one request timeout.  Memory is
+ * bounded: one encoded batch per signal, plus the telemetry buffers,
+ * which drop and count when full.
+ *
+ * Backends never wait for the worker: they only SetLatch the latch the
+ * worker registers with the telemetry core (when a buffer is half full).  The worker holds no lock while encoding or
+ * sending: records are copied out first (otlp_source.c).
+ *
+ * SIGTERM: SignalHandlerForShutdownRequest instead of die, because the
+ * worker drains: it makes one last attempt per signal, bounded by
+ * FINAL_FLUSH_MS in total, then exits with status 1 so the postmaster
+ * restarts it after bgw_restart_time (pg_terminate_backend) unless the
+ * server is shutting down.  An ERROR also exits and restarts.
+ *
+ * The worker connects to fp_attribution.otlp_database (default
+ * "postgres") for one short transaction per metric export, to read the
+ * affiliate.windows.active gauge; like any connection, it keeps DROP
+ * DATABASE of that database waiting.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "fp_attribution/compat.h"
+#include "fp_attribution/otlp.h"
+#include "fp_attribution/shmem.h"
+
+PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
+
+/* Attempts per batch before it is dropped (first try + 5 retries) */
+#define MAX_ATTEMPTS 6
+/* Backoff: 1 s doubling to 30 s, times a jitter factor in [0.5, 1.5) */
+#define BACKOFF_INITIAL_MS 1000
+#define BACKOFF_MAX_MS 30000
+/* Total time allowed for the final flush on shutdown */
+#define FINAL_FLUSH_MS 5000
+/* Seconds before the postmaster restarts a worker that exited */
+#define RESTART_SECONDS 5
+
+typedef struct SignalState
+{
+	MemoryContext cxt;			/* holds the batch; reset when it is done */
+	void	   *records;		/* the batch's records (telemetry.h types) */
+	int			nrecords;		/* how many; 0 when there is no batch */
+	StringInfo	batch;			/* records encoded, or NULL */
+	int			batch_protocol; /* the protocol batch was encoded for */
+	int			attempts;		/* attempts made for batch */
+	TimestampTz retry_at;		/* next attempt of batch */
+	TimestampTz next_fetch;		/* when to look for the next batch */
+	bool		failing;		/* an error was logged; stay quiet */
+} SignalState;
+
+static SignalState state[FP_OTLP_NSIGNALS];
+
+/*
+ * (Re-)encode a signal's records for the current protocol.  A reload may
+ * change the protocol while a batch waits for a retry; its records are
+ * kept so that it is sent in the new format rather than lost.
+ */
+static void
+encode_batch(FpOtlpSignal s, SignalState *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+	if (st->batch)
+		pfree(st->batch->data);
+	switch (s)
+	{
+		case FP_OTLP_TRACES:
+			st->batch = fp_attribution_otlp_encode_spans(st->records, st->nrecords);
+			break;
+		case FP_OTLP_LOGS:
+			st->batch = fp_attribution_otlp_encode_logs(st->records, st->nrecords);
+			break;
+		default:
+			st->batch = fp_attribution_otlp_encode_metrics(st->records, st->nrecords);
+			break;
+	}
+	st->batch_protocol = fp_attribution_otlp_protocol;
+	MemoryContextSwitchTo(old);
+}
+
+/* Copy and encode the next batch of a signal, if there is one */
+static void
+fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+	int			max = fp_attribution_otlp_batch_size;
+	int			delay = fp_attribution_otlp_schedule_delay_ms;
+
+	switch (s)
+	{
+		case FP_OTLP_TRACES:
+			st->nrecords = fp_attribution_otlp_fetch_spans((FpSpanRecord **) &st->records, max);
+			break;
+		case FP_OTLP_LOGS:
+			st->nrecords = fp_attribution_otlp_fetch_logs((FpLogRecord **) &st->records, max);
+			break;
+		default:
+			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);
+			delay = fp_attribution_otlp_metric_interval_ms;
+			break;
+	}
+	MemoryContextSwitchTo(old);
+	st->attempts = 0;
+	st->retry_at = now;
+	/* a full batch suggests more is waiting: look again at once */
+	st->next_fetch = (s != FP_OTLP_METRICS && st->nrecords >= max) ?
+		now : TimestampTzPlusMilliseconds(now, delay);
+	if (st->nrecords > 0)
+		encode_batch(s, st);
+	else
+		MemoryContextReset(st->cxt);
+}
+
+/* Forget the current batch of a signal */
+static void
+finish_batch(SignalState *st)
+{
+	st->batch = NULL;
+	st->records = NULL;
+	st->nrecords = 0;
+	MemoryContextReset(st->cxt);
+}
+
+/* Delay before attempt number attempts + 1: exponential with jitter */
+static int
+backoff_ms(int attempts, int retry_after_ms)
+{
+	double		ms = BACKOFF_INITIAL_MS;
+
+	if (retry_after_ms >= 0)
+		return retry_after_ms;
+	for (int i = 1; i < attempts && ms < BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	ms = Min(ms, BACKOFF_MAX_MS);
+	return (int) (ms * (0.5 + pg_prng_double(&pg_global_prng_state)));
+}
+
+/*
+ * Log a failure at LOG the first time after a success, DEBUG1 after that,
+ * so an unreachable collector does not flood the server log.
+ */
+static void
+report_failure(FpOtlpSignal s, SignalState *st, const char *what,
+			   const FpOtlpResult *r)
+{
+	fp_attribution_otlp_status_error(s, r->error);
+	ereport(st->failing ? DEBUG1 : LOG,
+			(errmsg("fp_attribution exporter: %s %s: %s",
+					what, fp_attribution_otlp_signal_names[s], r->error)));
+	st->failing = true;
+}
+
+/* Make one attempt at sending a signal's batch; retry or final */
+static void
+send_batch(FpOtlpSignal s, SignalState *st, bool final)
+{
+	FpOtlpSignalStatus *ss = &fp_attribution_otlp_status->signal[s];
+	FpOtlpResult r;
+
+	if (st->batch_protocol != fp_attribution_otlp_protocol)
+		encode_batch(s, st);
+	fp_attribution_otlp_send(s, st->batch, &r);
+	st->attempts++;
+	pg_atomic_fetch_add_u64(&ss->requests, 1);
+	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r.elapsed_ms * 1000));
+	elog(DEBUG1, "fp_attribution exporter: %s request of %d bytes, %d records: outcome %d in %.1f ms",
+		 fp_attribution_otlp_signal_names[s], st->batch->len, st->nrecords,
+		 (int) r.outcome, r.elapsed_ms);
+
+	if (r.outcome == FP_OTLP_SENT)
+	{
+		int64		rejected = Min(Max(r.rejected, 0), st->nrecords);
+
+		fp_attribution_otlp_status_success(s, st->nrecords - rejected);
+		if (rejected > 0)
+		{
+			pg_atomic_fetch_add_u64(&ss->rejected, rejected);
+			fp_attribution_otlp_status_error(s, r.error[0] ? r.error :
+											 "collector rejected part of the request");
+		}
+		st->failing = false;
+		finish_batch(st);
+		return;
+	}
+	if (r.outcome == FP_OTLP_RETRYABLE && !final && st->attempts < MAX_ATTEMPTS)
+	{
+		pg_atomic_fetch_add_u64(&ss->retried, 1);
+		report_failure(s, st, "will retry", &r);
+		st->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   backoff_ms(st->attempts, r.retry_after_ms));
+		return;
+	}
+	pg_atomic_fetch_add_u64(&ss->failed, 1);
+	pg_atomic_fetch_add_u64(&ss->dropped, st->nrecords);
+	report_failure(s, st, "dropped a batch of", &r);
+	finish_batch(st);
+}
+
+/* Advance every signal as far as now allows; returns ms until next event */
+static long
+run_signals(TimestampTz now)
+{
+	TimestampTz next = TimestampTzPlusMilliseconds(now, 60 * 1000);
+
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		SignalState *st = &state[s];
+
+		if (st->batch == NULL && now >= st->next_fetch)
+			fetch_batch(s, st, now);
+		if (st->batch != NULL && now >= st->retry_at)
+			send_batch(s, st, false);
+		if (ShutdownRequestPending)
+			return 0;
+		if (st->batch != NULL)
+			next = Min(next, st->retry_at);
+		else
+			next = Min(next, st->next_fetch);
+	}
+	now = GetCurrentTimestamp();
+	return next <= now ? 0 : (long) ((next - now + 999) / 1000);
+}
+
+/*
+ * Shutdown: one last attempt per signal (the pending batch, else a fresh
+ * one), no retries, all within FINAL_FLUSH_MS.
+ */
+static void
+final_flush(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   FINAL_FLUSH_MS);
+
+	fp_attribution_otlp_http_abort_on_shutdown(false);
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		SignalState *st = &state[s];
+		TimestampTz now = GetCurrentTimestamp();
+		long		left = (long) ((deadline - now) / 1000);
+
+		if (st->batch == NULL)
+			fetch_batch(s, st, now);
+		if (st->batch == NULL)
+			continue;
+		if (left <= 0)
+		{
+			pg_atomic_fetch_add_u64(&fp_attribution_otlp_status->signal[s].dropped,
+									st->nrecords);
+			finish_batch(st);
+			continue;
+		}
+		/* the process is exiting: shrinking the setting bounds this request */
+		fp_attribution_otlp_timeout_ms = (int) Min(left, fp_attribution_otlp_timeout_ms);
+		send_batch(s, st, true);
+	}
+}
+
+/* Withdraw the latch from the telemetry core when the worker exits */
+static void
+unpublish_latch(int code, Datum arg)
+{
+	fp_attribution_telemetry_set_exporter_latch(NULL);
+}
+
+/*
+ * Entry point of the worker.
+ */
+void
+fp_attribution_worker_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
+	fp_attribution_require_shmem();
+
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		state[s].cxt = AllocSetContextCreate(TopMemoryContext,
+											 "fp_attribution exporter batch",
+											 ALLOCSET_DEFAULT_SIZES);
+		state[s].next_fetch = GetCurrentTimestamp();
+	}
+	/* the first metric export waits for a full interval */
+	state[FP_OTLP_METRICS].next_fetch =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									fp_attribution_otlp_metric_interval_ms);
+	fp_attribution_telemetry_set_exporter_latch(MyLatch);
+	before_shmem_exit(unpublish_latch, (Datum) 0);
+	fp_attribution_otlp_http_abort_on_shutdown(true);
+	ereport(LOG, (errmsg("fp_attribution exporter started")));
+
+	for (;;)
+	{
+		long		timeout = 60 * 1000;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break;
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* new endpoint or protocol: fresh connections, errors logged anew */
+			fp_attribution_otlp_http_reset();
+			for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+				state[s].failing = false;
+		}
+		if (fp_attribution_otlp_enabled)
+		{
+			pgstat_report_activity(STATE_RUNNING, "exporting telemetry");
+			timeout = run_signals(GetCurrentTimestamp());
+			pgstat_report_activity(STATE_IDLE, NULL);
+		}
+		if (ShutdownRequestPending)
+			break;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(timeout, 1), FP_WAIT_EVENT_EXPORTER);
+		ResetLatch(MyLatch);
+	}
+
+	if (fp_attribution_otlp_enabled)
+		final_flush();
+	ereport(LOG, (errmsg("fp_attribution exporter shutting down")));
+	/* status 1: restart after bgw_restart_time unless the server stops */
+	proc_exit(1);
+}
+
+/*
+ * Register the worker; called from _PG_init while shared_preload_libraries
+ * is processed.
+ */
+void
+fp_attribution_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = RESTART_SECONDS;
+	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "fp_attribution_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "fp_attribution exporter", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "fp_attribution exporter", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}

@@ -1,0 +1,402 @@
+#!/usr/bin/env node
+/*
+ * otlp_e2e.js
+ *	  End-to-end tests of the OTLP exporter against the official-schema
+ *	  receiver.  Run by cluster.sh, which provides PGHOST/PGPORT.
+ *
+ * Each test prints "PASS <name>" or "FAIL <name>: <why>"; every wait is
+ * bounded.  The exit status is the number of failures (capped).
+ */
+'use strict';
+
+const { spawn, execFileSync } = require('node:child_process');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const RECEIVER = path.join(__dirname, '..', 'otlp_receiver', 'receiver.js');
+const EXPORTER = "backend_type = 'fp_attribution exporter'";
+let failures = 0;
+
+function sql(query) {
+	return execFileSync('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', query],
+						{ encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs = 15000) {
+	const end = Date.now() + timeoutMs;
+	let last;
+
+	while (Date.now() < end) {
+		last = await fn();
+		if (last)
+			return last;
+		await sleep(100);
+	}
+	throw new Error(`timed out waiting for ${what}`);
+}
+
+function assert(cond, msg) {
+	if (!cond)
+		throw new Error(msg);
+}
+
+/* Start a receiver; resolves to a handle with its ports and control calls. */
+function startReceiver(httpPort = 0) {
+	return new Promise((resolve, reject) => {
+		const proc = spawn('node', [RECEIVER, '--http-port', String(httpPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+		const rl = readline.createInterface({ input: proc.stdout });
+
+		proc.on('error', reject);
+		rl.once('line', (line) => {
+			const ports = JSON.parse(line);
+			const base = `http://127.0.0.1:${ports.http}`;
+			const post = (p, body) => fetch(base + p, { method: 'POST', body: JSON.stringify(body || {}) }).then((r) => r.json());
+
+			resolve({
+				...ports,
+				proc,
+				dump: () => fetch(base + '/control/dump').then((r) => r.json()),
+				script: (s) => post('/control/script', s),
+				reset: () => post('/control/reset'),
+				stop: () => new Promise((res) => { proc.once('exit', res); proc.kill('SIGKILL'); }),
+			});
+		});
+	});
+}
+
+function configure(settings) {
+	for (const [k, v] of Object.entries(settings))
+		sql(`ALTER SYSTEM SET fp_attribution.${k} = '${v}'`);
+	sql('SELECT pg_reload_conf()');
+}
+
+function status(signal) {
+	const row = sql(`SELECT sent, failed, retried, dropped, rejected, coalesce(last_error, '') FROM attribution.exporter_status WHERE signal = '${signal}'`).split('|');
+
+	return { sent: +row[0], failed: +row[1], retried: +row[2], dropped: +row[3], rejected: +row[4], lastError: row[5] };
+}
+
+/* A click with a malformed traceparent: bumps fp.traceparent.invalid */
+function badClick() {
+	sql("SELECT 1 FROM attribution.track_click('aff-e2e', traceparent => 'not-a-traceparent')");
+	return sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+}
+
+/* The value of a metric in a decoded ExportMetricsServiceRequest */
+function metricValue(request, name) {
+	for (const rm of request.resourceMetrics || [])
+		for (const sm of rm.scopeMetrics || [])
+			for (const m of sm.metrics || [])
+				if (m.name === name)
+					return m.sum.dataPoints[0].asInt;
+	return undefined;
+}
+
+/* Every span and every log record of every request received */
+function allSpans(d) {
+	return d.received.traces.flatMap((r) => (r.request.resourceSpans || []).flatMap((rs) =>
+		(rs.scopeSpans || []).flatMap((ss) => ss.spans || [])));
+}
+
+function allLogs(d) {
+	return d.received.logs.flatMap((r) => (r.request.resourceLogs || []).flatMap((rl) =>
+		(rl.scopeLogs || []).flatMap((sl) => sl.logRecords || [])));
+}
+
+function attrs(list) {
+	return Object.fromEntries((list || []).map((a) => [a.key, Object.values(a.value)[0]]));
+}
+
+function randomHex(bytes) {
+	return require('node:crypto').randomBytes(bytes).toString('hex');
+}
+
+/* All metrics of a decoded request, by name */
+function metricsByName(request) {
+	const out = {};
+
+	for (const rm of request.resourceMetrics || [])
+		for (const sm of rm.scopeMetrics || [])
+			for (const m of sm.metrics || [])
+				out[m.name] = m;
+	return out;
+}
+
+/* Wait until a metrics request matching pred carries counter value want */
+function waitMetric(rcv, want, pred = () => true, timeoutMs) {
+	return waitFor(`fp.traceparent.invalid = ${want}`, async () => {
+		const d = await rcv.dump();
+
+		return d.received.metrics.find((r) => pred(r) && metricValue(r.request, 'fp.traceparent.invalid') === String(want));
+	}, timeoutMs);
+}
+
+async function test(name, fn) {
+	if (process.env.E2E_ONLY && !new RegExp(process.env.E2E_ONLY).test(name))
+		return;
+	try {
+		await fn();
+		console.log(`PASS ${name}`);
+	} catch (e) {
+		failures++;
+		console.log(`FAIL ${name}: ${e.message}`);
+	}
+}
+
+async function main() {
+	let rcv = await startReceiver();
+	const endpoint = () => `http://127.0.0.1:${rcv.http}`;
+
+	configure({ otlp_endpoint: endpoint() });
+
+	await test('worker visible in pg_stat_activity with its wait event', async () => {
+		const row = await waitFor('exporter in pg_stat_activity',
+								  () => sql(`SELECT backend_type || '|' || coalesce(wait_event_type, '') FROM pg_stat_activity WHERE ${EXPORTER}`));
+		assert(row.startsWith('fp_attribution exporter|'), `got ${row}`);
+		await waitFor('wait event Extension', () => sql(`SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE ${EXPORTER}`) === 't');
+	});
+
+	await test('http/protobuf: metric value, resource and scope', async () => {
+		const want = badClick();
+		const req = await waitMetric(rcv, want, (r) => r.protocol === 'http/protobuf' && !r.gzip);
+		const rm = req.request.resourceMetrics[0];
+		const attrs = Object.fromEntries(rm.resource.attributes.map((a) => [a.key, a.value.stringValue]));
+
+		assert(attrs['service.name'] === 'fp_attribution', 'service.name');
+		assert(attrs['service.version'] === '1.0', 'service.version');
+		assert(attrs['host.name'], 'host.name');
+		assert(rm.scopeMetrics[0].scope.name === 'fp_attribution', 'scope name');
+		assert(req.headers['content-type'] === 'application/x-protobuf', 'content type');
+	});
+
+	for (const [protocol, compression] of [['http/json', 'none'], ['http/protobuf', 'gzip'], ['http/json', 'gzip'], ['grpc', 'none'], ['grpc', 'gzip']]) {
+		await test(`${protocol} with compression ${compression}`, async () => {
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_compression: compression, otlp_endpoint: `http://127.0.0.1:${port}` });
+			await sleep(300);
+			const want = badClick();
+
+			await waitMetric(rcv, want, (r) => r.protocol === protocol && r.gzip === (compression === 'gzip'));
+			if (process.env.E2E_SPANS !== 'no') {
+				const trace = randomHex(16);
+
+				sql(`SELECT 1 FROM attribution.track_click('aff-e2e-proto', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+				await waitFor('a span and a log record of the click', async () => {
+					const d = await rcv.dump();
+					const spanSeen = d.received.traces.some((r) => r.protocol === protocol && allSpans({ received: { traces: [r] } }).some((x) => x.traceId === trace));
+					const logSeen = d.received.logs.some((r) => r.protocol === protocol && allLogs({ received: { logs: [r] } }).some((x) => x.traceId === trace));
+					return spanSeen && logSeen;
+				});
+			}
+			const d = await rcv.dump();
+			assert(d.errors.length === 0, `decoding errors: ${JSON.stringify(d.errors)}`);
+		});
+	}
+	configure({ otlp_protocol: 'http/protobuf', otlp_compression: 'none', otlp_endpoint: endpoint() });
+
+	await test('spans: trace, span and parent ids equal the rows; names and attributes', async () => {
+		const trace = randomHex(16);
+		const parent = randomHex(8);
+		const row = sql(`SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-span', traceparent => '00-${trace}-${parent}-01')`).split('|');
+		const want = ['INSERT attribution.clicks', 'attribution.click_tracked', 'attribution.track_click'];
+
+		assert(row[0] === trace, `row trace_id ${row[0]}`);
+		const spans = await waitFor('the spans of the click', async () => {
+			const got = allSpans(await rcv.dump()).filter((x) => x.traceId === trace);
+			return got.length >= want.length ? got : null;
+		});
+		const command = spans.find((x) => x.name === 'attribution.track_click');
+
+		assert(command, 'no command span');
+		assert(command.spanId === row[1], `command span ${command.spanId} != row ${row[1]}`);
+		assert(command.parentSpanId === parent, `command parent ${command.parentSpanId} != ${parent}`);
+		assert(command.kind === 2, `kind ${command.kind}`);
+		assert(Number(command.endTimeUnixNano) >= Number(command.startTimeUnixNano), 'times');
+		const a = attrs(command.attributes);
+		assert(a['fp.affiliate.id'] === 'aff-e2e-span', `fp.affiliate.id ${a['fp.affiliate.id']}`);
+		assert(a['db.system.name'] === 'postgresql', 'db.system.name');
+		for (const name of want.slice(0, 2)) {
+			const child = spans.find((x) => x.name === name);
+			assert(child && child.parentSpanId === row[1], `${name} is not a child of the command span`);
+		}
+	});
+
+	await test('logs carry the trace id of their span', async () => {
+		const trace = randomHex(16);
+		const row = sql(`SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-log', traceparent => '00-${trace}-${randomHex(8)}-01')`).split('|');
+		const logs = await waitFor('the logs of the click', async () => {
+			const got = allLogs(await rcv.dump()).filter((x) => x.traceId === trace);
+			return got.some((x) => x.eventName === 'fp.click.tracked') ? got : null;
+		});
+		const tracked = logs.find((x) => x.eventName === 'fp.click.tracked');
+
+		assert(tracked.spanId && tracked.spanId.length === 16, 'span id');
+		assert(tracked.severityNumber === 9, `severity ${tracked.severityNumber}`);
+		assert(attrs(tracked.attributes)['fp.affiliate.id'] === 'aff-e2e-log', 'fp.affiliate.id');
+		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
+	});
+
+	await test('the twelve metrics, with the values tracked', async () => {
+		const twelve = ['affiliate.clicks.total', 'affiliate.clicks.by_id', 'affiliate.conversions.total',
+			'affiliate.revenue.cents', 'affiliate.conversion.latency', 'affiliate.windows.active',
+			'commands.total', 'commands.latency', 'commands.errors', 'receipts.total',
+			'receipts.verifications.success', 'receipts.verifications.failed'];
+
+		sql("SELECT 1 FROM attribution.track_click('aff-e2e-m', visitor_id => 'v-e2e-m')");
+		sql(`SELECT 1 FROM attribution.track_conversion('order-e2e-${randomHex(4)}', 1234, 'EUR', visitor_id => 'v-e2e-m')`);
+		const clicks = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.clicks.total'");
+		const revenue = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.revenue.cents' AND attributes ->> 'currency' = 'EUR'");
+		const latency = sql("SELECT count FROM attribution.metrics WHERE name = 'affiliate.conversion.latency' AND attributes = '{}'");
+		const windows = sql("SELECT value FROM attribution.metrics WHERE name = 'affiliate.windows.active'");
+		const req = await waitFor('a metrics export with the new values', async () => {
+			const d = await rcv.dump();
+
+			return d.received.metrics.slice().reverse().find((r) => {
+				const m = metricsByName(r.request);
+				return m['affiliate.clicks.total'] && m['affiliate.clicks.total'].sum.dataPoints[0].asInt === clicks;
+			});
+		});
+		const m = metricsByName(req.request);
+
+		for (const name of twelve)
+			assert(m[name], `metric ${name} not exported`);
+		const eur = m['affiliate.revenue.cents'].sum.dataPoints.find((p) => attrs(p.attributes).currency === 'EUR');
+		assert(eur && eur.asInt === revenue, `revenue ${eur && eur.asInt} != ${revenue}`);
+		assert(m['affiliate.conversion.latency'].histogram.dataPoints[0].count === latency, 'latency histogram count');
+		assert(m['affiliate.windows.active'].gauge.dataPoints[0].asInt === windows, `windows.active ${m['affiliate.windows.active'].gauge.dataPoints[0].asInt} != ${windows}`);
+		assert(m['affiliate.clicks.total'].sum.isMonotonic === true &&
+			   m['affiliate.clicks.total'].sum.aggregationTemporality === 2, 'cumulative monotonic sum');
+	});
+
+	await test('headers sent, and hidden from non-superusers', async () => {
+		configure({ otlp_headers: 'x-test-token=abc%20def, x-other=1' });
+		const want = badClick();
+		const req = await waitMetric(rcv, want);
+
+		assert(req.headers['x-test-token'] === 'abc def', `header ${req.headers['x-test-token']}`);
+		sql('DROP ROLE IF EXISTS regress_fp_otlp_user; CREATE ROLE regress_fp_otlp_user');
+		let hidden = false;
+		try {
+			sql('SET ROLE regress_fp_otlp_user; SHOW fp_attribution.otlp_headers');
+		} catch (e) {
+			hidden = /permission denied|must be superuser|pg_read_all_settings/.test(String(e.stderr));
+		}
+		assert(hidden, 'a non-superuser could read the headers');
+		configure({ otlp_headers: '' });
+	});
+
+	await test('503 with Retry-After then 200: retried after the delay', async () => {
+		const before = status('metrics');
+
+		await rcv.reset();
+		await rcv.script({ signal: 'metrics', status: 503, retryAfter: 1, times: 2 });
+		const want = badClick();
+		await waitMetric(rcv, want);
+		const d = await rcv.dump();
+		const a = d.attempts.filter((x) => x.signal === 'metrics');
+
+		assert(a[0].answer === 503 && a[1].answer === 503 && a[2].answer === 200, `answers ${a.map((x) => x.answer)}`);
+		assert(a[1].time - a[0].time >= 900 && a[2].time - a[1].time >= 900, 'Retry-After not honoured');
+		assert(status('metrics').retried - before.retried >= 2, 'retried not counted');
+	});
+
+	await test('partial success counted (protobuf, JSON and gRPC responses)', async () => {
+		for (const protocol of ['http/protobuf', 'http/json', 'grpc']) {
+			const before = status('metrics');
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_endpoint: `http://127.0.0.1:${port}` });
+			await sleep(300);
+			await rcv.script({ signal: 'metrics', status: 200, rejected: 1, message: `one point refused via ${protocol}` });
+			await waitFor(`a partial success over ${protocol}`, () => status('metrics').rejected === before.rejected + 1);
+			assert(status("metrics").lastError === `one point refused via ${protocol}`, `${protocol}: last_error ${status("metrics").lastError}`);
+		}
+		configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: endpoint() });
+		await sleep(300);
+	});
+
+	await test('400: not retried, dropped and counted', async () => {
+		const before = status('metrics');
+
+		await rcv.reset();
+		await rcv.script({ signal: 'metrics', status: 400, message: 'bad data' });
+		await waitFor('a 400 answer', async () => (await rcv.dump()).attempts.some((x) => x.answer === 400));
+		await waitFor('the next batch', async () => (await rcv.dump()).attempts.filter((x) => x.signal === 'metrics').length >= 2);
+		const after = status('metrics');
+		const d = await rcv.dump();
+		const a = d.attempts.filter((x) => x.signal === 'metrics');
+
+		assert(after.failed === before.failed + 1, `failed ${before.failed} -> ${after.failed}`);
+		assert(after.retried === before.retried, 'a 400 was retried');
+		assert(after.dropped > before.dropped, 'drop not counted');
+		assert(/HTTP 400/.test(after.lastError), `last_error ${after.lastError}`);
+		assert(a[1].time - a[0].time >= 250, 'second request came as a retry, not the next interval');
+	});
+
+	await test('collector that never answers: timeout, backends unaffected', async () => {
+		configure({ otlp_timeout: 1000 });
+		await sleep(300);
+		const before = status('metrics');
+
+		await rcv.reset();
+		await rcv.script({ signal: 'metrics', hang: true, times: 1 });
+		await waitFor('a hanging request', async () => (await rcv.dump()).attempts.some((x) => x.answer === 'hang'));
+		const t0 = Date.now();
+		for (let i = 0; i < 20; i++)
+			badClick();
+		const took = Date.now() - t0;
+		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+
+		await waitMetric(rcv, want);
+		const after = status('metrics');
+		assert(after.retried > before.retried, 'timeout not retried');
+		assert(/[Tt]imeout|timed out/.test(after.lastError), `last_error ${after.lastError}`);
+		assert(took < 5000, `20 clicks took ${took} ms while the collector hung`);
+		configure({ otlp_timeout: 2000 });
+	});
+
+	await test('collector down then up: data arrives, transactions never failed', async () => {
+		const port = rcv.http;
+
+		await rcv.stop();
+		for (let i = 0; i < 10; i++)
+			badClick();
+		await waitFor('a failed attempt', () => status('metrics').lastError.includes('onnect'));
+		rcv = await startReceiver(port);
+		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+		await waitMetric(rcv, want, undefined, 30000);
+	});
+
+	await test('SIGHUP endpoint change', async () => {
+		const other = await startReceiver();
+
+		configure({ otlp_endpoint: `http://127.0.0.1:${other.http}` });
+		const want = badClick();
+		await waitMetric(other, want);
+		await rcv.stop();
+		rcv = other;
+	});
+
+	await test('worker killed: restarted', async () => {
+		const pid = sql(`SELECT pid FROM pg_stat_activity WHERE ${EXPORTER}`);
+
+		sql(`SELECT pg_terminate_backend(${pid})`);
+		await waitFor('a new exporter', () => {
+			const now = sql(`SELECT pid FROM pg_stat_activity WHERE ${EXPORTER}`);
+			return now !== '' && now !== pid;
+		}, 20000);
+		const want = badClick();
+		await waitMetric(rcv, want);
+	});
+
+	await rcv.stop();
+	process.exit(Math.min(failures, 100));
+}
+
+main().catch((e) => {
+	console.log(`FAIL otlp e2e harness: ${e.stack}`);
+	process.exit(1);
+});

@@ -1,0 +1,17 @@
+#!/bin/bash
+# End-to-end tests of the OTLP exporter: a private PostgreSQL with
+# fp_attribution preloaded and the test receiver (test/otlp_receiver) on
+# 127.0.0.1, which decodes with the official OTLP schema.  Assumes
+# "make install" was done.  Run as root (drops to postgres) or postgres.
+# Prints one PASS/FAIL line per test; exits non-zero on any failure.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+rcv="$here/../otlp_receiver"
+
+if [ ! -d "$rcv/node_modules/@opentelemetry/otlp-transformer" ]; then
+	(cd "$rcv" && npm ci --no-audit --no-fund --silent)
+fi
+if [ "$(id -u)" = 0 ]; then
+	exec su postgres -s /bin/bash -c "bash '$here/cluster.sh' node '$here/otlp_e2e.js'"
+fi
+exec bash "$here/cluster.sh" node "$here/otlp_e2e.js"
