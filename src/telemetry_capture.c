@@ -19,11 +19,10 @@
  *	  a table of the attribution schema run during a command
  *	  (ExecutorStart to ExecutorEnd).
  *	- An event span, the business log record and the business metric
- *	  increments come from the AFTER INSERT row trigger on clicks and
- *	  conversions (attribution.telemetry_row_written), which sees the row
- *	  as written: its trace_id and span_id are the event span's trace and
- *	  parent.  Rows inserted into attribution.receipts are counted from the
- *	  executor (receipts.total and a "receipt generated" record).
+ *	  increments come from the AFTER INSERT row trigger on clicks,
+ *	  conversions and receipts (attribution.telemetry_row_written), which
+ *	  sees the row as written: its trace_id and span_id are the event
+ *	  span's trace and parent.
  *	- Errors are captured when they pass through our ExecutorRun and
  *	  ExecutorFinish hooks (SQLSTATE and message), and attached to the
  *	  commands that the (sub)transaction abort then rolls back.
