@@ -5,22 +5,24 @@
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set readme :abs_srcdir '/README.md'
 \set docdir :abs_srcdir '/doc'
--- README.md plus any section drafted in doc/*.md
-CREATE TEMP TABLE readme AS
-SELECT pg_read_file(:'readme') || coalesce((SELECT string_agg(pg_read_file(:'docdir' || '/' || f), '')
-	FROM pg_ls_dir(:'docdir', true, false) AS f WHERE f LIKE '%.md'), '') AS body;
+CREATE TEMP TABLE readme AS SELECT pg_read_file(:'readme') AS body;
+-- README.md plus the reference pages in doc/, for relations and functions
+CREATE TEMP TABLE docs AS
+SELECT body || coalesce((SELECT string_agg(pg_read_file(:'docdir' || '/' || f), '')
+	FROM pg_ls_dir(:'docdir', true, false) AS f WHERE f LIKE '%.md'), '') AS body
+  FROM readme;
 
--- settings
+-- settings, each in README's tables
 SELECT name AS undocumented_setting FROM pg_settings, readme
  WHERE name LIKE 'fp\_attribution.%' AND strpos(body, '`' || name || '`') = 0;
 
 -- tables and views
-SELECT c.relname AS undocumented_relation FROM pg_class c, readme
+SELECT c.relname AS undocumented_relation FROM pg_class c, docs
  WHERE c.relnamespace = 'attribution'::regnamespace AND c.relkind IN ('r', 'v')
    AND strpos(body, 'attribution.' || c.relname) = 0;
 
 -- functions, except type support (I/O, operators, hashing) and triggers
-SELECT DISTINCT p.proname AS undocumented_function FROM pg_proc p, readme
+SELECT DISTINCT p.proname AS undocumented_function FROM pg_proc p, docs
  WHERE p.pronamespace = 'attribution'::regnamespace
    AND p.prorettype <> 'trigger'::regtype
    AND p.proname !~ '^(trace|span)_id_(in|out|recv|send|cmp|hash|hash_extended|eq|ne|lt|le|gt|ge)$'
