@@ -1,5 +1,7 @@
 -- Sample traffic for test/demo.sh: two affiliates, a visitor who clicks
--- twice and buys, a retried order, an order with no click.
+-- twice and buys, a retried order, an order with no click; then what they
+-- produced: rows, receipt chains, spans, metrics, log records, and the
+-- exporter's account of sending them to the collector.
 \pset footer off
 CREATE EXTENSION fp_attribution;
 
@@ -37,5 +39,43 @@ SELECT order_id, affiliate_id, revenue_cents, currency, latency IS NOT NULL AS h
   FROM attribution.conversions ORDER BY 1;
 \echo '== every receipt verifies'
 SELECT ok, chains_checked, receipts_checked FROM attribution.verify_all();
+\echo '== the receipts: one hash chain per aggregate, each receipt hashing its predecessor'
+SELECT aggregate_type, aggregate_id, sequence,
+	   left(encode(payload_hash, 'hex'), 12) AS payload_hash,
+	   left(encode(prev_hash, 'hex'), 12) AS prev_hash,
+	   left(encode(receipt_hash, 'hex'), 12) AS receipt_hash
+  FROM attribution.receipts ORDER BY "timestamp", aggregate_type, aggregate_id, sequence;
+
+\echo '== spans: one per command, one per row write, under the caller''s trace when it sent one'
+SELECT name, trace_id, span_id, parent_span_id, status_code AS status FROM attribution.spans;
+
+\echo '== metrics'
+SELECT name, kind, unit, attributes, coalesce(value::text, count || ' / ' || round(sum::numeric, 3)) AS "value or count / sum"
+  FROM attribution.metrics ORDER BY name, attributes::text;
+
+\echo '== log records'
+SELECT severity_text AS severity, body, trace_id FROM attribution.logs;
+
 \echo '== telemetry counters'
-SELECT * FROM attribution.telemetry_status;
+SELECT spans_written, spans_dropped, logs_written, logs_dropped, verifications_success,
+	   invalid_traceparents FROM attribution.telemetry_status;
+
+-- The exporter sends in the background: wait (at most 10 s) until every
+-- span and log record is acknowledged and metrics were sent after the
+-- traffic, so the collector's view below is complete.
+DO $$
+DECLARE
+	since timestamptz := clock_timestamp();
+BEGIN
+	FOR i IN 1..100 LOOP
+		EXIT WHEN (SELECT bool_and(coalesce(CASE signal
+				WHEN 'traces' THEN sent >= (SELECT spans_written FROM attribution.telemetry_status)
+				WHEN 'logs' THEN sent >= (SELECT logs_written FROM attribution.telemetry_status)
+				ELSE last_success_time > since END, false))
+			FROM attribution.exporter_status);
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+
+\echo '== OTLP export to the collector'
+SELECT signal, sent, failed, dropped, rejected, last_error FROM attribution.exporter_status;
