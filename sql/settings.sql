@@ -19,6 +19,8 @@ SELECT regress_error($$SET fp_attribution.sampling_ratio = 1.5$$);
 CREATE ROLE regress_fp_attribution_user;
 SET ROLE regress_fp_attribution_user;
 SELECT regress_error($$SET fp_attribution.sampling_ratio = 0.5$$);
+-- the window is policy too: a writer cannot stretch it for its own clicks
+SELECT regress_error($$SET fp_attribution.attribution_window = '100y'$$);
 RESET ROLE;
 DROP ROLE regress_fp_attribution_user;
 

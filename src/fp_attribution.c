@@ -46,7 +46,7 @@ _PG_init(void)
 							gettext_noop("attribution.windows overrides it per affiliate."),
 							&attribution_window_s,
 							30 * 24 * 60 * 60, 1, INT_MAX,
-							PGC_USERSET, GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
