@@ -421,6 +421,10 @@ CREATE TRIGGER clicks_write_receipt AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
 CREATE TRIGGER conversions_write_receipt AFTER INSERT ON attribution.conversions
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('conversion');
+-- Only these triggers may use the trigger functions (CREATE TRIGGER needs
+-- EXECUTE; firing does not).
+REVOKE ALL ON FUNCTION attribution.write_receipt(), attribution.append_only()
+	FROM PUBLIC;
 
 CREATE FUNCTION attribution.append_receipt(aggregate_type text, aggregate_id text,
 	payload jsonb, causation_id uuid DEFAULT NULL)

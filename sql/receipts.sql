@@ -116,11 +116,47 @@ VALUES ('e0000000-0000-4000-8000-000000000004', 'aff-app');
 SELECT regress_error($$SELECT * FROM attribution.receipts$$);
 SELECT regress_error($$UPDATE attribution.receipts SET key_id = NULL$$);
 SELECT regress_error($$SELECT attribution.append_receipt('click', 'x', '{}')$$);
+-- nor to insert a conversion whose click has a receipt: the cause is
+-- looked up as the table owner too (attribution reads clicks)
+RESET ROLE;
+GRANT INSERT ON attribution.conversions TO regress_fp_attribution_app;
+GRANT SELECT ON attribution.clicks TO regress_fp_attribution_app;
+SET ROLE regress_fp_attribution_app;
+INSERT INTO attribution.conversions (order_id, revenue_cents, click_id)
+VALUES ('order-app', 100, 'e0000000-0000-4000-8000-000000000004');
 RESET ROLE;
 SELECT aggregate_type, sequence FROM attribution.receipts
  WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000004';
+SELECT c.causation_id = k.receipt_id AS caused_by_click
+  FROM attribution.receipts c, attribution.receipts k
+ WHERE c.aggregate_id = 'order-app' AND k.aggregate_id = 'e0000000-0000-4000-8000-000000000004';
+-- the trigger functions are not the application's to use
+CREATE TABLE regress_app_clicks (click_id int, trace_id int, span_id int);
+ALTER TABLE regress_app_clicks OWNER TO regress_fp_attribution_app;
+SET ROLE regress_fp_attribution_app;
+SELECT regress_error($$CREATE TRIGGER t AFTER INSERT ON regress_app_clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click')$$);
+SELECT regress_error($$CREATE TRIGGER t BEFORE DELETE ON regress_app_clicks
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only()$$);
+RESET ROLE;
+DROP TABLE regress_app_clicks;
 DROP OWNED BY regress_fp_attribution_app;
 DROP ROLE regress_fp_attribution_app;
+
+-- write_receipt fires only on the table its argument names
+CREATE TABLE regress_other_clicks (click_id int, trace_id int, span_id int);
+CREATE TRIGGER other_write_receipt AFTER INSERT ON regress_other_clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
+SELECT regress_error($$INSERT INTO regress_other_clicks VALUES (1, 2, 3)$$);
+DROP TABLE regress_other_clicks;
+
+-- a receipt row built in SQL must have its NOT NULL columns
+SELECT regress_error($$SELECT attribution.receipt_envelope(
+	ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::attribution.receipts)$$);
+SELECT regress_error(format($$SELECT attribution.receipt_envelope(
+	jsonb_populate_record(r, '{"%s": null}')) FROM attribution.receipts r
+	WHERE aggregate_id = 'order-r1' AND sequence = 1$$, c))
+  FROM unnest(ARRAY['trace_id', 'span_id', 'correlation_id', 'aggregate_id', 'payload']) AS c;
 
 -- an untouched database verifies clean, and verification is counted
 SELECT attribution.reset_telemetry_status();

@@ -53,6 +53,21 @@ SELECT octet_length(signature) AS signature_len
 SELECT (SELECT count(*) FROM attribution.signing_keys) AS keys,
 	   (SELECT count(DISTINCT key_id) FROM attribution.receipts) AS keys_used;
 SELECT ok, chains_failed FROM attribution.verify_all();
+-- a key registered in a rolled-back savepoint is registered again by the
+-- next receipt it signs
+COPY (SELECT) TO PROGRAM 'openssl genpkey -algorithm ed25519 -out regress_signing.tmp 2>/dev/null && chmod 600 regress_signing.tmp && mv -f regress_signing.tmp regress_signing.pem';
+BEGIN;
+SAVEPOINT s;
+SELECT octet_length(signature) AS signature_len
+  FROM attribution.track_click('aff-s', click_id => 'f0000000-0000-4000-8000-000000000006');
+ROLLBACK TO SAVEPOINT s;
+SELECT octet_length(signature) AS signature_len
+  FROM attribution.track_click('aff-s', click_id => 'f0000000-0000-4000-8000-000000000007');
+COMMIT;
+SELECT count(*) AS clicks, count(k.key_id) AS key_registered
+  FROM attribution.receipts r LEFT JOIN attribution.signing_keys k USING (key_id)
+ WHERE r.aggregate_id IN ('f0000000-0000-4000-8000-000000000006', 'f0000000-0000-4000-8000-000000000007');
+SELECT ok, failed_check FROM attribution.verify_chain('click', 'f0000000-0000-4000-8000-000000000007');
 -- signing off again: receipts are unsigned
 RESET fp_attribution.sign_receipts;
 SELECT signature IS NULL AND key_id IS NULL AS unsigned

@@ -35,12 +35,12 @@
  * aggregates never touch a common row: there is no global sequence
  * (DESIGN section 8).
  *
- * The writes run as the owner of the table that fired the trigger (as
- * PostgreSQL's own RI triggers do), so a role allowed to track clicks
- * needs no privilege on receipts, and nobody needs one to forge them.
+ * The writes, and the lookup of a conversion's causing click receipt, run
+ * as the owner of the table that fired the trigger (as PostgreSQL's own
+ * RI triggers do), so a role allowed to track clicks needs no privilege
+ * on receipts, and nobody needs one to forge them.
  *
- * Shared memory: none.  Backend-local state: the saved SPI plans, and the
- * local transaction id in which the signing key was last registered.
+ * Shared memory: none.  Backend-local state: the saved SPI plans.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -65,7 +65,6 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "fp_attribution/compat.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/trace_context.h"
@@ -84,6 +83,7 @@ char	   *fp_attribution_correlation_id = NULL;
 typedef struct FpAggregateSpec
 {
 	const char *aggregate_type; /* the trigger's argument */
+	const char *table;			/* the only table it may fire on */
 	const char *event;
 	const char *id_column;		/* gives aggregate_id */
 	const char *cause_column;	/* a click_id naming the cause, or NULL */
@@ -103,8 +103,8 @@ static const char *const conversion_columns[] = {
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
-	{"click", "click_tracked", "click_id", NULL, click_columns},
-	{"conversion", "conversion_tracked", "order_id", "click_id",
+	{"click", "clicks", "click_tracked", "click_id", NULL, click_columns},
+	{"conversion", "conversions", "conversion_tracked", "order_id", "click_id",
 	conversion_columns},
 };
 
@@ -114,10 +114,6 @@ static SPIPlanPtr append_plan = NULL;
 static SPIPlanPtr start_plan = NULL;
 static SPIPlanPtr cause_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
-
-/* Signing key registered in attribution.signing_keys in this transaction */
-static LocalTransactionId key_registered_lxid = InvalidLocalTransactionId;
-static char key_registered_id[FP_KEY_ID_LEN + 1];
 
 /*
  * Check hook of fp_attribution.correlation_id: bounded length.
@@ -304,7 +300,7 @@ copy_hash(const bytea *b, uint8 *out)
 }
 
 /*
- * Fetch a column of a receipts row by name; NULL if SQL NULL.
+ * Fetch a column of a receipts row by name; *isnull tells SQL NULL.
  */
 static Datum
 receipt_column(HeapTuple tuple, TupleDesc desc, const char *name,
@@ -315,6 +311,24 @@ receipt_column(HeapTuple tuple, TupleDesc desc, const char *name,
 	if (attnum <= 0)
 		elog(ERROR, "receipt column \"%s\" not found", name);
 	return heap_getattr(tuple, attnum, desc, isnull);
+}
+
+/*
+ * Fetch a NOT NULL column of a receipts row by name.  A stored row always
+ * has one, but a row built in SQL (ROW(...)::attribution.receipts) need
+ * not.
+ */
+static Datum
+required_column(HeapTuple tuple, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = receipt_column(tuple, desc, name, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("receipt column \"%s\" must not be null", name)));
+	return d;
 }
 
 /*
@@ -330,27 +344,26 @@ fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
 	Datum		d;
 
 	memset(r, 0, sizeof(*r));
-	d = receipt_column(tuple, desc, "receipt_id", &isnull);
-	env->receipt_id = *DatumGetUUIDP(d);
-	env->timestamp = DatumGetTimestampTz(receipt_column(tuple, desc, "timestamp", &isnull));
-	env->sequence = DatumGetInt64(receipt_column(tuple, desc, "sequence", &isnull));
-	env->correlation_id = TextDatumGetCString(receipt_column(tuple, desc, "correlation_id", &isnull));
+	env->receipt_id = *DatumGetUUIDP(required_column(tuple, desc, "receipt_id"));
+	env->timestamp = DatumGetTimestampTz(required_column(tuple, desc, "timestamp"));
+	env->sequence = DatumGetInt64(required_column(tuple, desc, "sequence"));
+	env->correlation_id = TextDatumGetCString(required_column(tuple, desc, "correlation_id"));
 	d = receipt_column(tuple, desc, "causation_id", &isnull);
 	env->has_causation = !isnull;
 	if (!isnull)
 		env->causation_id = *DatumGetUUIDP(d);
-	env->aggregate_id = TextDatumGetCString(receipt_column(tuple, desc, "aggregate_id", &isnull));
-	env->aggregate_type = TextDatumGetCString(receipt_column(tuple, desc, "aggregate_type", &isnull));
-	r->payload = DatumGetJsonbP(receipt_column(tuple, desc, "payload", &isnull));
-	r->payload_hash = DatumGetByteaPP(receipt_column(tuple, desc, "payload_hash", &isnull));
+	env->aggregate_id = TextDatumGetCString(required_column(tuple, desc, "aggregate_id"));
+	env->aggregate_type = TextDatumGetCString(required_column(tuple, desc, "aggregate_type"));
+	r->payload = DatumGetJsonbP(required_column(tuple, desc, "payload"));
+	r->payload_hash = DatumGetByteaPP(required_column(tuple, desc, "payload_hash"));
 	copy_hash(r->payload_hash, env->payload_hash);
 	d = receipt_column(tuple, desc, "signature", &isnull);
 	r->signature = isnull ? NULL : DatumGetByteaPP(d);
-	env->trace_id = *DatumGetFpTraceId(receipt_column(tuple, desc, "trace_id", &isnull));
-	env->span_id = *DatumGetFpSpanId(receipt_column(tuple, desc, "span_id", &isnull));
-	r->prev_hash = DatumGetByteaPP(receipt_column(tuple, desc, "prev_hash", &isnull));
+	env->trace_id = *DatumGetFpTraceId(required_column(tuple, desc, "trace_id"));
+	env->span_id = *DatumGetFpSpanId(required_column(tuple, desc, "span_id"));
+	r->prev_hash = DatumGetByteaPP(required_column(tuple, desc, "prev_hash"));
 	copy_hash(r->prev_hash, env->prev_hash);
-	r->receipt_hash = DatumGetByteaPP(receipt_column(tuple, desc, "receipt_hash", &isnull));
+	r->receipt_hash = DatumGetByteaPP(required_column(tuple, desc, "receipt_hash"));
 	d = receipt_column(tuple, desc, "key_id", &isnull);
 	env->key_id = isnull ? NULL : TextDatumGetCString(d);
 }
@@ -443,9 +456,11 @@ prepare_plans(void)
 }
 
 /*
- * Record the signing key's public half in attribution.signing_keys, once
- * per transaction that signs (a rolled-back registration is redone by
- * the next one).
+ * Record the signing key's public half in attribution.signing_keys.  Done
+ * for every signed receipt, in the receipt's own (sub)transaction: a
+ * registration remembered across statements could have been rolled back
+ * to a savepoint since, leaving a committed receipt whose key is missing.
+ * Once the key is committed the ON CONFLICT check is one index probe.
  */
 static void
 register_signing_key(const FpSigningKey *key)
@@ -453,9 +468,6 @@ register_signing_key(const FpSigningKey *key)
 	Datum		values[3];
 	int			rc;
 
-	if (key_registered_lxid == FP_MY_LOCAL_XID() &&
-		strcmp(key_registered_id, key->key_id) == 0)
-		return;
 	values[0] = CStringGetTextDatum(key->key_id);
 	values[1] = bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[2] = CStringGetTextDatum(key->public_key_pem);
@@ -463,8 +475,6 @@ register_signing_key(const FpSigningKey *key)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not register signing key: %s",
 			 SPI_result_code_string(rc));
-	key_registered_lxid = FP_MY_LOCAL_XID();
-	strlcpy(key_registered_id, key->key_id, sizeof(key_registered_id));
 }
 
 /*
@@ -492,10 +502,12 @@ find_click_receipt(const char *click_id, pg_uuid_t *out)
  * Append one receipt to the chain of (aggregate_type, aggregate_id), see
  * the protocol in the file header.  Caller is connected to SPI and has
  * set up env's aggregate, payload_hash, causation, trace and span; this
- * fills in the rest.  The statements run as owner.
+ * fills in the rest.  If cause_click_id is not NULL, the causation is the
+ * receipt of that click, if it has one.  The statements run as owner.
  */
 static void
-append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner)
+append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
+			   const char *cause_click_id)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -530,6 +542,14 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner)
 		env->correlation_id = trace_hex;
 	env->key_id = key != NULL ? key->key_id : NULL;
 
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	if (cause_click_id != NULL)
+		env->has_causation = find_click_receipt(cause_click_id,
+												&env->causation_id);
+
 	/* everything but sequence, hashes and signature, in column order */
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = UUIDPGetDatum(&env->receipt_id);
@@ -549,11 +569,6 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner)
 		nulls[9] = nulls[14] = 'n';
 	values[10] = CStringGetTextDatum(trace_hex);
 	values[11] = CStringGetTextDatum(span_hex);
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
 
 	/* a lost race to create the head starts over, once */
 	for (int attempt = 0; !written; attempt++)
@@ -758,7 +773,9 @@ hash_payload(Jsonb *payload, FpReceiptEnvelope *env)
  * attribution.write_receipt(aggregate_type) AFTER INSERT row trigger
  *
  * Appends the receipt of the inserted row's creating event; the argument
- * selects the aggregate spec above.
+ * selects the aggregate spec above.  It reads the row's columns by name
+ * with the types of the extension's own table, so it refuses to fire on
+ * any other table (EXECUTE is revoked from PUBLIC as well).
  */
 PG_FUNCTION_INFO_V1(fp_attribution_write_receipt);
 Datum
@@ -773,6 +790,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Oid			typid;
 	Datum		d;
+	char	   *cause_click_id = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -791,6 +809,15 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown aggregate type \"%s\"",
 						trigdata->tg_trigger->tgargs[0])));
+	if (RelationGetNamespace(trigdata->tg_relation) !=
+		get_namespace_oid("attribution", false) ||
+		strcmp(RelationGetRelationName(trigdata->tg_relation), spec->table) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("write_receipt('%s') must be fired by attribution.%s",
+						spec->aggregate_type, spec->table),
+				 errdetail("It fired on table \"%s\".",
+						   RelationGetRelationName(trigdata->tg_relation))));
 
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
@@ -803,17 +830,16 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	payload = row_payload(spec, tuple, desc);
 	hash_payload(payload, &env);
 
-	SPI_connect();
-	prepare_plans();
 	if (spec->cause_column != NULL)
 	{
 		d = row_column(tuple, desc, spec->cause_column, &isnull, &typid);
 		if (!isnull)
-			env.has_causation =
-				find_click_receipt(datum_text(d, typid),
-								   &env.causation_id);
+			cause_click_id = datum_text(d, typid);
 	}
-	append_receipt(&env, payload, trigdata->tg_relation->rd_rel->relowner);
+
+	SPI_connect();
+	append_receipt(&env, payload, trigdata->tg_relation->rd_rel->relowner,
+				   cause_click_id);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -874,7 +900,7 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
-	append_receipt(&env, payload, receipts_owner());
+	append_receipt(&env, payload, receipts_owner(), NULL);
 	args[0] = CStringGetTextDatum(env.aggregate_type);
 	args[1] = CStringGetTextDatum(env.aggregate_id);
 	args[2] = Int64GetDatum(env.sequence);

@@ -27,7 +27,8 @@
  * to verifications_failed (counted only when preloaded; see shmem.c).
  *
  * Receipts are read through an SPI cursor in batches, with a per-receipt
- * memory context, so verify_all needs memory for one batch only.
+ * and a per-chain memory context, so verify_all needs memory for one
+ * batch and one chain only.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -75,6 +76,7 @@ typedef struct VerifyState
 	VerifyKey  *keys;
 	int			nkeys;
 	MemoryContext row_cxt;		/* reset for every receipt */
+	MemoryContext chain_cxt;	/* reset for every chain */
 	MemoryContext call_cxt;		/* holds results */
 
 	/* the chain being walked */
@@ -109,6 +111,9 @@ verify_begin(VerifyState *st, MemoryContext call_cxt)
 	st->row_cxt = AllocSetContextCreate(call_cxt,
 										"fp_attribution verify receipt",
 										ALLOCSET_DEFAULT_SIZES);
+	st->chain_cxt = AllocSetContextCreate(call_cxt,
+										  "fp_attribution verify chain",
+										  ALLOCSET_DEFAULT_SIZES);
 	rc = SPI_execute("SELECT key_id, public_key FROM attribution.signing_keys",
 					 true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -252,44 +257,52 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 }
 
 /*
- * Record a failure of the current chain (the first one only) and, if it
- * is the first of the call, of the call.  Strings are copied into the
+ * Record a failure of the current chain (the first one only), in the
+ * chain context, and, if it is the first of the call, a copy of it in the
  * call context.
  */
 static void
 note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 			 const char *detail)
 {
-	MemoryContext old = MemoryContextSwitchTo(st->call_cxt);
 	VerifyFailure *f = &st->chain_failure;
+	VerifyFailure *first = &st->first_failure;
+	MemoryContext old;
 
-	if (!f->failed)
+	if (f->failed)
+		return;
+	f->failed = true;
+	f->aggregate_type = st->aggregate_type;
+	f->aggregate_id = st->aggregate_id;
+	f->has_receipt = r != NULL;
+	if (r != NULL)
 	{
-		f->failed = true;
-		f->aggregate_type = pstrdup(st->aggregate_type);
-		f->aggregate_id = pstrdup(st->aggregate_id);
-		f->has_receipt = r != NULL;
-		if (r != NULL)
-		{
-			f->receipt_id = r->env.receipt_id;
-			f->sequence = r->env.sequence;
-		}
-		f->check = check;
-		f->detail = pstrdup(detail);
-		if (!st->first_failure.failed)
-			st->first_failure = *f;
+		f->receipt_id = r->env.receipt_id;
+		f->sequence = r->env.sequence;
 	}
+	f->check = check;
+	f->detail = MemoryContextStrdup(st->chain_cxt, detail);
+	if (first->failed)
+		return;
+	old = MemoryContextSwitchTo(st->call_cxt);
+	*first = *f;
+	first->aggregate_type = pstrdup(f->aggregate_type);
+	first->aggregate_id = pstrdup(f->aggregate_id);
+	first->detail = pstrdup(f->detail);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * Start walking the chain of (type, id).
+ * Start walking the chain of (type, id), freeing what the previous chain
+ * allocated.
  */
 static void
 chain_begin(VerifyState *st, const char *type, const char *id)
 {
-	MemoryContext old = MemoryContextSwitchTo(st->call_cxt);
+	MemoryContext old;
 
+	MemoryContextReset(st->chain_cxt);
+	old = MemoryContextSwitchTo(st->chain_cxt);
 	st->aggregate_type = pstrdup(type);
 	st->aggregate_id = pstrdup(id);
 	MemoryContextSwitchTo(old);
@@ -326,11 +339,13 @@ chain_receipt(VerifyState *st, const FpStoredReceipt *r)
 
 /*
  * Finish the chain being walked: compare its head.  Returns false if the
- * chain has neither receipts nor a head.
+ * chain has neither receipts nor a head.  Allocates in the chain context;
+ * note_failure copies what the result needs.
  */
 static bool
 chain_end(VerifyState *st)
 {
+	MemoryContext old = MemoryContextSwitchTo(st->chain_cxt);
 	Datum		args[2];
 	bool		isnull;
 	int64		last_sequence;
@@ -346,12 +361,15 @@ chain_end(VerifyState *st)
 							   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
+	/* SPI leaves us in its procedure context */
+	MemoryContextSwitchTo(st->chain_cxt);
 	if (SPI_processed == 0)
 	{
 		SPI_freetuptable(SPI_tuptable);
 		if (st->chain_receipts == 0)
 		{
 			st->chains--;
+			MemoryContextSwitchTo(old);
 			return false;
 		}
 		detail = pstrdup("The chain has no row in attribution.receipt_streams.");
@@ -379,6 +397,7 @@ chain_end(VerifyState *st)
 	}
 	if (st->chain_failure.failed)
 		st->chains_failed++;
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
