@@ -11,7 +11,8 @@
  * is ignored with a warning rather than keeping the server from starting.
  * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
  * them after a reload.  Headers carry
- * secrets (tokens), so that setting is GUC_SUPERUSER_ONLY.
+ * secrets (tokens), so that setting is GUC_SUPERUSER_ONLY and a bad
+ * OTEL_EXPORTER_OTLP_HEADERS is reported without its value.
  *
  * No shared state: nothing to lock.
  *
@@ -89,14 +90,23 @@ env_or(const char *name, const char *dflt)
 	return value ? value : dflt;
 }
 
-/* Warn about an environment variable we cannot use */
+/*
+ * Warn about an environment variable we cannot use; value NULL keeps a
+ * secret out of the log.
+ */
 static void
 ignore_env(const char *name, const char *value, const char *why)
 {
-	ereport(WARNING,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("ignoring environment variable %s=\"%s\"", name, value),
-			 errdetail("%s", why)));
+	if (value)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ignoring environment variable %s=\"%s\"", name, value),
+				 errdetail("%s", why)));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ignoring environment variable %s", name),
+				 errdetail("%s", why)));
 }
 
 /* An integer variable within [min, max], else dflt */
@@ -224,29 +234,67 @@ fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
 	return true;
 }
 
+/* Is v a key=value list?  Else *error says why not */
+static bool
+valid_pairs(const char *v, const char **error)
+{
+	return fp_attribution_otlp_parse_pairs(v, NULL, error);
+}
+
+/* Is v empty or an http(s) URL?  Else *error says why not */
+static bool
+valid_endpoint(const char *v, const char **error)
+{
+	if (v == NULL || v[0] == '\0' || strncmp(v, "http://", 7) == 0 ||
+		strncmp(v, "https://", 8) == 0)
+		return true;
+	*error = "An OTLP endpoint is an http:// or https:// URL.";
+	return false;
+}
+
 /* Check hook shared by the key=value list settings */
 static bool
 check_pairs(char **newval, void **extra, GucSource source)
 {
 	const char *error;
 
-	if (fp_attribution_otlp_parse_pairs(*newval, NULL, &error))
+	if (valid_pairs(*newval, &error))
 		return true;
 	GUC_check_errdetail("%s", error);
 	return false;
 }
 
-/* Check hook of the endpoints: empty, or an http(s) URL */
+/* Check hook of the endpoints */
 static bool
 check_endpoint(char **newval, void **extra, GucSource source)
 {
-	const char *v = *newval;
+	const char *error;
 
-	if (v == NULL || v[0] == '\0' || strncmp(v, "http://", 7) == 0 ||
-		strncmp(v, "https://", 8) == 0)
+	if (valid_endpoint(*newval, &error))
 		return true;
-	GUC_check_errdetail("An OTLP endpoint is an http:// or https:// URL.");
+	GUC_check_errdetail("%s", error);
 	return false;
+}
+
+/*
+ * A string variable that valid() accepts, else dflt.  The value becomes a
+ * boot value, which must pass the setting's check hook: one that fails
+ * would keep the server from starting (and log the value).  secret keeps
+ * the value out of the warning.
+ */
+static const char *
+env_checked(const char *name, const char *dflt,
+			bool (*valid) (const char *, const char **), bool secret)
+{
+	const char *value = env(name);
+	const char *error;
+
+	if (value == NULL)
+		return dflt;
+	if (valid(value, &error))
+		return value;
+	ignore_env(name, secret ? NULL : value, error);
+	return dflt;
 }
 
 /*
@@ -319,7 +367,8 @@ fp_attribution_otlp_define_gucs(void)
 							   gettext_noop("Base URL of the OTLP collector."),
 							   gettext_noop("HTTP appends /v1/traces, /v1/metrics or /v1/logs."),
 							   &fp_attribution_otlp_endpoint,
-							   env_or("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+							   env_checked("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint,
+										   valid_endpoint, false),
 							   PGC_SIGHUP, 0,
 							   check_endpoint, NULL, NULL);
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
@@ -327,14 +376,16 @@ fp_attribution_otlp_define_gucs(void)
 								   gettext_noop("URL for one signal, used as given; empty means the base endpoint."),
 								   NULL,
 								   &fp_attribution_otlp_signal_endpoint[s],
-								   env_or(signal_env[s], ""),
+								   env_checked(signal_env[s], "",
+											   valid_endpoint, false),
 								   PGC_SIGHUP, 0,
 								   check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("fp_attribution.otlp_headers",
 							   gettext_noop("Extra request headers, as key=value pairs separated by commas."),
 							   gettext_noop("Values may be percent-encoded; typically an authorization token."),
 							   &fp_attribution_otlp_headers,
-							   env_or("OTEL_EXPORTER_OTLP_HEADERS", ""),
+							   env_checked("OTEL_EXPORTER_OTLP_HEADERS", "",
+										   valid_pairs, true),
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_pairs, NULL, NULL);
 	DefineCustomEnumVariable("fp_attribution.otlp_protocol",
@@ -397,7 +448,8 @@ fp_attribution_otlp_define_gucs(void)
 							   gettext_noop("Extra resource attributes, as key=value pairs separated by commas."),
 							   NULL,
 							   &fp_attribution_otlp_resource_attributes,
-							   env_or("OTEL_RESOURCE_ATTRIBUTES", ""),
+							   env_checked("OTEL_RESOURCE_ATTRIBUTES", "",
+										   valid_pairs, false),
 							   PGC_SIGHUP, 0,
 							   check_pairs, NULL, NULL);
 	DefineCustomStringVariable("fp_attribution.otlp_environment",

@@ -26,12 +26,19 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
+
+/* Bounds of the affiliate.windows.active query (windows_active_gauge) */
+#define GAUGE_LOCK_TIMEOUT "1s"
+#define GAUGE_STATEMENT_TIMEOUT_MS 5000
 
 /* The trace-context counters of shmem.h, as monotonic sums */
 static int
@@ -65,6 +72,72 @@ trace_context_points(FpMetricPoint *p, int64 now_ns)
 }
 
 /*
+ * The affiliate.windows.active gauge into *point, in a transaction of its
+ * own; false when there is none.  The query may wait for a lock (say an
+ * ACCESS EXCLUSIVE lock on attribution.clicks held by a long transaction)
+ * during which the worker exports nothing and a SIGTERM is not acted
+ * upon, so it runs under GAUGE_LOCK_TIMEOUT and GAUGE_STATEMENT_TIMEOUT_MS.
+ * An error, such as either timeout, skips the gauge for this export: it is
+ * caught and the transaction aborted here rather than left to end the
+ * worker, which would lose the batches it holds and, with the lock still
+ * held, fail again after every restart.  It is logged like an export
+ * failure (LOG once, then DEBUG1 until the gauge works again) and shown
+ * as the metrics signal's last_error.  The caller's memory context is
+ * restored.
+ */
+static bool
+windows_active_gauge(FpMetricPoint *point)
+{
+	static bool failing = false;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool found = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		/* like SET LOCAL: undone when the transaction ends */
+		(void) set_config_option("lock_timeout", GAUGE_LOCK_TIMEOUT,
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
+		/* SPI does not arm statement_timeout; the worker does it itself */
+		enable_timeout_after(STATEMENT_TIMEOUT, GAUGE_STATEMENT_TIMEOUT_MS);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "counting active attribution windows");
+		found = fp_attribution_telemetry_windows_active_point(point);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		failing = false;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char		error[256];
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		snprintf(error, sizeof(error), "affiliate.windows.active skipped: %s",
+				 edata->message);
+		FreeErrorData(edata);
+		fp_attribution_otlp_status_error(FP_OTLP_METRICS, error);
+		ereport(failing ? DEBUG1 : LOG,
+				(errmsg("fp_attribution exporter: %s", error)));
+		failing = true;
+		found = false;
+	}
+	PG_END_TRY();
+
+	/* a timeout that fires after the query ended must not cancel the worker */
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	QueryCancelPending = false;
+	pgstat_report_stat(true);
+	MemoryContextSwitchTo(cxt);
+	return found;
+}
+
+/*
  * Snapshot every metric point into *points (palloc'd in the current
  * context); returns how many.  Runs one short transaction for the
  * affiliate.windows.active gauge.
@@ -74,22 +147,12 @@ fp_attribution_otlp_fetch_metrics(FpMetricPoint **points)
 {
 	int			max = fp_attribution_telemetry_max_metric_points();
 	FpMetricPoint *p = palloc0(sizeof(FpMetricPoint) * (max + 3));
-	MemoryContext cxt = CurrentMemoryContext;
 	int			n;
 
 	n = fp_attribution_telemetry_collect_metrics(p, max);
 	n += trace_context_points(&p[n], fp_attribution_now_unix_nano());
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "counting active attribution windows");
-	if (fp_attribution_telemetry_windows_active_point(&p[n]))
+	if (windows_active_gauge(&p[n]))
 		n++;
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(true);
-	MemoryContextSwitchTo(cxt);
 
 	*points = p;
 	return n;

@@ -38,7 +38,10 @@
 
 #include <time.h>
 
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -1022,7 +1025,9 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 /*
  * The affiliate.windows.active gauge, by running attribution.windows_active()
  * (an index range scan).  Needs an open transaction; false when the
- * extension is not installed in the current database.
+ * extension is not installed in the current database.  The worker runs
+ * this as a superuser, so the schema must be the extension's own: a
+ * schema "attribution" that anyone else created is never looked into.
  */
 bool
 fp_attribution_telemetry_windows_active_point(FpMetricPoint *out)
@@ -1030,9 +1035,14 @@ fp_attribution_telemetry_windows_active_point(FpMetricPoint *out)
 	int			n = 0;
 	bool		isnull;
 	Datum		value;
+	Oid			extoid;
+	Oid			nspoid;
 
 	require_telemetry();
-	if (!OidIsValid(get_namespace_oid("attribution", true)))
+	extoid = get_extension_oid("fp_attribution", true);
+	nspoid = get_namespace_oid("attribution", true);
+	if (!OidIsValid(extoid) || !OidIsValid(nspoid) ||
+		getExtensionOfObject(NamespaceRelationId, nspoid) != extoid)
 		return false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -15,7 +15,10 @@
  * scheduled through the latch timeout, never by sleeping, so one signal's
  * outage does not delay the others beyond one request timeout.  Memory is
  * bounded: one encoded batch per signal, plus the telemetry buffers,
- * which drop and count when full.
+ * which drop and count when full.  A request's own allocations (URL,
+ * headers, compressed body, response) live in a context that is reset
+ * after each send, never in TopMemoryContext, where the worker's
+ * transactions leave CurrentMemoryContext.
  *
  * Backends never wait for the worker: they only SetLatch the latch the
  * worker registers with the telemetry core (when a buffer is half full).  The worker holds no lock while encoding or
@@ -30,7 +33,9 @@
  * The worker connects to fp_attribution.otlp_database (default
  * "postgres") for one short transaction per metric export, to read the
  * affiliate.windows.active gauge; like any connection, it keeps DROP
- * DATABASE of that database waiting.
+ * DATABASE of that database waiting.  That transaction is bounded by a
+ * lock and a statement timeout, and its errors skip the gauge instead of
+ * ending the worker (otlp_source.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -81,6 +86,9 @@ typedef struct SignalState
 } SignalState;
 
 static SignalState state[FP_OTLP_NSIGNALS];
+
+/* Scratch of one request; reset after each send */
+static MemoryContext request_cxt;
 
 /*
  * (Re-)encode a signal's records for the current protocol.  A reload may
@@ -188,10 +196,14 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 {
 	FpOtlpSignalStatus *ss = &fp_attribution_otlp_status->signal[s];
 	FpOtlpResult r;
+	MemoryContext old;
 
 	if (st->batch_protocol != fp_attribution_otlp_protocol)
 		encode_batch(s, st);
+	old = MemoryContextSwitchTo(request_cxt);
 	fp_attribution_otlp_send(s, st->batch, &r);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(request_cxt);
 	st->attempts++;
 	pg_atomic_fetch_add_u64(&ss->requests, 1);
 	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r.elapsed_ms * 1000));
@@ -306,6 +318,9 @@ fp_attribution_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
 	fp_attribution_require_shmem();
 
+	request_cxt = AllocSetContextCreate(TopMemoryContext,
+										"fp_attribution exporter request",
+										ALLOCSET_DEFAULT_SIZES);
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 	{
 		state[s].cxt = AllocSetContextCreate(TopMemoryContext,
