@@ -607,6 +607,7 @@ REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
 CREATE FUNCTION attribution.telemetry_row_written() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_row_written'
 	LANGUAGE C;
+REVOKE ALL ON FUNCTION attribution.telemetry_row_written() FROM PUBLIC;
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.conversions
@@ -619,7 +620,8 @@ CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.receipts
 CREATE INDEX clicks_window_ends_idx ON attribution.clicks (window_ends_at);
 
 CREATE FUNCTION attribution.windows_active() RETURNS bigint
-	LANGUAGE sql STABLE PARALLEL SAFE AS $$
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
 	SELECT pg_catalog.count(*) FROM attribution.clicks c
 	 WHERE c.window_ends_at OPERATOR(pg_catalog.>) pg_catalog.now()
 	   AND NOT EXISTS (SELECT FROM attribution.conversions v
@@ -691,6 +693,25 @@ CREATE FUNCTION attribution.telemetry_buffers_internal(
 CREATE OR REPLACE VIEW attribution.telemetry_status AS
 	SELECT s.*, b.* FROM attribution.telemetry_status_internal() s,
 		attribution.telemetry_buffers_internal() b;
+
+-- Telemetry shows every session's work (log records name orders, errors
+-- and, with log_client_ip, addresses): like pg_stat_statements, readable
+-- by superusers and members of pg_read_all_stats (who also need USAGE on
+-- the schema).  A view checks EXECUTE on the functions it calls against
+-- the reader, so the functions get the same grants as the views;
+-- windows_active() reads clicks and conversions with its owner's rights.
+REVOKE ALL ON FUNCTION attribution.spans_internal(),
+	attribution.logs_internal(), attribution.metrics_internal(),
+	attribution.telemetry_status_internal(),
+	attribution.telemetry_buffers_internal(),
+	attribution.windows_active() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION attribution.spans_internal(),
+	attribution.logs_internal(), attribution.metrics_internal(),
+	attribution.telemetry_status_internal(),
+	attribution.telemetry_buffers_internal(),
+	attribution.windows_active() TO pg_read_all_stats;
+GRANT SELECT ON attribution.spans, attribution.logs, attribution.metrics,
+	attribution.telemetry_status TO pg_read_all_stats;
 
 CREATE FUNCTION attribution.reset_telemetry(signal text DEFAULT NULL) RETURNS void
 	AS 'MODULE_PATHNAME', 'fp_attribution_reset_telemetry'

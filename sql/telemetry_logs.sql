@@ -44,3 +44,44 @@ SELECT event_name COLLATE "C", severity_text, body FROM attribution.logs ORDER B
 SELECT spans_capacity, logs_capacity, spans_used <= spans_capacity AS spans_ok,
 	   logs_used = logs_written AS logs_kept, logs_dropped
   FROM attribution.telemetry_status;
+
+-- who may read: superusers and pg_read_all_stats; nobody else, not even
+-- through the functions behind the views
+CREATE ROLE regress_fp_attribution_reader;
+GRANT USAGE ON SCHEMA attribution TO regress_fp_attribution_reader;
+SET ROLE regress_fp_attribution_reader;
+SELECT regress_error($$SELECT count(*) FROM attribution.logs$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.spans$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.metrics$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.telemetry_status$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.logs_internal()$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.spans_internal()$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.metrics_internal()$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.telemetry_buffers_internal()$$);
+SELECT regress_error($$SELECT count(*) FROM attribution.telemetry_status_internal()$$);
+SELECT regress_error($$SELECT attribution.windows_active()$$);
+RESET ROLE;
+GRANT pg_read_all_stats TO regress_fp_attribution_reader;
+SET ROLE regress_fp_attribution_reader;
+SELECT count(*) > 0 AS reads_logs FROM attribution.logs;
+SELECT count(*) >= 0 AS reads_spans FROM attribution.spans;
+SELECT count(*) > 0 AS reads_metrics FROM attribution.metrics;
+SELECT logs_capacity > 0 AS reads_status FROM attribution.telemetry_status;
+RESET ROLE;
+SELECT has_function_privilege('regress_fp_attribution_reader',
+	'attribution.telemetry_row_written()', 'EXECUTE') AS may_attach_row_trigger;
+DROP OWNED BY regress_fp_attribution_reader;
+DROP ROLE regress_fp_attribution_reader;
+
+-- the row trigger serves the extension's tables only
+CREATE TABLE regress_fake_clicks (trace_id int, span_id int, affiliate_id text);
+CREATE TRIGGER fake AFTER INSERT ON regress_fake_clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+SELECT regress_error($$INSERT INTO regress_fake_clicks VALUES (1, 2, 'forged')$$);
+BEGIN;
+CREATE TRIGGER fake AFTER INSERT ON attribution.windows
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+SELECT regress_error($$INSERT INTO attribution.windows VALUES ('forged', '1 day')$$);
+ROLLBACK;
+DROP TABLE regress_fake_clicks;
+SELECT count(*) AS forged FROM attribution.logs WHERE body LIKE '%forged%';

@@ -537,6 +537,23 @@ fp_attribution_telemetry_push_logs(FpLogRecord *const *logs, int n)
 		ring_push(&tel->logs, (void *const *) logs, n, pack_log);
 }
 
+/*
+ * Count n records that a backend could not keep (its transaction collected
+ * more than the ring holds) as dropped.
+ */
+void
+fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n)
+{
+	FpRing	   *ring;
+
+	if (tel == NULL || n == 0)
+		return;
+	ring = signal == FP_SIGNAL_SPANS ? &tel->spans : &tel->logs;
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	ring->dropped += n;
+	LWLockRelease(ring->lock);
+}
+
 int
 fp_attribution_telemetry_copy_spans(uint64 *cursor, FpSpanRecord *out,
 									int max, uint64 *lost)
@@ -694,19 +711,6 @@ fp_attribution_telemetry_reset(FpSignal signal)
  *----------
  */
 
-static inline void
-histogram_record(FpHistogram *h, const double *bounds, int n_bounds,
-				 double value, uint64 sum_units)
-{
-	int			i = 0;
-
-	while (i < n_bounds && value > bounds[i])
-		i++;
-	pg_atomic_fetch_add_u64(&h->buckets[i], 1);
-	pg_atomic_fetch_add_u64(&h->count, 1);
-	pg_atomic_fetch_add_u64(&h->sum, sum_units);
-}
-
 /*
  * Add delta to the series of metric with attribute value key.  A new key
  * beyond the metric's cap goes to its overflow series.
@@ -766,44 +770,95 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 	LWLockRelease(tel->series_lock);
 }
 
-void
-fp_attribution_telemetry_count_command(FpCommandKind kind, int64 duration_ns,
-									   bool failed)
+/* Add the histogram samples tallied by a backend */
+static void
+histogram_add(FpHistogram *h, const FpLatencyTally *t)
 {
-	if (tel == NULL)
+	if (t->count == 0)
 		return;
-	pg_atomic_fetch_add_u64(&tel->commands_total[kind], 1);
+	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
+		if (t->buckets[i] != 0)
+			pg_atomic_fetch_add_u64(&h->buckets[i], t->buckets[i]);
+	pg_atomic_fetch_add_u64(&h->count, t->count);
+	pg_atomic_fetch_add_u64(&h->sum, t->sum);
+}
+
+/* Tally one sample of value (sum_units in the histogram's sum units) */
+static void
+tally_record(FpLatencyTally *t, const double *bounds, int n_bounds,
+			 double value, uint64 sum_units)
+{
+	int			i = 0;
+
+	while (i < n_bounds && value > bounds[i])
+		i++;
+	t->buckets[i]++;
+	t->count++;
+	t->sum += sum_units;
+}
+
+void
+fp_attribution_telemetry_tally_command(FpLatencyTally *t, int64 duration_ns)
+{
+	tally_record(t, command_latency_bounds, lengthof(command_latency_bounds),
+				 duration_ns * COMMAND_SUM_SCALE, (uint64) duration_ns);
+}
+
+void
+fp_attribution_telemetry_tally_conversion(FpLatencyTally *t, int64 latency_ms)
+{
+	tally_record(t, conversion_latency_bounds,
+				 lengthof(conversion_latency_bounds),
+				 latency_ms * CONVERSION_SUM_SCALE, (uint64) latency_ms);
+}
+
+void
+fp_attribution_telemetry_count_commands(FpCommandKind kind,
+										const FpLatencyTally *latency,
+										bool failed)
+{
+	if (tel == NULL || latency->count == 0)
+		return;
+	pg_atomic_fetch_add_u64(&tel->commands_total[kind], latency->count);
 	if (failed)
-		pg_atomic_fetch_add_u64(&tel->commands_errors[kind], 1);
-	histogram_record(&tel->commands_latency[kind], command_latency_bounds,
-					 lengthof(command_latency_bounds),
-					 duration_ns * COMMAND_SUM_SCALE, (uint64) duration_ns);
+		pg_atomic_fetch_add_u64(&tel->commands_errors[kind], latency->count);
+	histogram_add(&tel->commands_latency[kind], latency);
+}
+
+/*
+ * Add n to the series of metric with attribute value key, or to its
+ * overflow series when key is NULL.
+ */
+static void
+series_count(FpSeriesMetric metric, const char *key, int cap, uint64 n)
+{
+	if (key != NULL)
+		series_add(metric, key, cap, n);
+	else
+		pg_atomic_fetch_add_u64(&tel->series_overflow[metric], n);
 }
 
 void
-fp_attribution_telemetry_count_click(const char *affiliate_id)
+fp_attribution_telemetry_count_clicks(const char *affiliate_id, uint64 n)
 {
 	if (tel == NULL)
 		return;
-	pg_atomic_fetch_add_u64(&tel->clicks_total, 1);
-	series_add(SERIES_CLICKS_BY_ID, affiliate_id,
-			   fp_attribution_max_affiliate_series, 1);
+	pg_atomic_fetch_add_u64(&tel->clicks_total, n);
+	series_count(SERIES_CLICKS_BY_ID, affiliate_id,
+				 fp_attribution_max_affiliate_series, n);
 }
 
 void
-fp_attribution_telemetry_count_conversion(const char *currency,
-										  int64 revenue_cents,
-										  bool attributed, int64 latency_ms)
+fp_attribution_telemetry_count_conversions(const char *currency, uint64 n,
+										   int64 revenue_cents,
+										   const FpLatencyTally *latency)
 {
 	if (tel == NULL)
 		return;
-	pg_atomic_fetch_add_u64(&tel->conversions_total, 1);
-	series_add(SERIES_REVENUE_BY_CURRENCY, currency, MAX_CURRENCY_SERIES,
-			   (uint64) revenue_cents);
-	if (attributed)
-		histogram_record(&tel->conversion_latency, conversion_latency_bounds,
-						 lengthof(conversion_latency_bounds),
-						 latency_ms * CONVERSION_SUM_SCALE, (uint64) latency_ms);
+	pg_atomic_fetch_add_u64(&tel->conversions_total, n);
+	series_count(SERIES_REVENUE_BY_CURRENCY, currency, MAX_CURRENCY_SERIES,
+				 (uint64) revenue_cents);
+	histogram_add(&tel->conversion_latency, latency);
 }
 
 void

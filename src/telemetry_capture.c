@@ -40,6 +40,14 @@
  * Unsampled commands record no spans; their logs and metrics are recorded
  * and their rows still carry the trace ids.
  *
+ * Bounds.  A transaction keeps at most fp_attribution.max_spans spans and
+ * max_logs log records (what the rings hold); the rest are counted as
+ * dropped at once and not kept.  Metric increments are tallied per
+ * subtransaction and key, so a million-row INSERT needs little memory.
+ * The records are built at PRE_COMMIT (or PRE_PREPARE); the commit
+ * callback only hands them over, allocating nothing, since an error there
+ * would be a PANIC.
+ *
  * Locking: none here; everything is backend-local.  Shared memory is only
  * touched through telemetry.c at transaction end.
  *
@@ -95,6 +103,7 @@ typedef struct PendingCommand
 	FpCommandKind kind;
 	FpContextSource source;
 	bool		sampled;
+	bool		recorded;		/* has room for its span and logs */
 	bool		wrote_row;
 	bool		failed;			/* an error passed through it (sqlstate) */
 	int64		start_ns;
@@ -123,24 +132,39 @@ typedef struct PendingLog
 	FpLogRecord rec;
 } PendingLog;
 
-typedef enum PendingEventKind
+typedef enum TallyKind
 {
-	EVENT_CLICK,
-	EVENT_CONVERSION,
-	EVENT_RECEIPTS
-} PendingEventKind;
+	TALLY_CLICKS,
+	TALLY_CONVERSIONS,
+	TALLY_RECEIPTS,
+	TALLY_COMMANDS				/* commands kept without spans or logs */
+} TallyKind;
 
-/* Business metric increments of one row (or one receipts statement) */
-typedef struct PendingEvent
+/*
+ * Metric increments, aggregated per subtransaction: the business metrics
+ * of the rows written, and the commands whose spans and logs did not fit.
+ * subid 0 holds the commands that a rollback undid.
+ */
+typedef struct TallyKey
 {
-	PendingHead head;
-	PendingEventKind kind;
-	bool		attributed;
-	int64		revenue_cents;
-	int64		latency_ms;
-	uint64		rows;
+	SubTransactionId subid;
+	uint8		kind;			/* TallyKind */
+	uint8		command;		/* FpCommandKind of TALLY_COMMANDS */
+	bool		overflow;		/* key not kept: the overflow series */
 	char		key[FP_ATTR_VALUE_LEN]; /* affiliate id or currency */
-} PendingEvent;
+} TallyKey;
+
+typedef struct Tally
+{
+	TallyKey	k;				/* hash key, keep first */
+	uint64		seq;			/* creation order: series are created in it */
+	uint64		n;
+	int64		revenue_cents;
+	FpLatencyTally latency;		/* commands; attributed conversions */
+} Tally;
+
+/* Distinct keys kept per transaction; more go to the overflow series */
+#define TALLY_MAX_KEYS 1024
 
 /* A write statement on an attribution table that has not ended yet */
 typedef struct OpenWrite
@@ -170,7 +194,12 @@ static MemoryContext xact_cxt = NULL;
 static List *commands = NIL;
 static List *spans = NIL;
 static List *logs = NIL;
-static List *events = NIL;
+static HTAB *tallies = NULL;
+static uint64 tally_seq = 0;
+static int	pending_spans = 0;	/* spans the transaction will hand over */
+static int	pending_logs = 0;	/* and log records */
+static uint64 dropped_spans = 0;	/* beyond those caps */
+static uint64 dropped_logs = 0;
 static List *open_writes = NIL; /* innermost last */
 static PendingCommand *current = NULL;	/* the running command, if any */
 static int	exec_nesting = 0;
@@ -181,6 +210,9 @@ static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
 
 /* Keeper block of xact_cxt: a command's spans and logs with room to spare */
 #define XACT_CXT_KEEP (128 * 1024)
+
+/* Log records a command may produce: started, closing, business rule */
+#define COMMAND_LOGS 3
 
 static bool
 telemetry_active(void)
@@ -219,6 +251,95 @@ pending_append(List *list, void *item)
 	return list;
 }
 
+/*
+ * Make room for n more spans (or log records) in what the transaction
+ * hands over, within the cap of the shared ring (fp_attribution.max_spans,
+ * max_logs): beyond it they would only overwrite each other.  No room:
+ * false, and they count as dropped.
+ */
+static bool
+reserve(int *pending, int cap, int n, uint64 *dropped)
+{
+	if (*pending + n > cap)
+	{
+		*dropped += n;
+		return false;
+	}
+	*pending += n;
+	return true;
+}
+
+/* The tally of key k, created empty if need be */
+static Tally *
+tally_enter(const TallyKey *k)
+{
+	Tally	   *t;
+	bool		found;
+
+	if (tallies == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(TallyKey);
+		ctl.entrysize = sizeof(Tally);
+		ctl.hcxt = xact_cxt;
+		tallies = hash_create("fp_attribution telemetry tallies", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	t = hash_search(tallies, k, HASH_ENTER, &found);
+	if (!found)
+	{
+		t->seq = ++tally_seq;
+		t->n = 0;
+		t->revenue_cents = 0;
+		memset(&t->latency, 0, sizeof(t->latency));
+	}
+	return t;
+}
+
+/*
+ * The tally of subtransaction subid for kind, command and key (NULL: no
+ * key).  Beyond TALLY_MAX_KEYS tallies, a new key goes to the overflow
+ * series.
+ */
+static Tally *
+tally_for(SubTransactionId subid, TallyKind kind, FpCommandKind command,
+		  const char *key)
+{
+	TallyKey	k;
+	Tally	   *t;
+
+	memset(&k, 0, sizeof(k));
+	k.subid = subid;
+	k.kind = kind;
+	k.command = command;
+	if (key != NULL)
+		fp_attribution_copy_text(k.key, key, sizeof(k.key));
+	if (key != NULL && tallies != NULL &&
+		hash_get_num_entries(tallies) >= TALLY_MAX_KEYS)
+	{
+		t = hash_search(tallies, &k, HASH_FIND, NULL);
+		if (t != NULL)
+			return t;
+		memset(k.key, 0, sizeof(k.key));
+		k.overflow = true;
+	}
+	return tally_enter(&k);
+}
+
+/* Add the increments of src to dst */
+static void
+tally_add(Tally *dst, const Tally *src)
+{
+	dst->seq = Min(dst->seq, src->seq);
+	dst->n += src->n;
+	dst->revenue_cents += src->revenue_cents;
+	dst->latency.count += src->latency.count;
+	dst->latency.sum += src->latency.sum;
+	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
+		dst->latency.buckets[i] += src->latency.buckets[i];
+}
+
 static const char *
 current_database_name(void)
 {
@@ -251,6 +372,38 @@ command_of_table(FpTable table)
 	return FP_COMMAND_UNKNOWN;
 }
 
+/* Bad input and integrity errors (SQLSTATE classes 22, 23) break rules */
+static bool
+breaks_rule(const PendingCommand *cmd)
+{
+	return cmd->failed && cmd->sqlstate[0] == '2' &&
+		(cmd->sqlstate[1] == '2' || cmd->sqlstate[1] == '3');
+}
+
+/*
+ * A finished command that had no room for its span and log records: count
+ * them as dropped, tally its metrics (a rolled-back one in subtransaction
+ * 0) and forget it.  The caller has taken it off the commands list.
+ */
+static void
+retire_command(PendingCommand *cmd)
+{
+	if (cmd->kind != FP_COMMAND_UNKNOWN)
+	{
+		Tally	   *t = tally_for(cmd->head.aborted ? InvalidSubTransactionId :
+								  cmd->head.subid, TALLY_COMMANDS, cmd->kind,
+								  NULL);
+
+		fp_attribution_telemetry_tally_command(&t->latency,
+											   cmd->end_ns - cmd->start_ns);
+		dropped_spans += cmd->sampled ? 1 : 0;
+		dropped_logs += breaks_rule(cmd) ? 3 : 2;
+	}
+	if (cmd->tracestate != NULL)
+		pfree(cmd->tracestate);
+	pfree(cmd);
+}
+
 /* End the running command at time now */
 static void
 end_current(int64 now)
@@ -258,6 +411,12 @@ end_current(int64 now)
 	if (current != NULL)
 	{
 		current->end_ns = now;
+		if (!current->recorded)
+		{
+			Assert(llast(commands) == current);
+			commands = list_delete_last(commands);
+			retire_command(current);
+		}
 		current = NULL;
 	}
 }
@@ -317,6 +476,14 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	cmd->kind = FP_COMMAND_UNKNOWN;
 	cmd->source = ctx->source;
 	cmd->sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
+	cmd->recorded =
+		pending_logs + COMMAND_LOGS <= fp_attribution_max_logs &&
+		(!cmd->sampled || pending_spans < fp_attribution_max_spans);
+	if (cmd->recorded)
+	{
+		pending_logs += COMMAND_LOGS;
+		pending_spans += cmd->sampled ? 1 : 0;
+	}
 	cmd->wrote_row = false;
 	cmd->failed = false;
 	cmd->start_ns = now;
@@ -353,17 +520,22 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
  *----------
  */
 
-/* A DB-operation span for a write statement, child of command cmd */
+/* A DB-operation span for a write statement, child of command cmd (NULL: no room) */
 static PendingSpan *
 new_db_span(OpenWrite *w, PendingCommand *cmd)
 {
-	PendingSpan *p = pending_alloc(sizeof(PendingSpan));
-	FpSpanRecord *span = &p->rec;
+	PendingSpan *p;
+	FpSpanRecord *span;
 	CmdType		op = w->query->operation;
 	const char *opname = op == CMD_INSERT ? "INSERT" :
 	op == CMD_UPDATE ? "UPDATE" : op == CMD_DELETE ? "DELETE" : "MERGE";
 	char		name[FP_SPAN_NAME_LEN];
 	char	   *collection;
+
+	if (!reserve(&pending_spans, fp_attribution_max_spans, 1, &dropped_spans))
+		return NULL;
+	p = pending_alloc(sizeof(PendingSpan));
+	span = &p->rec;
 
 	/* "<operation> attribution.<table>", the semantic conventions' name */
 	strlcpy(name, opname, sizeof(name));
@@ -680,9 +852,8 @@ typedef struct RowRecords
 	FpTable		table;
 	Datum	   *values;			/* the row, deformed once */
 	bool	   *nulls;
-	FpSpanRecord *span;			/* NULL when not sampled */
+	FpSpanRecord *span;			/* NULL when not sampled or no room */
 	PendingLog *log;
-	PendingEvent *event;
 	PendingCommand *cmd;		/* the command that wrote it, if known */
 	const FpTraceId *trace_id;
 	const FpSpanId *span_id;
@@ -796,9 +967,8 @@ click_written(RowRecords *r)
 	if (fp_attribution_log_client_ip &&
 		row_string(r, COL_IP, ip) != NULL)
 		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
-	r->event->kind = EVENT_CLICK;
-	fp_attribution_copy_text(r->event->key, has_affiliate ? affiliate : "",
-							 sizeof(r->event->key));
+	tally_for(GetCurrentSubTransactionId(), TALLY_CLICKS, FP_COMMAND_UNKNOWN,
+			  has_affiliate ? affiliate : "")->n++;
 	if (r->cmd != NULL)
 	{
 		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
@@ -811,7 +981,9 @@ click_written(RowRecords *r)
 static void
 conversion_written(RowRecords *r)
 {
-	PendingEvent *e = r->event;
+	Tally	   *t;
+	int64		revenue_cents;
+	bool		attributed;
 	char		affiliate[FP_ATTR_VALUE_LEN];
 	char		order_id[FP_ATTR_VALUE_LEN];
 	char		currency[FP_ATTR_VALUE_LEN];
@@ -825,18 +997,24 @@ conversion_written(RowRecords *r)
 
 	row_attr(r, COL_CONVERSION_ID, "fp.conversion.id", scratch);
 	row_attr(r, COL_CLICK_ID, "fp.click.id", scratch);
-	e->kind = EVENT_CONVERSION;
-	fp_attribution_copy_text(e->key, has_currency ? currency : "", sizeof(e->key));
 	d = row_datum(r, COL_REVENUE_CENTS, &isnull);
-	e->revenue_cents = isnull ? 0 : DatumGetInt64(d);
+	revenue_cents = isnull ? 0 : DatumGetInt64(d);
 	d = row_datum(r, COL_ATTRIBUTED, &isnull);
-	e->attributed = !isnull && DatumGetBool(d);
-	d = row_datum(r, COL_LATENCY, &isnull);
-	e->latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
+	attributed = !isnull && DatumGetBool(d);
+	t = tally_for(GetCurrentSubTransactionId(), TALLY_CONVERSIONS,
+				  FP_COMMAND_UNKNOWN, has_currency ? currency : "");
+	t->n++;
+	t->revenue_cents += revenue_cents;
+	if (attributed)
+	{
+		d = row_datum(r, COL_LATENCY, &isnull);
+		fp_attribution_telemetry_tally_conversion(&t->latency, isnull ? 0 :
+												  interval_ms(DatumGetIntervalP(d)));
+	}
 	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
-							e->revenue_cents);
+							revenue_cents);
 	fp_attribution_attr_bool(fp_attribution_log_attr(&r->log->rec, "fp.attributed"),
-							 e->attributed);
+							 attributed);
 	if (r->cmd != NULL)
 	{
 		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
@@ -846,7 +1024,8 @@ conversion_written(RowRecords *r)
 	}
 
 	/* attribution rules not met: worth a warning of its own */
-	if (row_string(r, COL_UNATTRIBUTED_REASON, reason) != NULL)
+	if (row_string(r, COL_UNATTRIBUTED_REASON, reason) != NULL &&
+		reserve(&pending_logs, fp_attribution_max_logs, 1, &dropped_logs))
 	{
 		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
 								   "fp.business_rule.violated",
@@ -879,8 +1058,8 @@ receipt_written(RowRecords *r)
 		fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.receipt.sequence"),
 								DatumGetInt64(d));
 	}
-	r->event->kind = EVENT_RECEIPTS;
-	r->event->rows = 1;
+	tally_for(GetCurrentSubTransactionId(), TALLY_RECEIPTS, FP_COMMAND_UNKNOWN,
+			  NULL)->n++;
 }
 
 /*
@@ -888,13 +1067,16 @@ receipt_written(RowRecords *r)
  * conversions and receipts: the event span, the business log record(s)
  * and the business metric increments of the row, pending until commit.
  * The row's trace_id and span_id are the event span's trace and parent.
+ * It reads the row by column name and type of those tables only: on any
+ * other table it refuses to run.  The span and log records count against
+ * the transaction's caps (see reserve()); the metric increments are
+ * tallied.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
 Datum
 fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	const char *relname;
 	FpTable		table;
 	bool		isnull;
 	Datum		d;
@@ -909,13 +1091,17 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "telemetry_row_written must be an AFTER INSERT row trigger");
+	table = classify_rel(RelationGetRelid(trigdata->tg_relation))->table;
+	if (table == TABLE_OTHER)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("attribution.telemetry_row_written() fired on table \"%s\"",
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errdetail("It is a trigger of attribution.clicks, attribution.conversions and attribution.receipts only.")));
 	if (!telemetry_active())
 		return PointerGetDatum(NULL);
 
-	relname = RelationGetRelationName(trigdata->tg_relation);
 	desc = RelationGetDescr(trigdata->tg_relation);
-	table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
-		strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS : TABLE_RECEIPTS;
 	memset(&r, 0, sizeof(r));
 	r.trigdata = trigdata;
 	r.table = table;
@@ -945,7 +1131,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 			r.cmd->kind = command_of_table(table);
 	}
 
-	if (sampled)
+	if (sampled &&
+		reserve(&pending_spans, fp_attribution_max_spans, 1, &dropped_spans))
 	{
 		PendingSpan *ps = pending_alloc(sizeof(PendingSpan));
 
@@ -976,15 +1163,18 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 					table == TABLE_CONVERSIONS ? "conversion tracked" :
 					"receipt generated",
 					r.now, &trace_id, &span_id, r.flags);
-	r.event = pending_alloc(sizeof(PendingEvent));
 	if (table == TABLE_CLICKS)
 		click_written(&r);
 	else if (table == TABLE_CONVERSIONS)
 		conversion_written(&r);
 	else
 		receipt_written(&r);
-	logs = pending_append(logs, r.log);
-	events = pending_append(events, r.event);
+	if (reserve(&pending_logs, fp_attribution_max_logs, 1, &dropped_logs))
+		logs = pending_append(logs, r.log);
+	else
+		pfree(r.log);
+	pfree(r.values);
+	pfree(r.nulls);
 	return PointerGetDatum(NULL);
 }
 
@@ -1031,6 +1221,11 @@ end_aborted_commands(int64 now)
 			cmd->end_ns = now;
 		if (cmd == current)
 			current = NULL;
+		if (!cmd->recorded)
+		{
+			commands = foreach_delete_current(commands, lc);
+			retire_command(cmd);
+		}
 	}
 }
 
@@ -1053,6 +1248,36 @@ close_aborted_writes(bool all, int64 now)
 	}
 }
 
+/*
+ * Give the tallies of subtransaction subid (and its children) to parent
+ * (commit), or, at abort, forget their business increments and move their
+ * commands to the rolled-back tally.
+ */
+static void
+tally_subxact(SubTransactionId subid, SubTransactionId parent, bool abort)
+{
+	HASH_SEQ_STATUS scan;
+	Tally	   *t;
+
+	if (tallies == NULL)
+		return;
+	hash_seq_init(&scan, tallies);
+	while ((t = hash_seq_search(&scan)) != NULL)
+	{
+		Tally		moved;
+
+		if (t->k.subid < subid)
+			continue;
+		moved = *t;
+		hash_search(tallies, &t->k, HASH_REMOVE, NULL);
+		if (abort && moved.k.kind != TALLY_COMMANDS)
+			continue;
+		/* entered keys have a smaller subid: this scan skips them */
+		moved.k.subid = abort ? InvalidSubTransactionId : parent;
+		tally_add(tally_enter(&moved.k), &moved);
+	}
+}
+
 static void
 telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
@@ -1065,8 +1290,8 @@ telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	walk_subxact(commands, mySubid, parentSubid, abort);
 	walk_subxact(spans, mySubid, parentSubid, abort);
 	walk_subxact(logs, mySubid, parentSubid, abort);
-	walk_subxact(events, mySubid, parentSubid, abort);
 	walk_subxact(open_writes, mySubid, parentSubid, abort);
+	tally_subxact(mySubid, parentSubid, abort);
 	if (!abort)
 		return;
 	now = fp_attribution_now_unix_nano();
@@ -1191,9 +1416,7 @@ command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
 	}
 	out[n++] = &p->rec;
 
-	/* bad input and integrity errors (SQLSTATE classes 22, 23) break rules */
-	if (cmd->failed && cmd->sqlstate[0] == '2' &&
-		(cmd->sqlstate[1] == '2' || cmd->sqlstate[1] == '3'))
+	if (breaks_rule(cmd))
 	{
 		p = new_log(false, FP_SEVERITY_WARN, "fp.business_rule.violated",
 					psprintf("business rule violated: %s", cmd->message),
@@ -1215,42 +1438,47 @@ command_outcome(PendingCommand *cmd, XactOutcome outcome)
 	return cmd->wrote_row ? "created" : "replayed";
 }
 
-static void
-count_event(PendingEvent *e)
+/*
+ * What the transaction hands over, built before it commits (when an error
+ * is still an ordinary error) so that the commit itself allocates nothing.
+ */
+typedef struct HandOver
 {
-	switch (e->kind)
-	{
-		case EVENT_CLICK:
-			fp_attribution_telemetry_count_click(e->key);
-			break;
-		case EVENT_CONVERSION:
-			fp_attribution_telemetry_count_conversion(e->key, e->revenue_cents,
-													  e->attributed,
-													  e->latency_ms);
-			break;
-		case EVENT_RECEIPTS:
-			fp_attribution_telemetry_count_receipts(e->rows);
-			break;
-	}
+	bool		ready;
+	FpSpanRecord **spans;
+	int			n_spans;
+	FpLogRecord **logs;
+	int			n_logs;
+	char	  **json;			/* the log records as JSON lines, or NULL */
+	Tally	  **tallies;		/* in creation order */
+	int			n_tallies;
+	FpLatencyTally commands[FP_COMMAND_KINDS][2];	/* [kind][failed] */
+} HandOver;
+
+static HandOver handover;
+
+static int
+tally_seq_cmp(const void *a, const void *b)
+{
+	uint64		x = (*(Tally *const *) a)->seq;
+	uint64		y = (*(Tally *const *) b)->seq;
+
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /*
- * Hand the transaction's records to shared memory according to its
- * outcome (see the file banner).
+ * Build the transaction's records according to its outcome (see the file
+ * banner) into handover.
  */
 static void
-flush(XactOutcome outcome)
+build(XactOutcome outcome)
 {
 	int64		now = fp_attribution_now_unix_nano();
-	FpSpanRecord **span_out;
-	FpLogRecord **log_out;
-	int			ns = 0;
-	int			nl = 0;
 	ListCell   *lc;
 
 	if (outcome == OUTCOME_ABORT)
 	{
-		List	   *all[] = {commands, spans, logs, events, open_writes};
+		List	   *all[] = {commands, spans, logs, open_writes};
 
 		for (int i = 0; i < lengthof(all); i++)
 			foreach(lc, all[i])
@@ -1260,21 +1488,22 @@ flush(XactOutcome outcome)
 	close_aborted_writes(true, now);
 	end_current(now);
 
-	span_out = palloc((list_length(commands) + list_length(spans)) * sizeof(FpSpanRecord *));
-	log_out = palloc((3 * list_length(commands) + list_length(logs)) * sizeof(FpLogRecord *));
+	memset(&handover, 0, sizeof(handover));
+	handover.spans = palloc((list_length(commands) + list_length(spans)) * sizeof(FpSpanRecord *));
+	handover.logs = palloc((COMMAND_LOGS * list_length(commands) + list_length(logs)) * sizeof(FpLogRecord *));
 
+	/* every command left here has room for its records */
 	foreach(lc, commands)
 	{
 		PendingCommand *cmd = lfirst(lc);
 
 		if (cmd->kind == FP_COMMAND_UNKNOWN)
 			continue;
-		fp_attribution_telemetry_count_command(cmd->kind,
-											   cmd->end_ns - cmd->start_ns,
-											   cmd->head.aborted);
-		nl += command_logs(cmd, NULL, log_out + nl, false);
+		fp_attribution_telemetry_tally_command(&handover.commands[cmd->kind][cmd->head.aborted],
+											   cmd->end_ns - cmd->start_ns);
+		handover.n_logs += command_logs(cmd, NULL, handover.logs + handover.n_logs, false);
 		if (cmd->sampled)
-			span_out[ns++] = command_span(cmd, command_outcome(cmd, outcome));
+			handover.spans[handover.n_spans++] = command_span(cmd, command_outcome(cmd, outcome));
 	}
 	foreach(lc, spans)
 	{
@@ -1288,84 +1517,155 @@ flush(XactOutcome outcome)
 		}
 		if (p->rec.end_time_unix_nano == 0)
 			p->rec.end_time_unix_nano = now;
-		span_out[ns++] = &p->rec;
+		handover.spans[handover.n_spans++] = &p->rec;
 	}
 	foreach(lc, logs)
 	{
 		PendingLog *p = lfirst(lc);
 
 		if (!(p->business && p->head.aborted))
-			log_out[nl++] = &p->rec;
+			handover.logs[handover.n_logs++] = &p->rec;
 	}
 	foreach(lc, commands)
 	{
 		PendingCommand *cmd = lfirst(lc);
 
 		if (cmd->kind != FP_COMMAND_UNKNOWN)
-			nl += command_logs(cmd, command_outcome(cmd, outcome),
-							   log_out + nl, true);
+			handover.n_logs += command_logs(cmd, command_outcome(cmd, outcome),
+											handover.logs + handover.n_logs, true);
 	}
-	if (outcome == OUTCOME_COMMIT)
+	if (tallies != NULL)
 	{
-		foreach(lc, events)
-		{
-			PendingEvent *e = lfirst(lc);
+		HASH_SEQ_STATUS scan;
+		Tally	   *t;
 
-			if (!e->head.aborted)
-				count_event(e);
-		}
+		handover.tallies = palloc(hash_get_num_entries(tallies) * sizeof(Tally *));
+		hash_seq_init(&scan, tallies);
+		while ((t = hash_seq_search(&scan)) != NULL)
+			handover.tallies[handover.n_tallies++] = t;
+		qsort(handover.tallies, handover.n_tallies, sizeof(Tally *),
+			  tally_seq_cmp);
 	}
-
-	fp_attribution_telemetry_push_spans(span_out, ns);
-	fp_attribution_telemetry_push_logs(log_out, nl);
 	if (fp_attribution_log_json)
 	{
 		StringInfoData buf;
 
-		initStringInfo(&buf);
-		for (int i = 0; i < nl; i++)
+		handover.json = palloc(handover.n_logs * sizeof(char *));
+		for (int i = 0; i < handover.n_logs; i++)
 		{
-			resetStringInfo(&buf);
-			fp_attribution_log_json_line(&buf, log_out[i]);
-			ereport(LOG,
-					(errmsg_internal("%s", buf.data),
-					 errhidestmt(true), errhidecontext(true)));
+			initStringInfo(&buf);
+			fp_attribution_log_json_line(&buf, handover.logs[i]);
+			handover.json[i] = buf.data;
 		}
+	}
+	handover.ready = true;
+}
+
+/*
+ * Hand the built records to shared memory, count the metrics and the
+ * records that did not fit.  Allocates nothing and raises no error: it
+ * runs in the commit callback, where an error would be a PANIC.
+ */
+static void
+hand_over(XactOutcome outcome)
+{
+	for (int i = 0; i < handover.n_tallies; i++)
+	{
+		Tally	   *t = handover.tallies[i];
+		const char *key = t->k.overflow ? NULL : t->k.key;
+
+		if (t->k.kind == TALLY_COMMANDS)
+			fp_attribution_telemetry_count_commands(t->k.command, &t->latency,
+													outcome == OUTCOME_ABORT ||
+													t->k.subid == InvalidSubTransactionId);
+		else if (outcome != OUTCOME_COMMIT)
+			continue;
+		else if (t->k.kind == TALLY_CLICKS)
+			fp_attribution_telemetry_count_clicks(key, t->n);
+		else if (t->k.kind == TALLY_CONVERSIONS)
+			fp_attribution_telemetry_count_conversions(key, t->n,
+													   t->revenue_cents,
+													   &t->latency);
+		else
+			fp_attribution_telemetry_count_receipts(t->n);
+	}
+	for (int k = 0; k < FP_COMMAND_KINDS; k++)
+		for (int failed = 0; failed < 2; failed++)
+			fp_attribution_telemetry_count_commands(k, &handover.commands[k][failed],
+													failed);
+	fp_attribution_telemetry_push_spans(handover.spans, handover.n_spans);
+	fp_attribution_telemetry_push_logs(handover.logs, handover.n_logs);
+	fp_attribution_telemetry_count_drops(FP_SIGNAL_SPANS, dropped_spans);
+	fp_attribution_telemetry_count_drops(FP_SIGNAL_LOGS, dropped_logs);
+	if (handover.json != NULL)
+	{
+		for (int i = 0; i < handover.n_logs; i++)
+			ereport(LOG,
+					(errmsg_internal("%s", handover.json[i]),
+					 errhidestmt(true), errhidecontext(true)));
 	}
 }
 
+/* Forget everything the transaction collected */
+static void
+forget_pending(void)
+{
+	MemoryContextReset(xact_cxt);
+	commands = spans = logs = open_writes = NIL;
+	tallies = NULL;
+	pending_spans = pending_logs = 0;
+	dropped_spans = dropped_logs = 0;
+	handover.ready = false;
+	current = NULL;
+	exec_nesting = 0;
+}
+
+/*
+ * Build the records before commit (or PREPARE TRANSACTION), hand them over
+ * at commit; an abort, even one after the build, builds them anew.
+ */
 static void
 telemetry_xact_callback(XactEvent event, void *arg)
 {
 	XactOutcome outcome;
+	MemoryContext old;
 
+	if (xact_cxt == NULL)
+		return;
+	if (commands == NIL && spans == NIL && logs == NIL && tallies == NULL &&
+		dropped_spans == 0 && dropped_logs == 0)
+	{
+		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+			event == XACT_EVENT_PREPARE)
+			forget_pending();
+		return;
+	}
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			old = MemoryContextSwitchTo(xact_cxt);
+			build(event == XACT_EVENT_PRE_COMMIT ? OUTCOME_COMMIT : OUTCOME_PREPARE);
+			MemoryContextSwitchTo(old);
+			return;
 		case XACT_EVENT_COMMIT:
 			outcome = OUTCOME_COMMIT;
-			break;
-		case XACT_EVENT_ABORT:
-			outcome = OUTCOME_ABORT;
 			break;
 		case XACT_EVENT_PREPARE:
 			outcome = OUTCOME_PREPARE;
 			break;
+		case XACT_EVENT_ABORT:
+			outcome = OUTCOME_ABORT;
+			old = MemoryContextSwitchTo(xact_cxt);
+			build(outcome);
+			MemoryContextSwitchTo(old);
+			break;
 		default:
 			return;
 	}
-	if (xact_cxt == NULL)
-		return;
-	if (commands != NIL || spans != NIL || logs != NIL || events != NIL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(xact_cxt);
-
-		flush(outcome);
-		MemoryContextSwitchTo(old);
-	}
-	MemoryContextReset(xact_cxt);
-	commands = spans = logs = events = open_writes = NIL;
-	current = NULL;
-	exec_nesting = 0;
+	if (handover.ready)
+		hand_over(outcome);
+	forget_pending();
 }
 
 /*

@@ -1,6 +1,7 @@
 # Telemetry buffers with tiny capacities: concurrent sessions fill them,
 # the oldest records are overwritten and counted as dropped, nothing blocks
-# or fails, and metrics stay exact.  Also: JSON log lines in the server log.
+# or fails, and metrics stay exact; one transaction collects no more than
+# the buffers hold.  Also: JSON log lines in the server log.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -68,6 +69,36 @@ is($series, '2|60|100', 'two affiliate series, the other 60 clicks in the overfl
 is($node->safe_psql('postgres', q{
 	SELECT value FROM attribution.metrics WHERE name = 'affiliate.clicks.total'}),
 	'100', 'clicks.total exact');
+
+# One transaction writing far more rows than the buffers hold: it keeps at
+# most max_spans spans and max_logs log records (the rest are dropped at
+# once, not collected), its memory stays small, and its metrics are exact.
+$node->safe_psql('postgres', 'SELECT attribution.reset_telemetry()');
+my $bulk = $node->safe_psql('postgres', q{
+	BEGIN;
+	INSERT INTO attribution.clicks (click_id, affiliate_id)
+	SELECT gen_random_uuid(), 'aff-bulk-' || (i % 3) FROM generate_series(1, 20000) i;
+	SELECT sum(total_bytes) < 8 * 1024 * 1024
+	  FROM pg_backend_memory_contexts
+	 WHERE name = 'fp_attribution telemetry';
+	COMMIT;});
+is($bulk, 't', 'a 20000-row INSERT keeps little telemetry memory');
+my ($bulk_spans, $bulk_spans_dropped, $bulk_logs, $bulk_logs_dropped) = split /\|/,
+  $node->safe_psql('postgres', q{
+	SELECT spans_written, spans_dropped, logs_written, logs_dropped
+	  FROM attribution.telemetry_status});
+cmp_ok($bulk_spans, '<=', 16, 'at most max_spans spans handed over');
+cmp_ok($bulk_logs, '<=', 16, 'at most max_logs log records handed over');
+cmp_ok($bulk_spans + $bulk_spans_dropped, '>=', 2 * 20000,
+	'the spans that did not fit counted as dropped');
+cmp_ok($bulk_logs + $bulk_logs_dropped, '>=', 3 * 20000,
+	'the log records that did not fit counted as dropped');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(name || '=' || value, ',' ORDER BY name, value)
+	  FROM attribution.metrics
+	 WHERE name IN ('affiliate.clicks.total', 'commands.total')
+	   AND value <> 0}),
+	'affiliate.clicks.total=20000,commands.total=20000', 'metrics of the bulk INSERT exact');
 
 # JSON lines in the server log
 my $offset = -s $node->logfile;

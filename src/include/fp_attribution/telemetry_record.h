@@ -27,6 +27,17 @@ typedef enum FpCommandKind
 	FP_COMMAND_KINDS
 } FpCommandKind;
 
+/*
+ * Samples of a latency histogram tallied in backend-local memory, added to
+ * shared memory in one go (NULL key of a series: its overflow series).
+ */
+typedef struct FpLatencyTally
+{
+	uint64		count;
+	uint64		sum;			/* nanoseconds (commands), milliseconds */
+	uint64		buckets[FP_HISTOGRAM_MAX_BOUNDS + 1];
+} FpLatencyTally;
+
 extern bool fp_attribution_log_json;
 extern bool fp_attribution_log_client_ip;
 
@@ -35,15 +46,21 @@ extern void fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans,
 												int n);
 extern void fp_attribution_telemetry_push_logs(FpLogRecord *const *logs,
 											   int n);
-extern void fp_attribution_telemetry_count_command(FpCommandKind kind,
-												   int64 duration_ns,
-												   bool failed);
-extern void fp_attribution_telemetry_count_click(const char *affiliate_id);
-extern void fp_attribution_telemetry_count_conversion(const char *currency,
-													  int64 revenue_cents,
-													  bool attributed,
-													  int64 latency_ms);
+extern void fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n);
+extern void fp_attribution_telemetry_count_commands(FpCommandKind kind,
+													const FpLatencyTally *latency,
+													bool failed);
+extern void fp_attribution_telemetry_count_clicks(const char *affiliate_id,
+												  uint64 n);
+extern void fp_attribution_telemetry_count_conversions(const char *currency,
+													   uint64 n,
+													   int64 revenue_cents,
+													   const FpLatencyTally *latency);
 extern void fp_attribution_telemetry_count_receipts(uint64 n);
+extern void fp_attribution_telemetry_tally_command(FpLatencyTally *t,
+												   int64 duration_ns);
+extern void fp_attribution_telemetry_tally_conversion(FpLatencyTally *t,
+													  int64 latency_ms);
 extern const char *fp_attribution_command_name(FpCommandKind kind);
 
 /* telemetry.c: for the SQL functions (raise the not-preloaded error) */
