@@ -9,7 +9,7 @@ packages=(
 	libprotobuf-c-dev protobuf-c-compiler
 	libcurl4-openssl-dev libssl-dev zlib1g-dev
 	libipc-run-perl
-	openssl curl
+	openssl curl python3 procps
 )
 
 missing=()
