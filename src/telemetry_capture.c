@@ -77,6 +77,7 @@
 #include "utils/inval.h"
 #include "utils/uuid.h"
 
+#include "fp_attribution/compat.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
@@ -720,16 +721,15 @@ telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
 }
 
 static void
-telemetry_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
-					  uint64 count, bool execute_once)
+telemetry_ExecutorRun(FP_EXECUTOR_RUN_PARAMS)
 {
 	exec_nesting++;
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+			prev_ExecutorRun(FP_EXECUTOR_RUN_ARGS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(FP_EXECUTOR_RUN_ARGS);
 	}
 	PG_CATCH();
 	{

@@ -48,4 +48,16 @@
 	makeJsonLexContextCstringLen((json), (len), PG_UTF8, true)
 #endif
 
+/* PG18 dropped ExecutorRun's execute_once argument */
+#if PG_VERSION_NUM >= 180000
+#define FP_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define FP_EXECUTOR_RUN_ARGS queryDesc, direction, count
+#else
+#define FP_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define FP_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
+#endif
+
 #endif							/* FP_ATTRIBUTION_COMPAT_H */
