@@ -2,7 +2,8 @@
 # Instructions per track_click, telemetry off and on, counted by callgrind in
 # a single-user backend: stable where wall-clock ratios on a shared machine
 # are not.  Each figure is (550 clicks - 50 clicks) / 500, so start-up and
-# the first calls' catalog loading cancel out.  Run as root after
+# the first calls' catalog loading cancel out; every run starts from empty
+# tables.  Run as root after
 # `make install`; takes about five minutes.
 set -euo pipefail
 
@@ -17,9 +18,10 @@ run() {
 
 run "'$bindir/initdb' -D '$dir/data' -A trust >/dev/null"
 echo "shared_preload_libraries = 'fp_attribution'" >> "$dir/data/postgresql.conf"
-run "echo 'CREATE EXTENSION fp_attribution;' | '$bindir/postgres' --single -D '$dir/data' postgres >/dev/null"
+run "echo 'CREATE EXTENSION fp_attribution;' | '$bindir/postgres' --single -D '$dir/data' postgres >/dev/null 2>&1"
 
 clicks() {
+	echo "DROP EXTENSION fp_attribution; CREATE EXTENSION fp_attribution;"
 	echo "SET fp_attribution.telemetry = $1;"
 	for i in $(seq 1 "$2"); do
 		echo "SELECT count(*) FROM attribution.track_click('aff-$((i % 20))');"
