@@ -57,6 +57,18 @@ id_from_text(const char *str, int len, const char *typname)
 	return result;
 }
 
+/*
+ * A trace_id or span_id Datum holding a palloc'd copy of len bytes.
+ */
+Datum
+fp_attribution_id_datum(const uint8 *bytes, int len)
+{
+	uint8	   *copy = palloc(len);
+
+	memcpy(copy, bytes, len);
+	return PointerGetDatum(copy);
+}
+
 static char *
 id_to_text(const uint8 *bytes, int len)
 {

@@ -63,8 +63,7 @@ trace_context_points(FpMetricPoint *p, int64 now_ns)
 		p[i].kind = FP_METRIC_SUM;
 		p[i].is_monotonic = true;
 		p[i].temporality = FP_TEMPORALITY_CUMULATIVE;
-		p[i].start_time_unix_nano = (c->reset_time + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-									 SECS_PER_DAY * USECS_PER_SEC) * 1000;
+		p[i].start_time_unix_nano = fp_attribution_timestamptz_to_unix_nano(c->reset_time);
 		p[i].time_unix_nano = now_ns;
 		p[i].value_int = (int64) values[i];
 	}

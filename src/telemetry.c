@@ -344,11 +344,20 @@ fp_attribution_now_unix_nano(void)
 	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
 }
 
-static int64
-timestamptz_unix_nano(TimestampTz t)
+/* Microseconds from the Unix epoch to the PostgreSQL epoch (2000-01-01) */
+#define UNIX_TO_POSTGRES_EPOCH_USECS \
+	((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC)
+
+int64
+fp_attribution_timestamptz_to_unix_nano(TimestampTz t)
 {
-	return (t + (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-			SECS_PER_DAY * USECS_PER_SEC) * 1000;
+	return (t + UNIX_TO_POSTGRES_EPOCH_USECS) * 1000;
+}
+
+TimestampTz
+fp_attribution_unix_nano_to_timestamptz(int64 ns)
+{
+	return (TimestampTz) (ns / 1000) - UNIX_TO_POSTGRES_EPOCH_USECS;
 }
 
 bool
@@ -1068,12 +1077,12 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 					  pg_atomic_read_u64(&counters->verifications_success),
 					  NULL, NULL);
 	if (p != NULL)
-		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+		p->start_time_unix_nano = fp_attribution_timestamptz_to_unix_nano(counters->reset_time);
 	p = counter_point(out, &n, max, DEF_VERIFICATIONS_FAILED, now,
 					  pg_atomic_read_u64(&counters->verifications_failed),
 					  NULL, NULL);
 	if (p != NULL)
-		p->start_time_unix_nano = timestamptz_unix_nano(counters->reset_time);
+		p->start_time_unix_nano = fp_attribution_timestamptz_to_unix_nano(counters->reset_time);
 	return n;
 }
 

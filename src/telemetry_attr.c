@@ -196,8 +196,7 @@ fp_attribution_span_events_json(StringInfo buf, const FpSpanRecord *span)
 void
 fp_attribution_log_json_line(StringInfo buf, const FpLogRecord *log)
 {
-	TimestampTz ts = (TimestampTz) (log->time_unix_nano / 1000) -
-		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+	TimestampTz ts = fp_attribution_unix_nano_to_timestamptz(log->time_unix_nano);
 	char		hex[FP_TRACE_ID_LEN * 2 + 1];
 
 	appendStringInfoString(buf, "{\"time\": ");

@@ -75,7 +75,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/inval.h"
-#include "utils/uuid.h"
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/telemetry.h"
@@ -891,20 +890,8 @@ row_string(RowRecords *r, RowColumn col, char *buf)
 	if (type == TEXTOID)
 		text_to_cstring_buffer(DatumGetTextPP(d), buf, FP_ATTR_VALUE_LEN);
 	else if (type == UUIDOID)
-	{
-		static const char hex[] = "0123456789abcdef";
-		const unsigned char *u = DatumGetUUIDP(d)->data;
-		char	   *p = buf;
-
-		for (int i = 0; i < UUID_LEN; i++)
-		{
-			if (i == 4 || i == 6 || i == 8 || i == 10)
-				*p++ = '-';
-			*p++ = hex[u[i] >> 4];
-			*p++ = hex[u[i] & 0x0f];
-		}
-		*p = '\0';
-	}
+		strlcpy(buf, DatumGetCString(DirectFunctionCall1(uuid_out, d)),
+				FP_ATTR_VALUE_LEN);
 	else
 		fp_attribution_copy_text(buf,
 								 SPI_getvalue(r->trigdata->tg_trigtuple,

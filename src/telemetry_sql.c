@@ -29,25 +29,18 @@
 /* Records copied per lock acquisition */
 #define READ_BATCH 64
 
+/* An id column; the all-zero id (no parent, no span) is SQL NULL */
 static Datum
 id_datum(const uint8 *bytes, int len, bool *isnull)
 {
-	uint8	   *copy;
-
 	*isnull = fp_attribution_id_is_zero(bytes, len);
-	if (*isnull)
-		return (Datum) 0;
-	copy = palloc(len);
-	memcpy(copy, bytes, len);
-	return PointerGetDatum(copy);
+	return *isnull ? (Datum) 0 : fp_attribution_id_datum(bytes, len);
 }
 
 static Datum
 unix_nano_timestamptz(int64 ns)
 {
-	return TimestampTzGetDatum((TimestampTz) (ns / 1000) -
-							   (TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-							   SECS_PER_DAY * USECS_PER_SEC);
+	return TimestampTzGetDatum(fp_attribution_unix_nano_to_timestamptz(ns));
 }
 
 static Datum

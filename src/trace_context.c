@@ -272,15 +272,6 @@ fp_attribution_context_source_name(FpContextSource source)
 	return "new_root";
 }
 
-static Datum
-copy_id_datum(const uint8 *bytes, int len)
-{
-	uint8	   *copy = palloc(len);
-
-	memcpy(copy, bytes, len);
-	return PointerGetDatum(copy);
-}
-
 /*
  * attribution.new_command_context(traceparent text, tracestate text)
  *
@@ -304,12 +295,12 @@ fp_attribution_new_command_context(PG_FUNCTION_ARGS)
 
 	fp_attribution_begin_command(traceparent, tracestate, &ctx);
 
-	values[0] = copy_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN);
-	values[1] = copy_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN);
+	values[0] = fp_attribution_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN);
+	values[1] = fp_attribution_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN);
 	if (ctx.source == FP_CONTEXT_NEW_ROOT)
 		nulls[2] = true;
 	else
-		values[2] = copy_id_datum(ctx.parent_span_id.bytes, FP_SPAN_ID_LEN);
+		values[2] = fp_attribution_id_datum(ctx.parent_span_id.bytes, FP_SPAN_ID_LEN);
 	values[3] = BoolGetDatum((ctx.flags & FP_TRACE_FLAG_SAMPLED) != 0);
 	if (ctx.tracestate == NULL)
 		nulls[4] = true;
@@ -375,8 +366,8 @@ fp_attribution_parse_traceparent_sql(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	values[0] = Int16GetDatum(parent.version);
-	values[1] = copy_id_datum(parent.trace_id.bytes, FP_TRACE_ID_LEN);
-	values[2] = copy_id_datum(parent.parent_id.bytes, FP_SPAN_ID_LEN);
+	values[1] = fp_attribution_id_datum(parent.trace_id.bytes, FP_TRACE_ID_LEN);
+	values[2] = fp_attribution_id_datum(parent.parent_id.bytes, FP_SPAN_ID_LEN);
 	values[3] = Int16GetDatum(parent.flags);
 	values[4] = BoolGetDatum((parent.flags & FP_TRACE_FLAG_SAMPLED) != 0);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -38,5 +38,6 @@ extern bool fp_attribution_hex_decode(const char *hex, int hexlen,
 									  uint8 *out, int outlen);
 extern void fp_attribution_hex_encode(const uint8 *in, int inlen, char *out);
 extern bool fp_attribution_id_is_zero(const uint8 *bytes, int len);
+extern Datum fp_attribution_id_datum(const uint8 *bytes, int len);
 
 #endif							/* FP_ATTRIBUTION_IDS_H */

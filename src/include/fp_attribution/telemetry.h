@@ -69,6 +69,7 @@
 #ifndef FP_ATTRIBUTION_TELEMETRY_H
 #define FP_ATTRIBUTION_TELEMETRY_H
 
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 
 #include "fp_attribution/ids.h"
@@ -288,5 +289,9 @@ extern void fp_attribution_telemetry_set_exporter_latch(Latch *latch);
 
 /* Current time in nanoseconds since the Unix epoch */
 extern int64 fp_attribution_now_unix_nano(void);
+
+/* TimestampTz (microseconds since 2000) to and from Unix nanoseconds */
+extern int64 fp_attribution_timestamptz_to_unix_nano(TimestampTz t);
+extern TimestampTz fp_attribution_unix_nano_to_timestamptz(int64 ns);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */
