@@ -12,29 +12,27 @@ CREATE SCHEMA attribution;
 --------------------------------------------------------------------------
 
 -- The two types differ only in length, so one loop creates both: the shell
--- type, its I/O functions, then the type itself.
+-- type, its I/O functions (a NULL argument or result type below stands for
+-- the type itself), then the type.
 DO $$
 DECLARE
 	t record;
+	f record;
 BEGIN
 	FOR t IN SELECT * FROM (VALUES ('trace_id', 16), ('span_id', 8)) AS v(name, len) LOOP
 		EXECUTE format('CREATE TYPE attribution.%s', t.name);
-		EXECUTE format(
-			'CREATE FUNCTION attribution.%1$s_in(cstring) RETURNS attribution.%1$s '
-			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
-			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_in');
-		EXECUTE format(
-			'CREATE FUNCTION attribution.%1$s_out(attribution.%1$s) RETURNS cstring '
-			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
-			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_out');
-		EXECUTE format(
-			'CREATE FUNCTION attribution.%1$s_recv(internal) RETURNS attribution.%1$s '
-			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
-			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_recv');
-		EXECUTE format(
-			'CREATE FUNCTION attribution.%1$s_send(attribution.%1$s) RETURNS bytea '
-			'AS %2$L, %3$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
-			t.name, 'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_send');
+		FOR f IN SELECT * FROM (VALUES ('in', 'cstring', NULL), ('out', NULL, 'cstring'),
+									   ('recv', 'internal', NULL), ('send', NULL, 'bytea'))
+				AS v(fn, argtype, rettype)
+		LOOP
+			EXECUTE format(
+				'CREATE FUNCTION attribution.%1$s_%2$s(%3$s) RETURNS %4$s '
+				'AS %5$L, %6$L LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE',
+				t.name, f.fn,
+				coalesce(f.argtype, 'attribution.' || t.name),
+				coalesce(f.rettype, 'attribution.' || t.name),
+				'MODULE_PATHNAME', 'fp_attribution_' || t.name || '_' || f.fn);
+		END LOOP;
 		EXECUTE format(
 			'CREATE TYPE attribution.%1$s (INTERNALLENGTH = %2$s, '
 			'INPUT = attribution.%1$s_in, OUTPUT = attribution.%1$s_out, '
