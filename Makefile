@@ -19,10 +19,11 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions bad_input settings \
                otlp_settings receipts receipts_tamper receipts_signing docs \
-               telemetry_spans telemetry_metrics telemetry_logs cleanup
+               telemetry_spans telemetry_metrics telemetry_logs security cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
-               iso_receipt_chain iso_receipt_commands iso_telemetry
+               iso_receipt_chain iso_receipt_commands iso_telemetry \
+               iso_click_in_flight
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 # TAP tests (test/t/*.pl) start their own servers, e.g. with tiny buffers

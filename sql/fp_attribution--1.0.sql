@@ -130,6 +130,7 @@ COMMENT ON FUNCTION attribution.current_traceparent() IS
 -- Validation helpers shared by the commands and the triggers
 --------------------------------------------------------------------------
 
+-- Not STRICT: a NULL value is meaningful (an error only when required)
 CREATE FUNCTION attribution.check_text(field text, value text, max_chars integer, required boolean)
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'fp_attribution_check_text'
@@ -144,6 +145,24 @@ COMMENT ON FUNCTION attribution.currency_is_known(text) IS
 CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
 	LANGUAGE C STABLE PARALLEL SAFE;
+
+-- A COPY FROM by the tables' owner is a restore (src/row_guard.c)
+CREATE FUNCTION attribution.restoring(rel regclass) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_restoring_sql'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- Wait for a transaction still inserting this click (src/row_guard.c)
+CREATE FUNCTION attribution.await_click(clicks regclass, click_id uuid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Building blocks of the triggers and commands, which run as the
+-- extension's owner (SECURITY DEFINER); applications never call them.
+REVOKE ALL ON FUNCTION attribution.check_text(text, text, integer, boolean),
+	attribution.default_attribution_window(),
+	attribution.new_command_context(text, text),
+	attribution.restoring(regclass),
+	attribution.await_click(regclass, uuid) FROM PUBLIC;
 
 --------------------------------------------------------------------------
 -- Tables
@@ -177,7 +196,9 @@ CREATE TABLE attribution.clicks (
 	tracestate text,
 	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-CREATE INDEX clicks_visitor_idx ON attribution.clicks (visitor_id, clicked_at)
+-- Serves the visitor lookup's ORDER BY clicked_at DESC, click_id DESC
+-- LIMIT 1 as a backward scan that stops at the first row
+CREATE INDEX clicks_visitor_idx ON attribution.clicks (visitor_id, clicked_at, click_id)
 	WHERE visitor_id IS NOT NULL;
 CREATE INDEX clicks_trace_idx ON attribution.clicks (trace_id);
 COMMENT ON TABLE attribution.clicks IS
@@ -221,7 +242,7 @@ COMMENT ON TABLE attribution.conversions IS
 CREATE FUNCTION attribution.stamp_trace_context(INOUT row_trace_id attribution.trace_id,
 	INOUT row_span_id attribution.span_id, INOUT row_parent_span_id attribution.span_id,
 	INOUT row_sampled boolean, INOUT row_tracestate text)
-	LANGUAGE plpgsql VOLATILE AS $$
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ctx record;
 BEGIN
@@ -241,12 +262,20 @@ BEGIN
 	row_tracestate := ctx.tracestate;
 END
 $$;
+REVOKE ALL ON FUNCTION attribution.stamp_trace_context(attribution.trace_id,
+	attribution.span_id, attribution.span_id, boolean, text) FROM PUBLIC;
 
+-- The row triggers run as the extension's owner, as PostgreSQL's own RI
+-- triggers do, so an inserting role needs no privilege on the helpers or
+-- on attribution.windows, and with a fixed search_path.
 CREATE FUNCTION attribution.clicks_before_insert() RETURNS trigger
-	LANGUAGE plpgsql AS $$
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	win interval;
 BEGIN
+	IF attribution.restoring(TG_RELID) THEN
+		RETURN NEW;
+	END IF;
 	NEW.affiliate_id := attribution.check_text('affiliate_id', NEW.affiliate_id, 128, true);
 	NEW.offer_id := attribution.check_text('offer_id', NEW.offer_id, 128, false);
 	NEW.campaign_id := attribution.check_text('campaign_id', NEW.campaign_id, 128, false);
@@ -258,9 +287,9 @@ BEGIN
 	NEW.clicked_at := coalesce(NEW.clicked_at, pg_catalog.now());
 
 	SELECT w.attribution_window INTO win
-	  FROM attribution.windows w WHERE w.affiliate_id = NEW.affiliate_id;
-	NEW.window_ends_at := NEW.clicked_at
-		+ coalesce(win, attribution.default_attribution_window());
+	  FROM attribution.windows w WHERE w.affiliate_id OPERATOR(pg_catalog.=) NEW.affiliate_id;
+	NEW.window_ends_at := NEW.clicked_at OPERATOR(pg_catalog.+)
+		coalesce(win, attribution.default_attribution_window());
 
 	SELECT * INTO NEW.trace_id, NEW.span_id, NEW.parent_span_id, NEW.sampled, NEW.tracestate
 	  FROM attribution.stamp_trace_context(NEW.trace_id, NEW.span_id,
@@ -274,20 +303,23 @@ CREATE TRIGGER clicks_before_insert BEFORE INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.clicks_before_insert();
 
 CREATE FUNCTION attribution.conversions_before_insert() RETURNS trigger
-	LANGUAGE plpgsql AS $$
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	click attribution.clicks;
 	reason text;
 BEGIN
+	IF attribution.restoring(TG_RELID) THEN
+		RETURN NEW;
+	END IF;
 	NEW.order_id := attribution.check_text('order_id', NEW.order_id, 128, true);
 	NEW.visitor_id := attribution.check_text('visitor_id', NEW.visitor_id, 128, false);
 	IF NEW.revenue_cents IS NULL THEN
 		RAISE EXCEPTION 'revenue_cents must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
-	ELSIF NEW.revenue_cents < 0 THEN
+	ELSIF NEW.revenue_cents OPERATOR(pg_catalog.<) 0 THEN
 		RAISE EXCEPTION 'revenue_cents must not be negative'
 			USING ERRCODE = 'numeric_value_out_of_range',
-				  DETAIL = format('The value is %s.', NEW.revenue_cents),
+				  DETAIL = pg_catalog.format('The value is %s.', NEW.revenue_cents),
 				  HINT = 'Record a refund as its own command, not as negative revenue.';
 	END IF;
 	NEW.currency := pg_catalog.upper(attribution.check_text('currency', NEW.currency, 3, true));
@@ -300,27 +332,33 @@ BEGIN
 	NEW.converted_at := coalesce(NEW.converted_at, pg_catalog.now());
 
 	-- Last click wins: the named click, else the visitor's latest click
-	-- whose window covers the conversion time.
+	-- whose window covers the conversion time.  A named click that another
+	-- transaction is still inserting is waited for, then read again.
 	IF NEW.click_id IS NOT NULL THEN
-		SELECT * INTO click FROM attribution.clicks c WHERE c.click_id = NEW.click_id;
+		SELECT * INTO click FROM attribution.clicks c
+		 WHERE c.click_id OPERATOR(pg_catalog.=) NEW.click_id;
+		IF NOT FOUND AND attribution.await_click('attribution.clicks', NEW.click_id) THEN
+			SELECT * INTO click FROM attribution.clicks c
+			 WHERE c.click_id OPERATOR(pg_catalog.=) NEW.click_id;
+		END IF;
 		IF NOT FOUND THEN
 			reason := 'unknown_click';
-		ELSIF NEW.converted_at < click.clicked_at THEN
+		ELSIF NEW.converted_at OPERATOR(pg_catalog.<) click.clicked_at THEN
 			reason := 'click_after_conversion';
-		ELSIF NEW.converted_at >= click.window_ends_at THEN
+		ELSIF NEW.converted_at OPERATOR(pg_catalog.>=) click.window_ends_at THEN
 			reason := 'window_expired';
 		END IF;
 	ELSIF NEW.visitor_id IS NOT NULL THEN
 		SELECT * INTO click FROM attribution.clicks c
-		 WHERE c.visitor_id = NEW.visitor_id
-		   AND c.clicked_at <= NEW.converted_at
-		   AND c.window_ends_at > NEW.converted_at
+		 WHERE c.visitor_id OPERATOR(pg_catalog.=) NEW.visitor_id
+		   AND c.clicked_at OPERATOR(pg_catalog.<=) NEW.converted_at
+		   AND c.window_ends_at OPERATOR(pg_catalog.>) NEW.converted_at
 		 ORDER BY c.clicked_at DESC, c.click_id DESC
 		 LIMIT 1;
 		IF NOT FOUND THEN
 			reason := CASE WHEN EXISTS (SELECT FROM attribution.clicks c
-										 WHERE c.visitor_id = NEW.visitor_id
-										   AND c.clicked_at <= NEW.converted_at)
+										 WHERE c.visitor_id OPERATOR(pg_catalog.=) NEW.visitor_id
+										   AND c.clicked_at OPERATOR(pg_catalog.<=) NEW.converted_at)
 						   THEN 'window_expired' ELSE 'no_click_for_visitor' END;
 		END IF;
 	ELSE
@@ -332,7 +370,7 @@ BEGIN
 	IF reason IS NULL THEN
 		NEW.click_id := click.click_id;
 		NEW.affiliate_id := click.affiliate_id;
-		NEW.latency := NEW.converted_at - click.clicked_at;
+		NEW.latency := NEW.converted_at OPERATOR(pg_catalog.-) click.clicked_at;
 	ELSE
 		NEW.affiliate_id := NULL;
 		NEW.latency := NULL;
@@ -409,6 +447,24 @@ CREATE TRIGGER receipts_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER signing_keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.signing_keys
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+-- Clicks and conversions change only through commands, each of which
+-- writes a receipt; verify_all() checks every row against its receipts,
+-- which catches a change made with the triggers disabled.
+CREATE TRIGGER clicks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.clicks
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.conversions
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+
+-- Users' data: without this pg_dump would skip the rows of these tables.
+-- A restore replays them as they were (see attribution.restoring()).
+SELECT pg_catalog.pg_extension_config_dump('attribution.windows', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.clicks', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.conversions', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.receipts', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.receipt_streams', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.signing_keys', '');
 
 -- Every inserted click or conversion, however it is inserted, gets its
 -- receipt here.
@@ -449,12 +505,14 @@ CREATE FUNCTION attribution.verify_receipt(receipt_id uuid,
 	OUT ok boolean, OUT aggregate_type text, OUT aggregate_id text,
 	OUT sequence bigint, OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_receipt'
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION attribution.verify_chain(aggregate_type text, aggregate_id text,
 	OUT ok boolean, OUT receipts_checked bigint, OUT failed_receipt_id uuid,
 	OUT failed_sequence bigint, OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_chain'
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION attribution.verify_all(
 	OUT ok boolean, OUT chains_checked bigint, OUT receipts_checked bigint,
 	OUT chains_failed bigint, OUT receipts_failed bigint,
@@ -462,7 +520,11 @@ CREATE FUNCTION attribution.verify_all(
 	OUT failed_receipt_id uuid, OUT failed_sequence bigint,
 	OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_all'
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+-- Verification reads every table as the owner; auditors are granted it
+REVOKE ALL ON FUNCTION attribution.verify_receipt(uuid),
+	attribution.verify_chain(text, text), attribution.verify_all() FROM PUBLIC;
 COMMENT ON FUNCTION attribution.verify_receipt(uuid) IS
 	'Recompute one receipt''s hashes, link and signature';
 COMMENT ON FUNCTION attribution.verify_chain(text, text) IS
@@ -512,7 +574,8 @@ CREATE FUNCTION attribution.track_click(
 	traceparent text DEFAULT NULL,
 	tracestate text DEFAULT NULL)
 	RETURNS attribution.receipts
-	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ctx record;
 	result attribution.receipts;
@@ -529,11 +592,17 @@ BEGIN
 			track_click.clicked_at,
 			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
 	ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING;
-	-- The click's receipt, written by the insert trigger; on a retry the
-	-- original one, and nothing new is written
-	SELECT r.* INTO STRICT result FROM attribution.receipts r
-	 WHERE r.aggregate_type = 'click' AND r.aggregate_id = id::text
-	   AND r.sequence = 1;
+	-- The receipt of the row (written by the insert trigger; on a retry the
+	-- original one, and nothing new is written): it names the row's span.
+	SELECT r.* INTO result FROM attribution.clicks c, attribution.receipts r
+	 WHERE c.click_id = id
+	   AND r.aggregate_type = 'click' AND r.aggregate_id = id::text
+	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'click % has no matching receipt', id
+			USING ERRCODE = 'data_corrupted',
+				  HINT = 'Run attribution.verify_all() to find what was changed.';
+	END IF;
 	RETURN result;
 END
 $$;
@@ -550,7 +619,8 @@ CREATE FUNCTION attribution.track_conversion(
 	traceparent text DEFAULT NULL,
 	tracestate text DEFAULT NULL)
 	RETURNS attribution.receipts
-	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ctx record;
 	result attribution.receipts;
@@ -566,15 +636,30 @@ BEGIN
 			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
 	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING;
 	-- The conversion's receipt; the same order again returns the original
-	SELECT r.* INTO STRICT result FROM attribution.receipts r
-	 WHERE r.aggregate_type = 'conversion'
+	SELECT r.* INTO result FROM attribution.conversions c, attribution.receipts r
+	 WHERE c.order_id = track_conversion.order_id
+	   AND r.aggregate_type = 'conversion'
 	   AND r.aggregate_id = track_conversion.order_id
-	   AND r.sequence = 1;
+	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'conversion of order "%" has no matching receipt',
+			track_conversion.order_id
+			USING ERRCODE = 'data_corrupted',
+				  HINT = 'Run attribution.verify_all() to find what was changed.';
+	END IF;
 	RETURN result;
 END
 $$;
 COMMENT ON FUNCTION attribution.track_conversion IS
 	'Record a conversion, attribute it (last click wins) and return its receipt; idempotent by order_id';
+
+-- The commands run as the extension's owner, so an application role needs
+-- USAGE on the schema and EXECUTE on them, nothing on the tables
+-- (README, "Roles and grants").
+REVOKE ALL ON FUNCTION attribution.track_click(text, uuid, inet, text, text,
+	text, text, text, text, timestamptz, text, text),
+	attribution.track_conversion(text, bigint, text, uuid, text, timestamptz,
+	text, text) FROM PUBLIC;
 
 --------------------------------------------------------------------------
 -- Telemetry status

@@ -67,6 +67,7 @@
 
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/receipts.h"
+#include "fp_attribution/row_guard.h"
 #include "fp_attribution/trace_context.h"
 
 bool		fp_attribution_sign_receipts = false;
@@ -818,6 +819,10 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 						spec->aggregate_type, spec->table),
 				 errdetail("It fired on table \"%s\".",
 						   RelationGetRelationName(trigdata->tg_relation))));
+
+	/* A restore brings the row's receipt along (row_guard.c) */
+	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+		return PointerGetDatum(NULL);
 
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);

@@ -77,6 +77,7 @@
 #include "utils/inval.h"
 
 #include "fp_attribution/compat.h"
+#include "fp_attribution/row_guard.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
@@ -1085,7 +1086,9 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 				 errmsg("attribution.telemetry_row_written() fired on table \"%s\"",
 						RelationGetRelationName(trigdata->tg_relation)),
 				 errdetail("It is a trigger of attribution.clicks, attribution.conversions and attribution.receipts only.")));
-	if (!telemetry_active())
+	/* A restored row is not new work (row_guard.c) */
+	if (!telemetry_active() ||
+		fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
 		return PointerGetDatum(NULL);
 
 	desc = RelationGetDescr(trigdata->tg_relation);

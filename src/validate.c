@@ -22,17 +22,27 @@
  *
  * Returns value unchanged if acceptable.  NULL is an error only when
  * required (22004); an empty or blank required value is 22023; more than
- * max_chars characters is 22001, as for an over-long varchar.
+ * max_chars characters is 22001, as for an over-long varchar.  Not STRICT,
+ * because a NULL value is meaningful, so the other arguments are checked
+ * here.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_check_text);
 Datum
 fp_attribution_check_text(PG_FUNCTION_ARGS)
 {
-	char	   *field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		max_chars = PG_GETARG_INT32(2);
-	bool		required = PG_GETARG_BOOL(3);
+	char	   *field;
+	int32		max_chars;
+	bool		required;
 	text	   *value;
 	int			nchars;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("field, max_chars and required must not be null")));
+	field = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	max_chars = PG_GETARG_INT32(2);
+	required = PG_GETARG_BOOL(3);
 
 	if (PG_ARGISNULL(1))
 	{

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_guard.h
+ *	  Restore detection and the wait for in-flight clicks (row_guard.c).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_ROW_GUARD_H
+#define FP_ATTRIBUTION_ROW_GUARD_H
+
+extern bool fp_attribution_restoring(Oid relowner);
+
+#endif							/* FP_ATTRIBUTION_ROW_GUARD_H */

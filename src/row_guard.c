@@ -1,0 +1,185 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_guard.c
+ *	  Two questions the row triggers ask before they act: is this INSERT a
+ *	  restore of rows that already carry receipts, and is a click that a
+ *	  conversion names still being inserted by another transaction?
+ *
+ * Restore.  pg_dump writes the extension's tables (registered with
+ * pg_extension_config_dump) as COPY ... FROM stdin, with the rows exactly
+ * as they were and, in attribution.receipts, the receipts they already
+ * have.  The triggers fire during that COPY, and by default would stamp a
+ * new trace context, recompute the window from attribution.windows
+ * (restored later, alphabetically) and write a second receipt.  So a COPY
+ * FROM issued at top level by a role with the privileges of the table's
+ * owner is a restore: the row is taken as written, no receipt and no
+ * telemetry are produced, and verify_all() proves afterwards that every
+ * row equals its receipts.  Anyone else's COPY is an ordinary insert.
+ * pg_dump --inserts is therefore not a supported backup format.
+ *
+ * In-flight clicks.  A conversion that names a click inserted by a
+ * transaction that has not committed yet cannot see it; recording it as
+ * "unknown_click" would be wrong for good.  As a unique-index check does,
+ * we look for the key with a dirty snapshot and wait for the inserting
+ * transaction to end, then the caller looks again.
+ *
+ * Shared memory: none.  No locks beyond the transaction lock waited on.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
+#include "tcop/pquery.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/portal.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/row_guard.h"
+
+/*
+ * True when the statement being run at top level is a COPY FROM issued by
+ * a role with the privileges of the owner of relation relowner: a restore
+ * of rows that already have receipts (see the file header).
+ */
+bool
+fp_attribution_restoring(Oid relowner)
+{
+	PlannedStmt *stmt;
+
+	if (ActivePortal == NULL || ActivePortal->commandTag != CMDTAG_COPY ||
+		list_length(ActivePortal->stmts) != 1)
+		return false;
+	stmt = linitial_node(PlannedStmt, ActivePortal->stmts);
+	if (stmt->utilityStmt == NULL || !IsA(stmt->utilityStmt, CopyStmt) ||
+		!((CopyStmt *) stmt->utilityStmt)->is_from)
+		return false;
+	return has_privs_of_role(GetOuterUserId(), relowner);
+}
+
+/*
+ * attribution.restoring(rel regclass) returns boolean
+ *
+ * fp_attribution_restoring() for the PL/pgSQL row triggers.  Revoked from
+ * PUBLIC; it only reads the current statement.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_restoring_sql);
+Datum
+fp_attribution_restoring_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			owner;
+	Relation	rel;
+
+	if (ActivePortal == NULL || ActivePortal->commandTag != CMDTAG_COPY)
+		PG_RETURN_BOOL(false);
+	rel = table_open(relid, AccessShareLock);
+	owner = rel->rd_rel->relowner;
+	table_close(rel, AccessShareLock);
+	PG_RETURN_BOOL(fp_attribution_restoring(owner));
+}
+
+/*
+ * attribution.await_click(clicks regclass, click_id uuid) returns boolean
+ *
+ * Waits until no transaction other than ours is inserting or deleting a
+ * row with this click_id in clicks (whose primary key must be the single
+ * uuid column click_id), and says whether it had to wait: then the caller
+ * reads the click again with a new snapshot.  Like the unique check of a
+ * btree insert, it probes the primary key with a dirty snapshot, which
+ * also sees uncommitted rows and names the transaction that wrote them.
+ * The caller needs SELECT on the table.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_await_click);
+Datum
+fp_attribution_await_click(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	pg_uuid_t  *click_id = PG_GETARG_UUID_P(1);
+	bool		waited = false;
+	Relation	heap;
+	Relation	index;
+	Oid			indexid;
+	AclResult	acl;
+
+	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(relid));
+
+	heap = table_open(relid, AccessShareLock);
+	indexid = RelationGetPrimaryKeyIndex(heap);
+	if (!OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table \"%s\" has no primary key",
+						RelationGetRelationName(heap))));
+	index = index_open(indexid, AccessShareLock);
+	if (IndexRelationGetNumberOfKeyAttributes(index) != 1 ||
+		TupleDescAttr(RelationGetDescr(index), 0)->atttypid != UUIDOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("primary key of table \"%s\" is not one uuid column",
+						RelationGetRelationName(heap))));
+
+	for (;;)
+	{
+		SnapshotData dirty;
+		ScanKeyData key;
+		IndexScanDesc scan;
+		TupleTableSlot *slot = table_slot_create(heap, NULL);
+		TransactionId xwait = InvalidTransactionId;
+
+		InitDirtySnapshot(dirty);
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
+					UUIDPGetDatum(click_id));
+		scan = index_beginscan(heap, index, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+			if (TransactionIdIsValid(xwait))
+				break;
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		if (!TransactionIdIsValid(xwait))
+			break;
+		XactLockTableWait(xwait, heap, NULL, XLTW_None);
+		waited = true;
+
+		/*
+		 * Under REPEATABLE READ or SERIALIZABLE our snapshot can never see
+		 * the click that just committed; the client must retry, as after a
+		 * unique-key conflict.
+		 */
+		if (IsolationUsesXactSnapshot() && TransactionIdDidCommit(xwait))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent insert of click %s",
+							DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(click_id)))),
+					 errhint("Retry the conversion.")));
+	}
+
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	PG_RETURN_BOOL(waited);
+}

@@ -1,0 +1,125 @@
+#!/bin/bash
+# Backups round-trip: a throw-away preloaded server records clicks,
+# conversions (attributed and not), signed and unsigned receipts, a custom
+# chain and a per-affiliate window; then pg_dump -Fc + pg_restore and plain
+# pg_dump | psql, with default options, into fresh databases, with the
+# library preloaded and without.  Every table must come back row for row
+# (no second receipt written by the triggers during the restore),
+# verify_all() must report the same counts, new commands must continue the
+# restored chains, and a restore that lost the receipts must fail
+# verification.  Needs the extension installed; run as root or postgres.
+# Prints one PASS/FAIL line per check.
+set -euo pipefail
+
+bin=$(pg_config --bindir)
+tmp=$(mktemp -d /tmp/fp_dump.XXXXXX)
+status=0
+
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres: "$tmp"
+trap 'as_pg "$bin/pg_ctl -D $tmp/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+pass() { echo "PASS dump_restore: $*"; }
+fail() { echo "FAIL dump_restore: $*"; status=1; }
+check() {						# check NAME EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+
+as_pg "$bin/initdb -D $tmp/data -A trust" >/dev/null
+cat >>"$tmp/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$tmp'
+fp_attribution.signing_key_file = 'signing.pem'
+CONF
+as_pg "cd $tmp/data && openssl genpkey -algorithm ed25519 -out signing.pem && chmod 600 signing.pem"
+start() {						# start [preload]
+	local preload=""
+	[ "${1:-}" = preload ] && preload="-c shared_preload_libraries=fp_attribution"
+	as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -o '$preload' -w start" >/dev/null
+}
+stop() { as_pg "$bin/pg_ctl -D $tmp/data -w stop" >/dev/null; }
+psql() {						# psql DB [args...]: runs as postgres
+	local db=$1
+	shift
+	as_pg "$bin/psql -X -q -v ON_ERROR_STOP=1 -h $tmp -d $db $(printf '%q ' "$@")"
+}
+
+# Everything a restore must reproduce, one line per table, plus what
+# verify_all() reports
+fingerprint() {
+	psql "$1" -At <<'SQL'
+SELECT 'windows ' || md5(coalesce(string_agg(w::text, '|' ORDER BY affiliate_id), '')) FROM attribution.windows w;
+SELECT 'clicks ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY click_id), '')) FROM attribution.clicks c;
+SELECT 'conversions ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY order_id), '')) FROM attribution.conversions c;
+SELECT 'receipts ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY aggregate_type, aggregate_id, sequence), '')) FROM attribution.receipts r;
+SELECT 'streams ' || md5(coalesce(string_agg(s::text, '|' ORDER BY aggregate_type, aggregate_id), '')) FROM attribution.receipt_streams s;
+SELECT 'keys ' || md5(coalesce(string_agg(k::text, '|' ORDER BY key_id), '')) FROM attribution.signing_keys k;
+SELECT 'verify_all ' || ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
+SQL
+}
+
+start preload
+psql postgres -c "CREATE DATABASE src"
+psql src >/dev/null <<'SQL'
+CREATE EXTENSION fp_attribution;
+INSERT INTO attribution.windows VALUES ('aff-short', '1 hour');
+SELECT count(attribution.track_click('aff-' || i % 3, click_id => ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
+	visitor_id => 'v' || i, ip => '192.0.2.1', clicked_at => '2026-11-01 12:00+00'::timestamptz + i * interval '1 minute'))
+  FROM generate_series(1, 20) AS i;
+SELECT FROM attribution.track_click('aff-short', click_id => 'c0000000-0000-4000-8000-0000000000ff',
+	clicked_at => '2026-11-01 12:00+00');
+SELECT count(attribution.track_conversion('order-' || i, 1000 * i, click_id => ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
+	converted_at => '2026-11-02 12:00+00'))
+  FROM generate_series(1, 10) AS i;
+SELECT FROM attribution.track_conversion('order-late', 5, click_id => 'c0000000-0000-4000-8000-0000000000ff',
+	converted_at => '2026-11-02 12:00+00');
+SELECT FROM attribution.track_conversion('order-nobody', 7);
+SET fp_attribution.sign_receipts = on;
+SELECT FROM attribution.track_conversion('order-signed', 99, visitor_id => 'v15', converted_at => '2026-11-02 12:00+00');
+SELECT count(attribution.append_receipt('custom', 'agg-1', jsonb_build_object('step', i))) FROM generate_series(1, 3) AS i;
+SQL
+before=$(fingerprint src)
+check "source verifies" "verify_all true 35 37" "$(echo "$before" | grep '^verify_all')"
+
+# 1. custom format, pg_restore, preloaded
+as_pg "$bin/pg_dump -h $tmp -Fc -f $tmp/src.dump src"
+psql postgres -c "CREATE DATABASE r_custom"
+as_pg "$bin/pg_restore -h $tmp -d r_custom --exit-on-error $tmp/src.dump"
+check "pg_dump -Fc + pg_restore reproduces every row and receipt" "$before" "$(fingerprint r_custom)"
+
+# 2. plain format through psql, preloaded
+psql postgres -c "CREATE DATABASE r_plain"
+as_pg "$bin/pg_dump -h $tmp src | $bin/psql -X -q -v ON_ERROR_STOP=1 -h $tmp -d r_plain" >/dev/null
+check "pg_dump | psql reproduces every row and receipt" "$before" "$(fingerprint r_plain)"
+
+# 3. the same dump into a server without the preload
+stop
+start
+psql postgres -c "CREATE DATABASE r_nopreload"
+as_pg "$bin/pg_restore -h $tmp -d r_nopreload --exit-on-error $tmp/src.dump"
+check "restore without shared_preload_libraries reproduces everything" "$before" "$(fingerprint r_nopreload)"
+stop
+start preload
+
+# 4. new commands continue the restored chains and see the restored clicks
+after=$(psql r_custom -At <<'SQL'
+SELECT sequence FROM attribution.append_receipt('custom', 'agg-1', '{"step": 4}');
+SELECT count(*) FROM attribution.track_conversion('order-new', 1, click_id => 'c0000000-0000-4000-8000-000000000015', converted_at => '2026-11-02 12:00+00');
+SELECT attributed FROM attribution.conversions WHERE order_id = 'order-new';
+SELECT count(*) FROM attribution.track_click('aff-1', click_id => 'c0000000-0000-4000-8000-000000000001');
+SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
+SQL
+)
+check "commands continue restored chains (sequence 4, attributed, retry, verify)" \
+	"$(printf '4\n1\nt\n1\ntrue 36 39')" "$after"
+
+# 5. a restore that lost the receipts' rows does not verify
+as_pg "$bin/pg_restore -l $tmp/src.dump" | grep -v 'TABLE DATA attribution receipts ' > "$tmp/no_receipts.list"
+chown postgres: "$tmp/no_receipts.list" 2>/dev/null || true
+psql postgres -c "CREATE DATABASE r_partial"
+as_pg "$bin/pg_restore -h $tmp -d r_partial --exit-on-error -L $tmp/no_receipts.list $tmp/src.dump"
+partial=$(psql r_partial -At -c "SELECT ok FROM attribution.verify_all()")
+check "verify_all() fails when the receipts were not restored" "f" "$partial"
+
+exit $status
