@@ -133,7 +133,7 @@ COMMENT ON FUNCTION attribution.current_traceparent() IS
 -- Not STRICT: a NULL value is meaningful (an error only when required)
 CREATE FUNCTION attribution.check_text(field text, value text, max_chars integer, required boolean)
 	RETURNS text
-	AS 'MODULE_PATHNAME', 'fp_attribution_check_text'
+	AS 'MODULE_PATHNAME', 'fp_attribution_check_text_sql'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE FUNCTION attribution.currency_is_known(code text) RETURNS boolean
@@ -146,22 +146,16 @@ CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
 	LANGUAGE C STABLE PARALLEL SAFE;
 
--- A COPY FROM by the tables' owner is a restore (src/row_guard.c)
-CREATE FUNCTION attribution.restoring(rel regclass) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'fp_attribution_restoring_sql'
-	LANGUAGE C STABLE STRICT PARALLEL SAFE;
-
 -- Wait for a transaction still inserting this click (src/row_guard.c)
 CREATE FUNCTION attribution.await_click(clicks regclass, click_id uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
 -- Building blocks of the triggers and commands, which run as the
--- extension's owner (SECURITY DEFINER); applications never call them.
+-- extension's owner; applications never call them.
 REVOKE ALL ON FUNCTION attribution.check_text(text, text, integer, boolean),
 	attribution.default_attribution_window(),
 	attribution.new_command_context(text, text),
-	attribution.restoring(regclass),
 	attribution.await_click(regclass, uuid) FROM PUBLIC;
 
 --------------------------------------------------------------------------
@@ -238,152 +232,20 @@ COMMENT ON TABLE attribution.conversions IS
 -- attributed and stamped with trace context here.
 --------------------------------------------------------------------------
 
--- Stamp NEW with the writer's trace context unless the caller supplied it.
-CREATE FUNCTION attribution.stamp_trace_context(INOUT row_trace_id attribution.trace_id,
-	INOUT row_span_id attribution.span_id, INOUT row_parent_span_id attribution.span_id,
-	INOUT row_sampled boolean, INOUT row_tracestate text)
-	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ctx record;
-BEGIN
-	IF row_trace_id IS NOT NULL THEN
-		IF row_span_id IS NULL THEN
-			RAISE EXCEPTION 'span_id must not be null when trace_id is given'
-				USING ERRCODE = 'null_value_not_allowed';
-		END IF;
-		row_sampled := coalesce(row_sampled, true);
-		RETURN;
-	END IF;
-	ctx := attribution.new_command_context(NULL, NULL);
-	row_trace_id := ctx.trace_id;
-	row_span_id := ctx.span_id;
-	row_parent_span_id := ctx.parent_span_id;
-	row_sampled := ctx.sampled;
-	row_tracestate := ctx.tracestate;
-END
-$$;
-REVOKE ALL ON FUNCTION attribution.stamp_trace_context(attribution.trace_id,
-	attribution.span_id, attribution.span_id, boolean, text) FROM PUBLIC;
-
--- The row triggers run as the extension's owner, as PostgreSQL's own RI
--- triggers do, so an inserting role needs no privilege on the helpers or
--- on attribution.windows, and with a fixed search_path.
+-- Validation, defaults, the window, last-click attribution and the
+-- writer's trace context (src/row_triggers.c).  C, so no name in them
+-- depends on the caller's search_path; their lookups run as the tables'
+-- owner.
 CREATE FUNCTION attribution.clicks_before_insert() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	win interval;
-BEGIN
-	IF attribution.restoring(TG_RELID) THEN
-		RETURN NEW;
-	END IF;
-	NEW.affiliate_id := attribution.check_text('affiliate_id', NEW.affiliate_id, 128, true);
-	NEW.offer_id := attribution.check_text('offer_id', NEW.offer_id, 128, false);
-	NEW.campaign_id := attribution.check_text('campaign_id', NEW.campaign_id, 128, false);
-	NEW.visitor_id := attribution.check_text('visitor_id', NEW.visitor_id, 128, false);
-	NEW.user_agent := attribution.check_text('user_agent', NEW.user_agent, 1024, false);
-	NEW.referrer := attribution.check_text('referrer', NEW.referrer, 4096, false);
-	NEW.landing_url := attribution.check_text('landing_url', NEW.landing_url, 4096, false);
-	NEW.click_id := coalesce(NEW.click_id, pg_catalog.gen_random_uuid());
-	NEW.clicked_at := coalesce(NEW.clicked_at, pg_catalog.now());
-
-	SELECT w.attribution_window INTO win
-	  FROM attribution.windows w WHERE w.affiliate_id OPERATOR(pg_catalog.=) NEW.affiliate_id;
-	NEW.window_ends_at := NEW.clicked_at OPERATOR(pg_catalog.+)
-		coalesce(win, attribution.default_attribution_window());
-
-	SELECT * INTO NEW.trace_id, NEW.span_id, NEW.parent_span_id, NEW.sampled, NEW.tracestate
-	  FROM attribution.stamp_trace_context(NEW.trace_id, NEW.span_id,
-		NEW.parent_span_id, NEW.sampled, NEW.tracestate);
-	NEW.recorded_at := pg_catalog.now();
-	RETURN NEW;
-END
-$$;
-
+	AS 'MODULE_PATHNAME', 'fp_attribution_clicks_before_insert'
+	LANGUAGE C;
+CREATE FUNCTION attribution.conversions_before_insert() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_conversions_before_insert'
+	LANGUAGE C;
+REVOKE ALL ON FUNCTION attribution.clicks_before_insert(),
+	attribution.conversions_before_insert() FROM PUBLIC;
 CREATE TRIGGER clicks_before_insert BEFORE INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.clicks_before_insert();
-
-CREATE FUNCTION attribution.conversions_before_insert() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	click attribution.clicks;
-	reason text;
-BEGIN
-	IF attribution.restoring(TG_RELID) THEN
-		RETURN NEW;
-	END IF;
-	NEW.order_id := attribution.check_text('order_id', NEW.order_id, 128, true);
-	NEW.visitor_id := attribution.check_text('visitor_id', NEW.visitor_id, 128, false);
-	IF NEW.revenue_cents IS NULL THEN
-		RAISE EXCEPTION 'revenue_cents must not be null'
-			USING ERRCODE = 'null_value_not_allowed';
-	ELSIF NEW.revenue_cents OPERATOR(pg_catalog.<) 0 THEN
-		RAISE EXCEPTION 'revenue_cents must not be negative'
-			USING ERRCODE = 'numeric_value_out_of_range',
-				  DETAIL = pg_catalog.format('The value is %s.', NEW.revenue_cents),
-				  HINT = 'Record a refund as its own command, not as negative revenue.';
-	END IF;
-	NEW.currency := pg_catalog.upper(attribution.check_text('currency', NEW.currency, 3, true));
-	IF NOT attribution.currency_is_known(NEW.currency) THEN
-		RAISE EXCEPTION 'unknown currency code "%"', NEW.currency
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Use an ISO 4217 alphabetic code such as USD or EUR.';
-	END IF;
-	NEW.conversion_id := coalesce(NEW.conversion_id, pg_catalog.gen_random_uuid());
-	NEW.converted_at := coalesce(NEW.converted_at, pg_catalog.now());
-
-	-- Last click wins: the named click, else the visitor's latest click
-	-- whose window covers the conversion time.  A named click that another
-	-- transaction is still inserting is waited for, then read again.
-	IF NEW.click_id IS NOT NULL THEN
-		SELECT * INTO click FROM attribution.clicks c
-		 WHERE c.click_id OPERATOR(pg_catalog.=) NEW.click_id;
-		IF NOT FOUND AND attribution.await_click('attribution.clicks', NEW.click_id) THEN
-			SELECT * INTO click FROM attribution.clicks c
-			 WHERE c.click_id OPERATOR(pg_catalog.=) NEW.click_id;
-		END IF;
-		IF NOT FOUND THEN
-			reason := 'unknown_click';
-		ELSIF NEW.converted_at OPERATOR(pg_catalog.<) click.clicked_at THEN
-			reason := 'click_after_conversion';
-		ELSIF NEW.converted_at OPERATOR(pg_catalog.>=) click.window_ends_at THEN
-			reason := 'window_expired';
-		END IF;
-	ELSIF NEW.visitor_id IS NOT NULL THEN
-		SELECT * INTO click FROM attribution.clicks c
-		 WHERE c.visitor_id OPERATOR(pg_catalog.=) NEW.visitor_id
-		   AND c.clicked_at OPERATOR(pg_catalog.<=) NEW.converted_at
-		   AND c.window_ends_at OPERATOR(pg_catalog.>) NEW.converted_at
-		 ORDER BY c.clicked_at DESC, c.click_id DESC
-		 LIMIT 1;
-		IF NOT FOUND THEN
-			reason := CASE WHEN EXISTS (SELECT FROM attribution.clicks c
-										 WHERE c.visitor_id OPERATOR(pg_catalog.=) NEW.visitor_id
-										   AND c.clicked_at OPERATOR(pg_catalog.<=) NEW.converted_at)
-						   THEN 'window_expired' ELSE 'no_click_for_visitor' END;
-		END IF;
-	ELSE
-		reason := 'no_click_reference';
-	END IF;
-
-	NEW.attributed := reason IS NULL;
-	NEW.unattributed_reason := reason;
-	IF reason IS NULL THEN
-		NEW.click_id := click.click_id;
-		NEW.affiliate_id := click.affiliate_id;
-		NEW.latency := NEW.converted_at OPERATOR(pg_catalog.-) click.clicked_at;
-	ELSE
-		NEW.affiliate_id := NULL;
-		NEW.latency := NULL;
-	END IF;
-
-	SELECT * INTO NEW.trace_id, NEW.span_id, NEW.parent_span_id, NEW.sampled, NEW.tracestate
-	  FROM attribution.stamp_trace_context(NEW.trace_id, NEW.span_id,
-		NEW.parent_span_id, NEW.sampled, NEW.tracestate);
-	NEW.recorded_at := pg_catalog.now();
-	RETURN NEW;
-END
-$$;
-
 CREATE TRIGGER conversions_before_insert BEFORE INSERT ON attribution.conversions
 	FOR EACH ROW EXECUTE FUNCTION attribution.conversions_before_insert();
 
@@ -458,7 +320,7 @@ CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
--- A restore replays them as they were (see attribution.restoring()).
+-- A restore replays them as they were (src/row_guard.c).
 SELECT pg_catalog.pg_extension_config_dump('attribution.windows', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.clicks', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.conversions', '');

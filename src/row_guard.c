@@ -76,28 +76,6 @@ fp_attribution_restoring(Oid relowner)
 }
 
 /*
- * attribution.restoring(rel regclass) returns boolean
- *
- * fp_attribution_restoring() for the PL/pgSQL row triggers.  Revoked from
- * PUBLIC; it only reads the current statement.
- */
-PG_FUNCTION_INFO_V1(fp_attribution_restoring_sql);
-Datum
-fp_attribution_restoring_sql(PG_FUNCTION_ARGS)
-{
-	Oid			relid = PG_GETARG_OID(0);
-	Oid			owner;
-	Relation	rel;
-
-	if (ActivePortal == NULL || ActivePortal->commandTag != CMDTAG_COPY)
-		PG_RETURN_BOOL(false);
-	rel = table_open(relid, AccessShareLock);
-	owner = rel->rd_rel->relowner;
-	table_close(rel, AccessShareLock);
-	PG_RETURN_BOOL(fp_attribution_restoring(owner));
-}
-
-/*
  * attribution.await_click(clicks regclass, click_id uuid) returns boolean
  *
  * Waits until no transaction other than ours is inserting or deleting a

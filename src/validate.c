@@ -16,43 +16,28 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/validate.h"
+
 /*
- * attribution.check_text(field text, value text, max_chars int,
- *						  required boolean) returns text
- *
- * Returns value unchanged if acceptable.  NULL is an error only when
- * required (22004); an empty or blank required value is 22023; more than
- * max_chars characters is 22001, as for an over-long varchar.  Not STRICT,
- * because a NULL value is meaningful, so the other arguments are checked
- * here.
+ * Returns value (NULL for SQL NULL) if acceptable for field: NULL is an
+ * error only when required (22004); an empty or blank required value is
+ * 22023; more than max_chars characters is 22001, as for an over-long
+ * varchar.
  */
-PG_FUNCTION_INFO_V1(fp_attribution_check_text);
-Datum
-fp_attribution_check_text(PG_FUNCTION_ARGS)
+text *
+fp_attribution_check_text(const char *field, text *value, int max_chars,
+						  bool required)
 {
-	char	   *field;
-	int32		max_chars;
-	bool		required;
-	text	   *value;
 	int			nchars;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("field, max_chars and required must not be null")));
-	field = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	max_chars = PG_GETARG_INT32(2);
-	required = PG_GETARG_BOOL(3);
-
-	if (PG_ARGISNULL(1))
+	if (value == NULL)
 	{
 		if (required)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", field)));
-		PG_RETURN_NULL();
+		return NULL;
 	}
-	value = PG_GETARG_TEXT_PP(1);
 	nchars = pg_mbstrlen_with_len(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	if (required)
 	{
@@ -72,5 +57,30 @@ fp_attribution_check_text(PG_FUNCTION_ARGS)
 				 errmsg("%s is too long", field),
 				 errdetail("The value has %d characters; the limit is %d.",
 						   nchars, max_chars)));
+	return value;
+}
+
+/*
+ * attribution.check_text(field text, value text, max_chars int,
+ *						  required boolean) returns text
+ *
+ * fp_attribution_check_text() for custom commands.  Not STRICT, because a
+ * NULL value is meaningful, so the other arguments are checked here.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_check_text_sql);
+Datum
+fp_attribution_check_text_sql(PG_FUNCTION_ARGS)
+{
+	text	   *value;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("field, max_chars and required must not be null")));
+	value = fp_attribution_check_text(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									  PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+									  PG_GETARG_INT32(2), PG_GETARG_BOOL(3));
+	if (value == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(value);
 }

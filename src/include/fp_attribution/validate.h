@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.h
+ *	  Input checks shared by the commands and the row triggers (validate.c).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_VALIDATE_H
+#define FP_ATTRIBUTION_VALIDATE_H
+
+extern text *fp_attribution_check_text(const char *field, text *value,
+									   int max_chars, bool required);
+
+#endif							/* FP_ATTRIBUTION_VALIDATE_H */

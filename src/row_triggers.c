@@ -1,0 +1,618 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_triggers.c
+ *	  The BEFORE INSERT row triggers of attribution.clicks and
+ *	  attribution.conversions: validation, defaults, the attribution window,
+ *	  last-click attribution and the writer's trace context.
+ *
+ * Every INSERT, by a command or directly, takes this path, so a value is
+ * judged the same way whichever way it arrives.  The triggers are C (not
+ * PL/pgSQL) for two reasons: a PL/pgSQL body resolves names through the
+ * caller's search_path unless it pays for a SET clause on every call, and
+ * the interpreter was most of the cost of a command.  The lookups they need
+ * (the affiliate's window, the named click, the visitor's latest click) are
+ * saved SPI plans whose SQL names every object and operator with its
+ * schema, and they run as the table's owner, as PostgreSQL's RI triggers
+ * do, so an inserting role needs no privilege on attribution.windows or
+ * on the clicks it converts.
+ *
+ * A restore (row_guard.c) takes the row as written.
+ *
+ * Shared memory: none.  Backend-local state: the saved plans.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/currency.h"
+#include "fp_attribution/ids.h"
+#include "fp_attribution/row_guard.h"
+#include "fp_attribution/row_triggers.h"
+#include "fp_attribution/trace_context.h"
+#include "fp_attribution/validate.h"
+
+/* fp_attribution.attribution_window, in seconds */
+static int	attribution_window_s = 30 * 24 * 60 * 60;
+
+/* Longest id (affiliate, order, visitor, offer, campaign), user agent, URL */
+#define ID_MAX_CHARS 128
+#define USER_AGENT_MAX_CHARS 1024
+#define URL_MAX_CHARS 4096
+
+/*
+ * The columns a trigger reads or writes, found by name in the row's tuple
+ * descriptor (so a shard of the table, under another name, works too).
+ */
+typedef enum RowColumn
+{
+	COL_CLICK_ID,
+	COL_AFFILIATE_ID,
+	COL_OFFER_ID,
+	COL_CAMPAIGN_ID,
+	COL_VISITOR_ID,
+	COL_USER_AGENT,
+	COL_REFERRER,
+	COL_LANDING_URL,
+	COL_CLICKED_AT,
+	COL_WINDOW_ENDS_AT,
+	COL_ORDER_ID,
+	COL_CONVERSION_ID,
+	COL_REVENUE_CENTS,
+	COL_CURRENCY,
+	COL_CONVERTED_AT,
+	COL_ATTRIBUTED,
+	COL_UNATTRIBUTED_REASON,
+	COL_LATENCY,
+	COL_TRACE_ID,
+	COL_SPAN_ID,
+	COL_PARENT_SPAN_ID,
+	COL_SAMPLED,
+	COL_TRACESTATE,
+	COL_RECORDED_AT,
+	NUM_ROW_COLUMNS
+} RowColumn;
+
+static const char *const column_names[NUM_ROW_COLUMNS] = {
+	"click_id", "affiliate_id", "offer_id", "campaign_id", "visitor_id",
+	"user_agent", "referrer", "landing_url", "clicked_at", "window_ends_at",
+	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
+	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
+	"parent_span_id", "sampled", "tracestate", "recorded_at"
+};
+
+/* The row being inserted, deformed so columns can be replaced */
+typedef struct RowEdit
+{
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			attno[NUM_ROW_COLUMNS]; /* 0-based; -1 if the table lacks it */
+} RowEdit;
+
+/* The click a conversion is attributed to */
+typedef struct FoundClick
+{
+	Datum		click_id;
+	Datum		affiliate_id;
+	TimestampTz clicked_at;
+	TimestampTz window_ends_at;
+} FoundClick;
+
+static SPIPlanPtr window_plan = NULL;
+static SPIPlanPtr click_plan = NULL;
+static SPIPlanPtr await_plan = NULL;
+static SPIPlanPtr visitor_plan = NULL;
+static SPIPlanPtr visitor_any_plan = NULL;
+
+/*
+ * Define fp_attribution.attribution_window.
+ */
+void
+fp_attribution_row_triggers_define_gucs(void)
+{
+	DefineCustomIntVariable("fp_attribution.attribution_window",
+							gettext_noop("Default attribution window, from click to conversion."),
+							gettext_noop("attribution.windows overrides it per affiliate."),
+							&attribution_window_s,
+							30 * 24 * 60 * 60, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/*
+ * fp_attribution.attribution_window as an interval of whole seconds.
+ */
+static Interval *
+default_window(void)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+
+	result->time = (int64) attribution_window_s * USECS_PER_SEC;
+	return result;
+}
+
+/*
+ * attribution.default_attribution_window() returns interval
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_default_attribution_window);
+Datum
+fp_attribution_default_attribution_window(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INTERVAL_P(default_window());
+}
+
+/*
+ * Check that we were fired as a BEFORE INSERT row trigger and deform the
+ * new row into edit.
+ */
+static void
+begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be a BEFORE INSERT FOR EACH ROW trigger", name)));
+
+	edit->desc = RelationGetDescr(trigdata->tg_relation);
+	edit->values = palloc(edit->desc->natts * sizeof(Datum));
+	edit->nulls = palloc(edit->desc->natts * sizeof(bool));
+	heap_deform_tuple(trigdata->tg_trigtuple, edit->desc, edit->values,
+					  edit->nulls);
+	for (int c = 0; c < NUM_ROW_COLUMNS; c++)
+		edit->attno[c] = -1;
+	for (int i = 0; i < edit->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(edit->desc, i);
+
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < NUM_ROW_COLUMNS; c++)
+			if (strcmp(NameStr(att->attname), column_names[c]) == 0)
+				edit->attno[c] = i;
+	}
+}
+
+/*
+ * The attribute index of column c; the table must have it.
+ */
+static int
+col(const RowEdit *edit, RowColumn c)
+{
+	if (edit->attno[c] < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("the trigger's table has no column \"%s\"",
+						column_names[c])));
+	return edit->attno[c];
+}
+
+static bool
+is_null(const RowEdit *edit, RowColumn c)
+{
+	return edit->nulls[col(edit, c)];
+}
+
+static Datum
+get(const RowEdit *edit, RowColumn c)
+{
+	return edit->values[col(edit, c)];
+}
+
+static void
+set(RowEdit *edit, RowColumn c, Datum value)
+{
+	edit->values[col(edit, c)] = value;
+	edit->nulls[col(edit, c)] = false;
+}
+
+static void
+set_null(RowEdit *edit, RowColumn c)
+{
+	edit->nulls[col(edit, c)] = true;
+}
+
+/*
+ * Apply fp_attribution_check_text() to a text column.
+ */
+static void
+check_text_column(RowEdit *edit, RowColumn c, int max_chars, bool required)
+{
+	fp_attribution_check_text(column_names[c],
+							  is_null(edit, c) ? NULL : DatumGetTextPP(get(edit, c)),
+							  max_chars, required);
+}
+
+/*
+ * Default a timestamp column to the transaction's start, as now() does.
+ */
+static TimestampTz
+timestamp_or_now(RowEdit *edit, RowColumn c)
+{
+	if (is_null(edit, c))
+		set(edit, c, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+	return DatumGetTimestampTz(get(edit, c));
+}
+
+/*
+ * Default a uuid column to a random (version 4) uuid.
+ */
+static void
+uuid_or_random(RowEdit *edit, RowColumn c)
+{
+	pg_uuid_t  *uuid;
+
+	if (!is_null(edit, c))
+		return;
+	uuid = palloc(sizeof(pg_uuid_t));
+	if (!pg_strong_random(uuid->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;
+	set(edit, c, UUIDPGetDatum(uuid));
+}
+
+/*
+ * Stamp the row with the writer's trace context, unless the writer
+ * supplied one (then span_id is required too), and with recorded_at.
+ */
+static void
+stamp_trace_context(RowEdit *edit)
+{
+	FpCommandContext ctx;
+
+	if (!is_null(edit, COL_TRACE_ID))
+	{
+		if (is_null(edit, COL_SPAN_ID))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("span_id must not be null when trace_id is given")));
+		if (is_null(edit, COL_SAMPLED))
+			set(edit, COL_SAMPLED, BoolGetDatum(true));
+	}
+	else
+	{
+		fp_attribution_begin_command(NULL, NULL, &ctx);
+		set(edit, COL_TRACE_ID, fp_attribution_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN));
+		set(edit, COL_SPAN_ID, fp_attribution_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN));
+		if (ctx.source == FP_CONTEXT_NEW_ROOT)
+			set_null(edit, COL_PARENT_SPAN_ID);
+		else
+			set(edit, COL_PARENT_SPAN_ID,
+				fp_attribution_id_datum(ctx.parent_span_id.bytes, FP_SPAN_ID_LEN));
+		set(edit, COL_SAMPLED, BoolGetDatum((ctx.flags & FP_TRACE_FLAG_SAMPLED) != 0));
+		if (ctx.tracestate == NULL)
+			set_null(edit, COL_TRACESTATE);
+		else
+			set(edit, COL_TRACESTATE, CStringGetTextDatum(ctx.tracestate));
+	}
+	set(edit, COL_RECORDED_AT,
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+}
+
+/*
+ * Prepare and keep a plan; the SQL qualifies every name, so the caller's
+ * search_path cannot change what it means.
+ */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at"
+
+static void
+prepare_plans(void)
+{
+	if (window_plan != NULL)
+		return;
+	window_plan = keep_plan("SELECT w.attribution_window FROM attribution.windows w"
+							" WHERE w.affiliate_id OPERATOR(pg_catalog.=) $1",
+							1, (Oid[]) {TEXTOID});
+	click_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+						   " WHERE c.click_id OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]) {UUIDOID});
+	await_plan = keep_plan("SELECT attribution.await_click("
+						   "'attribution.clicks'::pg_catalog.regclass, $1)",
+						   1, (Oid[]) {UUIDOID});
+	/* the latest click whose window covers the conversion time */
+	visitor_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+							 " WHERE c.visitor_id OPERATOR(pg_catalog.=) $1"
+							 " AND c.clicked_at OPERATOR(pg_catalog.<=) $2"
+							 " AND c.window_ends_at OPERATOR(pg_catalog.>) $2"
+							 " ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
+							 2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
+	visitor_any_plan = keep_plan("SELECT FROM attribution.clicks c"
+								 " WHERE c.visitor_id OPERATOR(pg_catalog.=) $1"
+								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $2 LIMIT 1",
+								 2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
+}
+
+/*
+ * Run a saved read-only lookup; returns the number of rows.
+ */
+static uint64
+lookup(SPIPlanPtr plan, Datum *args)
+{
+	int			rc = SPI_execute_plan(plan, args, NULL, false, 1);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "attribution lookup failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Copy the first row of a CLICK_COLUMNS result into click, in the
+ * caller's memory context.
+ */
+static void
+found_click(MemoryContext cxt, FoundClick *click)
+{
+	HeapTuple	tuple = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	bool		isnull;
+
+	click->click_id = datumCopy(SPI_getbinval(tuple, desc, 1, &isnull), false, UUID_LEN);
+	click->affiliate_id = datumCopy(SPI_getbinval(tuple, desc, 2, &isnull), false, -1);
+	click->clicked_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
+	click->window_ends_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Connect to SPI as the owner of the trigger's table; the previous user
+ * and security context are saved in *save_user / *save_sec.
+ */
+static void
+spi_as_owner(TriggerData *trigdata, Oid *save_user, int *save_sec)
+{
+	SPI_connect();
+	prepare_plans();
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+}
+
+static void
+spi_done(Oid save_user, int save_sec)
+{
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+}
+
+/*
+ * The new row, built in the executor's memory context.
+ */
+static Datum
+finish_row_edit(RowEdit *edit)
+{
+	return PointerGetDatum(heap_form_tuple(edit->desc, edit->values, edit->nulls));
+}
+
+/*
+ * attribution.clicks_before_insert() trigger
+ *
+ * Validates the click, defaults click_id and clicked_at, fixes the end of
+ * its attribution window (the affiliate's override in attribution.windows,
+ * else fp_attribution.attribution_window) and stamps the trace context.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_clicks_before_insert);
+Datum
+fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	MemoryContext cxt = CurrentMemoryContext;
+	RowEdit		edit;
+	TimestampTz clicked_at;
+	Interval   *window;
+	Datum		affiliate_id;
+	Oid			save_user;
+	int			save_sec;
+
+	begin_row_edit(fcinfo, "clicks_before_insert", &edit);
+	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	check_text_column(&edit, COL_AFFILIATE_ID, ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_OFFER_ID, ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_CAMPAIGN_ID, ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_VISITOR_ID, ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_USER_AGENT, USER_AGENT_MAX_CHARS, false);
+	check_text_column(&edit, COL_REFERRER, URL_MAX_CHARS, false);
+	check_text_column(&edit, COL_LANDING_URL, URL_MAX_CHARS, false);
+	uuid_or_random(&edit, COL_CLICK_ID);
+	clicked_at = timestamp_or_now(&edit, COL_CLICKED_AT);
+
+	affiliate_id = get(&edit, COL_AFFILIATE_ID);
+	spi_as_owner(trigdata, &save_user, &save_sec);
+	if (lookup(window_plan, &affiliate_id) == 1)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		window = DatumGetIntervalP(datumCopy(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull),
+											 false, sizeof(Interval)));
+		MemoryContextSwitchTo(old);
+	}
+	else
+		window = default_window();
+	spi_done(save_user, save_sec);
+
+	set(&edit, COL_WINDOW_ENDS_AT,
+		DirectFunctionCall2(timestamptz_pl_interval,
+							TimestampTzGetDatum(clicked_at),
+							IntervalPGetDatum(window)));
+	stamp_trace_context(&edit);
+	return finish_row_edit(&edit);
+}
+
+/*
+ * Check revenue_cents and currency; returns nothing, upper-cases currency.
+ */
+static void
+check_money(RowEdit *edit)
+{
+	text	   *currency;
+	char	   *code;
+
+	if (is_null(edit, COL_REVENUE_CENTS))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("revenue_cents must not be null")));
+	if (DatumGetInt64(get(edit, COL_REVENUE_CENTS)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("revenue_cents must not be negative"),
+				 errdetail("The value is " INT64_FORMAT ".",
+						   DatumGetInt64(get(edit, COL_REVENUE_CENTS))),
+				 errhint("Record a refund as its own command, not as negative revenue.")));
+
+	currency = fp_attribution_check_text("currency",
+										 is_null(edit, COL_CURRENCY) ? NULL :
+										 DatumGetTextPP(get(edit, COL_CURRENCY)),
+										 3, true);
+	code = text_to_cstring(currency);
+	for (char *p = code; *p; p++)
+		*p = pg_ascii_toupper((unsigned char) *p);
+	if (!fp_attribution_currency_is_known(code))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown currency code \"%s\"", code),
+				 errhint("Use an ISO 4217 alphabetic code such as USD or EUR.")));
+	set(edit, COL_CURRENCY, CStringGetTextDatum(code));
+}
+
+/*
+ * Last click wins: the click the conversion names (waiting for a
+ * transaction still inserting it), else the visitor's latest click whose
+ * window covers the conversion time.  Returns NULL and fills *click when
+ * attributed, else the reason it is not.  Caller is connected to SPI.
+ */
+static const char *
+attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
+		  MemoryContext cxt)
+{
+	if (!is_null(edit, COL_CLICK_ID))
+	{
+		Datum		id = get(edit, COL_CLICK_ID);
+
+		if (lookup(click_plan, &id) == 0)
+		{
+			bool		isnull;
+
+			if (lookup(await_plan, &id) != 1 ||
+				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull)) ||
+				lookup(click_plan, &id) == 0)
+				return "unknown_click";
+		}
+		found_click(cxt, click);
+		if (converted_at < click->clicked_at)
+			return "click_after_conversion";
+		if (converted_at >= click->window_ends_at)
+			return "window_expired";
+		return NULL;
+	}
+	if (!is_null(edit, COL_VISITOR_ID))
+	{
+		Datum		args[2] = {get(edit, COL_VISITOR_ID), TimestampTzGetDatum(converted_at)};
+
+		if (lookup(visitor_plan, args) == 1)
+		{
+			found_click(cxt, click);
+			return NULL;
+		}
+		return lookup(visitor_any_plan, args) == 1 ?
+			"window_expired" : "no_click_for_visitor";
+	}
+	return "no_click_reference";
+}
+
+/*
+ * attribution.conversions_before_insert() trigger
+ *
+ * Validates the conversion, defaults conversion_id and converted_at,
+ * attributes it (any attribution supplied by the writer is replaced) and
+ * stamps the trace context.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_conversions_before_insert);
+Datum
+fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	MemoryContext cxt = CurrentMemoryContext;
+	RowEdit		edit;
+	TimestampTz converted_at;
+	FoundClick	click;
+	const char *reason;
+	Oid			save_user;
+	int			save_sec;
+
+	begin_row_edit(fcinfo, "conversions_before_insert", &edit);
+	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
+	check_text_column(&edit, COL_ORDER_ID, ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_VISITOR_ID, ID_MAX_CHARS, false);
+	check_money(&edit);
+	uuid_or_random(&edit, COL_CONVERSION_ID);
+	converted_at = timestamp_or_now(&edit, COL_CONVERTED_AT);
+
+	spi_as_owner(trigdata, &save_user, &save_sec);
+	reason = attribute(&edit, converted_at, &click, cxt);
+	spi_done(save_user, save_sec);
+
+	set(&edit, COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
+	if (reason == NULL)
+	{
+		set_null(&edit, COL_UNATTRIBUTED_REASON);
+		set(&edit, COL_CLICK_ID, click.click_id);
+		set(&edit, COL_AFFILIATE_ID, click.affiliate_id);
+		set(&edit, COL_LATENCY,
+			DirectFunctionCall2(timestamp_mi,
+								TimestampTzGetDatum(converted_at),
+								TimestampTzGetDatum(click.clicked_at)));
+	}
+	else
+	{
+		set(&edit, COL_UNATTRIBUTED_REASON, CStringGetTextDatum(reason));
+		set_null(&edit, COL_AFFILIATE_ID);
+		set_null(&edit, COL_LATENCY);
+	}
+	stamp_trace_context(&edit);
+	return finish_row_edit(&edit);
+}
