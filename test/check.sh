@@ -35,6 +35,10 @@ for t in "$work"/test/e2e/run.sh "$work"/test/offline_verify/run.sh "$work"/test
 done
 
 passed=$(grep -cE '(\.\.\. ok|^ok [0-9]+ (- )?|^PASS)' "$log" || true)
-failed=$(grep -cE '(\.\.\. FAILED|^not ok [0-9]+|^FAIL)' "$log" || true)
+# a TAP script that dies before its plan shows no "not ok", only prove's
+# "Dubious" verdict: count those too
+failed=$(grep -cE '(\.\.\. FAILED|^not ok [0-9]+|^FAIL|Dubious, test returned)' "$log" || true)
+# a suite that failed without a countable line (a build or setup error)
+[ $status -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 echo "$passed passed, $failed failed"
 [ $status -eq 0 ] && [ "$failed" -eq 0 ]
