@@ -159,9 +159,10 @@ fp_attribution_default_attribution_window(PG_FUNCTION_ARGS)
 
 /*
  * Check that we were fired as a BEFORE INSERT row trigger and deform the
- * new row into edit.
+ * new row into edit.  Returns false for a restore, whose rows are taken
+ * as written.
  */
-static void
+static bool
 begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
@@ -173,6 +174,8 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s must be a BEFORE INSERT FOR EACH ROW trigger", name)));
+	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+		return false;
 
 	edit->desc = RelationGetDescr(trigdata->tg_relation);
 	edit->values = palloc(edit->desc->natts * sizeof(Datum));
@@ -191,6 +194,7 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 			if (strcmp(NameStr(att->attname), column_names[c]) == 0)
 				edit->attno[c] = i;
 	}
+	return true;
 }
 
 /*
@@ -441,8 +445,7 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 
-	begin_row_edit(fcinfo, "clicks_before_insert", &edit);
-	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+	if (!begin_row_edit(fcinfo, "clicks_before_insert", &edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	check_text_column(&edit, COL_AFFILIATE_ID, ID_MAX_CHARS, true);
@@ -582,8 +585,7 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 
-	begin_row_edit(fcinfo, "conversions_before_insert", &edit);
-	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
+	if (!begin_row_edit(fcinfo, "conversions_before_insert", &edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	check_text_column(&edit, COL_ORDER_ID, ID_MAX_CHARS, true);
