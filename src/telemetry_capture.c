@@ -204,7 +204,6 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* Everything below lives in xact_cxt and is forgotten at transaction end */
 static MemoryContext xact_cxt = NULL;
-static Size pending_bytes = 0;	/* allocated in xact_cxt, as requested */
 static List *commands = NIL;
 static List *spans = NIL;
 static List *logs = NIL;
@@ -218,6 +217,7 @@ static List *open_writes = NIL; /* innermost last */
 static PendingCommand *current = NULL;	/* the running command, if any */
 static int	exec_nesting = 0;
 static FpLatencyTally rolled_back[FP_COMMAND_KINDS];	/* retired, undone */
+static PendingCommand spare_command;	/* a command with no room to record */
 static char prepare_gid[GIDSIZE];	/* of the PREPARE TRANSACTION running */
 
 /*
@@ -239,6 +239,8 @@ static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
 
 /* Keeper block of xact_cxt: a command's spans and logs with room to spare */
 #define XACT_CXT_KEEP (128 * 1024)
+/* Its largest block: what it may hold beyond max_pending_telemetry */
+#define XACT_CXT_MAX_BLOCK (1024 * 1024)
 
 static bool
 telemetry_active(void)
@@ -265,11 +267,11 @@ clock_now(void)
 }
 
 /*
- * size bytes in xact_cxt, counted in pending_bytes.  The records are a
- * few kB each, allocated in order and mostly freed together: a generation
- * context wastes nothing on them, where an AllocSet would round them up
- * to a power of two.  It keeps its first block across resets: sized for a
- * typical transaction's records, it spares a malloc/free per commit.
+ * size bytes in xact_cxt.  The records are a few kB each, allocated in
+ * order and mostly freed together: a generation context wastes nothing on
+ * them, where an AllocSet would round them up to a power of two.  It
+ * keeps its first block across resets: sized for a typical transaction's
+ * records, it spares a malloc/free per commit.
  */
 static void *
 pending_bytes_alloc(Size size)
@@ -278,16 +280,8 @@ pending_bytes_alloc(Size size)
 		xact_cxt = GenerationContextCreate(TopMemoryContext,
 										   "fp_attribution telemetry",
 										   XACT_CXT_KEEP, XACT_CXT_KEEP,
-										   ALLOCSET_DEFAULT_MAXSIZE);
-	pending_bytes += size;
+										   XACT_CXT_MAX_BLOCK);
 	return MemoryContextAlloc(xact_cxt, size);
-}
-
-static void
-pending_free(void *p, Size size)
-{
-	pending_bytes -= size;
-	pfree(p);
 }
 
 /* A pending item, owned by the current subtransaction */
@@ -345,25 +339,21 @@ handover_room(void ***array, int *room, int want)
 	if (*array == NULL)
 		*array = pending_bytes_alloc(new_room * sizeof(void *));
 	else
-	{
-		pending_bytes += (new_room - *room) * sizeof(void *);
 		*array = repalloc(*array, new_room * sizeof(void *));
-	}
 	*room = new_room;
 }
 
 /*
- * Make room for n more spans (or log records) in what the transaction
- * hands over, within the cap of the shared ring (fp_attribution.max_spans,
- * max_logs; beyond it they would only overwrite each other) and within
- * fp_attribution.max_pending_telemetry for bytes more of memory.  No
- * room: false, and they count as dropped.
+ * Whether bytes more fit in fp_attribution.max_pending_telemetry: the
+ * memory xact_cxt holds, blocks and all, so that the bound is on what the
+ * backend really uses (it can exceed it by one block, XACT_CXT_MAX_BLOCK).
  */
 static bool
 fits(Size bytes)
 {
-	return pending_bytes + bytes <=
-		(Size) fp_attribution_max_pending_telemetry * 1024;
+	Size		held = xact_cxt ? MemoryContextMemAllocated(xact_cxt, false) : 0;
+
+	return held + bytes <= (Size) fp_attribution_max_pending_telemetry * 1024;
 }
 
 /* n more spans (pending == &pending_spans) or log records to hand over */
@@ -387,6 +377,13 @@ take(int *pending, int n)
 	}
 }
 
+/*
+ * Make room for n more spans (or log records) in what the transaction
+ * hands over, within the cap of the shared ring (fp_attribution.max_spans,
+ * max_logs; beyond it they would only overwrite each other) and within
+ * fp_attribution.max_pending_telemetry for bytes more of memory.  No
+ * room: false, and they count as dropped.
+ */
 static bool
 reserve(int *pending, int cap, int n, Size bytes, uint64 *dropped)
 {
@@ -529,7 +526,8 @@ retire_command(PendingCommand *cmd)
 		dropped_spans += cmd->sampled ? 1 : 0;
 		dropped_logs += breaks_rule(cmd) ? 3 : 2;
 	}
-	pending_free(cmd, sizeof(PendingCommand));
+	if (cmd != &spare_command)
+		pfree(cmd);
 }
 
 /* End the running command at time now */
@@ -580,13 +578,16 @@ log_init(FpLogRecord *log, FpSeverity severity, const char *event_name,
 	log->n_attrs = 0;
 }
 
-/* A new pending log record; body is in the database encoding */
+/*
+ * A new pending log record (NULL: into scratch, when there is no room for
+ * it); body is in the database encoding.
+ */
 static PendingLog *
-new_log(bool business, FpSeverity severity, const char *event_name,
-		const char *body, int64 time, const FpTraceId *trace_id,
-		const FpSpanId *span_id, uint8 flags)
+new_log(PendingLog *scratch, bool business, FpSeverity severity,
+		const char *event_name, const char *body, int64 time,
+		const FpTraceId *trace_id, const FpSpanId *span_id, uint8 flags)
 {
-	PendingLog *p = pending_alloc(sizeof(PendingLog));
+	PendingLog *p = scratch ? scratch : pending_alloc(sizeof(PendingLog));
 
 	p->business = business;
 	log_init(&p->rec, severity, event_name, time, trace_id, span_id, flags);
@@ -605,7 +606,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 {
 	PendingCommand *cmd;
 	bool		sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
-	Size		bytes = sizeof(PendingCommand) +
+	Size		bytes = sizeof(PendingCommand) + sizeof(ListCell) +
 		COMMAND_LOGS * (sizeof(FpLogRecord) + sizeof(void *)) +
 		(sampled ? sizeof(FpSpanRecord) + sizeof(void *) : 0);
 	bool		recorded;
@@ -625,7 +626,15 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 		if (sampled)
 			take(&pending_spans, 1);
 	}
-	cmd = pending_alloc(sizeof(PendingCommand));
+	if (recorded)
+		cmd = pending_alloc(sizeof(PendingCommand));
+	else
+	{
+		/* at most one unrecorded command runs: it is the current one */
+		cmd = &spare_command;
+		cmd->head.subid = GetCurrentSubTransactionId();
+		cmd->head.aborted = false;
+	}
 	cmd->kind = FP_COMMAND_UNKNOWN;
 	cmd->source = ctx->source;
 	cmd->sampled = sampled;
@@ -855,7 +864,7 @@ end_write(QueryDesc *query)
 		fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
 								(int64) rows);
 	}
-	pending_free(w, sizeof(OpenWrite));
+	pfree(w);
 }
 
 /*
@@ -1256,7 +1265,7 @@ conversion_written(RowRecords *r)
 		reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
 				&dropped_logs))
 	{
-		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
+		PendingLog *rule = new_log(NULL, true, FP_SEVERITY_WARN,
 								   "fp.business_rule.violated",
 								   psprintf("business rule violated: conversion not attributed (%s)", reason),
 								   r->now, r->trace_id, r->span_id, r->flags);
@@ -1314,6 +1323,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	bool		sampled;
 	RowRecords	r;
 	TupleDesc	desc;
+	bool		log_room;
+	static PendingLog scratch_log;	/* a record with no room, filled for nothing */
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -1385,7 +1396,9 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 								"attribution.receipts");
 		spans = pending_append(spans, ps);
 	}
-	r.log = new_log(true, FP_SEVERITY_INFO,
+	log_room = reserve(&pending_logs, fp_attribution_max_logs, 1,
+					   sizeof(PendingLog), &dropped_logs);
+	r.log = new_log(log_room ? NULL : &scratch_log, true, FP_SEVERITY_INFO,
 					table == TABLE_CLICKS ? "fp.click.tracked" :
 					table == TABLE_CONVERSIONS ? "fp.conversion.tracked" :
 					"fp.receipt.generated",
@@ -1399,11 +1412,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		conversion_written(&r);
 	else
 		receipt_written(&r);
-	/* its bytes are counted already */
-	if (reserve(&pending_logs, fp_attribution_max_logs, 1, 0, &dropped_logs))
+	if (log_room)
 		logs = pending_append(logs, r.log);
-	else
-		pending_free(r.log, sizeof(PendingLog));
 	pfree(r.values);
 	pfree(r.nulls);
 	return PointerGetDatum(NULL);
@@ -1476,7 +1486,7 @@ close_aborted_writes(bool all, int64 now)
 		if (w->span != NULL && w->span->rec.end_time_unix_nano == 0)
 			w->span->rec.end_time_unix_nano = now;
 		open_writes = list_delete_last(open_writes);
-		pending_free(w, sizeof(OpenWrite));
+		pfree(w);
 	}
 }
 
@@ -1848,7 +1858,6 @@ static void
 forget_pending(void)
 {
 	MemoryContextReset(xact_cxt);
-	pending_bytes = 0;
 	commands = spans = logs = open_writes = NIL;
 	tallies = NULL;
 	pending_spans = pending_logs = 0;
