@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * telemetry_attr.c
- *	  Filling telemetry records (bounded attributes, UTF-8-safe truncation)
+ *	  Filling telemetry records (bounded attributes; text converted from
+ *	  the database encoding to UTF-8 and truncated on a character boundary)
  *	  and writing them as JSON, for the SQL views and the JSON log lines.
  *	  No shared memory and no locks here.
  *

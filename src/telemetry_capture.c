@@ -10,11 +10,18 @@
  *	- The command span starts when attribution.new_command_context()
  *	  resolves the command's context (the commands call it first; the
  *	  insert triggers call it for a direct INSERT).  Its span id is the one
- *	  stored in the row.  It ends at the end of the top-level statement
- *	  (ExecutorEnd at nesting level 0), when the next command starts, or at
- *	  transaction end, whichever comes first.  Its name comes from the
- *	  table it writes: attribution.track_click or attribution.track_conversion.
- *	  A resolved context that writes neither table is not a command.
+ *	  stored in the row.  It ends when the top-level statement has done its
+ *	  work: the return of ExecutorRun of a top-level SELECT (how the command
+ *	  functions are called; under the extended query protocol the portal,
+ *	  and so ExecutorEnd, lives on until the next statement or COMMIT), or
+ *	  ExecutorEnd of a top-level write; or when the next command starts, or
+ *	  at transaction end, whichever comes first.  Its name comes from the
+ *	  table it writes, known before that INSERT starts (so a command
+ *	  refused at executor start, by a privilege or a read-only transaction,
+ *	  is a failed command): attribution.track_click or
+ *	  attribution.track_conversion.  A direct INSERT refused before its
+ *	  first row is one failed command, resolved when the error passes.  A
+ *	  resolved context that writes neither table is not a command.
  *	- A DB-operation span covers each INSERT, UPDATE or DELETE statement on
  *	  a table of the attribution schema run during a command
  *	  (ExecutorStart to ExecutorEnd).
@@ -34,19 +41,48 @@
  * "failed" or "rolled_back"); "command failed" is logged; commands.total
  * and commands.errors count the command; the business log records and
  * business metrics are dropped, because that work never happened.  At
- * PREPARE TRANSACTION spans and logs are handed over but business metrics
- * are not counted (the work is not committed yet).
+ * PREPARE TRANSACTION spans, logs and commands.* are handed over (outcome
+ * "prepared") and the business metrics are parked in shared memory under
+ * the GID (telemetry.c), counted by COMMIT PREPARED in whatever session,
+ * dropped by ROLLBACK PREPARED.  The GID comes from our ProcessUtility
+ * hook, which also sees COMMIT/ROLLBACK PREPARED finish.
  *
  * Unsampled commands record no spans; their logs and metrics are recorded
  * and their rows still carry the trace ids.
  *
+ * Time.  Timestamps are the transaction's first wall-clock reading plus
+ * CLOCK_MONOTONIC time since (clock_now()): start times stay wall-clock
+ * times, durations are monotonic and never negative, whatever the system
+ * clock does meanwhile.
+ *
+ * Text.  Records hold UTF-8, as OTLP and JSON require: strings of the
+ * database (row values, error messages, the database name) are converted
+ * from the database encoding when they are copied into a record.
+ *
  * Bounds.  A transaction keeps at most fp_attribution.max_spans spans and
- * max_logs log records (what the rings hold); the rest are counted as
- * dropped at once and not kept.  Metric increments are tallied per
- * subtransaction and key, so a million-row INSERT needs little memory.
- * The records are built at PRE_COMMIT (or PRE_PREPARE); the commit
- * callback only hands them over, allocating nothing, since an error there
- * would be a PANIC.
+ * max_logs log records (what the rings hold), and no more than
+ * fp_attribution.max_pending_telemetry of memory for them (measured on the
+ * memory context, blocks and all); the rest are counted as dropped at once
+ * and not kept.  A command with no room is the one static spare_command,
+ * and a row's log record with no room is filled in a static scratch
+ * record, so a bulk INSERT allocates nothing per row beyond the bound.
+ * Metric increments are tallied per subtransaction and key, so a
+ * million-row INSERT needs little memory.
+ *
+ * No allocation at transaction end.  An error in the commit, prepare or
+ * abort callback would be a PANIC, so they allocate nothing and look
+ * nothing up: a recorded command gets its span (with what is known when
+ * it starts: ids, start time, tracestate, db.* attributes) and its three
+ * log records allocated when it starts, and each reservation grows the
+ * arrays of pointers that hand the records over; at transaction end
+ * build() only fills those records in place (snprintf into fixed buffers,
+ * strings already UTF-8) and the callbacks copy them into shared memory.
+ * Commands that had no room are added to fixed counters (rolled_back) when
+ * a rollback retires them.  At commit build() runs at PRE_COMMIT (or
+ * PRE_PREPARE), where it may also allocate the ordered array of tallies;
+ * an abort, even one after that, builds again in place.  JSON log lines
+ * are written through one buffer allocated beforehand with room for the
+ * longest line.
  *
  * Locking: none here; everything is backend-local.  Shared memory is only
  * touched through telemetry.c at transaction end.
@@ -273,15 +309,21 @@ clock_now(void)
  * keeps its first block across resets: sized for a typical transaction's
  * records, it spares a malloc/free per commit.
  */
-static void *
-pending_bytes_alloc(Size size)
+static MemoryContext
+pending_cxt(void)
 {
 	if (xact_cxt == NULL)
 		xact_cxt = GenerationContextCreate(TopMemoryContext,
 										   "fp_attribution telemetry",
 										   XACT_CXT_KEEP, XACT_CXT_KEEP,
 										   XACT_CXT_MAX_BLOCK);
-	return MemoryContextAlloc(xact_cxt, size);
+	return xact_cxt;
+}
+
+static void *
+pending_bytes_alloc(Size size)
+{
+	return MemoryContextAlloc(pending_cxt(), size);
 }
 
 /* A pending item, owned by the current subtransaction */
@@ -298,7 +340,7 @@ pending_alloc(Size size)
 static List *
 pending_append(List *list, void *item)
 {
-	MemoryContext old = MemoryContextSwitchTo(xact_cxt);
+	MemoryContext old = MemoryContextSwitchTo(pending_cxt());
 
 	list = lappend(list, item);
 	MemoryContextSwitchTo(old);
