@@ -1017,11 +1017,13 @@ telemetry_ExecutorRun(FP_EXECUTOR_RUN_PARAMS)
 	 * A top-level SELECT (how the command functions are called) has done
 	 * its work when its run returns, whatever the protocol: under the
 	 * extended one its portal, and ExecutorEnd, wait for the next
-	 * statement or the COMMIT.  Writes end in ExecutorEnd, which follows
-	 * at once, after their AFTER triggers.
+	 * statement or the COMMIT.  Writes (and a SELECT with a writing WITH)
+	 * end in ExecutorEnd, which follows at once, after their AFTER
+	 * triggers.
 	 */
 	if (exec_nesting == 0 && current != NULL &&
-		queryDesc->operation == CMD_SELECT)
+		queryDesc->operation == CMD_SELECT &&
+		!queryDesc->plannedstmt->hasModifyingCTE)
 		end_current(clock_now());
 }
 
