@@ -23,11 +23,25 @@
  *	  Incrementing an existing series takes it shared (the value itself is
  *	  an atomic); adding a series takes it exclusively; reset takes it
  *	  exclusively.
+ *	- parked lock: guards the parked-metrics slots of prepared
+ *	  transactions (see below), taken exclusively to fill or empty a slot
+ *	  by a memcpy; nothing else is done under it.
  *
  * The fixed counters and histogram buckets are pg_atomic_uint64 updated
  * with fetch-add and read without a lock: a snapshot may be a few
  * increments inconsistent across series, which cumulative metrics
- * tolerate.  start_time_unix_nano is written by reset only.  The exporter
+ * tolerate.  Series values saturate at INT64_MAX (a compare-and-swap
+ * loop) rather than wrap: OTLP sums are signed 64-bit integers, and
+ * affiliate.revenue.cents can get there.
+ *
+ * Prepared transactions.  Business metrics count committed work, so the
+ * increments of a transaction that PREPARE TRANSACTION parks are kept in
+ * a shared slot named by its GID (one slot per max_prepared_transactions)
+ * until COMMIT PREPARED, in whatever session, counts them, or ROLLBACK
+ * PREPARED drops them.  A slot holds FP_PARKED_MAX_SERIES keyed series;
+ * further affiliates or currencies of that one transaction go to their
+ * metric's overflow series.  Slots live in shared memory only: a
+ * transaction still prepared when the server restarts is never counted.  start_time_unix_nano is written by reset only.  The exporter
  * latch pointer is guarded by the spinlock "mutex".
  *
  * Copyright (c) 2026, fp_attribution developers
@@ -38,6 +52,8 @@
 
 #include <time.h>
 
+#include "access/twophase.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
@@ -61,7 +77,8 @@
 #define LOCK_SPANS 0
 #define LOCK_LOGS 1
 #define LOCK_SERIES 2
-#define TELEMETRY_LOCKS 3
+#define LOCK_PARKED 3
+#define TELEMETRY_LOCKS 4
 
 /* Currencies are validated against ISO 4217, which has fewer codes */
 #define MAX_CURRENCY_SERIES 200
@@ -72,6 +89,7 @@ int			fp_attribution_max_logs = 2048;
 int			fp_attribution_max_affiliate_series = 1000;
 bool		fp_attribution_log_json = false;
 bool		fp_attribution_log_client_ip = false;
+int			fp_attribution_max_pending_telemetry = 4096;
 
 /* A ring of fixed-size slots, each holding one packed record */
 typedef struct FpRing
@@ -111,6 +129,28 @@ typedef struct FpSeriesEntry
 	pg_atomic_uint64 value;
 } FpSeriesEntry;
 
+/* Keyed series of one prepared transaction, and their overflow */
+#define FP_PARKED_MAX_SERIES 16
+
+typedef struct FpParkedSeries
+{
+	uint8		metric;			/* FpSeriesMetric */
+	char		key[FP_ATTR_VALUE_LEN];
+	uint64		n;				/* clicks, or conversions */
+	uint64		value;			/* series value: clicks, or revenue cents */
+} FpParkedSeries;
+
+/* The business metric increments of one prepared transaction */
+typedef struct FpParked
+{
+	char		gid[GIDSIZE];	/* "" when the slot is free */
+	int			n_series;
+	FpParkedSeries series[FP_PARKED_MAX_SERIES];
+	FpParkedSeries overflow[SERIES_METRICS + 1];	/* key unused */
+	uint64		receipts;
+	FpLatencyTally conversion_latency;
+} FpParked;
+
 typedef struct FpTelemetryShared
 {
 	slock_t		mutex;
@@ -126,6 +166,8 @@ typedef struct FpTelemetryShared
 	FpHistogram commands_latency[FP_COMMAND_KINDS];
 	FpHistogram conversion_latency;
 	pg_atomic_uint64 metrics_export_dropped;
+	LWLock	   *parked_lock;
+	FpParked   *parked;			/* max_prepared_xacts slots */
 	/* per-attribute series: open addressing, linear probing */
 	LWLock	   *series_lock;
 	int			series_mask;
@@ -135,6 +177,9 @@ typedef struct FpTelemetryShared
 } FpTelemetryShared;
 
 static FpTelemetryShared *tel = NULL;
+
+/* Where count_* add while a PREPARE parks its increments, else NULL */
+static FpParked *parking = NULL;
 
 /* Histogram bucket bounds, in seconds */
 static const double command_latency_bounds[] = {
@@ -179,6 +224,13 @@ fp_attribution_telemetry_define_gucs(void)
 							 false,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.max_pending_telemetry",
+							gettext_noop("Memory a transaction may use for its spans and log records until it ends."),
+							gettext_noop("Records beyond it are counted as dropped; metrics are always counted."),
+							&fp_attribution_max_pending_telemetry,
+							4096, 64, MAX_KILOBYTES,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	DefineCustomBoolVariable("fp_attribution.log_client_ip",
 							 gettext_noop("Includes the raw client IP address of a click in its log record."),
 							 NULL,
@@ -245,6 +297,7 @@ telemetry_shmem_size(void)
 					ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)));
 	size = add_size(size,
 					ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+	size = add_size(size, mul_size(max_prepared_xacts, sizeof(FpParked)));
 	return size;
 }
 
@@ -321,6 +374,12 @@ fp_attribution_telemetry_shmem_init(void)
 	}
 	histogram_init(&tel->conversion_latency);
 	pg_atomic_init_u64(&tel->metrics_export_dropped, 0);
+	tel->parked_lock = &locks[LOCK_PARKED].lock;
+	tel->parked = (FpParked *)
+		(rings + ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)) +
+		 ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+	for (int i = 0; i < max_prepared_xacts; i++)
+		tel->parked[i].gid[0] = '\0';
 	tel->series_lock = &locks[LOCK_SERIES].lock;
 	tel->series_mask = nslots - 1;
 	for (int m = 0; m <= SERIES_METRICS; m++)
@@ -720,6 +779,20 @@ fp_attribution_telemetry_reset(FpSignal signal)
  *----------
  */
 
+/* *v += delta, stopping at INT64_MAX (delta is at most that) */
+static void
+add_saturating(pg_atomic_uint64 *v, uint64 delta)
+{
+	uint64		old = pg_atomic_read_u64(v);
+	uint64		sum;
+
+	do
+	{
+		sum = old > (uint64) PG_INT64_MAX - delta ? (uint64) PG_INT64_MAX :
+			old + delta;
+	} while (!pg_atomic_compare_exchange_u64(v, &old, sum));
+}
+
 /*
  * Add delta to the series of metric with attribute value key.  A new key
  * beyond the metric's cap goes to its overflow series.
@@ -736,7 +809,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 	/* a key too long for a slot is truncated, as the attribute would be */
 	if (len == FP_ATTR_VALUE_LEN)
 	{
-		fp_attribution_copy_text(buf, key, sizeof(buf));
+		fp_attribution_copy_utf8(buf, key, sizeof(buf));
 		k = buf;
 		len = strlen(buf);
 	}
@@ -748,7 +821,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 	{
 		if (tel->series[i].metric == metric && memcmp(tel->series[i].key, k, len + 1) == 0)
 		{
-			pg_atomic_fetch_add_u64(&tel->series[i].value, delta);
+			add_saturating(&tel->series[i].value, delta);
 			LWLockRelease(tel->series_lock);
 			return;
 		}
@@ -767,7 +840,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 	{
 		if (tel->series_used[metric] >= cap)
 		{
-			pg_atomic_fetch_add_u64(&tel->series_overflow[metric], delta);
+			add_saturating(&tel->series_overflow[metric], delta);
 			LWLockRelease(tel->series_lock);
 			return;
 		}
@@ -775,7 +848,7 @@ series_add(FpSeriesMetric metric, const char *key, int cap, uint64 delta)
 		tel->series[i].metric = metric;
 		tel->series_used[metric]++;
 	}
-	pg_atomic_fetch_add_u64(&tel->series[i].value, delta);
+	add_saturating(&tel->series[i].value, delta);
 	LWLockRelease(tel->series_lock);
 }
 
@@ -806,9 +879,11 @@ tally_record(FpLatencyTally *t, const double *bounds, int n_bounds,
 	t->sum += sum_units;
 }
 
+/* A command's duration; a negative one (it cannot be) counts as 0 */
 void
 fp_attribution_telemetry_tally_command(FpLatencyTally *t, int64 duration_ns)
 {
+	duration_ns = Max(duration_ns, 0);
 	tally_record(t, command_latency_bounds, lengthof(command_latency_bounds),
 				 duration_ns * COMMAND_SUM_SCALE, (uint64) duration_ns);
 }
@@ -816,6 +891,7 @@ fp_attribution_telemetry_tally_command(FpLatencyTally *t, int64 duration_ns)
 void
 fp_attribution_telemetry_tally_conversion(FpLatencyTally *t, int64 latency_ms)
 {
+	latency_ms = Max(latency_ms, 0);
 	tally_record(t, conversion_latency_bounds,
 				 lengthof(conversion_latency_bounds),
 				 latency_ms * CONVERSION_SUM_SCALE, (uint64) latency_ms);
@@ -844,29 +920,86 @@ series_count(FpSeriesMetric metric, const char *key, int cap, uint64 n)
 	if (key != NULL)
 		series_add(metric, key, cap, n);
 	else
-		pg_atomic_fetch_add_u64(&tel->series_overflow[metric], n);
+		add_saturating(&tel->series_overflow[metric], n);
+}
+
+/*
+ * While a PREPARE parks its increments: the parked series of metric with
+ * key (NULL: the overflow series), added if need be; past
+ * FP_PARKED_MAX_SERIES a new key goes to the overflow series.
+ */
+static FpParkedSeries *
+parked_series(FpSeriesMetric metric, const char *key)
+{
+	FpParkedSeries *s;
+
+	if (key != NULL)
+	{
+		for (int i = 0; i < parking->n_series; i++)
+			if (parking->series[i].metric == metric &&
+				strcmp(parking->series[i].key, key) == 0)
+				return &parking->series[i];
+		if (parking->n_series < FP_PARKED_MAX_SERIES)
+		{
+			s = &parking->series[parking->n_series++];
+			s->metric = metric;
+			fp_attribution_copy_utf8(s->key, key, sizeof(s->key));
+			s->n = s->value = 0;
+			return s;
+		}
+	}
+	return &parking->overflow[metric];
+}
+
+/* a + b, stopping at INT64_MAX (both are at most that) */
+static uint64
+sum_saturating(uint64 a, uint64 b)
+{
+	return a > (uint64) PG_INT64_MAX - b ? (uint64) PG_INT64_MAX : a + b;
 }
 
 void
 fp_attribution_telemetry_count_clicks(const char *affiliate_id, uint64 n)
 {
+	FpParkedSeries *s;
+
 	if (tel == NULL)
 		return;
+	if (parking != NULL)
+	{
+		s = parked_series(SERIES_CLICKS_BY_ID, affiliate_id);
+		s->n += n;
+		s->value += n;
+		return;
+	}
 	pg_atomic_fetch_add_u64(&tel->clicks_total, n);
 	series_count(SERIES_CLICKS_BY_ID, affiliate_id,
 				 fp_attribution_max_affiliate_series, n);
 }
 
+/* revenue_cents is at least 0 (the conversions table checks it) */
 void
 fp_attribution_telemetry_count_conversions(const char *currency, uint64 n,
 										   int64 revenue_cents,
 										   const FpLatencyTally *latency)
 {
+	FpParkedSeries *s;
+	uint64		revenue = (uint64) Max(revenue_cents, 0);
+
 	if (tel == NULL)
 		return;
+	if (parking != NULL)
+	{
+		s = parked_series(SERIES_REVENUE_BY_CURRENCY, currency);
+		s->n += n;
+		s->value = sum_saturating(s->value, revenue);
+		fp_attribution_telemetry_merge_tally(&parking->conversion_latency,
+											 latency);
+		return;
+	}
 	pg_atomic_fetch_add_u64(&tel->conversions_total, n);
 	series_count(SERIES_REVENUE_BY_CURRENCY, currency, MAX_CURRENCY_SERIES,
-				 (uint64) revenue_cents);
+				 revenue);
 	histogram_add(&tel->conversion_latency, latency);
 }
 
@@ -875,7 +1008,118 @@ fp_attribution_telemetry_count_receipts(uint64 n)
 {
 	if (tel == NULL)
 		return;
-	pg_atomic_fetch_add_u64(&tel->receipts_total, n);
+	if (parking != NULL)
+		parking->receipts += n;
+	else
+		pg_atomic_fetch_add_u64(&tel->receipts_total, n);
+}
+
+/* dst += src, for latency tallies */
+void
+fp_attribution_telemetry_merge_tally(FpLatencyTally *dst,
+									 const FpLatencyTally *src)
+{
+	dst->count += src->count;
+	dst->sum += src->sum;
+	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
+		dst->buckets[i] += src->buckets[i];
+}
+
+/*----------
+ * Prepared transactions (see the file banner)
+ *----------
+ */
+
+static FpParked parked_local;
+
+/* Count a parked series (key NULL: the overflow series) */
+static void
+count_parked(FpSeriesMetric metric, const char *key, const FpParkedSeries *s)
+{
+	if (s->n == 0)
+		return;
+	if (metric == SERIES_CLICKS_BY_ID)
+	{
+		pg_atomic_fetch_add_u64(&tel->clicks_total, s->n);
+		series_count(metric, key, fp_attribution_max_affiliate_series,
+					 s->value);
+	}
+	else
+	{
+		pg_atomic_fetch_add_u64(&tel->conversions_total, s->n);
+		series_count(metric, key, MAX_CURRENCY_SERIES, s->value);
+	}
+}
+
+/*
+ * Until fp_attribution_telemetry_park_end(), the count_* functions of the
+ * business metrics add to the increments parked for prepared transaction
+ * gid instead of counting them.  Allocates nothing.
+ */
+void
+fp_attribution_telemetry_park_begin(const char *gid)
+{
+	memset(&parked_local, 0, sizeof(parked_local));
+	strlcpy(parked_local.gid, gid, sizeof(parked_local.gid));
+	parking = &parked_local;
+}
+
+/*
+ * Keep the increments parked since fp_attribution_telemetry_park_begin()
+ * in a free shared slot.  There is always one (a slot per prepared
+ * transaction there can be), short of a GID prepared twice, which PREPARE
+ * refuses.  Called in the PREPARE callback: no allocation, no error.
+ */
+void
+fp_attribution_telemetry_park_end(void)
+{
+	parking = NULL;
+	if (tel == NULL || parked_local.gid[0] == '\0')
+		return;
+	LWLockAcquire(tel->parked_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < max_prepared_xacts; i++)
+	{
+		if (tel->parked[i].gid[0] == '\0')
+		{
+			memcpy(&tel->parked[i], &parked_local, sizeof(FpParked));
+			break;
+		}
+	}
+	LWLockRelease(tel->parked_lock);
+}
+
+/*
+ * COMMIT PREPARED gid (commit) or ROLLBACK PREPARED gid finished: count
+ * the increments parked for it, or drop them.
+ */
+void
+fp_attribution_telemetry_finish_prepared(const char *gid, bool commit)
+{
+	bool		found = false;
+
+	if (tel == NULL)
+		return;
+	LWLockAcquire(tel->parked_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < max_prepared_xacts && !found; i++)
+	{
+		if (strcmp(tel->parked[i].gid, gid) == 0)
+		{
+			memcpy(&parked_local, &tel->parked[i], sizeof(FpParked));
+			tel->parked[i].gid[0] = '\0';
+			found = true;
+		}
+	}
+	LWLockRelease(tel->parked_lock);
+	if (!found || !commit)
+		return;
+
+	for (int i = 0; i < parked_local.n_series; i++)
+		count_parked(parked_local.series[i].metric, parked_local.series[i].key,
+					 &parked_local.series[i]);
+	for (int m = SERIES_CLICKS_BY_ID; m <= SERIES_METRICS; m++)
+		count_parked(m, NULL, &parked_local.overflow[m]);
+	histogram_add(&tel->conversion_latency, &parked_local.conversion_latency);
+	pg_atomic_fetch_add_u64(&tel->receipts_total, parked_local.receipts);
 }
 
 /*----------
@@ -958,7 +1202,7 @@ counter_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 	{
 		p->n_attrs = 1;
 		strlcpy(p->attrs[0].key, attr_key, FP_ATTR_KEY_LEN);
-		fp_attribution_attr_str(&p->attrs[0], attr_value);
+		fp_attribution_attr_utf8(&p->attrs[0], attr_value);
 	}
 	return p;
 }
@@ -996,7 +1240,7 @@ histogram_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 	{
 		p->n_attrs = 1;
 		strlcpy(p->attrs[0].key, "fp.command.name", FP_ATTR_KEY_LEN);
-		fp_attribution_attr_str(&p->attrs[0], command);
+		fp_attribution_attr_utf8(&p->attrs[0], command);
 	}
 }
 

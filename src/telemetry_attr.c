@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * telemetry_attr.c
- *	  Filling telemetry records (bounded attributes, UTF-8-safe truncation)
+ *	  Filling telemetry records (bounded attributes; text converted from
+ *	  the database encoding to UTF-8 and truncated on a character boundary)
  *	  and writing them as JSON, for the SQL views and the JSON log lines.
  *	  No shared memory and no locks here.
  *
@@ -11,9 +12,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "common/shortest_dec.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/float.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -38,18 +40,113 @@ copy_name(char *dst, const char *src, Size size)
 }
 
 /*
- * Copy src into dst of size bytes, truncated on a character boundary of
- * the database encoding and always NUL-terminated.
+ * Copy UTF-8 text src into dst of size bytes, truncated on a character
+ * boundary and always NUL-terminated.
  */
 void
-fp_attribution_copy_text(char *dst, const char *src, Size size)
+fp_attribution_copy_utf8(char *dst, const char *src, Size size)
 {
 	int			len = strlen(src);
 
 	if (len >= size)
-		len = pg_mbcliplen(src, len, size - 1);
+		len = pg_encoding_mbcliplen(PG_UTF8, src, len, size - 1);
 	memcpy(dst, src, len);
 	dst[len] = '\0';
+}
+
+/* U+FFFD REPLACEMENT CHARACTER, for what has no UTF-8 form */
+#define UTF8_REPLACEMENT "\xEF\xBF\xBD"
+
+/*
+ * Append the UTF-8 text src[0..len) to dst (*used bytes used, capacity
+ * size including the NUL), as many whole characters as fit; false when
+ * not all of them did.
+ */
+static bool
+append_utf8(char *dst, int *used, Size size, const char *src, int len)
+{
+	int			room = size - 1 - *used;
+	bool		whole = len <= room;
+
+	if (!whole)
+		len = pg_encoding_mbcliplen(PG_UTF8, src, len, room);
+	memcpy(dst + *used, src, len);
+	*used += len;
+	return whole;
+}
+
+/*
+ * Copy src, text in the database encoding, into dst of size bytes as
+ * UTF-8 (what OTLP and JSON require), truncated on a character boundary
+ * and always NUL-terminated.  A character with no UTF-8 form (or a byte
+ * that is not UTF-8 in a SQL_ASCII database) becomes U+FFFD.  Never
+ * raises an error: telemetry must not fail a command.  The conversion
+ * function is looked up once per backend, at the first non-ASCII text of
+ * a non-UTF-8 database; that happens while a command runs, never in a
+ * transaction callback (records filled there only copy text converted
+ * before, with fp_attribution_copy_utf8).
+ */
+void
+fp_attribution_copy_text(char *dst, const char *src, Size size)
+{
+	static Oid	to_utf8_proc = InvalidOid;
+	int			encoding = GetDatabaseEncoding();
+	const char *p = src;
+	int			used = 0;
+
+	if (encoding == PG_UTF8)
+	{
+		fp_attribution_copy_utf8(dst, src, size);
+		return;
+	}
+	if (encoding != PG_SQL_ASCII && !OidIsValid(to_utf8_proc))
+	{
+		for (const char *q = src; *q != '\0' && !OidIsValid(to_utf8_proc); q++)
+			if (IS_HIGHBIT_SET(*q))
+				to_utf8_proc = FindDefaultConversionProc(encoding, PG_UTF8);
+	}
+	while (*p != '\0')
+	{
+		const char *run = p;
+		unsigned char buf[256];
+		int			len = strlen(p);
+		int			converted = 0;
+
+		/* ASCII is the same in every server encoding and in UTF-8 */
+		while (*p != '\0' && !IS_HIGHBIT_SET(*p))
+			p++;
+		if (p > run && !append_utf8(dst, &used, size, run, p - run))
+			break;
+		if (*p == '\0')
+			break;
+		len -= p - run;
+		if (OidIsValid(to_utf8_proc))
+			converted = pg_do_encoding_conversion_buf(to_utf8_proc, encoding,
+													  PG_UTF8,
+													  (unsigned char *) p, len,
+													  buf, sizeof(buf), true);
+		else if (pg_utf_mblen((const unsigned char *) p) <= len &&
+				 pg_utf8_islegal((const unsigned char *) p,
+								 pg_utf_mblen((const unsigned char *) p)))
+		{
+			/* a SQL_ASCII database holding UTF-8: keep it */
+			converted = pg_utf_mblen((const unsigned char *) p);
+			memcpy(buf, p, converted);
+			buf[converted] = '\0';
+		}
+		if (converted == 0)
+		{
+			if (!append_utf8(dst, &used, size, UTF8_REPLACEMENT, 3))
+				break;
+			p += encoding == PG_SQL_ASCII ? 1 :
+				Max(pg_encoding_mblen_bounded(encoding, p), 1);
+			continue;
+		}
+		p += converted;
+		if (!append_utf8(dst, &used, size, (char *) buf, strlen((char *) buf)))
+			break;
+	}
+	dst[used] = '\0';
 }
 
 /*
@@ -105,11 +202,20 @@ fp_attribution_log_attr(FpLogRecord *log, const char *key)
 					 &log->dropped_attributes_count, key);
 }
 
+/* A string attribute from text in the database encoding */
 void
 fp_attribution_attr_str(FpAttribute *attr, const char *value)
 {
 	attr->type = FP_ATTR_STRING;
 	fp_attribution_copy_text(attr->value.str, value, FP_ATTR_VALUE_LEN);
+}
+
+/* A string attribute from UTF-8 text (ours, or converted before) */
+void
+fp_attribution_attr_utf8(FpAttribute *attr, const char *value)
+{
+	attr->type = FP_ATTR_STRING;
+	fp_attribution_copy_utf8(attr->value.str, value, FP_ATTR_VALUE_LEN);
 }
 
 void
@@ -135,11 +241,14 @@ fp_attribution_attr_double(FpAttribute *attr, double value)
 
 /*
  * Attributes as a JSON object.  Integers are written as numbers (they
- * are within the ranges JSON readers handle for our attributes).
+ * are within the ranges JSON readers handle for our attributes).  Nothing
+ * is allocated when buf has room (see fp_attribution_log_json_line).
  */
 void
 fp_attribution_attrs_json(StringInfo buf, const FpAttribute *attrs, int n)
 {
+	char		number[DOUBLE_SHORTEST_DECIMAL_LEN];
+
 	appendStringInfoChar(buf, '{');
 	for (int i = 0; i < n; i++)
 	{
@@ -161,7 +270,8 @@ fp_attribution_attrs_json(StringInfo buf, const FpAttribute *attrs, int n)
 				appendStringInfo(buf, INT64_FORMAT, a->value.i);
 				break;
 			case FP_ATTR_DOUBLE:
-				appendStringInfoString(buf, float8out_internal(a->value.d));
+				double_to_shortest_decimal_buf(a->value.d, number);
+				appendStringInfoString(buf, number);
 				break;
 		}
 	}
@@ -191,7 +301,9 @@ fp_attribution_span_events_json(StringInfo buf, const FpSpanRecord *span)
 
 /*
  * One log record as a single-line JSON object, for the server log.  Ids
- * are omitted when the record belongs to no span.
+ * are omitted when the record belongs to no span.  With
+ * FP_LOG_JSON_LINE_MAX bytes of room in buf, nothing is allocated: the
+ * abort callback writes these lines.
  */
 void
 fp_attribution_log_json_line(StringInfo buf, const FpLogRecord *log)

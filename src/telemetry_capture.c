@@ -10,11 +10,18 @@
  *	- The command span starts when attribution.new_command_context()
  *	  resolves the command's context (the commands call it first; the
  *	  insert triggers call it for a direct INSERT).  Its span id is the one
- *	  stored in the row.  It ends at the end of the top-level statement
- *	  (ExecutorEnd at nesting level 0), when the next command starts, or at
- *	  transaction end, whichever comes first.  Its name comes from the
- *	  table it writes: attribution.track_click or attribution.track_conversion.
- *	  A resolved context that writes neither table is not a command.
+ *	  stored in the row.  It ends when the top-level statement has done its
+ *	  work: the return of ExecutorRun of a top-level SELECT (how the command
+ *	  functions are called; under the extended query protocol the portal,
+ *	  and so ExecutorEnd, lives on until the next statement or COMMIT), or
+ *	  ExecutorEnd of a top-level write; or when the next command starts, or
+ *	  at transaction end, whichever comes first.  Its name comes from the
+ *	  table it writes, known before that INSERT starts (so a command
+ *	  refused at executor start, by a privilege or a read-only transaction,
+ *	  is a failed command): attribution.track_click or
+ *	  attribution.track_conversion.  A direct INSERT refused before its
+ *	  first row is one failed command, resolved when the error passes.  A
+ *	  resolved context that writes neither table is not a command.
  *	- A DB-operation span covers each INSERT, UPDATE or DELETE statement on
  *	  a table of the attribution schema run during a command
  *	  (ExecutorStart to ExecutorEnd).
@@ -34,19 +41,48 @@
  * "failed" or "rolled_back"); "command failed" is logged; commands.total
  * and commands.errors count the command; the business log records and
  * business metrics are dropped, because that work never happened.  At
- * PREPARE TRANSACTION spans and logs are handed over but business metrics
- * are not counted (the work is not committed yet).
+ * PREPARE TRANSACTION spans, logs and commands.* are handed over (outcome
+ * "prepared") and the business metrics are parked in shared memory under
+ * the GID (telemetry.c), counted by COMMIT PREPARED in whatever session,
+ * dropped by ROLLBACK PREPARED.  The GID comes from our ProcessUtility
+ * hook, which also sees COMMIT/ROLLBACK PREPARED finish.
  *
  * Unsampled commands record no spans; their logs and metrics are recorded
  * and their rows still carry the trace ids.
  *
+ * Time.  Timestamps are the transaction's first wall-clock reading plus
+ * CLOCK_MONOTONIC time since (clock_now()): start times stay wall-clock
+ * times, durations are monotonic and never negative, whatever the system
+ * clock does meanwhile.
+ *
+ * Text.  Records hold UTF-8, as OTLP and JSON require: strings of the
+ * database (row values, error messages, the database name) are converted
+ * from the database encoding when they are copied into a record.
+ *
  * Bounds.  A transaction keeps at most fp_attribution.max_spans spans and
- * max_logs log records (what the rings hold); the rest are counted as
- * dropped at once and not kept.  Metric increments are tallied per
- * subtransaction and key, so a million-row INSERT needs little memory.
- * The records are built at PRE_COMMIT (or PRE_PREPARE); the commit
- * callback only hands them over, allocating nothing, since an error there
- * would be a PANIC.
+ * max_logs log records (what the rings hold), and no more than
+ * fp_attribution.max_pending_telemetry of memory for them (measured on the
+ * memory context, blocks and all); the rest are counted as dropped at once
+ * and not kept.  A command with no room is the one static spare_command,
+ * and a row's log record with no room is filled in a static scratch
+ * record, so a bulk INSERT allocates nothing per row beyond the bound.
+ * Metric increments are tallied per subtransaction and key, so a
+ * million-row INSERT needs little memory.
+ *
+ * No allocation at transaction end.  An error in the commit, prepare or
+ * abort callback would be a PANIC, so they allocate nothing and look
+ * nothing up: a recorded command gets its span (with what is known when
+ * it starts: ids, start time, tracestate, db.* attributes) and its three
+ * log records allocated when it starts, and each reservation grows the
+ * arrays of pointers that hand the records over; at transaction end
+ * build() only fills those records in place (snprintf into fixed buffers,
+ * strings already UTF-8) and the callbacks copy them into shared memory.
+ * Commands that had no room are added to fixed counters (rolled_back) when
+ * a rollback retires them.  At commit build() runs at PRE_COMMIT (or
+ * PRE_PREPARE), where it may also allocate the ordered array of tallies;
+ * an abort, even one after that, builds again in place.  JSON log lines
+ * are written through one buffer allocated beforehand with room for the
+ * longest line.
  *
  * Locking: none here; everything is backend-local.  Shared memory is only
  * touched through telemetry.c at transaction end.
@@ -67,6 +103,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
@@ -75,6 +112,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/inval.h"
+#include "tcop/utility.h"
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/row_guard.h"
@@ -98,6 +136,14 @@ typedef struct PendingHead
 	bool		aborted;		/* that subtransaction rolled back */
 } PendingHead;
 
+/* Log records of a command: started, then succeeded or failed, rule */
+#define COMMAND_LOGS 3
+
+/*
+ * A command.  A recorded one (there was room for its records) gets them
+ * allocated when it starts: its span, with what is known then, and its
+ * log records, filled at transaction end.  Strings are UTF-8.
+ */
 typedef struct PendingCommand
 {
 	PendingHead head;
@@ -111,13 +157,14 @@ typedef struct PendingCommand
 	int64		end_ns;			/* 0 while it runs */
 	FpTraceId	trace_id;
 	FpSpanId	span_id;
-	FpSpanId	parent_span_id;
 	uint8		flags;
-	char	   *tracestate;
 	char		sqlstate[6];
 	char		message[FP_ATTR_VALUE_LEN];
 	char		affiliate_id[FP_ATTR_VALUE_LEN];
 	char		entity_id[FP_ATTR_VALUE_LEN];	/* click_id or order_id */
+	FpSpanRecord *span;			/* recorded and sampled, else NULL */
+	int			span_start_attrs;	/* attributes set when it started */
+	FpLogRecord *logs[COMMAND_LOGS];	/* recorded, else NULL */
 } PendingCommand;
 
 typedef struct PendingSpan
@@ -190,6 +237,8 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
 /* Everything below lives in xact_cxt and is forgotten at transaction end */
 static MemoryContext xact_cxt = NULL;
 static List *commands = NIL;
@@ -204,16 +253,31 @@ static uint64 dropped_logs = 0;
 static List *open_writes = NIL; /* innermost last */
 static PendingCommand *current = NULL;	/* the running command, if any */
 static int	exec_nesting = 0;
+static FpLatencyTally rolled_back[FP_COMMAND_KINDS];	/* retired, undone */
+static PendingCommand spare_command;	/* a command with no room to record */
+static char prepare_gid[GIDSIZE];	/* of the PREPARE TRANSACTION running */
 
-static char database_name[NAMEDATALEN];
+/*
+ * The transaction's clock: the wall-clock time of its first reading plus
+ * the monotonic time elapsed since, so that every duration is monotonic
+ * (a wall-clock step cannot make one negative or huge) while start times
+ * stay wall-clock times.  anchor_wall is 0 until the first reading.
+ */
+static int64 anchor_wall = 0;
+static int64 anchor_mono;
+
+/* db.namespace, in UTF-8 */
+static char database_name[NAMEDATALEN * 4];
+
+/* One JSON log line at a time; allocated before any is needed */
+static StringInfoData json_line;
 
 static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
 
 /* Keeper block of xact_cxt: a command's spans and logs with room to spare */
 #define XACT_CXT_KEEP (128 * 1024)
-
-/* Log records a command may produce: started, closing, business rule */
-#define COMMAND_LOGS 3
+/* Its largest block: what it may hold beyond max_pending_telemetry */
+#define XACT_CXT_MAX_BLOCK (1024 * 1024)
 
 static bool
 telemetry_active(void)
@@ -222,21 +286,53 @@ telemetry_active(void)
 		fp_attribution_telemetry_available() && !IsParallelWorker();
 }
 
+/* The transaction's clock, in nanoseconds since the Unix epoch */
+static int64
+clock_now(void)
+{
+	struct timespec ts;
+	int64		mono;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	mono = (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
+	if (anchor_wall == 0)
+	{
+		anchor_wall = fp_attribution_now_unix_nano();
+		anchor_mono = mono;
+	}
+	return anchor_wall + (mono - anchor_mono);
+}
+
+/*
+ * size bytes in xact_cxt.  The records are a few kB each, allocated in
+ * order and mostly freed together: a generation context wastes nothing on
+ * them, where an AllocSet would round them up to a power of two.  It
+ * keeps its first block across resets: sized for a typical transaction's
+ * records, it spares a malloc/free per commit.
+ */
+static MemoryContext
+pending_cxt(void)
+{
+	if (xact_cxt == NULL)
+		xact_cxt = GenerationContextCreate(TopMemoryContext,
+										   "fp_attribution telemetry",
+										   XACT_CXT_KEEP, XACT_CXT_KEEP,
+										   XACT_CXT_MAX_BLOCK);
+	return xact_cxt;
+}
+
+static void *
+pending_bytes_alloc(Size size)
+{
+	return MemoryContextAlloc(pending_cxt(), size);
+}
+
+/* A pending item, owned by the current subtransaction */
 static void *
 pending_alloc(Size size)
 {
-	PendingHead *h;
+	PendingHead *h = pending_bytes_alloc(size);
 
-	/*
-	 * The context keeps its first block across resets: sized for a
-	 * typical transaction's records, it spares a malloc/free per commit.
-	 */
-	if (xact_cxt == NULL)
-		xact_cxt = AllocSetContextCreate(TopMemoryContext,
-										 "fp_attribution telemetry",
-										 XACT_CXT_KEEP, XACT_CXT_KEEP,
-										 ALLOCSET_DEFAULT_MAXSIZE);
-	h = MemoryContextAlloc(xact_cxt, size);
 	h->subid = GetCurrentSubTransactionId();
 	h->aborted = false;
 	return h;
@@ -245,7 +341,7 @@ pending_alloc(Size size)
 static List *
 pending_append(List *list, void *item)
 {
-	MemoryContext old = MemoryContextSwitchTo(xact_cxt);
+	MemoryContext old = MemoryContextSwitchTo(pending_cxt());
 
 	list = lappend(list, item);
 	MemoryContextSwitchTo(old);
@@ -253,20 +349,93 @@ pending_append(List *list, void *item)
 }
 
 /*
- * Make room for n more spans (or log records) in what the transaction
- * hands over, within the cap of the shared ring (fp_attribution.max_spans,
- * max_logs): beyond it they would only overwrite each other.  No room:
- * false, and they count as dropped.
+ * What the transaction hands over: arrays of pointers to its records,
+ * with room for every record it reserved, so that filling them at abort
+ * allocates nothing.
+ */
+typedef struct HandOver
+{
+	bool		ready;
+	FpSpanRecord **spans;
+	int			n_spans;
+	int			spans_room;
+	FpLogRecord **logs;
+	int			n_logs;
+	int			logs_room;
+	Tally	  **tallies;		/* commit, prepare: in creation order */
+	int			n_tallies;
+	FpLatencyTally commands[FP_COMMAND_KINDS][2];	/* [kind][failed] */
+} HandOver;
+
+static HandOver handover;
+
+/* Grow a pointer array of handover to hold at least want entries */
+static void
+handover_room(void ***array, int *room, int want)
+{
+	int			new_room = Max(*room * 2, 64);
+
+	if (want <= *room)
+		return;
+	while (new_room < want)
+		new_room *= 2;
+	if (*array == NULL)
+		*array = pending_bytes_alloc(new_room * sizeof(void *));
+	else
+		*array = repalloc(*array, new_room * sizeof(void *));
+	*room = new_room;
+}
+
+/*
+ * Whether bytes more fit in fp_attribution.max_pending_telemetry: the
+ * memory xact_cxt holds, blocks and all, so that the bound is on what the
+ * backend really uses (it can exceed it by one block, XACT_CXT_MAX_BLOCK).
  */
 static bool
-reserve(int *pending, int cap, int n, uint64 *dropped)
+fits(Size bytes)
 {
-	if (*pending + n > cap)
+	Size		held = xact_cxt ? MemoryContextMemAllocated(xact_cxt, false) : 0;
+
+	return held + bytes <= (Size) fp_attribution_max_pending_telemetry * 1024;
+}
+
+/* n more spans (pending == &pending_spans) or log records to hand over */
+static void
+take(int *pending, int n)
+{
+	*pending += n;
+	if (pending == &pending_spans)
+		handover_room((void ***) &handover.spans, &handover.spans_room,
+					  *pending);
+	else
+		handover_room((void ***) &handover.logs, &handover.logs_room,
+					  *pending);
+	if (fp_attribution_log_json && json_line.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&json_line);
+		enlargeStringInfo(&json_line, FP_LOG_JSON_LINE_MAX);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Make room for n more spans (or log records) in what the transaction
+ * hands over, within the cap of the shared ring (fp_attribution.max_spans,
+ * max_logs; beyond it they would only overwrite each other) and within
+ * fp_attribution.max_pending_telemetry for bytes more of memory.  No
+ * room: false, and they count as dropped.
+ */
+static bool
+reserve(int *pending, int cap, int n, Size bytes, uint64 *dropped)
+{
+	if (*pending + n > cap || !fits(bytes + n * sizeof(void *)))
 	{
 		*dropped += n;
 		return false;
 	}
-	*pending += n;
+	take(pending, n);
 	return true;
 }
 
@@ -328,39 +497,40 @@ tally_for(SubTransactionId subid, TallyKind kind, FpCommandKind command,
 	return tally_enter(&k);
 }
 
+/* revenue_cents + add, stopping at INT64_MAX (both are at least 0) */
+static int64
+add_revenue(int64 revenue_cents, int64 add)
+{
+	int64		sum;
+
+	return pg_add_s64_overflow(revenue_cents, add, &sum) ? PG_INT64_MAX : sum;
+}
+
 /* Add the increments of src to dst */
 static void
 tally_add(Tally *dst, const Tally *src)
 {
 	dst->seq = Min(dst->seq, src->seq);
 	dst->n += src->n;
-	dst->revenue_cents += src->revenue_cents;
-	dst->latency.count += src->latency.count;
-	dst->latency.sum += src->latency.sum;
-	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
-		dst->latency.buckets[i] += src->latency.buckets[i];
-}
-
-static const char *
-current_database_name(void)
-{
-	if (database_name[0] == '\0')
-	{
-		char	   *name = get_database_name(MyDatabaseId);
-
-		strlcpy(database_name, name ? name : "", sizeof(database_name));
-	}
-	return database_name;
+	dst->revenue_cents = add_revenue(dst->revenue_cents, src->revenue_cents);
+	fp_attribution_telemetry_merge_tally(&dst->latency, &src->latency);
 }
 
 /* OTel semantic-convention attributes common to our database spans */
 static void
 db_attrs(FpSpanRecord *span)
 {
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.system.name"),
-							"postgresql");
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.namespace"),
-							current_database_name());
+	if (database_name[0] == '\0')
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		fp_attribution_copy_text(database_name, name ? name : "",
+								 sizeof(database_name));
+	}
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.system.name"),
+							 "postgresql");
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.namespace"),
+							 database_name);
 }
 
 static FpCommandKind
@@ -383,26 +553,24 @@ breaks_rule(const PendingCommand *cmd)
 
 /*
  * A finished command that had no room for its span and log records: count
- * them as dropped, tally its metrics (a rolled-back one in subtransaction
- * 0) and forget it.  The caller has taken it off the commands list.
+ * them as dropped, tally its metrics and forget it.  The caller has taken
+ * it off the commands list.  A rolled-back one goes to rolled_back: in an
+ * abort callback this allocates nothing.
  */
 static void
 retire_command(PendingCommand *cmd)
 {
 	if (cmd->kind != FP_COMMAND_UNKNOWN)
 	{
-		Tally	   *t = tally_for(cmd->head.aborted ? InvalidSubTransactionId :
-								  cmd->head.subid, TALLY_COMMANDS, cmd->kind,
-								  NULL);
+		FpLatencyTally *t = cmd->head.aborted ? &rolled_back[cmd->kind] :
+			&tally_for(cmd->head.subid, TALLY_COMMANDS, cmd->kind, NULL)->latency;
 
-		fp_attribution_telemetry_tally_command(&t->latency,
-											   cmd->end_ns - cmd->start_ns);
+		fp_attribution_telemetry_tally_command(t, cmd->end_ns - cmd->start_ns);
 		dropped_spans += cmd->sampled ? 1 : 0;
 		dropped_logs += breaks_rule(cmd) ? 3 : 2;
 	}
-	if (cmd->tracestate != NULL)
-		pfree(cmd->tracestate);
-	pfree(cmd);
+	if (cmd != &spare_command)
+		pfree(cmd);
 }
 
 /* End the running command at time now */
@@ -422,16 +590,12 @@ end_current(int64 now)
 	}
 }
 
-/* A new pending log record with the context of a command (or none) */
-static PendingLog *
-new_log(bool business, FpSeverity severity, const char *event_name,
-		const char *body, int64 time, const FpTraceId *trace_id,
-		const FpSpanId *span_id, uint8 flags)
+/* Start a log record with the context of a command (or none), no body */
+static void
+log_init(FpLogRecord *log, FpSeverity severity, const char *event_name,
+		 int64 time, const FpTraceId *trace_id, const FpSpanId *span_id,
+		 uint8 flags)
 {
-	PendingLog *p = pending_alloc(sizeof(PendingLog));
-	FpLogRecord *log = &p->rec;
-
-	p->business = business;
 	log->time_unix_nano = time;
 	log->observed_time_unix_nano = time;
 	log->severity_number = severity;
@@ -441,7 +605,7 @@ new_log(bool business, FpSeverity severity, const char *event_name,
 			severity == FP_SEVERITY_INFO ? "INFO" : "DEBUG",
 			sizeof(log->severity_text));
 	strlcpy(log->event_name, event_name, sizeof(log->event_name));
-	fp_attribution_copy_text(log->body, body, sizeof(log->body));
+	log->body[0] = '\0';
 	if (trace_id != NULL)
 	{
 		log->trace_id = *trace_id;
@@ -455,50 +619,107 @@ new_log(bool business, FpSeverity severity, const char *event_name,
 	log->flags = flags;
 	log->dropped_attributes_count = 0;
 	log->n_attrs = 0;
+}
+
+/*
+ * A new pending log record (NULL: into scratch, when there is no room for
+ * it); body is in the database encoding.
+ */
+static PendingLog *
+new_log(PendingLog *scratch, bool business, FpSeverity severity,
+		const char *event_name, const char *body, int64 time,
+		const FpTraceId *trace_id, const FpSpanId *span_id, uint8 flags)
+{
+	PendingLog *p = scratch ? scratch : pending_alloc(sizeof(PendingLog));
+
+	p->business = business;
+	log_init(&p->rec, severity, event_name, time, trace_id, span_id, flags);
+	fp_attribution_copy_text(p->rec.body, body, sizeof(p->rec.body));
 	return p;
 }
 
 /*
  * Called by attribution.new_command_context() once the context of a new
- * command is resolved: start its span.
+ * command is resolved: start its span.  A recorded command gets its
+ * records now (see PendingCommand), so that the abort callback has only
+ * to fill them in.
  */
 void
 fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 {
 	PendingCommand *cmd;
+	bool		sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
+	Size		bytes = sizeof(PendingCommand) + sizeof(ListCell) +
+		COMMAND_LOGS * (sizeof(FpLogRecord) + sizeof(void *)) +
+		(sampled ? sizeof(FpSpanRecord) + sizeof(void *) : 0);
+	bool		recorded;
 	int64		now;
 
 	if (!telemetry_active())
 		return;
-	now = fp_attribution_now_unix_nano();
+	now = clock_now();
 	end_current(now);
 
-	cmd = pending_alloc(sizeof(PendingCommand));
+	/* no room: retire_command counts its records as dropped */
+	recorded = (!sampled || pending_spans < fp_attribution_max_spans) &&
+		pending_logs + COMMAND_LOGS <= fp_attribution_max_logs && fits(bytes);
+	if (recorded)
+	{
+		take(&pending_logs, COMMAND_LOGS);
+		if (sampled)
+			take(&pending_spans, 1);
+	}
+	if (recorded)
+		cmd = pending_alloc(sizeof(PendingCommand));
+	else
+	{
+		/* at most one unrecorded command runs: it is the current one */
+		cmd = &spare_command;
+		cmd->head.subid = GetCurrentSubTransactionId();
+		cmd->head.aborted = false;
+	}
 	cmd->kind = FP_COMMAND_UNKNOWN;
 	cmd->source = ctx->source;
-	cmd->sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
-	cmd->recorded =
-		pending_logs + COMMAND_LOGS <= fp_attribution_max_logs &&
-		(!cmd->sampled || pending_spans < fp_attribution_max_spans);
-	if (cmd->recorded)
-	{
-		pending_logs += COMMAND_LOGS;
-		pending_spans += cmd->sampled ? 1 : 0;
-	}
+	cmd->sampled = sampled;
+	cmd->recorded = recorded;
 	cmd->wrote_row = false;
 	cmd->failed = false;
 	cmd->start_ns = now;
 	cmd->end_ns = 0;
 	cmd->trace_id = ctx->trace_id;
 	cmd->span_id = ctx->span_id;
-	cmd->parent_span_id = ctx->parent_span_id;
 	cmd->flags = ctx->flags;
-	cmd->tracestate = ctx->tracestate ?
-		MemoryContextStrdup(xact_cxt, ctx->tracestate) : NULL;
 	cmd->sqlstate[0] = '\0';
 	cmd->message[0] = '\0';
 	cmd->affiliate_id[0] = '\0';
 	cmd->entity_id[0] = '\0';
+	cmd->span = NULL;
+	memset(cmd->logs, 0, sizeof(cmd->logs));
+	if (cmd->recorded)
+	{
+		for (int i = 0; i < COMMAND_LOGS; i++)
+			cmd->logs[i] = pending_bytes_alloc(sizeof(FpLogRecord));
+		if (sampled)
+		{
+			FpSpanRecord *span = pending_bytes_alloc(sizeof(FpSpanRecord));
+
+			/* named when it ends, after what it wrote */
+			fp_attribution_span_init(span, "", FP_SPAN_KIND_SERVER);
+			span->trace_id = ctx->trace_id;
+			span->span_id = ctx->span_id;
+			span->parent_span_id = ctx->parent_span_id;
+			span->flags = ctx->flags;
+			span->start_time_unix_nano = now;
+			if (ctx->tracestate != NULL)
+				fp_attribution_copy_utf8(span->trace_state, ctx->tracestate,
+										 sizeof(span->trace_state));
+			db_attrs(span);
+			fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.trace.source"),
+									 fp_attribution_context_source_name(ctx->source));
+			cmd->span = span;
+			cmd->span_start_attrs = span->n_attrs;
+		}
+	}
 	commands = pending_append(commands, cmd);
 	current = cmd;
 
@@ -533,7 +754,8 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	char		name[FP_SPAN_NAME_LEN];
 	char	   *collection;
 
-	if (!reserve(&pending_spans, fp_attribution_max_spans, 1, &dropped_spans))
+	if (!reserve(&pending_spans, fp_attribution_max_spans, 1,
+				 sizeof(PendingSpan), &dropped_spans))
 		return NULL;
 	p = pending_alloc(sizeof(PendingSpan));
 	span = &p->rec;
@@ -543,15 +765,16 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	strlcat(name, " attribution.", sizeof(name));
 	strlcat(name, w->relname, sizeof(name));
 	collection = name + strlen(opname) + 1;
-	fp_attribution_span_init(span, name, FP_SPAN_KIND_INTERNAL);
+	fp_attribution_span_init(span, "", FP_SPAN_KIND_INTERNAL);
+	fp_attribution_copy_text(span->name, name, sizeof(span->name));
 	span->trace_id = cmd->trace_id;
 	span->parent_span_id = cmd->span_id;
 	fp_attribution_new_span_id(&span->span_id);
 	span->flags = cmd->flags;
 	span->start_time_unix_nano = w->start_ns;
 	db_attrs(span);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.operation.name"),
-							opname);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.operation.name"),
+							 opname);
 	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.collection.name"),
 							collection);
 	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.query.summary"),
@@ -621,36 +844,39 @@ classify_rel(Oid relid)
 }
 
 /*
+ * The table of the attribution schema that a write statement targets,
+ * copied into *out; false for any other statement.
+ */
+static bool
+write_target(QueryDesc *query, RelClass *out)
+{
+	PlannedStmt *stmt = query->plannedstmt;
+
+	if (query->operation == CMD_SELECT || query->operation == CMD_UTILITY ||
+		stmt->resultRelations == NIL)
+		return false;
+	*out = *classify_rel(rt_fetch(linitial_int(stmt->resultRelations),
+								  stmt->rtable)->relid);
+	return out->ours;
+}
+
+/*
  * Note a write statement on a table of the attribution schema, and give
  * it a span when a sampled command is running.
  */
 static void
-start_write(QueryDesc *query)
+start_write(QueryDesc *query, const RelClass *rc)
 {
-	PlannedStmt *stmt = query->plannedstmt;
-	RelClass   *rc;
 	OpenWrite  *w;
-
-	if (stmt->resultRelations == NIL)
-		return;
-	rc = classify_rel(rt_fetch(linitial_int(stmt->resultRelations),
-							   stmt->rtable)->relid);
-	if (!rc->ours)
-		return;
 
 	w = pending_alloc(sizeof(OpenWrite));
 	w->query = query;
 	w->table = rc->table;
 	strlcpy(w->relname, rc->relname, sizeof(w->relname));
-	w->start_ns = fp_attribution_now_unix_nano();
+	w->start_ns = clock_now();
 	w->span = NULL;
-	if (current != NULL)
-	{
-		if (current->kind == FP_COMMAND_UNKNOWN)
-			current->kind = command_of_table(w->table);
-		if (current->sampled)
-			w->span = new_db_span(w, current);
-	}
+	if (current != NULL && current->sampled)
+		w->span = new_db_span(w, current);
 	open_writes = pending_append(open_writes, w);
 }
 
@@ -672,12 +898,16 @@ end_write(QueryDesc *query)
 			break;
 		}
 	}
-	if (w == NULL || w->span == NULL)
+	if (w == NULL)
 		return;
-	rows = query->estate ? query->estate->es_processed : 0;
-	w->span->rec.end_time_unix_nano = fp_attribution_now_unix_nano();
-	fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
-							(int64) rows);
+	if (w->span != NULL)
+	{
+		rows = query->estate ? query->estate->es_processed : 0;
+		w->span->rec.end_time_unix_nano = clock_now();
+		fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
+								(int64) rows);
+	}
+	pfree(w);
 }
 
 /*
@@ -706,18 +936,62 @@ capture_error(void)
 }
 
 static void
-telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
+executor_start(QueryDesc *queryDesc, int eflags)
 {
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+}
 
-	if (queryDesc->operation != CMD_SELECT &&
-		queryDesc->operation != CMD_UTILITY &&
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		telemetry_active())
-		start_write(queryDesc);
+/*
+ * Start a direct write (no command running) to clicks or conversions.  Its
+ * rows resolve their commands in the BEFORE trigger; a statement refused
+ * before any row (permission denied, read-only transaction: executor
+ * start) is still one command, and a failed one.
+ */
+static void
+start_direct_write(QueryDesc *queryDesc, int eflags, const RelClass *target)
+{
+	PG_TRY();
+	{
+		executor_start(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		FpCommandContext ctx;
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		fp_attribution_begin_command(NULL, NULL, &ctx);
+		MemoryContextSwitchTo(old);
+		if (current != NULL)
+			current->kind = command_of_table(target->table);
+		capture_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The command is named after the table it writes before that statement
+ * starts, so that a command refused at executor start is one.
+ */
+static void
+telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	RelClass	target;
+	bool		ours = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		telemetry_active() && write_target(queryDesc, &target);
+
+	if (ours && current != NULL && current->kind == FP_COMMAND_UNKNOWN)
+		current->kind = command_of_table(target.table);
+	if (ours && current == NULL &&
+		command_of_table(target.table) != FP_COMMAND_UNKNOWN)
+		start_direct_write(queryDesc, eflags, &target);
+	else
+		executor_start(queryDesc, eflags);
+	if (ours)
+		start_write(queryDesc, &target);
 }
 
 static void
@@ -739,6 +1013,19 @@ telemetry_ExecutorRun(FP_EXECUTOR_RUN_PARAMS)
 	}
 	PG_END_TRY();
 	exec_nesting--;
+
+	/*
+	 * A top-level SELECT (how the command functions are called) has done
+	 * its work when its run returns, whatever the protocol: under the
+	 * extended one its portal, and ExecutorEnd, wait for the next
+	 * statement or the COMMIT.  Writes (and a SELECT with a writing WITH)
+	 * end in ExecutorEnd, which follows at once, after their AFTER
+	 * triggers.
+	 */
+	if (exec_nesting == 0 && current != NULL &&
+		queryDesc->operation == CMD_SELECT &&
+		!queryDesc->plannedstmt->hasModifyingCTE)
+		end_current(clock_now());
 }
 
 static void
@@ -773,7 +1060,7 @@ telemetry_ExecutorEnd(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 	/* the end of a top-level statement ends the command it ran */
 	if (exec_nesting == 0 && current != NULL)
-		end_current(fp_attribution_now_unix_nano());
+		end_current(clock_now());
 }
 
 /*----------
@@ -872,7 +1159,8 @@ row_datum(RowRecords *r, RowColumn col, bool *isnull)
 }
 
 /*
- * Text form of a column into buf (FP_ATTR_VALUE_LEN bytes), or NULL.  Text
+ * Text form of a column, in the database encoding, into buf
+ * (FP_ATTR_VALUE_LEN bytes), or NULL.  Text
  * and uuid, our usual columns, are converted here without a catalog
  * lookup; anything else goes through its output function.
  */
@@ -894,11 +1182,17 @@ row_string(RowRecords *r, RowColumn col, char *buf)
 		strlcpy(buf, DatumGetCString(DirectFunctionCall1(uuid_out, d)),
 				FP_ATTR_VALUE_LEN);
 	else
-		fp_attribution_copy_text(buf,
-								 SPI_getvalue(r->trigdata->tg_trigtuple,
-											  RelationGetDescr(r->trigdata->tg_relation),
-											  attnum),
-								 FP_ATTR_VALUE_LEN);
+	{
+		char	   *value = SPI_getvalue(r->trigdata->tg_trigtuple,
+										 RelationGetDescr(r->trigdata->tg_relation),
+										 attnum);
+		int			len = strlen(value);
+
+		if (len >= FP_ATTR_VALUE_LEN)
+			len = pg_mbcliplen(value, len, FP_ATTR_VALUE_LEN - 1);
+		memcpy(buf, value, len);
+		buf[len] = '\0';
+	}
 	return buf;
 }
 
@@ -992,7 +1286,7 @@ conversion_written(RowRecords *r)
 	t = tally_for(GetCurrentSubTransactionId(), TALLY_CONVERSIONS,
 				  FP_COMMAND_UNKNOWN, has_currency ? currency : "");
 	t->n++;
-	t->revenue_cents += revenue_cents;
+	t->revenue_cents = add_revenue(t->revenue_cents, Max(revenue_cents, 0));
 	if (attributed)
 	{
 		d = row_datum(r, COL_LATENCY, &isnull);
@@ -1013,9 +1307,10 @@ conversion_written(RowRecords *r)
 
 	/* attribution rules not met: worth a warning of its own */
 	if (row_string(r, COL_UNATTRIBUTED_REASON, reason) != NULL &&
-		reserve(&pending_logs, fp_attribution_max_logs, 1, &dropped_logs))
+		reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
+				&dropped_logs))
 	{
-		PendingLog *rule = new_log(true, FP_SEVERITY_WARN,
+		PendingLog *rule = new_log(NULL, true, FP_SEVERITY_WARN,
 								   "fp.business_rule.violated",
 								   psprintf("business rule violated: conversion not attributed (%s)", reason),
 								   r->now, r->trace_id, r->span_id, r->flags);
@@ -1073,6 +1368,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	bool		sampled;
 	RowRecords	r;
 	TupleDesc	desc;
+	bool		log_room;
+	static PendingLog scratch_log;	/* a record with no room, filled for nothing */
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -1107,7 +1404,7 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
 
-	r.now = fp_attribution_now_unix_nano();
+	r.now = clock_now();
 	r.trace_id = &trace_id;
 	r.span_id = &span_id;
 	r.cmd = command_of_row(&span_id);
@@ -1122,7 +1419,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	}
 
 	if (sampled &&
-		reserve(&pending_spans, fp_attribution_max_spans, 1, &dropped_spans))
+		reserve(&pending_spans, fp_attribution_max_spans, 1,
+				sizeof(PendingSpan), &dropped_spans))
 	{
 		PendingSpan *ps = pending_alloc(sizeof(PendingSpan));
 
@@ -1139,13 +1437,15 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 			((OpenWrite *) llast(open_writes))->start_ns : r.now;
 		r.span->end_time_unix_nano = r.now;
 		db_attrs(r.span);
-		fp_attribution_attr_str(fp_attribution_span_attr(r.span, "db.collection.name"),
-								table == TABLE_CLICKS ? "attribution.clicks" :
+		fp_attribution_attr_utf8(fp_attribution_span_attr(r.span, "db.collection.name"),
+								 table == TABLE_CLICKS ? "attribution.clicks" :
 								table == TABLE_CONVERSIONS ? "attribution.conversions" :
 								"attribution.receipts");
 		spans = pending_append(spans, ps);
 	}
-	r.log = new_log(true, FP_SEVERITY_INFO,
+	log_room = reserve(&pending_logs, fp_attribution_max_logs, 1,
+					   sizeof(PendingLog), &dropped_logs);
+	r.log = new_log(log_room ? NULL : &scratch_log, true, FP_SEVERITY_INFO,
 					table == TABLE_CLICKS ? "fp.click.tracked" :
 					table == TABLE_CONVERSIONS ? "fp.conversion.tracked" :
 					"fp.receipt.generated",
@@ -1159,10 +1459,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		conversion_written(&r);
 	else
 		receipt_written(&r);
-	if (reserve(&pending_logs, fp_attribution_max_logs, 1, &dropped_logs))
+	if (log_room)
 		logs = pending_append(logs, r.log);
-	else
-		pfree(r.log);
 	pfree(r.values);
 	pfree(r.nulls);
 	return PointerGetDatum(NULL);
@@ -1235,13 +1533,14 @@ close_aborted_writes(bool all, int64 now)
 		if (w->span != NULL && w->span->rec.end_time_unix_nano == 0)
 			w->span->rec.end_time_unix_nano = now;
 		open_writes = list_delete_last(open_writes);
+		pfree(w);
 	}
 }
 
 /*
  * Give the tallies of subtransaction subid (and its children) to parent
- * (commit), or, at abort, forget their business increments and move their
- * commands to the rolled-back tally.
+ * (commit), or, at abort, forget their business increments and add their
+ * commands to rolled_back.  The abort allocates nothing.
  */
 static void
 tally_subxact(SubTransactionId subid, SubTransactionId parent, bool abort)
@@ -1260,10 +1559,13 @@ tally_subxact(SubTransactionId subid, SubTransactionId parent, bool abort)
 			continue;
 		moved = *t;
 		hash_search(tallies, &t->k, HASH_REMOVE, NULL);
-		if (abort && moved.k.kind != TALLY_COMMANDS)
+		if (abort && moved.k.kind == TALLY_COMMANDS)
+			fp_attribution_telemetry_merge_tally(&rolled_back[moved.k.command],
+												 &moved.latency);
+		if (abort)
 			continue;
 		/* entered keys have a smaller subid: this scan skips them */
-		moved.k.subid = abort ? InvalidSubTransactionId : parent;
+		moved.k.subid = parent;
 		tally_add(tally_enter(&moved.k), &moved);
 	}
 }
@@ -1284,136 +1586,142 @@ telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	tally_subxact(mySubid, parentSubid, abort);
 	if (!abort)
 		return;
-	now = fp_attribution_now_unix_nano();
+	now = clock_now();
 	end_aborted_commands(now);
 	close_aborted_writes(false, now);
 }
 
-/* The span of a finished command */
-static FpSpanRecord *
-command_span(PendingCommand *cmd, const char *outcome)
+/*
+ * Complete the span of a finished command, allocated when it started:
+ * everything known at the end goes after its first span_start_attrs
+ * attributes, so that it can be completed again (an abort after the
+ * commit's build).  Allocates nothing; strings are UTF-8 by now.
+ */
+static void
+finish_command_span(PendingCommand *cmd, const char *outcome)
 {
-	FpSpanRecord *span = palloc(sizeof(FpSpanRecord));
+	FpSpanRecord *span = cmd->span;
 	const char *command = fp_attribution_command_name(cmd->kind);
 	bool		click = cmd->kind == FP_COMMAND_TRACK_CLICK;
-	char		name[FP_SPAN_NAME_LEN];
 
-	snprintf(name, sizeof(name), "attribution.%s", command);
-	fp_attribution_span_init(span, name, FP_SPAN_KIND_SERVER);
-	span->trace_id = cmd->trace_id;
-	span->span_id = cmd->span_id;
-	span->parent_span_id = cmd->parent_span_id;
-	span->flags = cmd->flags;
-	span->start_time_unix_nano = cmd->start_ns;
+	snprintf(span->name, sizeof(span->name), "attribution.%s", command);
 	span->end_time_unix_nano = cmd->end_ns;
-	if (cmd->tracestate != NULL)
-		fp_attribution_copy_text(span->trace_state, cmd->tracestate,
-								 sizeof(span->trace_state));
-	db_attrs(span);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.stored_procedure.name"), name);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.name"), command);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.outcome"), outcome);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.trace.source"),
-							fp_attribution_context_source_name(cmd->source));
+	span->n_attrs = cmd->span_start_attrs;
+	span->dropped_attributes_count = 0;
+	span->n_events = 0;
+	span->status_code = FP_STATUS_UNSET;
+	span->status_message[0] = '\0';
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.stored_procedure.name"), span->name);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.command.name"), command);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.command.outcome"), outcome);
 	if (cmd->entity_id[0] != '\0')
 	{
-		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.command.id"),
-								cmd->entity_id);
-		fp_attribution_attr_str(fp_attribution_span_attr(span, click ? "fp.click.id" : "fp.order.id"),
-								cmd->entity_id);
-		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.aggregate.type"),
-								click ? "click" : "conversion");
-		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.aggregate.id"),
-								cmd->entity_id);
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.command.id"),
+								 cmd->entity_id);
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, click ? "fp.click.id" : "fp.order.id"),
+								 cmd->entity_id);
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.aggregate.type"),
+								 click ? "click" : "conversion");
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.aggregate.id"),
+								 cmd->entity_id);
 	}
 	if (cmd->affiliate_id[0] != '\0')
-		fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.affiliate.id"),
-								cmd->affiliate_id);
-	if (cmd->head.aborted)
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.affiliate.id"),
+								 cmd->affiliate_id);
+	if (!cmd->head.aborted)
+		return;
+	span->status_code = FP_STATUS_ERROR;
+	if (cmd->failed)
 	{
-		span->status_code = FP_STATUS_ERROR;
-		if (cmd->failed)
-		{
-			FpSpanEvent *ev = &span->events[span->n_events++];
+		FpSpanEvent *ev = &span->events[span->n_events++];
 
-			fp_attribution_copy_text(span->status_message, cmd->message,
-									 sizeof(span->status_message));
-			fp_attribution_attr_str(fp_attribution_span_attr(span, "db.response.status_code"),
-									cmd->sqlstate);
-			fp_attribution_attr_str(fp_attribution_span_attr(span, "error.type"),
-									cmd->sqlstate);
-			strlcpy(ev->name, "exception", sizeof(ev->name));
-			ev->time_unix_nano = cmd->end_ns;
-			ev->n_attrs = 2;
-			strlcpy(ev->attrs[0].key, "exception.type", FP_ATTR_KEY_LEN);
-			fp_attribution_attr_str(&ev->attrs[0], cmd->sqlstate);
-			strlcpy(ev->attrs[1].key, "exception.message", FP_ATTR_KEY_LEN);
-			fp_attribution_attr_str(&ev->attrs[1], cmd->message);
-		}
-		else
-		{
-			strlcpy(span->status_message, "transaction rolled back",
-					sizeof(span->status_message));
-			fp_attribution_attr_str(fp_attribution_span_attr(span, "error.type"),
-									"rollback");
-		}
+		fp_attribution_copy_utf8(span->status_message, cmd->message,
+								 sizeof(span->status_message));
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.response.status_code"),
+								 cmd->sqlstate);
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "error.type"),
+								 cmd->sqlstate);
+		strlcpy(ev->name, "exception", sizeof(ev->name));
+		ev->time_unix_nano = cmd->end_ns;
+		ev->n_attrs = 2;
+		strlcpy(ev->attrs[0].key, "exception.type", FP_ATTR_KEY_LEN);
+		fp_attribution_attr_utf8(&ev->attrs[0], cmd->sqlstate);
+		strlcpy(ev->attrs[1].key, "exception.message", FP_ATTR_KEY_LEN);
+		fp_attribution_attr_utf8(&ev->attrs[1], cmd->message);
 	}
-	return span;
+	else
+	{
+		strlcpy(span->status_message, "transaction rolled back",
+				sizeof(span->status_message));
+		fp_attribution_attr_utf8(fp_attribution_span_attr(span, "error.type"),
+								 "rollback");
+	}
 }
 
-/* "command started" and the closing record(s) of one command */
+/*
+ * Fill the log records of a finished command, allocated when it started,
+ * into out: "command started" (closing false), or the closing record(s).
+ * Returns how many.  Allocates nothing; strings are UTF-8 by now.
+ */
 static int
 command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
 			 bool closing)
 {
 	const char *command = fp_attribution_command_name(cmd->kind);
-	PendingLog *p;
+	FpLogRecord *log;
+	char		body[FP_LOG_BODY_LEN];
 	int			n = 0;
 
 	if (!closing)
 	{
-		p = new_log(false, FP_SEVERITY_INFO, "fp.command.started",
-					"command started", cmd->start_ns, &cmd->trace_id,
-					&cmd->span_id, cmd->flags);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.trace.source"),
-								fp_attribution_context_source_name(cmd->source));
-		out[n++] = &p->rec;
+		log = cmd->logs[0];
+		log_init(log, FP_SEVERITY_INFO, "fp.command.started", cmd->start_ns,
+				 &cmd->trace_id, &cmd->span_id, cmd->flags);
+		strlcpy(log->body, "command started", sizeof(log->body));
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.trace.source"),
+								 fp_attribution_context_source_name(cmd->source));
+		out[n++] = log;
 		return n;
 	}
+	log = cmd->logs[1];
 	if (!cmd->head.aborted)
 	{
-		p = new_log(false, FP_SEVERITY_INFO, "fp.command.succeeded",
-					"command succeeded", cmd->end_ns, &cmd->trace_id,
-					&cmd->span_id, cmd->flags);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.outcome"), outcome);
-		fp_attribution_attr_double(fp_attribution_log_attr(&p->rec, "fp.command.duration"),
+		log_init(log, FP_SEVERITY_INFO, "fp.command.succeeded", cmd->end_ns,
+				 &cmd->trace_id, &cmd->span_id, cmd->flags);
+		strlcpy(log->body, "command succeeded", sizeof(log->body));
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.outcome"), outcome);
+		fp_attribution_attr_double(fp_attribution_log_attr(log, "fp.command.duration"),
 								   (cmd->end_ns - cmd->start_ns) / 1e9);
-		out[n++] = &p->rec;
+		out[n++] = log;
 		return n;
 	}
-	p = new_log(false, FP_SEVERITY_ERROR, "fp.command.failed",
-				cmd->failed ? psprintf("command failed: %s", cmd->message) :
-				"command failed: transaction rolled back",
-				cmd->end_ns, &cmd->trace_id, &cmd->span_id, cmd->flags);
-	fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
-	fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.outcome"), outcome);
+	log_init(log, FP_SEVERITY_ERROR, "fp.command.failed", cmd->end_ns,
+			 &cmd->trace_id, &cmd->span_id, cmd->flags);
+	snprintf(body, sizeof(body), "command failed: %s",
+			 cmd->failed ? cmd->message : "transaction rolled back");
+	fp_attribution_copy_utf8(log->body, body, sizeof(log->body));
+	fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
+	fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.outcome"), outcome);
 	if (cmd->failed)
 	{
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "exception.type"), cmd->sqlstate);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "exception.message"), cmd->message);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "exception.type"), cmd->sqlstate);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "exception.message"), cmd->message);
 	}
-	out[n++] = &p->rec;
+	out[n++] = log;
 
 	if (breaks_rule(cmd))
 	{
-		p = new_log(false, FP_SEVERITY_WARN, "fp.business_rule.violated",
-					psprintf("business rule violated: %s", cmd->message),
-					cmd->end_ns, &cmd->trace_id, &cmd->span_id, cmd->flags);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.command.name"), command);
-		fp_attribution_attr_str(fp_attribution_log_attr(&p->rec, "fp.rule"), cmd->sqlstate);
-		out[n++] = &p->rec;
+		log = cmd->logs[2];
+		log_init(log, FP_SEVERITY_WARN, "fp.business_rule.violated",
+				 cmd->end_ns, &cmd->trace_id, &cmd->span_id, cmd->flags);
+		snprintf(body, sizeof(body), "business rule violated: %s",
+				 cmd->message);
+		fp_attribution_copy_utf8(log->body, body, sizeof(log->body));
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.rule"), cmd->sqlstate);
+		out[n++] = log;
 	}
 	return n;
 }
@@ -1428,25 +1736,6 @@ command_outcome(PendingCommand *cmd, XactOutcome outcome)
 	return cmd->wrote_row ? "created" : "replayed";
 }
 
-/*
- * What the transaction hands over, built before it commits (when an error
- * is still an ordinary error) so that the commit itself allocates nothing.
- */
-typedef struct HandOver
-{
-	bool		ready;
-	FpSpanRecord **spans;
-	int			n_spans;
-	FpLogRecord **logs;
-	int			n_logs;
-	char	  **json;			/* the log records as JSON lines, or NULL */
-	Tally	  **tallies;		/* in creation order */
-	int			n_tallies;
-	FpLatencyTally commands[FP_COMMAND_KINDS][2];	/* [kind][failed] */
-} HandOver;
-
-static HandOver handover;
-
 static int
 tally_seq_cmp(const void *a, const void *b)
 {
@@ -1457,13 +1746,16 @@ tally_seq_cmp(const void *a, const void *b)
 }
 
 /*
- * Build the transaction's records according to its outcome (see the file
- * banner) into handover.
+ * Fill handover with the transaction's records according to its outcome
+ * (see the file banner).  Every record and the room for the pointers to
+ * them were allocated when they were reserved, so this allocates nothing
+ * and can run in the abort callback; at commit or prepare it runs before
+ * (PRE_COMMIT, PRE_PREPARE), where the tallies are also put in order.
  */
 static void
 build(XactOutcome outcome)
 {
-	int64		now = fp_attribution_now_unix_nano();
+	int64		now = clock_now();
 	ListCell   *lc;
 
 	if (outcome == OUTCOME_ABORT)
@@ -1478,9 +1770,8 @@ build(XactOutcome outcome)
 	close_aborted_writes(true, now);
 	end_current(now);
 
-	memset(&handover, 0, sizeof(handover));
-	handover.spans = palloc((list_length(commands) + list_length(spans)) * sizeof(FpSpanRecord *));
-	handover.logs = palloc((COMMAND_LOGS * list_length(commands) + list_length(logs)) * sizeof(FpLogRecord *));
+	handover.n_spans = handover.n_logs = handover.n_tallies = 0;
+	memset(handover.commands, 0, sizeof(handover.commands));
 
 	/* every command left here has room for its records */
 	foreach(lc, commands)
@@ -1492,8 +1783,11 @@ build(XactOutcome outcome)
 		fp_attribution_telemetry_tally_command(&handover.commands[cmd->kind][cmd->head.aborted],
 											   cmd->end_ns - cmd->start_ns);
 		handover.n_logs += command_logs(cmd, NULL, handover.logs + handover.n_logs, false);
-		if (cmd->sampled)
-			handover.spans[handover.n_spans++] = command_span(cmd, command_outcome(cmd, outcome));
+		if (cmd->span != NULL)
+		{
+			finish_command_span(cmd, command_outcome(cmd, outcome));
+			handover.spans[handover.n_spans++] = cmd->span;
+		}
 	}
 	foreach(lc, spans)
 	{
@@ -1524,7 +1818,7 @@ build(XactOutcome outcome)
 			handover.n_logs += command_logs(cmd, command_outcome(cmd, outcome),
 											handover.logs + handover.n_logs, true);
 	}
-	if (tallies != NULL)
+	if (tallies != NULL && outcome != OUTCOME_ABORT)
 	{
 		HASH_SEQ_STATUS scan;
 		Tally	   *t;
@@ -1536,29 +1830,21 @@ build(XactOutcome outcome)
 		qsort(handover.tallies, handover.n_tallies, sizeof(Tally *),
 			  tally_seq_cmp);
 	}
-	if (fp_attribution_log_json)
-	{
-		StringInfoData buf;
-
-		handover.json = palloc(handover.n_logs * sizeof(char *));
-		for (int i = 0; i < handover.n_logs; i++)
-		{
-			initStringInfo(&buf);
-			fp_attribution_log_json_line(&buf, handover.logs[i]);
-			handover.json[i] = buf.data;
-		}
-	}
 	handover.ready = true;
 }
 
 /*
  * Hand the built records to shared memory, count the metrics and the
- * records that did not fit.  Allocates nothing and raises no error: it
- * runs in the commit callback, where an error would be a PANIC.
+ * records that did not fit, and write the JSON log lines.  Allocates
+ * nothing and raises no error: it runs in the commit, prepare and abort
+ * callbacks, where an error would be a PANIC.  At PREPARE the business
+ * metrics are parked until COMMIT PREPARED (telemetry.c).
  */
 static void
 hand_over(XactOutcome outcome)
 {
+	if (outcome == OUTCOME_PREPARE)
+		fp_attribution_telemetry_park_begin(prepare_gid);
 	for (int i = 0; i < handover.n_tallies; i++)
 	{
 		Tally	   *t = handover.tallies[i];
@@ -1566,10 +1852,7 @@ hand_over(XactOutcome outcome)
 
 		if (t->k.kind == TALLY_COMMANDS)
 			fp_attribution_telemetry_count_commands(t->k.command, &t->latency,
-													outcome == OUTCOME_ABORT ||
-													t->k.subid == InvalidSubTransactionId);
-		else if (outcome != OUTCOME_COMMIT)
-			continue;
+													false);
 		else if (t->k.kind == TALLY_CLICKS)
 			fp_attribution_telemetry_count_clicks(key, t->n);
 		else if (t->k.kind == TALLY_CONVERSIONS)
@@ -1579,20 +1862,41 @@ hand_over(XactOutcome outcome)
 		else
 			fp_attribution_telemetry_count_receipts(t->n);
 	}
+	if (outcome == OUTCOME_PREPARE)
+		fp_attribution_telemetry_park_end();
+	if (outcome == OUTCOME_ABORT && tallies != NULL)
+	{
+		HASH_SEQ_STATUS scan;
+		Tally	   *t;
+
+		/* the commands that did not fit; the business work never happened */
+		hash_seq_init(&scan, tallies);
+		while ((t = hash_seq_search(&scan)) != NULL)
+			if (t->k.kind == TALLY_COMMANDS)
+				fp_attribution_telemetry_count_commands(t->k.command,
+														&t->latency, true);
+	}
 	for (int k = 0; k < FP_COMMAND_KINDS; k++)
+	{
+		fp_attribution_telemetry_count_commands(k, &rolled_back[k], true);
 		for (int failed = 0; failed < 2; failed++)
 			fp_attribution_telemetry_count_commands(k, &handover.commands[k][failed],
 													failed);
+	}
 	fp_attribution_telemetry_push_spans(handover.spans, handover.n_spans);
 	fp_attribution_telemetry_push_logs(handover.logs, handover.n_logs);
 	fp_attribution_telemetry_count_drops(FP_SIGNAL_SPANS, dropped_spans);
 	fp_attribution_telemetry_count_drops(FP_SIGNAL_LOGS, dropped_logs);
-	if (handover.json != NULL)
+	if (fp_attribution_log_json && json_line.data != NULL)
 	{
 		for (int i = 0; i < handover.n_logs; i++)
+		{
+			resetStringInfo(&json_line);
+			fp_attribution_log_json_line(&json_line, handover.logs[i]);
 			ereport(LOG,
-					(errmsg_internal("%s", handover.json[i]),
+					(errmsg_internal("%s", json_line.data),
 					 errhidestmt(true), errhidecontext(true)));
+		}
 	}
 }
 
@@ -1605,7 +1909,8 @@ forget_pending(void)
 	tallies = NULL;
 	pending_spans = pending_logs = 0;
 	dropped_spans = dropped_logs = 0;
-	handover.ready = false;
+	memset(&handover, 0, sizeof(handover));
+	memset(rolled_back, 0, sizeof(rolled_back));
 	current = NULL;
 	exec_nesting = 0;
 }
@@ -1620,6 +1925,9 @@ telemetry_xact_callback(XactEvent event, void *arg)
 	XactOutcome outcome;
 	MemoryContext old;
 
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		anchor_wall = 0;		/* read after the build, or not needed */
 	if (xact_cxt == NULL)
 		return;
 	if (commands == NIL && spans == NIL && logs == NIL && tallies == NULL &&
@@ -1627,7 +1935,10 @@ telemetry_xact_callback(XactEvent event, void *arg)
 	{
 		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 			event == XACT_EVENT_PREPARE)
+		{
 			forget_pending();
+			prepare_gid[0] = '\0';
+		}
 		return;
 	}
 	switch (event)
@@ -1646,9 +1957,7 @@ telemetry_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 			outcome = OUTCOME_ABORT;
-			old = MemoryContextSwitchTo(xact_cxt);
 			build(outcome);
-			MemoryContextSwitchTo(old);
 			break;
 		default:
 			return;
@@ -1656,11 +1965,40 @@ telemetry_xact_callback(XactEvent event, void *arg)
 	if (handover.ready)
 		hand_over(outcome);
 	forget_pending();
+	prepare_gid[0] = '\0';
 }
 
 /*
- * Install the executor hooks and transaction callbacks; called from
- * _PG_init while shared_preload_libraries is processed.
+ * Note the GID of PREPARE TRANSACTION for the PREPARE callback, and count
+ * (or drop) the business metrics parked by a prepared transaction once
+ * COMMIT PREPARED (or ROLLBACK PREPARED) is done.
+ */
+static void
+telemetry_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						 bool readOnlyTree, ProcessUtilityContext context,
+						 ParamListInfo params, QueryEnvironment *queryEnv,
+						 DestReceiver *dest, QueryCompletion *qc)
+{
+	TransactionStmt *stmt = IsA(pstmt->utilityStmt, TransactionStmt) ?
+	(TransactionStmt *) pstmt->utilityStmt : NULL;
+
+	if (stmt != NULL && stmt->kind == TRANS_STMT_PREPARE)
+		strlcpy(prepare_gid, stmt->gid, sizeof(prepare_gid));
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+	if (stmt != NULL && (stmt->kind == TRANS_STMT_COMMIT_PREPARED ||
+						 stmt->kind == TRANS_STMT_ROLLBACK_PREPARED))
+		fp_attribution_telemetry_finish_prepared(stmt->gid,
+												 stmt->kind == TRANS_STMT_COMMIT_PREPARED);
+}
+
+/*
+ * Install the executor and utility hooks and the transaction callbacks;
+ * called from _PG_init while shared_preload_libraries is processed.
  */
 void
 fp_attribution_telemetry_install_hooks(void)
@@ -1673,6 +2011,8 @@ fp_attribution_telemetry_install_hooks(void)
 	ExecutorFinish_hook = telemetry_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = telemetry_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = telemetry_ProcessUtility;
 	RegisterXactCallback(telemetry_xact_callback, NULL);
 	RegisterSubXactCallback(telemetry_subxact_callback, NULL);
 }

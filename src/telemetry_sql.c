@@ -8,7 +8,8 @@
  * Records are copied out of shared memory in bounded batches (see
  * telemetry.c for the lock protocol); tuples are built afterwards with no
  * lock held.  Reading does not consume: the exporter still sees every
- * record.
+ * record.  Records hold UTF-8 text; in a database of another encoding
+ * the views convert it, and a character that encoding lacks shows as '?'.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -16,8 +17,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -43,10 +46,67 @@ unix_nano_timestamptz(int64 ns)
 	return TimestampTzGetDatum(fp_attribution_unix_nano_to_timestamptz(ns));
 }
 
+/*
+ * UTF-8 text of a record in the database encoding; a character the
+ * database encoding lacks becomes '?'.
+ */
+static char *
+server_text(const char *utf8)
+{
+	static Oid	from_utf8_proc = InvalidOid;
+	int			encoding = GetDatabaseEncoding();
+	const char *p = utf8;
+	int			len;
+	StringInfoData out;
+
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+		return (char *) utf8;
+	while (*p != '\0' && !IS_HIGHBIT_SET(*p))
+		p++;
+	if (*p == '\0')
+		return (char *) utf8;
+	if (!OidIsValid(from_utf8_proc))
+		from_utf8_proc = FindDefaultConversionProc(PG_UTF8, encoding);
+
+	initStringInfo(&out);
+	p = utf8;
+	len = strlen(p);
+	while (len > 0)
+	{
+		int			converted = 0;
+
+		enlargeStringInfo(&out, len * MAX_CONVERSION_GROWTH + 1);
+		if (OidIsValid(from_utf8_proc))
+			converted = pg_do_encoding_conversion_buf(from_utf8_proc, PG_UTF8,
+													  encoding,
+													  (unsigned char *) p, len,
+													  (unsigned char *) out.data + out.len,
+													  out.maxlen - out.len, true);
+		out.len += strlen(out.data + out.len);
+		p += converted;
+		len -= converted;
+		if (len > 0 && converted == 0)
+		{
+			int			skip = Min(pg_utf_mblen((const unsigned char *) p), len);
+
+			appendStringInfoChar(&out, '?');
+			p += skip;
+			len -= skip;
+		}
+	}
+	return out.data;
+}
+
+static Datum
+text_datum(const char *utf8)
+{
+	return CStringGetTextDatum(server_text(utf8));
+}
+
 static Datum
 json_datum(StringInfo buf)
 {
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf->data));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(server_text(buf->data)));
 }
 
 static Datum
@@ -112,13 +172,13 @@ fp_attribution_spans(PG_FUNCTION_ARGS)
 			values[0] = id_datum(s->trace_id.bytes, FP_TRACE_ID_LEN, &nulls[0]);
 			values[1] = id_datum(s->span_id.bytes, FP_SPAN_ID_LEN, &nulls[1]);
 			values[2] = id_datum(s->parent_span_id.bytes, FP_SPAN_ID_LEN, &nulls[2]);
-			values[3] = CStringGetTextDatum(s->name);
+			values[3] = text_datum(s->name);
 			values[4] = CStringGetTextDatum(span_kind_name(s->kind));
 			values[5] = unix_nano_timestamptz(s->start_time_unix_nano);
 			values[6] = unix_nano_timestamptz(s->end_time_unix_nano);
 			values[7] = Float8GetDatum((s->end_time_unix_nano - s->start_time_unix_nano) / 1e6);
 			values[8] = CStringGetTextDatum(status_name(s->status_code));
-			values[9] = CStringGetTextDatum(s->status_message);
+			values[9] = text_datum(s->status_message);
 			nulls[9] = s->status_message[0] == '\0';
 			values[10] = CStringGetTextDatum(s->trace_state);
 			nulls[10] = s->trace_state[0] == '\0';
@@ -159,7 +219,7 @@ fp_attribution_logs(PG_FUNCTION_ARGS)
 			values[1] = Int32GetDatum(l->severity_number);
 			values[2] = CStringGetTextDatum(l->severity_text);
 			values[3] = CStringGetTextDatum(l->event_name);
-			values[4] = CStringGetTextDatum(l->body);
+			values[4] = text_datum(l->body);
 			values[5] = id_datum(l->trace_id.bytes, FP_TRACE_ID_LEN, &nulls[5]);
 			values[6] = id_datum(l->span_id.bytes, FP_SPAN_ID_LEN, &nulls[6]);
 			values[7] = attrs_datum(l->attrs, l->n_attrs);

@@ -18,8 +18,9 @@
  *	- enums carry the OTLP numeric values (SpanKind, Status.StatusCode,
  *	  SeverityNumber, AggregationTemporality);
  *	- attributes are typed key/value pairs with inline, bounded storage
- *	  (strings are NUL-terminated and truncated on a UTF-8 character
- *	  boundary), so a record contains no pointers and can be copied as is;
+ *	  (strings are UTF-8 whatever the database encoding, NUL-terminated and
+ *	  truncated on a character boundary), so a record contains no pointers
+ *	  and can be copied as is;
  *	- a span carries its events (the exception event on failure) with
  *	  their own time and attributes.
  *

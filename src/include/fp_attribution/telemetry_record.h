@@ -40,6 +40,7 @@ typedef struct FpLatencyTally
 
 extern bool fp_attribution_log_json;
 extern bool fp_attribution_log_client_ip;
+extern int	fp_attribution_max_pending_telemetry;	/* kB */
 
 /* telemetry.c: shared memory, called with no lock held */
 extern void fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans,
@@ -57,6 +58,12 @@ extern void fp_attribution_telemetry_count_conversions(const char *currency,
 													   int64 revenue_cents,
 													   const FpLatencyTally *latency);
 extern void fp_attribution_telemetry_count_receipts(uint64 n);
+extern void fp_attribution_telemetry_merge_tally(FpLatencyTally *dst,
+												 const FpLatencyTally *src);
+extern void fp_attribution_telemetry_park_begin(const char *gid);
+extern void fp_attribution_telemetry_park_end(void);
+extern void fp_attribution_telemetry_finish_prepared(const char *gid,
+													 bool commit);
 extern void fp_attribution_telemetry_tally_command(FpLatencyTally *t,
 												   int64 duration_ns);
 extern void fp_attribution_telemetry_tally_conversion(FpLatencyTally *t,
@@ -86,12 +93,22 @@ extern void fp_attribution_attr_str(FpAttribute *attr, const char *value);
 extern void fp_attribution_attr_int(FpAttribute *attr, int64 value);
 extern void fp_attribution_attr_bool(FpAttribute *attr, bool value);
 extern void fp_attribution_attr_double(FpAttribute *attr, double value);
+extern void fp_attribution_attr_utf8(FpAttribute *attr, const char *value);
 extern void fp_attribution_copy_text(char *dst, const char *src, Size size);
+extern void fp_attribution_copy_utf8(char *dst, const char *src, Size size);
 extern void fp_attribution_attrs_json(StringInfo buf, const FpAttribute *attrs,
 									  int n);
 extern void fp_attribution_span_events_json(StringInfo buf,
 											const FpSpanRecord *span);
 extern void fp_attribution_log_json_line(StringInfo buf,
 										 const FpLogRecord *log);
+
+/*
+ * Longest JSON line of a log record: every byte of its strings escaped as
+ * \u00XX (6 bytes), plus the fixed keys, ids and numbers.
+ */
+#define FP_LOG_JSON_LINE_MAX \
+	(6 * (FP_LOG_BODY_LEN + FP_LOG_EVENT_NAME_LEN + \
+		  FP_LOG_MAX_ATTRS * (FP_ATTR_KEY_LEN + FP_ATTR_VALUE_LEN + 8)) + 512)
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_RECORD_H */
