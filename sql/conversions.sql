@@ -63,3 +63,24 @@ SELECT attributed, affiliate_id, click_id, latency FROM attribution.conversions
  WHERE order_id = 'order-13';
 -- a duplicate order through INSERT is a unique violation, as for any key
 SELECT regress_error($$INSERT INTO attribution.conversions (order_id, revenue_cents) VALUES ('order-13', 1)$$);
+
+-- affiliate.windows.active counts open windows without an attributed
+-- conversion: of four new clicks, w1 has two attributed orders (counted
+-- out once), w2 none, w3 only a conversion from before it (unattributed),
+-- w4's window closed long ago
+SELECT attribution.windows_active() AS active_before \gset
+SELECT count(*) FROM generate_series(1, 3) n,
+	attribution.track_click('aff-w', click_id => ('f1000000-0000-4000-8000-00000000000' || n)::uuid);
+SELECT count(*) FROM attribution.track_click('aff-w', click_id => 'f1000000-0000-4000-8000-000000000004',
+	clicked_at => pg_catalog.now() - interval '400 days');
+SELECT count(*) FROM attribution.track_conversion('order-w1a', 1, click_id => 'f1000000-0000-4000-8000-000000000001');
+SELECT count(*) FROM attribution.track_conversion('order-w1b', 1, click_id => 'f1000000-0000-4000-8000-000000000001');
+SELECT count(*) FROM attribution.track_conversion('order-w3', 1, click_id => 'f1000000-0000-4000-8000-000000000003',
+	converted_at => pg_catalog.now() - interval '1 day');
+SELECT order_id, attributed, unattributed_reason FROM attribution.conversions
+ WHERE order_id LIKE 'order-w%' ORDER BY order_id COLLATE "C";
+SELECT attribution.windows_active() - :active_before AS active_added,
+	   attribution.windows_active() = (SELECT count(*) FROM attribution.clicks c
+		WHERE c.window_ends_at > pg_catalog.now()
+		  AND c.click_id NOT IN (SELECT click_id FROM attribution.conversions
+								  WHERE attributed)) AS as_defined;

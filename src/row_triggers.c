@@ -604,6 +604,7 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 		set_null(&edit, COL_UNATTRIBUTED_REASON);
 		set(&edit, COL_CLICK_ID, click.click_id);
 		set(&edit, COL_AFFILIATE_ID, click.affiliate_id);
+		set(&edit, COL_WINDOW_ENDS_AT, TimestampTzGetDatum(click.window_ends_at));
 		set(&edit, COL_LATENCY,
 			DirectFunctionCall2(timestamp_mi,
 								TimestampTzGetDatum(converted_at),
@@ -613,6 +614,7 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	{
 		set(&edit, COL_UNATTRIBUTED_REASON, CStringGetTextDatum(reason));
 		set_null(&edit, COL_AFFILIATE_ID);
+		set_null(&edit, COL_WINDOW_ENDS_AT);
 		set_null(&edit, COL_LATENCY);
 	}
 	stamp_trace_context(&edit);
