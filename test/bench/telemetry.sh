@@ -64,20 +64,45 @@ if [ "$what" = pgbench ] || [ "$what" = all ]; then
 SELECT count(*) FROM attribution.track_click('aff-' || :a, ip => '192.0.2.1', user_agent => 'bench');
 SQL
 	[ "$(id -u)" = 0 ] && chown postgres: "$dir/click.sql"
-	tps() {
-		psql_b "ALTER SYSTEM SET fp_attribution.telemetry = $1" && psql_b "SELECT pg_reload_conf()" >/dev/null
-		run "$bin/pgbench -n -h $dir -p $port -c $clients -j 2 -T $secs -f $dir/click.sql postgres" |
-			sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+	# CPU time of the whole server (postmaster, its live children, and the
+	# children it has reaped: the pgbench backends) in clock ticks
+	server_ticks() {
+		local pm t
+		pm=$(head -1 "$dir/data/postmaster.pid")
+		t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+		for c in $(pgrep -P "$pm"); do
+			t=$((t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+		done
+		echo "$t"
 	}
-	echo "pgbench track_click, $clients clients, ${secs}s per run, sampling 100%: tps off / on / ratio"
-	ratios=()
-	tps off >/dev/null		# warm-up
+	# One run: "<tps> <server CPU microseconds per transaction>"
+	run_once() {
+		local before out n after
+		psql_b "ALTER SYSTEM SET fp_attribution.telemetry = $1" && psql_b "SELECT pg_reload_conf()" >/dev/null
+		before=$(server_ticks)
+		out=$(run "$bin/pgbench -n -h $dir -p $port -c $clients -j 2 -T $secs -f $dir/click.sql postgres")
+		sleep 0.5	# let the postmaster reap the backends
+		after=$(server_ticks)
+		n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+		awk -v tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")" -v d=$((after - before)) \
+			-v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%s %.1f\n", tps, d * 1e6 / hz / n }'
+	}
+	median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+	echo "pgbench track_click, $clients clients, ${secs}s per run, sampling 100%, interleaved rounds"
+	echo "  (TPS is noisy on a shared machine; server CPU per transaction is the stable figure)"
+	printf '  %-8s %10s %10s %8s %12s %12s %8s\n' round "tps off" "tps on" ratio "cpu/tx off" "cpu/tx on" ratio
+	tps_ratios=() cpu_ratios=()
+	run_once off >/dev/null		# warm-up
 	for r in $(seq "$rounds"); do
-		if [ $((r % 2)) = 1 ]; then off=$(tps off); on=$(tps on); else on=$(tps on); off=$(tps off); fi
-		ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.4f", a / b }')
-		ratios+=("$ratio")
-		printf '  round %d: %10s %10s %8s\n' "$r" "$off" "$on" "$ratio"
+		if [ $((r % 2)) = 1 ]; then off=$(run_once off); on=$(run_once on); else on=$(run_once on); off=$(run_once off); fi
+		read -r tps_off cpu_off <<<"$off"
+		read -r tps_on cpu_on <<<"$on"
+		tps_ratios+=("$(awk -v a="$tps_on" -v b="$tps_off" 'BEGIN { printf "%.4f", a / b }')")
+		cpu_ratios+=("$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.4f", a / b }')")
+		printf '  %-8s %10s %10s %8s %10s µs %10s µs %8s\n' "$r" "$tps_off" "$tps_on" "${tps_ratios[-1]}" \
+			"$cpu_off" "$cpu_on" "${cpu_ratios[-1]}"
 	done
-	printf '  median on/off ratio: %s\n' "$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(( (rounds + 1) / 2 ))p")"
+	printf '  median TPS on/off: %s; median server CPU per transaction on/off: %s\n' \
+		"$(median "${tps_ratios[@]}")" "$(median "${cpu_ratios[@]}")"
 	psql_b "SELECT 'spans written: ' || spans_written || ', dropped: ' || spans_dropped FROM attribution.telemetry_status"
 fi
