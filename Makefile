@@ -67,4 +67,8 @@ src/otlp/%.pb-c.c src/otlp/%.pb-c.h: proto/%.proto
 	@mkdir -p src/otlp
 	protoc-c --proto_path=$(srcdir)/proto --c_out=src/otlp $<
 $(PROTO_C:.c=.o): $(PROTO_C)
+# ...kept inside the module: another library in the server that embeds the
+# same .proto files must not bind to these symbols, nor we to its
+# (test/exported_symbols.sh checks it)
+$(PROTO_C:.c=.o): CFLAGS += -fvisibility=hidden
 $(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C) src/include/fp_attribution/otlp.h

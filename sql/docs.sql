@@ -12,6 +12,13 @@ SELECT body || coalesce((SELECT string_agg(pg_read_file(:'docdir' || '/' || f), 
 	FROM pg_ls_dir(:'docdir', true, false) AS f WHERE f LIKE '%.md'), '') AS body
   FROM readme;
 
+-- the README says which major is built and tested: the one these tests
+-- run on
+SELECT strpos(body, 'built and tested only with PostgreSQL ' ||
+			  current_setting('server_version_num')::int / 10000 || ' on Debian 12') > 0
+	   AS names_tested_major
+  FROM readme;
+
 -- settings, each in README's tables
 SELECT name AS undocumented_setting FROM pg_settings, readme
  WHERE name LIKE 'fp\_attribution.%' AND strpos(body, '`' || name || '`') = 0;

@@ -690,3 +690,11 @@ CREATE FUNCTION attribution.exporter_status_internal(
 
 CREATE VIEW attribution.exporter_status AS
 	SELECT * FROM attribution.exporter_status_internal();
+
+-- Like the telemetry views: for superusers and pg_read_all_stats (so
+-- pg_monitor); last_error names the collector, with its credentials and
+-- query string redacted.
+REVOKE ALL ON FUNCTION attribution.exporter_status_internal() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION attribution.exporter_status_internal()
+	TO pg_read_all_stats;
+GRANT SELECT ON attribution.exporter_status TO pg_read_all_stats;

@@ -10,9 +10,14 @@
  * OpenTelemetry specification's default.  A variable that does not parse
  * is ignored with a warning rather than keeping the server from starting.
  * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
- * them after a reload.  Headers carry
- * secrets (tokens), so that setting is GUC_SUPERUSER_ONLY and a bad
- * OTEL_EXPORTER_OTLP_HEADERS is reported without its value.
+ * them after a reload (a session SET could not reach the worker, so none
+ * is PGC_SUSET).  Endpoints (http://user:token@host/?key=...) and headers
+ * carry secrets, so those settings are GUC_SUPERUSER_ONLY (readable by
+ * superusers and pg_read_all_settings), a bad OTEL_EXPORTER_OTLP_HEADERS
+ * is reported without its value and a bad endpoint variable redacted.
+ * Header names and values are sent as request lines, so control
+ * characters in them, raw or percent-encoded, are refused: they would
+ * let a value end the header and add others (CR LF) or cut it (NUL).
  *
  * No shared state: nothing to lock.
  *
@@ -92,16 +97,22 @@ env_or(const char *name, const char *dflt)
 
 /*
  * Warn about an environment variable we cannot use; value NULL keeps a
- * secret out of the log.
+ * secret out of the log, and URLs in it lose their credentials.
  */
 static void
 ignore_env(const char *name, const char *value, const char *why)
 {
 	if (value)
+	{
+		size_t		size = strlen(value) + sizeof("***@?***");
+		char	   *redacted = palloc(size);
+
+		fp_attribution_otlp_redact(redacted, value, size);
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ignoring environment variable %s=\"%s\"", name, value),
+				 errmsg("ignoring environment variable %s=\"%s\"", name, redacted),
 				 errdetail("%s", why)));
+	}
 	else
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -156,13 +167,23 @@ hexval(char c)
 	return -1;
 }
 
+/* A control character: below 0x20, or DEL */
+static bool
+is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7F;
+}
+
 /*
  * Copy [start, end) without surrounding blanks, percent-decoding it, as
  * the W3C Baggage format that OTEL_EXPORTER_OTLP_HEADERS and
- * OTEL_RESOURCE_ATTRIBUTES use requires.  Returns NULL on a bad escape.
+ * OTEL_RESOURCE_ATTRIBUTES use requires.  Returns NULL, with *error
+ * saying why, on a bad escape, on a NUL (which would silently cut the
+ * string) and, unless controls_ok, on any other control character.
  */
 static char *
-decode_part(const char *start, const char *end)
+decode_part(const char *start, const char *end, bool controls_ok,
+			const char **error)
 {
 	char	   *out;
 	char	   *o;
@@ -177,12 +198,22 @@ decode_part(const char *start, const char *end)
 		if (*start == '%')
 		{
 			if (end - start < 3 || hexval(start[1]) < 0 || hexval(start[2]) < 0)
+			{
+				*error = "A percent escape is malformed.";
 				return NULL;
-			*o++ = (char) (hexval(start[1]) * 16 + hexval(start[2]));
+			}
+			*o = (char) (hexval(start[1]) * 16 + hexval(start[2]));
 			start += 3;
 		}
 		else
-			*o++ = *start++;
+			*o = *start++;
+		if (*o == '\0' || (!controls_ok && is_control((unsigned char) *o)))
+		{
+			*error = controls_ok ? "A member holds a NUL byte (%00)." :
+				"A header name or value holds a control character (CR, LF, NUL, another byte below 0x20 or 0x7F), raw or percent-encoded.";
+			return NULL;
+		}
+		o++;
 	}
 	*o = '\0';
 	return out;
@@ -191,11 +222,12 @@ decode_part(const char *start, const char *end)
 /*
  * Parse "key1=value1,key2=value2" into a List of FpOtlpPair (when pairs is
  * not NULL).  Empty members are skipped; a member without "=", an empty
- * key or a bad percent escape is an error described in *error.
+ * key, a bad percent escape, a NUL or (unless controls_ok) another
+ * control character is an error described in *error.
  */
-bool
-fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
-								const char **error)
+static bool
+parse_pairs(const char *list, bool controls_ok, List **pairs,
+			const char **error)
 {
 	const char *p = list ? list : "";
 
@@ -209,56 +241,106 @@ fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
 		if (end == NULL)
 			end = p + strlen(p);
 		eq = memchr(p, '=', end - p);
-		key = eq ? decode_part(p, eq) : NULL;
-		value = eq ? decode_part(eq + 1, end) : NULL;
 		if (eq == NULL && strspn(p, " \t") < (size_t) (end - p))
 		{
 			*error = "Each member must have the form key=value.";
 			return false;
 		}
-		if (eq && (key == NULL || value == NULL || key[0] == '\0'))
+		if (eq)
 		{
-			*error = "A key is empty or a percent escape is malformed.";
-			return false;
-		}
-		if (eq && pairs)
-		{
-			FpOtlpPair *pair = palloc(sizeof(FpOtlpPair));
+			key = decode_part(p, eq, controls_ok, error);
+			if (key == NULL)
+				return false;
+			value = decode_part(eq + 1, end, controls_ok, error);
+			if (value == NULL)
+				return false;
+			if (key[0] == '\0')
+			{
+				*error = "A key is empty.";
+				return false;
+			}
+			if (pairs)
+			{
+				FpOtlpPair *pair = palloc(sizeof(FpOtlpPair));
 
-			pair->key = key;
-			pair->value = value;
-			*pairs = lappend(*pairs, pair);
+				pair->key = key;
+				pair->value = value;
+				*pairs = lappend(*pairs, pair);
+			}
 		}
 		p = *end ? end + 1 : end;
 	}
 	return true;
 }
 
-/* Is v a key=value list?  Else *error says why not */
+/*
+ * Parse a list for use.  The headers' check hook has already refused
+ * control characters, so one parser serves both lists.
+ */
+bool
+fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
+								const char **error)
+{
+	return parse_pairs(list, true, pairs, error);
+}
+
+/* Is v a key=value list of resource attributes?  Else *error says why */
 static bool
 valid_pairs(const char *v, const char **error)
 {
-	return fp_attribution_otlp_parse_pairs(v, NULL, error);
+	return parse_pairs(v, true, NULL, error);
 }
 
-/* Is v empty or an http(s) URL?  Else *error says why not */
+/* Is v a header list?  Else *error says why not */
+static bool
+valid_headers(const char *v, const char **error)
+{
+	return parse_pairs(v, false, NULL, error);
+}
+
+/*
+ * Is v empty or an http(s) URL without blanks or control characters
+ * (which no URL holds, and which would cut a redacted message short)?
+ * Else *error says why not.
+ */
 static bool
 valid_endpoint(const char *v, const char **error)
 {
-	if (v == NULL || v[0] == '\0' || strncmp(v, "http://", 7) == 0 ||
-		strncmp(v, "https://", 8) == 0)
+	if (v == NULL || v[0] == '\0')
 		return true;
-	*error = "An OTLP endpoint is an http:// or https:// URL.";
-	return false;
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+	{
+		*error = "An OTLP endpoint is an http:// or https:// URL.";
+		return false;
+	}
+	for (const char *c = v; *c; c++)
+		if (*c == ' ' || is_control((unsigned char) *c))
+		{
+			*error = "An OTLP endpoint holds no blanks or control characters; percent-encode them.";
+			return false;
+		}
+	return true;
 }
 
-/* Check hook shared by the key=value list settings */
+/* Check hook of the resource attributes */
 static bool
 check_pairs(char **newval, void **extra, GucSource source)
 {
 	const char *error;
 
 	if (valid_pairs(*newval, &error))
+		return true;
+	GUC_check_errdetail("%s", error);
+	return false;
+}
+
+/* Check hook of the headers */
+static bool
+check_headers(char **newval, void **extra, GucSource source)
+{
+	const char *error;
+
+	if (valid_headers(*newval, &error))
 		return true;
 	GUC_check_errdetail("%s", error);
 	return false;
@@ -369,7 +451,7 @@ fp_attribution_otlp_define_gucs(void)
 							   &fp_attribution_otlp_endpoint,
 							   env_checked("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint,
 										   valid_endpoint, false),
-							   PGC_SIGHUP, 0,
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_endpoint, NULL, NULL);
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 		DefineCustomStringVariable(signal_guc[s],
@@ -378,16 +460,16 @@ fp_attribution_otlp_define_gucs(void)
 								   &fp_attribution_otlp_signal_endpoint[s],
 								   env_checked(signal_env[s], "",
 											   valid_endpoint, false),
-								   PGC_SIGHUP, 0,
+								   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 								   check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("fp_attribution.otlp_headers",
 							   gettext_noop("Extra request headers, as key=value pairs separated by commas."),
 							   gettext_noop("Values may be percent-encoded; typically an authorization token."),
 							   &fp_attribution_otlp_headers,
 							   env_checked("OTEL_EXPORTER_OTLP_HEADERS", "",
-										   valid_pairs, true),
+										   valid_headers, true),
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   check_pairs, NULL, NULL);
+							   check_headers, NULL, NULL);
 	DefineCustomEnumVariable("fp_attribution.otlp_protocol",
 							 gettext_noop("OTLP transport: http/protobuf, http/json or grpc."),
 							 NULL,

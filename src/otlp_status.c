@@ -70,15 +70,21 @@ fp_attribution_otlp_status_init(void)
 	fp_attribution_otlp_status->log_cursor = 0;
 }
 
-/* Record the latest error of a signal (worker only) */
+/*
+ * Record the latest error of a signal (worker only).  Every reader of
+ * exporter_status sees it, so the secrets of URLs are removed here, the
+ * one place last_error is written.
+ */
 void
 fp_attribution_otlp_status_error(FpOtlpSignal signal, const char *error)
 {
 	FpOtlpSignalStatus *st = &fp_attribution_otlp_status->signal[signal];
 	TimestampTz now = GetCurrentTimestamp();
+	char		redacted[sizeof(st->last_error)];
 
+	fp_attribution_otlp_redact(redacted, error, sizeof(redacted));
 	SpinLockAcquire(&st->mutex);
-	strlcpy(st->last_error, error, sizeof(st->last_error));
+	strlcpy(st->last_error, redacted, sizeof(st->last_error));
 	st->last_error_time = now;
 	SpinLockRelease(&st->mutex);
 }

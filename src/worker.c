@@ -183,10 +183,14 @@ static void
 report_failure(FpOtlpSignal s, SignalState *st, const char *what,
 			   const FpOtlpResult *r)
 {
-	fp_attribution_otlp_status_error(s, r->error);
+	char		error[sizeof(r->error)];
+
+	/* the error names the URL, which may hold credentials */
+	fp_attribution_otlp_redact(error, r->error, sizeof(error));
+	fp_attribution_otlp_status_error(s, error);
 	ereport(st->failing ? DEBUG1 : LOG,
 			(errmsg("fp_attribution exporter: %s %s: %s",
-					what, fp_attribution_otlp_signal_names[s], r->error)));
+					what, fp_attribution_otlp_signal_names[s], error)));
 	st->failing = true;
 }
 

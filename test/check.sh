@@ -20,7 +20,8 @@ as_postgres "cd '$work' && make -s PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-
 make -s install
 
 status=0
-as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee "$log" || status=1
+bash "$work/test/exported_symbols.sh" "$work/fp_attribution.so" "$work" 2>&1 | tee "$log" || status=1
+as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee -a "$log" || status=1
 as_postgres "make -C $work installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
 as_postgres "make -C $work installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
 if [ $status -ne 0 ]; then

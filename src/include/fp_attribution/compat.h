@@ -1,8 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * compat.h
- *	  The one place for differences between PostgreSQL majors (14-18).
- *	  Delete a shim when its major drops out of support.
+ *	  The one place for differences between PostgreSQL majors.
+ *
+ * Built and tested only against PostgreSQL 15 (Debian 12).  The code
+ * needs 15 (shmem_request_hook, InitMaterializedSRF), hence the #error.
+ * The branches for 16, 17 and 18 below follow those releases' documented
+ * API changes but have never been compiled; other differences are likely.
+ * Delete a shim when its major drops out of support.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -12,6 +17,10 @@
 #define FP_ATTRIBUTION_COMPAT_H
 
 #include "storage/proc.h"
+
+#if PG_VERSION_NUM < 150000
+#error "fp_attribution needs PostgreSQL 15 or later"
+#endif
 
 /* PG17 moved the local transaction id into PGPROC.vxid */
 #if PG_VERSION_NUM >= 170000

@@ -72,6 +72,10 @@ extern bool fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
 											const char **error);
 extern char *fp_attribution_otlp_signal_url(FpOtlpSignal signal);
 
+/* Secrets of URLs hidden from messages (otlp_redact.c) */
+extern void fp_attribution_otlp_redact(char *dst, const char *src,
+									   size_t dstsize);
+
 /*
  * Record sources (otlp_source.c): copies of the telemetry core's records
  * (telemetry.h), palloc'd in the caller's memory context.
