@@ -88,12 +88,21 @@ SELECT attribution.canonical_json('[1.0, 1e21, 1e20, 1e-7, 0.000001, -0, 0.1, 12
 SELECT attribution.canonical_json(E'["\\u0001\\u001f\\b\\f\\n\\r\\t\\"\\\\/\u007f\u2028é"]');
 SELECT attribution.canonical_json('"top-level string"'), attribution.canonical_json('null'),
 	   attribution.canonical_json('true'), attribution.canonical_json('9007199254740992');
--- numbers that do not survive an IEEE double are refused
-SELECT regress_error($$SELECT attribution.canonical_json('9007199254740993')$$);
-SELECT regress_error($$SELECT attribution.canonical_json('0.10000000000000000001')$$);
+-- a number is the double nearest to it, written as ECMAScript does: the
+-- shortest digits that read back, a bound of the interval included
+-- (40407023462466896 is 40407023462466900)
+SELECT attribution.canonical_json('[9007199254740993, 0.10000000000000000001, 1e-400, -1e-400, 40407023462466896, 40407023462466900, 295147905179352825856, 1.0E+21, 1e-6, 1e-7, -0.0]');
+-- only a number beyond the double range has no form
 SELECT regress_error($$SELECT attribution.canonical_json('1e400')$$);
-SELECT regress_error($$SELECT attribution.canonical_json('1e-400')$$);
--- so is revenue beyond 2^53 cents, with nothing written
+-- a receipt payload holds numbers as canonical JSON writes them, so its
+-- hash pins the stored value: RFC 8785 text is accepted, other digits are
+-- refused, with nothing written
+SELECT encode(payload_hash, 'hex') = encode(sha256('{"n":[40407023462466900,1e+21,5e-324]}'), 'hex') AS hashed_as_written
+  FROM attribution.append_receipt('custom', 'numbers', '{"n": [40407023462466900, 1e+21, 5e-324]}');
+SELECT regress_error($$SELECT attribution.append_receipt('custom', 'numbers', '{"n": 40407023462466896}')$$);
+SELECT regress_error($$SELECT attribution.append_receipt('custom', 'numbers', '{"n": 0.10000000000000000001}')$$);
+SELECT count(*) FROM attribution.receipts WHERE aggregate_id = 'numbers';
+-- so is revenue beyond 2^53 cents
 SELECT regress_error($$SELECT attribution.track_conversion('order-huge', 9007199254740993)$$);
 SELECT count(*) FROM attribution.conversions WHERE order_id = 'order-huge';
 

@@ -261,7 +261,9 @@ fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
 
 /*
  * SHA-256 of the JCS form of payload into out.  Returns false, with
- * *bad_number set, if the payload holds a number JCS cannot represent.
+ * *bad_number set, if the payload holds a number JCS cannot represent or
+ * one whose stored value differs from its canonical text's (the hash must
+ * pin the stored value).
  */
 bool
 fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
@@ -270,7 +272,7 @@ fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, bad_number))
+	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, true, bad_number))
 		return false;
 	fp_attribution_sha256(buf.data, buf.len, out);
 	pfree(buf.data);
@@ -766,7 +768,7 @@ hash_payload(Jsonb *payload, FpReceiptEnvelope *env)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("number %.40s%s cannot be represented in canonical JSON",
 						bad_number, strlen(bad_number) > 40 ? "..." : ""),
-				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip."),
+				 errdetail("A receipt payload holds each number as RFC 8785 writes it (the IEEE 754 double as ECMAScript prints it), so that its hash pins the stored value."),
 				 errhint("Keep money in integer minor units below 2^53, or pass the number as a string.")));
 }
 
@@ -937,12 +939,12 @@ fp_attribution_canonical_json(PG_FUNCTION_ARGS)
 	const char *bad_number = NULL;
 
 	initStringInfo(&buf);
-	if (!fp_attribution_jcs_append_jsonb(&buf, &jb->root, &bad_number))
+	if (!fp_attribution_jcs_append_jsonb(&buf, &jb->root, false, &bad_number))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("number %.40s%s cannot be represented in canonical JSON",
 						bad_number, strlen(bad_number) > 40 ? "..." : ""),
-				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip.")));
+				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value is beyond their range.")));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
 }
 
