@@ -876,7 +876,8 @@ receipts_owner(void)
  *
  * The building block for commands beyond the built-in ones: appends a
  * receipt for payload to the aggregate's chain, in the trace context of a
- * new command span.  Revoked from PUBLIC by the install script.
+ * new command span.  The built-in types are refused for every role.
+ * Revoked from PUBLIC by the install script.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_append_receipt);
 Datum
@@ -896,6 +897,19 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	env.aggregate_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	env.aggregate_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	payload = PG_GETARG_JSONB_P(2);
+
+	/*
+	 * A receipt of a built-in type is the record of a row; one appended
+	 * here could pre-seed sequence 1 of a future click or order, or add to
+	 * a row's history what no row says.  Only the triggers write them.
+	 */
+	for (int i = 0; i < lengthof(aggregate_specs); i++)
+		if (strcmp(env.aggregate_type, aggregate_specs[i].aggregate_type) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
+					 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
+					 errhint("Use an aggregate type of your own for a custom command.")));
 	if (!PG_ARGISNULL(3))
 	{
 		env.has_causation = true;
