@@ -63,23 +63,40 @@ SELECT count(*) AS receipts, (SELECT count(*) FROM attribution.receipt_streams
 	WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003') AS heads
   FROM attribution.receipts WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003';
 
--- later commands append to the aggregate's chain: contiguous sequence,
--- each prev_hash the previous receipt_hash
+-- commands beyond the built-in ones append to their own aggregate's
+-- chain: contiguous sequence, each prev_hash the previous receipt_hash
 SELECT sequence, causation_id IS NOT NULL AS has_cause
-  FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "refund_requested", "cents": 500}',
+  FROM attribution.append_receipt('refund', 'order-r1', '{"event": "refund_requested", "cents": 500}',
 	(SELECT receipt_id FROM regress_receipt_ids WHERE name = 'click1'));
 BEGIN;
-SELECT sequence FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "rolled_back"}');
+SELECT sequence FROM attribution.append_receipt('refund', 'order-r1', '{"event": "rolled_back"}');
 ROLLBACK;
-SELECT sequence FROM attribution.append_receipt('conversion', 'order-r1', '{"event": "refunded", "cents": 500}');
+SELECT sequence FROM attribution.append_receipt('refund', 'order-r1', '{"event": "refunded", "cents": 500}');
+SELECT sequence FROM attribution.append_receipt('refund', 'order-r1', '{"event": "settled"}');
 SELECT r.sequence, r.prev_hash = p.receipt_hash AS linked
   FROM attribution.receipts r
   JOIN attribution.receipts p ON p.aggregate_type = r.aggregate_type
    AND p.aggregate_id = r.aggregate_id AND p.sequence = r.sequence - 1
- WHERE r.aggregate_id = 'order-r1' ORDER BY r.sequence;
+ WHERE r.aggregate_type = 'refund' AND r.aggregate_id = 'order-r1' ORDER BY r.sequence;
 SELECT last_sequence, last_hash = (SELECT receipt_hash FROM attribution.receipts
-	WHERE aggregate_id = 'order-r1' AND sequence = 3) AS head_is_last
-  FROM attribution.receipt_streams WHERE aggregate_id = 'order-r1';
+	WHERE aggregate_type = 'refund' AND aggregate_id = 'order-r1' AND sequence = 3) AS head_is_last
+  FROM attribution.receipt_streams WHERE aggregate_type = 'refund' AND aggregate_id = 'order-r1';
+
+-- the built-in aggregate types are reserved to the extension's own
+-- triggers, for every role: a receipt pre-seeded for a future order (or
+-- click) would otherwise be sequence 1 of its chain
+SELECT regress_error($$SELECT attribution.append_receipt('conversion', 'order-future', '{"event": "conversion_tracked", "revenue_cents": 1}')$$);
+SELECT regress_error($$SELECT attribution.append_receipt('click', 'e0000000-0000-4000-8000-0000000000f0', '{}')$$);
+SELECT count(*) FROM attribution.receipts WHERE aggregate_id IN ('order-future', 'e0000000-0000-4000-8000-0000000000f0');
+-- so the order's command writes sequence 1 and returns the receipt of the
+-- row it wrote: its span, its payload
+CREATE TEMP TABLE regress_future AS SELECT * FROM attribution.track_conversion('order-future', 4200);
+SELECT r.sequence, r.span_id = c.span_id AND r.trace_id = c.trace_id AS rows_span,
+	   r.payload ->> 'order_id' AS order_id, r.payload -> 'revenue_cents' AS revenue_cents,
+	   r.receipt_id = (SELECT receipt_id FROM attribution.receipts
+					   WHERE aggregate_type = 'conversion' AND aggregate_id = 'order-future') AS only_receipt
+  FROM regress_future r, attribution.conversions c
+ WHERE c.order_id = 'order-future';
 
 -- canonical JSON (RFC 8785): key order by UTF-16 code units, ECMAScript
 -- numbers, minimal escapes
@@ -88,12 +105,21 @@ SELECT attribution.canonical_json('[1.0, 1e21, 1e20, 1e-7, 0.000001, -0, 0.1, 12
 SELECT attribution.canonical_json(E'["\\u0001\\u001f\\b\\f\\n\\r\\t\\"\\\\/\u007f\u2028é"]');
 SELECT attribution.canonical_json('"top-level string"'), attribution.canonical_json('null'),
 	   attribution.canonical_json('true'), attribution.canonical_json('9007199254740992');
--- numbers that do not survive an IEEE double are refused
-SELECT regress_error($$SELECT attribution.canonical_json('9007199254740993')$$);
-SELECT regress_error($$SELECT attribution.canonical_json('0.10000000000000000001')$$);
+-- a number is the double nearest to it, written as ECMAScript does: the
+-- shortest digits that read back, a bound of the interval included
+-- (40407023462466896 is 40407023462466900)
+SELECT attribution.canonical_json('[9007199254740993, 0.10000000000000000001, 1e-400, -1e-400, 40407023462466896, 40407023462466900, 295147905179352825856, 1.0E+21, 1e-6, 1e-7, -0.0]');
+-- only a number beyond the double range has no form
 SELECT regress_error($$SELECT attribution.canonical_json('1e400')$$);
-SELECT regress_error($$SELECT attribution.canonical_json('1e-400')$$);
--- so is revenue beyond 2^53 cents, with nothing written
+-- a receipt payload holds numbers as canonical JSON writes them, so its
+-- hash pins the stored value: RFC 8785 text is accepted, other digits are
+-- refused, with nothing written
+SELECT encode(payload_hash, 'hex') = encode(sha256('{"n":[40407023462466900,1e+21,5e-324]}'), 'hex') AS hashed_as_written
+  FROM attribution.append_receipt('custom', 'numbers', '{"n": [40407023462466900, 1e+21, 5e-324]}');
+SELECT regress_error($$SELECT attribution.append_receipt('custom', 'numbers', '{"n": 40407023462466896}')$$);
+SELECT regress_error($$SELECT attribution.append_receipt('custom', 'numbers', '{"n": 0.10000000000000000001}')$$);
+SELECT count(*) FROM attribution.receipts WHERE aggregate_id = 'numbers';
+-- so is revenue beyond 2^53 cents
 SELECT regress_error($$SELECT attribution.track_conversion('order-huge', 9007199254740993)$$);
 SELECT count(*) FROM attribution.conversions WHERE order_id = 'order-huge';
 
@@ -165,7 +191,7 @@ SELECT ok, receipts_checked = (SELECT count(*) FROM attribution.receipts) AS all
 	   chains_failed, receipts_failed, failed_aggregate_type, failed_aggregate_id,
 	   failed_receipt_id, failed_sequence, failed_check, detail
   FROM attribution.verify_all();
-SELECT ok, failed_check FROM attribution.verify_chain('conversion', 'order-r1');
+SELECT ok, failed_check FROM attribution.verify_chain('refund', 'order-r1');
 SELECT * FROM attribution.verify_receipt((SELECT receipt_id FROM regress_receipt_ids WHERE name = 'click1'));
 SELECT regress_error($$SELECT * FROM attribution.verify_receipt('00000000-0000-4000-8000-000000000000')$$);
 SELECT regress_error($$SELECT * FROM attribution.verify_chain('click', 'nope')$$);
@@ -177,6 +203,6 @@ SELECT verifications_success - (SELECT count(*) FROM attribution.receipts) AS be
 SELECT line::jsonb - 'receipt_id' - 'timestamp' - 'payload_hash' - 'receipt_hash' - 'prev_hash'
 	   - 'trace_id' - 'span_id' - 'correlation_id' - 'payload' - 'causation_id' AS line,
 	   line::jsonb->'causation_id' <> 'null' AS has_cause
-  FROM attribution.receipt_export WHERE aggregate_id = 'order-r1' ORDER BY sequence;
+  FROM attribution.receipt_export WHERE aggregate_id = 'order-r1' ORDER BY aggregate_type, sequence;
 SELECT bool_and((line::jsonb->>'timestamp') ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$') AS rfc3339
   FROM attribution.receipt_export;

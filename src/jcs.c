@@ -17,13 +17,15 @@
  *	- numbers as ECMAScript Number.prototype.toString() of the IEEE 754
  *	  double (section 3.2.2.3).
  *
- * A jsonb number is a numeric of any precision.  JCS has only doubles, so
- * a number whose value does not survive numeric -> double -> JCS text
- * unchanged (more than 17 significant digits, beyond 2^53 for integers,
- * out of double range) cannot be canonicalized; the functions here refuse
- * it rather than hash a different value than the one stored.  The test is
- * exact: the shortest round-trip decimal of the double must have the same
- * digits and exponent as the numeric.
+ * A jsonb number is a numeric of any precision; JCS has only doubles.  In
+ * the JSON.parse sense a number is the double nearest to it, so
+ * 40407023462466896 and 40407023462466900 are written alike, as
+ * 40407023462466900; only a number beyond the double range (1e400) has no
+ * form.  Receipts need more: a payload hash must pin the stored value, so
+ * in exact mode a number is accepted only if it already has the value of
+ * its canonical text (every number written in RFC 8785 form does), and
+ * 40407023462466896 is refused rather than hashed as if it were another
+ * number.
  *
  * Nothing here is SQL-callable and nothing touches shared state; the
  * functions only allocate in CurrentMemoryContext.
@@ -73,7 +75,7 @@ typedef struct DecimalForm
 	int			point;
 } DecimalForm;
 
-static bool append_container(StringInfo out, JsonbContainer *jc,
+static bool append_container(StringInfo out, JsonbContainer *jc, bool exact,
 							 const char **bad_number);
 
 /*
@@ -309,19 +311,96 @@ append_ecmascript_number(StringInfo out, const DecimalForm *d)
 }
 
 /*
- * Append a number in JCS form.  Returns false, leaving out unchanged and
- * setting *bad_number to the number's text, if the numeric does not
- * round-trip through an IEEE double.
+ * Write the k digits of d truncated to k digits, rounded up if up, as the
+ * string strtod reads: "0.<digits>e<point>".  Returns the point (a carry
+ * out of the first digit moves it).
+ */
+static int
+truncated_digits(const DecimalForm *d, int k, bool up, char *digits)
+{
+	int			point = d->point;
+
+	memcpy(digits, d->digits, k);
+	if (up)
+	{
+		int			i = k - 1;
+
+		while (i >= 0 && digits[i] == '9')
+			digits[i--] = '0';
+		if (i >= 0)
+			digits[i]++;
+		else
+		{
+			/* 99..9 + 1: one digit, one place up; the zeros are dropped */
+			digits[0] = '1';
+			point++;
+		}
+	}
+	return point;
+}
+
+/*
+ * Ryu (double_to_shortest_decimal) finds the shortest digits strictly
+ * inside the interval of decimals that read back as x; ECMAScript's
+ * Number::toString takes the shortest that read back as x, and with an even
+ * significand the interval's bounds do (round half to even).  So when a
+ * bound itself has fewer digits, ECMAScript writes it: 40407023462466896
+ * is 40407023462466900.  A bound has fewer than 17 digits only when the
+ * double's spacing is at least 2, that is |x| >= 2^53 (below, a bound is
+ * an odd multiple of a power of 5 over a power of 10 of at least 17
+ * digits).  At most one k-digit candidate can be a bound (two would be a
+ * spacing-wide interval holding a k-digit decimal inside, which Ryu would
+ * have found), so the first k that reads back is the answer.
+ */
+static void
+shortest_with_bounds(double value, DecimalForm *d)
+{
+	char		text[DOUBLE_SHORTEST_DECIMAL_LEN + 16];
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+	if (fabs(value) < 9007199254740992.0)
+		return;
+	for (int k = 1; k < d->ndigits; k++)
+	{
+		for (int up = 0; up <= 1; up++)
+		{
+			int			point = truncated_digits(d, k, up, digits);
+			int			len = k;
+
+			while (len > 1 && digits[len - 1] == '0')
+				len--;
+			snprintf(text, sizeof(text), "%s0.%.*se%d",
+					 d->negative ? "-" : "", len, digits, point);
+			if (strtod(text, NULL) == value)
+			{
+				memcpy(d->digits, digits, len);
+				d->ndigits = len;
+				d->point = point;
+				return;
+			}
+		}
+	}
+}
+
+/*
+ * Append a number in JCS form: the ECMAScript text of the nearest double.
+ * Returns false, leaving out unchanged and setting *bad_number to the
+ * number's text, if it is beyond the double range or, when exact, if its
+ * value is not that of its canonical text.
  */
 static bool
-append_number(StringInfo out, Numeric num, const char **bad_number)
+append_number(StringInfo out, Numeric num, bool exact,
+			  const char **bad_number)
 {
 	char	   *text = numeric_normalize(num);
 	char		shortest[DOUBLE_SHORTEST_DECIMAL_LEN];
 	double		value;
-	DecimalForm exact;
 	DecimalForm rounded;
 
+	/*
+	 * strtod rounds correctly; on underflow (ERANGE) it still gives 0 or a
+	 * subnormal, which is JSON.parse's answer too
+	 */
 	value = strtod(text, NULL);
 	if (isinf(value) || isnan(value))
 	{
@@ -329,15 +408,21 @@ append_number(StringInfo out, Numeric num, const char **bad_number)
 		return false;
 	}
 	double_to_shortest_decimal_buf(value, shortest);
-	parse_decimal(text, &exact);
 	parse_decimal(shortest, &rounded);
-	if (exact.negative != rounded.negative ||
-		exact.ndigits != rounded.ndigits ||
-		exact.point != rounded.point ||
-		memcmp(exact.digits, rounded.digits, exact.ndigits) != 0)
+	shortest_with_bounds(value, &rounded);
+	if (exact)
 	{
-		*bad_number = text;
-		return false;
+		DecimalForm stored;
+
+		parse_decimal(text, &stored);
+		if (stored.negative != rounded.negative ||
+			stored.ndigits != rounded.ndigits ||
+			stored.point != rounded.point ||
+			memcmp(stored.digits, rounded.digits, stored.ndigits) != 0)
+		{
+			*bad_number = text;
+			return false;
+		}
 	}
 	append_ecmascript_number(out, &rounded);
 	return true;
@@ -347,7 +432,8 @@ append_number(StringInfo out, Numeric num, const char **bad_number)
  * Append one value: a scalar, or (jbvBinary) a nested container.
  */
 static bool
-append_value(StringInfo out, JsonbValue *v, const char **bad_number)
+append_value(StringInfo out, JsonbValue *v, bool exact,
+			 const char **bad_number)
 {
 	switch (v->type)
 	{
@@ -362,9 +448,10 @@ append_value(StringInfo out, JsonbValue *v, const char **bad_number)
 											 v->val.string.len);
 			return true;
 		case jbvNumeric:
-			return append_number(out, v->val.numeric, bad_number);
+			return append_number(out, v->val.numeric, exact, bad_number);
 		case jbvBinary:
-			return append_container(out, v->val.binary.data, bad_number);
+			return append_container(out, v->val.binary.data, exact,
+									bad_number);
 		default:
 			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
 	}
@@ -377,7 +464,8 @@ append_value(StringInfo out, JsonbValue *v, const char **bad_number)
  * jbvBinary), so each level's members can be sorted on their own.
  */
 static bool
-append_container(StringInfo out, JsonbContainer *jc, const char **bad_number)
+append_container(StringInfo out, JsonbContainer *jc, bool exact,
+				 const char **bad_number)
 {
 	JsonbIterator *it = JsonbIteratorInit(jc);
 	JsonbIteratorToken tok;
@@ -397,7 +485,7 @@ append_container(StringInfo out, JsonbContainer *jc, const char **bad_number)
 			if (!first)
 				appendStringInfoChar(out, ',');
 			first = false;
-			if (!append_value(out, &v, bad_number))
+			if (!append_value(out, &v, exact, bad_number))
 				return false;
 		}
 		if (!raw_scalar)
@@ -429,7 +517,7 @@ append_container(StringInfo out, JsonbContainer *jc, const char **bad_number)
 				appendStringInfoChar(out, ',');
 			append_utf8_string(out, members[i].key, members[i].keylen);
 			appendStringInfoChar(out, ':');
-			if (!append_value(out, &members[i].value, bad_number))
+			if (!append_value(out, &members[i].value, exact, bad_number))
 				return false;
 		}
 		appendStringInfoChar(out, '}');
@@ -440,12 +528,13 @@ append_container(StringInfo out, JsonbContainer *jc, const char **bad_number)
 
 /*
  * Append the JCS form of a jsonb document to out.  Returns false if a
- * number cannot be canonicalized; *bad_number then names it and out holds
- * a partial result the caller must discard.
+ * number cannot be canonicalized (exact: or is not already in its
+ * canonical value); *bad_number then names it and out holds a partial
+ * result the caller must discard.
  */
 bool
 fp_attribution_jcs_append_jsonb(StringInfo out, JsonbContainer *jc,
-								const char **bad_number)
+								bool exact, const char **bad_number)
 {
-	return append_container(out, jc, bad_number);
+	return append_container(out, jc, exact, bad_number);
 }

@@ -261,7 +261,9 @@ fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
 
 /*
  * SHA-256 of the JCS form of payload into out.  Returns false, with
- * *bad_number set, if the payload holds a number JCS cannot represent.
+ * *bad_number set, if the payload holds a number JCS cannot represent or
+ * one whose stored value differs from its canonical text's (the hash must
+ * pin the stored value).
  */
 bool
 fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
@@ -270,7 +272,7 @@ fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, bad_number))
+	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, true, bad_number))
 		return false;
 	fp_attribution_sha256(buf.data, buf.len, out);
 	pfree(buf.data);
@@ -766,7 +768,7 @@ hash_payload(Jsonb *payload, FpReceiptEnvelope *env)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("number %.40s%s cannot be represented in canonical JSON",
 						bad_number, strlen(bad_number) > 40 ? "..." : ""),
-				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip."),
+				 errdetail("A receipt payload holds each number as RFC 8785 writes it (the IEEE 754 double as ECMAScript prints it), so that its hash pins the stored value."),
 				 errhint("Keep money in integer minor units below 2^53, or pass the number as a string.")));
 }
 
@@ -874,7 +876,8 @@ receipts_owner(void)
  *
  * The building block for commands beyond the built-in ones: appends a
  * receipt for payload to the aggregate's chain, in the trace context of a
- * new command span.  Revoked from PUBLIC by the install script.
+ * new command span.  The built-in types are refused for every role.
+ * Revoked from PUBLIC by the install script.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_append_receipt);
 Datum
@@ -894,6 +897,19 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	env.aggregate_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	env.aggregate_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	payload = PG_GETARG_JSONB_P(2);
+
+	/*
+	 * A receipt of a built-in type is the record of a row; one appended
+	 * here could pre-seed sequence 1 of a future click or order, or add to
+	 * a row's history what no row says.  Only the triggers write them.
+	 */
+	for (int i = 0; i < lengthof(aggregate_specs); i++)
+		if (strcmp(env.aggregate_type, aggregate_specs[i].aggregate_type) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
+					 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
+					 errhint("Use an aggregate type of your own for a custom command.")));
 	if (!PG_ARGISNULL(3))
 	{
 		env.has_causation = true;
@@ -937,12 +953,12 @@ fp_attribution_canonical_json(PG_FUNCTION_ARGS)
 	const char *bad_number = NULL;
 
 	initStringInfo(&buf);
-	if (!fp_attribution_jcs_append_jsonb(&buf, &jb->root, &bad_number))
+	if (!fp_attribution_jcs_append_jsonb(&buf, &jb->root, false, &bad_number))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("number %.40s%s cannot be represented in canonical JSON",
 						bad_number, strlen(bad_number) > 40 ? "..." : ""),
-				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value would not survive the round trip.")));
+				 errdetail("RFC 8785 writes numbers as IEEE 754 doubles; this value is beyond their range.")));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
 }
 

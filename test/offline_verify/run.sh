@@ -43,13 +43,14 @@ SET fp_attribution.sign_receipts = on;
 SELECT FROM attribution.track_click('aff-ü', click_id => 'c0000000-0000-4000-8000-000000000002', visitor_id => 'v2',
 	user_agent => E'Mozilla/5.0 "quoted" \\ tab\t newline\n ☃ 😀', ip => '2001:db8::1');
 SELECT FROM attribution.track_conversion('order-1', 12999, 'EUR', visitor_id => 'v2');
-SELECT FROM attribution.append_receipt('conversion', 'order-1',
+SELECT FROM attribution.append_receipt('refund', 'order-1', '{"event": "requested"}');
+SELECT FROM attribution.append_receipt('refund', 'order-1',
 	'{"event": "adjusted", "ratio": 0.1, "big": 1e21, "tiny": 1e-7, "list": [true, null, "€"], "𝄞": 1, "z": 2}');
 SQL
 as_pg "$newkey"
 as_pg "$psql" >/dev/null <<'SQL'
 SET fp_attribution.sign_receipts = on;
-SELECT FROM attribution.append_receipt('conversion', 'order-1', '{"event": "refunded", "cents": 500}');
+SELECT FROM attribution.append_receipt('refund', 'order-1', '{"event": "refunded", "cents": 500}');
 SELECT FROM attribution.track_conversion('order-2', 100, click_id => 'c0000000-0000-4000-8000-000000000001');
 SQL
 
@@ -66,7 +67,7 @@ as_pg "$bin/pg_ctl -D $tmp/data -w stop" >/dev/null
 # no PostgreSQL from here on
 verify() { node "$here/verify.mjs" "$@"; }
 cd "$export_dir"
-if out=$(verify receipts.jsonl keys) && grep -q "^6 receipts in 4 chains, 0 failed" <<<"$out"; then
+if out=$(verify receipts.jsonl keys) && grep -q "^7 receipts in 5 chains, 0 failed" <<<"$out"; then
 	pass "untouched export verifies ($out)"
 else
 	fail "untouched export verifies: $out"
@@ -117,7 +118,7 @@ tamper() {
 		fs.writeFileSync("tampered.jsonl", lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
 	' "$1"
 }
-pick='const i = lines.findIndex((l) => l.aggregate_id === "order-1" && l.sequence === 2);'
+pick='const i = lines.findIndex((l) => l.aggregate_type === "refund" && l.sequence === 2);'
 tamper "$pick lines[i].payload.ratio = 0.2;"
 expect_failure "an edited payload" "order-1 sequence 2 .*: payload_hash"
 tamper "$pick lines.splice(i, 1);"

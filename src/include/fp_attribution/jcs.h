@@ -14,7 +14,7 @@
 #include "utils/jsonb.h"
 
 extern bool fp_attribution_jcs_append_jsonb(StringInfo out, JsonbContainer *jc,
-											const char **bad_number);
+											bool exact, const char **bad_number);
 extern void fp_attribution_jcs_append_string(StringInfo out, const char *s,
 											 int len);
 
