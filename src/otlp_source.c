@@ -4,11 +4,18 @@
  *	  What the exporter sends: copies of the telemetry core's records
  *	  (telemetry.h), taken through its consumer API.
  *
- * Spans and log records are read with a cursor kept in FpOtlpStatus, so a
- * restarted worker resumes where the previous one stopped instead of
- * sending records twice.  Records that were overwritten before the worker
- * copied them are reported by the telemetry core as lost; they are added
- * to the exporter's "dropped" count and to the core's export-drop count.
+ * Spans and log records are read with a cursor kept in FpOtlpStatus: the
+ * position of the first record the exporter has not yet accounted for.
+ * A fetch copies a batch without moving the cursor past it; the worker
+ * moves it (fp_attribution_otlp_commit_cursor) only once the batch is
+ * counted as sent, rejected or dropped.  A worker that dies with a batch
+ * in hand (an ERROR, pg_cancel_backend) thus leaves it to its successor,
+ * which sends it again: every record is counted exactly once, and
+ * delivered at least once.  Records that were overwritten before the
+ * worker copied them are reported by the telemetry core as lost; they are
+ * added to the exporter's "dropped" count and to the core's export-drop
+ * count, and the cursor moves past them at once so that a successor does
+ * not count them again.
  * Metrics are a snapshot of cumulative counters, plus the
  * affiliate.windows.active gauge, which is a query and so needs a
  * transaction in fp_attribution.otlp_database, plus the trace-context
@@ -16,7 +23,7 @@
  *
  * Locking: the telemetry core takes its ring locks in shared mode for the
  * copy only (see telemetry.h); the cursors are touched by the worker
- * alone; the counters are atomics.  Nothing is held while encoding or
+ * alone (there is one); the counters are atomics.  Nothing is held while encoding or
  * sending.
  *
  * Copyright (c) 2026, fp_attribution developers
@@ -167,36 +174,65 @@ count_lost(FpOtlpSignal signal, FpSignal core_signal, uint64 lost)
 	fp_attribution_telemetry_count_export_drops(core_signal, lost);
 }
 
-/*
- * Copy up to max spans that have not been exported yet into *spans
- * (palloc'd) and advance the export cursor; returns how many.
- */
-int
-fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max)
+static uint64 *
+signal_cursor(FpOtlpSignal signal)
 {
-	uint64		lost = 0;
-	int			n;
-
-	*spans = palloc(sizeof(FpSpanRecord) * max);
-	n = fp_attribution_telemetry_copy_spans(&fp_attribution_otlp_status->span_cursor,
-											*spans, max, &lost);
-	count_lost(FP_OTLP_TRACES, FP_SIGNAL_SPANS, lost);
-	return n;
+	Assert(signal == FP_OTLP_TRACES || signal == FP_OTLP_LOGS);
+	return signal == FP_OTLP_TRACES ? &fp_attribution_otlp_status->span_cursor :
+		&fp_attribution_otlp_status->log_cursor;
 }
 
 /*
- * Copy up to max log records that have not been exported yet into *logs
- * (palloc'd) and advance the export cursor; returns how many.
+ * Copy up to max spans that have not been accounted for yet into *spans
+ * (palloc'd); returns how many, and in *end the position after them, to
+ * be committed once the batch is accounted for.
  */
 int
-fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max)
+fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max, uint64 *end)
 {
+	uint64	   *cursor = signal_cursor(FP_OTLP_TRACES);
 	uint64		lost = 0;
 	int			n;
 
-	*logs = palloc(sizeof(FpLogRecord) * max);
-	n = fp_attribution_telemetry_copy_logs(&fp_attribution_otlp_status->log_cursor,
-										   *logs, max, &lost);
-	count_lost(FP_OTLP_LOGS, FP_SIGNAL_LOGS, lost);
+	*end = *cursor;
+	*spans = palloc(sizeof(FpSpanRecord) * max);
+	n = fp_attribution_telemetry_copy_spans(end, *spans, max, &lost);
+	count_lost(FP_OTLP_TRACES, FP_SIGNAL_SPANS, lost);
+	*cursor = *end - n;
 	return n;
+}
+
+/* Log records, like fp_attribution_otlp_fetch_spans */
+int
+fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max, uint64 *end)
+{
+	uint64	   *cursor = signal_cursor(FP_OTLP_LOGS);
+	uint64		lost = 0;
+	int			n;
+
+	*end = *cursor;
+	*logs = palloc(sizeof(FpLogRecord) * max);
+	n = fp_attribution_telemetry_copy_logs(end, *logs, max, &lost);
+	count_lost(FP_OTLP_LOGS, FP_SIGNAL_LOGS, lost);
+	*cursor = *end - n;
+	return n;
+}
+
+/* The batch that ends before end has been counted: never fetch it again */
+void
+fp_attribution_otlp_commit_cursor(FpOtlpSignal signal, uint64 end)
+{
+	*signal_cursor(signal) = end;
+}
+
+/*
+ * Whether at least n records of a signal wait to be fetched: a full batch
+ * is exported at once, whatever the schedule delay.
+ */
+bool
+fp_attribution_otlp_backlog(FpOtlpSignal signal, int n)
+{
+	FpSignal	core = signal == FP_OTLP_TRACES ? FP_SIGNAL_SPANS : FP_SIGNAL_LOGS;
+
+	return fp_attribution_telemetry_head(core) >= *signal_cursor(signal) + n;
 }

@@ -640,6 +640,24 @@ fp_attribution_telemetry_copy_logs(uint64 *cursor, FpLogRecord *out,
 					 max, lost, true, unpack_log);
 }
 
+/*
+ * The exporter polls this to see whether a full batch waits; the lock is
+ * shared and held for one read.
+ */
+uint64
+fp_attribution_telemetry_head(FpSignal signal)
+{
+	FpRing	   *ring;
+	uint64		head;
+
+	require_telemetry();
+	ring = signal == FP_SIGNAL_SPANS ? &tel->spans : &tel->logs;
+	LWLockAcquire(ring->lock, LW_SHARED);
+	head = ring->head;
+	LWLockRelease(ring->lock);
+	return head;
+}
+
 /* For the SQL views: copy without marking the records as consumed */
 int
 fp_attribution_telemetry_peek_spans(uint64 *cursor, FpSpanRecord *out, int max)

@@ -6,12 +6,15 @@
  * One worker ("fp_attribution exporter" in pg_stat_activity, waiting on
  * wait event "Extension") ships spans, log records and metrics to the
  * collector.  Each signal is a small state machine: fetch a batch (spans
- * and logs when fp_attribution.otlp_batch_size records are ready, or after
- * fp_attribution.otlp_schedule_delay; metrics every
+ * and logs as soon as fp_attribution.otlp_batch_size records are queued,
+ * found on the backends' wake-up or right after a full batch was sent,
+ * else after fp_attribution.otlp_schedule_delay; metrics every
  * fp_attribution.otlp_metric_interval), encode it, send it; a retryable
  * failure keeps the encoded batch and schedules another attempt with
- * exponential backoff and jitter (or after Retry-After), up to
- * MAX_ATTEMPTS; anything else drops the batch and counts it.  Retries are
+ * exponential backoff and jitter (or after Retry-After, at most
+ * RETRY_AFTER_MAX_MS or the schedule delay), up to MAX_ATTEMPTS; anything
+ * else drops the batch and counts it.  A batch is counted once, when it
+ * is done, and the shared cursor then moves past it (otlp_source.c).  Retries are
  * scheduled through the latch timeout, never by sleeping, so one signal's
  * outage does not delay the others beyond one request timeout.  Memory is
  * bounded: one encoded batch per signal, plus the telemetry buffers,
@@ -69,6 +72,12 @@ PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
 #define BACKOFF_MAX_MS 30000
 /* Total time allowed for the final flush on shutdown */
 #define FINAL_FLUSH_MS 5000
+/*
+ * Longest wait a Retry-After may impose, unless the schedule delay is
+ * longer: a collector asking for an hour would otherwise stall its signal
+ * while the ring overwrites the records behind the batch.
+ */
+#define RETRY_AFTER_MAX_MS 30000
 /* Seconds before the postmaster restarts a worker that exited */
 #define RESTART_SECONDS 5
 
@@ -77,6 +86,7 @@ typedef struct SignalState
 	MemoryContext cxt;			/* holds the batch; reset when it is done */
 	void	   *records;		/* the batch's records (telemetry.h types) */
 	int			nrecords;		/* how many; 0 when there is no batch */
+	uint64		end;			/* ring position after them (spans, logs) */
 	StringInfo	batch;			/* records encoded, or NULL */
 	int			batch_protocol; /* the protocol batch was encoded for */
 	int			attempts;		/* attempts made for batch */
@@ -129,10 +139,12 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 	switch (s)
 	{
 		case FP_OTLP_TRACES:
-			st->nrecords = fp_attribution_otlp_fetch_spans((FpSpanRecord **) &st->records, max);
+			st->nrecords = fp_attribution_otlp_fetch_spans((FpSpanRecord **) &st->records,
+														   max, &st->end);
 			break;
 		case FP_OTLP_LOGS:
-			st->nrecords = fp_attribution_otlp_fetch_logs((FpLogRecord **) &st->records, max);
+			st->nrecords = fp_attribution_otlp_fetch_logs((FpLogRecord **) &st->records,
+														  max, &st->end);
 			break;
 		default:
 			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);
@@ -151,10 +163,15 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 		MemoryContextReset(st->cxt);
 }
 
-/* Forget the current batch of a signal */
+/*
+ * Forget the current batch of a signal, which has been counted (sent,
+ * rejected or dropped): only now does the shared cursor move past it.
+ */
 static void
-finish_batch(SignalState *st)
+finish_batch(FpOtlpSignal s, SignalState *st)
 {
+	if (s != FP_OTLP_METRICS && st->nrecords > 0)
+		fp_attribution_otlp_commit_cursor(s, st->end);
 	st->batch = NULL;
 	st->records = NULL;
 	st->nrecords = 0;
@@ -168,7 +185,8 @@ backoff_ms(int attempts, int retry_after_ms)
 	double		ms = BACKOFF_INITIAL_MS;
 
 	if (retry_after_ms >= 0)
-		return retry_after_ms;
+		return Min(retry_after_ms,
+				   Max(RETRY_AFTER_MAX_MS, fp_attribution_otlp_schedule_delay_ms));
 	for (int i = 1; i < attempts && ms < BACKOFF_MAX_MS; i++)
 		ms *= 2;
 	ms = Min(ms, BACKOFF_MAX_MS);
@@ -227,7 +245,7 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 											 "collector rejected part of the request");
 		}
 		st->failing = false;
-		finish_batch(st);
+		finish_batch(s, st);
 		return;
 	}
 	if (r.outcome == FP_OTLP_RETRYABLE && !final && st->attempts < MAX_ATTEMPTS)
@@ -241,7 +259,7 @@ send_batch(FpOtlpSignal s, SignalState *st, bool final)
 	pg_atomic_fetch_add_u64(&ss->failed, 1);
 	pg_atomic_fetch_add_u64(&ss->dropped, st->nrecords);
 	report_failure(s, st, "dropped a batch of", &r);
-	finish_batch(st);
+	finish_batch(s, st);
 }
 
 /* Advance every signal as far as now allows; returns ms until next event */
@@ -254,7 +272,11 @@ run_signals(TimestampTz now)
 	{
 		SignalState *st = &state[s];
 
-		if (st->batch == NULL && now >= st->next_fetch)
+		/* a full batch goes at once, whatever the schedule (OTel batching) */
+		if (st->batch == NULL &&
+			(now >= st->next_fetch ||
+			 (s != FP_OTLP_METRICS &&
+			  fp_attribution_otlp_backlog(s, fp_attribution_otlp_batch_size))))
 			fetch_batch(s, st, now);
 		if (st->batch != NULL && now >= st->retry_at)
 			send_batch(s, st, false);
@@ -294,7 +316,7 @@ final_flush(void)
 		{
 			pg_atomic_fetch_add_u64(&fp_attribution_otlp_status->signal[s].dropped,
 									st->nrecords);
-			finish_batch(st);
+			finish_batch(s, st);
 			continue;
 		}
 		/* the process is exiting: shrinking the setting bounds this request */

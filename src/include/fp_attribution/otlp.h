@@ -80,8 +80,12 @@ extern void fp_attribution_otlp_redact(char *dst, const char *src,
  * Record sources (otlp_source.c): copies of the telemetry core's records
  * (telemetry.h), palloc'd in the caller's memory context.
  */
-extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max);
-extern int	fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max);
+extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max,
+											uint64 *end);
+extern int	fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max,
+										   uint64 *end);
+extern void fp_attribution_otlp_commit_cursor(FpOtlpSignal signal, uint64 end);
+extern bool fp_attribution_otlp_backlog(FpOtlpSignal signal, int n);
 extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
 /* Encoders (otlp_encode.c, otlp_json.c) */
@@ -132,8 +136,8 @@ typedef struct FpOtlpSignalStatus
 typedef struct FpOtlpStatus
 {
 	FpOtlpSignalStatus signal[FP_OTLP_NSIGNALS];
-	uint64		span_cursor;	/* next span position to export (worker) */
-	uint64		log_cursor;		/* next log position to export (worker) */
+	uint64		span_cursor;	/* first span not yet accounted for (worker) */
+	uint64		log_cursor;		/* first log not yet accounted for (worker) */
 } FpOtlpStatus;
 
 extern FpOtlpStatus *fp_attribution_otlp_status;

@@ -280,6 +280,9 @@ extern int	fp_attribution_telemetry_copy_spans(uint64 *cursor,
 extern int	fp_attribution_telemetry_copy_logs(uint64 *cursor,
 											   FpLogRecord *out, int max,
 											   uint64 *lost);
+
+/* Position of the next record to be written (head of the ring) */
+extern uint64 fp_attribution_telemetry_head(FpSignal signal);
 extern int	fp_attribution_telemetry_max_metric_points(void);
 extern int	fp_attribution_telemetry_collect_metrics(FpMetricPoint *out,
 													 int max);

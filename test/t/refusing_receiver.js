@@ -1,0 +1,40 @@
+// A collector that refuses on demand, for test/t/005_exporter_accounting.pl.
+// Usage: node refusing_receiver.js PORT.  Answers 200 with an empty body
+// (a valid empty Export*ServiceResponse in protobuf) unless a refusal is
+// pending for the path: POST /refuse?status=503&n=1 makes the next n
+// requests to each of /v1/traces and /v1/logs answer that status with
+// "Retry-After: 3600".  GET /count returns the requests answered, by path
+// and status, as JSON.  Prints "ready" once listening on 127.0.0.1.
+'use strict';
+const http = require('http');
+
+const port = Number(process.argv[2]);
+const refusals = {'/v1/traces': [], '/v1/logs': []};
+const counts = {};
+
+http.createServer((req, res) => {
+	const url = new URL(req.url, 'http://x');
+	req.resume();
+	req.on('end', () => {
+		if (url.pathname === '/refuse') {
+			const status = Number(url.searchParams.get('status'));
+			for (let i = 0; i < Number(url.searchParams.get('n')); i++)
+				for (const path of Object.keys(refusals))
+					refusals[path].push(status);
+			res.end('ok');
+			return;
+		}
+		if (url.pathname === '/count') {
+			res.end(JSON.stringify(counts));
+			return;
+		}
+		const status = (refusals[url.pathname] || []).shift() || 200;
+		const key = url.pathname + ' ' + status;
+		counts[key] = (counts[key] || 0) + 1;
+		if (status !== 200)
+			res.setHeader('Retry-After', '3600');
+		res.setHeader('Content-Type', 'application/x-protobuf');
+		res.statusCode = status;
+		res.end();
+	});
+}).listen(port, '127.0.0.1', () => console.log('ready'));
