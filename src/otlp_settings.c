@@ -334,7 +334,7 @@ check_pairs(char **newval, void **extra, GucSource source)
 	return false;
 }
 
-/* Check hook of the headers */
+/* Check hook of the headers; like the endpoints', it hides the value */
 static bool
 check_headers(char **newval, void **extra, GucSource source)
 {
@@ -342,11 +342,16 @@ check_headers(char **newval, void **extra, GucSource source)
 
 	if (valid_headers(*newval, &error))
 		return true;
+	GUC_check_errmsg("invalid value for parameter \"fp_attribution.otlp_headers\"");
 	GUC_check_errdetail("%s", error);
+	GUC_check_errhint("The value is not shown: it may hold credentials.");
 	return false;
 }
 
-/* Check hook of the endpoints */
+/*
+ * Check hook of the endpoints.  PostgreSQL's own message would repeat the
+ * value, credentials included, to the client and (for a reload) the log.
+ */
 static bool
 check_endpoint(char **newval, void **extra, GucSource source)
 {
@@ -354,7 +359,9 @@ check_endpoint(char **newval, void **extra, GucSource source)
 
 	if (valid_endpoint(*newval, &error))
 		return true;
+	GUC_check_errmsg("invalid value for an OTLP endpoint setting");
 	GUC_check_errdetail("%s", error);
+	GUC_check_errhint("The value is not shown: it may hold credentials.");
 	return false;
 }
 

@@ -57,5 +57,23 @@ unlike($log, qr{hdr-s3cret}, 'without logging its value');
 is($node->safe_psql('postgres', "SELECT boot_val FROM pg_settings WHERE name = 'fp_attribution.otlp_headers'"),
 	'', 'and the headers default stays empty');
 
+# a bad endpoint in the environment is logged redacted; one in
+# postgresql.conf is refused at reload without its value
+$node->stop('fast');
+$offset = -s $node->logfile;
+{
+	local $ENV{OTEL_EXPORTER_OTLP_LOGS_ENDPOINT} = 'http://u:env-pw@127.0.0.1:1/a b';
+	$node->start;
+}
+$node->append_conf('postgresql.conf',
+	"fp_attribution.otlp_metrics_endpoint = 'http://u:conf-pw\@127.0.0.1:1/a b'\n");
+$node->reload;
+ok($node->wait_for_log(qr{invalid value for an OTLP endpoint setting}, $offset),
+	'a bad endpoint in postgresql.conf is refused at reload');
+$log = slurp_file($node->logfile, $offset);
+like($log, qr{WARNING:  ignoring environment variable OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://\*\*\*\@127\.0\.0\.1:1/a b"},
+	'a bad endpoint variable is named with its credentials redacted');
+unlike($log, qr{env-pw|conf-pw}, 'neither bad endpoint\'s credentials are logged');
+
 $node->stop('fast');
 done_testing();
