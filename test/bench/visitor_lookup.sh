@@ -13,21 +13,8 @@ set -euo pipefail
 
 n=${1:-1000000}
 rounds=${ROUNDS:-5}
-bin=$(pg_config --bindir)
-tmp=$(mktemp -d /tmp/fp_visitor.XXXXXX)
-chown postgres: "$tmp"
-as_pg() { su postgres -s /bin/bash -c "$*"; }
-trap 'as_pg "$bin/pg_ctl -D $tmp/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
-psql() { as_pg "$bin/psql -X -q -At -v ON_ERROR_STOP=1 -h $tmp -d postgres $(printf '%q ' "$@")"; }
-
-as_pg "$bin/initdb -D $tmp/data -A trust" >/dev/null
-cat >>"$tmp/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$tmp'
-synchronous_commit = off
-CONF
-as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -w start" >/dev/null
-psql -c "CREATE EXTENSION fp_attribution"
+. "$(dirname "$0")/scratch_server.sh"
+scratch_server_start visitor
 
 rows="SELECT pg_catalog.gen_random_uuid(), 'aff-' || i % 50,
 	CASE WHEN i <= 1000 THEN 'heavy' WHEN i = 1001 THEN 'light' ELSE 'v-' || i % ($n / 3) END,

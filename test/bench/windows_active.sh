@@ -13,22 +13,8 @@ set -euo pipefail
 
 total=${1:-5000000}
 open=${OPEN:-20000}
-bin=$(pg_config --bindir)
-tmp=$(mktemp -d /tmp/fp_windows.XXXXXX)
-chown postgres: "$tmp"
-as_pg() { su postgres -s /bin/bash -c "$*"; }
-trap 'as_pg "$bin/pg_ctl -D $tmp/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
-psql() { as_pg "$bin/psql -X -q -At -v ON_ERROR_STOP=1 -h $tmp -d postgres $(printf '%q ' "$@")"; }
-
-as_pg "$bin/initdb -D $tmp/data -A trust" >/dev/null
-cat >>"$tmp/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$tmp'
-synchronous_commit = off
-max_wal_size = 4GB
-CONF
-as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -w start" >/dev/null
-psql -c "CREATE EXTENSION fp_attribution"
+. "$(dirname "$0")/scratch_server.sh"
+scratch_server_start windows 'max_wal_size = 4GB'
 
 # Click i's window ends (open - i) seconds from now: the last OPEN are open
 clicks="SELECT pg_catalog.gen_random_uuid(), 'aff-' || i % 50, 'v-' || i,
