@@ -718,17 +718,46 @@ row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
 }
 
 /*
- * The event payload of an inserted row: {"event": spec->event, column:
- * value, ...}.
+ * The spec of a built-in aggregate type, or NULL for a custom type.
  */
-static Jsonb *
-row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc)
+static const FpAggregateSpec *
+find_spec(const char *aggregate_type)
 {
+	for (int i = 0; i < lengthof(aggregate_specs); i++)
+		if (strcmp(aggregate_specs[i].aggregate_type, aggregate_type) == 0)
+			return &aggregate_specs[i];
+	return NULL;
+}
+
+/*
+ * The table (in schema attribution) whose rows the built-in aggregate type
+ * records, or NULL for a custom type.
+ */
+const char *
+fp_attribution_aggregate_table(const char *aggregate_type)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
+
+	return spec != NULL ? spec->table : NULL;
+}
+
+/*
+ * The payload of the creating event of a row of a built-in aggregate
+ * type's table: {"event": spec->event, column: value, ...}.  The row may
+ * carry other columns too (verification reads it with its key first).
+ */
+Jsonb *
+fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
+						   TupleDesc desc)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
 	JsonbParseState *state = NULL;
 	JsonbValue	key;
 	JsonbValue	val;
 	JsonbValue *result;
 
+	if (spec == NULL)
+		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
 	key.val.string.val = "event";
@@ -803,10 +832,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("write_receipt must be an AFTER INSERT FOR EACH ROW trigger with one argument")));
-	for (int i = 0; i < lengthof(aggregate_specs); i++)
-		if (strcmp(aggregate_specs[i].aggregate_type,
-				   trigdata->tg_trigger->tgargs[0]) == 0)
-			spec = &aggregate_specs[i];
+	spec = find_spec(trigdata->tg_trigger->tgargs[0]);
 	if (spec == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -834,7 +860,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	env.aggregate_id = datum_text(d, typid);
 	env.trace_id = *DatumGetFpTraceId(row_column(tuple, desc, "trace_id", &isnull, &typid));
 	env.span_id = *DatumGetFpSpanId(row_column(tuple, desc, "span_id", &isnull, &typid));
-	payload = row_payload(spec, tuple, desc);
+	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
 	hash_payload(payload, &env);
 
 	if (spec->cause_column != NULL)
@@ -903,13 +929,12 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	 * here could pre-seed sequence 1 of a future click or order, or add to
 	 * a row's history what no row says.  Only the triggers write them.
 	 */
-	for (int i = 0; i < lengthof(aggregate_specs); i++)
-		if (strcmp(env.aggregate_type, aggregate_specs[i].aggregate_type) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
-					 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
-					 errhint("Use an aggregate type of your own for a custom command.")));
+	if (find_spec(env.aggregate_type) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
+				 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
+				 errhint("Use an aggregate type of your own for a custom command.")));
 	if (!PG_ARGISNULL(3))
 	{
 		env.has_causation = true;
