@@ -82,6 +82,23 @@ SELECT last_sequence, last_hash = (SELECT receipt_hash FROM attribution.receipts
 	WHERE aggregate_type = 'refund' AND aggregate_id = 'order-r1' AND sequence = 3) AS head_is_last
   FROM attribution.receipt_streams WHERE aggregate_type = 'refund' AND aggregate_id = 'order-r1';
 
+-- many appends to one chain in one transaction continue from the head the
+-- transaction wrote last; a rolled-back savepoint gives its sequences back
+BEGIN;
+SELECT count(attribution.append_receipt('batch', 'b-1', jsonb_build_object('n', i)))
+  FROM generate_series(1, 50) AS i;
+SAVEPOINT s;
+SELECT sequence FROM attribution.append_receipt('batch', 'b-1', '{"n": "undone"}');
+ROLLBACK TO SAVEPOINT s;
+SELECT sequence FROM attribution.append_receipt('batch', 'b-1', '{"n": "after savepoint"}');
+SAVEPOINT t;
+SELECT sequence FROM attribution.append_receipt('batch', 'b-1', '{"n": "kept"}');
+RELEASE SAVEPOINT t;
+SELECT sequence FROM attribution.append_receipt('batch', 'b-1', '{"n": "last"}');
+COMMIT;
+SELECT sequence FROM attribution.append_receipt('batch', 'b-1', '{"n": "next transaction"}');
+SELECT ok, receipts_checked, failed_check FROM attribution.verify_chain('batch', 'b-1');
+
 -- the built-in aggregate types are reserved to the extension's own
 -- triggers, for every role: a receipt pre-seeded for a future order (or
 -- click) would otherwise be sequence 1 of its chain

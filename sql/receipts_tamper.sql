@@ -71,3 +71,44 @@ DELETE FROM attribution.receipts WHERE aggregate_type = 'tamper';
 DELETE FROM attribution.receipt_streams WHERE aggregate_type = 'tamper';
 RESET session_replication_role;
 SELECT ok FROM attribution.verify_all();
+
+-- rows changed with triggers bypassed: verify_all compares every click and
+-- conversion with its chain's first receipt, and names the row
+SELECT FROM attribution.track_click('aff-tamper', click_id => 'e1000000-0000-4000-8000-000000000001');
+SELECT FROM attribution.track_conversion('order-tamper', 4200, click_id => 'e1000000-0000-4000-8000-000000000001');
+SELECT ok FROM attribution.verify_all();
+-- an edited amount
+SET session_replication_role = replica;
+UPDATE attribution.conversions SET revenue_cents = 1 WHERE order_id = 'order-tamper';
+RESET session_replication_role;
+SELECT ok, chains_failed, receipts_failed, failed_aggregate_type, failed_aggregate_id,
+	   failed_sequence, failed_check, detail
+  FROM attribution.verify_all();
+SET session_replication_role = replica;
+UPDATE attribution.conversions SET revenue_cents = 4200 WHERE order_id = 'order-tamper';
+RESET session_replication_role;
+SELECT ok FROM attribution.verify_all();
+-- a deleted row whose receipt remains
+CREATE TEMP TABLE regress_saved_click AS
+	SELECT * FROM attribution.clicks WHERE click_id = 'e1000000-0000-4000-8000-000000000001';
+SET session_replication_role = replica;
+DELETE FROM attribution.clicks WHERE click_id = 'e1000000-0000-4000-8000-000000000001';
+RESET session_replication_role;
+SELECT ok, chains_failed, failed_aggregate_type, failed_aggregate_id, failed_sequence,
+	   failed_check, detail
+  FROM attribution.verify_all();
+-- a row without a receipt (the same row put back under another id)
+SET session_replication_role = replica;
+INSERT INTO attribution.clicks SELECT * FROM regress_saved_click;
+UPDATE attribution.clicks SET click_id = 'e1000000-0000-4000-8000-000000000000'
+ WHERE click_id = 'e1000000-0000-4000-8000-000000000001';
+RESET session_replication_role;
+SELECT ok, chains_checked - (SELECT count(*) FROM attribution.receipt_streams) AS rows_without_chain,
+	   chains_failed, failed_aggregate_type, failed_aggregate_id, failed_sequence, failed_check, detail
+  FROM attribution.verify_all();
+-- put back as it was: clean again
+SET session_replication_role = replica;
+UPDATE attribution.clicks SET click_id = 'e1000000-0000-4000-8000-000000000001'
+ WHERE click_id = 'e1000000-0000-4000-8000-000000000000';
+RESET session_replication_role;
+SELECT ok, chains_failed FROM attribution.verify_all();

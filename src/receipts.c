@@ -27,6 +27,13 @@
  *	   the append starts over at 1 (under REPEATABLE READ PostgreSQL
  *	   raises a serialization failure instead).
  *
+ * Within one transaction, the next append to a chain whose head it has
+ * written takes neither statement 1 nor a lookup by key: the head it wrote
+ * is remembered (see HeadEntry), already locked by this transaction, and
+ * is updated by its tuple id.  Found by key, a head written n times in one
+ * transaction is n row versions that every lookup walks: n appends would
+ * cost O(n^2).
+ *
  * The head lock is held to the end of the transaction, so writers of one
  * aggregate queue behind each other and a rolled-back writer gives its
  * sequence back; the primary keys of both tables are the backstop against
@@ -40,7 +47,8 @@
  * RI triggers do), so a role allowed to track clicks needs no privilege
  * on receipts, and nobody needs one to forge them.
  *
- * Shared memory: none.  Backend-local state: the saved SPI plans.
+ * Shared memory: none.  Backend-local state: the saved SPI plans and the
+ * heads written by the current transaction.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -56,9 +64,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -111,10 +123,39 @@ static const FpAggregateSpec aggregate_specs[] = {
 
 /* Saved plans, prepared on first use in each backend */
 static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr append_plan = NULL;
+static SPIPlanPtr advance_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr start_plan = NULL;
 static SPIPlanPtr cause_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
+
+/*
+ * A chain head this transaction has written: its key, what it holds and
+ * the tuple id of the version written.  An entry is trusted only as far
+ * as the UPDATE by tuple id finds that version visible; after a rollback
+ * to a savepoint it does not, and the append takes the path by key.  Keys
+ * that do not fit are not remembered (their appends take that path).
+ */
+typedef struct HeadKey
+{
+	char		aggregate_type[64];
+	char		aggregate_id[192];
+} HeadKey;
+
+typedef struct HeadEntry
+{
+	HeadKey		key;			/* hash key: must be first */
+	int64		last_sequence;
+	uint8		last_hash[FP_SHA256_LEN];
+	ItemPointerData tid;
+} HeadEntry;
+
+/* At most this many heads remembered per transaction (~300 bytes each) */
+#define HEAD_CACHE_MAX 1024
+
+/* In TopTransactionContext, so valid only in transaction head_cache_lxid */
+static HTAB *head_cache = NULL;
+static LocalTransactionId head_cache_lxid = InvalidLocalTransactionId;
 
 /*
  * Check hook of fp_attribution.correlation_id: bounded length.
@@ -425,7 +466,7 @@ prepare_plans(void)
 	if (start_plan != NULL)
 		return;
 
-	lock_plan = keep_plan("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
+	lock_plan = keep_plan("SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
 						  " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
 						  " AND aggregate_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
 						  2, (Oid[]) {TEXTOID, TEXTOID});
@@ -439,12 +480,14 @@ prepare_plans(void)
 						 " VALUES ($1, 'ed25519', $2, $3)"
 						 " ON CONFLICT (key_id) DO NOTHING",
 						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
-	append_plan = keep_plan("WITH head AS ("
-							" UPDATE attribution.receipt_streams"
-							" SET last_sequence = $3, last_hash = $14"
-							" WHERE aggregate_type OPERATOR(pg_catalog.=) $7"
-							" AND aggregate_id OPERATOR(pg_catalog.=) $6)"
-							" INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+	advance_plan = keep_plan("UPDATE attribution.receipt_streams"
+							 " SET last_sequence = $4, last_hash = $5"
+							 " WHERE ctid OPERATOR(pg_catalog.=) $1"
+							 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+							 " AND aggregate_id OPERATOR(pg_catalog.=) $3"
+							 " RETURNING ctid",
+							 5, (Oid[]) {TIDOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
+	insert_plan = keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 							" VALUES (" RECEIPT_VALUES ")",
 							15, receipt_types);
 	start_plan = keep_plan("WITH head AS ("
@@ -499,6 +542,81 @@ find_click_receipt(const char *click_id, pg_uuid_t *out)
 	*out = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
 	return true;
+}
+
+/*
+ * The key of the chain's entry in the head cache; false if it does not fit.
+ */
+static bool
+head_key(const FpReceiptEnvelope *env, HeadKey *key)
+{
+	if (strlen(env->aggregate_type) >= sizeof(key->aggregate_type) ||
+		strlen(env->aggregate_id) >= sizeof(key->aggregate_id))
+		return false;
+	memset(key, 0, sizeof(*key));
+	strcpy(key->aggregate_type, env->aggregate_type);
+	strcpy(key->aggregate_id, env->aggregate_id);
+	return true;
+}
+
+/*
+ * The head this transaction last wrote for the chain, or NULL.
+ */
+static HeadEntry *
+head_cache_find(const FpReceiptEnvelope *env)
+{
+	HeadKey		key;
+
+	if (head_cache == NULL || head_cache_lxid != MyProc->lxid ||
+		!head_key(env, &key))
+		return NULL;
+	return hash_search(head_cache, &key, HASH_FIND, NULL);
+}
+
+/*
+ * Remember the head just written (version tid) for the next append.
+ */
+static void
+head_cache_store(const FpReceiptEnvelope *env, const uint8 *receipt_hash,
+				 ItemPointer tid)
+{
+	HeadKey		key;
+	HeadEntry  *entry;
+	bool		found;
+
+	if (!head_key(env, &key))
+		return;
+	if (head_cache == NULL || head_cache_lxid != MyProc->lxid)
+	{
+		HASHCTL		ctl;
+
+		/* the previous transaction's table went with its context */
+		ctl.keysize = sizeof(HeadKey);
+		ctl.entrysize = sizeof(HeadEntry);
+		ctl.hcxt = TopTransactionContext;
+		head_cache = hash_create("fp_attribution receipt heads", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		head_cache_lxid = MyProc->lxid;
+	}
+	if (hash_get_num_entries(head_cache) >= HEAD_CACHE_MAX &&
+		hash_search(head_cache, &key, HASH_FIND, NULL) == NULL)
+		return;
+	entry = hash_search(head_cache, &key, HASH_ENTER, &found);
+	entry->last_sequence = env->sequence;
+	memcpy(entry->last_hash, receipt_hash, FP_SHA256_LEN);
+	entry->tid = *tid;
+}
+
+/*
+ * Forget the chain's head (its version is no longer the visible one).
+ */
+static void
+head_cache_forget(const FpReceiptEnvelope *env)
+{
+	HeadKey		key;
+
+	if (head_key(env, &key))
+		hash_search(head_cache, &key, HASH_REMOVE, NULL);
 }
 
 /*
@@ -573,37 +691,52 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	values[10] = CStringGetTextDatum(trace_hex);
 	values[11] = CStringGetTextDatum(span_hex);
 
-	/* a lost race to create the head starts over, once */
-	for (int attempt = 0; !written; attempt++)
+	/*
+	 * A lost race to create the head starts over, once; so does an append
+	 * whose remembered head is no longer visible
+	 */
+	for (int races = 0; !written;)
 	{
 		Datum		key_args[2] = {values[6], values[5]};
+		HeadEntry  *cached = head_cache_find(env);
+		ItemPointerData head_tid;
 		bool		chain_exists;
 
-		if (attempt == 2)
+		if (races == 2)
 			elog(ERROR, "could not append receipt to %s \"%s\"",
 				 env->aggregate_type, env->aggregate_id);
 
-		rc = SPI_execute_plan(lock_plan, key_args, NULL, false, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not lock receipt chain: %s",
-				 SPI_result_code_string(rc));
-		chain_exists = SPI_processed == 1;
-		if (chain_exists)
+		if (cached != NULL)
 		{
-			env->sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc,
-														1, &isnull)) + 1;
-			copy_hash(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc,
-													2, &isnull)),
-					  env->prev_hash);
+			chain_exists = true;
+			env->sequence = cached->last_sequence + 1;
+			memcpy(env->prev_hash, cached->last_hash, FP_SHA256_LEN);
+			head_tid = cached->tid;
 		}
 		else
 		{
-			env->sequence = 1;
-			memset(env->prev_hash, 0, FP_SHA256_LEN);
+			rc = SPI_execute_plan(lock_plan, key_args, NULL, false, 1);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "could not lock receipt chain: %s",
+					 SPI_result_code_string(rc));
+			chain_exists = SPI_processed == 1;
+			if (chain_exists)
+			{
+				HeapTuple	head = SPI_tuptable->vals[0];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+
+				env->sequence = DatumGetInt64(SPI_getbinval(head, desc, 1, &isnull)) + 1;
+				copy_hash(DatumGetByteaPP(SPI_getbinval(head, desc, 2, &isnull)),
+						  env->prev_hash);
+				head_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(head, desc, 3, &isnull));
+			}
+			else
+			{
+				env->sequence = 1;
+				memset(env->prev_hash, 0, FP_SHA256_LEN);
+			}
+			SPI_freetuptable(SPI_tuptable);
 		}
-		SPI_freetuptable(SPI_tuptable);
 
 		initStringInfo(&envelope);
 		if (!fp_attribution_receipt_envelope(&envelope, env))
@@ -619,12 +752,44 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 		values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
 		values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
 
-		rc = SPI_execute_plan(chain_exists ? append_plan : start_plan,
-							  values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "could not write receipt: %s",
-				 SPI_result_code_string(rc));
-		written = SPI_processed == 1;
+		if (chain_exists)
+		{
+			Datum		head_args[5] = {PointerGetDatum(&head_tid),
+				values[6], values[5], values[2], values[13]};
+
+			rc = SPI_execute_plan(advance_plan, head_args, NULL, false, 1);
+			if (rc != SPI_OK_UPDATE_RETURNING)
+				elog(ERROR, "could not advance receipt chain: %s",
+					 SPI_result_code_string(rc));
+			if (SPI_processed == 0)
+			{
+				/* locked above, so only a remembered head can be gone */
+				if (cached == NULL)
+					elog(ERROR, "locked receipt chain head vanished");
+				head_cache_forget(env);
+				continue;
+			}
+			head_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc,
+														  1, &isnull));
+			SPI_freetuptable(SPI_tuptable);
+			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "could not write receipt: %s",
+					 SPI_result_code_string(rc));
+			head_cache_store(env, receipt_hash, &head_tid);
+			written = true;
+		}
+		else
+		{
+			rc = SPI_execute_plan(start_plan, values, nulls, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "could not write receipt: %s",
+					 SPI_result_code_string(rc));
+			written = SPI_processed == 1;
+			if (!written)
+				races++;
+		}
 	}
 	if (key != NULL)
 		register_signing_key(key);
@@ -718,17 +883,46 @@ row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
 }
 
 /*
- * The event payload of an inserted row: {"event": spec->event, column:
- * value, ...}.
+ * The spec of a built-in aggregate type, or NULL for a custom type.
  */
-static Jsonb *
-row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc)
+static const FpAggregateSpec *
+find_spec(const char *aggregate_type)
 {
+	for (int i = 0; i < lengthof(aggregate_specs); i++)
+		if (strcmp(aggregate_specs[i].aggregate_type, aggregate_type) == 0)
+			return &aggregate_specs[i];
+	return NULL;
+}
+
+/*
+ * The table (in schema attribution) whose rows the built-in aggregate type
+ * records, or NULL for a custom type.
+ */
+const char *
+fp_attribution_aggregate_table(const char *aggregate_type)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
+
+	return spec != NULL ? spec->table : NULL;
+}
+
+/*
+ * The payload of the creating event of a row of a built-in aggregate
+ * type's table: {"event": spec->event, column: value, ...}.  The row may
+ * carry other columns too (verification reads it with its key first).
+ */
+Jsonb *
+fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
+						   TupleDesc desc)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
 	JsonbParseState *state = NULL;
 	JsonbValue	key;
 	JsonbValue	val;
 	JsonbValue *result;
 
+	if (spec == NULL)
+		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
 	key.val.string.val = "event";
@@ -803,10 +997,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("write_receipt must be an AFTER INSERT FOR EACH ROW trigger with one argument")));
-	for (int i = 0; i < lengthof(aggregate_specs); i++)
-		if (strcmp(aggregate_specs[i].aggregate_type,
-				   trigdata->tg_trigger->tgargs[0]) == 0)
-			spec = &aggregate_specs[i];
+	spec = find_spec(trigdata->tg_trigger->tgargs[0]);
 	if (spec == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -834,7 +1025,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	env.aggregate_id = datum_text(d, typid);
 	env.trace_id = *DatumGetFpTraceId(row_column(tuple, desc, "trace_id", &isnull, &typid));
 	env.span_id = *DatumGetFpSpanId(row_column(tuple, desc, "span_id", &isnull, &typid));
-	payload = row_payload(spec, tuple, desc);
+	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
 	hash_payload(payload, &env);
 
 	if (spec->cause_column != NULL)
@@ -903,13 +1094,12 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	 * here could pre-seed sequence 1 of a future click or order, or add to
 	 * a row's history what no row says.  Only the triggers write them.
 	 */
-	for (int i = 0; i < lengthof(aggregate_specs); i++)
-		if (strcmp(env.aggregate_type, aggregate_specs[i].aggregate_type) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
-					 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
-					 errhint("Use an aggregate type of your own for a custom command.")));
+	if (find_spec(env.aggregate_type) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("aggregate type \"%s\" is reserved", env.aggregate_type),
+				 errdetail("Receipts of clicks and conversions are written only by the extension's own commands, for the rows they write."),
+				 errhint("Use an aggregate type of your own for a custom command.")));
 	if (!PG_ARGISNULL(3))
 	{
 		env.has_causation = true;

@@ -19,16 +19,29 @@
  *
  * and each chain's head: stream_head  attribution.receipt_streams names
  * the chain's last sequence and hash (catches a removed tail, or a chain
- * whose receipts are all gone).
+ * whose receipts are all gone).  verify_all also checks the rows of the
+ * built-in aggregate types against their receipts:
+ *
+ *	row			  the row of attribution.clicks or attribution.conversions
+ *				  still gives the payload of its chain's first receipt (a
+ *				  change made with triggers bypassed), the row of a receipt
+ *				  still exists, and every row has a receipt
+ *
+ * verify_all is one pass over four ordered scans merged on (aggregate_type,
+ * aggregate_id): receipts, chain heads, clicks and conversions.  The key
+ * columns are COLLATE "C" (clicks: uuid order, which is the byte order of
+ * their text), so the merge compares bytes, and no query runs per chain.
+ * It raises a progress NOTICE every VERIFY_PROGRESS_CHAINS chains.
  *
  * Failures are result rows, not errors, so one call reports on a whole
  * database.  Every receipt checked adds one to the shared counter
  * verifications_success or verifications_failed, and a bad chain head one
  * to verifications_failed (counted only when preloaded; see shmem.c).
  *
- * Receipts are read through an SPI cursor in batches, with a per-receipt
- * and a per-chain memory context, so verify_all needs memory for one
- * batch and one chain only.
+ * Rows are read through SPI cursors in batches, with a per-receipt and a
+ * per-chain memory context, so verification needs memory for one batch of
+ * each scan and one chain only (and conversions sorted by order_id in
+ * byte order, spilling to disk beyond work_mem).
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -42,13 +55,20 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 
-/* Rows fetched from the cursor at a time */
+/* Rows fetched from a cursor at a time */
 #define VERIFY_BATCH 1000
+
+/*
+ * verify_all raises a NOTICE after this many chains (about a second of
+ * work), so a long run shows progress; client_min_messages hides them
+ */
+#define VERIFY_PROGRESS_CHAINS 100000
 
 /* A public key from attribution.signing_keys */
 typedef struct VerifyKey
@@ -70,6 +90,28 @@ typedef struct VerifyFailure
 	char	   *detail;
 } VerifyFailure;
 
+/*
+ * One ordered scan: its cursor, the batch being read and the current
+ * row's key.  A scan of a built-in type's rows has a fixed type.
+ */
+typedef struct VerifyScan
+{
+	Portal		portal;
+	SPITupleTable *batch;
+	uint64		nrows;
+	uint64		next;
+	HeapTuple	tuple;			/* the current row; NULL at the end */
+	TupleDesc	desc;
+	const char *fixed_type;		/* else column aggregate_type gives it */
+	int			type_attno;
+	int			id_attno;
+	MemoryContext key_cxt;		/* detoasted keys of the current batch */
+	const char *type;			/* the current row's key, not terminated */
+	int			typelen;
+	const char *id;
+	int			idlen;
+} VerifyScan;
+
 /* State of one verification call */
 typedef struct VerifyState
 {
@@ -82,6 +124,9 @@ typedef struct VerifyState
 	/* the chain being walked */
 	char	   *aggregate_type;
 	char	   *aggregate_id;
+	int			typelen;
+	int			idlen;
+	const char *row_table;		/* table of a built-in type, else NULL */
 	int64		expected_sequence;
 	uint8		expected_prev[FP_SHA256_LEN];
 	int64		chain_receipts;
@@ -93,6 +138,7 @@ typedef struct VerifyState
 	int64		receipts;
 	int64		receipts_failed;
 	int64		heads_failed;
+	int64		rows_failed;
 	VerifyFailure first_failure;
 } VerifyState;
 
@@ -159,7 +205,8 @@ verify_count(const VerifyState *st)
 	pg_atomic_fetch_add_u64(&fp_attribution_shared->counters.verifications_success,
 							st->receipts - st->receipts_failed);
 	pg_atomic_fetch_add_u64(&fp_attribution_shared->counters.verifications_failed,
-							st->receipts_failed + st->heads_failed);
+							st->receipts_failed + st->heads_failed +
+							st->rows_failed);
 }
 
 /*
@@ -294,18 +341,22 @@ note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 
 /*
  * Start walking the chain of (type, id), freeing what the previous chain
- * allocated.
+ * allocated.  The key need not be terminated; it is copied.
  */
 static void
-chain_begin(VerifyState *st, const char *type, const char *id)
+chain_begin(VerifyState *st, const char *type, int typelen, const char *id,
+			int idlen)
 {
 	MemoryContext old;
 
 	MemoryContextReset(st->chain_cxt);
 	old = MemoryContextSwitchTo(st->chain_cxt);
-	st->aggregate_type = pstrdup(type);
-	st->aggregate_id = pstrdup(id);
+	st->aggregate_type = pnstrdup(type, typelen);
+	st->aggregate_id = pnstrdup(id, idlen);
 	MemoryContextSwitchTo(old);
+	st->typelen = typelen;
+	st->idlen = idlen;
+	st->row_table = fp_attribution_aggregate_table(st->aggregate_type);
 	st->expected_sequence = 1;
 	memset(st->expected_prev, 0, FP_SHA256_LEN);
 	st->chain_receipts = 0;
@@ -338,111 +389,255 @@ chain_receipt(VerifyState *st, const FpStoredReceipt *r)
 }
 
 /*
- * Finish the chain being walked: compare its head.  Returns false if the
- * chain has neither receipts nor a head.  Allocates in the chain context;
- * note_failure copies what the result needs.
+ * Compare the head of the chain being walked, if found, with its last
+ * receipt.
  */
-static bool
-chain_end(VerifyState *st)
+static void
+chain_head(VerifyState *st, bool found, int64 last_sequence,
+		   const bytea *last_hash)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->chain_cxt);
-	Datum		args[2];
-	bool		isnull;
-	int64		last_sequence;
-	bytea	   *last_hash;
 	char	   *detail = NULL;
-	int			rc;
 
-	args[0] = CStringGetTextDatum(st->aggregate_type);
-	args[1] = CStringGetTextDatum(st->aggregate_id);
-	rc = SPI_execute_with_args("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
-							   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
-							   " AND aggregate_id OPERATOR(pg_catalog.=) $2",
-							   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
-	/* SPI leaves us in its procedure context */
-	MemoryContextSwitchTo(st->chain_cxt);
-	if (SPI_processed == 0)
+	if (!found)
 	{
-		SPI_freetuptable(SPI_tuptable);
-		if (st->chain_receipts == 0)
-		{
-			st->chains--;
-			MemoryContextSwitchTo(old);
-			return false;
-		}
-		detail = pstrdup("The chain has no row in attribution.receipt_streams.");
+		if (st->chain_receipts > 0)
+			detail = pstrdup("The chain has no row in attribution.receipt_streams.");
 	}
-	else
-	{
-		last_sequence = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull));
-		last_hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc, 2, &isnull));
-		if (st->chain_receipts == 0)
-			detail = psprintf("The head records sequence " INT64_FORMAT " but the chain has no receipts.",
-							  last_sequence);
-		else if (last_sequence != st->expected_sequence - 1)
-			detail = psprintf("The head records sequence " INT64_FORMAT " but the last receipt has sequence " INT64_FORMAT ".",
-							  last_sequence, st->expected_sequence - 1);
-		else if (!fp_attribution_bytea_equals(last_hash, st->expected_prev, FP_SHA256_LEN))
-			detail = pstrdup("The head's last_hash differs from the receipt_hash of the last receipt.");
-		SPI_freetuptable(SPI_tuptable);
-	}
+	else if (st->chain_receipts == 0)
+		detail = psprintf("The head records sequence " INT64_FORMAT " but the chain has no receipts.",
+						  last_sequence);
+	else if (last_sequence != st->expected_sequence - 1)
+		detail = psprintf("The head records sequence " INT64_FORMAT " but the last receipt has sequence " INT64_FORMAT ".",
+						  last_sequence, st->expected_sequence - 1);
+	else if (!fp_attribution_bytea_equals(last_hash, st->expected_prev, FP_SHA256_LEN))
+		detail = pstrdup("The head's last_hash differs from the receipt_hash of the last receipt.");
 	if (detail != NULL)
 	{
 		st->heads_failed++;
 		note_failure(st, NULL, "stream_head", detail);
 	}
-	if (st->chain_failure.failed)
-		st->chains_failed++;
 	MemoryContextSwitchTo(old);
-	return true;
 }
 
 /*
- * Walk the receipts an open cursor returns, ordered by aggregate_type,
- * aggregate_id, sequence; chains start and end where the aggregate
- * changes.  The last chain is left open for the caller to end.
+ * Count the chain being walked as failed if it is.
  */
 static void
-walk_cursor(VerifyState *st, Portal portal)
+chain_finish(VerifyState *st)
 {
-	for (;;)
+	if (st->chain_failure.failed)
+		st->chains_failed++;
+}
+
+/*
+ * How the row's payload differs from the receipt's: the first member of
+ * the row's payload that the receipt lacks or holds another value for.
+ */
+static char *
+row_difference(const char *table, Jsonb *from_row, Jsonb *recorded)
+{
+	JsonbIterator *it = JsonbIteratorInit(&from_row->root);
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	value;
+
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
 	{
-		SPITupleTable *batch;
-		uint64		n;
+		JsonbValue *other;
+		Jsonb	   *mine;
+		Jsonb	   *theirs;
+		char	   *name;
 
-		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
-		batch = SPI_tuptable;
-		if (SPI_processed == 0)
-		{
-			SPI_freetuptable(batch);
-			break;
-		}
-		n = SPI_processed;
-		for (uint64 i = 0; i < n; i++)
-		{
-			MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-			FpStoredReceipt r;
+		if (tok != WJB_KEY)
+			continue;
+		tok = JsonbIteratorNext(&it, &value, true);
+		Assert(tok == WJB_VALUE);
+		name = pnstrdup(key.val.string.val, key.val.string.len);
+		other = getKeyJsonValueFromContainer(&recorded->root, key.val.string.val,
+											 key.val.string.len, NULL);
+		if (other == NULL)
+			return psprintf("The receipt's payload has no member \"%s\".", name);
+		mine = JsonbValueToJsonb(&value);
+		theirs = JsonbValueToJsonb(other);
+		if (compareJsonbContainers(&mine->root, &theirs->root) != 0)
+			return psprintf("Column %s of the row in attribution.%s is %s; its receipt says %s.",
+							name, table,
+							JsonbToCString(NULL, &mine->root, VARSIZE(mine)),
+							JsonbToCString(NULL, &theirs->root, VARSIZE(theirs)));
+	}
+	return psprintf("The receipt's payload has members the row of attribution.%s does not give.",
+					table);
+}
 
-			fp_attribution_receipt_from_tuple(batch->vals[i], batch->tupdesc, &r);
-			if (st->aggregate_type == NULL ||
-				strcmp(st->aggregate_type, r.env.aggregate_type) != 0 ||
-				strcmp(st->aggregate_id, r.env.aggregate_id) != 0)
-			{
-				MemoryContextSwitchTo(old);
-				if (st->aggregate_type != NULL)
-					chain_end(st);
-				chain_begin(st, r.env.aggregate_type, r.env.aggregate_id);
-				MemoryContextSwitchTo(st->row_cxt);
-			}
-			chain_receipt(st, &r);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(st->row_cxt);
+/*
+ * Check the row of the chain being walked (a built-in type) against the
+ * chain's first receipt r; row is NULL if the table has none.
+ */
+static void
+check_row(VerifyState *st, const FpStoredReceipt *r, HeapTuple row,
+		  TupleDesc desc)
+{
+	Jsonb	   *from_row;
+
+	if (row == NULL)
+	{
+		st->rows_failed++;
+		note_failure(st, r, "row",
+					 psprintf("attribution.%s has no row for this receipt.",
+							  st->row_table));
+		return;
+	}
+	from_row = fp_attribution_row_payload(st->aggregate_type, row, desc);
+	if (compareJsonbContainers(&from_row->root, &r->payload->root) == 0)
+		return;
+	st->rows_failed++;
+	note_failure(st, r, "row", row_difference(st->row_table, from_row, r->payload));
+}
+
+/*
+ * Read the next row of a scan, fetching a batch when the current one is
+ * done, and point the key at its columns.
+ */
+static void
+scan_next(VerifyScan *s)
+{
+	MemoryContext old;
+	bool		isnull;
+	text	   *t;
+
+	if (s->next >= s->nrows)
+	{
+		if (s->batch != NULL)
+			SPI_freetuptable(s->batch);
+		MemoryContextReset(s->key_cxt);
+		SPI_cursor_fetch(s->portal, true, VERIFY_BATCH);
+		s->batch = SPI_tuptable;
+		s->nrows = SPI_processed;
+		s->next = 0;
+		s->desc = s->batch->tupdesc;
+		if (s->nrows == 0)
+		{
+			s->tuple = NULL;
+			return;
 		}
-		SPI_freetuptable(batch);
+		if (s->id_attno == 0)
+		{
+			s->id_attno = SPI_fnumber(s->desc, "aggregate_id");
+			s->type_attno = s->fixed_type != NULL ? 0 :
+				SPI_fnumber(s->desc, "aggregate_type");
+		}
+	}
+	s->tuple = s->batch->vals[s->next++];
+
+	old = MemoryContextSwitchTo(s->key_cxt);
+	t = DatumGetTextPP(heap_getattr(s->tuple, s->id_attno, s->desc, &isnull));
+	Assert(!isnull);
+	s->id = VARDATA_ANY(t);
+	s->idlen = VARSIZE_ANY_EXHDR(t);
+	if (s->fixed_type != NULL)
+	{
+		s->type = s->fixed_type;
+		s->typelen = strlen(s->fixed_type);
+	}
+	else
+	{
+		t = DatumGetTextPP(heap_getattr(s->tuple, s->type_attno, s->desc, &isnull));
+		Assert(!isnull);
+		s->type = VARDATA_ANY(t);
+		s->typelen = VARSIZE_ANY_EXHDR(t);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Open a scan (a read-only cursor over sql) and read its first row.
+ */
+static void
+scan_open(VerifyScan *s, const char *sql, int nargs, Oid *argtypes,
+		  Datum *args, const char *fixed_type, MemoryContext parent)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	memset(s, 0, sizeof(*s));
+	s->portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	s->fixed_type = fixed_type;
+	s->key_cxt = AllocSetContextCreate(parent, "fp_attribution verify keys",
+									   ALLOCSET_SMALL_SIZES);
+	scan_next(s);
+}
+
+/*
+ * Compare two keys in byte order, as COLLATE "C" orders them.
+ */
+static int
+key_cmp(const char *a, int alen, const char *b, int blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	return c != 0 ? c : alen - blen;
+}
+
+/*
+ * Order of two scans' current rows; a finished scan sorts last.
+ */
+static int
+scan_cmp(const VerifyScan *a, const VerifyScan *b)
+{
+	int			c;
+
+	if (a->tuple == NULL || b->tuple == NULL)
+		return (a->tuple == NULL) - (b->tuple == NULL);
+	c = key_cmp(a->type, a->typelen, b->type, b->typelen);
+	return c != 0 ? c : key_cmp(a->id, a->idlen, b->id, b->idlen);
+}
+
+/*
+ * True if the scan's current row belongs to the chain being walked.
+ */
+static bool
+scan_in_chain(const VerifyScan *s, const VerifyState *st)
+{
+	return s->tuple != NULL &&
+		key_cmp(s->type, s->typelen, st->aggregate_type, st->typelen) == 0 &&
+		key_cmp(s->id, s->idlen, st->aggregate_id, st->idlen) == 0;
+}
+
+/*
+ * Check the receipts of the chain being walked that the scan returns
+ * next, and the chain's first receipt against its row if the chain is of
+ * a built-in type (row is then the table's row, or NULL).
+ */
+static void
+walk_chain(VerifyState *st, VerifyScan *receipts, HeapTuple row,
+		   TupleDesc row_desc)
+{
+	bool		saw_first = false;
+
+	while (scan_in_chain(receipts, st))
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+		FpStoredReceipt r;
+
+		fp_attribution_receipt_from_tuple(receipts->tuple, receipts->desc, &r);
+		chain_receipt(st, &r);
+		if (st->row_table != NULL && r.env.sequence == 1)
+		{
+			saw_first = true;
+			check_row(st, &r, row, row_desc);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(st->row_cxt);
+		scan_next(receipts);
+	}
+	if (row != NULL && !saw_first && st->chain_receipts == 0)
+	{
+		st->rows_failed++;
+		note_failure(st, NULL, "row",
+					 psprintf("The row in attribution.%s has no receipt.",
+							  st->row_table));
 	}
 }
 
@@ -593,8 +788,9 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		nulls[6] = {false};
 	Datum		args[2];
-	SPIPlanPtr	plan;
-	Portal		portal;
+	VerifyScan	receipts;
+	bool		isnull;
+	int			rc;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -603,22 +799,36 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 	verify_begin(&st, caller_cxt);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
-	plan = SPI_prepare("SELECT r.* FROM attribution.receipts r"
-					   " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
-					   " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-					   " ORDER BY r.sequence",
-					   2, (Oid[]) {TEXTOID, TEXTOID});
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	walk_cursor(&st, portal);
-	SPI_cursor_close(portal);
-	if (st.aggregate_type == NULL)
-		chain_begin(&st, type, id);
-	if (!chain_end(&st))
+	chain_begin(&st, type, strlen(type), id, strlen(id));
+	/* the row check is verify_all's: no table lookup per chain here */
+	st.row_table = NULL;
+	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
+			  " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
+			  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+			  " ORDER BY r.sequence",
+			  2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, caller_cxt);
+	walk_chain(&st, &receipts, NULL, NULL);
+	SPI_cursor_close(receipts.portal);
+
+	rc = SPI_execute_with_args("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
+							   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
+							   " AND aggregate_id OPERATOR(pg_catalog.=) $2",
+							   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0 && st.chain_receipts == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("aggregate %s \"%s\" has no receipts", type, id)));
+	if (SPI_processed == 0)
+		chain_head(&st, false, 0, NULL);
+	else
+		chain_head(&st, true,
+				   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull)),
+				   DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &isnull)));
+	chain_finish(&st);
 	verify_count(&st);
 	SPI_finish();
 
@@ -648,47 +858,69 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[11];
 	bool		nulls[11] = {false};
-	SPIPlanPtr	plan;
-	Portal		portal;
-	int			rc;
+	VerifyScan	receipts;
+	VerifyScan	heads;
+	VerifyScan	clicks;
+	VerifyScan	conversions;
+	VerifyScan *scans[] = {&receipts, &heads, &clicks, &conversions};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
 	verify_begin(&st, caller_cxt);
-	plan = SPI_prepare("SELECT r.* FROM attribution.receipts r"
-					   " ORDER BY r.aggregate_type, r.aggregate_id, r.sequence",
-					   0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	walk_cursor(&st, portal);
-	SPI_cursor_close(portal);
-	if (st.aggregate_type != NULL)
-		chain_end(&st);
+	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
+			  " ORDER BY r.aggregate_type, r.aggregate_id, r.sequence",
+			  0, NULL, NULL, NULL, caller_cxt);
+	scan_open(&heads, "SELECT aggregate_type, aggregate_id, last_sequence, last_hash"
+			  " FROM attribution.receipt_streams ORDER BY aggregate_type, aggregate_id",
+			  0, NULL, NULL, NULL, caller_cxt);
+	scan_open(&clicks, "SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
+			  " FROM attribution.clicks c ORDER BY c.click_id",
+			  0, NULL, NULL, "click", caller_cxt);
+	scan_open(&conversions, "SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
+			  " FROM attribution.conversions c ORDER BY 1",
+			  0, NULL, NULL, "conversion", caller_cxt);
 
-	/* heads of chains whose receipts are all gone */
-	rc = SPI_execute("SELECT s.aggregate_type, s.aggregate_id"
-					 " FROM attribution.receipt_streams s WHERE NOT EXISTS"
-					 " (SELECT FROM attribution.receipts r"
-					 " WHERE r.aggregate_type OPERATOR(pg_catalog.=) s.aggregate_type"
-					 " AND r.aggregate_id OPERATOR(pg_catalog.=) s.aggregate_id)"
-					 " ORDER BY 1, 2", true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read stream heads: %s", SPI_result_code_string(rc));
+	for (;;)
 	{
-		SPITupleTable *heads = SPI_tuptable;
-		uint64		n = SPI_processed;
+		VerifyScan *first = scans[0];
+		VerifyScan *row = NULL;
+		bool		isnull;
 
-		for (uint64 i = 0; i < n; i++)
+		for (int i = 1; i < lengthof(scans); i++)
+			if (scan_cmp(scans[i], first) < 0)
+				first = scans[i];
+		if (first->tuple == NULL)
+			break;
+		chain_begin(&st, first->type, first->typelen, first->id, first->idlen);
+		if (scan_in_chain(&clicks, &st))
+			row = &clicks;
+		else if (scan_in_chain(&conversions, &st))
+			row = &conversions;
+
+		walk_chain(&st, &receipts, row != NULL ? row->tuple : NULL,
+				   row != NULL ? row->desc : NULL);
+		if (scan_in_chain(&heads, &st))
 		{
-			chain_begin(&st, SPI_getvalue(heads->vals[i], heads->tupdesc, 1),
-						SPI_getvalue(heads->vals[i], heads->tupdesc, 2));
-			chain_end(&st);
+			chain_head(&st, true,
+					   DatumGetInt64(SPI_getbinval(heads.tuple, heads.desc, 3, &isnull)),
+					   DatumGetByteaPP(SPI_getbinval(heads.tuple, heads.desc, 4, &isnull)));
+			scan_next(&heads);
 		}
-		SPI_freetuptable(heads);
+		else
+			chain_head(&st, false, 0, NULL);
+		if (row != NULL)
+			scan_next(row);
+		chain_finish(&st);
+
+		if (st.chains % VERIFY_PROGRESS_CHAINS == 0)
+			ereport(NOTICE,
+					(errmsg("verify_all: " INT64_FORMAT " chains, " INT64_FORMAT " receipts checked, " INT64_FORMAT " chains failed",
+							st.chains, st.receipts, st.chains_failed)));
 	}
+	for (int i = 0; i < lengthof(scans); i++)
+		SPI_cursor_close(scans[i]->portal);
 	verify_count(&st);
 	SPI_finish();
 

@@ -1,0 +1,84 @@
+#!/bin/bash
+# Benchmark of receipt verification and of long chains, on a throw-away
+# server:
+#
+#   verify_all    receipts/s of attribution.verify_all() over N click
+#                 receipts (default 1,000,000; first argument), one chain
+#                 each, written by the clicks' own trigger, plus one chain
+#                 of CHAIN receipts (default 100,000)
+#   verify_chain  receipts/s of attribution.verify_chain() over that chain
+#   appends       APPENDS (default 32,000) append_receipt calls in one
+#                 transaction to one aggregate, and to as many distinct
+#                 aggregates; their ratio is 1.0 when an append costs the
+#                 same whatever the length of the transaction's chain
+#
+# Each timing is the median of ROUNDS (default 3) runs, from the same run
+# of the same server.  Also prints verify_all's NOTICEs (progress) count.
+# Needs the extension installed (make install); run as root or postgres.
+set -euo pipefail
+
+n=${1:-1000000}
+chain=${CHAIN:-100000}
+appends=${APPENDS:-32000}
+rounds=${ROUNDS:-3}
+bin=$(pg_config --bindir)
+tmp=$(mktemp -d /tmp/fp_verify.XXXXXX)
+
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres: "$tmp"
+trap 'as_pg "$bin/pg_ctl -D $tmp/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+psql() { as_pg "$bin/psql -X -q -At -v ON_ERROR_STOP=1 -h $tmp -d postgres $(printf '%q ' "$@")"; }
+# seconds a statement takes, measured by the server
+timed() {
+	psql -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN $1; RAISE NOTICE 'took %', extract(epoch FROM clock_timestamp() - t0); END \$\$" 2>&1 |
+		sed -n 's/.*took \([0-9.]*\).*/\1/p'
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+as_pg "$bin/initdb -D $tmp/data -A trust" >/dev/null
+cat >>"$tmp/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$tmp'
+synchronous_commit = off
+max_wal_size = 4GB
+CONF
+as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -w start" >/dev/null
+psql -c "CREATE EXTENSION fp_attribution"
+
+t0=$(date +%s)
+for i in $(seq 0 9); do
+	psql -c "INSERT INTO attribution.clicks (affiliate_id, visitor_id, ip, user_agent, landing_url)
+		SELECT 'aff-' || i % 1000, 'visitor-' || i, '198.51.100.23', 'Mozilla/5.0 (X11; Linux x86_64)',
+			'https://shop.example/shoes' FROM generate_series($i * $n / 10 + 1, ($i + 1) * $n / 10) AS i"
+done
+# the long chain, a thousand appends per transaction
+for i in $(seq 1 $((chain / 1000))); do
+	psql -c "SELECT count(attribution.append_receipt('bench', 'long', jsonb_build_object('n', i)))
+		FROM generate_series(1, 1000) AS i" >/dev/null
+done
+psql -c "VACUUM ANALYZE"
+total=$(psql -c "SELECT count(*) FROM attribution.receipts")
+echo "loaded $total receipts in $(( $(date +%s) - t0 )) s"
+
+for r in $(seq "$rounds"); do
+	timed "PERFORM * FROM attribution.verify_all()" >>"$tmp/all"
+	timed "PERFORM * FROM attribution.verify_chain('bench', 'long')" >>"$tmp/chain"
+done
+ok=$(psql -c "SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all()" 2>"$tmp/notices")
+all=$(median <"$tmp/all")
+one=$(median <"$tmp/chain")
+printf '%-13s %9s receipts %8.2f s %10.0f receipts/s\n' verify_all "$total" "$all" "$(awk -v n="$total" -v t="$all" 'BEGIN { print n / t }')"
+printf '%-13s %9s receipts %8.2f s %10.0f receipts/s\n' verify_chain "$chain" "$one" "$(awk -v n="$chain" -v t="$one" 'BEGIN { print n / t }')"
+echo "verify_all: ok, chains, receipts = $ok; $(grep -c NOTICE "$tmp/notices" || true) progress notices"
+
+for r in $(seq "$rounds"); do
+	timed "PERFORM attribution.append_receipt('one', 'agg-$r', jsonb_build_object('n', i)) FROM generate_series(1, $appends) AS i" >>"$tmp/one"
+	timed "PERFORM attribution.append_receipt('many', 'agg-$r-' || i, jsonb_build_object('n', i)) FROM generate_series(1, $appends) AS i" >>"$tmp/many"
+done
+one=$(median <"$tmp/one")
+many=$(median <"$tmp/many")
+printf '%-13s %9s appends  %8.2f s   (one aggregate, one transaction)\n' appends "$appends" "$one"
+printf '%-13s %9s appends  %8.2f s   (distinct aggregates)   ratio %.2f\n' appends "$appends" "$many" "$(awk -v a="$one" -v b="$many" 'BEGIN { print a / b }')"
+echo "(medians of $rounds rounds, synchronous_commit=off, $(nproc) CPUs; command: bash test/bench/receipts_verify.sh $n)"
