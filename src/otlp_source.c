@@ -183,19 +183,41 @@ signal_cursor(FpOtlpSignal signal)
 }
 
 /*
+ * The array a batch is copied into, kept from one batch to the next: a
+ * batch of full-size spans is megabytes, and a fresh allocation each time
+ * (malloc'd and returned to the kernel) made the page faults of the copy
+ * most of the exporter's cost.
+ */
+static void *
+batch_buffer(void **buffer, int *capacity, int max, Size record_size)
+{
+	if (*capacity < max)
+	{
+		if (*buffer != NULL)
+			pfree(*buffer);
+		*buffer = MemoryContextAllocHuge(TopMemoryContext, record_size * max);
+		*capacity = max;
+	}
+	return *buffer;
+}
+
+/*
  * Copy up to max spans that have not been accounted for yet into *spans
- * (palloc'd); returns how many, and in *end the position after them, to
- * be committed once the batch is accounted for.
+ * (an array owned here, valid until the next call); returns how many, and
+ * in *end the position after them, to be committed once the batch is
+ * accounted for.
  */
 int
 fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max, uint64 *end)
 {
+	static void *buffer = NULL;
+	static int	capacity = 0;
 	uint64	   *cursor = signal_cursor(FP_OTLP_TRACES);
 	uint64		lost = 0;
 	int			n;
 
 	*end = *cursor;
-	*spans = palloc(sizeof(FpSpanRecord) * max);
+	*spans = batch_buffer(&buffer, &capacity, max, sizeof(FpSpanRecord));
 	n = fp_attribution_telemetry_copy_spans(end, *spans, max, &lost);
 	count_lost(FP_OTLP_TRACES, FP_SIGNAL_SPANS, lost);
 	*cursor = *end - n;
@@ -206,12 +228,14 @@ fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max, uint64 *end)
 int
 fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max, uint64 *end)
 {
+	static void *buffer = NULL;
+	static int	capacity = 0;
 	uint64	   *cursor = signal_cursor(FP_OTLP_LOGS);
 	uint64		lost = 0;
 	int			n;
 
 	*end = *cursor;
-	*logs = palloc(sizeof(FpLogRecord) * max);
+	*logs = batch_buffer(&buffer, &capacity, max, sizeof(FpLogRecord));
 	n = fp_attribution_telemetry_copy_logs(end, *logs, max, &lost);
 	count_lost(FP_OTLP_LOGS, FP_SIGNAL_LOGS, lost);
 	*cursor = *end - n;

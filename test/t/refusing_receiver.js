@@ -1,4 +1,4 @@
-// A collector that refuses on demand, for test/t/005_exporter_accounting.pl.
+// A collector that refuses on demand, for test/t/006_exporter_accounting.pl.
 // Usage: node refusing_receiver.js PORT.  Answers 200 with an empty body
 // (a valid empty Export*ServiceResponse in protobuf) unless a refusal is
 // pending for the path: POST /refuse?status=503&n=1 makes the next n

@@ -78,7 +78,9 @@ extern void fp_attribution_otlp_redact(char *dst, const char *src,
 
 /*
  * Record sources (otlp_source.c): copies of the telemetry core's records
- * (telemetry.h), palloc'd in the caller's memory context.
+ * (telemetry.h); spans and logs in arrays owned by otlp_source.c, valid
+ * until the next fetch of the signal, metrics palloc'd in the caller's
+ * memory context.
  */
 extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max,
 											uint64 *end);

@@ -1,0 +1,61 @@
+#!/bin/bash
+# The OTLP exporter under the highest command rate: pgbench runs
+# attribution.track_click (-M prepared, 2 clients) for SECONDS with the
+# exporter's default settings and 100 % sampling, sending to
+# test/bench/discard_receiver.js on 127.0.0.1, once per protocol
+# (http/protobuf, http/json, grpc).  Prints, per signal, the records
+# written, exported (sent), dropped (overwritten before export, or in a
+# batch given up on) and the exporter's throughput (sent per second of
+# the run).  Runs on a private server (test/e2e/cluster.sh); assumes
+# "make install".  Run as root (drops to postgres) or postgres:
+#   test/bench/export_load.sh [seconds, default 60] [protocols...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" = 0 ]; then
+	exec su postgres -s /bin/bash -c "PATH='$PATH' bash '$0' $*"
+fi
+if [ "${1:-}" != --inner ]; then
+	secs=${1:-60}
+	shift || true
+	protos=("$@")
+	[ ${#protos[@]} -gt 0 ] || protos=(http/protobuf http/json grpc)
+	for proto in "${protos[@]}"; do
+		# cluster.sh shortens the exporter's delays for the tests: restore the defaults
+		E2E_EXTRA_CONF="fp_attribution.otlp_schedule_delay = 5000
+fp_attribution.otlp_metric_interval = 60000
+fp_attribution.otlp_timeout = 10000
+fp_attribution.sampling_ratio = 1
+fp_attribution.otlp_protocol = '$proto'" bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
+	done
+	exit 0
+fi
+secs=$2
+work=$(mktemp -d /tmp/fp_otlp_load.XXXXXX)
+port=${FP_BENCH_PORT:-4633}
+node "$here/discard_receiver.js" "$port" $((port + 1)) > "$work/ready" &
+rcv=$!
+trap 'kill $rcv 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do grep -q ready "$work/ready" && break; sleep 0.1; done
+q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+proto=$(q "SHOW fp_attribution.otlp_protocol")
+if [ "$proto" = grpc ]; then port=$((port + 1)); fi
+q "ALTER SYSTEM SET fp_attribution.otlp_endpoint = 'http://127.0.0.1:$port'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+
+echo "SELECT 1 FROM attribution.track_click('aff-' || (random() * 100)::int, ip => '203.0.113.7');" > "$work/click.sql"
+tps=$(pgbench -n -M prepared -c 2 -j 2 -T "$secs" -f "$work/click.sql" 2>/dev/null |
+	sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
+# let the exporter finish what is queued (at most a schedule delay and a request)
+settled="SELECT bool_and(e.sent + e.rejected + e.dropped =
+	CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END)
+	FROM attribution.exporter_status e, attribution.telemetry_status t
+	WHERE e.signal IN ('traces', 'logs')"
+for _ in $(seq 150); do [ "$(q "$settled")" = t ] && break; sleep 0.1; done
+echo "== $proto: track_click at $tps clicks/s for $secs s"
+q "SELECT format('%-6s written %s, exported %s, dropped %s (%s %%), exporter %s records/s',
+		e.signal, w.written, e.sent, e.dropped,
+		round(100.0 * e.dropped / greatest(w.written, 1), 2), round(e.sent / $secs.0))
+	FROM attribution.exporter_status e, attribution.telemetry_status t,
+		LATERAL (SELECT CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END) w(written)
+	WHERE e.signal IN ('traces', 'logs') ORDER BY e.signal DESC"
