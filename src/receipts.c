@@ -14,18 +14,18 @@
  *
  * Chains: one per (aggregate_type, aggregate_id), whose head row in
  * attribution.receipt_streams holds the last sequence and receipt hash.
- * An append is two statements:
+ * An append is:
  *
- *	1. SELECT last_sequence, last_hash ... FOR UPDATE: locks the head (a
- *	   concurrent writer of the same aggregate waits here until we end,
+ *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
+ *	   (a concurrent writer of the same aggregate waits here until we end,
  *	   then reads our head) or finds none (sequence 1, 32 zero bytes);
- *	2. one statement that writes the head and the receipt together: UPDATE
- *	   of the locked head, or, for a new chain, INSERT ... ON CONFLICT DO
- *	   NOTHING of the head, which also takes the row lock and waits for a
- *	   concurrent creator; the receipt is inserted only if the head was.
- *	   If another writer created the head first, nothing is written and
- *	   the append starts over at 1 (under REPEATABLE READ PostgreSQL
- *	   raises a serialization failure instead).
+ *	2. for an existing chain, UPDATE of the locked head by its tuple id,
+ *	   then INSERT of the receipt; for a new chain, one statement: INSERT
+ *	   ... ON CONFLICT DO NOTHING of the head, which also takes the row
+ *	   lock and waits for a concurrent creator, and of the receipt only if
+ *	   the head was inserted.  If another writer created the head first,
+ *	   nothing is written and the append starts over at 1 (under
+ *	   REPEATABLE READ PostgreSQL raises a serialization failure instead).
  *
  * Within one transaction, the next append to a chain whose head it has
  * written takes neither statement 1 nor a lookup by key: the head it wrote
