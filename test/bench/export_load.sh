@@ -30,13 +30,9 @@ fp_attribution.otlp_protocol = '$proto'" bash "$here/../e2e/cluster.sh" bash "$0
 	exit 0
 fi
 secs=$2
-work=$(mktemp -d /tmp/fp_otlp_load.XXXXXX)
 port=${FP_BENCH_PORT:-4633}
-node "$here/discard_receiver.js" "$port" $((port + 1)) > "$work/ready" &
-rcv=$!
-trap 'kill $rcv 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do grep -q ready "$work/ready" && break; sleep 0.1; done
-q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+. "$here/discard_receiver.sh"
+start_discard_receiver otlp_load "$port"
 proto=$(q "SHOW fp_attribution.otlp_protocol")
 if [ "$proto" = grpc ]; then port=$((port + 1)); fi
 q "ALTER SYSTEM SET fp_attribution.otlp_endpoint = 'http://127.0.0.1:$port'" >/dev/null
