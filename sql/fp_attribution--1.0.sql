@@ -698,3 +698,113 @@ REVOKE ALL ON FUNCTION attribution.exporter_status_internal() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION attribution.exporter_status_internal()
 	TO pg_read_all_stats;
 GRANT SELECT ON attribution.exporter_status TO pg_read_all_stats;
+
+--------------------------------------------------------------------------
+-- Scale-out on Citus: attribution.distribute() (README, "Running on
+-- Citus").  Kept last and self-contained: it only reads the catalog for
+-- the extension's tables and for the functions taking an advertiser_id.
+--------------------------------------------------------------------------
+
+-- Distributes every table of the extension by advertiser_id in one
+-- colocation group (signing_keys, which has no tenant, becomes a reference
+-- table) and every command (a function taking an advertiser_id) by that
+-- argument, so a command is one transaction on the worker holding the
+-- advertiser's shards.  Citus refuses triggers on distributed tables unless
+-- citus.enable_unsafe_triggers is on: "unsafe" because a trigger could
+-- reach other shards, which ours never do (every lookup of the triggers
+-- names the row's advertiser, so it runs on a colocated shard of the same
+-- node).  The setting is needed while the triggers are created on the
+-- shards, so it is set here for this transaction only.
+CREATE FUNCTION attribution.distribute() RETURNS void
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	rel regclass;
+	fn regprocedure;
+	has_rows boolean;
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension
+					WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		RAISE EXCEPTION 'extension "citus" is not installed'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'attribution.distribute() distributes the tables of fp_attribution across a Citus cluster.',
+				  HINT = 'Put citus first in shared_preload_libraries, run CREATE EXTENSION citus on the coordinator and add the workers, then call attribution.distribute() there.';
+	END IF;
+	IF NOT pg_catalog.citus_is_coordinator() THEN
+		RAISE EXCEPTION 'attribution.distribute() must be called on the Citus coordinator'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+
+	-- Citus would copy existing rows into the shards, firing the shards'
+	-- triggers on them: distribute a fresh install, then load the data.
+	FOR rel IN SELECT d.objid::pg_catalog.regclass
+				 FROM pg_catalog.pg_depend d
+				 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+				WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+				  AND d.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
+												  WHERE extname OPERATOR(pg_catalog.=) 'fp_attribution')
+				  AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+				  AND d.deptype OPERATOR(pg_catalog.=) 'e' AND c.relkind OPERATOR(pg_catalog.=) 'r'
+				  AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+								   WHERE p.logicalrelid OPERATOR(pg_catalog.=) c.oid)
+				ORDER BY c.relname OPERATOR(pg_catalog.<>) 'clicks', c.relname
+	LOOP
+		EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', rel) INTO has_rows;
+		IF has_rows THEN
+			RAISE EXCEPTION 'table % is not empty', rel
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Citus would copy the rows into the shards, whose triggers would treat them as new.',
+					  HINT = 'Call attribution.distribute() right after CREATE EXTENSION fp_attribution, then load the data.';
+		END IF;
+		IF EXISTS (SELECT FROM pg_catalog.pg_attribute a
+					WHERE a.attrelid OPERATOR(pg_catalog.=) rel
+					  AND a.attname OPERATOR(pg_catalog.=) 'advertiser_id' AND NOT a.attisdropped) THEN
+			-- clicks comes first and starts the colocation group
+			PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+			PERFORM pg_catalog.create_distributed_table(rel, 'advertiser_id',
+				colocate_with => CASE WHEN rel OPERATOR(pg_catalog.=) 'attribution.clicks'::pg_catalog.regclass
+									  THEN 'none' ELSE 'attribution.clicks' END);
+		ELSIF rel OPERATOR(pg_catalog.=) 'attribution.signing_keys'::pg_catalog.regclass THEN
+			PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+			PERFORM pg_catalog.create_reference_table(rel);
+		ELSE
+			RAISE EXCEPTION 'table % has no advertiser_id column', rel
+				USING ERRCODE = 'feature_not_supported',
+					  DETAIL = 'Every table of fp_attribution is distributed by its tenant key.';
+		END IF;
+	END LOOP;
+
+	FOR fn IN SELECT p.oid::pg_catalog.regprocedure
+				FROM pg_catalog.pg_proc p
+				JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) p.oid
+			   WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+				 AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+				 AND d.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
+												 WHERE extname OPERATOR(pg_catalog.=) 'fp_attribution')
+				 AND d.deptype OPERATOR(pg_catalog.=) 'e'
+				 AND 'advertiser_id' OPERATOR(pg_catalog.=) ANY (p.proargnames)
+				 -- not the triggers' helpers, which name the table they serve
+				 AND NOT 'pg_catalog.regclass'::pg_catalog.regtype::pg_catalog.oid
+						 OPERATOR(pg_catalog.=) ANY (p.proargtypes::pg_catalog.oid[])
+				 AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o
+								  WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+									AND o.objid OPERATOR(pg_catalog.=) p.oid
+									AND o.distribution_argument_index IS NOT NULL)
+			   ORDER BY p.oid
+	LOOP
+		-- force_delegation: delegated inside BEGIN ... COMMIT too, where
+		-- SET LOCAL gives the trace context (propagated with the call)
+		PERFORM pg_catalog.create_distributed_function(fn, 'advertiser_id',
+			colocate_with => 'attribution.clicks', force_delegation => true);
+	END LOOP;
+
+	-- SET LOCAL fp_attribution.traceparent (and correlation_id) must reach
+	-- the worker that runs the command: Citus forwards SET LOCAL to the
+	-- nodes in the transaction only with this setting.
+	EXECUTE pg_catalog.format('ALTER DATABASE %I SET citus.propagate_set_commands = %L',
+							  pg_catalog.current_database(), 'local');
+END
+$$;
+REVOKE ALL ON FUNCTION attribution.distribute() FROM PUBLIC;
+COMMENT ON FUNCTION attribution.distribute() IS
+	'On a Citus coordinator: distribute the tables and the commands by advertiser_id, colocated';
