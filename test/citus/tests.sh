@@ -1,3 +1,50 @@
 #!/bin/bash
-echo hello; psql -XAtc "select * from citus_get_active_worker_nodes() order by 2"
-psql -XAt -c "select attribution.distribute()"
+# The checks of the cluster suite, run by test/citus/run.sh inside
+# test/citus/cluster.sh (PG* point at the coordinator).  The SQL files in
+# sql/ run on the coordinator and are compared with expected/ (diffs
+# printed on failure); the rest (delegation, trace context from each
+# source, concurrent writers, a worker backend killed mid-load) are shell
+# checks.  One PASS/FAIL line per check.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(mktemp -d /tmp/fp_citus_out.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+status=0
+pass() { echo "PASS citus: $*"; }
+fail() { echo "FAIL citus: $*"; status=1; }
+check() {						# check NAME EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+worker_port() {					# the worker holding ADVERTISER's shards
+	q -c "SELECT nodeport FROM pg_catalog.pg_dist_placement p
+		  JOIN pg_catalog.pg_dist_node n USING (groupid)
+		 WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column('attribution.clicks', '$1')"
+}
+sqltest() {						# sqltest NAME: sql/NAME.sql against expected/NAME.out
+	psql -X -a -q -v ON_ERROR_STOP=0 -v VERBOSITY=terse \
+		-f "$here/sql/$1.sql" >"$out/$1.out" 2>&1
+	if diff -u "$here/expected/$1.out" "$out/$1.out" >"$out/$1.diff"; then
+		pass "$1"
+	else
+		fail "$1 (diff follows)"
+		cat "$out/$1.diff"
+	fi
+}
+
+# Set-up and the SQL-level checks (outputs reviewed in expected/)
+sqltest distribute
+sqltest commands
+
+# An autocommit command is delegated whole: one task, on the worker
+# holding the advertiser's shards
+for adv in adv-a adv-b; do
+	plan=$(q -c "EXPLAIN (COSTS OFF) SELECT attribution.track_click('aff-x', advertiser_id => '$adv')")
+	tasks=$(sed -n 's/.*Task Count: \([0-9]*\).*/\1/p' <<<"$plan")
+	node=$(sed -n 's/.*Node: host=127.0.0.1 port=\([0-9]*\).*/\1/p' <<<"$plan")
+	check "track_click for $adv is one task on its worker" "1 $(worker_port $adv)" "$tasks $node"
+done
+
+bash "$here/trace_context.sh" || status=1
+bash "$here/concurrency.sh" || status=1
+exit $status
