@@ -782,7 +782,11 @@ BEGIN
 				 AND d.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
 												 WHERE extname OPERATOR(pg_catalog.=) 'fp_attribution')
 				 AND d.deptype OPERATOR(pg_catalog.=) 'e'
-				 AND 'advertiser_id' OPERATOR(pg_catalog.=) ANY (p.proargnames)
+				 -- an input argument (verify_receipt() returns one)
+				 AND EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest(p.proargnames),
+													  pg_catalog.unnest(p.proargmodes)) a(name, mode)
+							  WHERE a.name OPERATOR(pg_catalog.=) 'advertiser_id'
+								AND (a.mode IS NULL OR a.mode OPERATOR(pg_catalog.=) ANY ('{i,b}')))
 				 -- not the triggers' helpers, which name the table they serve
 				 AND NOT 'pg_catalog.regclass'::pg_catalog.regtype::pg_catalog.oid
 						 OPERATOR(pg_catalog.=) ANY (p.proargtypes::pg_catalog.oid[])
@@ -792,10 +796,14 @@ BEGIN
 									AND o.distribution_argument_index IS NOT NULL)
 			   ORDER BY p.oid
 	LOOP
-		-- force_delegation: delegated inside BEGIN ... COMMIT too, where
-		-- SET LOCAL gives the trace context (propagated with the call)
+		-- Called on its own (autocommit), the command is sent whole to the
+		-- worker; inside BEGIN ... COMMIT it runs on the coordinator, its
+		-- statements routed to the same worker.  Not force_delegation:
+		-- Citus then requires every query of the function to carry the
+		-- key in a form it can check, which a join of two colocated
+		-- tables (the commands' read-back of their receipt) does not.
 		PERFORM pg_catalog.create_distributed_function(fn, 'advertiser_id',
-			colocate_with => 'attribution.clicks', force_delegation => true);
+			colocate_with => 'attribution.clicks');
 	END LOOP;
 
 	-- SET LOCAL fp_attribution.traceparent (and correlation_id) must reach

@@ -2,7 +2,8 @@
 # Run every test of fp_attribution on a fresh Debian 12 machine, as root:
 # installs dependencies, builds with warnings as errors, installs, then runs
 # pg_regress, pgTAP and isolation suites (make installcheck, each against a
-# private preloaded server) and the end-to-end tests.
+# private preloaded server), the end-to-end tests and the Citus cluster
+# suite (which builds Citus with ../shared/citus/build.sh when missing).
 #
 # The server refuses to run as root, so the tests run as the "postgres" OS
 # user in a throw-away copy of the tree; the checkout itself is not touched.
@@ -30,8 +31,11 @@ if [ $status -ne 0 ]; then
 	done
 fi
 
+# The cluster suite finds ../shared/citus/build.sh beside the checkout,
+# not beside the staged copy
+export FP_SOURCE_DIR=$src
 for t in "$work"/test/e2e/run.sh "$work"/test/offline_verify/run.sh "$work"/test/dump_restore/run.sh \
-	"$work"/test/jcs_property/run.sh; do
+	"$work"/test/jcs_property/run.sh "$work"/test/citus/run.sh; do
 	[ -x "$t" ] || continue
 	bash "$t" 2>&1 | tee -a "$log" || status=1
 done

@@ -64,7 +64,6 @@ unix_socket_directories = '$dir/$n'
 max_connections = 100
 max_prepared_transactions = 100	# Citus commits multi-node writes with 2PC
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 ${CITUS_EXTRA_CONF:-}
 CONF

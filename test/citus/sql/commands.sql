@@ -71,12 +71,15 @@ SELECT aggregate_type, aggregate_id, sequence, advertiser_id
 SELECT aggregate_type, aggregate_id, sequence, advertiser_id
   FROM attribution.append_receipt('refund', 'order-1', '{"amount": 200}', advertiser_id => 'adv-a');
 
--- every row and its receipts live on the one worker of their advertiser
-SELECT advertiser_id, count(DISTINCT nodeport) AS nodes
-  FROM (SELECT advertiser_id, get_shard_id_for_distribution_column('attribution.clicks', advertiser_id) AS shardid
-		  FROM attribution.receipts) r
-  JOIN pg_dist_placement USING (shardid) JOIN pg_dist_node USING (groupid)
- GROUP BY 1 ORDER BY 1 COLLATE "C";
+-- every row and receipt of an advertiser is stored on one node: what the
+-- shards hold, read on each placement
+SELECT advertiser_id, count(DISTINCT p.nodeport) AS nodes, count(DISTINCT t.rel) AS tables
+  FROM (VALUES ('attribution.clicks'::regclass), ('attribution.conversions'),
+			   ('attribution.receipts'), ('attribution.receipt_streams')) t(rel),
+	   LATERAL run_command_on_placements(t.rel,
+			$$SELECT coalesce(string_agg(DISTINCT advertiser_id, ','), '') FROM %s$$) p,
+	   LATERAL unnest(string_to_array(nullif(p.result, ''), ',')) advertiser_id
+ GROUP BY 1 ORDER BY 1;
 
 SELECT advertiser_id, aggregate_type, aggregate_id, sequence
   FROM attribution.receipts

@@ -1,0 +1,75 @@
+#!/bin/bash
+# Trace context and correlation id on the cluster: each source of the
+# context (command argument, SET LOCAL, SQLCommenter comment,
+# application_name) must reach the click row and its receipt on the
+# worker, whether the command is sent whole to the worker (autocommit) or
+# runs on the coordinator (inside BEGIN ... COMMIT).  Run by tests.sh.
+set -uo pipefail
+status=0
+pass() { echo "PASS citus: $*"; }
+fail() { echo "FAIL citus: $*"; status=1; }
+q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+n=0
+# expect NAME TRACE_ID PARENT_SPAN_ID CORRELATION: the last click of adv-trace
+# (click id 00000000-0000-4000-8000-00000000000$n) and its receipt
+expect() {
+	local got
+	got=$(q -c "SELECT c.trace_id::text || ' ' || coalesce(c.parent_span_id::text, '-') || ' '
+					   || (r.trace_id = c.trace_id AND r.span_id = c.span_id) || ' ' || r.correlation_id
+				  FROM attribution.clicks c JOIN attribution.receipts r
+					ON r.advertiser_id = c.advertiser_id AND r.aggregate_type = 'click'
+				   AND r.aggregate_id = c.click_id::text
+				 WHERE c.advertiser_id = 'adv-trace' AND c.click_id = '$(click_id)'" 2>&1)
+	if [ "$got" = "$2 $3 true $4" ]; then
+		pass "trace context: $1"
+	else
+		fail "trace context: $1: expected row and receipt '$2 $3 true $4', got '$got'"
+	fi
+}
+click_id() { printf '00000000-0000-4000-8000-%012d' "$n"; }
+tp() { echo "00-$1-$2-01"; }
+T=4bf92f3577b34da6a3ce929d0e0e47
+S=00f067aa0ba902
+
+# 1. the traceparent argument
+n=1
+q -c "SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
+	  traceparent => '$(tp ${T}01 ${S}01)', advertiser_id => 'adv-trace')" >/dev/null
+expect "argument, delegated" ${T}01 ${S}01 "$(q -c "SELECT correlation_id FROM attribution.receipts
+	WHERE advertiser_id = 'adv-trace' AND aggregate_id = '$(click_id)'")"
+
+# 2. SET LOCAL in a transaction, with a correlation id
+n=2
+q >/dev/null <<SQL
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '$(tp ${T}02 ${S}02)';
+SET LOCAL fp_attribution.correlation_id = 'corr-set-local';
+SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)', advertiser_id => 'adv-trace');
+COMMIT;
+SQL
+expect "SET LOCAL in BEGIN ... COMMIT" ${T}02 ${S}02 corr-set-local
+
+# 3. a SQLCommenter comment on the (delegated) top-level query
+n=3
+q -c "SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
+	  advertiser_id => 'adv-trace') /*traceparent='$(tp ${T}03 ${S}03)'*/" >/dev/null
+expect "SQLCommenter comment, delegated" ${T}03 ${S}03 "$(q -c "SELECT correlation_id FROM attribution.receipts
+	WHERE advertiser_id = 'adv-trace' AND aggregate_id = '$(click_id)'")"
+
+# 4. application_name set to a traceparent (delegated)
+n=4
+PGAPPNAME=$(tp ${T}04 ${S}04) q -c "SELECT 1 FROM attribution.track_click('aff',
+	click_id => '$(click_id)', advertiser_id => 'adv-trace')" >/dev/null
+expect "application_name, delegated" ${T}04 ${S}04 "$(q -c "SELECT correlation_id FROM attribution.receipts
+	WHERE advertiser_id = 'adv-trace' AND aggregate_id = '$(click_id)'")"
+
+# 5. a session's correlation id (SET, not SET LOCAL) on a delegated call
+n=5
+q >/dev/null <<SQL
+SET fp_attribution.correlation_id = 'corr-session';
+SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
+	traceparent => '$(tp ${T}05 ${S}05)', advertiser_id => 'adv-trace');
+SQL
+expect "session correlation id, delegated" ${T}05 ${S}05 corr-session
+
+exit $status
