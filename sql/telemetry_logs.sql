@@ -81,7 +81,7 @@ SELECT regress_error($$INSERT INTO regress_fake_clicks VALUES (1, 2, 'forged')$$
 BEGIN;
 CREATE TRIGGER fake AFTER INSERT ON attribution.windows
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
-SELECT regress_error($$INSERT INTO attribution.windows VALUES ('forged', '1 day')$$);
+SELECT regress_error($$INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('forged', '1 day')$$);
 ROLLBACK;
 DROP TABLE regress_fake_clicks;
 SELECT count(*) AS forged FROM attribution.logs WHERE body LIKE '%forged%';

@@ -10,6 +10,9 @@
 #ifndef FP_ATTRIBUTION_VALIDATE_H
 #define FP_ATTRIBUTION_VALIDATE_H
 
+/* Longest id: advertiser, affiliate, order, visitor, offer, campaign */
+#define FP_ID_MAX_CHARS 128
+
 extern text *fp_attribution_check_text(const char *field, text *value,
 									   int max_chars, bool required);
 
