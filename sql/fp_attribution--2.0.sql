@@ -329,19 +329,19 @@ CREATE FUNCTION attribution.append_only() RETURNS trigger
 	LANGUAGE C;
 CREATE TRIGGER receipts_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.receipts
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('receipts');
 CREATE TRIGGER signing_keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.signing_keys
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('signing_keys');
 -- Clicks and conversions change only through commands, each of which
 -- writes a receipt; verify_all() checks every row against its receipts,
 -- which catches a change made with the triggers disabled.
 CREATE TRIGGER clicks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.clicks
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('clicks');
 CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.conversions
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
 -- A restore replays them as they were (src/row_guard.c).
@@ -579,17 +579,19 @@ REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
 
 -- The row trigger that turns each written click, conversion or receipt
 -- into an event span, a log record and metric increments (pending until
--- commit).
+-- commit).  Its argument is the table's logical name: the C code never
+-- identifies a table by its name, so a shard or copy of the table (which
+-- carries the trigger) is classified and named as the table itself.
 CREATE FUNCTION attribution.telemetry_row_written() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_row_written'
 	LANGUAGE C;
 REVOKE ALL ON FUNCTION attribution.telemetry_row_written() FROM PUBLIC;
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.clicks
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('clicks');
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.conversions
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('conversions');
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.receipts
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('receipts');
 
 -- affiliate.windows.active is computed when read, at a cost that grows with
 -- the open windows only, never with all clicks or conversions: the open

@@ -193,6 +193,9 @@ CREATE TABLE regress_other_clicks (click_id int, trace_id int, span_id int);
 CREATE TRIGGER other_write_receipt AFTER INSERT ON regress_other_clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
 SELECT regress_error($$INSERT INTO regress_other_clicks VALUES (1, 2, 3)$$);
+-- ...and one whose columns have other types than it reads
+ALTER TABLE regress_other_clicks ADD COLUMN advertiser_id text;
+SELECT regress_error($$INSERT INTO regress_other_clicks VALUES (1, 2, 3, 'a')$$);
 DROP TABLE regress_other_clicks;
 
 -- a receipt row built in SQL must have its NOT NULL columns

@@ -60,8 +60,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -76,14 +74,13 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
-#include "fp_attribution/extension.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -890,11 +887,10 @@ column_value(Datum d, bool isnull, Oid typid, JsonbValue *v)
 }
 
 /*
- * A column of the trigger's row, by name.
+ * The attribute number of a column of the trigger's table, by name.
  */
-static Datum
-row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
-		   Oid *typid)
+static int
+row_attnum(TupleDesc desc, const char *name)
 {
 	int			attnum = SPI_fnumber(desc, name);
 
@@ -902,8 +898,40 @@ row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("the trigger's table has no column \"%s\"", name)));
+	return attnum;
+}
+
+/*
+ * A column of the trigger's row, by name, of any type.
+ */
+static Datum
+row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
+		   Oid *typid)
+{
+	int			attnum = row_attnum(desc, name);
+
 	*typid = TupleDescAttr(desc, attnum - 1)->atttypid;
 	return heap_getattr(tuple, attnum, desc, isnull);
+}
+
+/*
+ * A trace or span id column of the trigger's row (len bytes), by name;
+ * the BEFORE INSERT trigger has set it.
+ */
+static const void *
+row_id_column(HeapTuple tuple, TupleDesc desc, const char *name, int len)
+{
+	int			attnum = row_attnum(desc, name);
+	bool		isnull;
+	Datum		d;
+
+	fp_attribution_check_column_type(desc, attnum, name, InvalidOid, len);
+	d = heap_getattr(tuple, attnum, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return DatumGetPointer(d);
 }
 
 /*
@@ -1043,8 +1071,10 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	env.advertiser_id = datum_text(d, typid);
 	d = row_column(tuple, desc, spec->id_column, &isnull, &typid);
 	env.aggregate_id = datum_text(d, typid);
-	env.trace_id = *DatumGetFpTraceId(row_column(tuple, desc, "trace_id", &isnull, &typid));
-	env.span_id = *DatumGetFpSpanId(row_column(tuple, desc, "span_id", &isnull, &typid));
+	memcpy(&env.trace_id, row_id_column(tuple, desc, "trace_id", FP_TRACE_ID_LEN),
+		   FP_TRACE_ID_LEN);
+	memcpy(&env.span_id, row_id_column(tuple, desc, "span_id", FP_SPAN_ID_LEN),
+		   FP_SPAN_ID_LEN);
 	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
 	hash_payload(payload, &env);
 
@@ -1196,10 +1226,12 @@ fp_attribution_receipt_envelope_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * attribution.append_only() trigger
+ * attribution.append_only(table) trigger
  *
- * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts
- * and attribution.signing_keys: always refuses.  42501 is also what a
+ * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts,
+ * signing_keys, clicks and conversions: always refuses, naming the table
+ * by its argument (its logical name: a shard or copy of the table has
+ * another).  42501 is also what a
  * role without the (revoked) privilege gets, so clients see one SQLSTATE
  * for "receipts cannot be changed" whoever they are.  A superuser can
  * still disable the trigger; verification is what catches that.
@@ -1222,6 +1254,8 @@ fp_attribution_append_only(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("table \"%s\" is append-only",
+					trigdata->tg_trigger->tgnargs == 1 ?
+					trigdata->tg_trigger->tgargs[0] :
 					RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("%s is not allowed on it.", op),
 			 errhint("Receipts prove what happened; record a correcting command instead.")));

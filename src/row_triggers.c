@@ -99,6 +99,42 @@ static const char *const column_names[NUM_ROW_COLUMNS] = {
 	"parent_span_id", "sampled", "tracestate", "recorded_at"
 };
 
+/*
+ * The types the triggers read and write those columns as; InvalidOid with
+ * a length: the extension's trace and span id types
+ */
+static const struct
+{
+	Oid			typid;
+	int			typlen;
+}			column_types[NUM_ROW_COLUMNS] = {
+	[COL_ADVERTISER_ID] = {TEXTOID},
+	[COL_CLICK_ID] = {UUIDOID},
+	[COL_AFFILIATE_ID] = {TEXTOID},
+	[COL_OFFER_ID] = {TEXTOID},
+	[COL_CAMPAIGN_ID] = {TEXTOID},
+	[COL_VISITOR_ID] = {TEXTOID},
+	[COL_USER_AGENT] = {TEXTOID},
+	[COL_REFERRER] = {TEXTOID},
+	[COL_LANDING_URL] = {TEXTOID},
+	[COL_CLICKED_AT] = {TIMESTAMPTZOID},
+	[COL_WINDOW_ENDS_AT] = {TIMESTAMPTZOID},
+	[COL_ORDER_ID] = {TEXTOID},
+	[COL_CONVERSION_ID] = {UUIDOID},
+	[COL_REVENUE_CENTS] = {INT8OID},
+	[COL_CURRENCY] = {TEXTOID},
+	[COL_CONVERTED_AT] = {TIMESTAMPTZOID},
+	[COL_ATTRIBUTED] = {BOOLOID},
+	[COL_UNATTRIBUTED_REASON] = {TEXTOID},
+	[COL_LATENCY] = {INTERVALOID},
+	[COL_TRACE_ID] = {InvalidOid, FP_TRACE_ID_LEN},
+	[COL_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
+	[COL_PARENT_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
+	[COL_SAMPLED] = {BOOLOID},
+	[COL_TRACESTATE] = {TEXTOID},
+	[COL_RECORDED_AT] = {TIMESTAMPTZOID},
+};
+
 /* The row being inserted, deformed so columns can be replaced */
 typedef struct RowEdit
 {
@@ -195,7 +231,13 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 			continue;
 		for (int c = 0; c < NUM_ROW_COLUMNS; c++)
 			if (strcmp(NameStr(att->attname), column_names[c]) == 0)
+			{
+				fp_attribution_check_column_type(edit->desc, i + 1,
+												 column_names[c],
+												 column_types[c].typid,
+												 column_types[c].typlen);
 				edit->attno[c] = i;
+			}
 	}
 	return true;
 }
