@@ -17,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "ROUNDS=${ROUNDS:-} SECONDS_PER_RUN=${SECONDS_PER_RUN:-} CLIENTS=${CLIENTS:-} CITUS_PORTS='${CITUS_PORTS:-}' bash '$here/citus.sh'"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' ROUNDS=${ROUNDS:-} SECONDS_PER_RUN=${SECONDS_PER_RUN:-} CLIENTS=${CLIENTS:-} CITUS_PORTS='${CITUS_PORTS:-}' bash '$here/citus.sh'"
 fi
 if [ -z "${CITUS_DIR:-}" ]; then
 	CITUS_EXTRA_CONF="synchronous_commit = off" exec bash "$here/../citus/cluster.sh" bash "$here/citus.sh"

@@ -26,6 +26,6 @@ if [ ! -f "$(pg_config --pkglibdir)/citus.so" ]; then
 	fi
 fi
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "CITUS_SHOW_LOG=1 bash '$here/cluster.sh' bash '$here/tests.sh'"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' CITUS_PORTS='${CITUS_PORTS:-}' CITUS_SHOW_LOG=1 bash '$here/cluster.sh' bash '$here/tests.sh'"
 fi
 CITUS_SHOW_LOG=1 exec bash "$here/cluster.sh" bash "$here/tests.sh"
