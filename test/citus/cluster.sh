@@ -7,7 +7,8 @@
 #
 # Run as the postgres OS user (the server refuses root), after citus
 # (../shared/citus/build.sh) and fp_attribution are installed.  Exported
-# to COMMAND:
+# to COMMAND (every node has fp_attribution.signing_key_file set to one
+# shared key, CITUS_DIR/signing.pem):
 #   PGHOST, PGPORT, PGDATABASE, PGUSER  the coordinator (TCP, 127.0.0.1)
 #   CITUS_DIR                           the cluster's directory (logs: */server.log)
 #   CITUS_WORKER1_PORT, CITUS_WORKER2_PORT
@@ -47,6 +48,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# One signing key for every node (receipts are signed only when
+# fp_attribution.sign_receipts is on)
+openssl genpkey -algorithm ed25519 -out "$dir/signing.pem" 2>/dev/null
+chmod 600 "$dir/signing.pem"
 for i in 0 1 2; do
 	n=${nodes[$i]}
 	mkdir -p "$dir/$n"
@@ -65,6 +70,7 @@ max_connections = 100
 max_prepared_transactions = 100	# Citus commits multi-node writes with 2PC
 fsync = off
 full_page_writes = off
+fp_attribution.signing_key_file = '$dir/signing.pem'
 ${CITUS_EXTRA_CONF:-}
 CONF
 	"$bindir/pg_ctl" -D "$dir/$n/data" -l "$dir/$n/server.log" -w start >/dev/null

@@ -1,9 +1,10 @@
 #!/bin/bash
-# Trace context and correlation id on the cluster: each source of the
-# context (command argument, SET LOCAL, SQLCommenter comment,
-# application_name) must reach the click row and its receipt on the
-# worker, whether the command is sent whole to the worker (autocommit) or
-# runs on the coordinator (inside BEGIN ... COMMIT).  Run by tests.sh.
+# Trace context, correlation id and signing decision on the cluster: each
+# source of the context (command argument, SET LOCAL, SQLCommenter
+# comment, application_name) must reach the click row and its receipt on
+# the worker, whether the command is sent whole to the worker (autocommit)
+# or runs on the coordinator (inside BEGIN ... COMMIT), and a signed
+# receipt must be signed with a registered key.  Run by tests.sh.
 set -uo pipefail
 status=0
 pass() { echo "PASS citus: $*"; }
@@ -71,5 +72,30 @@ SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
 	traceparent => '$(tp ${T}05 ${S}05)', advertiser_id => 'adv-trace');
 SQL
 expect "session correlation id, delegated" ${T}05 ${S}05 corr-session
+
+# 6, 7. the signing decision: SET LOCAL in a transaction, then a session
+# SET on a delegated call; the receipt is signed and its key registered
+signed() {						# signed NAME
+	local got
+	got=$(q -c "SELECT r.key_id IS NOT NULL AND EXISTS (SELECT FROM attribution.signing_keys k
+														 WHERE k.key_id = r.key_id)
+				  FROM attribution.receipts r
+				 WHERE r.advertiser_id = 'adv-trace' AND r.aggregate_id = '$(click_id)'" 2>&1)
+	if [ "$got" = t ]; then pass "signing: $1"; else fail "signing: $1: expected a signed receipt with a registered key, got '$got'"; fi
+}
+n=6
+q >/dev/null 2>"$CITUS_DIR/sign.err" <<SQL || sed 's/^/  /' "$CITUS_DIR/sign.err" | grep -m2 -E 'ERROR|CONTEXT'
+BEGIN;
+SET LOCAL fp_attribution.sign_receipts = on;
+SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)', advertiser_id => 'adv-trace');
+COMMIT;
+SQL
+signed "SET LOCAL in BEGIN ... COMMIT"
+n=7
+q >/dev/null 2>"$CITUS_DIR/sign.err" <<SQL || sed 's/^/  /' "$CITUS_DIR/sign.err" | grep -m2 -E 'ERROR|CONTEXT'
+SET fp_attribution.sign_receipts = on;
+SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)', advertiser_id => 'adv-trace');
+SQL
+signed "session SET, delegated"
 
 exit $status
