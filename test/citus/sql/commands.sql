@@ -90,6 +90,10 @@ SELECT ok, receipts_checked, failed_check
 SELECT ok, chains_checked, receipts_checked, chains_failed, receipts_failed
   FROM attribution.verify_all();
 
+-- the metrics view works on the coordinator; the gauge counts the open,
+-- unconverted windows of every shard (adv-b's click_a, adv-a's click_b)
+SELECT value FROM attribution.metrics WHERE name = 'affiliate.windows.active';
+
 -- bad input is refused on the worker with the same SQLSTATE
 \set VERBOSITY sqlstate
 SELECT attribution.track_conversion('order-5', -1, advertiser_id => 'adv-a');
