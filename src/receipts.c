@@ -817,7 +817,9 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 }
 
 /*
- * The text output of a Datum of type typid.
+ * The text output of a Datum of type typid.  text and uuid, most of the
+ * columns a receipt records, are written here without looking up their
+ * output functions (the same text: a uuid's canonical form).
  */
 static char *
 datum_text(Datum d, Oid typid)
@@ -825,6 +827,15 @@ datum_text(Datum d, Oid typid)
 	Oid			output;
 	bool		varlena;
 
+	if (typid == TEXTOID)
+		return TextDatumGetCString(d);
+	if (typid == UUIDOID)
+	{
+		char	   *buf = palloc(37);
+
+		format_uuid(DatumGetUUIDP(d), buf);
+		return buf;
+	}
 	getTypeOutputInfo(typid, &output, &varlena);
 	return OidOutputFunctionCall(output, d);
 }
