@@ -13,11 +13,10 @@
  * retry inserts no row and so writes none.
  *
  * Chains: one per (advertiser_id, aggregate_type, aggregate_id), whose
- * head row in
- * attribution.receipt_streams holds the last sequence and receipt hash.
- * Every statement of an append is keyed by advertiser_id first, so it
- * touches only that advertiser's rows (one shard, distributed).
- * An append is:
+ * head row in attribution.receipt_streams holds the last sequence and
+ * receipt hash.  Every statement of an append is keyed by advertiser_id
+ * first, so it touches only that advertiser's rows (one shard, once the
+ * tables are distributed by it).  An append is:
  *
  *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
  *	   (a concurrent writer of the same aggregate waits here until we end,
