@@ -58,7 +58,37 @@ COMMIT;
 -- a comment that is not at the end of the statement is not context
 SELECT source FROM attribution.new_command_context(NULL, NULL /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/);
 
--- source 4: a new root, with no parent, sampled at the default ratio 1.0
+-- source 4: application_name holding a traceparent, as OpenTelemetry's pg
+-- instrumentation sends it (SET application_name = '<traceparent>')
+SELECT attribution.reset_telemetry_status();
+SET application_name = '00-33333333333333333333333333333333-4444444444444444-01';
+SELECT trace_id, parent_span_id, sampled, tracestate, source FROM attribution.new_command_context(NULL, NULL);
+-- the comment, the setting and the argument each win over application_name
+SELECT trace_id, source FROM attribution.new_command_context(NULL, NULL) /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/;
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+SELECT trace_id, source FROM attribution.new_command_context(NULL, NULL);
+COMMIT;
+SELECT trace_id, source FROM attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', NULL);
+-- an invalid comment falls through to application_name (and is counted)
+SELECT trace_id, source FROM attribution.new_command_context(NULL, NULL) /*traceparent='00-zz'*/;
+-- the incoming context for current_traceparent() too
+SELECT attribution.current_traceparent();
+-- unsampled, as sent
+SET application_name = '00-33333333333333333333333333333333-4444444444444444-00';
+SELECT sampled, source FROM attribution.new_command_context(NULL, NULL);
+-- a name that is not a strictly valid traceparent is no context and is not
+-- counted as an invalid traceparent: application_name is normally a name
+SET application_name = 'checkout-service';
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+SET application_name = '00-33333333333333333333333333333333-4444444444444444-01 ';
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+SET application_name = '00-33333333333333333333333333333333-0000000000000000-01';
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+SELECT invalid_traceparents FROM attribution.telemetry_status;
+RESET application_name;
+
+-- source 5: a new root, with no parent, sampled at the default ratio 1.0
 SELECT parent_span_id IS NULL AS root, sampled, tracestate IS NULL AS no_state, source
   FROM attribution.new_command_context(NULL, NULL);
 -- two roots never share ids

@@ -6,10 +6,14 @@
  *
  * Sources, first valid one wins: the function argument, then
  * fp_attribution.traceparent (meant for SET LOCAL), then a SQLCommenter
- * comment on the top-level statement, else a new root trace.  An invalid
- * traceparent is not an error (W3C: ignore it and start over); it is
- * counted and the next source is tried.  A tracestate travels only with
- * the traceparent it came with.
+ * comment on the top-level statement, then application_name when the whole
+ * of it is a valid traceparent (what OpenTelemetry's pg and .NET
+ * instrumentations send before each query), else a new root trace.  An
+ * invalid traceparent is not an error (W3C: ignore it and start over); it
+ * is counted and the next source is tried.  application_name is the
+ * exception: it is normally a name, so anything there that does not parse
+ * is simply no context and is not counted.  A tracestate travels only with
+ * the traceparent it came with (application_name carries none).
  *
  * Ids come from a per-backend xoroshiro128** generator (pg_prng) seeded
  * from pg_strong_random on first use in each backend, so forked backends
@@ -169,8 +173,9 @@ try_source(const char *text, FpTraceParent *parent)
 
 /*
  * Find the incoming context of the current statement, without an explicit
- * argument: the setting, then the SQLCommenter comment.  On success fills
- * *parent, sets *tracestate (palloc'd or NULL) and returns the source.
+ * argument: the setting, then the SQLCommenter comment, then
+ * application_name.  On success fills *parent, sets *tracestate (palloc'd
+ * or NULL) and returns the source.
  */
 static FpContextSource
 incoming_context(FpTraceParent *parent, char **tracestate)
@@ -193,6 +198,11 @@ incoming_context(FpTraceParent *parent, char **tracestate)
 			*tracestate = pstrdup(buf);
 		return FP_CONTEXT_SQLCOMMENT;
 	}
+	/* not try_source(): a name that is not a traceparent is not an error */
+	if (application_name != NULL &&
+		fp_attribution_parse_traceparent(application_name,
+										 strlen(application_name), parent))
+		return FP_CONTEXT_APPLICATION_NAME;
 	return FP_CONTEXT_NEW_ROOT;
 }
 
@@ -266,6 +276,8 @@ fp_attribution_context_source_name(FpContextSource source)
 			return "setting";
 		case FP_CONTEXT_SQLCOMMENT:
 			return "sqlcommenter";
+		case FP_CONTEXT_APPLICATION_NAME:
+			return "application_name";
 		case FP_CONTEXT_NEW_ROOT:
 			break;
 	}
@@ -316,7 +328,7 @@ fp_attribution_new_command_context(PG_FUNCTION_ARGS)
  *
  * The traceparent to send downstream: the span of the last command this
  * session ran in the current transaction; else the incoming context of the
- * statement (setting or SQLCommenter); else NULL.
+ * statement (setting, SQLCommenter or application_name); else NULL.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_current_traceparent);
 Datum

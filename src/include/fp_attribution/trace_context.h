@@ -19,6 +19,7 @@ typedef enum FpContextSource
 	FP_CONTEXT_ARGUMENT,		/* explicit function argument */
 	FP_CONTEXT_SETTING,			/* SET [LOCAL] fp_attribution.traceparent */
 	FP_CONTEXT_SQLCOMMENT,		/* SQLCommenter comment on the statement */
+	FP_CONTEXT_APPLICATION_NAME,	/* SET application_name = '<traceparent>' */
 	FP_CONTEXT_NEW_ROOT			/* none of the above: a new trace */
 } FpContextSource;
 
