@@ -96,6 +96,24 @@ WITH roots AS (SELECT attribution.new_command_context(NULL, NULL) AS c
 				 FROM generate_series(1, 100))
 SELECT count(DISTINCT (c).trace_id) AS traces, count(DISTINCT (c).span_id) AS spans FROM roots;
 
+-- W3C Trace Context level 2 flags: a root we create has the
+-- random-trace-id flag (0x02), sampled or not ...
+BEGIN;
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+SELECT right(attribution.current_traceparent(), 2) AS sampled_root_flags;
+SET LOCAL fp_attribution.sampling_ratio = 0;
+SELECT source FROM attribution.new_command_context(NULL, NULL);
+SELECT right(attribution.current_traceparent(), 2) AS unsampled_root_flags;
+COMMIT;
+-- ... and a parent's flags, known or not, are propagated unchanged; only
+-- bit 0 decides sampling
+BEGIN;
+SELECT f AS parent_flags, c.sampled,
+	   right(attribution.current_traceparent(), 2) AS command_flags
+  FROM (VALUES ('00'), ('01'), ('02'), ('03'), ('09'), ('ff')) AS t(f),
+	   LATERAL attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-' || f, NULL) AS c;
+COMMIT;
+
 -- invalid traceparents are not errors: a new root is started and counted
 SELECT attribution.reset_telemetry_status();
 SELECT source FROM attribution.new_command_context('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'a=b');
@@ -127,5 +145,10 @@ SELECT attribution.current_traceparent();
 SELECT attribution.current_traceparent() /*traceparent='00-11111111111111111111111111111111-2222222222222222-01'*/;
 BEGIN;
 SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+SELECT attribution.current_traceparent();
+COMMIT;
+-- with its flags as they came
+BEGIN;
+SET LOCAL fp_attribution.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02';
 SELECT attribution.current_traceparent();
 COMMIT;

@@ -28,6 +28,13 @@
 #include "trace_service.pb-c.h"
 
 #define SCOPE_NAME "fp_attribution"
+
+/*
+ * OTLP SpanFlags: the low byte is the W3C trace flags; bit 8 says that
+ * bit 9 is known, bit 9 that the parent span is remote.  We always know.
+ */
+#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
+#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
 #ifndef FP_ATTRIBUTION_VERSION
 #define FP_ATTRIBUTION_VERSION "1.0"
 #endif
@@ -271,7 +278,8 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
 									 sizeof(in->parent_span_id.bytes));
 		s->trace_state = (char *) in->trace_state;
-		s->flags = in->flags;
+		s->flags = in->flags | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE |
+			(in->parent_is_remote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0);
 		s->name = (char *) in->name;
 		s->kind = in->kind;
 		s->start_time_unix_nano = in->start_time_unix_nano;

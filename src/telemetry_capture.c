@@ -708,6 +708,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 			span->trace_id = ctx->trace_id;
 			span->span_id = ctx->span_id;
 			span->parent_span_id = ctx->parent_span_id;
+			span->parent_is_remote = ctx->source != FP_CONTEXT_NEW_ROOT;
 			span->flags = ctx->flags;
 			span->start_time_unix_nano = now;
 			if (ctx->tracestate != NULL)
@@ -1410,7 +1411,9 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	r.cmd = command_of_row(&span_id);
 	d = row_datum(&r, COL_SAMPLED, &isnull);
 	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
-	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
+	/* the command's other flags (random trace id, ...) when it is ours */
+	r.flags = (r.cmd != NULL ? r.cmd->flags & ~FP_TRACE_FLAG_SAMPLED : 0) |
+		(sampled ? FP_TRACE_FLAG_SAMPLED : 0);
 	if (r.cmd != NULL && table != TABLE_RECEIPTS)
 	{
 		r.cmd->wrote_row = true;

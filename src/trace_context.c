@@ -15,6 +15,11 @@
  * is simply no context and is not counted.  A tracestate travels only with
  * the traceparent it came with (application_name carries none).
  *
+ * Trace flags follow W3C Trace Context level 2: a root we create has the
+ * random-trace-id flag (our trace ids are wholly random), and a parent's
+ * flags are kept as they came, known or not, so that a flag defined after
+ * this code was written still reaches the next participant.
+ *
  * Ids come from a per-backend xoroshiro128** generator (pg_prng) seeded
  * from pg_strong_random on first use in each backend, so forked backends
  * never share a sequence and a command costs no system call.
@@ -230,16 +235,16 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	{
 		random_id(ctx->trace_id.bytes, FP_TRACE_ID_LEN);
 		memset(ctx->parent_span_id.bytes, 0, FP_SPAN_ID_LEN);
-		ctx->flags = fp_attribution_sample_root(&ctx->trace_id,
-												fp_attribution_sampling_ratio)
-			? FP_TRACE_FLAG_SAMPLED : 0;
+		ctx->flags = FP_TRACE_FLAG_RANDOM |
+			(fp_attribution_sample_root(&ctx->trace_id,
+										fp_attribution_sampling_ratio)
+			 ? FP_TRACE_FLAG_SAMPLED : 0);
 	}
 	else
 	{
 		ctx->trace_id = parent.trace_id;
 		ctx->parent_span_id = parent.parent_id;
-		/* W3C: flags we do not understand are not propagated */
-		ctx->flags = parent.flags & FP_TRACE_FLAG_SAMPLED;
+		ctx->flags = parent.flags;
 	}
 
 	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
@@ -349,8 +354,7 @@ fp_attribution_current_traceparent(PG_FUNCTION_ARGS)
 		if (incoming_context(&parent, &state) == FP_CONTEXT_NEW_ROOT)
 			PG_RETURN_NULL();
 		fp_attribution_format_traceparent(&parent.trace_id, &parent.parent_id,
-										  parent.flags & FP_TRACE_FLAG_SAMPLED,
-										  out);
+										  parent.flags, out);
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

@@ -221,7 +221,19 @@ async function main() {
 		for (const name of want.slice(0, 2)) {
 			const child = spans.find((x) => x.name === name);
 			assert(child && child.parentSpanId === row[1], `${name} is not a child of the command span`);
+			assert(child.flags === 0x101, `${name}: flags ${child.flags}, want 0x101 (local parent, sampled)`);
 		}
+		// SpanFlags: the parent is known to be remote; trace flags as they came
+		assert(command.flags === 0x301, `command flags ${command.flags}, want 0x301`);
+	});
+
+	await test('span flags: a root has the random-trace-id flag, not a remote parent', async () => {
+		const row = sql("SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-root')").split('|');
+		const command = await waitFor('the root command span', async () =>
+			allSpans(await rcv.dump()).find((x) => x.spanId === row[1]));
+
+		assert(!command.parentSpanId, 'not a root');
+		assert(command.flags === 0x103, `flags ${command.flags}, want 0x103 (parent not remote, random, sampled)`);
 	});
 
 	await test('logs carry the trace id of their span', async () => {

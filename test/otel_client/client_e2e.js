@@ -123,6 +123,10 @@ async function checkTree(rcv, run, want) {
 		assert(!s.parentSpanId || byId.has(s.parentSpanId), `${s.name}: parent ${s.parentSpanId} not in the trace`);
 	for (let s = client; s.spanId !== run.app.spanId; s = byId.get(s.parentSpanId))
 		assert(s.parentSpanId, 'the pg client span does not descend from the application span');
+	/* OTLP SpanFlags: the client's trace flags unchanged, parent remote (0x300) or local (0x100) */
+	assert(command.flags === (0x300 | run.app.traceFlags), `command span flags ${command.flags}`);
+	for (const s of spans.filter((x) => x.scope === 'fp_attribution' && x !== command))
+		assert(s.flags === (0x100 | run.app.traceFlags), `${s.name}: flags ${s.flags}`);
 }
 
 /*
@@ -136,6 +140,8 @@ async function checkNewRoot(rcv, run) {
 	assert(!command.parentSpanId, `parent ${command.parentSpanId}`);
 	assert(command.traceId !== run.app.traceId, 'joined the application trace');
 	assert(attrs(command.attributes)['fp.trace.source'] === 'new_root', 'fp.trace.source');
+	/* parent known not remote, random trace id, sampled */
+	assert(command.flags === 0x103, `flags ${command.flags}`);
 }
 
 async function test(name, fn) {

@@ -150,6 +150,8 @@ typedef struct FpSpanEvent
  * attrs and n_events of events are defined; copies may omit the rest (see
  * FP_SPAN_RECORD_SIZE).  flags holds the W3C trace flags of the span's
  * context (bit 0 = sampled; recorded spans are always sampled).
+ * parent_is_remote: the parent span came from another process (a
+ * traceparent), not from this backend; false for a root.
  */
 typedef struct FpSpanRecord
 {
@@ -159,6 +161,7 @@ typedef struct FpSpanRecord
 	uint8		flags;
 	uint8		kind;			/* FpSpanKind */
 	uint8		status_code;	/* FpStatusCode */
+	bool		parent_is_remote;
 	char		name[FP_SPAN_NAME_LEN];
 	int64		start_time_unix_nano;
 	int64		end_time_unix_nano;
