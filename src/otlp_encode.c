@@ -6,9 +6,11 @@
  *	  for http/json, as OTLP/JSON (otlp_json.c).
  *
  * Every request carries one resource (service.name, service.version,
- * deployment.environment.name, host.name, the Google Cloud project when
- * set, plus fp_attribution.otlp_resource_attributes) and one
- * instrumentation scope (fp_attribution and its version).  Messages are
+ * service.instance.id, telemetry.sdk.*, deployment.environment.name,
+ * host.name, the Google Cloud project when set, plus
+ * fp_attribution.otlp_resource_attributes) and one instrumentation scope
+ * (fp_attribution and its version), both with the schema_url of the
+ * semantic-conventions release whose names the attributes use.  Messages are
  * built with palloc in the caller's memory context, which the worker
  * resets after each request.
  *
@@ -21,6 +23,11 @@
 #include "postgres.h"
 
 #include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "access/xlog.h"
+#include "postmaster/postmaster.h"
 
 #include "fp_attribution/otlp.h"
 #include "logs_service.pb-c.h"
@@ -38,6 +45,18 @@
 #ifndef FP_ATTRIBUTION_VERSION
 #define FP_ATTRIBUTION_VERSION "1.0"
 #endif
+
+/*
+ * The semantic-conventions release whose attribute names and meanings the
+ * records follow (every name checked against it; doc/export.md).
+ */
+#define SCHEMA_URL "https://opentelemetry.io/schemas/1.45.0"
+
+/* The namespace the semantic conventions give for service.instance.id UUIDs */
+static const uint8 instance_id_namespace[16] = {
+	0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
+	0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20
+};
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue PbKeyValue;
 typedef Opentelemetry__Proto__Common__V1__AnyValue PbAnyValue;
@@ -140,6 +159,44 @@ add_attr(List **attrs, const char *key, const char *value, bool replace)
 }
 
 /*
+ * service.instance.id: the name-based (version 5, RFC 9562) UUID of
+ * "<system identifier>:<host name>:<port>" in the namespace the semantic
+ * conventions give.  The same across restarts of a server; a physical
+ * standby, which shares the primary's system identifier, differs by its
+ * host name or port.  Computed once per worker.
+ */
+static const char *
+service_instance_id(const char *host)
+{
+	static char id[37];
+	char		name[512];
+	uint8		input[sizeof(instance_id_namespace) + sizeof(name)];
+	uint8		digest[EVP_MAX_MD_SIZE];
+	int			len;
+	char	   *out = id;
+
+	if (id[0] != '\0')
+		return id;
+	len = snprintf(name, sizeof(name), UINT64_FORMAT ":%s:%d",
+				   GetSystemIdentifier(), host, PostPortNumber);
+	len = Min(len, (int) sizeof(name) - 1);
+	memcpy(input, instance_id_namespace, sizeof(instance_id_namespace));
+	memcpy(input + sizeof(instance_id_namespace), name, len);
+	if (EVP_Digest(input, sizeof(instance_id_namespace) + len, digest, NULL,
+				   EVP_sha1(), NULL) != 1)
+		return NULL;
+	digest[6] = (digest[6] & 0x0f) | 0x50;	/* version 5 */
+	digest[8] = (digest[8] & 0x3f) | 0x80;	/* RFC variant */
+	for (int i = 0; i < 16; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*out++ = '-';
+		out += sprintf(out, "%02x", digest[i]);
+	}
+	return id;
+}
+
+/*
  * The resource.  User-given attributes (fp_attribution.otlp_resource_
  * attributes) win over detected ones, except service.name, for which
  * fp_attribution.otlp_service_name (OTEL_SERVICE_NAME) wins, as the
@@ -154,6 +211,7 @@ resource(void)
 	ListCell   *lc;
 	const char *error;
 	char		host[256];
+	const char *instance_id;
 	int			i = 0;
 
 	opentelemetry__proto__resource__v1__resource__init(r);
@@ -170,11 +228,17 @@ resource(void)
 	if (fp_attribution_otlp_environment[0])
 		add_attr(&attrs, "deployment.environment.name",
 				 fp_attribution_otlp_environment, false);
-	if (gethostname(host, sizeof(host)) == 0)
-	{
-		host[sizeof(host) - 1] = '\0';
+	add_attr(&attrs, "telemetry.sdk.name", SCOPE_NAME, false);
+	add_attr(&attrs, "telemetry.sdk.language", "c", false);
+	add_attr(&attrs, "telemetry.sdk.version", FP_ATTRIBUTION_VERSION, false);
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if (host[0] != '\0')
 		add_attr(&attrs, "host.name", pstrdup(host), false);
-	}
+	instance_id = service_instance_id(host);
+	if (instance_id != NULL)
+		add_attr(&attrs, "service.instance.id", instance_id, false);
 	if (fp_attribution_otlp_gcp_project[0])
 	{
 		add_attr(&attrs, "cloud.provider", "gcp", false);
@@ -261,10 +325,12 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 	req.resource_spans = palloc(sizeof(PbResourceSpans *));
 	req.resource_spans[0] = rs;
 	rs->resource = resource();
+	rs->schema_url = SCHEMA_URL;
 	rs->n_scope_spans = 1;
 	rs->scope_spans = palloc(sizeof(PbScopeSpans *));
 	rs->scope_spans[0] = ss;
 	ss->scope = scope();
+	ss->schema_url = SCHEMA_URL;
 	ss->n_spans = n;
 	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -329,10 +395,12 @@ fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
 	req.resource_logs = palloc(sizeof(PbResourceLogs *));
 	req.resource_logs[0] = rl;
 	rl->resource = resource();
+	rl->schema_url = SCHEMA_URL;
 	rl->n_scope_logs = 1;
 	rl->scope_logs = palloc(sizeof(PbScopeLogs *));
 	rl->scope_logs[0] = sl;
 	sl->scope = scope();
+	sl->schema_url = SCHEMA_URL;
 	sl->n_log_records = n;
 	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -480,10 +548,12 @@ fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
 	req.resource_metrics = palloc(sizeof(PbResourceMetrics *));
 	req.resource_metrics[0] = rm;
 	rm->resource = resource();
+	rm->schema_url = SCHEMA_URL;
 	rm->n_scope_metrics = 1;
 	rm->scope_metrics = palloc(sizeof(PbScopeMetrics *));
 	rm->scope_metrics[0] = sm;
 	sm->scope = scope();
+	sm->schema_url = SCHEMA_URL;
 	sm->metrics = palloc(sizeof(PbMetric *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{

@@ -251,6 +251,34 @@ async function main() {
 		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
 	});
 
+	await test('resource and scope of every signal: service.instance.id, telemetry.sdk, schema_url', async () => {
+		const crypto = require('node:crypto');
+		const ns = Buffer.from('4d63009a8d0f11eeaad74c796ed8e320', 'hex');
+		const name = `${sql('SELECT system_identifier FROM pg_control_system()')}:${require('node:os').hostname()}:${sql('SHOW port')}`;
+		const h = crypto.createHash('sha1').update(Buffer.concat([ns, Buffer.from(name)])).digest();
+		const schema = 'https://opentelemetry.io/schemas/1.45.0';
+
+		h[6] = (h[6] & 0x0f) | 0x50;
+		h[8] = (h[8] & 0x3f) | 0x80;
+		const uuid = h.subarray(0, 16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+		const d = await rcv.dump();
+
+		for (const [signal, field, scopes] of [['traces', 'resourceSpans', 'scopeSpans'],
+											   ['metrics', 'resourceMetrics', 'scopeMetrics'],
+											   ['logs', 'resourceLogs', 'scopeLogs']]) {
+			const got = d.received[signal].filter((r) => r.protocol === 'http/protobuf');
+			assert(got.length > 0, `no ${signal} request`);
+			const r = got[got.length - 1].request[field][0];
+			const a = attrs(r.resource.attributes);
+
+			assert(a['service.instance.id'] === uuid, `${signal}: service.instance.id ${a['service.instance.id']}, want ${uuid} (UUIDv5 of ${name})`);
+			assert(a['telemetry.sdk.name'] === 'fp_attribution' && a['telemetry.sdk.language'] === 'c' &&
+				   a['telemetry.sdk.version'] === '1.0', `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
+			assert(r.schemaUrl === schema, `${signal}: resource schema_url ${r.schemaUrl}`);
+			assert(r[scopes][0].schemaUrl === schema, `${signal}: scope schema_url ${r[scopes][0].schemaUrl}`);
+		}
+	});
+
 	await test('the twelve metrics, with the values tracked', async () => {
 		const twelve = ['affiliate.clicks.total', 'affiliate.clicks.by_id', 'affiliate.conversions.total',
 			'affiliate.revenue.cents', 'affiliate.conversion.latency', 'affiliate.windows.active',
