@@ -114,6 +114,48 @@ SELECT f AS parent_flags, c.sampled,
 	   LATERAL attribution.new_command_context('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-' || f, NULL) AS c;
 COMMIT;
 
+-- consistent probability sampling (OpenTelemetry tracestate ot=th/rv): a
+-- root is sampled when its trace id's low 56 bits reach the threshold of
+-- the ratio, and a sampled root below ratio 1 carries that threshold
+BEGIN;
+SET LOCAL fp_attribution.sampling_ratio = 0.5;
+WITH roots AS (SELECT attribution.new_command_context(NULL, NULL) AS c
+				 FROM generate_series(1, 200))
+SELECT count(*) FILTER (WHERE (c).sampled <> (substr((c).trace_id::text, 19, 1) >= '8')) AS wrong_decisions,
+	   count(*) FILTER (WHERE (c).sampled AND (c).tracestate IS DISTINCT FROM 'ot=th:8') AS sampled_without_th,
+	   count(*) FILTER (WHERE NOT (c).sampled AND (c).tracestate IS NOT NULL) AS unsampled_with_state,
+	   count(*) FILTER (WHERE (c).sampled) BETWEEN 1 AND 199 AS both_ways
+  FROM roots;
+SET LOCAL fp_attribution.sampling_ratio = 0.25;
+WITH roots AS (SELECT attribution.new_command_context(NULL, NULL) AS c
+				 FROM generate_series(1, 200))
+SELECT DISTINCT (c).tracestate FROM roots WHERE (c).sampled;
+COMMIT;
+-- a parent with ot=th: kept as it came when consistent (R >= th), from
+-- the trace id or from rv; erased, the ot member moved first and every
+-- other member kept in order, when inconsistent or unsampled
+SELECT t.what, c.sampled, c.tracestate
+  FROM (VALUES
+	('consistent', '00-4bf92f3577b34da6a390000000000000-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE, ot=th:8;xx:1 ,rojo=00f067aa0ba902b7'),
+	('inconsistent', '00-4bf92f3577b34da6a310000000000000-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE, ot=th:8;xx:1 ,rojo=00f067aa0ba902b7'),
+	('unsampled', '00-4bf92f3577b34da6a390000000000000-00f067aa0ba902b7-00', 'congo=t61rcWkgMzE,ot=th:8'),
+	('rv decides', '00-4bf92f3577b34da6a310000000000000-00f067aa0ba902b7-01', 'ot=rv:90000000000000;th:8'),
+	('th only', '00-4bf92f3577b34da6a310000000000000-00f067aa0ba902b7-01', 'ot=th:8'),
+	('malformed th', '00-4bf92f3577b34da6a310000000000000-00f067aa0ba902b7-01', 'ot=th:8x')) AS t(what, tp, ts),
+	   LATERAL attribution.new_command_context(t.tp, t.ts) AS c;
+-- a sampling ratio stricter than the parent's th applies to the same
+-- randomness and becomes the th; a parent without th is simply followed
+BEGIN;
+SET LOCAL fp_attribution.sampling_ratio = 0.25;
+SELECT t.what, c.sampled, c.tracestate, right(attribution.current_traceparent(), 2) AS flags
+  FROM (VALUES
+	('R 0x9 below ours', '00-4bf92f3577b34da6a390000000000000-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE,ot=th:8;xx:1'),
+	('R 0xd above ours', '00-4bf92f3577b34da6a3d0000000000000-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE,ot=th:8;xx:1'),
+	('parent stricter', '00-4bf92f3577b34da6a3f0000000000000-00f067aa0ba902b7-01', 'ot=th:e'),
+	('no th', '00-4bf92f3577b34da6a390000000000000-00f067aa0ba902b7-01', 'congo=t61rcWkgMzE')) AS t(what, tp, ts),
+	   LATERAL attribution.new_command_context(t.tp, t.ts) AS c;
+COMMIT;
+
 -- invalid traceparents are not errors: a new root is started and counted
 SELECT attribution.reset_telemetry_status();
 SELECT source FROM attribution.new_command_context('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'a=b');

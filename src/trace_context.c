@@ -20,6 +20,16 @@
  * flags are kept as they came, known or not, so that a flag defined after
  * this code was written still reaches the next participant.
  *
+ * Sampling is OpenTelemetry's consistent probability sampling: a trace's
+ * randomness R is the rv of its tracestate's ot member, else the trace
+ * id's low 56 bits; a root is sampled when R reaches the threshold of
+ * fp_attribution.sampling_ratio, and a sampled root below ratio 1 writes
+ * that threshold as ot=th.  A parent is followed by its sampled flag; when
+ * it carries ot=th (it takes part in consistent sampling), its threshold
+ * is honoured too: an unsampled parent's or an inconsistent (R < th) th is
+ * erased, and a sampling_ratio stricter than the parent's applies to the
+ * same R and, if the command is still sampled, becomes the new th.
+ *
  * Ids come from a per-backend xoroshiro128** generator (pg_prng) seeded
  * from pg_strong_random on first use in each backend, so forked backends
  * never share a sequence and a command costs no system call.
@@ -46,6 +56,7 @@
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
+#include "fp_attribution/tracestate_ot.h"
 
 char	   *fp_attribution_traceparent_setting = NULL;
 char	   *fp_attribution_tracestate_setting = NULL;
@@ -108,7 +119,7 @@ fp_attribution_trace_context_define_gucs(void)
 							   NULL, NULL, NULL);
 	DefineCustomRealVariable("fp_attribution.sampling_ratio",
 							 gettext_noop("Fraction of new root traces that are sampled."),
-							 gettext_noop("Commands with a parent follow the parent's sampled flag."),
+							 gettext_noop("Commands with a parent follow the parent's sampled flag, and a stricter ratio than the parent's ot=th threshold."),
 							 &fp_attribution_sampling_ratio,
 							 sampling_ratio_from_environment(), 0.0, 1.0,
 							 PGC_SUSET, 0,
@@ -141,24 +152,46 @@ random_id(uint8 *out, int len)
 }
 
 /*
- * Trace-id ratio sampling, deterministic in the trace id so every
- * participant of a trace agrees: the low 56 bits of the id are compared
- * with a threshold, as in OpenTelemetry's consistent probability sampling.
+ * The randomness R of a trace: the tracestate's explicit rv, else the low
+ * 56 bits of the trace id (random in ids we make, and by W3C level 2's
+ * random-trace-id flag in others).
  */
-bool
-fp_attribution_sample_root(const FpTraceId *trace_id, double ratio)
+static uint64
+trace_randomness(const FpTraceId *trace_id, const FpOtSampling *ot)
 {
 	uint64		randomness = 0;
-	uint64		threshold;
 
-	if (ratio >= 1.0)
-		return true;
-	if (ratio <= 0.0)
-		return false;
+	if (ot != NULL && ot->has_rv)
+		return ot->rv;
 	for (int i = 9; i < FP_TRACE_ID_LEN; i++)
 		randomness = (randomness << 8) | trace_id->bytes[i];
-	threshold = (uint64) ((1.0 - ratio) * (double) (UINT64CONST(1) << 56));
-	return randomness >= threshold;
+	return randomness;
+}
+
+/*
+ * Honour the ot=th of a parent's tracestate (see the file header).  May
+ * clear the sampled bit of *flags; returns the tracestate to keep.
+ */
+static char *
+follow_parent_threshold(const FpTraceId *trace_id, uint8 *flags, char *state)
+{
+	FpOtSampling ot;
+	uint64		randomness;
+	uint64		ours;
+
+	fp_attribution_ot_parse(state, &ot);
+	if (!ot.has_th)
+		return state;
+	randomness = trace_randomness(trace_id, &ot);
+	if ((*flags & FP_TRACE_FLAG_SAMPLED) == 0 || randomness < ot.th)
+		return fp_attribution_ot_set_threshold(state, false, 0);
+	ours = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
+	if (ours <= ot.th)
+		return state;
+	if (randomness >= ours)
+		return fp_attribution_ot_set_threshold(state, true, ours);
+	*flags &= ~FP_TRACE_FLAG_SAMPLED;
+	return fp_attribution_ot_set_threshold(state, false, 0);
 }
 
 /*
@@ -231,26 +264,33 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	else
 		ctx->source = incoming_context(&parent, &state);
 
+	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
+	{
+		FP_COUNT(invalid_tracestates);
+		state = NULL;
+	}
+
 	if (ctx->source == FP_CONTEXT_NEW_ROOT)
 	{
+		uint64		threshold = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
+
 		random_id(ctx->trace_id.bytes, FP_TRACE_ID_LEN);
 		memset(ctx->parent_span_id.bytes, 0, FP_SPAN_ID_LEN);
-		ctx->flags = FP_TRACE_FLAG_RANDOM |
-			(fp_attribution_sample_root(&ctx->trace_id,
-										fp_attribution_sampling_ratio)
-			 ? FP_TRACE_FLAG_SAMPLED : 0);
+		ctx->flags = FP_TRACE_FLAG_RANDOM;
+		if (trace_randomness(&ctx->trace_id, NULL) >= threshold)
+		{
+			ctx->flags |= FP_TRACE_FLAG_SAMPLED;
+			/* the probability, for whoever counts sampled traces */
+			if (threshold > 0)
+				state = fp_attribution_ot_set_threshold(NULL, true, threshold);
+		}
 	}
 	else
 	{
 		ctx->trace_id = parent.trace_id;
 		ctx->parent_span_id = parent.parent_id;
 		ctx->flags = parent.flags;
-	}
-
-	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
-	{
-		FP_COUNT(invalid_tracestates);
-		state = NULL;
+		state = follow_parent_threshold(&ctx->trace_id, &ctx->flags, state);
 	}
 	ctx->tracestate = state;
 	random_id(ctx->span_id.bytes, FP_SPAN_ID_LEN);

@@ -41,8 +41,6 @@ extern void fp_attribution_trace_context_define_gucs(void);
 extern void fp_attribution_begin_command(const char *traceparent,
 										 const char *tracestate,
 										 FpCommandContext *ctx);
-extern bool fp_attribution_sample_root(const FpTraceId *trace_id,
-									   double ratio);
 extern const char *fp_attribution_context_source_name(FpContextSource source);
 extern void fp_attribution_new_span_id(FpSpanId *id);
 
