@@ -10,8 +10,8 @@
  * host.name, the Google Cloud project when set, plus
  * fp_attribution.otlp_resource_attributes) and one instrumentation scope
  * (fp_attribution and its version), both with the schema_url of the
- * semantic-conventions release whose names the attributes use.  Messages are
- * built with palloc in the caller's memory context, which the worker
+ * semantic-conventions release whose names the attributes use.  Messages
+ * are built with palloc in the caller's memory context, which the worker
  * resets after each request.
  *
  * Runs only in the worker, on private copies of the records: no locks.
@@ -42,6 +42,7 @@
  */
 #define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
 #define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
+
 #ifndef FP_ATTRIBUTION_VERSION
 #define FP_ATTRIBUTION_VERSION "1.0"
 #endif

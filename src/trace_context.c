@@ -272,8 +272,9 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 
 	if (ctx->source == FP_CONTEXT_NEW_ROOT)
 	{
-		uint64		threshold = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
+		uint64		threshold;
 
+		threshold = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
 		random_id(ctx->trace_id.bytes, FP_TRACE_ID_LEN);
 		memset(ctx->parent_span_id.bytes, 0, FP_SPAN_ID_LEN);
 		ctx->flags = FP_TRACE_FLAG_RANDOM;

@@ -47,8 +47,8 @@ typedef struct OtElement
 } OtElement;
 
 /*
- * The next comma-separated element of [*p, end), trimmed; advances *p past
- * its comma.  Returns false when the list is exhausted.
+ * The next sep-separated element of [*p, end), trimmed; advances *p past
+ * its separator.  Returns false when the list is exhausted.
  */
 static bool
 next_element(const char **p, const char *end, char sep, OtElement *out)
@@ -70,7 +70,7 @@ next_element(const char **p, const char *end, char sep, OtElement *out)
 	return true;
 }
 
-/* Parse 1..maxdigits lowercase hex digits, left-aligned in 56 bits */
+/* Parse mindigits to 14 lowercase hex digits, left-aligned in 56 bits */
 static bool
 parse_hex56(const char *s, int len, int mindigits, uint64 *out)
 {
