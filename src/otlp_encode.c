@@ -77,6 +77,7 @@ typedef Opentelemetry__Proto__Metrics__V1__Gauge PbGauge;
 typedef Opentelemetry__Proto__Metrics__V1__Histogram PbHistogram;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint PbNumberPoint;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint PbHistogramPoint;
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar PbExemplar;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics PbScopeMetrics;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics PbResourceMetrics;
 
@@ -448,6 +449,20 @@ data_point(const FpMetricPoint *p)
 		h->explicit_bounds = (double *) p->explicit_bounds;
 		h->n_bucket_counts = p->n_bounds + 1;
 		h->bucket_counts = (uint64_t *) p->bucket_counts;
+		if (p->exemplar.time_unix_nano != 0)
+		{
+			PbExemplar *e = palloc(sizeof(PbExemplar));
+
+			opentelemetry__proto__metrics__v1__exemplar__init(e);
+			e->time_unix_nano = p->exemplar.time_unix_nano;
+			e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
+			e->as_double = p->exemplar.value;
+			e->trace_id = id_bytes(p->exemplar.trace_id.bytes, FP_TRACE_ID_LEN);
+			e->span_id = id_bytes(p->exemplar.span_id.bytes, FP_SPAN_ID_LEN);
+			h->n_exemplars = 1;
+			h->exemplars = palloc(sizeof(PbExemplar *));
+			h->exemplars[0] = e;
+		}
 		return h;
 	}
 	else

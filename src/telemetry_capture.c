@@ -1305,9 +1305,16 @@ conversion_written(RowRecords *r)
 	t->revenue_cents = add_revenue(t->revenue_cents, Max(revenue_cents, 0));
 	if (attributed)
 	{
+		int64		latency_ms;
+
 		d = row_datum(r, COL_LATENCY, &isnull);
-		fp_attribution_telemetry_tally_conversion(&t->latency, isnull ? 0 :
-												  interval_ms(DatumGetIntervalP(d)));
+		latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
+		fp_attribution_telemetry_tally_conversion(&t->latency, latency_ms);
+		/* a conversion of a recorded command span links to it */
+		if (r->cmd != NULL && r->cmd->span != NULL)
+			fp_attribution_telemetry_tally_exemplar(&t->latency, r->now,
+													Max(latency_ms, 0) / 1e3,
+													r->trace_id, r->span_id);
 	}
 	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
 							revenue_cents);
@@ -1811,6 +1818,11 @@ build(XactOutcome outcome)
 			continue;
 		fp_attribution_telemetry_tally_command(&handover.commands[cmd->kind][cmd->head.aborted],
 											   cmd->end_ns - cmd->start_ns);
+		if (cmd->span != NULL)
+			fp_attribution_telemetry_tally_exemplar(&handover.commands[cmd->kind][cmd->head.aborted],
+													cmd->end_ns,
+													(cmd->end_ns - cmd->start_ns) / 1e9,
+													&cmd->trace_id, &cmd->span_id);
 		handover.n_logs += command_logs(cmd, NULL, handover.logs + handover.n_logs, false);
 		if (cmd->span != NULL)
 		{

@@ -311,6 +311,37 @@ async function main() {
 			   m['affiliate.clicks.total'].sum.aggregationTemporality === 2, 'cumulative monotonic sum');
 	});
 
+	await test('exemplars: latency points link to the latest sampled command span', async () => {
+		const trace = randomHex(16);
+		const ctrace = randomHex(16);
+		const visitor = `v-e2e-ex-${randomHex(4)}`;
+		const click = sql(`SELECT span_id FROM attribution.track_click('aff-e2e-ex', visitor_id => '${visitor}', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+		const conv = sql(`SELECT span_id FROM attribution.track_conversion('order-e2e-ex-${randomHex(4)}', 100, 'EUR', visitor_id => '${visitor}', traceparent => '00-${ctrace}-${randomHex(8)}-01')`);
+		// an unsampled command is no exemplar
+		sql(`SELECT 1 FROM attribution.track_click('aff-e2e-ex', traceparent => '00-${randomHex(16)}-${randomHex(8)}-00')`);
+		const find = (m, name, command) => {
+			const h = m[name] && m[name].histogram.dataPoints.find((p) => !command || attrs(p.attributes)['fp.command.name'] === command);
+			return h && h.exemplars && h.exemplars[0];
+		};
+		const req = await waitFor('metrics with the exemplars', async () => {
+			const d = await rcv.dump();
+
+			return d.received.metrics.slice().reverse().find((r) => {
+				const m = metricsByName(r.request);
+				const c = find(m, 'commands.latency', 'track_click');
+				return c && c.traceId === trace;
+			});
+		});
+		const m = metricsByName(req.request);
+		const c = find(m, 'commands.latency', 'track_click');
+		const v = find(m, 'affiliate.conversion.latency');
+
+		assert(c.spanId === click, `commands.latency exemplar span ${c.spanId} != ${click}`);
+		assert(c.asDouble > 0 && c.asDouble < 60 && Number(c.timeUnixNano) > 0, `exemplar value ${c.asDouble} time ${c.timeUnixNano}`);
+		assert(v && v.traceId === ctrace && v.spanId === conv, `conversion.latency exemplar ${JSON.stringify(v)}`);
+		assert(v.asDouble >= 0 && v.asDouble < 60, `conversion latency ${v.asDouble}`);
+	});
+
 	await test('headers sent, and hidden from non-superusers', async () => {
 		configure({ otlp_headers: 'x-test-token=abc%20def, x-other=1' });
 		const want = badClick();

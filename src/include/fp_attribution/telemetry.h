@@ -231,6 +231,18 @@ typedef enum FpMetricKind
  * n_bounds explicit_bounds and n_bounds + 1 bucket_counts (the last is the
  * +Inf bucket); count and sum as in HistogramDataPoint.
  */
+/*
+ * One measurement of a latency histogram and the span it was measured in,
+ * exported as an OTLP exemplar; time_unix_nano 0 means none.
+ */
+typedef struct FpExemplar
+{
+	int64		time_unix_nano;
+	double		value;			/* seconds */
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+} FpExemplar;
+
 typedef struct FpMetricPoint
 {
 	char		name[FP_METRIC_NAME_LEN];
@@ -248,6 +260,7 @@ typedef struct FpMetricPoint
 	double		value_double;
 	uint64		count;
 	double		sum;
+	FpExemplar	exemplar;		/* histograms: the latest, or none */
 	int			n_bounds;
 	double		explicit_bounds[FP_HISTOGRAM_MAX_BOUNDS];
 	uint64		bucket_counts[FP_HISTOGRAM_MAX_BOUNDS + 1];
