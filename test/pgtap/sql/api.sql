@@ -52,8 +52,8 @@ SELECT is((SELECT count(*) FROM attribution.track_click('b', click_id => 'f00000
 	'a retry returns one row too');
 SELECT is((SELECT affiliate_id FROM attribution.clicks WHERE click_id = 'f0000000-0000-4000-8000-000000000001'), 'a',
 	'the retry changed nothing');
-SELECT matches(attribution.current_traceparent(), '^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$',
-	'current_traceparent is a version-00 traceparent');
+SELECT matches(attribution.current_traceparent(), '^00-[0-9a-f]{32}-[0-9a-f]{16}-0[23]$',
+	'current_traceparent is a version-00 traceparent with the random-trace-id flag');
 
 SELECT * FROM finish();
 ROLLBACK;
