@@ -30,8 +30,8 @@ if [ $status -ne 0 ]; then
 	done
 fi
 
-for t in "$work"/test/e2e/run.sh "$work"/test/offline_verify/run.sh "$work"/test/dump_restore/run.sh \
-	"$work"/test/jcs_property/run.sh; do
+for t in "$work"/test/e2e/run.sh "$work"/test/otel_client/run.sh "$work"/test/offline_verify/run.sh \
+	"$work"/test/dump_restore/run.sh "$work"/test/jcs_property/run.sh; do
 	[ -x "$t" ] || continue
 	bash "$t" 2>&1 | tee -a "$log" || status=1
 done
