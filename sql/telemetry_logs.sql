@@ -23,6 +23,15 @@ SELECT l.event_name COLLATE "C", l.trace_id = c.trace_id AS same_trace,
    AND l.trace_id = c.trace_id
  ORDER BY 1;
 
+-- the exception of a failed command is also a log record on the command's
+-- span, with the time and attributes of the span's exception event
+SELECT l.severity_number, l.time_unix_nano = (e ->> 'time_unix_nano')::bigint AS same_time,
+	   l.attributes = e -> 'attributes' AS same_attributes
+  FROM attribution.logs l
+  JOIN attribution.spans s USING (trace_id, span_id),
+	   jsonb_array_elements(s.events) AS e
+ WHERE l.event_name = 'exception' AND e ->> 'name' = 'exception';
+
 -- no raw IP anywhere unless allowed
 SELECT count(*) AS records_with_ip FROM attribution.logs
  WHERE attributes::text LIKE '%192.0.2.7%';

@@ -6,10 +6,12 @@
  *	  for http/json, as OTLP/JSON (otlp_json.c).
  *
  * Every request carries one resource (service.name, service.version,
- * deployment.environment.name, host.name, the Google Cloud project when
- * set, plus fp_attribution.otlp_resource_attributes) and one
- * instrumentation scope (fp_attribution and its version).  Messages are
- * built with palloc in the caller's memory context, which the worker
+ * service.instance.id, telemetry.sdk.*, deployment.environment.name,
+ * host.name, the Google Cloud project when set, plus
+ * fp_attribution.otlp_resource_attributes) and one instrumentation scope
+ * (fp_attribution and its version), both with the schema_url of the
+ * semantic-conventions release whose names the attributes use.  Messages
+ * are built with palloc in the caller's memory context, which the worker
  * resets after each request.
  *
  * Runs only in the worker, on private copies of the records: no locks.
@@ -22,15 +24,40 @@
 
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "access/xlog.h"
+#include "postmaster/postmaster.h"
+
 #include "fp_attribution/otlp.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
 #include "trace_service.pb-c.h"
 
 #define SCOPE_NAME "fp_attribution"
+
+/*
+ * OTLP SpanFlags: the low byte is the W3C trace flags; bit 8 says that
+ * bit 9 is known, bit 9 that the parent span is remote.  We always know.
+ */
+#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
+#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
+
 #ifndef FP_ATTRIBUTION_VERSION
 #define FP_ATTRIBUTION_VERSION "1.0"
 #endif
+
+/*
+ * The semantic-conventions release whose attribute names and meanings the
+ * records follow (every name checked against it; doc/export.md).
+ */
+#define SCHEMA_URL "https://opentelemetry.io/schemas/1.45.0"
+
+/* The namespace the semantic conventions give for service.instance.id UUIDs */
+static const uint8 instance_id_namespace[16] = {
+	0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
+	0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20
+};
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue PbKeyValue;
 typedef Opentelemetry__Proto__Common__V1__AnyValue PbAnyValue;
@@ -50,6 +77,7 @@ typedef Opentelemetry__Proto__Metrics__V1__Gauge PbGauge;
 typedef Opentelemetry__Proto__Metrics__V1__Histogram PbHistogram;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint PbNumberPoint;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint PbHistogramPoint;
+typedef Opentelemetry__Proto__Metrics__V1__Exemplar PbExemplar;
 typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics PbScopeMetrics;
 typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics PbResourceMetrics;
 
@@ -133,6 +161,44 @@ add_attr(List **attrs, const char *key, const char *value, bool replace)
 }
 
 /*
+ * service.instance.id: the name-based (version 5, RFC 9562) UUID of
+ * "<system identifier>:<host name>:<port>" in the namespace the semantic
+ * conventions give.  The same across restarts of a server; a physical
+ * standby, which shares the primary's system identifier, differs by its
+ * host name or port.  Computed once per worker.
+ */
+static const char *
+service_instance_id(const char *host)
+{
+	static char id[37];
+	char		name[512];
+	uint8		input[sizeof(instance_id_namespace) + sizeof(name)];
+	uint8		digest[EVP_MAX_MD_SIZE];
+	int			len;
+	char	   *out = id;
+
+	if (id[0] != '\0')
+		return id;
+	len = snprintf(name, sizeof(name), UINT64_FORMAT ":%s:%d",
+				   GetSystemIdentifier(), host, PostPortNumber);
+	len = Min(len, (int) sizeof(name) - 1);
+	memcpy(input, instance_id_namespace, sizeof(instance_id_namespace));
+	memcpy(input + sizeof(instance_id_namespace), name, len);
+	if (EVP_Digest(input, sizeof(instance_id_namespace) + len, digest, NULL,
+				   EVP_sha1(), NULL) != 1)
+		return NULL;
+	digest[6] = (digest[6] & 0x0f) | 0x50;	/* version 5 */
+	digest[8] = (digest[8] & 0x3f) | 0x80;	/* RFC variant */
+	for (int i = 0; i < 16; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*out++ = '-';
+		out += sprintf(out, "%02x", digest[i]);
+	}
+	return id;
+}
+
+/*
  * The resource.  User-given attributes (fp_attribution.otlp_resource_
  * attributes) win over detected ones, except service.name, for which
  * fp_attribution.otlp_service_name (OTEL_SERVICE_NAME) wins, as the
@@ -147,6 +213,7 @@ resource(void)
 	ListCell   *lc;
 	const char *error;
 	char		host[256];
+	const char *instance_id;
 	int			i = 0;
 
 	opentelemetry__proto__resource__v1__resource__init(r);
@@ -163,11 +230,17 @@ resource(void)
 	if (fp_attribution_otlp_environment[0])
 		add_attr(&attrs, "deployment.environment.name",
 				 fp_attribution_otlp_environment, false);
-	if (gethostname(host, sizeof(host)) == 0)
-	{
-		host[sizeof(host) - 1] = '\0';
+	add_attr(&attrs, "telemetry.sdk.name", SCOPE_NAME, false);
+	add_attr(&attrs, "telemetry.sdk.language", "c", false);
+	add_attr(&attrs, "telemetry.sdk.version", FP_ATTRIBUTION_VERSION, false);
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if (host[0] != '\0')
 		add_attr(&attrs, "host.name", pstrdup(host), false);
-	}
+	instance_id = service_instance_id(host);
+	if (instance_id != NULL)
+		add_attr(&attrs, "service.instance.id", instance_id, false);
 	if (fp_attribution_otlp_gcp_project[0])
 	{
 		add_attr(&attrs, "cloud.provider", "gcp", false);
@@ -254,10 +327,12 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 	req.resource_spans = palloc(sizeof(PbResourceSpans *));
 	req.resource_spans[0] = rs;
 	rs->resource = resource();
+	rs->schema_url = SCHEMA_URL;
 	rs->n_scope_spans = 1;
 	rs->scope_spans = palloc(sizeof(PbScopeSpans *));
 	rs->scope_spans[0] = ss;
 	ss->scope = scope();
+	ss->schema_url = SCHEMA_URL;
 	ss->n_spans = n;
 	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -271,7 +346,8 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
 									 sizeof(in->parent_span_id.bytes));
 		s->trace_state = (char *) in->trace_state;
-		s->flags = in->flags;
+		s->flags = in->flags | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE |
+			(in->parent_is_remote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0);
 		s->name = (char *) in->name;
 		s->kind = in->kind;
 		s->start_time_unix_nano = in->start_time_unix_nano;
@@ -321,10 +397,12 @@ fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
 	req.resource_logs = palloc(sizeof(PbResourceLogs *));
 	req.resource_logs[0] = rl;
 	rl->resource = resource();
+	rl->schema_url = SCHEMA_URL;
 	rl->n_scope_logs = 1;
 	rl->scope_logs = palloc(sizeof(PbScopeLogs *));
 	rl->scope_logs[0] = sl;
 	sl->scope = scope();
+	sl->schema_url = SCHEMA_URL;
 	sl->n_log_records = n;
 	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -371,6 +449,20 @@ data_point(const FpMetricPoint *p)
 		h->explicit_bounds = (double *) p->explicit_bounds;
 		h->n_bucket_counts = p->n_bounds + 1;
 		h->bucket_counts = (uint64_t *) p->bucket_counts;
+		if (p->exemplar.time_unix_nano != 0)
+		{
+			PbExemplar *e = palloc(sizeof(PbExemplar));
+
+			opentelemetry__proto__metrics__v1__exemplar__init(e);
+			e->time_unix_nano = p->exemplar.time_unix_nano;
+			e->value_case = OPENTELEMETRY__PROTO__METRICS__V1__EXEMPLAR__VALUE_AS_DOUBLE;
+			e->as_double = p->exemplar.value;
+			e->trace_id = id_bytes(p->exemplar.trace_id.bytes, FP_TRACE_ID_LEN);
+			e->span_id = id_bytes(p->exemplar.span_id.bytes, FP_SPAN_ID_LEN);
+			h->n_exemplars = 1;
+			h->exemplars = palloc(sizeof(PbExemplar *));
+			h->exemplars[0] = e;
+		}
 		return h;
 	}
 	else
@@ -472,10 +564,12 @@ fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
 	req.resource_metrics = palloc(sizeof(PbResourceMetrics *));
 	req.resource_metrics[0] = rm;
 	rm->resource = resource();
+	rm->schema_url = SCHEMA_URL;
 	rm->n_scope_metrics = 1;
 	rm->scope_metrics = palloc(sizeof(PbScopeMetrics *));
 	rm->scope_metrics[0] = sm;
 	sm->scope = scope();
+	sm->schema_url = SCHEMA_URL;
 	sm->metrics = palloc(sizeof(PbMetric *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{

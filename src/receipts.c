@@ -13,11 +13,10 @@
  * retry inserts no row and so writes none.
  *
  * Chains: one per (advertiser_id, aggregate_type, aggregate_id), whose
- * head row in
- * attribution.receipt_streams holds the last sequence and receipt hash.
- * Every statement of an append is keyed by advertiser_id first, so it
- * touches only that advertiser's rows (one shard, distributed).
- * An append is:
+ * head row in attribution.receipt_streams holds the last sequence and
+ * receipt hash.  Every statement of an append is keyed by advertiser_id
+ * first, so it touches only that advertiser's rows (one shard, once the
+ * tables are distributed by it).  An append is:
  *
  *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
  *	   (a concurrent writer of the same aggregate waits here until we end,
@@ -817,7 +816,9 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 }
 
 /*
- * The text output of a Datum of type typid.
+ * The text output of a Datum of type typid.  text and uuid, most of the
+ * columns a receipt records, are written here without looking up their
+ * output functions (the same text: a uuid's canonical form).
  */
 static char *
 datum_text(Datum d, Oid typid)
@@ -825,6 +826,15 @@ datum_text(Datum d, Oid typid)
 	Oid			output;
 	bool		varlena;
 
+	if (typid == TEXTOID)
+		return TextDatumGetCString(d);
+	if (typid == UUIDOID)
+	{
+		char	   *buf = palloc(37);
+
+		format_uuid(DatumGetUUIDP(d), buf);
+		return buf;
+	}
 	getTypeOutputInfo(typid, &output, &varlena);
 	return OidOutputFunctionCall(output, d);
 }

@@ -237,6 +237,7 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 												 column_types[c].typid,
 												 column_types[c].typlen);
 				edit->attno[c] = i;
+				break;
 			}
 	}
 	return true;

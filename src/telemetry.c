@@ -27,6 +27,10 @@
  *	  transactions (see below), taken exclusively to fill or empty a slot
  *	  by a memcpy; nothing else is done under it.
  *
+ * Each histogram's exemplar (the latest sampled measurement with its trace
+ * and span ids, 48 bytes) is guarded by a spinlock of its own, held only to
+ * copy it in or out.
+ *
  * The fixed counters and histogram buckets are pg_atomic_uint64 updated
  * with fetch-add and read without a lock: a snapshot may be a few
  * increments inconsistent across series, which cumulative metrics
@@ -112,6 +116,8 @@ typedef struct FpHistogram
 	pg_atomic_uint64 count;
 	pg_atomic_uint64 sum;		/* in units of the definition's sum_scale */
 	pg_atomic_uint64 buckets[FP_HISTOGRAM_MAX_BOUNDS + 1];
+	slock_t		exemplar_lock;
+	FpExemplar	exemplar;		/* guarded by exemplar_lock */
 } FpHistogram;
 
 /* Metrics whose series carry one string attribute, capped */
@@ -333,6 +339,8 @@ histogram_init(FpHistogram *h)
 	pg_atomic_init_u64(&h->sum, 0);
 	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
 		pg_atomic_init_u64(&h->buckets[i], 0);
+	SpinLockInit(&h->exemplar_lock);
+	memset(&h->exemplar, 0, sizeof(h->exemplar));
 }
 
 /*
@@ -749,6 +757,9 @@ histogram_reset(FpHistogram *h)
 	pg_atomic_write_u64(&h->sum, 0);
 	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
 		pg_atomic_write_u64(&h->buckets[i], 0);
+	SpinLockAcquire(&h->exemplar_lock);
+	memset(&h->exemplar, 0, sizeof(h->exemplar));
+	SpinLockRelease(&h->exemplar_lock);
 }
 
 /*
@@ -881,6 +892,13 @@ histogram_add(FpHistogram *h, const FpLatencyTally *t)
 			pg_atomic_fetch_add_u64(&h->buckets[i], t->buckets[i]);
 	pg_atomic_fetch_add_u64(&h->count, t->count);
 	pg_atomic_fetch_add_u64(&h->sum, t->sum);
+	if (t->exemplar.time_unix_nano != 0)
+	{
+		SpinLockAcquire(&h->exemplar_lock);
+		if (t->exemplar.time_unix_nano >= h->exemplar.time_unix_nano)
+			h->exemplar = t->exemplar;
+		SpinLockRelease(&h->exemplar_lock);
+	}
 }
 
 /* Tally one sample of value (sum_units in the histogram's sum units) */
@@ -904,6 +922,24 @@ fp_attribution_telemetry_tally_command(FpLatencyTally *t, int64 duration_ns)
 	duration_ns = Max(duration_ns, 0);
 	tally_record(t, command_latency_bounds, lengthof(command_latency_bounds),
 				 duration_ns * COMMAND_SUM_SCALE, (uint64) duration_ns);
+}
+
+/*
+ * Offer a tallied measurement of a recorded span as its histogram's
+ * exemplar: the latest one wins, here and in shared memory.
+ */
+void
+fp_attribution_telemetry_tally_exemplar(FpLatencyTally *t, int64 time_unix_nano,
+										double seconds,
+										const FpTraceId *trace_id,
+										const FpSpanId *span_id)
+{
+	if (time_unix_nano < t->exemplar.time_unix_nano)
+		return;
+	t->exemplar.time_unix_nano = time_unix_nano;
+	t->exemplar.value = seconds;
+	t->exemplar.trace_id = *trace_id;
+	t->exemplar.span_id = *span_id;
 }
 
 void
@@ -1041,6 +1077,8 @@ fp_attribution_telemetry_merge_tally(FpLatencyTally *dst,
 	dst->sum += src->sum;
 	for (int i = 0; i <= FP_HISTOGRAM_MAX_BOUNDS; i++)
 		dst->buckets[i] += src->buckets[i];
+	if (src->exemplar.time_unix_nano > dst->exemplar.time_unix_nano)
+		dst->exemplar = src->exemplar;
 }
 
 /*----------
@@ -1254,6 +1292,9 @@ histogram_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 		p->bucket_counts[i] = pg_atomic_read_u64(&h->buckets[i]);
 	p->count = pg_atomic_read_u64(&h->count);
 	p->sum = pg_atomic_read_u64(&h->sum) * sum_scale;
+	SpinLockAcquire(&h->exemplar_lock);
+	p->exemplar = h->exemplar;
+	SpinLockRelease(&h->exemplar_lock);
 	if (command != NULL)
 	{
 		p->n_attrs = 1;

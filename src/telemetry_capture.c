@@ -38,7 +38,8 @@
  * metrics are handed over.  At abort (or for the part of the work that a
  * rolled-back subtransaction undid): spans are kept with status ERROR and
  * an exception event when an error caused it (fp.command.outcome says
- * "failed" or "rolled_back"); "command failed" is logged; commands.total
+ * "failed" or "rolled_back"); "command failed" is logged, and an error's
+ * exception also as a log record of its own; commands.total
  * and commands.errors count the command; the business log records and
  * business metrics are dropped, because that work never happened.  At
  * PREPARE TRANSACTION spans, logs and commands.* are handed over (outcome
@@ -72,7 +73,7 @@
  * No allocation at transaction end.  An error in the commit, prepare or
  * abort callback would be a PANIC, so they allocate nothing and look
  * nothing up: a recorded command gets its span (with what is known when
- * it starts: ids, start time, tracestate, db.* attributes) and its three
+ * it starts: ids, start time, tracestate, db.* attributes) and its four
  * log records allocated when it starts, and each reservation grows the
  * arrays of pointers that hand the records over; at transaction end
  * build() only fills those records in place (snprintf into fixed buffers,
@@ -153,8 +154,12 @@ typedef struct PendingHead
 	bool		aborted;		/* that subtransaction rolled back */
 } PendingHead;
 
-/* Log records of a command: started, then succeeded or failed, rule */
-#define COMMAND_LOGS 3
+/*
+ * Log records of a command: started, then succeeded or failed, rule, and
+ * the exception (the span's exception event as a log record, as span
+ * events give way to log records in OpenTelemetry)
+ */
+#define COMMAND_LOGS 4
 
 /*
  * A command.  A recorded one (there was room for its records) gets them
@@ -569,6 +574,16 @@ breaks_rule(const PendingCommand *cmd)
 }
 
 /*
+ * How many log records a finished command has: started, succeeded or
+ * failed, and for an error the exception and perhaps the broken rule
+ */
+static int
+command_log_count(const PendingCommand *cmd)
+{
+	return 2 + (cmd->failed ? 1 : 0) + (breaks_rule(cmd) ? 1 : 0);
+}
+
+/*
  * A finished command that had no room for its span and log records: count
  * them as dropped, tally its metrics and forget it.  The caller has taken
  * it off the commands list.  A rolled-back one goes to rolled_back: in an
@@ -584,7 +599,7 @@ retire_command(PendingCommand *cmd)
 
 		fp_attribution_telemetry_tally_command(t, cmd->end_ns - cmd->start_ns);
 		dropped_spans += cmd->sampled ? 1 : 0;
-		dropped_logs += breaks_rule(cmd) ? 3 : 2;
+		dropped_logs += command_log_count(cmd);
 	}
 	if (cmd != &spare_command)
 		pfree(cmd);
@@ -725,6 +740,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 			span->trace_id = ctx->trace_id;
 			span->span_id = ctx->span_id;
 			span->parent_span_id = ctx->parent_span_id;
+			span->parent_is_remote = ctx->source != FP_CONTEXT_NEW_ROOT;
 			span->flags = ctx->flags;
 			span->start_time_unix_nano = now;
 			if (ctx->tracestate != NULL)
@@ -1400,9 +1416,16 @@ conversion_written(RowRecords *r)
 	t->revenue_cents = add_revenue(t->revenue_cents, Max(revenue_cents, 0));
 	if (attributed)
 	{
+		int64		latency_ms;
+
 		d = row_datum(r, COL_LATENCY, &isnull);
-		fp_attribution_telemetry_tally_conversion(&t->latency, isnull ? 0 :
-												  interval_ms(DatumGetIntervalP(d)));
+		latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
+		fp_attribution_telemetry_tally_conversion(&t->latency, latency_ms);
+		/* a conversion of a recorded command span links to it */
+		if (r->cmd != NULL && r->cmd->span != NULL)
+			fp_attribution_telemetry_tally_exemplar(&t->latency, r->now,
+													Max(latency_ms, 0) / 1e3,
+													r->trace_id, r->span_id);
 	}
 	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
 							revenue_cents);
@@ -1521,7 +1544,9 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	r.cmd = command_of_row(&span_id);
 	d = row_datum(&r, COL_SAMPLED, &isnull);
 	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
-	r.flags = sampled ? FP_TRACE_FLAG_SAMPLED : 0;
+	/* the command's other flags (random trace id, ...) when it is ours */
+	r.flags = (r.cmd != NULL ? r.cmd->flags & ~FP_TRACE_FLAG_SAMPLED : 0) |
+		(sampled ? FP_TRACE_FLAG_SAMPLED : 0);
 	if (r.cmd != NULL && table != TABLE_RECEIPTS)
 	{
 		r.cmd->wrote_row = true;
@@ -1834,6 +1859,17 @@ command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
 		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.rule"), cmd->sqlstate);
 		out[n++] = log;
 	}
+	if (cmd->failed)
+	{
+		/* the span's exception event, as a log record on the same span */
+		log = cmd->logs[3];
+		log_init(log, FP_SEVERITY_ERROR, "exception", cmd->end_ns,
+				 &cmd->trace_id, &cmd->span_id, cmd->flags);
+		fp_attribution_copy_utf8(log->body, cmd->message, sizeof(log->body));
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "exception.type"), cmd->sqlstate);
+		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "exception.message"), cmd->message);
+		out[n++] = log;
+	}
 	return n;
 }
 
@@ -1893,6 +1929,11 @@ build(XactOutcome outcome)
 			continue;
 		fp_attribution_telemetry_tally_command(&handover.commands[cmd->kind][cmd->head.aborted],
 											   cmd->end_ns - cmd->start_ns);
+		if (cmd->span != NULL)
+			fp_attribution_telemetry_tally_exemplar(&handover.commands[cmd->kind][cmd->head.aborted],
+													cmd->end_ns,
+													(cmd->end_ns - cmd->start_ns) / 1e9,
+													&cmd->trace_id, &cmd->span_id);
 		handover.n_logs += command_logs(cmd, NULL, handover.logs + handover.n_logs, false);
 		if (cmd->span != NULL)
 		{

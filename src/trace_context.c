@@ -6,10 +6,29 @@
  *
  * Sources, first valid one wins: the function argument, then
  * fp_attribution.traceparent (meant for SET LOCAL), then a SQLCommenter
- * comment on the top-level statement, else a new root trace.  An invalid
- * traceparent is not an error (W3C: ignore it and start over); it is
- * counted and the next source is tried.  A tracestate travels only with
- * the traceparent it came with.
+ * comment on the top-level statement, then application_name when the whole
+ * of it is a valid traceparent (what OpenTelemetry's pg and .NET
+ * instrumentations send before each query), else a new root trace.  An
+ * invalid traceparent is not an error (W3C: ignore it and start over); it
+ * is counted and the next source is tried.  application_name is the
+ * exception: it is normally a name, so anything there that does not parse
+ * is simply no context and is not counted.  A tracestate travels only with
+ * the traceparent it came with (application_name carries none).
+ *
+ * Trace flags follow W3C Trace Context level 2: a root we create has the
+ * random-trace-id flag (our trace ids are wholly random), and a parent's
+ * flags are kept as they came, known or not, so that a flag defined after
+ * this code was written still reaches the next participant.
+ *
+ * Sampling is OpenTelemetry's consistent probability sampling: a trace's
+ * randomness R is the rv of its tracestate's ot member, else the trace
+ * id's low 56 bits; a root is sampled when R reaches the threshold of
+ * fp_attribution.sampling_ratio, and a sampled root below ratio 1 writes
+ * that threshold as ot=th.  A parent is followed by its sampled flag; when
+ * it carries ot=th (it takes part in consistent sampling), its threshold
+ * is honoured too: an unsampled parent's or an inconsistent (R < th) th is
+ * erased, and a sampling_ratio stricter than the parent's applies to the
+ * same R and, if the command is still sampled, becomes the new th.
  *
  * Ids come from a per-backend xoroshiro128** generator (pg_prng) seeded
  * from pg_strong_random on first use in each backend, so forked backends
@@ -37,6 +56,7 @@
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
+#include "fp_attribution/tracestate_ot.h"
 
 char	   *fp_attribution_traceparent_setting = NULL;
 char	   *fp_attribution_tracestate_setting = NULL;
@@ -99,7 +119,7 @@ fp_attribution_trace_context_define_gucs(void)
 							   NULL, NULL, NULL);
 	DefineCustomRealVariable("fp_attribution.sampling_ratio",
 							 gettext_noop("Fraction of new root traces that are sampled."),
-							 gettext_noop("Commands with a parent follow the parent's sampled flag."),
+							 gettext_noop("Commands with a parent follow the parent's sampled flag, and a stricter ratio than the parent's ot=th threshold."),
 							 &fp_attribution_sampling_ratio,
 							 sampling_ratio_from_environment(), 0.0, 1.0,
 							 PGC_SUSET, 0,
@@ -132,24 +152,46 @@ random_id(uint8 *out, int len)
 }
 
 /*
- * Trace-id ratio sampling, deterministic in the trace id so every
- * participant of a trace agrees: the low 56 bits of the id are compared
- * with a threshold, as in OpenTelemetry's consistent probability sampling.
+ * The randomness R of a trace: the tracestate's explicit rv, else the low
+ * 56 bits of the trace id (random in ids we make, and by W3C level 2's
+ * random-trace-id flag in others).
  */
-bool
-fp_attribution_sample_root(const FpTraceId *trace_id, double ratio)
+static uint64
+trace_randomness(const FpTraceId *trace_id, const FpOtSampling *ot)
 {
 	uint64		randomness = 0;
-	uint64		threshold;
 
-	if (ratio >= 1.0)
-		return true;
-	if (ratio <= 0.0)
-		return false;
+	if (ot != NULL && ot->has_rv)
+		return ot->rv;
 	for (int i = 9; i < FP_TRACE_ID_LEN; i++)
 		randomness = (randomness << 8) | trace_id->bytes[i];
-	threshold = (uint64) ((1.0 - ratio) * (double) (UINT64CONST(1) << 56));
-	return randomness >= threshold;
+	return randomness;
+}
+
+/*
+ * Honour the ot=th of a parent's tracestate (see the file header).  May
+ * clear the sampled bit of *flags; returns the tracestate to keep.
+ */
+static char *
+follow_parent_threshold(const FpTraceId *trace_id, uint8 *flags, char *state)
+{
+	FpOtSampling ot;
+	uint64		randomness;
+	uint64		ours;
+
+	fp_attribution_ot_parse(state, &ot);
+	if (!ot.has_th)
+		return state;
+	randomness = trace_randomness(trace_id, &ot);
+	if ((*flags & FP_TRACE_FLAG_SAMPLED) == 0 || randomness < ot.th)
+		return fp_attribution_ot_set_threshold(state, false, 0);
+	ours = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
+	if (ours <= ot.th)
+		return state;
+	if (randomness >= ours)
+		return fp_attribution_ot_set_threshold(state, true, ours);
+	*flags &= ~FP_TRACE_FLAG_SAMPLED;
+	return fp_attribution_ot_set_threshold(state, false, 0);
 }
 
 /*
@@ -169,8 +211,9 @@ try_source(const char *text, FpTraceParent *parent)
 
 /*
  * Find the incoming context of the current statement, without an explicit
- * argument: the setting, then the SQLCommenter comment.  On success fills
- * *parent, sets *tracestate (palloc'd or NULL) and returns the source.
+ * argument: the setting, then the SQLCommenter comment, then
+ * application_name.  On success fills *parent, sets *tracestate (palloc'd
+ * or NULL) and returns the source.
  */
 static FpContextSource
 incoming_context(FpTraceParent *parent, char **tracestate)
@@ -193,6 +236,11 @@ incoming_context(FpTraceParent *parent, char **tracestate)
 			*tracestate = pstrdup(buf);
 		return FP_CONTEXT_SQLCOMMENT;
 	}
+	/* not try_source(): a name that is not a traceparent is not an error */
+	if (application_name != NULL &&
+		fp_attribution_parse_traceparent(application_name,
+										 strlen(application_name), parent))
+		return FP_CONTEXT_APPLICATION_NAME;
 	return FP_CONTEXT_NEW_ROOT;
 }
 
@@ -216,26 +264,34 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	else
 		ctx->source = incoming_context(&parent, &state);
 
+	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
+	{
+		FP_COUNT(invalid_tracestates);
+		state = NULL;
+	}
+
 	if (ctx->source == FP_CONTEXT_NEW_ROOT)
 	{
+		uint64		threshold;
+
+		threshold = fp_attribution_ratio_threshold(fp_attribution_sampling_ratio);
 		random_id(ctx->trace_id.bytes, FP_TRACE_ID_LEN);
 		memset(ctx->parent_span_id.bytes, 0, FP_SPAN_ID_LEN);
-		ctx->flags = fp_attribution_sample_root(&ctx->trace_id,
-												fp_attribution_sampling_ratio)
-			? FP_TRACE_FLAG_SAMPLED : 0;
+		ctx->flags = FP_TRACE_FLAG_RANDOM;
+		if (trace_randomness(&ctx->trace_id, NULL) >= threshold)
+		{
+			ctx->flags |= FP_TRACE_FLAG_SAMPLED;
+			/* the probability, for whoever counts sampled traces */
+			if (threshold > 0)
+				state = fp_attribution_ot_set_threshold(NULL, true, threshold);
+		}
 	}
 	else
 	{
 		ctx->trace_id = parent.trace_id;
 		ctx->parent_span_id = parent.parent_id;
-		/* W3C: flags we do not understand are not propagated */
-		ctx->flags = parent.flags & FP_TRACE_FLAG_SAMPLED;
-	}
-
-	if (state != NULL && !fp_attribution_tracestate_is_valid(state, strlen(state)))
-	{
-		FP_COUNT(invalid_tracestates);
-		state = NULL;
+		ctx->flags = parent.flags;
+		state = follow_parent_threshold(&ctx->trace_id, &ctx->flags, state);
 	}
 	ctx->tracestate = state;
 	random_id(ctx->span_id.bytes, FP_SPAN_ID_LEN);
@@ -266,6 +322,8 @@ fp_attribution_context_source_name(FpContextSource source)
 			return "setting";
 		case FP_CONTEXT_SQLCOMMENT:
 			return "sqlcommenter";
+		case FP_CONTEXT_APPLICATION_NAME:
+			return "application_name";
 		case FP_CONTEXT_NEW_ROOT:
 			break;
 	}
@@ -316,7 +374,7 @@ fp_attribution_new_command_context(PG_FUNCTION_ARGS)
  *
  * The traceparent to send downstream: the span of the last command this
  * session ran in the current transaction; else the incoming context of the
- * statement (setting or SQLCommenter); else NULL.
+ * statement (setting, SQLCommenter or application_name); else NULL.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_current_traceparent);
 Datum
@@ -337,8 +395,7 @@ fp_attribution_current_traceparent(PG_FUNCTION_ARGS)
 		if (incoming_context(&parent, &state) == FP_CONTEXT_NEW_ROOT)
 			PG_RETURN_NULL();
 		fp_attribution_format_traceparent(&parent.trace_id, &parent.parent_id,
-										  parent.flags & FP_TRACE_FLAG_SAMPLED,
-										  out);
+										  parent.flags, out);
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

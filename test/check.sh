@@ -34,8 +34,8 @@ fi
 # The cluster suite finds ../shared/citus/build.sh beside the checkout,
 # not beside the staged copy
 export FP_SOURCE_DIR=$src
-for t in "$work"/test/e2e/run.sh "$work"/test/offline_verify/run.sh "$work"/test/dump_restore/run.sh \
-	"$work"/test/jcs_property/run.sh "$work"/test/citus/run.sh; do
+for t in "$work"/test/e2e/run.sh "$work"/test/otel_client/run.sh "$work"/test/offline_verify/run.sh \
+	"$work"/test/dump_restore/run.sh "$work"/test/jcs_property/run.sh "$work"/test/citus/run.sh; do
 	[ -x "$t" ] || continue
 	bash "$t" 2>&1 | tee -a "$log" || status=1
 done

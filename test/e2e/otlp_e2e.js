@@ -221,7 +221,19 @@ async function main() {
 		for (const name of want.slice(0, 2)) {
 			const child = spans.find((x) => x.name === name);
 			assert(child && child.parentSpanId === row[1], `${name} is not a child of the command span`);
+			assert(child.flags === 0x101, `${name}: flags ${child.flags}, want 0x101 (local parent, sampled)`);
 		}
+		// SpanFlags: the parent is known to be remote; trace flags as they came
+		assert(command.flags === 0x301, `command flags ${command.flags}, want 0x301`);
+	});
+
+	await test('span flags: a root has the random-trace-id flag, not a remote parent', async () => {
+		const row = sql("SELECT trace_id || '|' || span_id FROM attribution.track_click('aff-e2e-root')").split('|');
+		const command = await waitFor('the root command span', async () =>
+			allSpans(await rcv.dump()).find((x) => x.spanId === row[1]));
+
+		assert(!command.parentSpanId, 'not a root');
+		assert(command.flags === 0x103, `flags ${command.flags}, want 0x103 (parent not remote, random, sampled)`);
 	});
 
 	await test('logs carry the trace id of their span', async () => {
@@ -237,6 +249,34 @@ async function main() {
 		assert(tracked.severityNumber === 9, `severity ${tracked.severityNumber}`);
 		assert(attrs(tracked.attributes)['fp.affiliate.id'] === 'aff-e2e-log', 'fp.affiliate.id');
 		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
+	});
+
+	await test('resource and scope of every signal: service.instance.id, telemetry.sdk, schema_url', async () => {
+		const crypto = require('node:crypto');
+		const ns = Buffer.from('4d63009a8d0f11eeaad74c796ed8e320', 'hex');
+		const name = `${sql('SELECT system_identifier FROM pg_control_system()')}:${require('node:os').hostname()}:${sql('SHOW port')}`;
+		const h = crypto.createHash('sha1').update(Buffer.concat([ns, Buffer.from(name)])).digest();
+		const schema = 'https://opentelemetry.io/schemas/1.45.0';
+
+		h[6] = (h[6] & 0x0f) | 0x50;
+		h[8] = (h[8] & 0x3f) | 0x80;
+		const uuid = h.subarray(0, 16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+		const d = await rcv.dump();
+
+		for (const [signal, field, scopes] of [['traces', 'resourceSpans', 'scopeSpans'],
+											   ['metrics', 'resourceMetrics', 'scopeMetrics'],
+											   ['logs', 'resourceLogs', 'scopeLogs']]) {
+			const got = d.received[signal].filter((r) => r.protocol === 'http/protobuf');
+			assert(got.length > 0, `no ${signal} request`);
+			const r = got[got.length - 1].request[field][0];
+			const a = attrs(r.resource.attributes);
+
+			assert(a['service.instance.id'] === uuid, `${signal}: service.instance.id ${a['service.instance.id']}, want ${uuid} (UUIDv5 of ${name})`);
+			assert(a['telemetry.sdk.name'] === 'fp_attribution' && a['telemetry.sdk.language'] === 'c' &&
+				   a['telemetry.sdk.version'] === '1.0', `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
+			assert(r.schemaUrl === schema, `${signal}: resource schema_url ${r.schemaUrl}`);
+			assert(r[scopes][0].schemaUrl === schema, `${signal}: scope schema_url ${r[scopes][0].schemaUrl}`);
+		}
 	});
 
 	await test('the twelve metrics, with the values tracked', async () => {
@@ -269,6 +309,37 @@ async function main() {
 		assert(m['affiliate.windows.active'].gauge.dataPoints[0].asInt === windows, `windows.active ${m['affiliate.windows.active'].gauge.dataPoints[0].asInt} != ${windows}`);
 		assert(m['affiliate.clicks.total'].sum.isMonotonic === true &&
 			   m['affiliate.clicks.total'].sum.aggregationTemporality === 2, 'cumulative monotonic sum');
+	});
+
+	await test('exemplars: latency points link to the latest sampled command span', async () => {
+		const trace = randomHex(16);
+		const ctrace = randomHex(16);
+		const visitor = `v-e2e-ex-${randomHex(4)}`;
+		const click = sql(`SELECT span_id FROM attribution.track_click('aff-e2e-ex', visitor_id => '${visitor}', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+		const conv = sql(`SELECT span_id FROM attribution.track_conversion('order-e2e-ex-${randomHex(4)}', 100, 'EUR', visitor_id => '${visitor}', traceparent => '00-${ctrace}-${randomHex(8)}-01')`);
+		// an unsampled command is no exemplar
+		sql(`SELECT 1 FROM attribution.track_click('aff-e2e-ex', traceparent => '00-${randomHex(16)}-${randomHex(8)}-00')`);
+		const find = (m, name, command) => {
+			const h = m[name] && m[name].histogram.dataPoints.find((p) => !command || attrs(p.attributes)['fp.command.name'] === command);
+			return h && h.exemplars && h.exemplars[0];
+		};
+		const req = await waitFor('metrics with the exemplars', async () => {
+			const d = await rcv.dump();
+
+			return d.received.metrics.slice().reverse().find((r) => {
+				const m = metricsByName(r.request);
+				const c = find(m, 'commands.latency', 'track_click');
+				return c && c.traceId === trace;
+			});
+		});
+		const m = metricsByName(req.request);
+		const c = find(m, 'commands.latency', 'track_click');
+		const v = find(m, 'affiliate.conversion.latency');
+
+		assert(c.spanId === click, `commands.latency exemplar span ${c.spanId} != ${click}`);
+		assert(c.asDouble > 0 && c.asDouble < 60 && Number(c.timeUnixNano) > 0, `exemplar value ${c.asDouble} time ${c.timeUnixNano}`);
+		assert(v && v.traceId === ctrace && v.spanId === conv, `conversion.latency exemplar ${JSON.stringify(v)}`);
+		assert(v.asDouble >= 0 && v.asDouble < 60, `conversion latency ${v.asDouble}`);
 	});
 
 	await test('headers sent, and hidden from non-superusers', async () => {

@@ -278,6 +278,12 @@ grpcServer.on('stream', (stream, headers) => {
 });
 grpcServer.on('sessionError', () => {});
 
+// The tests drive this server while their own event loop is blocked in
+// synchronous psql calls for seconds; with Node's 5 s keep-alive the server
+// closes an idle control connection that the blocked client then reuses
+// ("fetch failed").  Keep idle connections longer than any such pause.
+httpServer.keepAliveTimeout = 120000;
+httpServer.headersTimeout = 121000;
 httpServer.listen(Number(arg('--http-port', 0)), '127.0.0.1', () => {
 	grpcServer.listen(Number(arg('--grpc-port', 0)), '127.0.0.1', () => {
 		process.stdout.write(JSON.stringify({ http: httpServer.address().port, grpc: grpcServer.address().port }) + '\n');

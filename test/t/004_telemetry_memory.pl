@@ -58,7 +58,7 @@ is($node->safe_psql('postgres', q{
 	'1000000', 'receipts.total exact');
 
 # Commands: each row of a direct INSERT into clicks is one command, with
-# its span and three log records reserved when it starts
+# its span and four log records reserved when it starts
 $node->safe_psql('postgres', 'SELECT attribution.reset_telemetry()');
 $bytes = $node->safe_psql('postgres', q{
 	BEGIN;

@@ -150,6 +150,8 @@ typedef struct FpSpanEvent
  * attrs and n_events of events are defined; copies may omit the rest (see
  * FP_SPAN_RECORD_SIZE).  flags holds the W3C trace flags of the span's
  * context (bit 0 = sampled; recorded spans are always sampled).
+ * parent_is_remote: the parent span came from another process (a
+ * traceparent), not from this backend; false for a root.
  */
 typedef struct FpSpanRecord
 {
@@ -159,6 +161,7 @@ typedef struct FpSpanRecord
 	uint8		flags;
 	uint8		kind;			/* FpSpanKind */
 	uint8		status_code;	/* FpStatusCode */
+	bool		parent_is_remote;
 	char		name[FP_SPAN_NAME_LEN];
 	int64		start_time_unix_nano;
 	int64		end_time_unix_nano;
@@ -228,6 +231,18 @@ typedef enum FpMetricKind
  * n_bounds explicit_bounds and n_bounds + 1 bucket_counts (the last is the
  * +Inf bucket); count and sum as in HistogramDataPoint.
  */
+/*
+ * One measurement of a latency histogram and the span it was measured in,
+ * exported as an OTLP exemplar; time_unix_nano 0 means none.
+ */
+typedef struct FpExemplar
+{
+	int64		time_unix_nano;
+	double		value;			/* seconds */
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+} FpExemplar;
+
 typedef struct FpMetricPoint
 {
 	char		name[FP_METRIC_NAME_LEN];
@@ -245,6 +260,7 @@ typedef struct FpMetricPoint
 	double		value_double;
 	uint64		count;
 	double		sum;
+	FpExemplar	exemplar;		/* histograms: the latest, or none */
 	int			n_bounds;
 	double		explicit_bounds[FP_HISTOGRAM_MAX_BOUNDS];
 	uint64		bucket_counts[FP_HISTOGRAM_MAX_BOUNDS + 1];

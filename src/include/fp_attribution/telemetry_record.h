@@ -36,6 +36,7 @@ typedef struct FpLatencyTally
 	uint64		count;
 	uint64		sum;			/* nanoseconds (commands), milliseconds */
 	uint64		buckets[FP_HISTOGRAM_MAX_BOUNDS + 1];
+	FpExemplar	exemplar;		/* the latest of a recorded span, or none */
 } FpLatencyTally;
 
 extern bool fp_attribution_log_json;
@@ -58,6 +59,11 @@ extern void fp_attribution_telemetry_count_conversions(const char *currency,
 													   int64 revenue_cents,
 													   const FpLatencyTally *latency);
 extern void fp_attribution_telemetry_count_receipts(uint64 n);
+extern void fp_attribution_telemetry_tally_exemplar(FpLatencyTally *t,
+													int64 time_unix_nano,
+													double seconds,
+													const FpTraceId *trace_id,
+													const FpSpanId *span_id);
 extern void fp_attribution_telemetry_merge_tally(FpLatencyTally *dst,
 												 const FpLatencyTally *src);
 extern void fp_attribution_telemetry_park_begin(const char *gid);

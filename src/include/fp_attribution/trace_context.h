@@ -19,6 +19,7 @@ typedef enum FpContextSource
 	FP_CONTEXT_ARGUMENT,		/* explicit function argument */
 	FP_CONTEXT_SETTING,			/* SET [LOCAL] fp_attribution.traceparent */
 	FP_CONTEXT_SQLCOMMENT,		/* SQLCommenter comment on the statement */
+	FP_CONTEXT_APPLICATION_NAME,	/* SET application_name = '<traceparent>' */
 	FP_CONTEXT_NEW_ROOT			/* none of the above: a new trace */
 } FpContextSource;
 
@@ -40,8 +41,6 @@ extern void fp_attribution_trace_context_define_gucs(void);
 extern void fp_attribution_begin_command(const char *traceparent,
 										 const char *tracestate,
 										 FpCommandContext *ctx);
-extern bool fp_attribution_sample_root(const FpTraceId *trace_id,
-									   double ratio);
 extern const char *fp_attribution_context_source_name(FpContextSource source);
 extern void fp_attribution_new_span_id(FpSpanId *id);
 

@@ -20,7 +20,9 @@
 /* W3C recommends propagating at least 512 characters of tracestate */
 #define FP_TRACESTATE_MAX_LEN 512
 
+/* W3C trace-flags (Trace Context level 2) */
 #define FP_TRACE_FLAG_SAMPLED 0x01
+#define FP_TRACE_FLAG_RANDOM 0x02	/* the trace id's low 7 bytes are random */
 
 typedef struct FpTraceParent
 {

@@ -72,8 +72,8 @@ SELECT is((SELECT array_agg(advertiser_id || ':' || affiliate_id ORDER BY advert
 			 FROM attribution.clicks WHERE click_id = 'f0000000-0000-4000-8000-000000000001'),
 	ARRAY['default:a', 'other:c'],
 	'the same click id under another advertiser is another click');
-SELECT matches(attribution.current_traceparent(), '^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$',
-	'current_traceparent is a version-00 traceparent');
+SELECT matches(attribution.current_traceparent(), '^00-[0-9a-f]{32}-[0-9a-f]{16}-0[23]$',
+	'current_traceparent is a version-00 traceparent with the random-trace-id flag');
 
 SELECT * FROM finish();
 ROLLBACK;
