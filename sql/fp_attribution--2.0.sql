@@ -310,15 +310,22 @@ CREATE TABLE attribution.receipt_streams (
 COMMENT ON TABLE attribution.receipt_streams IS
 	'Head of each receipt chain; its row lock serializes appends to one aggregate';
 
+-- Keyed by advertiser like everything else: a key is registered with the
+-- first receipt it signs for an advertiser, in that receipt's transaction,
+-- so on Citus the registration is a write to the receipt's own shard group
+-- (a table shared by all advertisers would be written from a trigger on a
+-- shard, which Citus refuses) and verification finds it there.
 CREATE TABLE attribution.signing_keys (
-	key_id text PRIMARY KEY,
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
+	key_id text NOT NULL,
 	algorithm text NOT NULL CHECK (algorithm = 'ed25519'),
 	public_key bytea NOT NULL CHECK (octet_length(public_key) = 32),
 	public_key_pem text NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, key_id)
 );
 COMMENT ON TABLE attribution.signing_keys IS
-	'Public halves of every key that signed a receipt; key_id = hex of the first 8 bytes of SHA-256(public_key)';
+	'Public halves of the keys that signed each advertiser''s receipts; key_id = hex of the first 8 bytes of SHA-256(public_key)';
 
 REVOKE ALL ON attribution.receipts, attribution.receipt_streams,
 	attribution.signing_keys FROM PUBLIC;
@@ -743,8 +750,7 @@ GRANT SELECT ON attribution.exporter_status TO pg_read_all_stats;
 --------------------------------------------------------------------------
 
 -- Distributes every table of the extension by advertiser_id in one
--- colocation group (signing_keys, which has no tenant, becomes a reference
--- table) and every command (a function taking an advertiser_id) by that
+-- colocation group and every command (a function taking an advertiser_id) by that
 -- argument, so a command is one transaction on the worker holding the
 -- advertiser's shards.  Citus refuses triggers on distributed tables unless
 -- citus.enable_unsafe_triggers is on: "unsafe" because a trigger could
@@ -801,11 +807,6 @@ BEGIN
 			PERFORM pg_catalog.create_distributed_table(rel, 'advertiser_id',
 				colocate_with => CASE WHEN rel OPERATOR(pg_catalog.=) 'attribution.clicks'::pg_catalog.regclass
 									  THEN 'none' ELSE 'attribution.clicks' END);
-		ELSIF rel OPERATOR(pg_catalog.=) 'attribution.signing_keys'::pg_catalog.regclass THEN
-			-- XXX: a signed receipt registers its key here from the
-			-- trigger on a shard, a write Citus refuses there (doc/citus.md)
-			PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
-			PERFORM pg_catalog.create_reference_table(rel);
 		ELSE
 			RAISE EXCEPTION 'table % has no advertiser_id column', rel
 				USING ERRCODE = 'feature_not_supported',

@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "fp_attribution/delegation.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
@@ -51,4 +52,5 @@ _PG_init(void)
 	fp_attribution_shmem_install_hooks();
 	fp_attribution_worker_register();
 	fp_attribution_telemetry_install_hooks();
+	fp_attribution_delegation_install_hook();
 }

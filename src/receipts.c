@@ -22,12 +22,15 @@
  *	   (a concurrent writer of the same aggregate waits here until we end,
  *	   then reads our head) or finds none (sequence 1, 32 zero bytes);
  *	2. for an existing chain, UPDATE of the locked head by its tuple id,
- *	   then INSERT of the receipt; for a new chain, one statement: INSERT
- *	   ... ON CONFLICT DO NOTHING of the head, which also takes the row
- *	   lock and waits for a concurrent creator, and of the receipt only if
- *	   the head was inserted.  If another writer created the head first,
- *	   nothing is written and the append starts over at 1 (under
- *	   REPEATABLE READ PostgreSQL raises a serialization failure instead).
+ *	   then INSERT of the receipt; for a new chain, INSERT ... ON CONFLICT
+ *	   DO NOTHING of the head, which also takes the row lock and waits for
+ *	   a concurrent creator, then INSERT of the receipt only if the head
+ *	   was inserted.  If another writer created the head first, nothing is
+ *	   written and the append starts over (under REPEATABLE READ PostgreSQL
+ *	   raises a serialization failure instead).  Two statements rather than
+ *	   one data-modifying CTE: Citus plans each as a single-shard INSERT,
+ *	   but the CTE as an INSERT ... SELECT through an intermediate result
+ *	   (doc/citus.md, "Performance").
  *
  * Within one transaction, the next append to a chain whose head it has
  * written takes neither statement 1 nor a lookup by key: the head it wrote
@@ -486,10 +489,10 @@ prepare_plans(void)
 						   " AND r.sequence OPERATOR(pg_catalog.=) 1",
 						   2, (Oid[]) {TEXTOID, TEXTOID});
 	key_plan = keep_plan("INSERT INTO attribution.signing_keys"
-						 " (key_id, algorithm, public_key, public_key_pem)"
-						 " VALUES ($1, 'ed25519', $2, $3)"
-						 " ON CONFLICT (key_id) DO NOTHING",
-						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
+						 " (advertiser_id, key_id, algorithm, public_key, public_key_pem)"
+						 " VALUES ($1, $2, 'ed25519', $3, $4)"
+						 " ON CONFLICT (advertiser_id, key_id) DO NOTHING",
+						 4, (Oid[]) {TEXTOID, TEXTOID, BYTEAOID, TEXTOID});
 	advance_plan = keep_plan("UPDATE attribution.receipt_streams"
 							 " SET last_sequence = $5, last_hash = $6"
 							 " WHERE ctid OPERATOR(pg_catalog.=) $1"
@@ -501,33 +504,33 @@ prepare_plans(void)
 	insert_plan = keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 							" VALUES (" RECEIPT_VALUES ")",
 							RECEIPT_NPARAMS, receipt_types);
-	start_plan = keep_plan("WITH head AS ("
-						   " INSERT INTO attribution.receipt_streams"
+	start_plan = keep_plan("INSERT INTO attribution.receipt_streams"
 						   " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
-						   " VALUES ($16, $7, $6, $3, $14)"
+						   " VALUES ($1, $2, $3, 1, $4)"
 						   " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
-						   " RETURNING 1)"
-						   " INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-						   " SELECT " RECEIPT_VALUES " FROM head",
-						   RECEIPT_NPARAMS, receipt_types);
+						   " RETURNING ctid",
+						   4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, BYTEAOID});
 }
 
 /*
- * Record the signing key's public half in attribution.signing_keys.  Done
- * for every signed receipt, in the receipt's own (sub)transaction: a
- * registration remembered across statements could have been rolled back
- * to a savepoint since, leaving a committed receipt whose key is missing.
- * Once the key is committed the ON CONFLICT check is one index probe.
+ * Record the signing key's public half in attribution.signing_keys for the
+ * receipt's advertiser (a write to the receipt's own shard group once the
+ * tables are distributed).  Done for every signed receipt, in the
+ * receipt's own (sub)transaction: a registration remembered across
+ * statements could have been rolled back to a savepoint since, leaving a
+ * committed receipt whose key is missing.  Once the key is committed the
+ * ON CONFLICT check is one index probe.
  */
 static void
-register_signing_key(const FpSigningKey *key)
+register_signing_key(const FpSigningKey *key, Datum advertiser_id)
 {
-	Datum		values[3];
+	Datum		values[4];
 	int			rc;
 
-	values[0] = CStringGetTextDatum(key->key_id);
-	values[1] = bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
-	values[2] = CStringGetTextDatum(key->public_key_pem);
+	values[0] = advertiser_id;
+	values[1] = CStringGetTextDatum(key->key_id);
+	values[2] = bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
+	values[3] = CStringGetTextDatum(key->public_key_pem);
 	rc = SPI_execute_plan(key_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not register signing key: %s",
@@ -800,17 +803,32 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 		}
 		else
 		{
-			rc = SPI_execute_plan(start_plan, values, nulls, false, 0);
+			Datum		start_args[4] = {values[15], values[6], values[5],
+				values[13]};
+
+			rc = SPI_execute_plan(start_plan, start_args, NULL, false, 1);
+			if (rc != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "could not start receipt chain: %s",
+					 SPI_result_code_string(rc));
+			if (SPI_processed == 0)
+			{
+				races++;
+				continue;
+			}
+			head_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc,
+														  1, &isnull));
+			SPI_freetuptable(SPI_tuptable);
+			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
 			if (rc != SPI_OK_INSERT)
 				elog(ERROR, "could not write receipt: %s",
 					 SPI_result_code_string(rc));
-			written = SPI_processed == 1;
-			if (!written)
-				races++;
+			head_cache_store(env, receipt_hash, &head_tid);
+			written = true;
 		}
 	}
 	if (key != NULL)
-		register_signing_key(key);
+		register_signing_key(key, values[15]);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }

@@ -245,6 +245,26 @@ incoming_context(FpTraceParent *parent, char **tracestate)
 }
 
 /*
+ * The incoming context of the current statement without an explicit
+ * argument (setting, SQLCommenter comment, application_name), formatted
+ * as a traceparent into out (FP_TRACEPARENT_LEN + 1 bytes) with the
+ * tracestate that came with it in *tracestate (palloc'd or NULL); false
+ * when there is none.  An invalid source is counted, as when a command
+ * resolves it.
+ */
+bool
+fp_attribution_incoming_traceparent(char *out, char **tracestate)
+{
+	FpTraceParent parent;
+
+	if (incoming_context(&parent, tracestate) == FP_CONTEXT_NEW_ROOT)
+		return false;
+	fp_attribution_format_traceparent(&parent.trace_id, &parent.parent_id,
+									  parent.flags, out);
+	return true;
+}
+
+/*
  * Resolve the context of a new command and give it a fresh span id.
  * traceparent and tracestate are the explicit arguments (may be NULL).
  */
@@ -389,13 +409,10 @@ fp_attribution_current_traceparent(PG_FUNCTION_ARGS)
 										  last_command.flags, out);
 	else
 	{
-		FpTraceParent parent;
 		char	   *state;
 
-		if (incoming_context(&parent, &state) == FP_CONTEXT_NEW_ROOT)
+		if (!fp_attribution_incoming_traceparent(out, &state))
 			PG_RETURN_NULL();
-		fp_attribution_format_traceparent(&parent.trace_id, &parent.parent_id,
-										  parent.flags, out);
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

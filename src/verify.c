@@ -12,8 +12,9 @@
  *	sequence      the chain is contiguous from 1 (nothing removed/reordered)
  *	prev_hash     prev_hash = receipt_hash of the previous receipt (32 zero
  *				  bytes for sequence 1)
- *	unknown_key   a signed receipt's key_id is in attribution.signing_keys,
- *				  and is derived from that row's public key
+ *	unknown_key   a signed receipt's key_id is in attribution.signing_keys
+ *				  for the receipt's advertiser, and is derived from that
+ *				  row's public key
  *	signature     the Ed25519 signature of receipt_hash verifies (and a
  *				  signature comes with a key_id and vice versa)
  *
@@ -73,9 +74,10 @@
  */
 #define VERIFY_PROGRESS_CHAINS 100000
 
-/* A public key from attribution.signing_keys */
+/* A public key from attribution.signing_keys, registered for an advertiser */
 typedef struct VerifyKey
 {
+	char	   *advertiser_id;
 	char	   *key_id;
 	bytea	   *public_key;
 } VerifyKey;
@@ -152,12 +154,17 @@ typedef struct VerifyState
 } VerifyState;
 
 /*
- * Start a verification: load the public keys, create the contexts.
- * Caller is connected to SPI; results go to call_cxt, which must outlive
- * SPI_finish.
+ * Start a verification: load the public keys (of one advertiser when
+ * advertiser_id is not NULL, else all), create the contexts.  Caller is
+ * connected to SPI; results go to call_cxt, which must outlive SPI_finish.
+ *
+ * Keys are registered per advertiser, so a receipt is checked only with a
+ * key registered for its own advertiser; reading one advertiser's keys is
+ * a single-shard query on Citus, which verify_chain() needs when it runs
+ * on a worker.
  */
 static void
-verify_begin(VerifyState *st, MemoryContext call_cxt)
+verify_begin(VerifyState *st, MemoryContext call_cxt, text *advertiser_id)
 {
 	int			rc;
 
@@ -169,8 +176,16 @@ verify_begin(VerifyState *st, MemoryContext call_cxt)
 	st->chain_cxt = AllocSetContextCreate(call_cxt,
 										  "fp_attribution verify chain",
 										  ALLOCSET_DEFAULT_SIZES);
-	rc = SPI_execute("SELECT key_id, public_key FROM attribution.signing_keys",
-					 true, 0);
+	if (advertiser_id != NULL)
+		rc = SPI_execute_with_args("SELECT key_id, public_key, advertiser_id"
+								   " FROM attribution.signing_keys"
+								   " WHERE advertiser_id OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {TEXTOID},
+								   (Datum[]) {PointerGetDatum(advertiser_id)},
+								   NULL, true, 0);
+	else
+		rc = SPI_execute("SELECT key_id, public_key, advertiser_id"
+						 " FROM attribution.signing_keys", true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read signing keys: %s",
 			 SPI_result_code_string(rc));
@@ -183,6 +198,7 @@ verify_begin(VerifyState *st, MemoryContext call_cxt)
 		Datum		d;
 
 		st->keys[i].key_id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+		st->keys[i].advertiser_id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
 		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
 			st->keys[i].public_key = DatumGetByteaPCopy(d);
@@ -219,13 +235,16 @@ verify_count(const VerifyState *st)
 }
 
 /*
- * The raw public key of key_id, or NULL if unknown.
+ * The raw public key of key_id registered for advertiser_id, or NULL if
+ * unknown.
  */
 static const bytea *
-find_key(const VerifyState *st, const char *key_id)
+find_key(const VerifyState *st, const char *advertiser_id, const char *key_id)
 {
 	for (int i = 0; i < st->nkeys; i++)
-		if (st->keys[i].key_id != NULL && strcmp(st->keys[i].key_id, key_id) == 0)
+		if (st->keys[i].key_id != NULL &&
+			strcmp(st->keys[i].key_id, key_id) == 0 &&
+			strcmp(st->keys[i].advertiser_id, advertiser_id) == 0)
 			return st->keys[i].public_key;
 	return NULL;
 }
@@ -293,10 +312,10 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 		}
 		return NULL;
 	}
-	public_key = find_key(st, r->env.key_id);
+	public_key = find_key(st, r->env.advertiser_id, r->env.key_id);
 	if (public_key == NULL)
 	{
-		*detail = psprintf("Key \"%s\" is not in attribution.signing_keys (or its id does not match its public key).", r->env.key_id);
+		*detail = psprintf("Key \"%s\" is not in attribution.signing_keys for advertiser \"%s\" (or its id does not match its public key).", r->env.key_id, r->env.advertiser_id);
 		return "unknown_key";
 	}
 	if (r->signature == NULL ||
@@ -723,7 +742,7 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt);
+	verify_begin(&st, caller_cxt, NULL);
 	rc = SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
 							   " WHERE r.receipt_id OPERATOR(pg_catalog.=) $1",
 							   1, (Oid[]) {UUIDOID}, &arg, NULL, true, 2);
@@ -826,7 +845,7 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt);
+	verify_begin(&st, caller_cxt, PG_GETARG_TEXT_PP(2));
 	args[0] = PG_GETARG_DATUM(2);
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = PG_GETARG_DATUM(1);
@@ -903,7 +922,7 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt);
+	verify_begin(&st, caller_cxt, NULL);
 	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
 			  " ORDER BY r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence",
 			  0, NULL, NULL, NULL, caller_cxt);

@@ -3,8 +3,10 @@
 # source of the context (command argument, SET LOCAL, SQLCommenter
 # comment, application_name) must reach the click row and its receipt on
 # the worker, whether the command is sent whole to the worker (autocommit)
-# or runs on the coordinator (inside BEGIN ... COMMIT), and a signed
-# receipt must be signed with a registered key.  Run by tests.sh.
+# or runs on the coordinator (inside BEGIN ... COMMIT); the correlation id
+# and the signing decision by SET LOCAL or as a database default (the ways
+# that reach a worker, doc/citus.md); a signed receipt must be signed with
+# a key registered for its advertiser and verify.  Run by tests.sh.
 set -uo pipefail
 status=0
 pass() { echo "PASS citus: $*"; }
@@ -64,21 +66,25 @@ PGAPPNAME=$(tp ${T}04 ${S}04) q -c "SELECT 1 FROM attribution.track_click('aff',
 expect "application_name, delegated" ${T}04 ${S}04 "$(q -c "SELECT correlation_id FROM attribution.receipts
 	WHERE advertiser_id = 'adv-trace' AND aggregate_id = '$(click_id)'")"
 
-# 5. a session's correlation id (SET, not SET LOCAL) on a delegated call
+# 5. a correlation id set as a default for the database's sessions (Citus
+# forwards ALTER ROLE ALL IN DATABASE ... SET to the workers, not a
+# session's SET), on a delegated call
 n=5
-q >/dev/null <<SQL
-SET fp_attribution.correlation_id = 'corr-session';
-SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
-	traceparent => '$(tp ${T}05 ${S}05)', advertiser_id => 'adv-trace');
-SQL
-expect "session correlation id, delegated" ${T}05 ${S}05 corr-session
+db=$(q -c 'SELECT current_database()')
+q -c "ALTER ROLE ALL IN DATABASE \"$db\" SET fp_attribution.correlation_id = 'corr-database'"
+q -c "SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)',
+	traceparent => '$(tp ${T}05 ${S}05)', advertiser_id => 'adv-trace')" >/dev/null
+q -c "ALTER ROLE ALL IN DATABASE \"$db\" RESET fp_attribution.correlation_id"
+expect "database default correlation id, delegated" ${T}05 ${S}05 corr-database
 
-# 6, 7. the signing decision: SET LOCAL in a transaction, then a session
-# SET on a delegated call; the receipt is signed and its key registered
+# 6, 7. the signing decision: SET LOCAL in a transaction, then a default
+# for the database's sessions on a delegated call; the receipt is signed
+# and its key registered for the advertiser
 signed() {						# signed NAME
 	local got
 	got=$(q -c "SELECT r.key_id IS NOT NULL AND EXISTS (SELECT FROM attribution.signing_keys k
-														 WHERE k.key_id = r.key_id)
+														 WHERE k.advertiser_id = r.advertiser_id
+														   AND k.key_id = r.key_id)
 				  FROM attribution.receipts r
 				 WHERE r.advertiser_id = 'adv-trace' AND r.aggregate_id = '$(click_id)'" 2>&1)
 	if [ "$got" = t ]; then pass "signing: $1"; else fail "signing: $1: expected a signed receipt with a registered key, got '$got'"; fi
@@ -92,10 +98,16 @@ COMMIT;
 SQL
 signed "SET LOCAL in BEGIN ... COMMIT"
 n=7
+q -c "ALTER ROLE ALL IN DATABASE \"$db\" SET fp_attribution.sign_receipts = on"
 q >/dev/null 2>"$CITUS_DIR/sign.err" <<SQL || sed 's/^/  /' "$CITUS_DIR/sign.err" | grep -m2 -E 'ERROR|CONTEXT'
-SET fp_attribution.sign_receipts = on;
 SELECT 1 FROM attribution.track_click('aff', click_id => '$(click_id)', advertiser_id => 'adv-trace');
 SQL
-signed "session SET, delegated"
+q -c "ALTER ROLE ALL IN DATABASE \"$db\" RESET fp_attribution.sign_receipts"
+signed "database default, delegated"
+
+# 8. the signed receipts verify on the coordinator, each with the key
+# registered for its advertiser
+got=$(q -c "SELECT ok, failed_check FROM attribution.verify_chain('click', '$(click_id)', 'adv-trace')" 2>&1)
+if [ "$got" = "t|" ]; then pass "signing: verify_chain on a worker"; else fail "signing: verify_chain on a worker: expected 't|', got '$got'"; fi
 
 exit $status

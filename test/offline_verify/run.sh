@@ -62,8 +62,8 @@ SQL
 export_dir="$tmp/export"
 as_pg "mkdir -p $export_dir/keys"
 as_pg "$psql -At -c \"SELECT line FROM attribution.receipt_export ORDER BY advertiser_id, aggregate_type, aggregate_id, sequence\" > $export_dir/receipts.jsonl"
-for id in $(as_pg "$psql -At -c 'SELECT key_id FROM attribution.signing_keys'"); do
-	as_pg "$psql -At -c \"SELECT public_key_pem FROM attribution.signing_keys WHERE key_id = '$id'\" > $export_dir/keys/$id.pem"
+for id in $(as_pg "$psql -At -c 'SELECT DISTINCT key_id FROM attribution.signing_keys'"); do
+	as_pg "$psql -At -c \"SELECT DISTINCT public_key_pem FROM attribution.signing_keys WHERE key_id = '$id'\" > $export_dir/keys/$id.pem"
 done
 [ "$(as_pg "$psql -At -c 'SELECT ok FROM attribution.verify_all()'")" = t ] && pass "database verifies clean" || fail "database verifies clean"
 as_pg "$bin/pg_ctl -D $tmp/data -w stop" >/dev/null

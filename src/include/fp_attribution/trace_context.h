@@ -41,6 +41,7 @@ extern void fp_attribution_trace_context_define_gucs(void);
 extern void fp_attribution_begin_command(const char *traceparent,
 										 const char *tracestate,
 										 FpCommandContext *ctx);
+extern bool fp_attribution_incoming_traceparent(char *out, char **tracestate);
 extern const char *fp_attribution_context_source_name(FpContextSource source);
 extern void fp_attribution_new_span_id(FpSpanId *id);
 

@@ -1,7 +1,8 @@
 --
 -- attribution.distribute() on the coordinator of a fresh cluster:
--- every table distributed by advertiser_id in one colocation group (or a
--- reference table), the commands distributed by their advertiser_id.
+-- every table distributed by advertiser_id in one colocation group (the
+-- signing keys too: registered per advertiser), the commands distributed
+-- by their advertiser_id.
 --
 -- Few shards keep the suite fast; the placement of each is Citus' choice.
 SET citus.shard_count = 4;
