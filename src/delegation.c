@@ -272,11 +272,11 @@ pass_context(Node *expr, ParamListInfo bound_params)
 	if (!is_null_constant(list_nth(args, cmd->traceparent_arg)) ||
 		!fp_attribution_incoming_traceparent(traceparent, &tracestate))
 		return;
-	list_nth_cell(args, cmd->traceparent_arg)->ptr_value =
+	lfirst(list_nth_cell(args, cmd->traceparent_arg)) =
 		text_constant(list_nth(args, cmd->traceparent_arg), traceparent);
 	if (tracestate != NULL && cmd->tracestate_arg >= 0 &&
 		is_null_constant(list_nth(args, cmd->tracestate_arg)))
-		list_nth_cell(args, cmd->tracestate_arg)->ptr_value =
+		lfirst(list_nth_cell(args, cmd->tracestate_arg)) =
 			text_constant(list_nth(args, cmd->tracestate_arg), tracestate);
 	call->args = args;
 }

@@ -66,6 +66,27 @@ PGAPPNAME=$(tp ${T}04 ${S}04) q -c "SELECT 1 FROM attribution.track_click('aff',
 expect "application_name, delegated" ${T}04 ${S}04 "$(q -c "SELECT correlation_id FROM attribution.receipts
 	WHERE advertiser_id = 'adv-trace' AND aggregate_id = '$(click_id)'")"
 
+# a prepared statement run again and again (PostgreSQL may switch to a
+# generic plan after five executions): each call gets the context of its
+# own execution, here a new application_name each time
+{
+	echo "PREPARE click(uuid) AS SELECT 1 FROM attribution.track_click('aff', click_id => \$1, advertiser_id => 'adv-trace');"
+	for i in $(seq 10 17); do
+		echo "SET application_name = '$(tp ${T}$i ${S}$i)';"
+		echo "EXECUTE click('00000000-0000-4000-8000-0000000000$i');"
+	done
+} | q >/dev/null
+got=$(q -c "SELECT count(*) FROM attribution.clicks
+			 WHERE advertiser_id = 'adv-trace'
+			   AND click_id::text ~ '^00000000-0000-4000-8000-0000000000(1[0-7])$'
+			   AND trace_id::text = '${T}' || right(click_id::text, 2)
+			   AND parent_span_id::text = '${S}' || right(click_id::text, 2)")
+if [ "$got" = 8 ]; then
+	pass "trace context: application_name, prepared statement executed 8 times"
+else
+	fail "trace context: application_name, prepared statement executed 8 times: expected 8 rows with their own context, got $got"
+fi
+
 # 5. a correlation id set as a default for the database's sessions (Citus
 # forwards ALTER ROLE ALL IN DATABASE ... SET to the workers, not a
 # session's SET), on a delegated call
