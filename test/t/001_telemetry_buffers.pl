@@ -15,6 +15,11 @@ shared_preload_libraries = 'fp_attribution'
 fp_attribution.max_spans = 16
 fp_attribution.max_logs = 16
 fp_attribution.max_affiliate_series = 2
+# the exporter must not copy records during the test (a copied record is not
+# counted as dropped when overwritten): no scheduled fetch, and no full batch
+# (it fetches at once when otlp_batch_size records wait)
+fp_attribution.otlp_schedule_delay = '1h'
+fp_attribution.otlp_batch_size = 65536
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION fp_attribution');
