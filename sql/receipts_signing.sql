@@ -68,6 +68,14 @@ SELECT count(*) AS clicks, count(k.key_id) AS key_registered
   FROM attribution.receipts r LEFT JOIN attribution.signing_keys k USING (key_id)
  WHERE r.aggregate_id IN ('f0000000-0000-4000-8000-000000000006', 'f0000000-0000-4000-8000-000000000007');
 SELECT ok, failed_check FROM attribution.verify_chain('click', 'f0000000-0000-4000-8000-000000000007');
+-- keys are registered per advertiser: the key signing for a second
+-- advertiser is registered again, for it
+SELECT octet_length(signature) AS signature_len
+  FROM attribution.track_click('aff-s', click_id => 'f0000000-0000-4000-8000-000000000008',
+							   advertiser_id => 'adv-sign-b');
+SELECT advertiser_id, count(*) AS keys FROM attribution.signing_keys
+ WHERE key_id = (SELECT key_id FROM attribution.receipts WHERE advertiser_id = 'adv-sign-b')
+ GROUP BY 1 ORDER BY 1;
 -- signing off again: receipts are unsigned
 RESET fp_attribution.sign_receipts;
 SELECT signature IS NULL AND key_id IS NULL AS unsigned
@@ -89,7 +97,13 @@ UPDATE attribution.receipts r SET receipt_hash = sha256(convert_to(attribution.r
  WHERE aggregate_id = 'f0000000-0000-4000-8000-000000000004';
 UPDATE attribution.receipt_streams s SET last_hash = r.receipt_hash FROM attribution.receipts r
  WHERE r.aggregate_id = s.aggregate_id AND s.aggregate_id = 'f0000000-0000-4000-8000-000000000004';
+-- the second advertiser's key row removed: its receipt no longer verifies,
+-- although the same key is registered for another advertiser
+DELETE FROM attribution.signing_keys WHERE advertiser_id = 'adv-sign-b';
 RESET session_replication_role;
+SELECT ok, failed_check,
+	   detail LIKE 'Key "%" is not in attribution.signing_keys for advertiser "adv-sign-b"%' AS names_advertiser
+  FROM attribution.verify_chain('click', 'f0000000-0000-4000-8000-000000000008', 'adv-sign-b');
 SELECT right(c.id, 1) AS click, v.ok, v.failed_check, v.detail LIKE 'The signature does not verify%' AS sig_detail
   FROM (VALUES ('f0000000-0000-4000-8000-000000000001'), ('f0000000-0000-4000-8000-000000000002'),
 	('f0000000-0000-4000-8000-000000000003'), ('f0000000-0000-4000-8000-000000000004'),
