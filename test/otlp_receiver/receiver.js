@@ -278,6 +278,10 @@ grpcServer.on('stream', (stream, headers) => {
 });
 grpcServer.on('sessionError', () => {});
 
+// Idle keep-alive connections stay open: with node's 5 s default, a test
+// that pauses longer (20 psql clicks on a loaded machine) had fetch()
+// reuse a connection the server was closing ("fetch failed").
+httpServer.keepAliveTimeout = 0;
 httpServer.listen(Number(arg('--http-port', 0)), '127.0.0.1', () => {
 	grpcServer.listen(Number(arg('--grpc-port', 0)), '127.0.0.1', () => {
 		process.stdout.write(JSON.stringify({ http: httpServer.address().port, grpc: grpcServer.address().port }) + '\n');
