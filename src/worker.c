@@ -38,7 +38,8 @@
  * request is in flight (those in flight finish where they were sent).
  * SIGTERM: SignalHandlerForShutdownRequest instead of die, because the
  * worker drains: it makes one last attempt per signal (a request in
- * flight is that attempt), bounded by FINAL_FLUSH_MS in total, then exits with status 1 so the postmaster
+ * flight is that attempt), the signals concurrently, bounded by
+ * FINAL_FLUSH_MS in total, then exits with status 1 so the postmaster
  * restarts it after bgw_restart_time (pg_terminate_backend) unless the
  * server is shutting down.  An ERROR also exits and restarts.
  *
