@@ -654,6 +654,8 @@ fp_attribution_otlp_cancel(FpOtlpSignal signal)
  * set again and again cannot starve them.  While a request is in flight
  * the sleep is capped at MAX_TRANSFER_SLEEP_MS, the safety net libcurl's
  * documentation asks for when it names no socket (connection set-up).
+ * A result not yet taken (a request that failed at once, say a refused
+ * connection) makes it return at once.
  */
 void
 fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
@@ -667,6 +669,10 @@ fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
 	int			nevents = 2;
 	int			running;
 
+	/* a request that ended when it was started waits for the caller */
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+		if (transfers[s].done)
+			timeout_ms = 0;
 	if (nbusy > 0)
 	{
 		long		curl_ms;
