@@ -102,7 +102,9 @@ int			fp_attribution_max_pending_telemetry = 4096;
  * copy.  The area holds capacity + 1 of the largest records, so a record
  * is only ever overwritten because capacity newer ones follow it, never
  * for room (see ring_push).  Byte positions only grow; a record's place
- * in the area is its byte position modulo area_size.
+ * in the area is its byte position modulo area_size.  The area, starts,
+ * byte_head and the positions are guarded by lock, like the records
+ * (see Locking above); the atomics are not.
  */
 typedef struct FpRing
 {
