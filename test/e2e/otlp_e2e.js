@@ -165,7 +165,7 @@ async function main() {
 		const attrs = Object.fromEntries(rm.resource.attributes.map((a) => [a.key, a.value.stringValue]));
 
 		assert(attrs['service.name'] === 'fp_attribution', 'service.name');
-		assert(attrs['service.version'] === '1.0', 'service.version');
+		assert(attrs['service.version'] === sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'"), 'service.version');
 		assert(attrs['host.name'], 'host.name');
 		assert(rm.scopeMetrics[0].scope.name === 'fp_attribution', 'scope name');
 		assert(req.headers['content-type'] === 'application/x-protobuf', 'content type');
@@ -257,6 +257,7 @@ async function main() {
 		const name = `${sql('SELECT system_identifier FROM pg_control_system()')}:${require('node:os').hostname()}:${sql('SHOW port')}`;
 		const h = crypto.createHash('sha1').update(Buffer.concat([ns, Buffer.from(name)])).digest();
 		const schema = 'https://opentelemetry.io/schemas/1.45.0';
+		const version = sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'");
 
 		h[6] = (h[6] & 0x0f) | 0x50;
 		h[8] = (h[8] & 0x3f) | 0x80;
@@ -273,7 +274,7 @@ async function main() {
 
 			assert(a['service.instance.id'] === uuid, `${signal}: service.instance.id ${a['service.instance.id']}, want ${uuid} (UUIDv5 of ${name})`);
 			assert(a['telemetry.sdk.name'] === 'fp_attribution' && a['telemetry.sdk.language'] === 'c' &&
-				   a['telemetry.sdk.version'] === '1.0', `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
+				   a['telemetry.sdk.version'] === version, `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
 			assert(r.schemaUrl === schema, `${signal}: resource schema_url ${r.schemaUrl}`);
 			assert(r[scopes][0].schemaUrl === schema, `${signal}: scope schema_url ${r[scopes][0].schemaUrl}`);
 		}
