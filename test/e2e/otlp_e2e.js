@@ -330,7 +330,10 @@ async function main() {
 			return d.received.metrics.slice().reverse().find((r) => {
 				const m = metricsByName(r.request);
 				const c = find(m, 'commands.latency', 'track_click');
-				return c && c.traceId === trace;
+				const v = find(m, 'affiliate.conversion.latency');
+				// an export between the click and the conversion carries
+				// the click's exemplar beside an older conversion's
+				return c && c.traceId === trace && v && v.traceId === ctrace;
 			});
 		});
 		const m = metricsByName(req.request);
