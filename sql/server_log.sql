@@ -51,10 +51,12 @@ SELECT severity_text, severity_number, body,
 	   attributes ->> 'db.response.status_code' AS sqlstate,
 	   attributes ->> 'db.namespace' = current_database() AS db,
 	   attributes ->> 'user.name' = current_user AS usr,
-	   attributes ->> 'code.function.name' AS func,
-	   attributes ? 'code.file.path' AND attributes ? 'code.line.number' AS code,
 	   trace_id
   FROM regress_server_log ORDER BY time_unix_nano;
+
+-- the attributes of a record
+SELECT DISTINCT ARRAY(SELECT jsonb_object_keys(attributes) ORDER BY 1) AS keys
+  FROM regress_server_log;
 
 -- the warning carries the span id stored in the click's row
 SELECT l.span_id = c.span_id AS command_span

@@ -15,11 +15,12 @@
  * FATAL4); body = the primary message; attributes db.system.name
  * ("postgresql"), db.response.status_code (the SQLSTATE),
  * db.namespace and user.name (when the process serves a client),
- * process.pid, and code.function.name, code.file.path, code.line.number
- * (where PostgreSQL raised it).  The minimum level compares severity
- * numbers, so LOG ranks with INFO, below WARNING (unlike log_min_messages,
- * which ranks it above ERROR).  The hook only sees what log_min_messages
- * lets through to the server log.
+ * and process.pid.  Five attributes only: a record is copied into the
+ * ring by every logging backend, and its cost is the bytes written there
+ * (the source location, code.*, would double it).  The minimum level
+ * compares severity numbers, so LOG ranks with INFO, below WARNING
+ * (unlike log_min_messages, which ranks it above ERROR).  The hook only
+ * sees what log_min_messages lets through to the server log.
  *
  * Rules of the hook.  It runs inside EmitErrorReport, in ErrorContext,
  * for every message of every process that loaded the library, possibly
@@ -182,17 +183,23 @@ level_name(int elevel)
 
 /*
  * Copy server text (database encoding) into dst of size bytes as UTF-8,
- * without a conversion function (see the file banner): UTF-8 and
- * SQL_ASCII keep valid UTF-8 sequences, other encodings their ASCII;
- * everything else becomes U+FFFD.  Truncated on a character boundary.
+ * without a conversion function (see the file banner): SQL_ASCII keeps
+ * valid UTF-8 sequences, other encodings their ASCII; everything else
+ * becomes U+FFFD.  Truncated on a character boundary.
  */
 static void
 copy_server_text(char *dst, const char *src, Size size)
 {
 	int			encoding = GetDatabaseEncoding();
-	bool		utf8 = encoding == PG_UTF8 || encoding == PG_SQL_ASCII;
+	bool		utf8 = encoding == PG_SQL_ASCII;	/* may hold UTF-8 */
 	Size		used = 0;
 
+	/* text of a UTF-8 database was verified when it came in */
+	if (encoding == PG_UTF8)
+	{
+		fp_attribution_copy_utf8(dst, src, size);
+		return;
+	}
 	while (*src != '\0')
 	{
 		const char *bytes = src;
@@ -287,13 +294,6 @@ build(const ErrorData *edata)
 		add_text("user.name", MyProcPort->user_name);
 	fp_attribution_attr_int(fp_attribution_log_attr(&record, "process.pid"),
 							MyProcPid);
-	if (edata->funcname != NULL)
-		add_text("code.function.name", edata->funcname);
-	if (edata->filename != NULL)
-		add_text("code.file.path", edata->filename);
-	if (edata->lineno > 0)
-		fp_attribution_attr_int(fp_attribution_log_attr(&record, "code.line.number"),
-								edata->lineno);
 }
 
 /*
