@@ -183,22 +183,30 @@ level_name(int elevel)
 
 /*
  * Copy server text (database encoding) into dst of size bytes as UTF-8,
- * without a conversion function (see the file banner): SQL_ASCII keeps
- * valid UTF-8 sequences, other encodings their ASCII; everything else
- * becomes U+FFFD.  Truncated on a character boundary.
+ * without a conversion function (see the file banner): UTF-8 and
+ * SQL_ASCII keep valid UTF-8 sequences, other encodings their ASCII;
+ * everything else becomes U+FFFD.  Truncated on a character boundary.
  */
 static void
 copy_server_text(char *dst, const char *src, Size size)
 {
 	int			encoding = GetDatabaseEncoding();
-	bool		utf8 = encoding == PG_SQL_ASCII;	/* may hold UTF-8 */
+	bool		utf8 = encoding == PG_UTF8 || encoding == PG_SQL_ASCII;
 	Size		used = 0;
 
-	/* text of a UTF-8 database was verified when it came in */
+	/*
+	 * Most text of a UTF-8 database is valid (a name from a startup packet
+	 * that matched no role may not be): check it in one pass first.
+	 */
 	if (encoding == PG_UTF8)
 	{
-		fp_attribution_copy_utf8(dst, src, size);
-		return;
+		int			len = strlen(src);
+
+		if (pg_encoding_verifymbstr(PG_UTF8, src, len) == len)
+		{
+			fp_attribution_copy_utf8(dst, src, size);
+			return;
+		}
 	}
 	while (*src != '\0')
 	{
