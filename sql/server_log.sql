@@ -115,6 +115,22 @@ SELECT count(*) FROM attribution.track_click('sl-json');
 RESET fp_attribution.log_json;
 SELECT count(*) AS json_lines FROM regress_server_log WHERE body LIKE '{%';
 
+-- background processes are recorded (the checkpointer, with no database
+-- or user); the postmaster, which logs a setting changed by a reload, is not
+ALTER SYSTEM SET fp_attribution.otlp_timeout = 9999;
+SELECT pg_reload_conf();
+\c
+CHECKPOINT;
+SELECT DISTINCT severity_text, attributes ->> 'db.response.status_code' AS sqlstate,
+	   attributes ? 'db.namespace' AS has_db, attributes ? 'user.name' AS has_user
+  FROM attribution.logs
+ WHERE attributes ->> 'db.system.name' = 'postgresql'
+   AND body LIKE 'checkpoint complete%';
+SELECT count(*) AS postmaster_lines FROM attribution.logs
+ WHERE attributes ->> 'db.system.name' = 'postgresql'
+   AND body LIKE 'parameter "fp\_attribution.otlp\_timeout" changed%';
+ALTER SYSTEM RESET fp_attribution.otlp_timeout;
+
 -- a full ring overwrites the oldest records and counts them as dropped;
 -- the statement that logs goes on (no exporter copies them meanwhile)
 ALTER SYSTEM SET fp_attribution.server_log_min_level = warning;
