@@ -43,8 +43,8 @@ SELECT regress_error($$SELECT attribution.track_conversion('o-bad', '12.5')$$);
 SELECT regress_error($$SELECT attribution.track_conversion('o-bad', '9223372036854775808')$$);
 
 -- windows
-SELECT regress_error($$INSERT INTO attribution.windows VALUES ('aff', '0 seconds')$$);
-SELECT regress_error($$INSERT INTO attribution.windows VALUES ('aff', '-1 day')$$);
+SELECT regress_error($$INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('aff', '0 seconds')$$);
+SELECT regress_error($$INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('aff', '-1 day')$$);
 
 -- nothing was written by any of the above
 SELECT (SELECT count(*) FROM attribution.clicks) = clicks AS clicks_unchanged,

@@ -186,26 +186,31 @@ DROP TABLE regress_app_clicks;
 DROP OWNED BY regress_fp_attribution_app;
 DROP ROLE regress_fp_attribution_app;
 
--- write_receipt fires only on the table its argument names
+-- write_receipt reads the row by the column names of its argument's
+-- kind, whatever the table is called: a table without them is refused,
+-- naming the missing column
 CREATE TABLE regress_other_clicks (click_id int, trace_id int, span_id int);
 CREATE TRIGGER other_write_receipt AFTER INSERT ON regress_other_clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
 SELECT regress_error($$INSERT INTO regress_other_clicks VALUES (1, 2, 3)$$);
+-- ...and one whose columns have other types than it reads
+ALTER TABLE regress_other_clicks ADD COLUMN advertiser_id text;
+SELECT regress_error($$INSERT INTO regress_other_clicks VALUES (1, 2, 3, 'a')$$);
 DROP TABLE regress_other_clicks;
 
 -- a receipt row built in SQL must have its NOT NULL columns
 SELECT regress_error($$SELECT attribution.receipt_envelope(
-	ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::attribution.receipts)$$);
+	ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::attribution.receipts)$$);
 SELECT regress_error(format($$SELECT attribution.receipt_envelope(
 	jsonb_populate_record(r, '{"%s": null}')) FROM attribution.receipts r
 	WHERE aggregate_id = 'order-r1' AND sequence = 1$$, c))
-  FROM unnest(ARRAY['trace_id', 'span_id', 'correlation_id', 'aggregate_id', 'payload']) AS c;
+  FROM unnest(ARRAY['trace_id', 'span_id', 'correlation_id', 'advertiser_id', 'aggregate_id', 'payload']) AS c;
 
 -- an untouched database verifies clean, and verification is counted
 SELECT attribution.reset_telemetry_status();
 SELECT ok, receipts_checked = (SELECT count(*) FROM attribution.receipts) AS all_receipts,
 	   chains_checked = (SELECT count(*) FROM attribution.receipt_streams) AS all_chains,
-	   chains_failed, receipts_failed, failed_aggregate_type, failed_aggregate_id,
+	   chains_failed, receipts_failed, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id,
 	   failed_receipt_id, failed_sequence, failed_check, detail
   FROM attribution.verify_all();
 SELECT ok, failed_check FROM attribution.verify_chain('refund', 'order-r1');

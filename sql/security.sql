@@ -217,7 +217,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-INSERT INTO attribution.windows VALUES ('sec-windowed', '1 day');
+INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('sec-windowed', '1 day');
 
 -- a fresh session for each first path, so no plan was prepared before
 \c -

@@ -82,15 +82,20 @@ SELECT has_function_privilege('regress_fp_attribution_reader',
 DROP OWNED BY regress_fp_attribution_reader;
 DROP ROLE regress_fp_attribution_reader;
 
--- the row trigger serves the extension's tables only
+-- the row trigger needs its argument, the kind of table (it never looks at
+-- the table's name), and refuses a column of another type than it reads
 CREATE TABLE regress_fake_clicks (trace_id int, span_id int, affiliate_id text);
 CREATE TRIGGER fake AFTER INSERT ON regress_fake_clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
 SELECT regress_error($$INSERT INTO regress_fake_clicks VALUES (1, 2, 'forged')$$);
+DROP TRIGGER fake ON regress_fake_clicks;
+CREATE TRIGGER fake AFTER INSERT ON regress_fake_clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('clicks');
+SELECT regress_error($$INSERT INTO regress_fake_clicks VALUES (1, 2, 'forged')$$);
 BEGIN;
 CREATE TRIGGER fake AFTER INSERT ON attribution.windows
 	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
-SELECT regress_error($$INSERT INTO attribution.windows VALUES ('forged', '1 day')$$);
+SELECT regress_error($$INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('forged', '1 day')$$);
 ROLLBACK;
 DROP TABLE regress_fake_clicks;
 SELECT count(*) AS forged FROM attribution.logs WHERE body LIKE '%forged%';

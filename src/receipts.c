@@ -12,9 +12,11 @@
  * command leaves no receipt, and an INSERT ... ON CONFLICT DO NOTHING
  * retry inserts no row and so writes none.
  *
- * Chains: one per (aggregate_type, aggregate_id), whose head row in
- * attribution.receipt_streams holds the last sequence and receipt hash.
- * An append is:
+ * Chains: one per (advertiser_id, aggregate_type, aggregate_id), whose
+ * head row in attribution.receipt_streams holds the last sequence and
+ * receipt hash.  Every statement of an append is keyed by advertiser_id
+ * first, so it touches only that advertiser's rows (one shard, once the
+ * tables are distributed by it).  An append is:
  *
  *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
  *	   (a concurrent writer of the same aggregate waits here until we end,
@@ -57,8 +59,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -73,14 +73,15 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/trace_context.h"
+#include "fp_attribution/validate.h"
 
 bool		fp_attribution_sign_receipts = false;
 char	   *fp_attribution_correlation_id = NULL;
@@ -96,9 +97,10 @@ char	   *fp_attribution_correlation_id = NULL;
 typedef struct FpAggregateSpec
 {
 	const char *aggregate_type; /* the trigger's argument */
-	const char *table;			/* the only table it may fire on */
+	const char *table;			/* its table's logical name, for messages */
 	const char *event;
-	const char *id_column;		/* gives aggregate_id */
+	const char *id_column;		/* gives aggregate_id; advertiser_id gives
+								 * the advertiser */
 	const char *cause_column;	/* a click_id naming the cause, or NULL */
 	const char *const *columns; /* NULL-terminated */
 } FpAggregateSpec;
@@ -138,6 +140,7 @@ static SPIPlanPtr key_plan = NULL;
  */
 typedef struct HeadKey
 {
+	char		advertiser_id[192];
 	char		aggregate_type[64];
 	char		aggregate_id[192];
 } HeadKey;
@@ -264,7 +267,10 @@ fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
 	if (!fp_attribution_format_timestamp(env->timestamp, ts))
 		return false;
 
-	appendStringInfoString(out, "{\"aggregate_id\":");
+	appendStringInfoString(out, "{\"advertiser_id\":");
+	fp_attribution_jcs_append_string(out, env->advertiser_id,
+									 strlen(env->advertiser_id));
+	appendStringInfoString(out, ",\"aggregate_id\":");
 	fp_attribution_jcs_append_string(out, env->aggregate_id,
 									 strlen(env->aggregate_id));
 	appendStringInfoString(out, ",\"aggregate_type\":");
@@ -396,6 +402,7 @@ fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
 	env->has_causation = !isnull;
 	if (!isnull)
 		env->causation_id = *DatumGetUUIDP(d);
+	env->advertiser_id = TextDatumGetCString(required_column(tuple, desc, "advertiser_id"));
 	env->aggregate_id = TextDatumGetCString(required_column(tuple, desc, "aggregate_id"));
 	env->aggregate_type = TextDatumGetCString(required_column(tuple, desc, "aggregate_type"));
 	r->payload = DatumGetJsonbP(required_column(tuple, desc, "payload"));
@@ -445,10 +452,11 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 #define RECEIPT_COLUMNS \
 	"receipt_id, \"timestamp\", sequence, correlation_id, causation_id," \
 	" aggregate_id, aggregate_type, payload, payload_hash, signature," \
-	" trace_id, span_id, prev_hash, receipt_hash, key_id"
+	" trace_id, span_id, prev_hash, receipt_hash, key_id, advertiser_id"
 #define RECEIPT_VALUES \
 	"$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::attribution.trace_id," \
-	" $12::attribution.span_id, $13, $14, $15"
+	" $12::attribution.span_id, $13, $14, $15, $16"
+#define RECEIPT_NPARAMS 16
 
 /*
  * Prepare the saved plans on first use.  Plans survive DROP/CREATE
@@ -459,46 +467,49 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 static void
 prepare_plans(void)
 {
-	Oid			receipt_types[15] = {UUIDOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
-		UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID, TEXTOID,
-	TEXTOID, BYTEAOID, BYTEAOID, TEXTOID};
+	Oid			receipt_types[RECEIPT_NPARAMS] = {UUIDOID, TIMESTAMPTZOID,
+		INT8OID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
+	BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID};
 
 	if (start_plan != NULL)
 		return;
 
 	lock_plan = keep_plan("SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
-						  " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
-						  " AND aggregate_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-						  2, (Oid[]) {TEXTOID, TEXTOID});
+						  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+						  " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+						  " AND aggregate_id OPERATOR(pg_catalog.=) $3 FOR UPDATE",
+						  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
 	cause_plan = keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
-						   " WHERE r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-						   " AND r.aggregate_id OPERATOR(pg_catalog.=) $1"
+						   " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+						   " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+						   " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
 						   " AND r.sequence OPERATOR(pg_catalog.=) 1",
-						   1, (Oid[]) {TEXTOID});
+						   2, (Oid[]) {TEXTOID, TEXTOID});
 	key_plan = keep_plan("INSERT INTO attribution.signing_keys"
 						 " (key_id, algorithm, public_key, public_key_pem)"
 						 " VALUES ($1, 'ed25519', $2, $3)"
 						 " ON CONFLICT (key_id) DO NOTHING",
 						 3, (Oid[]) {TEXTOID, BYTEAOID, TEXTOID});
 	advance_plan = keep_plan("UPDATE attribution.receipt_streams"
-							 " SET last_sequence = $4, last_hash = $5"
+							 " SET last_sequence = $5, last_hash = $6"
 							 " WHERE ctid OPERATOR(pg_catalog.=) $1"
-							 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
-							 " AND aggregate_id OPERATOR(pg_catalog.=) $3"
+							 " AND advertiser_id OPERATOR(pg_catalog.=) $2"
+							 " AND aggregate_type OPERATOR(pg_catalog.=) $3"
+							 " AND aggregate_id OPERATOR(pg_catalog.=) $4"
 							 " RETURNING ctid",
-							 5, (Oid[]) {TIDOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
+							 6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
 	insert_plan = keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 							" VALUES (" RECEIPT_VALUES ")",
-							15, receipt_types);
+							RECEIPT_NPARAMS, receipt_types);
 	start_plan = keep_plan("WITH head AS ("
 						   " INSERT INTO attribution.receipt_streams"
-						   " (aggregate_type, aggregate_id, last_sequence, last_hash)"
-						   " VALUES ($7, $6, $3, $14)"
-						   " ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING"
+						   " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
+						   " VALUES ($16, $7, $6, $3, $14)"
+						   " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
 						   " RETURNING 1)"
 						   " INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 						   " SELECT " RECEIPT_VALUES " FROM head",
-						   15, receipt_types);
+						   RECEIPT_NPARAMS, receipt_types);
 }
 
 /*
@@ -527,13 +538,16 @@ register_signing_key(const FpSigningKey *key)
  * The receipt of the click a conversion names, if that click has one.
  */
 static bool
-find_click_receipt(const char *click_id, pg_uuid_t *out)
+find_click_receipt(const char *advertiser_id, const char *click_id,
+				   pg_uuid_t *out)
 {
-	Datum		arg = CStringGetTextDatum(click_id);
+	Datum		args[2];
 	bool		isnull;
 	int			rc;
 
-	rc = SPI_execute_plan(cause_plan, &arg, NULL, true, 1);
+	args[0] = CStringGetTextDatum(advertiser_id);
+	args[1] = CStringGetTextDatum(click_id);
+	rc = SPI_execute_plan(cause_plan, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up click receipt: %s",
 			 SPI_result_code_string(rc));
@@ -550,10 +564,12 @@ find_click_receipt(const char *click_id, pg_uuid_t *out)
 static bool
 head_key(const FpReceiptEnvelope *env, HeadKey *key)
 {
-	if (strlen(env->aggregate_type) >= sizeof(key->aggregate_type) ||
+	if (strlen(env->advertiser_id) >= sizeof(key->advertiser_id) ||
+		strlen(env->aggregate_type) >= sizeof(key->aggregate_type) ||
 		strlen(env->aggregate_id) >= sizeof(key->aggregate_id))
 		return false;
 	memset(key, 0, sizeof(*key));
+	strcpy(key->advertiser_id, env->advertiser_id);
 	strcpy(key->aggregate_type, env->aggregate_type);
 	strcpy(key->aggregate_id, env->aggregate_id);
 	return true;
@@ -632,8 +648,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	Datum		values[15];
-	char		nulls[15];
+	Datum		values[RECEIPT_NPARAMS];
+	char		nulls[RECEIPT_NPARAMS];
 	bool		isnull;
 	uint8		receipt_hash[FP_SHA256_LEN];
 	uint8		signature[FP_ED25519_SIGNATURE_LEN];
@@ -668,7 +684,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
 	if (cause_click_id != NULL)
-		env->has_causation = find_click_receipt(cause_click_id,
+		env->has_causation = find_click_receipt(env->advertiser_id,
+												cause_click_id,
 												&env->causation_id);
 
 	/* everything but sequence, hashes and signature, in column order */
@@ -690,6 +707,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 		nulls[9] = nulls[14] = 'n';
 	values[10] = CStringGetTextDatum(trace_hex);
 	values[11] = CStringGetTextDatum(span_hex);
+	values[15] = CStringGetTextDatum(env->advertiser_id);
 
 	/*
 	 * A lost race to create the head starts over, once; so does an append
@@ -697,14 +715,14 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	 */
 	for (int races = 0; !written;)
 	{
-		Datum		key_args[2] = {values[6], values[5]};
+		Datum		key_args[3] = {values[15], values[6], values[5]};
 		HeadEntry  *cached = head_cache_find(env);
 		ItemPointerData head_tid;
 		bool		chain_exists;
 
 		if (races == 2)
-			elog(ERROR, "could not append receipt to %s \"%s\"",
-				 env->aggregate_type, env->aggregate_id);
+			elog(ERROR, "could not append receipt to %s \"%s\" of advertiser \"%s\"",
+				 env->aggregate_type, env->aggregate_id, env->advertiser_id);
 
 		if (cached != NULL)
 		{
@@ -754,8 +772,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 
 		if (chain_exists)
 		{
-			Datum		head_args[5] = {PointerGetDatum(&head_tid),
-				values[6], values[5], values[2], values[13]};
+			Datum		head_args[6] = {PointerGetDatum(&head_tid),
+				values[15], values[6], values[5], values[2], values[13]};
 
 			rc = SPI_execute_plan(advance_plan, head_args, NULL, false, 1);
 			if (rc != SPI_OK_UPDATE_RETURNING)
@@ -798,7 +816,9 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 }
 
 /*
- * The text output of a Datum of type typid.
+ * The text output of a Datum of type typid.  text and uuid, most of the
+ * columns a receipt records, are written here without looking up their
+ * output functions (the same text: a uuid's canonical form).
  */
 static char *
 datum_text(Datum d, Oid typid)
@@ -806,6 +826,15 @@ datum_text(Datum d, Oid typid)
 	Oid			output;
 	bool		varlena;
 
+	if (typid == TEXTOID)
+		return TextDatumGetCString(d);
+	if (typid == UUIDOID)
+	{
+		char	   *buf = palloc(37);
+
+		format_uuid(DatumGetUUIDP(d), buf);
+		return buf;
+	}
 	getTypeOutputInfo(typid, &output, &varlena);
 	return OidOutputFunctionCall(output, d);
 }
@@ -868,18 +897,51 @@ column_value(Datum d, bool isnull, Oid typid, JsonbValue *v)
 }
 
 /*
- * A column of the trigger's row, by name.
+ * The attribute number of a column of the trigger's table, by name.
+ */
+static int
+row_attnum(TupleDesc desc, const char *name)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("the trigger's table has no column \"%s\"", name)));
+	return attnum;
+}
+
+/*
+ * A column of the trigger's row, by name, of any type.
  */
 static Datum
 row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
 		   Oid *typid)
 {
-	int			attnum = SPI_fnumber(desc, name);
+	int			attnum = row_attnum(desc, name);
 
-	if (attnum <= 0)
-		elog(ERROR, "column \"%s\" not found", name);
 	*typid = TupleDescAttr(desc, attnum - 1)->atttypid;
 	return heap_getattr(tuple, attnum, desc, isnull);
+}
+
+/*
+ * A trace or span id column of the trigger's row (len bytes), by name;
+ * the BEFORE INSERT trigger has set it.
+ */
+static const void *
+row_id_column(HeapTuple tuple, TupleDesc desc, const char *name, int len)
+{
+	int			attnum = row_attnum(desc, name);
+	bool		isnull;
+	Datum		d;
+
+	fp_attribution_check_column_type(desc, attnum, name, InvalidOid, len);
+	d = heap_getattr(tuple, attnum, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return DatumGetPointer(d);
 }
 
 /*
@@ -969,10 +1031,13 @@ hash_payload(Jsonb *payload, FpReceiptEnvelope *env)
 /*
  * attribution.write_receipt(aggregate_type) AFTER INSERT row trigger
  *
- * Appends the receipt of the inserted row's creating event; the argument
- * selects the aggregate spec above.  It reads the row's columns by name
- * with the types of the extension's own table, so it refuses to fire on
- * any other table (EXECUTE is revoked from PUBLIC as well).
+ * Appends the receipt of the inserted row's creating event to the chain
+ * of (advertiser_id, aggregate_type, aggregate_id); the argument selects
+ * the aggregate spec above.  It reads the row's columns by name, never
+ * the table's name, so it works the same on a copy of the table under
+ * another name (a shard of a distributed table); a table lacking a column
+ * is refused.  EXECUTE is revoked from PUBLIC, so only the extension's
+ * owner can attach it to a table.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_write_receipt);
 Datum
@@ -1003,15 +1068,6 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown aggregate type \"%s\"",
 						trigdata->tg_trigger->tgargs[0])));
-	if (RelationGetNamespace(trigdata->tg_relation) !=
-		get_namespace_oid("attribution", false) ||
-		strcmp(RelationGetRelationName(trigdata->tg_relation), spec->table) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("write_receipt('%s') must be fired by attribution.%s",
-						spec->aggregate_type, spec->table),
-				 errdetail("It fired on table \"%s\".",
-						   RelationGetRelationName(trigdata->tg_relation))));
 
 	/* A restore brings the row's receipt along (row_guard.c) */
 	if (fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
@@ -1021,10 +1077,14 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 	memset(&env, 0, sizeof(env));
 	env.aggregate_type = spec->aggregate_type;
+	d = row_column(tuple, desc, "advertiser_id", &isnull, &typid);
+	env.advertiser_id = datum_text(d, typid);
 	d = row_column(tuple, desc, spec->id_column, &isnull, &typid);
 	env.aggregate_id = datum_text(d, typid);
-	env.trace_id = *DatumGetFpTraceId(row_column(tuple, desc, "trace_id", &isnull, &typid));
-	env.span_id = *DatumGetFpSpanId(row_column(tuple, desc, "span_id", &isnull, &typid));
+	memcpy(&env.trace_id, row_id_column(tuple, desc, "trace_id", FP_TRACE_ID_LEN),
+		   FP_TRACE_ID_LEN);
+	memcpy(&env.span_id, row_id_column(tuple, desc, "span_id", FP_SPAN_ID_LEN),
+		   FP_SPAN_ID_LEN);
 	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
 	hash_payload(payload, &env);
 
@@ -1043,32 +1103,17 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 }
 
 /*
- * The owner of attribution.receipts, as whom appends run.
- */
-static Oid
-receipts_owner(void)
-{
-	Oid			relid = get_relname_relid("receipts",
-										  get_namespace_oid("attribution", false));
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/*
  * attribution.append_receipt(aggregate_type text, aggregate_id text,
- *							  payload jsonb, causation_id uuid)
+ *							  payload jsonb, causation_id uuid,
+ *							  advertiser_id text)
  *	  returns attribution.receipts
  *
  * The building block for commands beyond the built-in ones: appends a
- * receipt for payload to the aggregate's chain, in the trace context of a
- * new command span.  The built-in types are refused for every role.
- * Revoked from PUBLIC by the install script.
+ * receipt for payload to the chain of the advertiser's aggregate, in the
+ * trace context of a new command span.  The built-in types are refused
+ * for every role.  The append runs as the extension's owner, who created
+ * (and owns) its tables, as the commands do.  Revoked from PUBLIC by the
+ * install script.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_append_receipt);
 Datum
@@ -1077,7 +1122,7 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	FpReceiptEnvelope env;
 	FpCommandContext ctx;
 	Jsonb	   *payload;
-	Datum		args[3];
+	Datum		args[4];
 	Datum		result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -1085,6 +1130,9 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("aggregate_type, aggregate_id and payload must not be null")));
 	memset(&env, 0, sizeof(env));
+	env.advertiser_id = text_to_cstring(fp_attribution_check_text("advertiser_id",
+																  PG_ARGISNULL(4) ? NULL : PG_GETARG_TEXT_PP(4),
+																  FP_ID_MAX_CHARS, true));
 	env.aggregate_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	env.aggregate_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	payload = PG_GETARG_JSONB_P(2);
@@ -1111,15 +1159,17 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
-	append_receipt(&env, payload, receipts_owner(), NULL);
-	args[0] = CStringGetTextDatum(env.aggregate_type);
-	args[1] = CStringGetTextDatum(env.aggregate_id);
-	args[2] = Int64GetDatum(env.sequence);
+	append_receipt(&env, payload, fp_attribution_extension_owner(), NULL);
+	args[0] = CStringGetTextDatum(env.advertiser_id);
+	args[1] = CStringGetTextDatum(env.aggregate_type);
+	args[2] = CStringGetTextDatum(env.aggregate_id);
+	args[3] = Int64GetDatum(env.sequence);
 	if (SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
-							  " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
-							  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-							  " AND r.sequence OPERATOR(pg_catalog.=) $3",
-							  3, (Oid[]) {TEXTOID, TEXTOID, INT8OID},
+							  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+							  " AND r.aggregate_type OPERATOR(pg_catalog.=) $2"
+							  " AND r.aggregate_id OPERATOR(pg_catalog.=) $3"
+							  " AND r.sequence OPERATOR(pg_catalog.=) $4",
+							  4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID},
 							  args, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read back the new receipt");
@@ -1186,10 +1236,12 @@ fp_attribution_receipt_envelope_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * attribution.append_only() trigger
+ * attribution.append_only(table) trigger
  *
- * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts
- * and attribution.signing_keys: always refuses.  42501 is also what a
+ * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts,
+ * signing_keys, clicks and conversions: always refuses, naming the table
+ * by its argument (its logical name: a shard or copy of the table has
+ * another).  42501 is also what a
  * role without the (revoked) privilege gets, so clients see one SQLSTATE
  * for "receipts cannot be changed" whoever they are.  A superuser can
  * still disable the trigger; verification is what catches that.
@@ -1212,6 +1264,8 @@ fp_attribution_append_only(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("table \"%s\" is append-only",
+					trigdata->tg_trigger->tgnargs == 1 ?
+					trigdata->tg_trigger->tgargs[0] :
 					RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("%s is not allowed on it.", op),
 			 errhint("Receipts prove what happened; record a correcting command instead.")));

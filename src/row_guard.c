@@ -76,11 +76,12 @@ fp_attribution_restoring(Oid relowner)
 }
 
 /*
- * attribution.await_click(clicks regclass, click_id uuid) returns boolean
+ * attribution.await_click(clicks regclass, advertiser_id text,
+ *						   click_id uuid) returns boolean
  *
  * Waits until no transaction other than ours is inserting or deleting a
- * row with this click_id in clicks (whose primary key must be the single
- * uuid column click_id), and says whether it had to wait: then the caller
+ * row with this key in clicks (whose primary key must be (advertiser_id
+ * text, click_id uuid)), and says whether it had to wait: then the caller
  * reads the click again with a new snapshot.  Like the unique check of a
  * btree insert, it probes the primary key with a dirty snapshot, which
  * also sees uncommitted rows and names the transaction that wrote them.
@@ -91,7 +92,8 @@ Datum
 fp_attribution_await_click(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	pg_uuid_t  *click_id = PG_GETARG_UUID_P(1);
+	text	   *advertiser_id = PG_GETARG_TEXT_PP(1);
+	pg_uuid_t  *click_id = PG_GETARG_UUID_P(2);
 	bool		waited = false;
 	Relation	heap;
 	Relation	index;
@@ -110,26 +112,30 @@ fp_attribution_await_click(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has no primary key",
 						RelationGetRelationName(heap))));
 	index = index_open(indexid, AccessShareLock);
-	if (IndexRelationGetNumberOfKeyAttributes(index) != 1 ||
-		TupleDescAttr(RelationGetDescr(index), 0)->atttypid != UUIDOID)
+	if (IndexRelationGetNumberOfKeyAttributes(index) != 2 ||
+		TupleDescAttr(RelationGetDescr(index), 0)->atttypid != TEXTOID ||
+		TupleDescAttr(RelationGetDescr(index), 1)->atttypid != UUIDOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("primary key of table \"%s\" is not one uuid column",
+				 errmsg("primary key of table \"%s\" is not (text, uuid)",
 						RelationGetRelationName(heap))));
 
 	for (;;)
 	{
 		SnapshotData dirty;
-		ScanKeyData key;
+		ScanKeyData key[2];
 		IndexScanDesc scan;
 		TupleTableSlot *slot = table_slot_create(heap, NULL);
 		TransactionId xwait = InvalidTransactionId;
 
 		InitDirtySnapshot(dirty);
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
+		ScanKeyEntryInitialize(&key[0], 0, 1, BTEqualStrategyNumber,
+							   InvalidOid, index->rd_indcollation[0],
+							   F_TEXTEQ, PointerGetDatum(advertiser_id));
+		ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_UUID_EQ,
 					UUIDPGetDatum(click_id));
-		scan = index_beginscan(heap, index, &dirty, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
+		scan = index_beginscan(heap, index, &dirty, 2, 0);
+		index_rescan(scan, key, 2, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
 			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;

@@ -11,6 +11,9 @@
  * caller's search_path unless it pays for a SET clause on every call, and
  * the interpreter was most of the cost of a command.  The lookups they need
  * (the affiliate's window, the named click, the visitor's latest click) are
+ * keyed by the row's advertiser_id first: an advertiser's conversions are
+ * attributed to its own clicks only, and with the tables distributed by
+ * advertiser every lookup stays on the row's shard.  They are
  * saved SPI plans whose SQL names every object and operator with its
  * schema, and they run as the table's owner, as PostgreSQL's RI triggers
  * do, so an inserting role needs no privilege on attribution.windows or
@@ -50,8 +53,7 @@
 /* fp_attribution.attribution_window, in seconds */
 static int	attribution_window_s = 30 * 24 * 60 * 60;
 
-/* Longest id (affiliate, order, visitor, offer, campaign), user agent, URL */
-#define ID_MAX_CHARS 128
+/* Longest user agent, URL (ids: FP_ID_MAX_CHARS) */
 #define USER_AGENT_MAX_CHARS 1024
 #define URL_MAX_CHARS 4096
 
@@ -61,6 +63,7 @@ static int	attribution_window_s = 30 * 24 * 60 * 60;
  */
 typedef enum RowColumn
 {
+	COL_ADVERTISER_ID,
 	COL_CLICK_ID,
 	COL_AFFILIATE_ID,
 	COL_OFFER_ID,
@@ -89,11 +92,47 @@ typedef enum RowColumn
 } RowColumn;
 
 static const char *const column_names[NUM_ROW_COLUMNS] = {
-	"click_id", "affiliate_id", "offer_id", "campaign_id", "visitor_id",
+	"advertiser_id", "click_id", "affiliate_id", "offer_id", "campaign_id", "visitor_id",
 	"user_agent", "referrer", "landing_url", "clicked_at", "window_ends_at",
 	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
 	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
 	"parent_span_id", "sampled", "tracestate", "recorded_at"
+};
+
+/*
+ * The types the triggers read and write those columns as; InvalidOid with
+ * a length: the extension's trace and span id types
+ */
+static const struct
+{
+	Oid			typid;
+	int			typlen;
+}			column_types[NUM_ROW_COLUMNS] = {
+	[COL_ADVERTISER_ID] = {TEXTOID},
+	[COL_CLICK_ID] = {UUIDOID},
+	[COL_AFFILIATE_ID] = {TEXTOID},
+	[COL_OFFER_ID] = {TEXTOID},
+	[COL_CAMPAIGN_ID] = {TEXTOID},
+	[COL_VISITOR_ID] = {TEXTOID},
+	[COL_USER_AGENT] = {TEXTOID},
+	[COL_REFERRER] = {TEXTOID},
+	[COL_LANDING_URL] = {TEXTOID},
+	[COL_CLICKED_AT] = {TIMESTAMPTZOID},
+	[COL_WINDOW_ENDS_AT] = {TIMESTAMPTZOID},
+	[COL_ORDER_ID] = {TEXTOID},
+	[COL_CONVERSION_ID] = {UUIDOID},
+	[COL_REVENUE_CENTS] = {INT8OID},
+	[COL_CURRENCY] = {TEXTOID},
+	[COL_CONVERTED_AT] = {TIMESTAMPTZOID},
+	[COL_ATTRIBUTED] = {BOOLOID},
+	[COL_UNATTRIBUTED_REASON] = {TEXTOID},
+	[COL_LATENCY] = {INTERVALOID},
+	[COL_TRACE_ID] = {InvalidOid, FP_TRACE_ID_LEN},
+	[COL_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
+	[COL_PARENT_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
+	[COL_SAMPLED] = {BOOLOID},
+	[COL_TRACESTATE] = {TEXTOID},
+	[COL_RECORDED_AT] = {TIMESTAMPTZOID},
 };
 
 /* The row being inserted, deformed so columns can be replaced */
@@ -192,7 +231,14 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 			continue;
 		for (int c = 0; c < NUM_ROW_COLUMNS; c++)
 			if (strcmp(NameStr(att->attname), column_names[c]) == 0)
+			{
+				fp_attribution_check_column_type(edit->desc, i + 1,
+												 column_names[c],
+												 column_types[c].typid,
+												 column_types[c].typlen);
 				edit->attno[c] = i;
+				break;
+			}
 	}
 	return true;
 }
@@ -341,25 +387,29 @@ prepare_plans(void)
 	if (window_plan != NULL)
 		return;
 	window_plan = keep_plan("SELECT w.attribution_window FROM attribution.windows w"
-							" WHERE w.affiliate_id OPERATOR(pg_catalog.=) $1",
-							1, (Oid[]) {TEXTOID});
+							" WHERE w.advertiser_id OPERATOR(pg_catalog.=) $1"
+							" AND w.affiliate_id OPERATOR(pg_catalog.=) $2",
+							2, (Oid[]) {TEXTOID, TEXTOID});
 	click_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-						   " WHERE c.click_id OPERATOR(pg_catalog.=) $1",
-						   1, (Oid[]) {UUIDOID});
+						   " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+						   " AND c.click_id OPERATOR(pg_catalog.=) $2",
+						   2, (Oid[]) {TEXTOID, UUIDOID});
 	await_plan = keep_plan("SELECT attribution.await_click("
-						   "'attribution.clicks'::pg_catalog.regclass, $1)",
-						   1, (Oid[]) {UUIDOID});
+						   "'attribution.clicks'::pg_catalog.regclass, $1, $2)",
+						   2, (Oid[]) {TEXTOID, UUIDOID});
 	/* the latest click whose window covers the conversion time */
 	visitor_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-							 " WHERE c.visitor_id OPERATOR(pg_catalog.=) $1"
-							 " AND c.clicked_at OPERATOR(pg_catalog.<=) $2"
-							 " AND c.window_ends_at OPERATOR(pg_catalog.>) $2"
+							 " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+							 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+							 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3"
+							 " AND c.window_ends_at OPERATOR(pg_catalog.>) $3"
 							 " ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
-							 2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
+							 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 	visitor_any_plan = keep_plan("SELECT FROM attribution.clicks c"
-								 " WHERE c.visitor_id OPERATOR(pg_catalog.=) $1"
-								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $2 LIMIT 1",
-								 2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
+								 " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+								 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
+								 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 }
 
 /*
@@ -441,26 +491,28 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 	RowEdit		edit;
 	TimestampTz clicked_at;
 	Interval   *window;
-	Datum		affiliate_id;
+	Datum		window_key[2];
 	Oid			save_user;
 	int			save_sec;
 
 	if (!begin_row_edit(fcinfo, "clicks_before_insert", &edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
-	check_text_column(&edit, COL_AFFILIATE_ID, ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_OFFER_ID, ID_MAX_CHARS, false);
-	check_text_column(&edit, COL_CAMPAIGN_ID, ID_MAX_CHARS, false);
-	check_text_column(&edit, COL_VISITOR_ID, ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_AFFILIATE_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_OFFER_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_CAMPAIGN_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
 	check_text_column(&edit, COL_USER_AGENT, USER_AGENT_MAX_CHARS, false);
 	check_text_column(&edit, COL_REFERRER, URL_MAX_CHARS, false);
 	check_text_column(&edit, COL_LANDING_URL, URL_MAX_CHARS, false);
 	uuid_or_random(&edit, COL_CLICK_ID);
 	clicked_at = timestamp_or_now(&edit, COL_CLICKED_AT);
 
-	affiliate_id = get(&edit, COL_AFFILIATE_ID);
+	window_key[0] = get(&edit, COL_ADVERTISER_ID);
+	window_key[1] = get(&edit, COL_AFFILIATE_ID);
 	spi_as_owner(trigdata, &save_user, &save_sec);
-	if (lookup(window_plan, &affiliate_id) == 1)
+	if (lookup(window_plan, window_key) == 1)
 	{
 		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -520,27 +572,29 @@ check_money(RowEdit *edit)
 }
 
 /*
- * Last click wins: the click the conversion names (waiting for a
- * transaction still inserting it), else the visitor's latest click whose
- * window covers the conversion time.  Returns NULL and fills *click when
+ * Last click wins: the advertiser's click the conversion names (waiting
+ * for a transaction still inserting it), else the latest click of the
+ * advertiser's visitor whose window covers the conversion time.  Returns NULL and fills *click when
  * attributed, else the reason it is not.  Caller is connected to SPI.
  */
 static const char *
 attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 		  MemoryContext cxt)
 {
+	Datum		advertiser_id = get(edit, COL_ADVERTISER_ID);
+
 	if (!is_null(edit, COL_CLICK_ID))
 	{
-		Datum		id = get(edit, COL_CLICK_ID);
+		Datum		key[2] = {advertiser_id, get(edit, COL_CLICK_ID)};
 
-		if (lookup(click_plan, &id) == 0)
+		if (lookup(click_plan, key) == 0)
 		{
 			bool		isnull;
 
-			if (lookup(await_plan, &id) != 1 ||
+			if (lookup(await_plan, key) != 1 ||
 				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull)) ||
-				lookup(click_plan, &id) == 0)
+				lookup(click_plan, key) == 0)
 				return "unknown_click";
 		}
 		found_click(cxt, click);
@@ -552,7 +606,8 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 	}
 	if (!is_null(edit, COL_VISITOR_ID))
 	{
-		Datum		args[2] = {get(edit, COL_VISITOR_ID), TimestampTzGetDatum(converted_at)};
+		Datum		args[3] = {advertiser_id, get(edit, COL_VISITOR_ID),
+		TimestampTzGetDatum(converted_at)};
 
 		if (lookup(visitor_plan, args) == 1)
 		{
@@ -588,8 +643,9 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	if (!begin_row_edit(fcinfo, "conversions_before_insert", &edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
-	check_text_column(&edit, COL_ORDER_ID, ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_VISITOR_ID, ID_MAX_CHARS, false);
+	check_text_column(&edit, COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_ORDER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
 	check_money(&edit);
 	uuid_or_random(&edit, COL_CONVERSION_ID);
 	converted_at = timestamp_or_now(&edit, COL_CONVERTED_AT);

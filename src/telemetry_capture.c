@@ -97,9 +97,11 @@
 #include "access/htup_details.h"
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -111,6 +113,7 @@
 #include "utils/elog.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/inval.h"
 #include "tcop/utility.h"
@@ -121,15 +124,29 @@
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
+#include "fp_attribution/validate.h"
 
-/* The tables we distinguish */
+/*
+ * The tables we distinguish.  Never by their name: the telemetry trigger's
+ * argument says which kind of table it is attached to (see classify_rel),
+ * so a renamed copy or the shard of a distributed table is classified, and
+ * named in spans, as the logical table.
+ */
 typedef enum FpTable
 {
-	TABLE_OTHER,				/* another table of the attribution schema */
+	TABLE_OTHER,				/* another table of the extension */
 	TABLE_CLICKS,
 	TABLE_CONVERSIONS,
 	TABLE_RECEIPTS
 } FpTable;
+
+/* The trigger arguments naming the kinds, which are their logical names */
+static const char *const table_names[] = {
+	[TABLE_OTHER] = NULL,
+	[TABLE_CLICKS] = "clicks",
+	[TABLE_CONVERSIONS] = "conversions",
+	[TABLE_RECEIPTS] = "receipts",
+};
 
 /* Common head of every pending item, for the subtransaction walks */
 typedef struct PendingHead
@@ -820,14 +837,15 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 /*
  * Which tables are ours, remembered per relation so that a write statement
  * costs no catalog lookup; forgotten on relcache invalidation (DROP
- * EXTENSION, ALTER TABLE ... RENAME).
+ * EXTENSION, ALTER TABLE ... RENAME, CREATE or DROP TRIGGER).
  */
 typedef struct RelClass
 {
 	Oid			relid;
-	bool		ours;			/* in the attribution schema */
+	bool		ours;			/* has our telemetry trigger, or is a table
+								 * of the extension */
 	FpTable		table;
-	char		relname[NAMEDATALEN];
+	char		relname[NAMEDATALEN];	/* logical name */
 } RelClass;
 
 #define REL_CLASS_CACHE 16
@@ -842,11 +860,58 @@ forget_rel_classes(Datum arg, Oid relid)
 	n_rel_classes = 0;
 }
 
+/* The telemetry trigger's C function, recognised by its address */
+extern PGDLLEXPORT Datum fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS);
+
+/*
+ * The kind of table a trigger argument names, or TABLE_OTHER.
+ */
+static FpTable
+table_of_name(const char *name)
+{
+	for (int t = TABLE_CLICKS; t < lengthof(table_names); t++)
+		if (strcmp(name, table_names[t]) == 0)
+			return (FpTable) t;
+	return TABLE_OTHER;
+}
+
+/*
+ * The kind of table that the telemetry trigger of relation rel names, or
+ * TABLE_OTHER if it has none.  The trigger is recognised by the C function
+ * it calls, whatever the SQL function is called.
+ */
+static FpTable
+table_of_triggers(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+
+	if (trigdesc == NULL)
+		return TABLE_OTHER;
+	for (int i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &trigdesc->triggers[i];
+		FmgrInfo	finfo;
+
+		if (trig->tgnargs != 1 || !trig->tgenabled)
+			continue;
+		fmgr_info(trig->tgfoid, &finfo);
+		if (finfo.fn_addr == fp_attribution_telemetry_row_written)
+			return table_of_name(trig->tgargs[0]);
+	}
+	return TABLE_OTHER;
+}
+
+/*
+ * Classify a relation: clicks, conversions and receipts by the argument of
+ * their telemetry trigger (under any name: a copy or a shard carries the
+ * trigger with it); the extension's other tables by their membership in
+ * the extension, named as they are.  Anything else is not ours.
+ */
 static RelClass *
 classify_rel(Oid relid)
 {
 	RelClass   *rc;
-	Oid			nsp;
+	Relation	rel;
 
 	for (int i = 0; i < n_rel_classes; i++)
 		if (rel_classes[i].relid == relid)
@@ -860,20 +925,27 @@ classify_rel(Oid relid)
 		n_rel_classes = 0;
 	rc = &rel_classes[n_rel_classes++];
 	rc->relid = relid;
-	nsp = get_rel_namespace(relid);
-	rc->ours = OidIsValid(nsp) && nsp == get_namespace_oid("attribution", true);
 	rc->relname[0] = '\0';
-	rc->table = TABLE_OTHER;
-	if (rc->ours)
+	rel = RelationIdGetRelation(relid);
+	if (!RelationIsValid(rel))
+		elog(ERROR, "could not open relation with OID %u", relid);
+	rc->table = table_of_triggers(rel);
+	if (rc->table != TABLE_OTHER)
 	{
-		char	   *relname = get_rel_name(relid);
-
-		strlcpy(rc->relname, relname, sizeof(rc->relname));
-		rc->table = strcmp(relname, "clicks") == 0 ? TABLE_CLICKS :
-			strcmp(relname, "conversions") == 0 ? TABLE_CONVERSIONS :
-			strcmp(relname, "receipts") == 0 ? TABLE_RECEIPTS : TABLE_OTHER;
-		pfree(relname);
+		rc->ours = true;
+		strlcpy(rc->relname, table_names[rc->table], sizeof(rc->relname));
 	}
+	else
+	{
+		Oid			extid = get_extension_oid("fp_attribution", true);
+
+		rc->ours = OidIsValid(extid) &&
+			getExtensionOfObject(RelationRelationId, relid) == extid;
+		if (rc->ours)
+			strlcpy(rc->relname, RelationGetRelationName(rel),
+					sizeof(rc->relname));
+	}
+	RelationClose(rel);
 	return rc;
 }
 
@@ -1133,6 +1205,35 @@ static const char *const row_column_names[N_ROW_COLUMNS] = {
 	"aggregate_id", "key_id", "sequence"
 };
 
+/*
+ * The types the trigger reads those columns as; InvalidOid with a length:
+ * the extension's trace and span id types
+ */
+static const struct
+{
+	Oid			typid;
+	int			typlen;
+}			row_column_types[N_ROW_COLUMNS] = {
+	[COL_TRACE_ID] = {InvalidOid, FP_TRACE_ID_LEN},
+	[COL_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
+	[COL_SAMPLED] = {BOOLOID},
+	[COL_AFFILIATE_ID] = {TEXTOID},
+	[COL_CLICK_ID] = {UUIDOID},
+	[COL_IP] = {INETOID},
+	[COL_ORDER_ID] = {TEXTOID},
+	[COL_CONVERSION_ID] = {UUIDOID},
+	[COL_CURRENCY] = {TEXTOID},
+	[COL_UNATTRIBUTED_REASON] = {TEXTOID},
+	[COL_REVENUE_CENTS] = {INT8OID},
+	[COL_ATTRIBUTED] = {BOOLOID},
+	[COL_LATENCY] = {INTERVALOID},
+	[COL_RECEIPT_ID] = {UUIDOID},
+	[COL_AGGREGATE_TYPE] = {TEXTOID},
+	[COL_AGGREGATE_ID] = {TEXTOID},
+	[COL_KEY_ID] = {TEXTOID},
+	[COL_SEQUENCE] = {INT8OID},
+};
+
 /* Attribute numbers of those columns in one table (0: absent) */
 typedef struct ColumnMap
 {
@@ -1144,7 +1245,9 @@ static ColumnMap column_maps[TABLE_RECEIPTS + 1];
 
 /*
  * The attribute number of a column of the trigger's table, from a map
- * kept per table and rebuilt when the table or its columns changed.
+ * kept per table and rebuilt when the table or its columns changed; a
+ * column of another type than the trigger reads is refused when the map
+ * is built (the trigger may be attached to a copy of our table).
  */
 static int
 column_number(TriggerData *trigdata, FpTable table, RowColumn col)
@@ -1160,9 +1263,17 @@ column_number(TriggerData *trigdata, FpTable table, RowColumn col)
 				 row_column_names[col]) == 0)))
 		return attnum;
 
-	map->relid = RelationGetRelid(trigdata->tg_relation);
+	map->relid = InvalidOid;
 	for (int c = 0; c < N_ROW_COLUMNS; c++)
+	{
 		map->attnum[c] = Max(SPI_fnumber(desc, row_column_names[c]), 0);
+		if (map->attnum[c] > 0)
+			fp_attribution_check_column_type(desc, map->attnum[c],
+											 row_column_names[c],
+											 row_column_types[c].typid,
+											 row_column_types[c].typlen);
+	}
+	map->relid = RelationGetRelid(trigdata->tg_relation);
 	return map->attnum[col];
 }
 
@@ -1387,14 +1498,15 @@ receipt_written(RowRecords *r)
 }
 
 /*
- * attribution.telemetry_row_written(), AFTER INSERT FOR EACH ROW on clicks,
- * conversions and receipts: the event span, the business log record(s)
- * and the business metric increments of the row, pending until commit.
- * The row's trace_id and span_id are the event span's trace and parent.
- * It reads the row by column name and type of those tables only: on any
- * other table it refuses to run.  The span and log records count against
- * the transaction's caps (see reserve()); the metric increments are
- * tallied.
+ * attribution.telemetry_row_written(table), AFTER INSERT FOR EACH ROW on
+ * clicks, conversions and receipts, the argument naming which: the event
+ * span, the business log record(s) and the business metric increments of
+ * the row, pending until commit.  The row's trace_id and span_id are the
+ * event span's trace and parent.  It reads the row by column name, and
+ * names the table by the argument, never by the name of the table it
+ * fired on (a copy or a shard under another name is the same table).  The
+ * span and log records count against the transaction's caps (see
+ * reserve()); the metric increments are tallied.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
 Datum
@@ -1417,13 +1529,12 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "telemetry_row_written must be an AFTER INSERT row trigger");
-	table = classify_rel(RelationGetRelid(trigdata->tg_relation))->table;
+	table = trigdata->tg_trigger->tgnargs == 1 ?
+		table_of_name(trigdata->tg_trigger->tgargs[0]) : TABLE_OTHER;
 	if (table == TABLE_OTHER)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("attribution.telemetry_row_written() fired on table \"%s\"",
-						RelationGetRelationName(trigdata->tg_relation)),
-				 errdetail("It is a trigger of attribution.clicks, attribution.conversions and attribution.receipts only.")));
+				 errmsg("telemetry_row_written needs one argument: clicks, conversions or receipts")));
 	/* A restored row is not new work (row_guard.c) */
 	if (!telemetry_active() ||
 		fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
@@ -1482,8 +1593,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		db_attrs(r.span);
 		fp_attribution_attr_utf8(fp_attribution_span_attr(r.span, "db.collection.name"),
 								 table == TABLE_CLICKS ? "attribution.clicks" :
-								table == TABLE_CONVERSIONS ? "attribution.conversions" :
-								"attribution.receipts");
+								 table == TABLE_CONVERSIONS ? "attribution.conversions" :
+								 "attribution.receipts");
 		spans = pending_append(spans, ps);
 	}
 	log_room = reserve(&pending_logs, fp_attribution_max_logs, 1,

@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -83,4 +84,31 @@ fp_attribution_check_text_sql(PG_FUNCTION_ARGS)
 	if (value == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(value);
+}
+
+/*
+ * Check that column attno (1-based) of desc, called name, has the type a
+ * trigger reads it as: typid, or, for the extension's own fixed-length id
+ * types (whose OIDs differ per installation), InvalidOid and the length
+ * typlen, passed by reference.  The triggers find their columns by name on
+ * whatever table they are attached to (a copy or shard of the extension's
+ * table has another name), so a column of another type is refused here
+ * rather than misread.
+ */
+void
+fp_attribution_check_column_type(TupleDesc desc, int attno, const char *name,
+								 Oid typid, int typlen)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attno - 1);
+
+	if (OidIsValid(typid) ? att->atttypid == typid :
+		(att->attlen == typlen && !att->attbyval))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("column \"%s\" of the trigger's table has type %s",
+					name, format_type_be(att->atttypid)),
+			 OidIsValid(typid) ?
+			 errdetail("The trigger reads it as %s.", format_type_be(typid)) :
+			 errdetail("The trigger reads it as an id of %d bytes.", typlen)));
 }

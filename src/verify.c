@@ -27,10 +27,12 @@
  *				  change made with triggers bypassed), the row of a receipt
  *				  still exists, and every row has a receipt
  *
- * verify_all is one pass over four ordered scans merged on (aggregate_type,
- * aggregate_id): receipts, chain heads, clicks and conversions.  The key
- * columns are COLLATE "C" (clicks: uuid order, which is the byte order of
- * their text), so the merge compares bytes, and no query runs per chain.
+ * verify_all is one pass over four ordered scans merged on (advertiser_id,
+ * aggregate_type, aggregate_id): receipts, chain heads, clicks and
+ * conversions, so a row is checked against the chain of its own
+ * advertiser only.  The key columns are COLLATE "C" (clicks: uuid order,
+ * which is the byte order of their text), so the merge compares bytes,
+ * and no query runs per chain.
  * It raises a progress NOTICE every VERIFY_PROGRESS_CHAINS chains.
  *
  * Failures are result rows, not errors, so one call reports on a whole
@@ -60,6 +62,7 @@
 
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/validate.h"
 
 /* Rows fetched from a cursor at a time */
 #define VERIFY_BATCH 1000
@@ -81,6 +84,7 @@ typedef struct VerifyKey
 typedef struct VerifyFailure
 {
 	bool		failed;
+	char	   *advertiser_id;
 	char	   *aggregate_type;
 	char	   *aggregate_id;
 	bool		has_receipt;
@@ -103,10 +107,13 @@ typedef struct VerifyScan
 	HeapTuple	tuple;			/* the current row; NULL at the end */
 	TupleDesc	desc;
 	const char *fixed_type;		/* else column aggregate_type gives it */
+	int			adv_attno;
 	int			type_attno;
 	int			id_attno;
 	MemoryContext key_cxt;		/* detoasted keys of the current batch */
-	const char *type;			/* the current row's key, not terminated */
+	const char *adv;			/* the current row's key, not terminated */
+	int			advlen;
+	const char *type;
 	int			typelen;
 	const char *id;
 	int			idlen;
@@ -122,8 +129,10 @@ typedef struct VerifyState
 	MemoryContext call_cxt;		/* holds results */
 
 	/* the chain being walked */
+	char	   *advertiser_id;
 	char	   *aggregate_type;
 	char	   *aggregate_id;
+	int			advlen;
 	int			typelen;
 	int			idlen;
 	const char *row_table;		/* table of a built-in type, else NULL */
@@ -319,6 +328,7 @@ note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 	if (f->failed)
 		return;
 	f->failed = true;
+	f->advertiser_id = st->advertiser_id;
 	f->aggregate_type = st->aggregate_type;
 	f->aggregate_id = st->aggregate_id;
 	f->has_receipt = r != NULL;
@@ -333,6 +343,7 @@ note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 		return;
 	old = MemoryContextSwitchTo(st->call_cxt);
 	*first = *f;
+	first->advertiser_id = pstrdup(f->advertiser_id);
 	first->aggregate_type = pstrdup(f->aggregate_type);
 	first->aggregate_id = pstrdup(f->aggregate_id);
 	first->detail = pstrdup(f->detail);
@@ -340,20 +351,22 @@ note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 }
 
 /*
- * Start walking the chain of (type, id), freeing what the previous chain
- * allocated.  The key need not be terminated; it is copied.
+ * Start walking the chain of (adv, type, id), freeing what the previous
+ * chain allocated.  The key need not be terminated; it is copied.
  */
 static void
-chain_begin(VerifyState *st, const char *type, int typelen, const char *id,
-			int idlen)
+chain_begin(VerifyState *st, const char *adv, int advlen, const char *type,
+			int typelen, const char *id, int idlen)
 {
 	MemoryContext old;
 
 	MemoryContextReset(st->chain_cxt);
 	old = MemoryContextSwitchTo(st->chain_cxt);
+	st->advertiser_id = pnstrdup(adv, advlen);
 	st->aggregate_type = pnstrdup(type, typelen);
 	st->aggregate_id = pnstrdup(id, idlen);
 	MemoryContextSwitchTo(old);
+	st->advlen = advlen;
 	st->typelen = typelen;
 	st->idlen = idlen;
 	st->row_table = fp_attribution_aggregate_table(st->aggregate_type);
@@ -523,6 +536,7 @@ scan_next(VerifyScan *s)
 		}
 		if (s->id_attno == 0)
 		{
+			s->adv_attno = SPI_fnumber(s->desc, "advertiser_id");
 			s->id_attno = SPI_fnumber(s->desc, "aggregate_id");
 			s->type_attno = s->fixed_type != NULL ? 0 :
 				SPI_fnumber(s->desc, "aggregate_type");
@@ -531,6 +545,10 @@ scan_next(VerifyScan *s)
 	s->tuple = s->batch->vals[s->next++];
 
 	old = MemoryContextSwitchTo(s->key_cxt);
+	t = DatumGetTextPP(heap_getattr(s->tuple, s->adv_attno, s->desc, &isnull));
+	Assert(!isnull);
+	s->adv = VARDATA_ANY(t);
+	s->advlen = VARSIZE_ANY_EXHDR(t);
 	t = DatumGetTextPP(heap_getattr(s->tuple, s->id_attno, s->desc, &isnull));
 	Assert(!isnull);
 	s->id = VARDATA_ANY(t);
@@ -590,6 +608,9 @@ scan_cmp(const VerifyScan *a, const VerifyScan *b)
 
 	if (a->tuple == NULL || b->tuple == NULL)
 		return (a->tuple == NULL) - (b->tuple == NULL);
+	c = key_cmp(a->adv, a->advlen, b->adv, b->advlen);
+	if (c != 0)
+		return c;
 	c = key_cmp(a->type, a->typelen, b->type, b->typelen);
 	return c != 0 ? c : key_cmp(a->id, a->idlen, b->id, b->idlen);
 }
@@ -601,6 +622,7 @@ static bool
 scan_in_chain(const VerifyScan *s, const VerifyState *st)
 {
 	return s->tuple != NULL &&
+		key_cmp(s->adv, s->advlen, st->advertiser_id, st->advlen) == 0 &&
 		key_cmp(s->type, s->typelen, st->aggregate_type, st->typelen) == 0 &&
 		key_cmp(s->id, s->idlen, st->aggregate_id, st->idlen) == 0;
 }
@@ -676,7 +698,8 @@ failure_check_datums(const VerifyFailure *f, Datum *values, bool *nulls)
 
 /*
  * attribution.verify_receipt(receipt_id uuid)
- *	  returns (ok, aggregate_type, aggregate_id, sequence, failed_check, detail)
+ *	  returns (ok, advertiser_id, aggregate_type, aggregate_id, sequence,
+ *			   failed_check, detail)
  *
  * Checks one receipt, and its link to the previous receipt of its chain.
  */
@@ -689,8 +712,8 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 	MemoryContext caller_cxt;
 	FpStoredReceipt r;
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	Datum		values[7];
+	bool		nulls[7] = {false};
 	uint8		expected_prev[FP_SHA256_LEN];
 	const char *check = NULL;
 	char	   *detail = NULL;
@@ -718,17 +741,19 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 	memset(expected_prev, 0, FP_SHA256_LEN);
 	if (r.env.sequence > 1)
 	{
-		Datum		args[3];
+		Datum		args[4];
 		bool		isnull;
 
-		args[0] = CStringGetTextDatum(r.env.aggregate_type);
-		args[1] = CStringGetTextDatum(r.env.aggregate_id);
-		args[2] = Int64GetDatum(r.env.sequence - 1);
+		args[0] = CStringGetTextDatum(r.env.advertiser_id);
+		args[1] = CStringGetTextDatum(r.env.aggregate_type);
+		args[2] = CStringGetTextDatum(r.env.aggregate_id);
+		args[3] = Int64GetDatum(r.env.sequence - 1);
 		rc = SPI_execute_with_args("SELECT receipt_hash FROM attribution.receipts"
-								   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
-								   " AND aggregate_id OPERATOR(pg_catalog.=) $2"
-								   " AND sequence OPERATOR(pg_catalog.=) $3",
-								   3, (Oid[]) {TEXTOID, TEXTOID, INT8OID},
+								   " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+								   " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+								   " AND aggregate_id OPERATOR(pg_catalog.=) $3"
+								   " AND sequence OPERATOR(pg_catalog.=) $4",
+								   4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID},
 								   args, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read receipt: %s", SPI_result_code_string(rc));
@@ -757,22 +782,24 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(caller_cxt);
 	values[0] = BoolGetDatum(check == NULL);
-	values[1] = CStringGetTextDatum(r.env.aggregate_type);
-	values[2] = CStringGetTextDatum(r.env.aggregate_id);
-	values[3] = Int64GetDatum(r.env.sequence);
+	values[1] = CStringGetTextDatum(r.env.advertiser_id);
+	values[2] = CStringGetTextDatum(r.env.aggregate_type);
+	values[3] = CStringGetTextDatum(r.env.aggregate_id);
+	values[4] = Int64GetDatum(r.env.sequence);
 	if (check != NULL)
 	{
-		values[4] = CStringGetTextDatum(check);
-		values[5] = CStringGetTextDatum(detail);
+		values[5] = CStringGetTextDatum(check);
+		values[6] = CStringGetTextDatum(detail);
 	}
 	else
-		nulls[4] = nulls[5] = true;
+		nulls[5] = nulls[6] = true;
 	SPI_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /*
- * attribution.verify_chain(aggregate_type text, aggregate_id text)
+ * attribution.verify_chain(aggregate_type text, aggregate_id text,
+ *							advertiser_id text)
  *	  returns (ok, receipts_checked, failed_receipt_id, failed_sequence,
  *			   failed_check, detail)
  */
@@ -782,12 +809,15 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 {
 	char	   *type = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *adv = text_to_cstring(fp_attribution_check_text("advertiser_id",
+																PG_GETARG_TEXT_PP(2),
+																FP_ID_MAX_CHARS, true));
 	VerifyState st;
 	MemoryContext caller_cxt;
 	TupleDesc	tupdesc;
 	Datum		values[6];
 	bool		nulls[6] = {false};
-	Datum		args[2];
+	Datum		args[3];
 	VerifyScan	receipts;
 	bool		isnull;
 	int			rc;
@@ -797,29 +827,33 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
 	verify_begin(&st, caller_cxt);
-	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_GETARG_DATUM(1);
-	chain_begin(&st, type, strlen(type), id, strlen(id));
+	args[0] = PG_GETARG_DATUM(2);
+	args[1] = PG_GETARG_DATUM(0);
+	args[2] = PG_GETARG_DATUM(1);
+	chain_begin(&st, adv, strlen(adv), type, strlen(type), id, strlen(id));
 	/* the row check is verify_all's: no table lookup per chain here */
 	st.row_table = NULL;
 	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
-			  " WHERE r.aggregate_type OPERATOR(pg_catalog.=) $1"
-			  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+			  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+			  " AND r.aggregate_type OPERATOR(pg_catalog.=) $2"
+			  " AND r.aggregate_id OPERATOR(pg_catalog.=) $3"
 			  " ORDER BY r.sequence",
-			  2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, caller_cxt);
+			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, args, NULL, caller_cxt);
 	walk_chain(&st, &receipts, NULL, NULL);
 	SPI_cursor_close(receipts.portal);
 
 	rc = SPI_execute_with_args("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
-							   " WHERE aggregate_type OPERATOR(pg_catalog.=) $1"
-							   " AND aggregate_id OPERATOR(pg_catalog.=) $2",
-							   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, true, 1);
+							   " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+							   " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+							   " AND aggregate_id OPERATOR(pg_catalog.=) $3",
+							   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0 && st.chain_receipts == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("aggregate %s \"%s\" has no receipts", type, id)));
+				 errmsg("aggregate %s \"%s\" of advertiser \"%s\" has no receipts",
+						type, id, adv)));
 	if (SPI_processed == 0)
 		chain_head(&st, false, 0, NULL);
 	else
@@ -842,10 +876,11 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 /*
  * attribution.verify_all()
  *	  returns (ok, chains_checked, receipts_checked, chains_failed,
- *			   receipts_failed, failed_aggregate_type, failed_aggregate_id,
- *			   failed_receipt_id, failed_sequence, failed_check, detail)
+ *			   receipts_failed, failed_advertiser_id, failed_aggregate_type,
+ *			   failed_aggregate_id, failed_receipt_id, failed_sequence,
+ *			   failed_check, detail)
  *
- * Every chain, in (aggregate_type, aggregate_id) order, plus every head
+ * Every chain, in (advertiser_id, aggregate_type, aggregate_id) order, plus every head
  * whose chain has no receipts left; the failure columns describe the first
  * failure found.
  */
@@ -856,8 +891,8 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	VerifyState st;
 	MemoryContext caller_cxt;
 	TupleDesc	tupdesc;
-	Datum		values[11];
-	bool		nulls[11] = {false};
+	Datum		values[12];
+	bool		nulls[12] = {false};
 	VerifyScan	receipts;
 	VerifyScan	heads;
 	VerifyScan	clicks;
@@ -870,16 +905,17 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	SPI_connect();
 	verify_begin(&st, caller_cxt);
 	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
-			  " ORDER BY r.aggregate_type, r.aggregate_id, r.sequence",
+			  " ORDER BY r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence",
 			  0, NULL, NULL, NULL, caller_cxt);
-	scan_open(&heads, "SELECT aggregate_type, aggregate_id, last_sequence, last_hash"
-			  " FROM attribution.receipt_streams ORDER BY aggregate_type, aggregate_id",
+	scan_open(&heads, "SELECT last_sequence, last_hash, advertiser_id, aggregate_type, aggregate_id"
+			  " FROM attribution.receipt_streams"
+			  " ORDER BY advertiser_id, aggregate_type, aggregate_id",
 			  0, NULL, NULL, NULL, caller_cxt);
 	scan_open(&clicks, "SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
-			  " FROM attribution.clicks c ORDER BY c.click_id",
+			  " FROM attribution.clicks c ORDER BY c.advertiser_id, c.click_id",
 			  0, NULL, NULL, "click", caller_cxt);
 	scan_open(&conversions, "SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
-			  " FROM attribution.conversions c ORDER BY 1",
+			  " FROM attribution.conversions c ORDER BY c.advertiser_id, 1",
 			  0, NULL, NULL, "conversion", caller_cxt);
 
 	for (;;)
@@ -893,7 +929,8 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 				first = scans[i];
 		if (first->tuple == NULL)
 			break;
-		chain_begin(&st, first->type, first->typelen, first->id, first->idlen);
+		chain_begin(&st, first->adv, first->advlen, first->type,
+					first->typelen, first->id, first->idlen);
 		if (scan_in_chain(&clicks, &st))
 			row = &clicks;
 		else if (scan_in_chain(&conversions, &st))
@@ -904,8 +941,8 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 		if (scan_in_chain(&heads, &st))
 		{
 			chain_head(&st, true,
-					   DatumGetInt64(SPI_getbinval(heads.tuple, heads.desc, 3, &isnull)),
-					   DatumGetByteaPP(SPI_getbinval(heads.tuple, heads.desc, 4, &isnull)));
+					   DatumGetInt64(SPI_getbinval(heads.tuple, heads.desc, 1, &isnull)),
+					   DatumGetByteaPP(SPI_getbinval(heads.tuple, heads.desc, 2, &isnull)));
 			scan_next(&heads);
 		}
 		else
@@ -931,12 +968,13 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(st.receipts_failed);
 	if (st.first_failure.failed)
 	{
-		values[5] = CStringGetTextDatum(st.first_failure.aggregate_type);
-		values[6] = CStringGetTextDatum(st.first_failure.aggregate_id);
+		values[5] = CStringGetTextDatum(st.first_failure.advertiser_id);
+		values[6] = CStringGetTextDatum(st.first_failure.aggregate_type);
+		values[7] = CStringGetTextDatum(st.first_failure.aggregate_id);
 	}
 	else
-		nulls[5] = nulls[6] = true;
-	failure_receipt_datums(&st.first_failure, values + 7, nulls + 7);
-	failure_check_datums(&st.first_failure, values + 9, nulls + 9);
+		nulls[5] = nulls[6] = nulls[7] = true;
+	failure_receipt_datums(&st.first_failure, values + 8, nulls + 8);
+	failure_check_datums(&st.first_failure, values + 10, nulls + 10);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

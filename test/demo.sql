@@ -1,5 +1,6 @@
 -- Sample traffic for test/demo.sh: two affiliates, a visitor who clicks
--- twice and buys, a retried order, an order with no click; then what they
+-- twice and buys, a retried order, an order with no click, and a second
+-- advertiser whose visitor and order ids are the same; then what they
 -- produced: rows, receipt chains, spans, metrics, log records, and the
 -- exporter's account of sending them to the collector.
 \pset footer off
@@ -27,6 +28,14 @@ SELECT aggregate_id AS order_id, payload->>'affiliate_id' AS affiliate_id,
 	   payload->>'unattributed_reason' AS unattributed_reason, causation_id, receipt_id
   FROM attribution.track_conversion('order-1002', 500, visitor_id => 'visitor-unknown');
 
+\echo '== another advertiser: the same visitor and order id are its own, attributed to its own click'
+SELECT advertiser_id, aggregate_id AS click_id, payload->>'affiliate_id' AS affiliate_id
+  FROM attribution.track_click('deals-3', visitor_id => 'visitor-7', advertiser_id => 'outdoor-store');
+SELECT advertiser_id, aggregate_id AS order_id, payload->>'affiliate_id' AS affiliate_id,
+	   payload->>'unattributed_reason' AS unattributed_reason
+  FROM attribution.track_conversion('order-1001', 4500, 'EUR', visitor_id => 'visitor-7',
+		advertiser_id => 'outdoor-store');
+
 \echo '== a bad command is refused with a clear error and writes nothing'
 \set ON_ERROR_STOP 0
 \set SHOW_CONTEXT never
@@ -34,17 +43,17 @@ SELECT * FROM attribution.track_conversion('order-1003', -5);
 \set ON_ERROR_STOP 1
 
 \echo '== what is stored'
-SELECT affiliate_id, count(*) AS clicks FROM attribution.clicks GROUP BY 1 ORDER BY 1;
-SELECT order_id, affiliate_id, revenue_cents, currency, latency IS NOT NULL AS has_latency
-  FROM attribution.conversions ORDER BY 1;
+SELECT advertiser_id, affiliate_id, count(*) AS clicks FROM attribution.clicks GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT advertiser_id, order_id, affiliate_id, revenue_cents, currency, latency IS NOT NULL AS has_latency
+  FROM attribution.conversions ORDER BY 1, 2;
 \echo '== every receipt verifies'
 SELECT ok, chains_checked, receipts_checked FROM attribution.verify_all();
-\echo '== the receipts: one hash chain per aggregate, each receipt hashing its predecessor'
-SELECT aggregate_type, aggregate_id, sequence,
+\echo '== the receipts: one hash chain per advertiser and aggregate, each receipt hashing its predecessor'
+SELECT advertiser_id, aggregate_type, aggregate_id, sequence,
 	   left(encode(payload_hash, 'hex'), 12) AS payload_hash,
 	   left(encode(prev_hash, 'hex'), 12) AS prev_hash,
 	   left(encode(receipt_hash, 'hex'), 12) AS receipt_hash
-  FROM attribution.receipts ORDER BY "timestamp", aggregate_type, aggregate_id, sequence;
+  FROM attribution.receipts ORDER BY "timestamp", advertiser_id, aggregate_type, aggregate_id, sequence;
 
 \echo '== spans: one per command, one per row write, under the caller''s trace when it sent one'
 SELECT name, trace_id, span_id, parent_span_id, status_code AS status FROM attribution.spans;

@@ -66,10 +66,10 @@ WITH c AS (
 	RETURNING click_id, affiliate_id, visitor_id, ip, user_agent, landing_url, clicked_at,
 		window_ends_at, trace_id, span_id),
 s AS (
-	INSERT INTO bench.streams_plain SELECT 'click', click_id::text, 1,
+	INSERT INTO bench.streams_plain SELECT 'default', 'click', click_id::text, 1,
 		'\x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' FROM c)
 INSERT INTO bench.receipts_plain
-SELECT gen_random_uuid(), clock_timestamp(), 1, '4bf92f3577b34da6a3ce929d0e0e4736', NULL,
+SELECT 'default', gen_random_uuid(), clock_timestamp(), 1, '4bf92f3577b34da6a3ce929d0e0e4736', NULL,
 	click_id::text, 'click', jsonb_build_object('event', 'click_tracked', 'click_id', click_id,
 		'affiliate_id', affiliate_id, 'visitor_id', visitor_id, 'ip', ip, 'user_agent', user_agent,
 		'landing_url', landing_url, 'clicked_at', clicked_at, 'window_ends_at', window_ends_at,
@@ -95,10 +95,10 @@ INSERT INTO bench.clicks_plain (click_id, affiliate_id, visitor_id, ip, user_age
 VALUES (gen_random_uuid(), 'aff-' || :aid, 'visitor-' || :aid, '198.51.100.23',
 	'Mozilla/5.0 (X11; Linux x86_64)', 'https://shop.example/shoes', now(),
 	now() + interval '30 days', '4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', true);
-INSERT INTO bench.streams_plain VALUES ('click', gen_random_uuid()::text, 1,
+INSERT INTO bench.streams_plain VALUES ('default', 'click', gen_random_uuid()::text, 1,
 	'\x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08');
 INSERT INTO bench.receipts_plain
-VALUES (gen_random_uuid(), clock_timestamp(), 1, '4bf92f3577b34da6a3ce929d0e0e4736', NULL,
+VALUES ('default', gen_random_uuid(), clock_timestamp(), 1, '4bf92f3577b34da6a3ce929d0e0e4736', NULL,
 	gen_random_uuid()::text, 'click', jsonb_build_object('event', 'click_tracked',
 		'click_id', gen_random_uuid(), 'affiliate_id', 'aff-' || :aid, 'visitor_id', 'visitor-' || :aid,
 		'ip', '198.51.100.23', 'user_agent', 'Mozilla/5.0 (X11; Linux x86_64)',

@@ -33,7 +33,7 @@ plan() {
 SET plan_cache_mode = force_generic_plan;
 PREPARE lookup(text, timestamptz) AS
 	SELECT * FROM attribution.clicks c
-	 WHERE c.visitor_id = \$1 AND c.clicked_at <= \$2 AND c.window_ends_at > \$2
+	 WHERE c.advertiser_id = 'default' AND c.visitor_id = \$1 AND c.clicked_at <= \$2 AND c.window_ends_at > \$2
 	 ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1;
 EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF, COSTS OFF) EXECUTE lookup('$1', now());
 SQL

@@ -38,7 +38,8 @@ current=$(psql -c "SELECT prosrc FROM pg_proc WHERE oid = 'attribution.windows_a
 baseline="SELECT pg_catalog.count(*) FROM attribution.clicks c
 	WHERE c.window_ends_at > pg_catalog.now()
 	  AND NOT EXISTS (SELECT FROM attribution.conversions v
-	                   WHERE v.click_id = c.click_id AND v.attributed)"
+	                   WHERE v.advertiser_id = c.advertiser_id
+	                     AND v.click_id = c.click_id AND v.attributed)"
 for q in current baseline; do
 	echo "== $q: windows_active = $(psql -c "${!q}")"
 	psql -c "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF, COSTS OFF) ${!q}" | sed 's/^/    /'

@@ -49,11 +49,11 @@ psql() {						# psql DB [args...]: runs as postgres
 # verify_all() reports
 fingerprint() {
 	psql "$1" -At <<'SQL'
-SELECT 'windows ' || md5(coalesce(string_agg(w::text, '|' ORDER BY affiliate_id), '')) FROM attribution.windows w;
-SELECT 'clicks ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY click_id), '')) FROM attribution.clicks c;
-SELECT 'conversions ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY order_id), '')) FROM attribution.conversions c;
-SELECT 'receipts ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY aggregate_type, aggregate_id, sequence), '')) FROM attribution.receipts r;
-SELECT 'streams ' || md5(coalesce(string_agg(s::text, '|' ORDER BY aggregate_type, aggregate_id), '')) FROM attribution.receipt_streams s;
+SELECT 'windows ' || md5(coalesce(string_agg(w::text, '|' ORDER BY advertiser_id, affiliate_id), '')) FROM attribution.windows w;
+SELECT 'clicks ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY advertiser_id, click_id), '')) FROM attribution.clicks c;
+SELECT 'conversions ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY advertiser_id, order_id), '')) FROM attribution.conversions c;
+SELECT 'receipts ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY advertiser_id, aggregate_type, aggregate_id, sequence), '')) FROM attribution.receipts r;
+SELECT 'streams ' || md5(coalesce(string_agg(s::text, '|' ORDER BY advertiser_id, aggregate_type, aggregate_id), '')) FROM attribution.receipt_streams s;
 SELECT 'keys ' || md5(coalesce(string_agg(k::text, '|' ORDER BY key_id), '')) FROM attribution.signing_keys k;
 SELECT 'verify_all ' || ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
 SQL
@@ -63,7 +63,7 @@ start preload
 psql postgres -c "CREATE DATABASE src"
 psql src >/dev/null <<'SQL'
 CREATE EXTENSION fp_attribution;
-INSERT INTO attribution.windows VALUES ('aff-short', '1 hour');
+INSERT INTO attribution.windows (affiliate_id, attribution_window) VALUES ('aff-short', '1 hour');
 SELECT count(attribution.track_click('aff-' || i % 3, click_id => ('c0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
 	visitor_id => 'v' || i, ip => '192.0.2.1', clicked_at => '2026-11-01 12:00+00'::timestamptz + i * interval '1 minute'))
   FROM generate_series(1, 20) AS i;
@@ -78,9 +78,16 @@ SELECT FROM attribution.track_conversion('order-nobody', 7);
 SET fp_attribution.sign_receipts = on;
 SELECT FROM attribution.track_conversion('order-signed', 99, visitor_id => 'v15', converted_at => '2026-11-02 12:00+00');
 SELECT count(attribution.append_receipt('custom', 'agg-1', jsonb_build_object('step', i))) FROM generate_series(1, 3) AS i;
+-- a second advertiser with the same ids: its own window, rows and chains
+INSERT INTO attribution.windows (advertiser_id, affiliate_id, attribution_window) VALUES ('adv-2', 'aff-short', '2 hours');
+SELECT FROM attribution.track_click('aff-short', click_id => 'c0000000-0000-4000-8000-000000000001',
+	clicked_at => '2026-11-01 12:00+00', advertiser_id => 'adv-2');
+SELECT FROM attribution.track_conversion('order-1', 1, click_id => 'c0000000-0000-4000-8000-000000000001',
+	converted_at => '2026-11-01 13:00+00', advertiser_id => 'adv-2');
+SELECT FROM attribution.append_receipt('custom', 'agg-1', '{"step": 1}', advertiser_id => 'adv-2');
 SQL
 before=$(fingerprint src)
-check "source verifies" "verify_all true 35 37" "$(echo "$before" | grep '^verify_all')"
+check "source verifies" "verify_all true 38 40" "$(echo "$before" | grep '^verify_all')"
 
 # 1. custom format, pg_restore, preloaded
 as_pg "$bin/pg_dump -h $tmp -Fc -f $tmp/src.dump src"
@@ -108,11 +115,12 @@ SELECT sequence FROM attribution.append_receipt('custom', 'agg-1', '{"step": 4}'
 SELECT count(*) FROM attribution.track_conversion('order-new', 1, click_id => 'c0000000-0000-4000-8000-000000000015', converted_at => '2026-11-02 12:00+00');
 SELECT attributed FROM attribution.conversions WHERE order_id = 'order-new';
 SELECT count(*) FROM attribution.track_click('aff-1', click_id => 'c0000000-0000-4000-8000-000000000001');
+SELECT sequence FROM attribution.append_receipt('custom', 'agg-1', '{"step": 2}', advertiser_id => 'adv-2');
 SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
 SQL
 )
-check "commands continue restored chains (sequence 4, attributed, retry, verify)" \
-	"$(printf '4\n1\nt\n1\ntrue 36 39')" "$after"
+check "commands continue restored chains (sequence 4, attributed, retry, other advertiser's sequence 2, verify)" \
+	"$(printf '4\n1\nt\n1\n2\ntrue 39 43')" "$after"
 
 # 5. a restore that lost the receipts' rows does not verify
 as_pg "$bin/pg_restore -l $tmp/src.dump" | grep -v 'TABLE DATA attribution receipts ' > "$tmp/no_receipts.list"

@@ -489,6 +489,41 @@ async function main() {
 		configure({ otlp_timeout: 2000 });
 	});
 
+	for (const protocol of ['http/protobuf', 'grpc']) {
+		await test(`${protocol}: a hanging traces request holds back neither logs nor metrics`, async () => {
+			// The first click's spans go to a traces request that is never
+			// answered (otlp_timeout 60 s).  While it hangs, the log record
+			// and metric value of clicks made after it started must arrive
+			// (each wait 15 s): a worker that sent the signals one after
+			// another could not send them before that request timed out.
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_endpoint: `http://127.0.0.1:${port}`, otlp_timeout: 60000 });
+			await sleep(300);
+			await rcv.reset();
+			await rcv.script({ signal: 'traces', hang: true, times: 1 });
+			const before = status('traces');
+			badClick();
+			await waitFor('a hanging traces request', async () =>
+				(await rcv.dump()).attempts.some((x) => x.signal === 'traces' && x.answer === 'hang'));
+			const want = badClick();
+			const trace = randomHex(16);
+
+			sql(`SELECT 1 FROM attribution.track_click('aff-e2e', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+			await waitFor('the second click\'s log record', async () =>
+				allLogs(await rcv.dump()).some((l) => l.traceId === trace));
+			await waitMetric(rcv, want);
+			const during = status('traces');
+			assert(during.sent === before.sent && during.retried === before.retried,
+				   'the traces request ended before the other signals arrived');
+			// end the hanging request: the spans are sent again and arrive
+			await rcv.reset();
+			await waitFor('the spans, after the hanging request ended', () => status('traces').sent > before.sent, 30000);
+		});
+	}
+	configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: endpoint(), otlp_timeout: 2000 });
+	await sleep(300);
+
 	await test('collector down then up: data arrives, transactions never failed', async () => {
 		const port = rcv.http;
 

@@ -52,12 +52,16 @@ as_pg "$psql" >/dev/null <<'SQL'
 SET fp_attribution.sign_receipts = on;
 SELECT FROM attribution.append_receipt('refund', 'order-1', '{"event": "refunded", "cents": 500}');
 SELECT FROM attribution.track_conversion('order-2', 100, click_id => 'c0000000-0000-4000-8000-000000000001');
+-- another advertiser: the same click id and order id are other chains
+SELECT FROM attribution.track_click('aff-1', click_id => 'c0000000-0000-4000-8000-000000000001', advertiser_id => 'adv-2');
+SELECT FROM attribution.track_conversion('order-1', 500, click_id => 'c0000000-0000-4000-8000-000000000001',
+	advertiser_id => 'adv-2');
 SQL
 
 # the export, as documented
 export_dir="$tmp/export"
 as_pg "mkdir -p $export_dir/keys"
-as_pg "$psql -At -c \"SELECT line FROM attribution.receipt_export ORDER BY aggregate_type, aggregate_id, sequence\" > $export_dir/receipts.jsonl"
+as_pg "$psql -At -c \"SELECT line FROM attribution.receipt_export ORDER BY advertiser_id, aggregate_type, aggregate_id, sequence\" > $export_dir/receipts.jsonl"
 for id in $(as_pg "$psql -At -c 'SELECT key_id FROM attribution.signing_keys'"); do
 	as_pg "$psql -At -c \"SELECT public_key_pem FROM attribution.signing_keys WHERE key_id = '$id'\" > $export_dir/keys/$id.pem"
 done
@@ -67,7 +71,7 @@ as_pg "$bin/pg_ctl -D $tmp/data -w stop" >/dev/null
 # no PostgreSQL from here on
 verify() { node "$here/verify.mjs" "$@"; }
 cd "$export_dir"
-if out=$(verify receipts.jsonl keys) && grep -q "^7 receipts in 5 chains, 0 failed" <<<"$out"; then
+if out=$(verify receipts.jsonl keys) && grep -q "^9 receipts in 7 chains, 0 failed" <<<"$out"; then
 	pass "untouched export verifies ($out)"
 else
 	fail "untouched export verifies: $out"
@@ -127,6 +131,8 @@ tamper "$pick const s = lines[i].signature; lines[i].signature = (s[0] === \"0\"
 expect_failure "a flipped signature bit" "order-1 sequence 2 .*: signature"
 tamper "$pick lines[i].trace_id = \"0af7651916cd43dd8448eb211c80319c\";"
 expect_failure "a changed trace_id" "order-1 sequence 2 .*: receipt_hash"
+tamper 'const i = lines.findIndex((l) => l.advertiser_id === "adv-2" && l.aggregate_type === "conversion"); lines[i].advertiser_id = "default"; lines[i].aggregate_id = "order-9";'
+expect_failure "a receipt moved to another advertiser" "default conversion order-9 sequence 1 .*: receipt_hash"
 cp receipts.jsonl tampered.jsonl
 mkdir untrusted && cp keys/*.pem untrusted/ && rm "untrusted/$(cat key_id).pem"
 expect_failure "a key the auditor does not trust" ": unknown_key" untrusted

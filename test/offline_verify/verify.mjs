@@ -7,7 +7,8 @@
 // from attribution.signing_keys and pinned out of band).
 //
 // Checks, per receipt: payload_hash = SHA-256(JCS(payload)); receipt_hash =
-// SHA-256(JCS(envelope)); sequence contiguous from 1 per aggregate;
+// SHA-256(JCS(envelope)); sequence contiguous from 1 per chain, that is
+// per (advertiser_id, aggregate_type, aggregate_id);
 // prev_hash = previous receipt_hash (64 zeros first); Ed25519 signature of
 // the 32 receipt_hash bytes by the trusted key named by key_id.  Prints one
 // FAIL line per bad receipt and exits 1 if there is any.
@@ -31,7 +32,7 @@ const chains = new Map();
 for (const line of readFileSync(file, 'utf8').split('\n')) {
 	if (line.trim() === '') continue;
 	const r = JSON.parse(line);
-	const key = JSON.stringify([r.aggregate_type, r.aggregate_id]);
+	const key = JSON.stringify([r.advertiser_id, r.aggregate_type, r.aggregate_id]);
 	if (!chains.has(key)) chains.set(key, []);
 	chains.get(key).push(r);
 }
@@ -39,7 +40,7 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
 function check(r, expectedSequence, expectedPrev) {
 	if (sha256(canonicalize(r.payload)) !== r.payload_hash) return 'payload_hash';
 	const envelope = {
-		aggregate_id: r.aggregate_id, aggregate_type: r.aggregate_type,
+		advertiser_id: r.advertiser_id, aggregate_id: r.aggregate_id, aggregate_type: r.aggregate_type,
 		causation_id: r.causation_id, correlation_id: r.correlation_id,
 		key_id: r.key_id, payload_hash: r.payload_hash, prev_hash: r.prev_hash,
 		receipt_id: r.receipt_id, sequence: r.sequence, span_id: r.span_id,
@@ -67,7 +68,7 @@ for (const chain of chains.values()) {
 		const failed = check(r, sequence, prev);
 		if (failed) {
 			failures++;
-			console.log(`FAIL ${r.aggregate_type} ${r.aggregate_id} sequence ${r.sequence} receipt ${r.receipt_id}: ${failed}`);
+			console.log(`FAIL ${r.advertiser_id} ${r.aggregate_type} ${r.aggregate_id} sequence ${r.sequence} receipt ${r.receipt_id}: ${failed}`);
 		}
 		sequence = r.sequence + 1;
 		prev = r.receipt_hash;

@@ -28,6 +28,7 @@
 typedef struct FpReceiptEnvelope
 {
 	pg_uuid_t	receipt_id;
+	const char *advertiser_id;	/* the tenant: chains are per advertiser */
 	const char *aggregate_type;
 	const char *aggregate_id;
 	int64		sequence;

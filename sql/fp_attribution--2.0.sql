@@ -1,4 +1,4 @@
-/* fp_attribution--1.0.sql: affiliate attribution with trace context */
+/* fp_attribution--2.0.sql: affiliate attribution with trace context */
 
 \echo Use "CREATE EXTENSION fp_attribution" to load this file. \quit
 
@@ -147,7 +147,8 @@ CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Wait for a transaction still inserting this click (src/row_guard.c)
-CREATE FUNCTION attribution.await_click(clicks regclass, click_id uuid) RETURNS boolean
+CREATE FUNCTION attribution.await_click(clicks regclass, advertiser_id text,
+	click_id uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
@@ -156,23 +157,34 @@ CREATE FUNCTION attribution.await_click(clicks regclass, click_id uuid) RETURNS 
 REVOKE ALL ON FUNCTION attribution.check_text(text, text, integer, boolean),
 	attribution.default_attribution_window(),
 	attribution.new_command_context(text, text),
-	attribution.await_click(regclass, uuid) FROM PUBLIC;
+	attribution.await_click(regclass, text, uuid) FROM PUBLIC;
 
 --------------------------------------------------------------------------
 -- Tables
+--
+-- The tenant key advertiser_id leads every table and every primary and
+-- unique key, with one type and one collation everywhere (text COLLATE
+-- "C"), so a row, its receipt chain and its advertiser's windows can be
+-- colocated when the tables are distributed by it.  Each advertiser is a
+-- world of its own: click ids, order ids, visitors, windows and chains of
+-- one never meet another's.
 --------------------------------------------------------------------------
 
 CREATE TABLE attribution.windows (
-	affiliate_id text PRIMARY KEY,
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default'
+		CHECK (pg_catalog.char_length(advertiser_id) BETWEEN 1 AND 128),
+	affiliate_id text NOT NULL,
 	attribution_window interval NOT NULL
 		CHECK (attribution_window > interval '0'),
-	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, affiliate_id)
 );
 COMMENT ON TABLE attribution.windows IS
-	'Per-affiliate attribution windows overriding fp_attribution.attribution_window';
+	'Per-advertiser and affiliate attribution windows overriding fp_attribution.attribution_window';
 
 CREATE TABLE attribution.clicks (
-	click_id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
+	click_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
 	affiliate_id text NOT NULL,
 	offer_id text,
 	campaign_id text,
@@ -188,18 +200,21 @@ CREATE TABLE attribution.clicks (
 	parent_span_id attribution.span_id,
 	sampled boolean NOT NULL DEFAULT true,
 	tracestate text,
-	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT clicks_pkey PRIMARY KEY (advertiser_id, click_id)
 );
 -- Serves the visitor lookup's ORDER BY clicked_at DESC, click_id DESC
 -- LIMIT 1 as a backward scan that stops at the first row
-CREATE INDEX clicks_visitor_idx ON attribution.clicks (visitor_id, clicked_at, click_id)
+CREATE INDEX clicks_visitor_idx
+	ON attribution.clicks (advertiser_id, visitor_id, clicked_at, click_id)
 	WHERE visitor_id IS NOT NULL;
 CREATE INDEX clicks_trace_idx ON attribution.clicks (trace_id);
 COMMENT ON TABLE attribution.clicks IS
 	'One row per click; window_ends_at is fixed when the click is recorded';
 
 CREATE TABLE attribution.conversions (
-	order_id text PRIMARY KEY,
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
+	order_id text NOT NULL,
 	conversion_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
 	click_id uuid,
 	affiliate_id text,
@@ -221,13 +236,14 @@ CREATE TABLE attribution.conversions (
 	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	CHECK (attributed = (unattributed_reason IS NULL)),
 	CHECK (NOT attributed OR (click_id IS NOT NULL AND affiliate_id IS NOT NULL
-							   AND window_ends_at IS NOT NULL))
+							   AND window_ends_at IS NOT NULL)),
+	CONSTRAINT conversions_pkey PRIMARY KEY (advertiser_id, order_id)
 );
 CREATE INDEX conversions_conversion_id_idx ON attribution.conversions (conversion_id);
-CREATE INDEX conversions_click_idx ON attribution.conversions (click_id);
+CREATE INDEX conversions_click_idx ON attribution.conversions (advertiser_id, click_id);
 CREATE INDEX conversions_trace_idx ON attribution.conversions (trace_id);
 COMMENT ON TABLE attribution.conversions IS
-	'One row per order; a second conversion with the same order_id is the same conversion';
+	'One row per order of an advertiser; a second conversion with the same order_id is the same conversion';
 
 --------------------------------------------------------------------------
 -- Triggers: every INSERT, through a command or directly, is validated,
@@ -257,6 +273,7 @@ CREATE TRIGGER conversions_before_insert BEFORE INSERT ON attribution.conversion
 --------------------------------------------------------------------------
 
 CREATE TABLE attribution.receipts (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
 	receipt_id uuid NOT NULL,
 	"timestamp" timestamptz NOT NULL,
 	sequence bigint NOT NULL CHECK (sequence >= 1),
@@ -272,18 +289,23 @@ CREATE TABLE attribution.receipts (
 	prev_hash bytea NOT NULL,
 	receipt_hash bytea NOT NULL,
 	key_id text,
-	PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+	PRIMARY KEY (advertiser_id, aggregate_type, aggregate_id, sequence)
 );
+-- verify_receipt(receipt_id) finds a receipt by its random, globally
+-- unique id alone, without knowing the advertiser: an index led by
+-- advertiser_id could not serve it.  (Distributed, that audit lookup asks
+-- every shard; no command uses it.)
 CREATE INDEX receipts_receipt_id_idx ON attribution.receipts (receipt_id);
 COMMENT ON TABLE attribution.receipts IS
-	'Append-only, hash-chained receipts; one chain per (aggregate_type, aggregate_id)';
+	'Append-only, hash-chained receipts; one chain per (advertiser_id, aggregate_type, aggregate_id)';
 
 CREATE TABLE attribution.receipt_streams (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
 	aggregate_type text COLLATE "C" NOT NULL,
 	aggregate_id text COLLATE "C" NOT NULL,
 	last_sequence bigint NOT NULL,
 	last_hash bytea NOT NULL,
-	PRIMARY KEY (aggregate_type, aggregate_id)
+	PRIMARY KEY (advertiser_id, aggregate_type, aggregate_id)
 );
 COMMENT ON TABLE attribution.receipt_streams IS
 	'Head of each receipt chain; its row lock serializes appends to one aggregate';
@@ -307,19 +329,19 @@ CREATE FUNCTION attribution.append_only() RETURNS trigger
 	LANGUAGE C;
 CREATE TRIGGER receipts_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.receipts
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('receipts');
 CREATE TRIGGER signing_keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.signing_keys
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('signing_keys');
 -- Clicks and conversions change only through commands, each of which
 -- writes a receipt; verify_all() checks every row against its receipts,
 -- which catches a change made with the triggers disabled.
 CREATE TRIGGER clicks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.clicks
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('clicks');
 CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.conversions
-	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
 -- A restore replays them as they were (src/row_guard.c).
@@ -345,12 +367,12 @@ REVOKE ALL ON FUNCTION attribution.write_receipt(), attribution.append_only()
 	FROM PUBLIC;
 
 CREATE FUNCTION attribution.append_receipt(aggregate_type text, aggregate_id text,
-	payload jsonb, causation_id uuid DEFAULT NULL)
+	payload jsonb, causation_id uuid DEFAULT NULL, advertiser_id text DEFAULT 'default')
 	RETURNS attribution.receipts
 	AS 'MODULE_PATHNAME', 'fp_attribution_append_receipt'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
-REVOKE ALL ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid) FROM PUBLIC;
-COMMENT ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid) IS
+REVOKE ALL ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid, text) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.append_receipt(text, text, jsonb, uuid, text) IS
 	'Append a receipt for a custom command to an aggregate''s chain';
 
 CREATE FUNCTION attribution.canonical_json(jsonb) RETURNS text
@@ -366,13 +388,13 @@ COMMENT ON FUNCTION attribution.receipt_envelope(attribution.receipts) IS
 	'Canonical envelope of a receipt; receipt_hash is its SHA-256';
 
 CREATE FUNCTION attribution.verify_receipt(receipt_id uuid,
-	OUT ok boolean, OUT aggregate_type text, OUT aggregate_id text,
+	OUT ok boolean, OUT advertiser_id text, OUT aggregate_type text, OUT aggregate_id text,
 	OUT sequence bigint, OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_receipt'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION attribution.verify_chain(aggregate_type text, aggregate_id text,
-	OUT ok boolean, OUT receipts_checked bigint, OUT failed_receipt_id uuid,
+	advertiser_id text DEFAULT 'default', OUT ok boolean, OUT receipts_checked bigint, OUT failed_receipt_id uuid,
 	OUT failed_sequence bigint, OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_chain'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED SECURITY DEFINER
@@ -380,7 +402,7 @@ CREATE FUNCTION attribution.verify_chain(aggregate_type text, aggregate_id text,
 CREATE FUNCTION attribution.verify_all(
 	OUT ok boolean, OUT chains_checked bigint, OUT receipts_checked bigint,
 	OUT chains_failed bigint, OUT receipts_failed bigint,
-	OUT failed_aggregate_type text, OUT failed_aggregate_id text,
+	OUT failed_advertiser_id text, OUT failed_aggregate_type text, OUT failed_aggregate_id text,
 	OUT failed_receipt_id uuid, OUT failed_sequence bigint,
 	OUT failed_check text, OUT detail text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_verify_all'
@@ -388,19 +410,20 @@ CREATE FUNCTION attribution.verify_all(
 	SET search_path = pg_catalog, pg_temp;
 -- Verification reads every table as the owner; auditors are granted it
 REVOKE ALL ON FUNCTION attribution.verify_receipt(uuid),
-	attribution.verify_chain(text, text), attribution.verify_all() FROM PUBLIC;
+	attribution.verify_chain(text, text, text), attribution.verify_all() FROM PUBLIC;
 COMMENT ON FUNCTION attribution.verify_receipt(uuid) IS
 	'Recompute one receipt''s hashes, link and signature';
-COMMENT ON FUNCTION attribution.verify_chain(text, text) IS
-	'Verify one aggregate''s chain; reports the first failure';
+COMMENT ON FUNCTION attribution.verify_chain(text, text, text) IS
+	'Verify one aggregate''s chain of an advertiser; reports the first failure';
 COMMENT ON FUNCTION attribution.verify_all() IS
 	'Verify every chain; reports totals and the first failure';
 
 -- One JSON object per receipt, in the form the offline recipe reads
 -- (hashes and signature in hex, timestamp exactly as in the envelope).
 CREATE VIEW attribution.receipt_export AS
-	SELECT r.aggregate_type, r.aggregate_id, r.sequence,
+	SELECT r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence,
 		   pg_catalog.jsonb_build_object(
+			'advertiser_id', r.advertiser_id,
 			'receipt_id', r.receipt_id,
 			'timestamp', pg_catalog.to_char(r."timestamp" AT TIME ZONE 'UTC',
 											'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -436,7 +459,8 @@ CREATE FUNCTION attribution.track_click(
 	campaign_id text DEFAULT NULL,
 	clicked_at timestamptz DEFAULT NULL,
 	traceparent text DEFAULT NULL,
-	tracestate text DEFAULT NULL)
+	tracestate text DEFAULT NULL,
+	advertiser_id text DEFAULT 'default')
 	RETURNS attribution.receipts
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$
@@ -447,10 +471,10 @@ DECLARE
 BEGIN
 	ctx := attribution.new_command_context(track_click.traceparent, track_click.tracestate);
 	INSERT INTO attribution.clicks AS c
-		(click_id, affiliate_id, offer_id, campaign_id, visitor_id, ip,
-		 user_agent, referrer, landing_url, clicked_at,
+		(advertiser_id, click_id, affiliate_id, offer_id, campaign_id,
+		 visitor_id, ip, user_agent, referrer, landing_url, clicked_at,
 		 trace_id, span_id, parent_span_id, sampled, tracestate)
-	VALUES (id, track_click.affiliate_id, track_click.offer_id,
+	VALUES (track_click.advertiser_id, id, track_click.affiliate_id, track_click.offer_id,
 			track_click.campaign_id, track_click.visitor_id, track_click.ip,
 			track_click.user_agent, track_click.referrer, track_click.landing_url,
 			track_click.clicked_at,
@@ -459,11 +483,13 @@ BEGIN
 	-- The receipt of the row (written by the insert trigger; on a retry the
 	-- original one, and nothing new is written): it names the row's span.
 	SELECT r.* INTO result FROM attribution.clicks c, attribution.receipts r
-	 WHERE c.click_id = id
+	 WHERE c.advertiser_id = track_click.advertiser_id AND c.click_id = id
+	   AND r.advertiser_id = track_click.advertiser_id
 	   AND r.aggregate_type = 'click' AND r.aggregate_id = id::text
 	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'click % has no matching receipt', id
+		RAISE EXCEPTION 'click % of advertiser "%" has no matching receipt',
+			id, track_click.advertiser_id
 			USING ERRCODE = 'data_corrupted',
 				  HINT = 'Run attribution.verify_all() to find what was changed.';
 	END IF;
@@ -471,7 +497,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION attribution.track_click IS
-	'Record a click and return its receipt; idempotent by click_id';
+	'Record a click and return its receipt; idempotent by (advertiser_id, click_id)';
 
 CREATE FUNCTION attribution.track_conversion(
 	order_id text,
@@ -481,7 +507,8 @@ CREATE FUNCTION attribution.track_conversion(
 	visitor_id text DEFAULT NULL,
 	converted_at timestamptz DEFAULT NULL,
 	traceparent text DEFAULT NULL,
-	tracestate text DEFAULT NULL)
+	tracestate text DEFAULT NULL,
+	advertiser_id text DEFAULT 'default')
 	RETURNS attribution.receipts
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$
@@ -492,22 +519,24 @@ BEGIN
 	ctx := attribution.new_command_context(track_conversion.traceparent,
 										   track_conversion.tracestate);
 	INSERT INTO attribution.conversions AS c
-		(order_id, revenue_cents, currency, click_id, visitor_id, converted_at,
-		 trace_id, span_id, parent_span_id, sampled, tracestate)
-	VALUES (track_conversion.order_id, track_conversion.revenue_cents,
+		(advertiser_id, order_id, revenue_cents, currency, click_id, visitor_id,
+		 converted_at, trace_id, span_id, parent_span_id, sampled, tracestate)
+	VALUES (track_conversion.advertiser_id, track_conversion.order_id, track_conversion.revenue_cents,
 			track_conversion.currency, track_conversion.click_id,
 			track_conversion.visitor_id, track_conversion.converted_at,
 			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
 	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING;
 	-- The conversion's receipt; the same order again returns the original
 	SELECT r.* INTO result FROM attribution.conversions c, attribution.receipts r
-	 WHERE c.order_id = track_conversion.order_id
+	 WHERE c.advertiser_id = track_conversion.advertiser_id
+	   AND c.order_id = track_conversion.order_id
+	   AND r.advertiser_id = track_conversion.advertiser_id
 	   AND r.aggregate_type = 'conversion'
 	   AND r.aggregate_id = track_conversion.order_id
 	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'conversion of order "%" has no matching receipt',
-			track_conversion.order_id
+		RAISE EXCEPTION 'conversion of order "%" of advertiser "%" has no matching receipt',
+			track_conversion.order_id, track_conversion.advertiser_id
 			USING ERRCODE = 'data_corrupted',
 				  HINT = 'Run attribution.verify_all() to find what was changed.';
 	END IF;
@@ -515,15 +544,15 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION attribution.track_conversion IS
-	'Record a conversion, attribute it (last click wins) and return its receipt; idempotent by order_id';
+	'Record a conversion, attribute it (last click of the advertiser wins) and return its receipt; idempotent by (advertiser_id, order_id)';
 
 -- The commands run as the extension's owner, so an application role needs
 -- USAGE on the schema and EXECUTE on them, nothing on the tables
 -- (README, "Roles and grants").
 REVOKE ALL ON FUNCTION attribution.track_click(text, uuid, inet, text, text,
-	text, text, text, text, timestamptz, text, text),
+	text, text, text, text, timestamptz, text, text, text),
 	attribution.track_conversion(text, bigint, text, uuid, text, timestamptz,
-	text, text) FROM PUBLIC;
+	text, text, text) FROM PUBLIC;
 
 --------------------------------------------------------------------------
 -- Telemetry status
@@ -550,27 +579,34 @@ REVOKE ALL ON FUNCTION attribution.reset_telemetry_status() FROM PUBLIC;
 
 -- The row trigger that turns each written click, conversion or receipt
 -- into an event span, a log record and metric increments (pending until
--- commit).
+-- commit).  Its argument is the table's logical name: the C code never
+-- identifies a table by its name, so a shard or copy of the table (which
+-- carries the trigger) is classified and named as the table itself.
 CREATE FUNCTION attribution.telemetry_row_written() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'fp_attribution_telemetry_row_written'
 	LANGUAGE C;
 REVOKE ALL ON FUNCTION attribution.telemetry_row_written() FROM PUBLIC;
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.clicks
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('clicks');
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.conversions
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('conversions');
 CREATE TRIGGER telemetry_row_written AFTER INSERT ON attribution.receipts
-	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written();
+	FOR EACH ROW EXECUTE FUNCTION attribution.telemetry_row_written('receipts');
 
 -- affiliate.windows.active is computed when read, at a cost that grows with
 -- the open windows only, never with all clicks or conversions: the open
 -- clicks, less the distinct clicks of attributed conversions whose window
 -- (a copy of the click's, kept on the conversion for this) is still open.
 -- Both are index-only range scans; the second index's order serves the
--- DISTINCT.  1.0 anti-joined the open clicks to every attributed conversion.
+-- DISTINCT (a click is (advertiser_id, click_id)).  The gauge counts
+-- across advertisers, so these indexes lead with window_ends_at, not with
+-- advertiser_id: led by the tenant key, the range scan would become a
+-- scan of every entry.  (Distributed, each shard counts its own; no
+-- command looks anything up through them.)
 CREATE INDEX clicks_window_ends_idx ON attribution.clicks (window_ends_at);
 CREATE INDEX conversions_window_ends_idx
-	ON attribution.conversions (window_ends_at, click_id) WHERE attributed;
+	ON attribution.conversions (window_ends_at, advertiser_id, click_id)
+	WHERE attributed;
 
 CREATE FUNCTION attribution.windows_active() RETURNS bigint
 	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
@@ -579,7 +615,8 @@ CREATE FUNCTION attribution.windows_active() RETURNS bigint
 			 WHERE window_ends_at OPERATOR(pg_catalog.>) pg_catalog.now())
 		   OPERATOR(pg_catalog.-)
 		   (SELECT pg_catalog.count(*) FROM (
-				SELECT DISTINCT window_ends_at, click_id FROM attribution.conversions
+				SELECT DISTINCT window_ends_at, advertiser_id, click_id
+				  FROM attribution.conversions
 				 WHERE attributed
 				   AND window_ends_at OPERATOR(pg_catalog.>) pg_catalog.now()) converted)
 $$;
