@@ -661,6 +661,17 @@ fp_attribution_telemetry_push_logs(FpLogRecord *const *logs, int n)
 }
 
 /*
+ * Whether this process holds the logs ring lock: a message raised then
+ * must not be pushed (the server log hook, server_log.c), or the process
+ * would wait on itself.
+ */
+bool
+fp_attribution_telemetry_logs_lock_held(void)
+{
+	return tel != NULL && LWLockHeldByMe(tel->logs.lock);
+}
+
+/*
  * Count n records that a backend could not keep (its transaction collected
  * more than the ring holds) as dropped.
  */

@@ -251,6 +251,62 @@ async function main() {
 		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
 	});
 
+	await test('server log: a warning and a constraint violation in commands, with their attributes and trace', async () => {
+		sql(`CREATE TABLE e2e_server_log_keys (k int PRIMARY KEY);
+			 INSERT INTO e2e_server_log_keys VALUES (1);
+			 CREATE FUNCTION e2e_server_log() RETURNS trigger LANGUAGE plpgsql AS $$
+			 BEGIN
+				 IF NEW.affiliate_id = 'aff-e2e-warn' THEN
+					 RAISE WARNING 'e2e warning from %', NEW.affiliate_id;
+				 ELSIF NEW.affiliate_id = 'aff-e2e-dup' THEN
+					 INSERT INTO public.e2e_server_log_keys VALUES (1);
+				 END IF;
+				 RETURN NEW;
+			 END $$;
+			 CREATE TRIGGER e2e_server_log BEFORE INSERT ON attribution.clicks
+				 FOR EACH ROW EXECUTE FUNCTION e2e_server_log()`);
+		/* the hook sees what log_min_messages sends to the server log (here LOG) */
+		sql('ALTER SYSTEM SET log_min_messages = warning');
+		configure({ server_log_min_level: 'warning' });
+		try {
+			const warnTrace = randomHex(16);
+			const dupTrace = randomHex(16);
+			const row = sql(`SELECT pg_backend_pid() || '|' || span_id FROM attribution.track_click('aff-e2e-warn', traceparent => '00-${warnTrace}-${randomHex(8)}-01')`).split('|');
+			let failed = false;
+
+			try {
+				sql(`SELECT 1 FROM attribution.track_click('aff-e2e-dup', traceparent => '00-${dupTrace}-${randomHex(8)}-01')`);
+			} catch (e) {
+				failed = true;
+			}
+			assert(failed, 'the duplicate key did not fail the command');
+
+			const logs = await waitFor('the server log records', async () => {
+				const got = allLogs(await rcv.dump()).filter((x) => attrs(x.attributes)['db.system.name'] === 'postgresql');
+				const warn = got.find((x) => x.traceId === warnTrace && x.severityText === 'WARNING');
+				const dup = got.find((x) => x.traceId === dupTrace && x.severityText === 'ERROR');
+				return warn && dup ? { warn, dup } : null;
+			});
+			const w = attrs(logs.warn.attributes);
+			const d = attrs(logs.dup.attributes);
+
+			assert(logs.warn.severityNumber === 13, `warning severity ${logs.warn.severityNumber}`);
+			assert(logs.warn.body.stringValue === 'e2e warning from aff-e2e-warn', `body ${JSON.stringify(logs.warn.body)}`);
+			assert(logs.warn.spanId === row[1], 'the warning is not on the command span');
+			assert(w['db.response.status_code'] === '01000', `warning SQLSTATE ${w['db.response.status_code']}`);
+			assert(w['db.namespace'] === 'postgres' && w['user.name'] === 'postgres', 'database or user');
+			assert(String(w['process.pid']) === row[0], `process.pid ${w['process.pid']}, want ${row[0]}`);
+			assert(logs.dup.severityNumber === 17, `error severity ${logs.dup.severityNumber}`);
+			assert(d['db.response.status_code'] === '23505', `error SQLSTATE ${d['db.response.status_code']}`);
+			assert(logs.dup.spanId && logs.dup.spanId.length === 16, 'the error has no span id');
+		} finally {
+			sql('ALTER SYSTEM RESET log_min_messages');
+			configure({ server_log_min_level: 'off' });
+			sql(`DROP TRIGGER e2e_server_log ON attribution.clicks;
+				 DROP FUNCTION e2e_server_log(); DROP TABLE e2e_server_log_keys`);
+		}
+	});
+
 	await test('resource and scope of every signal: service.instance.id, telemetry.sdk, schema_url', async () => {
 		const crypto = require('node:crypto');
 		const ns = Buffer.from('4d63009a8d0f11eeaad74c796ed8e320', 'hex');
