@@ -4,7 +4,7 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION
 MODULE_big   = $(EXTENSION)
 OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
-PG_CPPFLAGS  = -I$(srcdir)/src/include
+PG_CPPFLAGS  = -I$(srcdir)/src/include -DFP_ATTRIBUTION_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK   += -lcrypto
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -20,7 +20,7 @@ FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions tenants bad_input settings \
                otlp_settings receipts receipts_tamper receipts_signing docs \
                telemetry_spans telemetry_metrics telemetry_logs telemetry_outcomes \
-               telemetry_latin1 trigger_copies security cleanup
+               telemetry_latin1 trigger_copies server_log security cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
                iso_receipt_chain iso_receipt_commands iso_telemetry \

@@ -23,6 +23,7 @@
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
+#include "fp_attribution/server_log.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();
+	fp_attribution_server_log_define_gucs();
 	fp_attribution_receipts_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
@@ -52,5 +54,6 @@ _PG_init(void)
 	fp_attribution_shmem_install_hooks();
 	fp_attribution_worker_register();
 	fp_attribution_telemetry_install_hooks();
+	fp_attribution_server_log_install_hook();
 	fp_attribution_delegation_install_hook();
 }

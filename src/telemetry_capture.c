@@ -120,6 +120,7 @@
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/row_guard.h"
+#include "fp_attribution/server_log.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
@@ -768,6 +769,23 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 		if (w->span == NULL && cmd->sampled)
 			w->span = new_db_span(w, cmd);
 	}
+}
+
+/*
+ * The ids and trace flags of the command this backend runs, if any, for
+ * the server log hook (server_log.c): reads backend-local state only, so
+ * it is safe in an error context.
+ */
+bool
+fp_attribution_telemetry_current_command(FpTraceId *trace_id,
+										 FpSpanId *span_id, uint8 *flags)
+{
+	if (current == NULL)
+		return false;
+	*trace_id = current->trace_id;
+	*span_id = current->span_id;
+	*flags = current->flags;
+	return true;
 }
 
 /*----------
@@ -2041,6 +2059,8 @@ hand_over(XactOutcome outcome)
 	fp_attribution_telemetry_count_drops(FP_SIGNAL_LOGS, dropped_logs);
 	if (fp_attribution_log_json && json_line.data != NULL)
 	{
+		/* already log records: not again through the server log hook */
+		fp_attribution_server_log_paused++;
 		for (int i = 0; i < handover.n_logs; i++)
 		{
 			resetStringInfo(&json_line);
@@ -2049,6 +2069,7 @@ hand_over(XactOutcome outcome)
 					(errmsg_internal("%s", json_line.data),
 					 errhidestmt(true), errhidecontext(true)));
 		}
+		fp_attribution_server_log_paused--;
 	}
 }
 

@@ -165,7 +165,7 @@ async function main() {
 		const attrs = Object.fromEntries(rm.resource.attributes.map((a) => [a.key, a.value.stringValue]));
 
 		assert(attrs['service.name'] === 'fp_attribution', 'service.name');
-		assert(attrs['service.version'] === '1.0', 'service.version');
+		assert(attrs['service.version'] === sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'"), 'service.version');
 		assert(attrs['host.name'], 'host.name');
 		assert(rm.scopeMetrics[0].scope.name === 'fp_attribution', 'scope name');
 		assert(req.headers['content-type'] === 'application/x-protobuf', 'content type');
@@ -251,12 +251,69 @@ async function main() {
 		assert(logs.some((x) => x.spanId === row[1]), 'no log on the command span');
 	});
 
+	await test('server log: a warning and a constraint violation in commands, with their attributes and trace', async () => {
+		sql(`CREATE TABLE e2e_server_log_keys (k int PRIMARY KEY);
+			 INSERT INTO e2e_server_log_keys VALUES (1);
+			 CREATE FUNCTION e2e_server_log() RETURNS trigger LANGUAGE plpgsql AS $$
+			 BEGIN
+				 IF NEW.affiliate_id = 'aff-e2e-warn' THEN
+					 RAISE WARNING 'e2e warning from %', NEW.affiliate_id;
+				 ELSIF NEW.affiliate_id = 'aff-e2e-dup' THEN
+					 INSERT INTO public.e2e_server_log_keys VALUES (1);
+				 END IF;
+				 RETURN NEW;
+			 END $$;
+			 CREATE TRIGGER e2e_server_log BEFORE INSERT ON attribution.clicks
+				 FOR EACH ROW EXECUTE FUNCTION e2e_server_log()`);
+		/* the hook sees what log_min_messages sends to the server log (here LOG) */
+		sql('ALTER SYSTEM SET log_min_messages = warning');
+		configure({ server_log_min_level: 'warning' });
+		try {
+			const warnTrace = randomHex(16);
+			const dupTrace = randomHex(16);
+			const row = sql(`SELECT pg_backend_pid() || '|' || span_id FROM attribution.track_click('aff-e2e-warn', traceparent => '00-${warnTrace}-${randomHex(8)}-01')`).split('|');
+			let failed = false;
+
+			try {
+				sql(`SELECT 1 FROM attribution.track_click('aff-e2e-dup', traceparent => '00-${dupTrace}-${randomHex(8)}-01')`);
+			} catch (e) {
+				failed = true;
+			}
+			assert(failed, 'the duplicate key did not fail the command');
+
+			const logs = await waitFor('the server log records', async () => {
+				const got = allLogs(await rcv.dump()).filter((x) => attrs(x.attributes)['db.system.name'] === 'postgresql');
+				const warn = got.find((x) => x.traceId === warnTrace && x.severityText === 'WARNING');
+				const dup = got.find((x) => x.traceId === dupTrace && x.severityText === 'ERROR');
+				return warn && dup ? { warn, dup } : null;
+			});
+			const w = attrs(logs.warn.attributes);
+			const d = attrs(logs.dup.attributes);
+
+			assert(logs.warn.severityNumber === 13, `warning severity ${logs.warn.severityNumber}`);
+			assert(logs.warn.body.stringValue === 'e2e warning from aff-e2e-warn', `body ${JSON.stringify(logs.warn.body)}`);
+			assert(logs.warn.spanId === row[1], 'the warning is not on the command span');
+			assert(w['db.response.status_code'] === '01000', `warning SQLSTATE ${w['db.response.status_code']}`);
+			assert(w['db.namespace'] === 'postgres' && w['user.name'] === 'postgres', 'database or user');
+			assert(String(w['process.pid']) === row[0], `process.pid ${w['process.pid']}, want ${row[0]}`);
+			assert(logs.dup.severityNumber === 17, `error severity ${logs.dup.severityNumber}`);
+			assert(d['db.response.status_code'] === '23505', `error SQLSTATE ${d['db.response.status_code']}`);
+			assert(logs.dup.spanId && logs.dup.spanId.length === 16, 'the error has no span id');
+		} finally {
+			sql('ALTER SYSTEM RESET log_min_messages');
+			configure({ server_log_min_level: 'off' });
+			sql(`DROP TRIGGER e2e_server_log ON attribution.clicks;
+				 DROP FUNCTION e2e_server_log(); DROP TABLE e2e_server_log_keys`);
+		}
+	});
+
 	await test('resource and scope of every signal: service.instance.id, telemetry.sdk, schema_url', async () => {
 		const crypto = require('node:crypto');
 		const ns = Buffer.from('4d63009a8d0f11eeaad74c796ed8e320', 'hex');
 		const name = `${sql('SELECT system_identifier FROM pg_control_system()')}:${require('node:os').hostname()}:${sql('SHOW port')}`;
 		const h = crypto.createHash('sha1').update(Buffer.concat([ns, Buffer.from(name)])).digest();
 		const schema = 'https://opentelemetry.io/schemas/1.45.0';
+		const version = sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'");
 
 		h[6] = (h[6] & 0x0f) | 0x50;
 		h[8] = (h[8] & 0x3f) | 0x80;
@@ -273,7 +330,7 @@ async function main() {
 
 			assert(a['service.instance.id'] === uuid, `${signal}: service.instance.id ${a['service.instance.id']}, want ${uuid} (UUIDv5 of ${name})`);
 			assert(a['telemetry.sdk.name'] === 'fp_attribution' && a['telemetry.sdk.language'] === 'c' &&
-				   a['telemetry.sdk.version'] === '1.0', `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
+				   a['telemetry.sdk.version'] === version, `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
 			assert(r.schemaUrl === schema, `${signal}: resource schema_url ${r.schemaUrl}`);
 			assert(r[scopes][0].schemaUrl === schema, `${signal}: scope schema_url ${r[scopes][0].schemaUrl}`);
 		}
@@ -329,7 +386,10 @@ async function main() {
 			return d.received.metrics.slice().reverse().find((r) => {
 				const m = metricsByName(r.request);
 				const c = find(m, 'commands.latency', 'track_click');
-				return c && c.traceId === trace;
+				const v = find(m, 'affiliate.conversion.latency');
+				// an export between the click and the conversion carries
+				// the click's exemplar beside an older conversion's
+				return c && c.traceId === trace && v && v.traceId === ctrace;
 			});
 		});
 		const m = metricsByName(req.request);
@@ -407,31 +467,79 @@ async function main() {
 		assert(a[1].time - a[0].time >= 250, 'second request came as a retry, not the next interval');
 	});
 
-	await test('collector that never answers: timeout, backends unaffected', async () => {
-		// The clicks must finish while the exporter is still stuck in the
-		// hanging request (otlp_timeout 8 s): they never wait for it.  The
-		// bound is generous because 20 clicks are 40 psql processes, up to
-		// 6 s on a loaded 2-core machine.
-		configure({ otlp_timeout: 8000 });
+	await test('collector that never answers: timed out and retried', async () => {
+		configure({ otlp_timeout: 1000 });
 		await sleep(300);
 		const before = status('metrics');
 
 		await rcv.reset();
 		await rcv.script({ signal: 'metrics', hang: true, times: 1 });
 		await waitFor('a hanging request', async () => (await rcv.dump()).attempts.some((x) => x.answer === 'hang'));
-		const t0 = Date.now();
-		for (let i = 0; i < 20; i++)
-			badClick();
-		const took = Date.now() - t0;
-		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+		const want = badClick();
 
 		await waitMetric(rcv, want, undefined, 30000);
 		const after = status('metrics');
 		assert(after.retried > before.retried, 'timeout not retried');
 		assert(/[Tt]imeout|timed out/.test(after.lastError), `last_error ${after.lastError}`);
-		assert(took < 8000, `20 clicks took ${took} ms: longer than the hanging request's timeout`);
+	});
+
+	await test('collector that never answers: backends never wait for it', async () => {
+		// Causal, not timed: while one metrics request hangs (otlp_timeout
+		// 60 s), 20 clicks finish and that request is still the one in
+		// flight.  Clicks that waited for the exporter could only finish
+		// after it timed out, which the status would show as a retry.
+		configure({ otlp_timeout: 60000 });
+		await sleep(300);
+		await rcv.reset();
+		await rcv.script({ signal: 'metrics', hang: true, times: 1 });
+		await waitFor('a hanging request', async () => (await rcv.dump()).attempts.some((x) => x.answer === 'hang'));
+		const before = status('metrics');
+
+		for (let i = 0; i < 20; i++)
+			badClick();
+		const during = status('metrics');
+		assert(during.retried === before.retried && during.sent === before.sent && during.failed === before.failed,
+			   'the hanging request ended while the clicks ran');
+		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+		await rcv.reset();			/* ends the hanging request: sent again */
+		await waitMetric(rcv, want, undefined, 30000);
 		configure({ otlp_timeout: 2000 });
 	});
+
+	for (const protocol of ['http/protobuf', 'grpc']) {
+		await test(`${protocol}: a hanging traces request holds back neither logs nor metrics`, async () => {
+			// The first click's spans go to a traces request that is never
+			// answered (otlp_timeout 60 s).  While it hangs, the log record
+			// and metric value of clicks made after it started must arrive
+			// (each wait 15 s): a worker that sent the signals one after
+			// another could not send them before that request timed out.
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_endpoint: `http://127.0.0.1:${port}`, otlp_timeout: 60000 });
+			await sleep(300);
+			await rcv.reset();
+			await rcv.script({ signal: 'traces', hang: true, times: 1 });
+			const before = status('traces');
+			badClick();
+			await waitFor('a hanging traces request', async () =>
+				(await rcv.dump()).attempts.some((x) => x.signal === 'traces' && x.answer === 'hang'));
+			const want = badClick();
+			const trace = randomHex(16);
+
+			sql(`SELECT 1 FROM attribution.track_click('aff-e2e', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+			await waitFor('the second click\'s log record', async () =>
+				allLogs(await rcv.dump()).some((l) => l.traceId === trace));
+			await waitMetric(rcv, want);
+			const during = status('traces');
+			assert(during.sent === before.sent && during.retried === before.retried,
+				   'the traces request ended before the other signals arrived');
+			// end the hanging request: the spans are sent again and arrive
+			await rcv.reset();
+			await waitFor('the spans, after the hanging request ended', () => status('traces').sent > before.sent, 30000);
+		});
+	}
+	configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: endpoint(), otlp_timeout: 2000 });
+	await sleep(300);
 
 	await test('collector down then up: data arrives, transactions never failed', async () => {
 		const port = rcv.http;

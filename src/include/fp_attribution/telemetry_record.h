@@ -49,6 +49,7 @@ extern void fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans,
 extern void fp_attribution_telemetry_push_logs(FpLogRecord *const *logs,
 											   int n);
 extern void fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n);
+extern bool fp_attribution_telemetry_logs_lock_held(void);
 extern void fp_attribution_telemetry_count_commands(FpCommandKind kind,
 													const FpLatencyTally *latency,
 													bool failed);
@@ -87,6 +88,9 @@ extern void fp_attribution_telemetry_reset(FpSignal signal);
 
 /* telemetry_capture.c: called when a command's context is resolved */
 extern void fp_attribution_telemetry_begin_command(const FpCommandContext *ctx);
+extern bool fp_attribution_telemetry_current_command(FpTraceId *trace_id,
+													 FpSpanId *span_id,
+													 uint8 *flags);
 
 /* telemetry_attr.c: filling records, and their JSON form */
 extern void fp_attribution_span_init(FpSpanRecord *span, const char *name,
