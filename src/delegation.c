@@ -194,6 +194,7 @@ load_commands(void)
 	table_close(depend, AccessShareLock);
 }
 
+/* The command entry of a function, or NULL when it is not a command */
 static DelegatedCommand *
 find_command(Oid funcid)
 {
@@ -227,6 +228,7 @@ text_constant(Node *null_arg, const char *value)
 							  false, false);
 }
 
+/* Whether an expression holds a Param (expression_tree_walker callback) */
 static bool
 contains_param(Node *node, void *context)
 {
@@ -318,6 +320,7 @@ delegation_planner(Query *parse, const char *query_string, int cursor_options,
 	return standard_planner(parse, query_string, cursor_options, bound_params);
 }
 
+/* Install the planner hook (from _PG_init, after Citus has installed its own) */
 void
 fp_attribution_delegation_install_hook(void)
 {
