@@ -16,13 +16,16 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $port = $ENV{FP_TEST_RECEIVER_PORT} // 4630;
+# on a free port (FP_TEST_RECEIVER_PORT to choose one), so that test runs
+# side by side never collide
 my $script = dirname(__FILE__) . '/refusing_receiver.js';
 my ($out, $err) = ('', '');
-my $receiver = IPC::Run::start([ 'node', $script, $port ], '>', \$out, '2>', \$err);
+my $receiver = IPC::Run::start([ 'node', $script, $ENV{FP_TEST_RECEIVER_PORT} // 0 ],
+	'>', \$out, '2>', \$err);
 my $t0 = time;
-$receiver->pump_nb while $out !~ /ready/ && time - $t0 < 10;
-like($out, qr/ready/, 'receiver listening') or BAIL_OUT("receiver: $err");
+$receiver->pump_nb while $out !~ /ready \d+/ && time - $t0 < 10;
+like($out, qr/ready \d+/, 'receiver listening') or BAIL_OUT("receiver: $err");
+my ($port) = $out =~ /ready (\d+)/;
 
 my $http = HTTP::Tiny->new;
 sub refuse

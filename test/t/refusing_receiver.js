@@ -1,14 +1,14 @@
 // A collector that refuses on demand, for test/t/006_exporter_accounting.pl.
-// Usage: node refusing_receiver.js PORT.  Answers 200 with an empty body
+// Usage: node refusing_receiver.js [PORT] (default: any free port).  Answers 200 with an empty body
 // (a valid empty Export*ServiceResponse in protobuf) unless a refusal is
 // pending for the path: POST /refuse?status=503&n=1 makes the next n
 // requests to each of /v1/traces and /v1/logs answer that status with
 // "Retry-After: 3600".  GET /count returns the requests answered, by path
-// and status, as JSON.  Prints "ready" once listening on 127.0.0.1.
+// and status, as JSON.  Prints "ready PORT" once listening on 127.0.0.1.
 'use strict';
 const http = require('http');
 
-const port = Number(process.argv[2]);
+const port = Number(process.argv[2] || 0);
 const refusals = {'/v1/traces': [], '/v1/logs': []};
 const counts = {};
 
@@ -37,4 +37,6 @@ http.createServer((req, res) => {
 		res.statusCode = status;
 		res.end();
 	});
-}).listen(port, '127.0.0.1', () => console.log('ready'));
+}).listen(port, '127.0.0.1', function () {
+	console.log(`ready ${this.address().port}`);
+});
