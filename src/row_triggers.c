@@ -45,6 +45,7 @@
 
 #include "fp_attribution/currency.h"
 #include "fp_attribution/ids.h"
+#include "fp_attribution/lifecycle.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/trace_context.h"
@@ -88,6 +89,10 @@ typedef enum RowColumn
 	COL_SAMPLED,
 	COL_TRACESTATE,
 	COL_RECORDED_AT,
+	COL_STATUS,
+	COL_COMMISSION_CENTS,
+	COL_REFUNDED_CENTS,
+	COL_COMMISSION_REVERSED_CENTS,
 	NUM_ROW_COLUMNS
 } RowColumn;
 
@@ -96,7 +101,8 @@ static const char *const column_names[NUM_ROW_COLUMNS] = {
 	"user_agent", "referrer", "landing_url", "clicked_at", "window_ends_at",
 	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
 	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
-	"parent_span_id", "sampled", "tracestate", "recorded_at"
+	"parent_span_id", "sampled", "tracestate", "recorded_at", "status",
+	"commission_cents", "refunded_cents", "commission_reversed_cents"
 };
 
 /*
@@ -133,6 +139,10 @@ static const struct
 	[COL_SAMPLED] = {BOOLOID},
 	[COL_TRACESTATE] = {TEXTOID},
 	[COL_RECORDED_AT] = {TIMESTAMPTZOID},
+	[COL_STATUS] = {TEXTOID},
+	[COL_COMMISSION_CENTS] = {INT8OID},
+	[COL_REFUNDED_CENTS] = {INT8OID},
+	[COL_COMMISSION_REVERSED_CENTS] = {INT8OID},
 };
 
 /* The row being inserted, deformed so columns can be replaced */
@@ -149,6 +159,7 @@ typedef struct FoundClick
 {
 	Datum		click_id;
 	Datum		affiliate_id;
+	Datum		offer_id;		/* 0 when the click names no offer */
 	TimestampTz clicked_at;
 	TimestampTz window_ends_at;
 } FoundClick;
@@ -158,6 +169,7 @@ static SPIPlanPtr click_plan = NULL;
 static SPIPlanPtr await_plan = NULL;
 static SPIPlanPtr visitor_plan = NULL;
 static SPIPlanPtr visitor_any_plan = NULL;
+static SPIPlanPtr offer_plan = NULL;
 
 /*
  * Define fp_attribution.attribution_window.
@@ -379,7 +391,7 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at"
+#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
 
 static void
 prepare_plans(void)
@@ -410,6 +422,13 @@ prepare_plans(void)
 								 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
 								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
 								 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
+	/* an inactive offer pays nothing, as no offer does */
+	offer_plan = keep_plan("SELECT o.payout_type, o.payout, o.currency,"
+						   " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
+						   " FROM attribution.offers o"
+						   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+						   " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
+						   2, (Oid[]) {TEXTOID, TEXTOID});
 }
 
 /*
@@ -441,6 +460,8 @@ found_click(MemoryContext cxt, FoundClick *click)
 	click->affiliate_id = datumCopy(SPI_getbinval(tuple, desc, 2, &isnull), false, -1);
 	click->clicked_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
 	click->window_ends_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
+	click->offer_id = SPI_getbinval(tuple, desc, 5, &isnull);
+	click->offer_id = isnull ? (Datum) 0 : datumCopy(click->offer_id, false, -1);
 	MemoryContextSwitchTo(old);
 }
 
@@ -621,6 +642,51 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 }
 
 /*
+ * Set offer_id, commission_cents, commission_reversed_cents, refunded_cents
+ * and status of a new conversion from the active offer its click names
+ * (offer_id 0: none, or not attributed).  No offer: no commission (NULL)
+ * and the conversion waits for approval; an offer without hold period
+ * approves it at once.  Caller is connected to SPI.
+ */
+static void
+earn_commission(RowEdit *edit, Datum offer_id)
+{
+	const char *status = "pending";
+
+	set(edit, COL_REFUNDED_CENTS, Int64GetDatum(0));
+	set_null(edit, COL_COMMISSION_CENTS);
+	set_null(edit, COL_COMMISSION_REVERSED_CENTS);
+	if (offer_id == (Datum) 0)
+	{
+		set_null(edit, COL_OFFER_ID);
+		set(edit, COL_STATUS, CStringGetTextDatum(status));
+		return;
+	}
+	set(edit, COL_OFFER_ID, offer_id);
+	if (lookup(offer_plan, (Datum[]) {get(edit, COL_ADVERTISER_ID), offer_id}) == 1)
+	{
+		HeapTuple	offer = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		commission;
+
+		if (fp_attribution_commission(TextDatumGetCString(SPI_getbinval(offer, desc, 1, &isnull)),
+									  DatumGetInt64(SPI_getbinval(offer, desc, 2, &isnull)),
+									  TextDatumGetCString(SPI_getbinval(offer, desc, 3, &isnull)),
+									  DatumGetInt64(get(edit, COL_REVENUE_CENTS)),
+									  TextDatumGetCString(get(edit, COL_CURRENCY)),
+									  &commission))
+		{
+			set(edit, COL_COMMISSION_CENTS, Int64GetDatum(commission));
+			set(edit, COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
+		}
+		if (DatumGetBool(SPI_getbinval(offer, desc, 4, &isnull)))
+			status = "approved";
+	}
+	set(edit, COL_STATUS, CStringGetTextDatum(status));
+}
+
+/*
  * attribution.conversions_before_insert() trigger
  *
  * Validates the conversion, defaults conversion_id and converted_at,
@@ -652,6 +718,9 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 
 	spi_as_owner(trigdata, &save_user, &save_sec);
 	reason = attribute(&edit, converted_at, &click, cxt);
+	if (reason != NULL)
+		click.offer_id = (Datum) 0;
+	earn_commission(&edit, click.offer_id);
 	spi_done(save_user, save_sec);
 
 	set(&edit, COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
