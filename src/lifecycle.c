@@ -293,12 +293,14 @@ lock_conversion(Datum *key, ConversionState *st)
 
 /*
  * The receipt of an earlier run of this command with command_id, or NULL.
+ * Read with a new snapshot (not read-only), so that a run committed while
+ * we waited for the row lock is seen.
  */
 static HeapTuple
 earlier_run(Datum *key, const char *command_id, LifecycleCommand cmd)
 {
 	Datum		args[3] = {key[0], key[1], CStringGetTextDatum(command_id)};
-	int			rc = SPI_execute_plan(command_plan, args, NULL, true, 1);
+	int			rc = SPI_execute_plan(command_plan, args, NULL, false, 1);
 	JsonbValue *event;
 	Jsonb	   *payload;
 	bool		isnull;
