@@ -23,7 +23,7 @@ REGRESS      = setup ids traceparent clicks conversions tenants lifecycle bad_in
                telemetry_latin1 trigger_copies security cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
-               iso_receipt_chain iso_receipt_commands iso_telemetry iso_lifecycle \
+               iso_receipt_chain iso_receipt_commands iso_telemetry iso_lifecycle iso_late_click \
                iso_click_in_flight
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)

@@ -780,6 +780,18 @@ ALTER TABLE attribution.conversions
 			   AND commission_reversed_cents <= commission_cents),
 	ADD CHECK ((commission_cents IS NULL) = (commission_reversed_cents IS NULL));
 
+-- Late clicks (src/late_clicks.c): a new click attributes the conversions
+-- recorded "unknown_click" that named it within
+-- fp_attribution.late_click_grace.  Named to fire after
+-- clicks_write_receipt (AFTER triggers fire in name order), so the
+-- attribution's receipt can name the click's as its cause.
+CREATE FUNCTION attribution.clicks_attribute_late() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_clicks_attribute_late'
+	LANGUAGE C;
+REVOKE ALL ON FUNCTION attribution.clicks_attribute_late() FROM PUBLIC;
+CREATE TRIGGER write_late_attributions AFTER INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.clicks_attribute_late();
+
 -- The four commands share one implementation and one shape: the order,
 -- its advertiser, the reason, an optional idempotency key and the trace
 -- context; refund_conversion also takes the amount.

@@ -123,3 +123,34 @@ ALTER TABLE attribution.conversions DISABLE TRIGGER conversions_append_only;
 UPDATE attribution.conversions SET commission_reversed_cents = 124 WHERE order_id = 'lc-2';
 ALTER TABLE attribution.conversions ENABLE TRIGGER conversions_append_only;
 SELECT ok FROM attribution.verify_all();
+
+-- late clicks: a conversion naming a click not recorded yet is attributed
+-- when the click arrives within fp_attribution.late_click_grace
+SHOW fp_attribution.late_click_grace;
+SELECT count(*) FROM attribution.track_conversion('lc-late-1', 3000,
+	click_id => 'd2000000-0000-4000-8000-000000000001', converted_at => '2026-01-02 00:00:00+00');
+SELECT count(*) FROM attribution.track_conversion('lc-late-2', 3000,
+	click_id => 'd2000000-0000-4000-8000-000000000002', converted_at => '2026-01-02 00:00:00+00');
+SELECT count(*) FROM attribution.track_conversion('lc-late-3', 3000,
+	click_id => 'd2000000-0000-4000-8000-000000000003', converted_at => '2026-01-02 00:00:00+00');
+SELECT count(*) FROM attribution.track_click('aff-late', click_id => 'd2000000-0000-4000-8000-000000000001',
+	offer_id => 'cpa-now', clicked_at => '2026-01-01 00:00:00+00');
+-- a click after the conversion does not claim it
+SELECT count(*) FROM attribution.track_click('aff-late', click_id => 'd2000000-0000-4000-8000-000000000002',
+	offer_id => 'cpa-now', clicked_at => '2026-01-03 00:00:00+00');
+-- turned off, nothing is attributed late
+SET fp_attribution.late_click_grace = 0;
+SELECT count(*) FROM attribution.track_click('aff-late', click_id => 'd2000000-0000-4000-8000-000000000003',
+	offer_id => 'cpa-now', clicked_at => '2026-01-01 00:00:00+00');
+RESET fp_attribution.late_click_grace;
+SELECT order_id, attributed, unattributed_reason, affiliate_id, latency, offer_id, status,
+	   commission_cents
+  FROM attribution.conversions WHERE order_id LIKE 'lc-late-%' ORDER BY order_id;
+-- the attributed event, caused by the click's receipt
+SELECT r.sequence, r.payload->>'event' AS event, r.payload->>'status' AS status,
+	   r.causation_id = k.receipt_id AS caused_by_click, r.trace_id = k.trace_id AS click_trace
+  FROM attribution.receipts r, attribution.receipts k
+ WHERE r.aggregate_id = 'lc-late-1' AND k.aggregate_type = 'click'
+   AND k.aggregate_id = 'd2000000-0000-4000-8000-000000000001'
+ ORDER BY r.sequence;
+SELECT ok FROM attribution.verify_all();

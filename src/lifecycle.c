@@ -124,6 +124,7 @@ typedef struct ConversionState
 	int64		commission_reversed_cents;
 } ConversionState;
 
+static SPIPlanPtr offer_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr command_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
@@ -149,10 +150,9 @@ mul_div_floor(int64 a, int64 b, int64 c)
  * The commission an offer pays for a conversion (see the file header);
  * false when it pays none.
  */
-bool
-fp_attribution_commission(const char *payout_type, int64 payout,
-						  const char *offer_currency, int64 revenue_cents,
-						  const char *currency, int64 *commission)
+static bool
+commission(const char *payout_type, int64 payout, const char *offer_currency,
+		   int64 revenue_cents, const char *currency, int64 *commission)
 {
 	if (strcmp(payout_type, "revshare") == 0)
 	{
@@ -244,6 +244,13 @@ prepare_plans(void)
 {
 	if (lock_plan != NULL)
 		return;
+	/* an inactive offer pays nothing, as no offer does */
+	offer_plan = keep_plan("SELECT o.payout_type, o.payout, o.currency,"
+						   " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
+						   " FROM attribution.offers o"
+						   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+						   " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
+						   2, (Oid[]) {TEXTOID, TEXTOID});
 	lock_plan = keep_plan("SELECT c.status, c.revenue_cents, c.refunded_cents,"
 						  " c.commission_cents, c.commission_reversed_cents"
 						  " FROM attribution.conversions c" CONVERSION_KEY
@@ -260,6 +267,44 @@ prepare_plans(void)
 	receipt_plan = keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
 							 " AND r.sequence OPERATOR(pg_catalog.=) $3",
 							 3, (Oid[]) {TEXTOID, TEXTOID, INT8OID});
+}
+
+/*
+ * What a conversion of revenue_cents in currency (text) earns from the
+ * advertiser's active offer offer_id ((Datum) 0: none): its commission,
+ * if any, and its first status, "approved" when the offer has no hold
+ * period, else "pending".  Caller is connected to SPI.
+ */
+void
+fp_attribution_earn(Datum advertiser_id, Datum offer_id, int64 revenue_cents,
+					Datum currency, FpEarning *earning)
+{
+	HeapTuple	offer;
+	TupleDesc	desc;
+	bool		isnull;
+	int			rc;
+
+	earning->status = "pending";
+	earning->has_commission = false;
+	earning->commission_cents = 0;
+	if (offer_id == (Datum) 0)
+		return;
+	prepare_plans();
+	rc = SPI_execute_plan(offer_plan, (Datum[]) {advertiser_id, offer_id}, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "offer lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+	offer = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	earning->has_commission =
+		commission(TextDatumGetCString(SPI_getbinval(offer, desc, 1, &isnull)),
+				   DatumGetInt64(SPI_getbinval(offer, desc, 2, &isnull)),
+				   TextDatumGetCString(SPI_getbinval(offer, desc, 3, &isnull)),
+				   revenue_cents, TextDatumGetCString(currency),
+				   &earning->commission_cents);
+	if (DatumGetBool(SPI_getbinval(offer, desc, 4, &isnull)))
+		earning->status = "approved";
 }
 
 /*
@@ -428,7 +473,32 @@ command_payload(LifecycleCommand cmd, const ConversionState *st, int64 amount,
 }
 
 /*
- * Write the new state; the only UPDATE of a conversion (file header).
+ * Run an UPDATE of attribution.conversions: the only way a conversion
+ * changes, for the commands here and late attribution (late_clicks.c);
+ * the append_only trigger lets it through (file header).  Returns the SPI
+ * result code.
+ */
+int
+fp_attribution_update_conversion(SPIPlanPtr plan, Datum *args,
+								 const char *nulls)
+{
+	int			rc;
+
+	fp_attribution_lifecycle_updating = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		fp_attribution_lifecycle_updating = false;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+/*
+ * Write the new state of a command.
  */
 static void
 update_conversion(Datum *key, const ConversionState *st)
@@ -436,18 +506,8 @@ update_conversion(Datum *key, const ConversionState *st)
 	Datum		args[5] = {key[0], key[1], CStringGetTextDatum(st->status),
 	Int64GetDatum(st->refunded_cents), Int64GetDatum(st->commission_reversed_cents)};
 	char		nulls[5] = {' ', ' ', ' ', ' ', st->has_commission ? ' ' : 'n'};
-	int			rc;
+	int			rc = fp_attribution_update_conversion(update_plan, args, nulls);
 
-	fp_attribution_lifecycle_updating = true;
-	PG_TRY();
-	{
-		rc = SPI_execute_plan(update_plan, args, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		fp_attribution_lifecycle_updating = false;
-	}
-	PG_END_TRY();
 	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not update conversion: %s", SPI_result_code_string(rc));
 }

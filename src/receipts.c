@@ -1106,9 +1106,10 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 
 /*
  * Append the receipt of a change to a row of a built-in aggregate type
- * (src/lifecycle.c) to the row's chain.  Caller is connected to SPI and
- * has set up env's advertiser, aggregate, trace and span; this hashes the
- * payload and fills in the rest.  The statements run as owner.
+ * (lifecycle.c, late_clicks.c) to the row's chain.  Caller is connected
+ * to SPI and has set up env's advertiser, aggregate, causation, trace and
+ * span; this hashes the payload and fills in the rest.  The statements
+ * run as owner.
  */
 void
 fp_attribution_append_row_event(FpReceiptEnvelope *env, Jsonb *payload,

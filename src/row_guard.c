@@ -37,12 +37,14 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -73,6 +75,34 @@ fp_attribution_restoring(Oid relowner)
 		!((CopyStmt *) stmt->utilityStmt)->is_from)
 		return false;
 	return has_privs_of_role(GetOuterUserId(), relowner);
+}
+
+/*
+ * Take the late-click lock of a click key (advertiser_id text, click_id
+ * uuid) until the end of the transaction.  A conversion about to be
+ * recorded "unknown_click" takes it and looks for the click once more; a
+ * new click takes it before it looks for such conversions
+ * (late_clicks.c).  Whichever comes second waits for the first to end and
+ * then, in READ COMMITTED, sees what it wrote, so a click and its
+ * conversion racing each other always meet.  It is an advisory lock tag
+ * whose fourth field (FP_LATE_CLICK_LOCK) no SQL advisory lock function
+ * uses, so it never collides with an application's advisory locks; keys
+ * whose hashes collide merely wait for each other.
+ */
+#define FP_LATE_CLICK_LOCK 0x4650
+
+void
+fp_attribution_lock_click_key(Datum advertiser_id, Datum click_id)
+{
+	text	   *adv = DatumGetTextPP(advertiser_id);
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(adv),
+												 VARSIZE_ANY_EXHDR(adv))),
+						 DatumGetUInt32(hash_any(DatumGetUUIDP(click_id)->data, UUID_LEN)),
+						 FP_LATE_CLICK_LOCK);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /*

@@ -45,6 +45,7 @@
 
 #include "fp_attribution/currency.h"
 #include "fp_attribution/ids.h"
+#include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
@@ -169,7 +170,6 @@ static SPIPlanPtr click_plan = NULL;
 static SPIPlanPtr await_plan = NULL;
 static SPIPlanPtr visitor_plan = NULL;
 static SPIPlanPtr visitor_any_plan = NULL;
-static SPIPlanPtr offer_plan = NULL;
 
 /*
  * Define fp_attribution.attribution_window.
@@ -422,13 +422,6 @@ prepare_plans(void)
 								 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
 								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
 								 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
-	/* an inactive offer pays nothing, as no offer does */
-	offer_plan = keep_plan("SELECT o.payout_type, o.payout, o.currency,"
-						   " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
-						   " FROM attribution.offers o"
-						   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-						   " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
-						   2, (Oid[]) {TEXTOID, TEXTOID});
 }
 
 /*
@@ -616,7 +609,19 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull)) ||
 				lookup(click_plan, key) == 0)
-				return "unknown_click";
+			{
+				/*
+				 * Before recording "unknown_click", take the click's key
+				 * lock and look once more: a click committed meanwhile is
+				 * seen now, and one inserted later waits for this
+				 * conversion to commit and attributes it (late_clicks.c).
+				 */
+				if (!fp_attribution_late_clicks_enabled())
+					return "unknown_click";
+				fp_attribution_lock_click_key(key[0], key[1]);
+				if (lookup(click_plan, key) == 0)
+					return "unknown_click";
+			}
 		}
 		found_click(cxt, click);
 		if (converted_at < click->clicked_at)
@@ -643,47 +648,34 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 
 /*
  * Set offer_id, commission_cents, commission_reversed_cents, refunded_cents
- * and status of a new conversion from the active offer its click names
- * (offer_id 0: none, or not attributed).  No offer: no commission (NULL)
- * and the conversion waits for approval; an offer without hold period
- * approves it at once.  Caller is connected to SPI.
+ * and status of a new conversion from the offer its click names (offer_id
+ * 0: none, or not attributed); see fp_attribution_earn().  Caller is
+ * connected to SPI.
  */
 static void
 earn_commission(RowEdit *edit, Datum offer_id)
 {
-	const char *status = "pending";
+	FpEarning	earning;
 
+	fp_attribution_earn(get(edit, COL_ADVERTISER_ID), offer_id,
+						DatumGetInt64(get(edit, COL_REVENUE_CENTS)),
+						get(edit, COL_CURRENCY), &earning);
 	set(edit, COL_REFUNDED_CENTS, Int64GetDatum(0));
-	set_null(edit, COL_COMMISSION_CENTS);
-	set_null(edit, COL_COMMISSION_REVERSED_CENTS);
 	if (offer_id == (Datum) 0)
-	{
 		set_null(edit, COL_OFFER_ID);
-		set(edit, COL_STATUS, CStringGetTextDatum(status));
-		return;
-	}
-	set(edit, COL_OFFER_ID, offer_id);
-	if (lookup(offer_plan, (Datum[]) {get(edit, COL_ADVERTISER_ID), offer_id}) == 1)
+	else
+		set(edit, COL_OFFER_ID, offer_id);
+	if (earning.has_commission)
 	{
-		HeapTuple	offer = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		commission;
-
-		if (fp_attribution_commission(TextDatumGetCString(SPI_getbinval(offer, desc, 1, &isnull)),
-									  DatumGetInt64(SPI_getbinval(offer, desc, 2, &isnull)),
-									  TextDatumGetCString(SPI_getbinval(offer, desc, 3, &isnull)),
-									  DatumGetInt64(get(edit, COL_REVENUE_CENTS)),
-									  TextDatumGetCString(get(edit, COL_CURRENCY)),
-									  &commission))
-		{
-			set(edit, COL_COMMISSION_CENTS, Int64GetDatum(commission));
-			set(edit, COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
-		}
-		if (DatumGetBool(SPI_getbinval(offer, desc, 4, &isnull)))
-			status = "approved";
+		set(edit, COL_COMMISSION_CENTS, Int64GetDatum(earning.commission_cents));
+		set(edit, COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
 	}
-	set(edit, COL_STATUS, CStringGetTextDatum(status));
+	else
+	{
+		set_null(edit, COL_COMMISSION_CENTS);
+		set_null(edit, COL_COMMISSION_REVERSED_CENTS);
+	}
+	set(edit, COL_STATUS, CStringGetTextDatum(earning.status));
 }
 
 /*

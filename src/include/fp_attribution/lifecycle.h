@@ -11,14 +11,24 @@
 #ifndef FP_ATTRIBUTION_LIFECYCLE_H
 #define FP_ATTRIBUTION_LIFECYCLE_H
 
+#include "executor/spi.h"
 #include "utils/jsonb.h"
+
+/* What a conversion earns from its offer */
+typedef struct FpEarning
+{
+	const char *status;			/* "pending" or "approved" */
+	bool		has_commission;
+	int64		commission_cents;
+} FpEarning;
 
 extern bool fp_attribution_lifecycle_updating;
 
-extern bool fp_attribution_commission(const char *payout_type, int64 payout,
-									  const char *offer_currency,
-									  int64 revenue_cents, const char *currency,
-									  int64 *commission);
+extern void fp_attribution_earn(Datum advertiser_id, Datum offer_id,
+								int64 revenue_cents, Datum currency,
+								FpEarning *earning);
+extern int	fp_attribution_update_conversion(SPIPlanPtr plan, Datum *args,
+											 const char *nulls);
 extern Jsonb *fp_attribution_fold_event(MemoryContext cxt, Jsonb *state,
 										Jsonb *event);
 
