@@ -9,7 +9,7 @@
  * The AFTER INSERT row trigger attribution.clicks_attribute_late() (named
  * write_late_attributions on attribution.clicks, so it fires after the
  * click's receipt is written: triggers of one event fire in name order)
- * takes the click key's late-click lock (row_guard.c), then locks the
+ * takes the click key's late-click lock, shared (row_guard.c), then locks the
  * advertiser's conversions that name the click and are still
  * "unknown_click", pending and unrefunded, recorded at most the grace
  * period ago, and converted within the click's window.  Each is attributed
@@ -247,7 +247,7 @@ fp_attribution_clicks_attribute_late(PG_FUNCTION_ARGS)
 	args[3] = click_column(trigdata, "clicked_at", &isnull);
 	args[4] = click_column(trigdata, "window_ends_at", &isnull);
 
-	fp_attribution_lock_click_key(args[0], args[1]);
+	fp_attribution_lock_click_key(args[0], args[1], false);
 	SPI_connect();
 	prepare_plans();
 	GetUserIdAndSecContext(&save_user, &save_sec);

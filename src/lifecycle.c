@@ -116,7 +116,7 @@ static const struct
 /* The columns of a conversion the commands read and change */
 typedef struct ConversionState
 {
-	char	   *status;
+	const char *status;
 	int64		revenue_cents;
 	int64		refunded_cents;
 	bool		has_commission;
@@ -409,7 +409,7 @@ apply_command(LifecycleCommand cmd, int64 amount, const char *order_id,
 			st->status = "reversed";
 	}
 	else
-		st->status = (char *) commands[cmd].to;
+		st->status = commands[cmd].to;
 }
 
 static void

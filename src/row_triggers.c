@@ -618,7 +618,7 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 				 */
 				if (!fp_attribution_late_clicks_enabled())
 					return "unknown_click";
-				fp_attribution_lock_click_key(key[0], key[1]);
+				fp_attribution_lock_click_key(key[0], key[1], true);
 				if (lookup(click_plan, key) == 0)
 					return "unknown_click";
 			}
