@@ -73,54 +73,41 @@ fp_attribution_late_clicks_enabled(void)
 	return late_click_grace_s > 0;
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 static void
 prepare_plans(void)
 {
 	if (waiting_plan != NULL)
 		return;
 	/* $3 recorded since, $4 clicked_at, $5 window_ends_at */
-	waiting_plan = keep_plan("SELECT c.order_id, c.revenue_cents, c.currency,"
-							 " c.converted_at OPERATOR(pg_catalog.-) $4"
-							 " FROM attribution.conversions c"
-							 " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-							 " AND c.click_id OPERATOR(pg_catalog.=) $2"
-							 " AND c.unattributed_reason OPERATOR(pg_catalog.=) 'unknown_click'"
-							 " AND c.status OPERATOR(pg_catalog.=) 'pending'"
-							 " AND c.refunded_cents OPERATOR(pg_catalog.=) 0"
-							 " AND c.recorded_at OPERATOR(pg_catalog.>=) $3"
-							 " AND c.converted_at OPERATOR(pg_catalog.>=) $4"
-							 " AND c.converted_at OPERATOR(pg_catalog.<) $5"
-							 " ORDER BY c.order_id FOR UPDATE",
-							 5, (Oid[]) {TEXTOID, UUIDOID, TIMESTAMPTZOID,
-								 TIMESTAMPTZOID, TIMESTAMPTZOID});
-	attribute_plan = keep_plan("UPDATE attribution.conversions c SET attributed = true,"
-							   " unattributed_reason = NULL, affiliate_id = $3,"
-							   " window_ends_at = $4, latency = $5, offer_id = $6,"
-							   " commission_cents = $7, commission_reversed_cents = $8,"
-							   " status = $9"
-							   " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-							   " AND c.order_id OPERATOR(pg_catalog.=) $2 RETURNING c.*",
-							   9, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-								   INTERVALOID, TEXTOID, INT8OID, INT8OID, TEXTOID});
-	cause_plan = keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
-						   " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
-						   " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-						   " AND r.aggregate_id OPERATOR(pg_catalog.=) $2::pg_catalog.text"
-						   " AND r.sequence OPERATOR(pg_catalog.=) 1",
-						   2, (Oid[]) {TEXTOID, UUIDOID});
+	waiting_plan = fp_attribution_keep_plan("SELECT c.order_id, c.revenue_cents, c.currency,"
+											" c.converted_at OPERATOR(pg_catalog.-) $4"
+											" FROM attribution.conversions c"
+											" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+											" AND c.click_id OPERATOR(pg_catalog.=) $2"
+											" AND c.unattributed_reason OPERATOR(pg_catalog.=) 'unknown_click'"
+											" AND c.status OPERATOR(pg_catalog.=) 'pending'"
+											" AND c.refunded_cents OPERATOR(pg_catalog.=) 0"
+											" AND c.recorded_at OPERATOR(pg_catalog.>=) $3"
+											" AND c.converted_at OPERATOR(pg_catalog.>=) $4"
+											" AND c.converted_at OPERATOR(pg_catalog.<) $5"
+											" ORDER BY c.order_id FOR UPDATE",
+											5, (Oid[]) {TEXTOID, UUIDOID, TIMESTAMPTZOID,
+												TIMESTAMPTZOID, TIMESTAMPTZOID});
+	attribute_plan = fp_attribution_keep_plan("UPDATE attribution.conversions c SET attributed = true,"
+											  " unattributed_reason = NULL, affiliate_id = $3,"
+											  " window_ends_at = $4, latency = $5, offer_id = $6,"
+											  " commission_cents = $7, commission_reversed_cents = $8,"
+											  " status = $9"
+											  " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+											  " AND c.order_id OPERATOR(pg_catalog.=) $2 RETURNING c.*",
+											  9, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+												  INTERVALOID, TEXTOID, INT8OID, INT8OID, TEXTOID});
+	cause_plan = fp_attribution_keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
+										  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+										  " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+										  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2::pg_catalog.text"
+										  " AND r.sequence OPERATOR(pg_catalog.=) 1",
+										  2, (Oid[]) {TEXTOID, UUIDOID});
 }
 
 /*

@@ -218,8 +218,12 @@ fp_attribution_fold_event(MemoryContext cxt, Jsonb *state, Jsonb *event)
 	return folded;
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
+/*
+ * Prepare and keep a plan for the rest of the session; the SQL qualifies
+ * every name, so the caller's search_path cannot change what it means.
+ */
+SPIPlanPtr
+fp_attribution_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
@@ -245,28 +249,28 @@ prepare_plans(void)
 	if (lock_plan != NULL)
 		return;
 	/* an inactive offer pays nothing, as no offer does */
-	offer_plan = keep_plan("SELECT o.payout_type, o.payout, o.currency,"
-						   " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
-						   " FROM attribution.offers o"
-						   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-						   " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
-						   2, (Oid[]) {TEXTOID, TEXTOID});
-	lock_plan = keep_plan("SELECT c.status, c.revenue_cents, c.refunded_cents,"
-						  " c.commission_cents, c.commission_reversed_cents"
-						  " FROM attribution.conversions c" CONVERSION_KEY
-						  " FOR UPDATE",
-						  2, (Oid[]) {TEXTOID, TEXTOID});
-	command_plan = keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
-							 " AND (r.payload OPERATOR(pg_catalog.->>) 'command_id')"
-							 " OPERATOR(pg_catalog.=) $3",
-							 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-	update_plan = keep_plan("UPDATE attribution.conversions c SET status = $3,"
-							" refunded_cents = $4, commission_reversed_cents = $5"
-							CONVERSION_KEY,
-							5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID});
-	receipt_plan = keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
-							 " AND r.sequence OPERATOR(pg_catalog.=) $3",
-							 3, (Oid[]) {TEXTOID, TEXTOID, INT8OID});
+	offer_plan = fp_attribution_keep_plan("SELECT o.payout_type, o.payout, o.currency,"
+										  " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
+										  " FROM attribution.offers o"
+										  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+										  " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
+										  2, (Oid[]) {TEXTOID, TEXTOID});
+	lock_plan = fp_attribution_keep_plan("SELECT c.status, c.revenue_cents, c.refunded_cents,"
+										 " c.commission_cents, c.commission_reversed_cents"
+										 " FROM attribution.conversions c" CONVERSION_KEY
+										 " FOR UPDATE",
+										 2, (Oid[]) {TEXTOID, TEXTOID});
+	command_plan = fp_attribution_keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
+											" AND (r.payload OPERATOR(pg_catalog.->>) 'command_id')"
+											" OPERATOR(pg_catalog.=) $3",
+											3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
+	update_plan = fp_attribution_keep_plan("UPDATE attribution.conversions c SET status = $3,"
+										   " refunded_cents = $4, commission_reversed_cents = $5"
+										   CONVERSION_KEY,
+										   5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID});
+	receipt_plan = fp_attribution_keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
+											" AND r.sequence OPERATOR(pg_catalog.=) $3",
+											3, (Oid[]) {TEXTOID, TEXTOID, INT8OID});
 }
 
 /*
