@@ -744,6 +744,112 @@ GRANT EXECUTE ON FUNCTION attribution.exporter_status_internal()
 GRANT SELECT ON attribution.exporter_status TO pg_read_all_stats;
 
 --------------------------------------------------------------------------
+-- Conversion lifecycle: offers and commissions, the status of a
+-- conversion and the commands that change it (src/lifecycle.c).  A
+-- conversion's row changes only through these commands, each of which
+-- appends one receipt to its chain; the row is always the fold of that
+-- chain (doc/receipts.md, "Conversion history").
+--------------------------------------------------------------------------
+
+CREATE TABLE attribution.offers (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default'
+		CHECK (pg_catalog.char_length(advertiser_id) BETWEEN 1 AND 128),
+	offer_id text NOT NULL
+		CHECK (pg_catalog.char_length(offer_id) BETWEEN 1 AND 128),
+	payout_type text NOT NULL CHECK (payout_type IN ('cpa', 'revshare')),
+	-- cpa: minor units of currency per conversion; revshare: basis points
+	-- of the conversion's revenue (at most 100 %)
+	payout bigint NOT NULL
+		CHECK (payout >= 0 AND (payout_type = 'cpa' OR payout <= 10000)),
+	currency text NOT NULL DEFAULT 'USD'
+		CHECK (attribution.currency_is_known(currency)),
+	active boolean NOT NULL DEFAULT true,
+	hold_period interval NOT NULL DEFAULT interval '30 days'
+		CHECK (hold_period >= interval '0'),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, offer_id)
+);
+COMMENT ON TABLE attribution.offers IS
+	'Per-advertiser offers a click may name: payout (cpa or revshare) and hold period';
+SELECT pg_catalog.pg_extension_config_dump('attribution.offers', '');
+
+-- Set by the insert trigger (offer_id, commission_cents, status) and by
+-- the lifecycle commands only.  Amounts in minor units of currency.
+ALTER TABLE attribution.conversions
+	ADD COLUMN offer_id text,
+	ADD COLUMN status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'approved', 'rejected', 'reversed')),
+	ADD COLUMN commission_cents bigint CHECK (commission_cents >= 0),
+	ADD COLUMN refunded_cents bigint NOT NULL DEFAULT 0
+		CHECK (refunded_cents >= 0 AND refunded_cents <= revenue_cents),
+	ADD COLUMN commission_reversed_cents bigint
+		CHECK (commission_reversed_cents >= 0
+			   AND commission_reversed_cents <= commission_cents),
+	ADD CHECK ((commission_cents IS NULL) = (commission_reversed_cents IS NULL));
+
+-- Late clicks (src/late_clicks.c): a new click attributes the conversions
+-- recorded "unknown_click" that named it within
+-- fp_attribution.late_click_grace.  Named to fire after
+-- clicks_write_receipt (AFTER triggers fire in name order), so the
+-- attribution's receipt can name the click's as its cause.
+CREATE FUNCTION attribution.clicks_attribute_late() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_clicks_attribute_late'
+	LANGUAGE C;
+REVOKE ALL ON FUNCTION attribution.clicks_attribute_late() FROM PUBLIC;
+CREATE TRIGGER write_late_attributions AFTER INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.clicks_attribute_late();
+
+-- The four commands share one implementation and one shape: the order,
+-- its advertiser, the reason, an optional idempotency key and the trace
+-- context; refund_conversion also takes the amount.
+CREATE FUNCTION attribution.approve_conversion(order_id text,
+	advertiser_id text DEFAULT 'default', reason text DEFAULT NULL,
+	command_id uuid DEFAULT NULL, traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.receipts
+	AS 'MODULE_PATHNAME', 'fp_attribution_approve_conversion'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION attribution.reject_conversion(order_id text,
+	advertiser_id text DEFAULT 'default', reason text DEFAULT NULL,
+	command_id uuid DEFAULT NULL, traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.receipts
+	AS 'MODULE_PATHNAME', 'fp_attribution_reject_conversion'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION attribution.reverse_conversion(order_id text,
+	advertiser_id text DEFAULT 'default', reason text DEFAULT NULL,
+	command_id uuid DEFAULT NULL, traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.receipts
+	AS 'MODULE_PATHNAME', 'fp_attribution_reverse_conversion'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION attribution.refund_conversion(order_id text,
+	advertiser_id text, amount_cents bigint, reason text DEFAULT NULL,
+	command_id uuid DEFAULT NULL, traceparent text DEFAULT NULL,
+	tracestate text DEFAULT NULL)
+	RETURNS attribution.receipts
+	AS 'MODULE_PATHNAME', 'fp_attribution_refund_conversion'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.approve_conversion IS
+	'pending -> approved; returns the receipt; idempotent by command_id';
+COMMENT ON FUNCTION attribution.reject_conversion IS
+	'pending -> rejected; returns the receipt; idempotent by command_id';
+COMMENT ON FUNCTION attribution.reverse_conversion IS
+	'approved -> reversed (full commission clawback); returns the receipt; idempotent by command_id';
+COMMENT ON FUNCTION attribution.refund_conversion IS
+	'Refund part of a pending or approved conversion (all of it: reversed); returns the receipt; idempotent by command_id';
+REVOKE ALL ON FUNCTION
+	attribution.approve_conversion(text, text, text, uuid, text, text),
+	attribution.reject_conversion(text, text, text, uuid, text, text),
+	attribution.reverse_conversion(text, text, text, uuid, text, text),
+	attribution.refund_conversion(text, text, bigint, text, uuid, text, text)
+	FROM PUBLIC;
+
+--------------------------------------------------------------------------
 -- Scale-out on Citus: attribution.distribute() (README, "Running on
 -- Citus").  Kept last and self-contained: it only reads the catalog for
 -- the extension's tables and for the functions taking an advertiser_id.

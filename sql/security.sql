@@ -165,6 +165,15 @@ SELECT regress_error($$DELETE FROM attribution.clicks$$);
 SELECT regress_error($$TRUNCATE attribution.conversions$$);
 SELECT revenue_cents FROM attribution.conversions WHERE order_id = 'sec-order-1';
 
+-- a role allowed to approve changes a conversion through that command only
+GRANT EXECUTE ON FUNCTION attribution.approve_conversion TO regress_fp_attribution_app;
+SET ROLE regress_fp_attribution_app;
+SELECT sequence, payload->>'status' AS status FROM attribution.approve_conversion('sec-order-1');
+SELECT regress_error($$UPDATE attribution.conversions SET status = 'pending'$$);
+SELECT regress_error($$SELECT attribution.refund_conversion('sec-order-1', 'default', 1)$$);
+RESET ROLE;
+SELECT status FROM attribution.conversions WHERE order_id = 'sec-order-1';
+
 -- A hostile search_path: a role that may create objects in a schema the
 -- caller searches first plants functions and operators with the exact
 -- argument types the extension uses; none of them ever runs, whichever
@@ -236,6 +245,10 @@ SELECT aggregate_type FROM attribution.track_conversion('sec-order-5', 500,
 SELECT aggregate_type FROM attribution.track_conversion('sec-order-6', 600,
 	visitor_id => 'sec-visitor');
 SELECT aggregate_type, sequence FROM attribution.append_receipt('sec-custom', 'a', '{"n": 1}');
+SELECT aggregate_type, sequence FROM attribution.refund_conversion('sec-order-6', 'default', 100,
+	command_id => 'a5ec0000-0000-4000-8000-0000000000cc');
+SELECT aggregate_type, sequence FROM attribution.refund_conversion('sec-order-6', 'default', 100,
+	command_id => 'a5ec0000-0000-4000-8000-0000000000cc');
 \c -
 SET search_path = regress_hostile, pg_catalog, public;
 SELECT chains_checked > 0 AS verified_all FROM attribution.verify_all();

@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "fp_attribution/delegation.h"
+#include "fp_attribution/late_clicks.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
@@ -40,6 +41,7 @@ _PG_init(void)
 		return;
 
 	fp_attribution_row_triggers_define_gucs();
+	fp_attribution_late_clicks_define_gucs();
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();

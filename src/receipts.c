@@ -81,6 +81,7 @@
 
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
+#include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/trace_context.h"
@@ -115,9 +116,10 @@ static const char *const click_columns[] = {
 };
 
 static const char *const conversion_columns[] = {
-	"affiliate_id", "attributed", "click_id", "conversion_id", "converted_at",
-	"currency", "latency", "order_id", "revenue_cents", "unattributed_reason",
-	"visitor_id", NULL
+	"affiliate_id", "attributed", "click_id", "commission_cents",
+	"commission_reversed_cents", "conversion_id", "converted_at", "currency",
+	"latency", "offer_id", "order_id", "refunded_cents", "revenue_cents",
+	"status", "unattributed_reason", "visitor_id", NULL
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
@@ -1121,6 +1123,21 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Append the receipt of a change to a row of a built-in aggregate type
+ * (lifecycle.c, late_clicks.c) to the row's chain.  Caller is connected
+ * to SPI and has set up env's advertiser, aggregate, causation, trace and
+ * span; this hashes the payload and fills in the rest.  The statements
+ * run as owner.
+ */
+void
+fp_attribution_append_row_event(FpReceiptEnvelope *env, Jsonb *payload,
+								Oid owner)
+{
+	hash_payload(payload, env);
+	append_receipt(env, payload, owner, NULL);
+}
+
+/*
  * attribution.append_receipt(aggregate_type text, aggregate_id text,
  *							  payload jsonb, causation_id uuid,
  *							  advertiser_id text)
@@ -1275,6 +1292,12 @@ fp_attribution_append_only(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("append_only must be called as a trigger")));
+	/* the lifecycle commands' own UPDATE of a conversion (src/lifecycle.c) */
+	if (fp_attribution_lifecycle_updating &&
+		TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		trigdata->tg_trigger->tgnargs == 1 &&
+		strcmp(trigdata->tg_trigger->tgargs[0], "conversions") == 0)
+		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		op = "DELETE";
 	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))

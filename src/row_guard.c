@@ -37,12 +37,14 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -73,6 +75,41 @@ fp_attribution_restoring(Oid relowner)
 		!((CopyStmt *) stmt->utilityStmt)->is_from)
 		return false;
 	return has_privs_of_role(GetOuterUserId(), relowner);
+}
+
+/*
+ * Take the late-click lock of a click key (advertiser_id text, click_id
+ * uuid) until the end of the transaction: exclusive for a conversion about
+ * to be recorded "unknown_click", which then looks for the click once
+ * more; shared for a new click, which then looks for such conversions
+ * (late_clicks.c).  Whichever comes second waits for the first to end and
+ * then, in READ COMMITTED, sees what it wrote, so a click and its
+ * conversion racing each other always meet; clicks never wait for each
+ * other.  The keys are hashed into FP_LATE_CLICK_SLOTS locks per database,
+ * so a transaction inserting any number of clicks holds at most that many
+ * (one per key would exhaust the lock table); the price is that an
+ * unknown-click conversion may wait for an unrelated click transaction of
+ * its slot.  It is an advisory lock tag whose fourth field
+ * (FP_LATE_CLICK_LOCK) no SQL advisory lock function uses, so it never
+ * collides with an application's advisory locks.
+ */
+#define FP_LATE_CLICK_LOCK 0x4650
+#define FP_LATE_CLICK_SLOTS 64
+
+void
+fp_attribution_lock_click_key(Datum advertiser_id, Datum click_id,
+							  bool exclusive)
+{
+	text	   *adv = DatumGetTextPP(advertiser_id);
+	uint32		slot;
+	LOCKTAG		tag;
+
+	slot = DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(adv),
+								   VARSIZE_ANY_EXHDR(adv))) ^
+		DatumGetUInt32(hash_any(DatumGetUUIDP(click_id)->data, UUID_LEN));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, slot % FP_LATE_CLICK_SLOTS, 0,
+						 FP_LATE_CLICK_LOCK);
+	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
 }
 
 /*

@@ -45,6 +45,8 @@
 
 #include "fp_attribution/currency.h"
 #include "fp_attribution/ids.h"
+#include "fp_attribution/late_clicks.h"
+#include "fp_attribution/lifecycle.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/trace_context.h"
@@ -88,6 +90,10 @@ typedef enum RowColumn
 	COL_SAMPLED,
 	COL_TRACESTATE,
 	COL_RECORDED_AT,
+	COL_STATUS,
+	COL_COMMISSION_CENTS,
+	COL_REFUNDED_CENTS,
+	COL_COMMISSION_REVERSED_CENTS,
 	NUM_ROW_COLUMNS
 } RowColumn;
 
@@ -96,7 +102,8 @@ static const char *const column_names[NUM_ROW_COLUMNS] = {
 	"user_agent", "referrer", "landing_url", "clicked_at", "window_ends_at",
 	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
 	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
-	"parent_span_id", "sampled", "tracestate", "recorded_at"
+	"parent_span_id", "sampled", "tracestate", "recorded_at", "status",
+	"commission_cents", "refunded_cents", "commission_reversed_cents"
 };
 
 /*
@@ -133,6 +140,10 @@ static const struct
 	[COL_SAMPLED] = {BOOLOID},
 	[COL_TRACESTATE] = {TEXTOID},
 	[COL_RECORDED_AT] = {TIMESTAMPTZOID},
+	[COL_STATUS] = {TEXTOID},
+	[COL_COMMISSION_CENTS] = {INT8OID},
+	[COL_REFUNDED_CENTS] = {INT8OID},
+	[COL_COMMISSION_REVERSED_CENTS] = {INT8OID},
 };
 
 /* The row being inserted, deformed so columns can be replaced */
@@ -149,6 +160,7 @@ typedef struct FoundClick
 {
 	Datum		click_id;
 	Datum		affiliate_id;
+	Datum		offer_id;		/* 0 when the click names no offer */
 	TimestampTz clicked_at;
 	TimestampTz window_ends_at;
 } FoundClick;
@@ -379,7 +391,7 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at"
+#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
 
 static void
 prepare_plans(void)
@@ -441,6 +453,8 @@ found_click(MemoryContext cxt, FoundClick *click)
 	click->affiliate_id = datumCopy(SPI_getbinval(tuple, desc, 2, &isnull), false, -1);
 	click->clicked_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull));
 	click->window_ends_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
+	click->offer_id = SPI_getbinval(tuple, desc, 5, &isnull);
+	click->offer_id = isnull ? (Datum) 0 : datumCopy(click->offer_id, false, -1);
 	MemoryContextSwitchTo(old);
 }
 
@@ -595,7 +609,19 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull)) ||
 				lookup(click_plan, key) == 0)
-				return "unknown_click";
+			{
+				/*
+				 * Before recording "unknown_click", take the click's key
+				 * lock and look once more: a click committed meanwhile is
+				 * seen now, and one inserted later waits for this
+				 * conversion to commit and attributes it (late_clicks.c).
+				 */
+				if (!fp_attribution_late_clicks_enabled())
+					return "unknown_click";
+				fp_attribution_lock_click_key(key[0], key[1], true);
+				if (lookup(click_plan, key) == 0)
+					return "unknown_click";
+			}
 		}
 		found_click(cxt, click);
 		if (converted_at < click->clicked_at)
@@ -618,6 +644,38 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 			"window_expired" : "no_click_for_visitor";
 	}
 	return "no_click_reference";
+}
+
+/*
+ * Set offer_id, commission_cents, commission_reversed_cents, refunded_cents
+ * and status of a new conversion from the offer its click names (offer_id
+ * 0: none, or not attributed); see fp_attribution_earn().  Caller is
+ * connected to SPI.
+ */
+static void
+earn_commission(RowEdit *edit, Datum offer_id)
+{
+	FpEarning	earning;
+
+	fp_attribution_earn(get(edit, COL_ADVERTISER_ID), offer_id,
+						DatumGetInt64(get(edit, COL_REVENUE_CENTS)),
+						get(edit, COL_CURRENCY), &earning);
+	set(edit, COL_REFUNDED_CENTS, Int64GetDatum(0));
+	if (offer_id == (Datum) 0)
+		set_null(edit, COL_OFFER_ID);
+	else
+		set(edit, COL_OFFER_ID, offer_id);
+	if (earning.has_commission)
+	{
+		set(edit, COL_COMMISSION_CENTS, Int64GetDatum(earning.commission_cents));
+		set(edit, COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
+	}
+	else
+	{
+		set_null(edit, COL_COMMISSION_CENTS);
+		set_null(edit, COL_COMMISSION_REVERSED_CENTS);
+	}
+	set(edit, COL_STATUS, CStringGetTextDatum(earning.status));
 }
 
 /*
@@ -652,6 +710,9 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 
 	spi_as_owner(trigdata, &save_user, &save_sec);
 	reason = attribute(&edit, converted_at, &click, cxt);
+	if (reason != NULL)
+		click.offer_id = (Datum) 0;
+	earn_commission(&edit, click.offer_id);
 	spi_done(save_user, save_sec);
 
 	set(&edit, COL_ATTRIBUTED, BoolGetDatum(reason == NULL));

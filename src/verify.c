@@ -24,7 +24,8 @@
  * built-in aggregate types against their receipts:
  *
  *	row			  the row of attribution.clicks or attribution.conversions
- *				  still gives the payload of its chain's first receipt (a
+ *				  still gives the fold of its chain (the first receipt's
+ *				  payload as each later one changed it, src/lifecycle.c) (a
  *				  change made with triggers bypassed), the row of a receipt
  *				  still exists, and every row has a receipt
  *
@@ -61,6 +62,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/validate.h"
@@ -503,8 +505,9 @@ row_difference(const char *table, Jsonb *from_row, Jsonb *recorded)
 }
 
 /*
- * Check the row of the chain being walked (a built-in type) against the
- * chain's first receipt r; row is NULL if the table has none.
+ * Check the row of the chain being walked (a built-in type) against r,
+ * the chain's first receipt with the fold of the chain as payload; row is
+ * NULL if the table has none.
  */
 static void
 check_row(VerifyState *st, const FpStoredReceipt *r, HeapTuple row,
@@ -656,6 +659,7 @@ walk_chain(VerifyState *st, VerifyScan *receipts, HeapTuple row,
 		   TupleDesc row_desc)
 {
 	bool		saw_first = false;
+	FpStoredReceipt first;		/* its payload: the fold of the chain */
 
 	while (scan_in_chain(receipts, st))
 	{
@@ -667,12 +671,18 @@ walk_chain(VerifyState *st, VerifyScan *receipts, HeapTuple row,
 		if (st->row_table != NULL && r.env.sequence == 1)
 		{
 			saw_first = true;
-			check_row(st, &r, row, row_desc);
+			first = r;
+			first.payload = fp_attribution_fold_event(st->chain_cxt, NULL, r.payload);
 		}
+		else if (saw_first)
+			first.payload = fp_attribution_fold_event(st->chain_cxt, first.payload,
+													  r.payload);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(st->row_cxt);
 		scan_next(receipts);
 	}
+	if (saw_first)
+		check_row(st, &first, row, row_desc);
 	if (row != NULL && !saw_first && st->chain_receipts == 0)
 	{
 		st->rows_failed++;

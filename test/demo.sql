@@ -42,6 +42,27 @@ SELECT advertiser_id, aggregate_id AS order_id, payload->>'affiliate_id' AS affi
 SELECT * FROM attribution.track_conversion('order-1003', -5);
 \set ON_ERROR_STOP 1
 
+\echo '== conversion lifecycle: a 10 % revshare offer with a hold period; pending, approved, partly refunded'
+INSERT INTO attribution.offers (offer_id, payout_type, payout, currency, hold_period)
+	VALUES ('shoes-10pct', 'revshare', 1000, 'EUR', '14 days');
+SELECT aggregate_id AS click_id, payload->>'offer_id' AS offer_id
+  FROM attribution.track_click('blog-42', visitor_id => 'visitor-8', offer_id => 'shoes-10pct');
+SELECT aggregate_id AS order_id, payload->>'status' AS status, payload->'commission_cents' AS commission_cents
+  FROM attribution.track_conversion('order-1004', 8999, 'EUR', visitor_id => 'visitor-8');
+SELECT sequence, payload->>'status' AS status
+  FROM attribution.approve_conversion('order-1004', reason => 'hold period passed');
+SELECT sequence, payload->>'status' AS status, payload->'refunded_cents' AS refunded_cents,
+	   payload->'commission_reversed_cents' AS commission_reversed_cents
+  FROM attribution.refund_conversion('order-1004', 'default', 2999, 'one pair returned');
+\echo '== its chain of receipts is its history; the row is the fold of the chain'
+SELECT sequence, payload->>'event' AS event, payload->>'status' AS status, payload->>'reason' AS reason,
+	   left(encode(prev_hash, 'hex'), 12) AS prev_hash, left(encode(receipt_hash, 'hex'), 12) AS receipt_hash
+  FROM attribution.receipts WHERE aggregate_type = 'conversion' AND aggregate_id = 'order-1004'
+ ORDER BY sequence;
+SELECT status, revenue_cents, refunded_cents, commission_cents, commission_reversed_cents,
+	   commission_cents - commission_reversed_cents AS commission_due
+  FROM attribution.conversions WHERE order_id = 'order-1004';
+
 \echo '== what is stored'
 SELECT advertiser_id, affiliate_id, count(*) AS clicks FROM attribution.clicks GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT advertiser_id, order_id, affiliate_id, revenue_cents, currency, latency IS NOT NULL AS has_latency

@@ -66,6 +66,8 @@ extern bool fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
 extern void fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
 											  FpStoredReceipt *r);
 extern const char *fp_attribution_aggregate_table(const char *aggregate_type);
+extern void fp_attribution_append_row_event(FpReceiptEnvelope *env,
+											Jsonb *payload, Oid owner);
 extern Jsonb *fp_attribution_row_payload(const char *aggregate_type,
 										 HeapTuple tuple, TupleDesc desc);
 extern bool fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes,

@@ -11,5 +11,7 @@
 #define FP_ATTRIBUTION_ROW_GUARD_H
 
 extern bool fp_attribution_restoring(Oid relowner);
+extern void fp_attribution_lock_click_key(Datum advertiser_id, Datum click_id,
+										  bool exclusive);
 
 #endif							/* FP_ATTRIBUTION_ROW_GUARD_H */

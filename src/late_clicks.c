@@ -1,0 +1,253 @@
+/*-------------------------------------------------------------------------
+ *
+ * late_clicks.c
+ *	  Late clicks: a conversion recorded "unknown_click" because the click
+ *	  it names had not arrived yet (edge ingestion lag) is attributed when
+ *	  that click is recorded within fp_attribution.late_click_grace of the
+ *	  conversion.
+ *
+ * The AFTER INSERT row trigger attribution.clicks_attribute_late() (named
+ * write_late_attributions on attribution.clicks, so it fires after the
+ * click's receipt is written: triggers of one event fire in name order)
+ * takes the click key's late-click lock, shared (row_guard.c), then locks the
+ * advertiser's conversions that name the click and are still
+ * "unknown_click", pending and unrefunded, recorded at most the grace
+ * period ago, and converted within the click's window.  Each is attributed
+ * as the insert trigger would have done (affiliate, window, latency, offer,
+ * commission and first status) by one UPDATE (lifecycle.c), and gets one
+ * receipt on its chain: "conversion_attributed" with the row's columns as
+ * they now are, caused by the click's receipt, in the click's trace
+ * context.  The conversion's insert trigger takes the same lock before it
+ * settles for "unknown_click", so the two race safely in either order
+ * (isolation spec iso_late_click).  A conversion whose click arrives later
+ * than the grace period, or that is converted outside the click's window,
+ * stays unattributed.
+ *
+ * Shared memory: none.  Backend-local state: the saved plans.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "fp_attribution/late_clicks.h"
+#include "fp_attribution/lifecycle.h"
+#include "fp_attribution/receipts.h"
+#include "fp_attribution/row_guard.h"
+
+/* fp_attribution.late_click_grace, in seconds; 0 turns it off */
+static int	late_click_grace_s = 60 * 60;
+
+static SPIPlanPtr waiting_plan = NULL;
+static SPIPlanPtr attribute_plan = NULL;
+static SPIPlanPtr cause_plan = NULL;
+
+void
+fp_attribution_late_clicks_define_gucs(void)
+{
+	DefineCustomIntVariable("fp_attribution.late_click_grace",
+							gettext_noop("How long a conversion naming an unknown click waits for that click."),
+							gettext_noop("0 turns late attribution off."),
+							&late_click_grace_s,
+							60 * 60, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+bool
+fp_attribution_late_clicks_enabled(void)
+{
+	return late_click_grace_s > 0;
+}
+
+static void
+prepare_plans(void)
+{
+	if (waiting_plan != NULL)
+		return;
+	/* $3 recorded since, $4 clicked_at, $5 window_ends_at */
+	waiting_plan = fp_attribution_keep_plan("SELECT c.order_id, c.revenue_cents, c.currency,"
+											" c.converted_at OPERATOR(pg_catalog.-) $4"
+											" FROM attribution.conversions c"
+											" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+											" AND c.click_id OPERATOR(pg_catalog.=) $2"
+											" AND c.unattributed_reason OPERATOR(pg_catalog.=) 'unknown_click'"
+											" AND c.status OPERATOR(pg_catalog.=) 'pending'"
+											" AND c.refunded_cents OPERATOR(pg_catalog.=) 0"
+											" AND c.recorded_at OPERATOR(pg_catalog.>=) $3"
+											" AND c.converted_at OPERATOR(pg_catalog.>=) $4"
+											" AND c.converted_at OPERATOR(pg_catalog.<) $5"
+											" ORDER BY c.order_id FOR UPDATE",
+											5, (Oid[]) {TEXTOID, UUIDOID, TIMESTAMPTZOID,
+												TIMESTAMPTZOID, TIMESTAMPTZOID});
+	attribute_plan = fp_attribution_keep_plan("UPDATE attribution.conversions c SET attributed = true,"
+											  " unattributed_reason = NULL, affiliate_id = $3,"
+											  " window_ends_at = $4, latency = $5, offer_id = $6,"
+											  " commission_cents = $7, commission_reversed_cents = $8,"
+											  " status = $9"
+											  " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+											  " AND c.order_id OPERATOR(pg_catalog.=) $2 RETURNING c.*",
+											  9, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+												  INTERVALOID, TEXTOID, INT8OID, INT8OID, TEXTOID});
+	cause_plan = fp_attribution_keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
+										  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+										  " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+										  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2::pg_catalog.text"
+										  " AND r.sequence OPERATOR(pg_catalog.=) 1",
+										  2, (Oid[]) {TEXTOID, UUIDOID});
+}
+
+/*
+ * A column of the new click, by name.
+ */
+static Datum
+click_column(TriggerData *trigdata, const char *name, bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("the trigger's table has no column \"%s\"", name)));
+	return heap_getattr(trigdata->tg_trigtuple, attnum, desc, isnull);
+}
+
+/*
+ * Attribute one waiting conversion (the row of a waiting_plan result) to
+ * the click and append its receipt.
+ */
+static void
+attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
+			   Oid owner)
+{
+	bool		isnull;
+	bool		offer_null;
+	Datum		advertiser_id = click_column(trigdata, "advertiser_id", &isnull);
+	Datum		offer_id = click_column(trigdata, "offer_id", &offer_null);
+	Datum		order_id = SPI_getbinval(waiting, wdesc, 1, &isnull);
+	FpEarning	earning;
+	FpReceiptEnvelope env;
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Jsonb	   *payload;
+	int			rc;
+
+	fp_attribution_earn(advertiser_id, offer_null ? (Datum) 0 : offer_id,
+						DatumGetInt64(SPI_getbinval(waiting, wdesc, 2, &isnull)),
+						SPI_getbinval(waiting, wdesc, 3, &isnull), &earning);
+	args[0] = advertiser_id;
+	args[1] = order_id;
+	args[2] = click_column(trigdata, "affiliate_id", &isnull);
+	args[3] = click_column(trigdata, "window_ends_at", &isnull);
+	args[4] = SPI_getbinval(waiting, wdesc, 4, &isnull);
+	args[5] = offer_id;
+	nulls[5] = offer_null ? 'n' : ' ';
+	args[6] = Int64GetDatum(earning.commission_cents);
+	args[7] = Int64GetDatum(0);
+	if (!earning.has_commission)
+		nulls[6] = nulls[7] = 'n';
+	args[8] = CStringGetTextDatum(earning.status);
+	rc = fp_attribution_update_conversion(attribute_plan, args, nulls);
+	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not attribute conversion: %s", SPI_result_code_string(rc));
+
+	/* the row as it now is, under the event's name */
+	payload = fp_attribution_row_payload("conversion", SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc);
+	payload = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(payload),
+												 DirectFunctionCall1(jsonb_in,
+																	 CStringGetDatum("{\"event\": \"conversion_attributed\"}"))));
+	memset(&env, 0, sizeof(env));
+
+	/*
+	 * Caused by the click's receipt, written by the trigger before this one
+	 * in this statement: read with a new snapshot, which sees it
+	 */
+	rc = SPI_execute_plan(cause_plan,
+						  (Datum[]) {advertiser_id, click_column(trigdata, "click_id", &isnull)},
+						  NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "click receipt lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		env.has_causation = true;
+		env.causation_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	env.advertiser_id = TextDatumGetCString(advertiser_id);
+	env.aggregate_type = "conversion";
+	env.aggregate_id = TextDatumGetCString(order_id);
+	memcpy(&env.trace_id, DatumGetPointer(click_column(trigdata, "trace_id", &isnull)),
+		   FP_TRACE_ID_LEN);
+	memcpy(&env.span_id, DatumGetPointer(click_column(trigdata, "span_id", &isnull)),
+		   FP_SPAN_ID_LEN);
+	fp_attribution_append_row_event(&env, payload, owner);
+}
+
+/*
+ * attribution.clicks_attribute_late() AFTER INSERT row trigger on
+ * attribution.clicks (see the file header).
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_clicks_attribute_late);
+Datum
+fp_attribution_clicks_attribute_late(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			owner;
+	Oid			save_user;
+	int			save_sec;
+	bool		isnull;
+	Datum		args[5];
+	SPITupleTable *waiting;
+	uint64		nwaiting;
+	int			rc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("clicks_attribute_late must be an AFTER INSERT FOR EACH ROW trigger")));
+	owner = trigdata->tg_relation->rd_rel->relowner;
+	if (!fp_attribution_late_clicks_enabled() || fp_attribution_restoring(owner))
+		return PointerGetDatum(NULL);
+
+	args[0] = click_column(trigdata, "advertiser_id", &isnull);
+	args[1] = click_column(trigdata, "click_id", &isnull);
+	args[2] = TimestampTzGetDatum(GetCurrentTimestamp() -
+								  (int64) late_click_grace_s * USECS_PER_SEC);
+	args[3] = click_column(trigdata, "clicked_at", &isnull);
+	args[4] = click_column(trigdata, "window_ends_at", &isnull);
+
+	fp_attribution_lock_click_key(args[0], args[1], false);
+	SPI_connect();
+	prepare_plans();
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	rc = SPI_execute_plan(waiting_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "late click lookup failed: %s", SPI_result_code_string(rc));
+	waiting = SPI_tuptable;
+	nwaiting = SPI_processed;
+	for (uint64 i = 0; i < nwaiting; i++)
+		attribute_late(trigdata, waiting->vals[i], waiting->tupdesc, owner);
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
