@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();
 	fp_attribution_receipts_define_gucs();
+	fp_attribution_log_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 

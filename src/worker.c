@@ -60,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/compat.h"
+#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 
@@ -385,6 +386,7 @@ fp_attribution_worker_main(Datum main_arg)
 			timeout = run_signals(GetCurrentTimestamp());
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}
+		timeout = Min(timeout, fp_attribution_log_worker_tick(GetCurrentTimestamp()));
 		if (ShutdownRequestPending)
 			break;
 		(void) WaitLatch(MyLatch,
