@@ -4,7 +4,7 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION
 MODULE_big   = $(EXTENSION)
 OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
-PG_CPPFLAGS  = -I$(srcdir)/src/include
+PG_CPPFLAGS  = -I$(srcdir)/src/include -DFP_ATTRIBUTION_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK   += -lcrypto
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 

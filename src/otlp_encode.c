@@ -43,9 +43,7 @@
 #define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
 #define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
 
-#ifndef FP_ATTRIBUTION_VERSION
-#define FP_ATTRIBUTION_VERSION "1.0"
-#endif
+/* FP_ATTRIBUTION_VERSION: the control file's default_version (Makefile) */
 
 /*
  * The semantic-conventions release whose attribute names and meanings the

@@ -1,15 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * otlp_http.c
- *	  Send one encoded OTLP request over HTTP/1.1, HTTP/2 or gRPC with
- *	  libcurl, and classify the answer by the OTLP exporter rules.
+ *	  Send encoded OTLP requests over HTTP/1.1, HTTP/2 or gRPC with
+ *	  libcurl's multi interface, one request per signal at a time, the
+ *	  signals concurrently, and classify the answers by the OTLP exporter
+ *	  rules.
  *
- * One libcurl easy handle is kept for the worker's lifetime so connections
- * are reused.  Bodies are gzip-compressed with zlib when asked (libcurl
- * only decompresses).  gRPC is the same protobuf body with a 5-byte
- * length prefix, sent over HTTP/2 (prior knowledge for http://, ALPN for
- * https://); its status arrives in the grpc-status trailer, which libcurl
- * hands to the header callback.
+ * Each signal has its own easy handle, kept for the worker's lifetime, in
+ * one multi handle whose connection cache they share, so connections are
+ * reused and a request that hangs (a slow collector, a dead endpoint of
+ * one signal) holds back only its own signal.  The worker starts a request
+ * (fp_attribution_otlp_start), goes on with its other work, and sleeps in
+ * fp_attribution_otlp_wait, which waits for its latch and libcurl's
+ * sockets together and moves every request forward; a finished request's
+ * result is then taken with fp_attribution_otlp_take_result.  Bodies are
+ * gzip-compressed with zlib when asked (libcurl only decompresses).  gRPC
+ * is the same protobuf body with a 5-byte length prefix, sent over HTTP/2
+ * (prior knowledge for http://, ALPN for https://); its status arrives in
+ * the grpc-status trailer, which libcurl hands to the header callback.
  *
  * Outcome rules (OTLP specification, "Failures"): HTTP 429, 502, 503, 504,
  * the retryable gRPC codes and connection failures or timeouts may be
@@ -17,14 +25,17 @@
  * may carry partial_success, whose rejected count is reported.
  *
  * Only the worker calls this; nothing here touches shared memory, so there
- * is no lock protocol.  Response bodies are read into the caller's memory
- * context and bounded in size.
+ * is no lock protocol.  A request's allocations (URL, headers, compressed
+ * body, bounded response) live in its signal's context, reset when the
+ * request finishes.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <sys/select.h>
 
 #include <curl/curl.h>
 #include <zlib.h>
@@ -34,7 +45,8 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "portability/instr_time.h"
-#include "postmaster/interrupt.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/otlp.h"
@@ -44,8 +56,8 @@
 
 /* Longest response body we keep; partial_success is all we read */
 #define MAX_RESPONSE_BYTES (64 * 1024)
-
-static CURL *curl = NULL;
+/* Longest sleep while a request is in flight (fp_attribution_otlp_wait) */
+#define MAX_TRANSFER_SLEEP_MS 1000
 
 /* What the header and body callbacks collect for one request */
 typedef struct Response
@@ -55,6 +67,22 @@ typedef struct Response
 	int			grpc_status;	/* -1 until a grpc-status trailer arrives */
 	char		grpc_message[128];
 } Response;
+
+/* One signal's request: at most one in flight per signal */
+typedef struct Transfer
+{
+	FpOtlpSignal signal;
+	CURL	   *easy;			/* kept across requests; NULL until used */
+	MemoryContext cxt;			/* the request's allocations */
+	struct curl_slist *headers;
+	char	   *url;
+	int			protocol;		/* fp_attribution_otlp_protocol at start */
+	Response	resp;
+	instr_time	start;
+	bool		busy;			/* in the multi handle, not finished */
+	bool		done;			/* finished; result not taken yet */
+	FpOtlpResult result;
+} Transfer;
 
 /* gRPC codes the OTLP specification lists as retryable */
 static bool
@@ -296,54 +324,69 @@ partial_from_json(FpOtlpSignal signal, char *body, int len,
 }
 
 /*
- * Abort a transfer when shutdown is requested outside the final flush
- * (libcurl progress callback; non-zero aborts).
+ * The multi handle, created on first use.  Its connection cache is shared
+ * by the signals' easy handles, so each connection outlives the request
+ * that opened it.
  */
-static int
-on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-			curl_off_t ultotal, curl_off_t ulnow)
+static CURLM *multi = NULL;
+static Transfer transfers[FP_OTLP_NSIGNALS];
+static int	nbusy = 0;			/* transfers added to multi, not finished */
+static bool reset_pending = false;	/* drop connections once none is busy */
+
+static void release_transfer(Transfer *t);
+static void collect_finished(void);
+
+/* A curl_multi_* call that can only fail on a bug or out of memory */
+static void
+check_multi(CURLMcode mc)
 {
-	return *(const bool *) arg && ShutdownRequestPending;
+	if (mc != CURLM_OK)
+		elog(ERROR, "libcurl multi interface failed: %s", curl_multi_strerror(mc));
 }
 
-static bool abort_on_shutdown = false;
+/* The multi handle, created on first use */
+static CURLM *
+get_multi(void)
+{
+	if (multi == NULL)
+	{
+		if ((multi = curl_multi_init()) == NULL)
+			elog(ERROR, "could not initialize libcurl");
+
+		/*
+		 * No HTTP/2 multiplexing: gRPC requests must not share a connection
+		 * (see FORBID_REUSE below), and HTTP/1.1 needs one per request.
+		 */
+		check_multi(curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING));
+	}
+	return multi;
+}
 
 /*
- * Send body (an encoded Export*ServiceRequest) for one signal with the
- * configured protocol, compression, headers and timeout; fill *result.
- * Never throws for network or HTTP problems; only for out-of-memory or a
- * broken libcurl.
+ * Fill t's easy handle for one request of its signal: protocol, body
+ * (compressed and framed as configured), headers, timeout.  Everything
+ * it allocates is in t->cxt, the current memory context.
  */
-void
-fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
-						 FpOtlpResult *result)
+static void
+prepare_request(Transfer *t, const StringInfo body, int timeout_ms)
 {
-	bool		grpc = (fp_attribution_otlp_protocol == FP_OTLP_GRPC);
 	bool		gzip = (fp_attribution_otlp_compression == FP_OTLP_COMPRESSION_GZIP);
-	struct curl_slist *headers = NULL;
 	StringInfo	payload = gzip ? gzip_body(body) : body;
-	char	   *url = fp_attribution_otlp_signal_url(signal);
+	CURL	   *curl = t->easy;
 	List	   *pairs = NIL;
 	ListCell   *lc;
 	const char *error;
-	Response	resp;
-	CURLcode	rc;
-	long		status = 0;
-	instr_time	start;
-	instr_time	duration;
 
-	memset(result, 0, sizeof(*result));
-	result->retry_after_ms = -1;
-	memset(&resp, 0, sizeof(resp));
-	initStringInfo(&resp.body);
-	resp.retry_after_ms = -1;
-	resp.grpc_status = -1;
-
-	if (curl == NULL && (curl = curl_easy_init()) == NULL)
-		elog(ERROR, "could not initialize libcurl");
+	t->protocol = fp_attribution_otlp_protocol;
+	t->url = fp_attribution_otlp_signal_url(t->signal);
+	t->headers = NULL;
+	memset(&t->resp, 0, sizeof(t->resp));
+	initStringInfo(&t->resp.body);
+	t->resp.retry_after_ms = -1;
+	t->resp.grpc_status = -1;
 	curl_easy_reset(curl);
 
-	if (grpc)
+	if (t->protocol == FP_OTLP_GRPC)
 	{
 		StringInfo	framed = makeStringInfo();
 		uint32		n = pg_hton32((uint32) payload->len);
@@ -352,12 +395,12 @@ fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
 		appendBinaryStringInfo(framed, (char *) &n, 4);
 		appendBinaryStringInfo(framed, payload->data, payload->len);
 		payload = framed;
-		headers = curl_slist_append(headers, "Content-Type: application/grpc");
-		headers = curl_slist_append(headers, "TE: trailers");
+		t->headers = curl_slist_append(t->headers, "Content-Type: application/grpc");
+		t->headers = curl_slist_append(t->headers, "TE: trailers");
 		if (gzip)
-			headers = curl_slist_append(headers, "grpc-encoding: gzip");
+			t->headers = curl_slist_append(t->headers, "grpc-encoding: gzip");
 		curl_easy_setopt(curl, CURLOPT_HTTP_VERSION,
-						 (long) (strncmp(url, "https:", 6) == 0 ?
+						 (long) (strncmp(t->url, "https:", 6) == 0 ?
 								 CURL_HTTP_VERSION_2TLS :
 								 CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
 
@@ -370,51 +413,98 @@ fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
 	}
 	else
 	{
-		headers = curl_slist_append(headers,
-									fp_attribution_otlp_protocol == FP_OTLP_HTTP_JSON ?
-									"Content-Type: application/json" :
-									"Content-Type: application/x-protobuf");
+		t->headers = curl_slist_append(t->headers,
+									   t->protocol == FP_OTLP_HTTP_JSON ?
+									   "Content-Type: application/json" :
+									   "Content-Type: application/x-protobuf");
 		if (gzip)
-			headers = curl_slist_append(headers, "Content-Encoding: gzip");
+			t->headers = curl_slist_append(t->headers, "Content-Encoding: gzip");
 	}
-	headers = curl_slist_append(headers, "Expect:");
+	t->headers = curl_slist_append(t->headers, "Expect:");
 	if (fp_attribution_otlp_gcp_project[0])
-		headers = curl_slist_append(headers,
-									psprintf("x-goog-user-project: %s",
-											 fp_attribution_otlp_gcp_project));
+		t->headers = curl_slist_append(t->headers,
+									   psprintf("x-goog-user-project: %s",
+												fp_attribution_otlp_gcp_project));
 	(void) fp_attribution_otlp_parse_pairs(fp_attribution_otlp_headers, &pairs, &error);
 	foreach(lc, pairs)
 	{
 		FpOtlpPair *pair = lfirst(lc);
 
-		headers = curl_slist_append(headers, psprintf("%s: %s", pair->key, pair->value));
+		t->headers = curl_slist_append(t->headers,
+									   psprintf("%s: %s", pair->key, pair->value));
 	}
 
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_URL, t->url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, t->headers);
 	curl_easy_setopt(curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload->data);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long) payload->len);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) fp_attribution_otlp_timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "fp_attribution-otlp/1.0");
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t->resp);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &abort_on_shutdown);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t->resp);
+	curl_easy_setopt(curl, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+}
 
-	INSTR_TIME_SET_CURRENT(start);
-	rc = curl_easy_perform(curl);
+/*
+ * Start sending body (an encoded Export*ServiceRequest) for a signal with
+ * the configured protocol, compression and headers, within timeout_ms.
+ * At most one request per signal is in flight: the previous one's result
+ * must have been taken.  body must stay valid until then.  Never throws
+ * for network or HTTP problems (they are the request's result); only for
+ * out-of-memory or a broken libcurl.
+ */
+void
+fp_attribution_otlp_start(FpOtlpSignal signal, const StringInfo body,
+						  int timeout_ms)
+{
+	Transfer   *t = &transfers[signal];
+	MemoryContext old;
+	int			running;
+
+	Assert(!t->busy && !t->done);
+	if (t->cxt == NULL)
+		t->cxt = AllocSetContextCreate(TopMemoryContext,
+									   "fp_attribution exporter request",
+									   ALLOCSET_DEFAULT_SIZES);
+	t->signal = signal;
+	if (t->easy == NULL && (t->easy = curl_easy_init()) == NULL)
+		elog(ERROR, "could not initialize libcurl");
+	old = MemoryContextSwitchTo(t->cxt);
+	prepare_request(t, body, timeout_ms);
+	MemoryContextSwitchTo(old);
+	check_multi(curl_multi_add_handle(get_multi(), t->easy));
+	t->busy = true;
+	nbusy++;
+	INSTR_TIME_SET_CURRENT(t->start);
+	/* connect and write what the socket takes now, rather than after a wait */
+	check_multi(curl_multi_perform(multi, &running));
+	collect_finished();
+}
+
+/*
+ * Classify the answer of a finished transfer by the OTLP rules into
+ * t->result, and release the request's resources.
+ */
+static void
+finish_transfer(Transfer *t, CURLcode rc)
+{
+	FpOtlpResult *result = &t->result;
+	Response   *resp = &t->resp;
+	bool		grpc = (t->protocol == FP_OTLP_GRPC);
+	long		status = 0;
+	instr_time	duration;
+
+	memset(result, 0, sizeof(*result));
 	INSTR_TIME_SET_CURRENT(duration);
-	INSTR_TIME_SUBTRACT(duration, start);
+	INSTR_TIME_SUBTRACT(duration, t->start);
 	result->elapsed_ms = INSTR_TIME_GET_MILLISEC(duration);
-	curl_slist_free_all(headers);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	result->retry_after_ms = resp.retry_after_ms;
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	result->retry_after_ms = resp->retry_after_ms;
 
 	if (rc != CURLE_OK)
 	{
@@ -436,52 +526,201 @@ fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
 				break;
 		}
 		snprintf(result->error, sizeof(result->error), "%s: %s",
-				 url, curl_easy_strerror(rc));
-		return;
+				 t->url, curl_easy_strerror(rc));
 	}
-
-	if (grpc && status == 200 && resp.grpc_status > 0)
+	else if (grpc && status == 200 && resp->grpc_status > 0)
 	{
-		result->outcome = grpc_retryable(resp.grpc_status) ?
+		result->outcome = grpc_retryable(resp->grpc_status) ?
 			FP_OTLP_RETRYABLE : FP_OTLP_PERMANENT;
 		snprintf(result->error, sizeof(result->error), "%s: grpc-status %d %s",
-				 url, resp.grpc_status, resp.grpc_message);
-		return;
+				 t->url, resp->grpc_status, resp->grpc_message);
 	}
-	if (status >= 200 && status < 300 && (!grpc || resp.grpc_status == 0))
+	else if (status >= 200 && status < 300 && (!grpc || resp->grpc_status == 0))
 	{
+		MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
 		result->outcome = FP_OTLP_SENT;
-		if (grpc && resp.body.len > 5)
-			partial_from_protobuf(signal, (uint8 *) resp.body.data + 5,
-								  resp.body.len - 5, result);
-		else if (fp_attribution_otlp_protocol == FP_OTLP_HTTP_JSON)
-			partial_from_json(signal, resp.body.data, resp.body.len, result);
-		else
-			partial_from_protobuf(signal, (uint8 *) resp.body.data,
-								  resp.body.len, result);
-		return;
+		if (grpc && resp->body.len > 5)
+			partial_from_protobuf(t->signal, (uint8 *) resp->body.data + 5,
+								  resp->body.len - 5, result);
+		else if (t->protocol == FP_OTLP_HTTP_JSON)
+			partial_from_json(t->signal, resp->body.data, resp->body.len, result);
+		else if (!grpc)
+			partial_from_protobuf(t->signal, (uint8 *) resp->body.data,
+								  resp->body.len, result);
+		MemoryContextSwitchTo(old);
 	}
-	result->outcome = (status == 429 || status == 502 || status == 503 ||
-					   status == 504) ? FP_OTLP_RETRYABLE : FP_OTLP_PERMANENT;
-	snprintf(result->error, sizeof(result->error), "%s: HTTP %ld %.100s",
-			 url, status, resp.body.data);
+	else
+	{
+		result->outcome = (status == 429 || status == 502 || status == 503 ||
+						   status == 504) ? FP_OTLP_RETRYABLE : FP_OTLP_PERMANENT;
+		snprintf(result->error, sizeof(result->error), "%s: HTTP %ld %.100s",
+				 t->url, status, resp->body.data);
+	}
+	t->done = true;
+	release_transfer(t);
 }
 
 /*
- * Set whether a shutdown request aborts the transfer in progress (true in
- * normal operation; false during the bounded final flush).
+ * Take a transfer out of the multi handle and free what its request
+ * allocated; the connection stays in the multi handle's cache.
  */
-void
-fp_attribution_otlp_http_abort_on_shutdown(bool on)
+static void
+release_transfer(Transfer *t)
 {
-	abort_on_shutdown = on;
+	check_multi(curl_multi_remove_handle(multi, t->easy));
+	curl_slist_free_all(t->headers);
+	t->headers = NULL;
+	MemoryContextReset(t->cxt);
+	t->busy = false;
+	nbusy--;
 }
 
-/* Drop the handle (and its connections), e.g. after an endpoint change */
+/* Drop the handles and their connections, once no transfer is busy */
+static void
+cleanup_handles(void)
+{
+	Assert(nbusy == 0);
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		if (transfers[s].easy)
+			curl_easy_cleanup(transfers[s].easy);
+		transfers[s].easy = NULL;
+	}
+	if (multi)
+		curl_multi_cleanup(multi);
+	multi = NULL;
+	reset_pending = false;
+}
+
+/* Classify every transfer libcurl reports finished */
+static void
+collect_finished(void)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		Transfer   *t;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+		finish_transfer(t, msg->data.result);
+	}
+	if (reset_pending && nbusy == 0)
+		cleanup_handles();
+}
+
+/*
+ * The result of a signal's request, once it has finished: true and
+ * *result filled, and the signal may start its next request; false while
+ * it is in flight.
+ */
+bool
+fp_attribution_otlp_take_result(FpOtlpSignal signal, FpOtlpResult *result)
+{
+	Transfer   *t = &transfers[signal];
+
+	if (!t->done)
+		return false;
+	*result = t->result;
+	t->done = false;
+	return true;
+}
+
+/* Abandon a signal's request in flight (the shutdown's deadline passed) */
+void
+fp_attribution_otlp_cancel(FpOtlpSignal signal)
+{
+	Transfer   *t = &transfers[signal];
+
+	if (t->busy)
+		release_transfer(t);
+	t->done = false;
+}
+
+/*
+ * Sleep until the latch is set, a request in flight can make progress or
+ * timeout_ms pass, then move every request forward; results are then
+ * available to fp_attribution_otlp_take_result.  Exits on postmaster
+ * death.  The caller resets the latch.
+ *
+ * libcurl tells which sockets it waits on (curl_multi_fdset) and for how
+ * long (curl_multi_timeout); they join the latch in a WaitEventSet, so a
+ * request never delays the latch, and the other way round.  Whatever
+ * woke us, curl_multi_perform then serves every transfer: a latch that is
+ * set again and again cannot starve them.  While a request is in flight
+ * the sleep is capped at MAX_TRANSFER_SLEEP_MS, the safety net libcurl's
+ * documentation asks for when it names no socket (connection set-up).
+ * A result not yet taken (a request that failed at once, say a refused
+ * connection) makes it return at once.
+ */
+void
+fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
+{
+	WaitEventSet *set;
+	WaitEvent	event;
+	fd_set		rd,
+				wr,
+				ex;
+	int			max_fd = -1;
+	int			nevents = 2;
+	int			running;
+
+	/* a request that ended when it was started waits for the caller */
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+		if (transfers[s].done)
+			timeout_ms = 0;
+	if (nbusy > 0)
+	{
+		long		curl_ms;
+
+		FD_ZERO(&rd);
+		FD_ZERO(&wr);
+		FD_ZERO(&ex);
+		check_multi(curl_multi_fdset(multi, &rd, &wr, &ex, &max_fd));
+		check_multi(curl_multi_timeout(multi, &curl_ms));
+		if (curl_ms >= 0)
+			timeout_ms = Min(timeout_ms, curl_ms);
+		timeout_ms = Min(timeout_ms, MAX_TRANSFER_SLEEP_MS);
+		for (int fd = 0; fd <= max_fd; fd++)
+			if (FD_ISSET(fd, &rd) || FD_ISSET(fd, &wr))
+				nevents++;
+	}
+	set = FP_CREATE_WAIT_EVENT_SET(nevents);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int fd = 0; fd <= max_fd; fd++)
+	{
+		uint32		events = (FD_ISSET(fd, &rd) ? WL_SOCKET_READABLE : 0) |
+			(FD_ISSET(fd, &wr) ? WL_SOCKET_WRITEABLE : 0);
+
+		if (events)
+			AddWaitEventToSet(set, events, fd, NULL, NULL);
+	}
+	/* one event is enough: curl_multi_perform looks at every socket */
+	(void) WaitEventSetWait(set, Max(timeout_ms, 0), &event, 1, wait_event_info);
+	FreeWaitEventSet(set);
+
+	if (nbusy > 0)
+	{
+		check_multi(curl_multi_perform(multi, &running));
+		collect_finished();
+	}
+}
+
+/*
+ * Drop the handles and their connections, e.g. after an endpoint change:
+ * at once if no request is in flight, else when the last one finishes
+ * (those in flight go on to the endpoint they were started for).
+ */
 void
 fp_attribution_otlp_http_reset(void)
 {
-	if (curl)
-		curl_easy_cleanup(curl);
-	curl = NULL;
+	if (nbusy == 0)
+		cleanup_handles();
+	else
+		reset_pending = true;
 }

@@ -95,13 +95,30 @@ bool		fp_attribution_log_json = false;
 bool		fp_attribution_log_client_ip = false;
 int			fp_attribution_max_pending_telemetry = 4096;
 
-/* A ring of fixed-size slots, each holding one packed record */
+/*
+ * A ring of at most capacity packed records.  They lie one after the other
+ * in a byte area (a record never wraps: one that might not fit before the
+ * end of the area starts at its beginning), and starts[pos % capacity]
+ * gives the byte position of the record at pos.  Packed densely, a batch
+ * of records spans a third of the pages that one slot of the largest
+ * record size each would: the first touch of each page, by the backends
+ * that write and by the exporter that copies, was most of the cost of the
+ * copy.  The area holds capacity + 1 of the largest records, so a record
+ * is only ever overwritten because capacity newer ones follow it, never
+ * for room (see ring_push).  Byte positions only grow; a record's place
+ * in the area is its byte position modulo area_size.  The area, starts,
+ * byte_head and the positions are guarded by lock, like the records
+ * (see Locking above); the atomics are not.
+ */
 typedef struct FpRing
 {
 	LWLock	   *lock;
 	int			capacity;
-	Size		slot_size;
-	char	   *slots;
+	Size		slot_size;		/* largest packed record, MAXALIGNed */
+	Size		area_size;		/* (capacity + 1) * slot_size */
+	char	   *slots;			/* the byte area */
+	uint64	   *starts;			/* byte position of each record, by pos */
+	uint64		byte_head;		/* byte position of the next record */
 	uint64		head;			/* position of the next record; first is 1 */
 	uint64		tail;			/* oldest position still in the ring */
 	uint64		written;		/* records written since the last reset */
@@ -286,10 +303,19 @@ series_slots(void)
 	return n;
 }
 
+/* A ring's byte area: capacity + 1 of the largest records (see FpRing) */
+static Size
+ring_area(int capacity, Size record_size)
+{
+	return mul_size(capacity + 1, MAXALIGN(record_size));
+}
+
+/* A ring's shared memory: its byte area, then its starts */
 static Size
 ring_bytes(int capacity, Size record_size)
 {
-	return mul_size(capacity, MAXALIGN(record_size));
+	return add_size(ring_area(capacity, record_size),
+					mul_size(capacity, sizeof(uint64)));
 }
 
 static Size
@@ -324,7 +350,10 @@ ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
 	ring->lock = lock;
 	ring->capacity = capacity;
 	ring->slot_size = MAXALIGN(record_size);
+	ring->area_size = ring_area(capacity, record_size);
 	ring->slots = slots;
+	ring->starts = (uint64 *) (slots + ring->area_size);
+	ring->byte_head = 0;
 	ring->head = ring->tail = 1;
 	ring->written = ring->dropped = 0;
 	ring->wake_at = 1 + capacity / 2;
@@ -448,10 +477,11 @@ require_telemetry(void)
  *----------
  */
 
+/* The packed record at pos; the caller holds the ring's lock */
 static inline char *
 ring_slot(FpRing *ring, uint64 pos)
 {
-	return ring->slots + (pos % ring->capacity) * ring->slot_size;
+	return ring->slots + ring->starts[pos % ring->capacity] % ring->area_size;
 }
 
 /* Packing of a record into a slot: returns the bytes written */
@@ -541,13 +571,30 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
 	{
+		uint64		at = ring->byte_head;
+
+		/* room for the largest record before the end of the area */
+		if (at % ring->area_size + ring->slot_size > ring->area_size)
+			at += ring->area_size - at % ring->area_size;
 		if (ring->head - ring->tail == ring->capacity)
 		{
 			if (ring->tail >= pg_atomic_read_u64(&ring->copied_upto))
 				ring->dropped++;
 			ring->tail++;
 		}
-		pack(ring_slot(ring, ring->head), records[i]);
+
+		/*
+		 * The capacity - 1 records kept span less than capacity * slot_size
+		 * bytes (each is at most slot_size, with at most one skipped end of
+		 * the area among them), so the area's extra slot leaves room for
+		 * this one without overwriting them.
+		 */
+		Assert(ring->head == ring->tail ||
+			   at + ring->slot_size - ring->starts[ring->tail % ring->capacity] <=
+			   ring->area_size);
+		ring->starts[ring->head % ring->capacity] = at;
+		ring->byte_head = at + MAXALIGN(pack(ring->slots + at % ring->area_size,
+											 records[i]));
 		ring->head++;
 		ring->written++;
 	}

@@ -14,21 +14,31 @@
  * exponential backoff and jitter (or after Retry-After, at most
  * RETRY_AFTER_MAX_MS or the schedule delay), up to MAX_ATTEMPTS; anything
  * else drops the batch and counts it.  A batch is counted once, when it
- * is done, and the shared cursor then moves past it (otlp_source.c).  Retries are
- * scheduled through the latch timeout, never by sleeping, so one signal's
- * outage does not delay the others beyond one request timeout.  Memory is
- * bounded: one encoded batch per signal, plus the telemetry buffers,
- * which drop and count when full.  A request's own allocations (URL,
- * headers, compressed body, response) live in a context that is reset
- * after each send, never in TopMemoryContext, where the worker's
- * transactions leave CurrentMemoryContext.
+ * is done, and the shared cursor then moves past it (otlp_source.c).
+ *
+ * The signals are sent concurrently (otlp_http.c: libcurl's multi
+ * interface, one easy handle per signal): the worker starts a signal's
+ * request and goes on fetching, encoding and starting the others, then
+ * sleeps on its latch and the requests' sockets together.  Each signal's
+ * attempts, backoff and Retry-After are its own, and retries are scheduled
+ * through the wait's timeout, never by sleeping, so a signal whose
+ * collector hangs or refuses holds back no other.  Memory is bounded: one
+ * encoded batch per signal, plus the telemetry buffers, which drop and
+ * count when full.  A request's own allocations (URL, headers, compressed
+ * body, response) live in its signal's context in otlp_http.c, reset when
+ * it finishes, never in TopMemoryContext, where the worker's transactions
+ * leave CurrentMemoryContext.
  *
  * Backends never wait for the worker: they only SetLatch the latch the
- * worker registers with the telemetry core (when a buffer is half full).  The worker holds no lock while encoding or
- * sending: records are copied out first (otlp_source.c).
+ * worker registers with the telemetry core (when a buffer is half full).
+ * The worker holds no lock while encoding or sending: records are copied
+ * out first (otlp_source.c).
  *
+ * SIGHUP: settings are re-read; the connections are dropped once no
+ * request is in flight (those in flight finish where they were sent).
  * SIGTERM: SignalHandlerForShutdownRequest instead of die, because the
- * worker drains: it makes one last attempt per signal, bounded by
+ * worker drains: it makes one last attempt per signal (a request in
+ * flight is that attempt), the signals concurrently, bounded by
  * FINAL_FLUSH_MS in total, then exits with status 1 so the postmaster
  * restarts it after bgw_restart_time (pg_terminate_backend) unless the
  * server is shutting down.  An ERROR also exits and restarts.
@@ -93,13 +103,11 @@ typedef struct SignalState
 	int			attempts;		/* attempts made for batch */
 	TimestampTz retry_at;		/* next attempt of batch */
 	TimestampTz next_fetch;		/* when to look for the next batch */
+	bool		in_flight;		/* an attempt at batch is being sent */
 	bool		failing;		/* an error was logged; stay quiet */
 } SignalState;
 
 static SignalState state[FP_OTLP_NSIGNALS];
-
-/* Scratch of one request; reset after each send */
-static MemoryContext request_cxt;
 
 /*
  * (Re-)encode a signal's records for the current protocol.  A reload may
@@ -213,57 +221,78 @@ report_failure(FpOtlpSignal s, SignalState *st, const char *what,
 	st->failing = true;
 }
 
-/* Make one attempt at sending a signal's batch; retry or final */
+/* Give up on a signal's batch: count it as failed and its records dropped */
 static void
-send_batch(FpOtlpSignal s, SignalState *st, bool final)
+drop_batch(FpOtlpSignal s, SignalState *st, const FpOtlpResult *r)
 {
 	FpOtlpSignalStatus *ss = &fp_attribution_otlp_status->signal[s];
-	FpOtlpResult r;
-	MemoryContext old;
 
+	pg_atomic_fetch_add_u64(&ss->failed, 1);
+	pg_atomic_fetch_add_u64(&ss->dropped, st->nrecords);
+	report_failure(s, st, "dropped a batch of", r);
+	finish_batch(s, st);
+}
+
+/* Start an attempt at sending a signal's batch, within timeout_ms */
+static void
+start_send(FpOtlpSignal s, SignalState *st, int timeout_ms)
+{
 	if (st->batch_protocol != fp_attribution_otlp_protocol)
 		encode_batch(s, st);
-	old = MemoryContextSwitchTo(request_cxt);
-	fp_attribution_otlp_send(s, st->batch, &r);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(request_cxt);
+	st->in_flight = true;
+	fp_attribution_otlp_start(s, st->batch, timeout_ms);
+}
+
+/*
+ * Account for the end of an attempt: the batch is done (sent, or dropped
+ * when the failure is permanent, the attempts are used up or this was the
+ * final flush), or it waits for its retry.
+ */
+static void
+end_send(FpOtlpSignal s, SignalState *st, const FpOtlpResult *r, bool final)
+{
+	FpOtlpSignalStatus *ss = &fp_attribution_otlp_status->signal[s];
+
+	st->in_flight = false;
 	st->attempts++;
 	pg_atomic_fetch_add_u64(&ss->requests, 1);
-	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r.elapsed_ms * 1000));
+	pg_atomic_fetch_add_u64(&ss->request_us, (uint64) (r->elapsed_ms * 1000));
 	elog(DEBUG1, "fp_attribution exporter: %s request of %d bytes, %d records: outcome %d in %.1f ms",
 		 fp_attribution_otlp_signal_names[s], st->batch->len, st->nrecords,
-		 (int) r.outcome, r.elapsed_ms);
+		 (int) r->outcome, r->elapsed_ms);
 
-	if (r.outcome == FP_OTLP_SENT)
+	if (r->outcome == FP_OTLP_SENT)
 	{
-		int64		rejected = Min(Max(r.rejected, 0), st->nrecords);
+		int64		rejected = Min(Max(r->rejected, 0), st->nrecords);
 
 		fp_attribution_otlp_status_success(s, st->nrecords - rejected);
 		if (rejected > 0)
 		{
 			pg_atomic_fetch_add_u64(&ss->rejected, rejected);
-			fp_attribution_otlp_status_error(s, r.error[0] ? r.error :
+			fp_attribution_otlp_status_error(s, r->error[0] ? r->error :
 											 "collector rejected part of the request");
 		}
 		st->failing = false;
 		finish_batch(s, st);
 		return;
 	}
-	if (r.outcome == FP_OTLP_RETRYABLE && !final && st->attempts < MAX_ATTEMPTS)
+	if (r->outcome == FP_OTLP_RETRYABLE && !final && st->attempts < MAX_ATTEMPTS)
 	{
 		pg_atomic_fetch_add_u64(&ss->retried, 1);
-		report_failure(s, st, "will retry", &r);
+		report_failure(s, st, "will retry", r);
 		st->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   backoff_ms(st->attempts, r.retry_after_ms));
+												   backoff_ms(st->attempts, r->retry_after_ms));
 		return;
 	}
-	pg_atomic_fetch_add_u64(&ss->failed, 1);
-	pg_atomic_fetch_add_u64(&ss->dropped, st->nrecords);
-	report_failure(s, st, "dropped a batch of", &r);
-	finish_batch(s, st);
+	drop_batch(s, st, r);
 }
 
-/* Advance every signal as far as now allows; returns ms until next event */
+/*
+ * Advance every signal as far as now allows: take the results of finished
+ * requests, fetch and start new ones; returns ms until the next scheduled
+ * event.  A request in flight is no event of ours: its end wakes
+ * fp_attribution_otlp_wait, and the other signals go on meanwhile.
+ */
 static long
 run_signals(TimestampTz now)
 {
@@ -272,7 +301,16 @@ run_signals(TimestampTz now)
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 	{
 		SignalState *st = &state[s];
+		FpOtlpResult r;
 
+		if (st->in_flight)
+		{
+			if (!fp_attribution_otlp_take_result(s, &r))
+				continue;
+			end_send(s, st, &r, false);
+		}
+		if (!fp_attribution_otlp_enabled)
+			continue;
 		/* a full batch goes at once, whatever the schedule (OTel batching) */
 		if (st->batch == NULL &&
 			(now >= st->next_fetch ||
@@ -280,9 +318,10 @@ run_signals(TimestampTz now)
 			  fp_attribution_otlp_backlog(s, fp_attribution_otlp_batch_size))))
 			fetch_batch(s, st, now);
 		if (st->batch != NULL && now >= st->retry_at)
-			send_batch(s, st, false);
-		if (ShutdownRequestPending)
-			return 0;
+		{
+			start_send(s, st, fp_attribution_otlp_timeout_ms);
+			continue;
+		}
 		if (st->batch != NULL)
 			next = Min(next, st->retry_at);
 		else
@@ -293,36 +332,61 @@ run_signals(TimestampTz now)
 }
 
 /*
- * Shutdown: one last attempt per signal (the pending batch, else a fresh
- * one), no retries, all within FINAL_FLUSH_MS.
+ * Shutdown: one last attempt per signal, no retries, all within
+ * FINAL_FLUSH_MS.  A request in flight is that attempt; otherwise the
+ * pending batch, else a fresh one, is sent.  Requests still in flight at
+ * the deadline are abandoned and their batches dropped.
  */
 static void
 final_flush(void)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   FINAL_FLUSH_MS);
+	int			timeout_ms = Min(FINAL_FLUSH_MS, fp_attribution_otlp_timeout_ms);
+	bool		busy;
 
-	fp_attribution_otlp_http_abort_on_shutdown(false);
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 	{
 		SignalState *st = &state[s];
-		TimestampTz now = GetCurrentTimestamp();
-		long		left = (long) ((deadline - now) / 1000);
 
-		if (st->batch == NULL)
-			fetch_batch(s, st, now);
-		if (st->batch == NULL)
+		if (st->in_flight || !fp_attribution_otlp_enabled)
 			continue;
-		if (left <= 0)
+		if (st->batch == NULL)
+			fetch_batch(s, st, GetCurrentTimestamp());
+		if (st->batch != NULL)
+			start_send(s, st, timeout_ms);
+	}
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		busy = false;
+		for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 		{
-			pg_atomic_fetch_add_u64(&fp_attribution_otlp_status->signal[s].dropped,
-									st->nrecords);
-			finish_batch(s, st);
-			continue;
+			SignalState *st = &state[s];
+			FpOtlpResult r;
+
+			if (st->in_flight && fp_attribution_otlp_take_result(s, &r))
+				end_send(s, st, &r, true);
+			busy |= st->in_flight;
 		}
-		/* the process is exiting: shrinking the setting bounds this request */
-		fp_attribution_otlp_timeout_ms = (int) Min(left, fp_attribution_otlp_timeout_ms);
-		send_batch(s, st, true);
+		if (!busy || now >= deadline)
+			break;
+		fp_attribution_otlp_wait((long) ((deadline - now + 999) / 1000),
+								 FP_WAIT_EVENT_EXPORTER);
+		ResetLatch(MyLatch);
+	}
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		SignalState *st = &state[s];
+		FpOtlpResult r = {0};
+
+		if (!st->in_flight)
+			continue;
+		fp_attribution_otlp_cancel(s);
+		st->in_flight = false;
+		strlcpy(r.error, "the final flush on shutdown ran out of time", sizeof(r.error));
+		drop_batch(s, st, &r);
 	}
 }
 
@@ -345,9 +409,6 @@ fp_attribution_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
 	fp_attribution_require_shmem();
 
-	request_cxt = AllocSetContextCreate(TopMemoryContext,
-										"fp_attribution exporter request",
-										ALLOCSET_DEFAULT_SIZES);
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 	{
 		state[s].cxt = AllocSetContextCreate(TopMemoryContext,
@@ -361,12 +422,11 @@ fp_attribution_worker_main(Datum main_arg)
 									fp_attribution_otlp_metric_interval_ms);
 	fp_attribution_telemetry_set_exporter_latch(MyLatch);
 	before_shmem_exit(unpublish_latch, (Datum) 0);
-	fp_attribution_otlp_http_abort_on_shutdown(true);
 	ereport(LOG, (errmsg("fp_attribution exporter started")));
 
 	for (;;)
 	{
-		long		timeout = 60 * 1000;
+		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
@@ -380,23 +440,18 @@ fp_attribution_worker_main(Datum main_arg)
 			for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 				state[s].failing = false;
 		}
-		if (fp_attribution_otlp_enabled)
-		{
-			pgstat_report_activity(STATE_RUNNING, "exporting telemetry");
-			timeout = run_signals(GetCurrentTimestamp());
-			pgstat_report_activity(STATE_IDLE, NULL);
-		}
+		pgstat_report_activity(STATE_RUNNING, "exporting telemetry");
+		timeout = run_signals(GetCurrentTimestamp());
+		pgstat_report_activity(STATE_IDLE, NULL);
 		timeout = Min(timeout, fp_attribution_log_worker_tick(GetCurrentTimestamp()));
 		if (ShutdownRequestPending)
 			break;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(timeout, 1), FP_WAIT_EVENT_EXPORTER);
+		/* the latch, the requests in flight or the next scheduled event */
+		fp_attribution_otlp_wait(timeout, FP_WAIT_EVENT_EXPORTER);
 		ResetLatch(MyLatch);
 	}
 
-	if (fp_attribution_otlp_enabled)
-		final_flush();
+	final_flush();
 	ereport(LOG, (errmsg("fp_attribution exporter shutting down")));
 	/* status 1: restart after bgw_restart_time unless the server stops */
 	proc_exit(1);

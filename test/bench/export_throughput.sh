@@ -7,7 +7,10 @@
 # drain it is measured (polled every 20 ms, including the reload that
 # resumes it), after a warm-up lap.  Assumes "make install".
 #   test/bench/export_throughput.sh [N, default 75] [protocol, default http/protobuf]
-# Run as root (drops to postgres) or postgres.  Prints spans/s.
+# Run as root (drops to postgres) or postgres.  Prints spans/s, and the
+# worker's CPU time during the drain (user + system, from /proc): spans per
+# CPU-second is the rate of a worker with a core to itself, which on a
+# shared machine varies far less than the drain's wall-clock rate.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-75}
@@ -54,23 +57,33 @@ drain() {
 }
 sent() { q "SELECT sent FROM attribution.exporter_status WHERE signal = '$1'"; }
 
-# Warm-up lap: a backlog larger than the ring, so that the worker has
+# Warm-up laps: backlogs larger than the ring, until the worker has
 # touched every page of it once; the first touch of a shared-memory page
 # by a process is a page fault, which would otherwise be most of what is
-# measured.
-backlog 85
-drain >/dev/null
+# measured.  The rings pack records densely, so a lap of the ring's
+# capacity in records covers only about a third of its byte area: four
+# laps cover it all (FP_BENCH_WARMUP_LAPS).
+for _ in $(seq "${FP_BENCH_WARMUP_LAPS:-4}"); do
+	backlog 85
+	drain >/dev/null
+done
 # The measured drain
 backlog "$secs"
 spans0=$(sent traces) logs0=$(sent logs)
+wpid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution exporter'")
 # FP_BENCH_PERF=FILE: profile the worker during the drain (perf record)
 if [ -n "${FP_BENCH_PERF:-}" ]; then
-	perf record -g -o "$FP_BENCH_PERF" -p "$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution exporter'")" 2>/dev/null &
+	perf record -g -o "$FP_BENCH_PERF" -p "$wpid" 2>/dev/null &
 	perf_pid=$!
 fi
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks "$wpid")
 t=$(drain)
+c1=$(cpu_ticks "$wpid")
 if [ -n "${FP_BENCH_PERF:-}" ]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 spans=$(($(sent traces) - spans0)) logs=$(($(sent logs) - logs0))
 q "SELECT signal || ': ' || sent || ' sent, ' || dropped || ' dropped, ' || requests || ' requests of ' || round(avg_request_ms::numeric, 2) || ' ms on average' FROM attribution.exporter_status WHERE signal <> 'metrics' ORDER BY signal DESC"
 awk -v s="$spans" -v l="$logs" -v t="$t" -v p="$(q 'SHOW fp_attribution.otlp_protocol')" \
 	'BEGIN { printf "export throughput (%s): %d spans (and %d logs) drained in %.2f s = %.0f spans/s (target >= 100000)\n", p, s, l, t, s / t }'
+awk -v s="$spans" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
+	'BEGIN { printf "exporter CPU during the drain: %.2f s (user + system) = %.0f spans per CPU-second\n", c / hz, s * hz / (c > 0 ? c : 1) }'

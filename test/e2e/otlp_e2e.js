@@ -165,7 +165,7 @@ async function main() {
 		const attrs = Object.fromEntries(rm.resource.attributes.map((a) => [a.key, a.value.stringValue]));
 
 		assert(attrs['service.name'] === 'fp_attribution', 'service.name');
-		assert(attrs['service.version'] === '1.0', 'service.version');
+		assert(attrs['service.version'] === sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'"), 'service.version');
 		assert(attrs['host.name'], 'host.name');
 		assert(rm.scopeMetrics[0].scope.name === 'fp_attribution', 'scope name');
 		assert(req.headers['content-type'] === 'application/x-protobuf', 'content type');
@@ -257,6 +257,7 @@ async function main() {
 		const name = `${sql('SELECT system_identifier FROM pg_control_system()')}:${require('node:os').hostname()}:${sql('SHOW port')}`;
 		const h = crypto.createHash('sha1').update(Buffer.concat([ns, Buffer.from(name)])).digest();
 		const schema = 'https://opentelemetry.io/schemas/1.45.0';
+		const version = sql("SELECT extversion FROM pg_extension WHERE extname = 'fp_attribution'");
 
 		h[6] = (h[6] & 0x0f) | 0x50;
 		h[8] = (h[8] & 0x3f) | 0x80;
@@ -273,7 +274,7 @@ async function main() {
 
 			assert(a['service.instance.id'] === uuid, `${signal}: service.instance.id ${a['service.instance.id']}, want ${uuid} (UUIDv5 of ${name})`);
 			assert(a['telemetry.sdk.name'] === 'fp_attribution' && a['telemetry.sdk.language'] === 'c' &&
-				   a['telemetry.sdk.version'] === '1.0', `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
+				   a['telemetry.sdk.version'] === version, `${signal}: telemetry.sdk.* ${JSON.stringify(a)}`);
 			assert(r.schemaUrl === schema, `${signal}: resource schema_url ${r.schemaUrl}`);
 			assert(r[scopes][0].schemaUrl === schema, `${signal}: scope schema_url ${r[scopes][0].schemaUrl}`);
 		}
@@ -329,7 +330,10 @@ async function main() {
 			return d.received.metrics.slice().reverse().find((r) => {
 				const m = metricsByName(r.request);
 				const c = find(m, 'commands.latency', 'track_click');
-				return c && c.traceId === trace;
+				const v = find(m, 'affiliate.conversion.latency');
+				// an export between the click and the conversion carries
+				// the click's exemplar beside an older conversion's
+				return c && c.traceId === trace && v && v.traceId === ctrace;
 			});
 		});
 		const m = metricsByName(req.request);
@@ -407,31 +411,79 @@ async function main() {
 		assert(a[1].time - a[0].time >= 250, 'second request came as a retry, not the next interval');
 	});
 
-	await test('collector that never answers: timeout, backends unaffected', async () => {
-		// The clicks must finish while the exporter is still stuck in the
-		// hanging request (otlp_timeout 8 s): they never wait for it.  The
-		// bound is generous because 20 clicks are 40 psql processes, up to
-		// 6 s on a loaded 2-core machine.
-		configure({ otlp_timeout: 8000 });
+	await test('collector that never answers: timed out and retried', async () => {
+		configure({ otlp_timeout: 1000 });
 		await sleep(300);
 		const before = status('metrics');
 
 		await rcv.reset();
 		await rcv.script({ signal: 'metrics', hang: true, times: 1 });
 		await waitFor('a hanging request', async () => (await rcv.dump()).attempts.some((x) => x.answer === 'hang'));
-		const t0 = Date.now();
-		for (let i = 0; i < 20; i++)
-			badClick();
-		const took = Date.now() - t0;
-		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+		const want = badClick();
 
 		await waitMetric(rcv, want, undefined, 30000);
 		const after = status('metrics');
 		assert(after.retried > before.retried, 'timeout not retried');
 		assert(/[Tt]imeout|timed out/.test(after.lastError), `last_error ${after.lastError}`);
-		assert(took < 8000, `20 clicks took ${took} ms: longer than the hanging request's timeout`);
+	});
+
+	await test('collector that never answers: backends never wait for it', async () => {
+		// Causal, not timed: while one metrics request hangs (otlp_timeout
+		// 60 s), 20 clicks finish and that request is still the one in
+		// flight.  Clicks that waited for the exporter could only finish
+		// after it timed out, which the status would show as a retry.
+		configure({ otlp_timeout: 60000 });
+		await sleep(300);
+		await rcv.reset();
+		await rcv.script({ signal: 'metrics', hang: true, times: 1 });
+		await waitFor('a hanging request', async () => (await rcv.dump()).attempts.some((x) => x.answer === 'hang'));
+		const before = status('metrics');
+
+		for (let i = 0; i < 20; i++)
+			badClick();
+		const during = status('metrics');
+		assert(during.retried === before.retried && during.sent === before.sent && during.failed === before.failed,
+			   'the hanging request ended while the clicks ran');
+		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
+		await rcv.reset();			/* ends the hanging request: sent again */
+		await waitMetric(rcv, want, undefined, 30000);
 		configure({ otlp_timeout: 2000 });
 	});
+
+	for (const protocol of ['http/protobuf', 'grpc']) {
+		await test(`${protocol}: a hanging traces request holds back neither logs nor metrics`, async () => {
+			// The first click's spans go to a traces request that is never
+			// answered (otlp_timeout 60 s).  While it hangs, the log record
+			// and metric value of clicks made after it started must arrive
+			// (each wait 15 s): a worker that sent the signals one after
+			// another could not send them before that request timed out.
+			const port = protocol === 'grpc' ? rcv.grpc : rcv.http;
+
+			configure({ otlp_protocol: protocol, otlp_endpoint: `http://127.0.0.1:${port}`, otlp_timeout: 60000 });
+			await sleep(300);
+			await rcv.reset();
+			await rcv.script({ signal: 'traces', hang: true, times: 1 });
+			const before = status('traces');
+			badClick();
+			await waitFor('a hanging traces request', async () =>
+				(await rcv.dump()).attempts.some((x) => x.signal === 'traces' && x.answer === 'hang'));
+			const want = badClick();
+			const trace = randomHex(16);
+
+			sql(`SELECT 1 FROM attribution.track_click('aff-e2e', traceparent => '00-${trace}-${randomHex(8)}-01')`);
+			await waitFor('the second click\'s log record', async () =>
+				allLogs(await rcv.dump()).some((l) => l.traceId === trace));
+			await waitMetric(rcv, want);
+			const during = status('traces');
+			assert(during.sent === before.sent && during.retried === before.retried,
+				   'the traces request ended before the other signals arrived');
+			// end the hanging request: the spans are sent again and arrive
+			await rcv.reset();
+			await waitFor('the spans, after the hanging request ended', () => status('traces').sent > before.sent, 30000);
+		});
+	}
+	configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: endpoint(), otlp_timeout: 2000 });
+	await sleep(300);
 
 	await test('collector down then up: data arrives, transactions never failed', async () => {
 		const port = rcv.http;

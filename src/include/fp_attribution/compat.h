@@ -39,6 +39,16 @@
 #endif
 
 /*
+ * PG17 ties a WaitEventSet to a resource owner instead of a memory
+ * context; NULL there means the caller frees it, as we always do.
+ */
+#if PG_VERSION_NUM >= 170000
+#define FP_CREATE_WAIT_EVENT_SET(n) CreateWaitEventSet(NULL, (n))
+#else
+#define FP_CREATE_WAIT_EVENT_SET(n) CreateWaitEventSet(CurrentMemoryContext, (n))
+#endif
+
+/*
  * JSON semantic actions return JsonParseErrorType since PG16 (void
  * before); PG17 added the caller-allocated lexer argument.
  */

@@ -96,7 +96,7 @@ extern StringInfo fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n
 extern StringInfo fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n);
 extern void fp_attribution_otlp_json(StringInfo out, const void *message);
 
-/* Transport (otlp_http.c) */
+/* Transport (otlp_http.c): one request in flight per signal, concurrently */
 typedef enum FpOtlpOutcome
 {
 	FP_OTLP_SENT,				/* accepted, perhaps partially */
@@ -114,10 +114,13 @@ typedef struct FpOtlpResult
 	double		elapsed_ms;
 } FpOtlpResult;
 
-extern void fp_attribution_otlp_send(FpOtlpSignal signal, const StringInfo body,
-									 FpOtlpResult *result);
+extern void fp_attribution_otlp_start(FpOtlpSignal signal, const StringInfo body,
+									  int timeout_ms);
+extern bool fp_attribution_otlp_take_result(FpOtlpSignal signal,
+											FpOtlpResult *result);
+extern void fp_attribution_otlp_cancel(FpOtlpSignal signal);
+extern void fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info);
 extern void fp_attribution_otlp_http_reset(void);
-extern void fp_attribution_otlp_http_abort_on_shutdown(bool on);
 
 /* Exporter status in shared memory (otlp_status.c) */
 typedef struct FpOtlpSignalStatus
