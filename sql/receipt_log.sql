@@ -93,6 +93,15 @@ SELECT ok, detail FROM attribution.verify_log('no note');
 SELECT ok, detail FROM attribution.verify_log(replace((SELECT note FROM saved), E'\n8\n', E'\n7\n'));
 SELECT ok, detail FROM attribution.verify_log(replace((SELECT note FROM saved), 'fp-attribution.invalid', 'elsewhere'));
 
+-- an advertiser id that is not a valid key name is percent-encoded in
+-- its origin
+SELECT count(*) FROM attribution.track_click('aff-1', advertiser_id => 'acme corp+1%');
+SELECT attribution.integrate_log() AS integrated;
+SELECT split_part(attribution.checkpoint('acme corp+1%'), E'\n', 1) AS origin;
+SELECT ok, advertiser_id, checkpoint_size, detail
+  FROM attribution.verify_log(attribution.checkpoint('acme corp+1%'));
+SELECT ok, detail FROM attribution.verify_log(replace(attribution.checkpoint('acme corp+1%'), '%20', '%2'));
+
 -- tampering, as a superuser with the triggers off; each case rolled back
 SET session_replication_role = replica;
 -- 1. a whole click deleted with its receipt and chain head

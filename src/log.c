@@ -73,21 +73,87 @@ fp_attribution_log_define_gucs(void)
 							NULL, NULL, NULL);
 }
 
+/* The value of an upper-case hex digit, or -1 */
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Whether an advertiser id byte is percent-encoded in an origin */
+static bool
+origin_escapes(unsigned char c)
+{
+	return c <= 0x20 || c >= 0x7f || c == '+' || c == '%';
+}
+
 /*
- * The origin (and note key name) of an advertiser's log.
+ * The origin (and note key name) of an advertiser's log: the prefix, a
+ * slash and the advertiser id, whose bytes outside printable ASCII and
+ * "+" and "%" are percent-encoded (a key name has no spaces or "+").
  */
 char *
 fp_attribution_log_origin(const char *advertiser_id)
 {
-	char	   *origin = psprintf("%s/%s", fp_attribution_log_origin_prefix,
-								  advertiser_id);
+	StringInfoData buf;
 
-	if (!fp_note_valid_name(origin))
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s/", fp_attribution_log_origin_prefix);
+	for (const unsigned char *p = (const unsigned char *) advertiser_id; *p; p++)
+	{
+		if (origin_escapes(*p))
+			appendStringInfo(&buf, "%%%02X", *p);
+		else
+			appendStringInfoChar(&buf, *p);
+	}
+	if (!fp_note_valid_name(buf.data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("log origin \"%s\" is not a valid note key name", origin),
-				 errdetail("A key name has no spaces, control characters or \"+\".")));
-	return origin;
+				 errmsg("log origin \"%s\" is not a valid note key name", buf.data),
+				 errhint("fp_attribution.log_origin must have no spaces, control characters or \"+\".")));
+	return buf.data;
+}
+
+/*
+ * The advertiser whose log has this origin, or NULL when the origin is not
+ * one of fp_attribution.log_origin's (or not encoded as
+ * fp_attribution_log_origin encodes).
+ */
+char *
+fp_attribution_log_advertiser(const char *origin)
+{
+	size_t		plen = strlen(fp_attribution_log_origin_prefix);
+	StringInfoData buf;
+	const char *p;
+
+	if (strncmp(origin, fp_attribution_log_origin_prefix, plen) != 0 ||
+		origin[plen] != '/')
+		return NULL;
+	initStringInfo(&buf);
+	for (p = origin + plen + 1; *p; p++)
+	{
+		int			hi,
+					lo;
+
+		if (*p != '%')
+		{
+			appendStringInfoChar(&buf, *p);
+			continue;
+		}
+		hi = hex_digit(p[1]);
+		lo = hi < 0 ? -1 : hex_digit(p[2]);
+		if (lo < 0)
+			return NULL;
+		appendStringInfoChar(&buf, (char) (hi * 16 + lo));
+		p += 2;
+	}
+	if (buf.len == 0 || strcmp(fp_attribution_log_origin(buf.data), origin) != 0)
+		return NULL;
+	return buf.data;
 }
 
 /*
@@ -159,31 +225,6 @@ fp_attribution_log_size(const char *advertiser_id)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* What an append writes: the advertiser and the prepared insert */
-typedef struct LogWriter
-{
-	Datum		advertiser_id;
-	SPIPlanPtr	plan;
-} LogWriter;
-
-/* FpMerkleWriteNode into attribution.log_nodes */
-static void
-write_node(void *arg, int level, int64 index, const uint8 *hash)
-{
-	LogWriter  *w = arg;
-	Datum		values[4];
-	bytea	   *b = palloc(VARHDRSZ + FP_MERKLE_HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + FP_MERKLE_HASH_LEN);
-	memcpy(VARDATA(b), hash, FP_MERKLE_HASH_LEN);
-	values[0] = w->advertiser_id;
-	values[1] = Int16GetDatum(level);
-	values[2] = Int64GetDatum(index);
-	values[3] = PointerGetDatum(b);
-	if (SPI_execute_plan(w->plan, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into attribution.log_nodes");
-}
-
 /* A bytea of a 32-byte hash */
 static bytea *
 hash_bytea(const uint8 *hash)
@@ -193,6 +234,39 @@ hash_bytea(const uint8 *hash)
 	SET_VARSIZE(b, VARHDRSZ + FP_MERKLE_HASH_LEN);
 	memcpy(VARDATA(b), hash, FP_MERKLE_HASH_LEN);
 	return b;
+}
+
+/*
+ * What an append writes, gathered so that one INSERT per table stores a
+ * whole batch (a statement per row would cost more than the command that
+ * wrote the receipt)
+ */
+typedef struct LogWriter
+{
+	int			n;
+	int			cap;
+	Datum	   *levels;
+	Datum	   *indexes;
+	Datum	   *hashes;
+} LogWriter;
+
+/* FpMerkleWriteNode into the writer's arrays */
+static void
+write_node(void *arg, int level, int64 index, const uint8 *hash)
+{
+	LogWriter  *w = arg;
+
+	if (w->n == w->cap)
+	{
+		w->cap *= 2;
+		w->levels = repalloc(w->levels, w->cap * sizeof(Datum));
+		w->indexes = repalloc(w->indexes, w->cap * sizeof(Datum));
+		w->hashes = repalloc(w->hashes, w->cap * sizeof(Datum));
+	}
+	w->levels[w->n] = Int16GetDatum(level);
+	w->indexes[w->n] = Int64GetDatum(index);
+	w->hashes[w->n] = PointerGetDatum(hash_bytea(hash));
+	w->n++;
 }
 
 /*
@@ -268,26 +342,23 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 	FpLogReader reader;
 	FpMerkleEdge edge;
 	LogWriter	writer;
-	SPIPlanPtr	entry_plan;
-	Oid			node_types[4] = {TEXTOID, INT2OID, INT8OID, BYTEAOID};
-	Oid			entry_types[3] = {TEXTOID, INT8OID, UUIDOID};
+	int			n = to - from;
+	int64		first;
+	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Oid			types[4] = {TEXTOID, INT8OID, UUIDARRAYOID, INT2ARRAYOID};
+	Datum		values[4];
 
 	fp_attribution_log_reader_init(&reader, adv);
-	fp_merkle_edge_load(&edge, fp_attribution_log_size(adv),
-						fp_attribution_log_read_node, &reader);
-	writer.advertiser_id = CStringGetTextDatum(adv);
-	writer.plan = SPI_prepare("INSERT INTO attribution.log_nodes"
-							  " (advertiser_id, level, node_index, hash) VALUES ($1, $2, $3, $4)",
-							  4, node_types);
-	entry_plan = SPI_prepare("INSERT INTO attribution.log_entries"
-							 " (advertiser_id, log_index, receipt_id) VALUES ($1, $2, $3)",
-							 3, entry_types);
-	if (writer.plan == NULL || entry_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	first = fp_attribution_log_size(adv);
+	fp_merkle_edge_load(&edge, first, fp_attribution_log_read_node, &reader);
+	writer.n = 0;
+	writer.cap = 2 * n + FP_MERKLE_MAX_LEVELS;
+	writer.levels = palloc(writer.cap * sizeof(Datum));
+	writer.indexes = palloc(writer.cap * sizeof(Datum));
+	writer.hashes = palloc(writer.cap * sizeof(Datum));
 
 	for (uint64 i = from; i < to; i++)
 	{
-		Datum		values[3];
 		bytea	   *receipt_hash;
 		FpMerkleHash leaf;
 
@@ -295,13 +366,27 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 													 pending->tupdesc, 3, &isnull));
 		fp_merkle_leaf_hash((const uint8 *) VARDATA_ANY(receipt_hash),
 							VARSIZE_ANY_EXHDR(receipt_hash), leaf);
-		values[0] = writer.advertiser_id;
-		values[1] = Int64GetDatum(edge.size);
-		values[2] = SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull);
-		if (SPI_execute_plan(entry_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into attribution.log_entries");
+		receipt_ids[i - from] = SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull);
 		fp_merkle_edge_append(&edge, leaf, write_node, &writer);
 	}
+
+	/* entries first .. first + n - 1, then every hash written */
+	values[0] = CStringGetTextDatum(adv);
+	values[1] = Int64GetDatum(first);
+	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	if (SPI_execute_with_args("INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
+							  " SELECT $1, $2 + o - 1, r FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_entries");
+	types[1] = INT8ARRAYOID;
+	types[2] = BYTEAARRAYOID;
+	values[1] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
+	if (SPI_execute_with_args("INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
+							  " SELECT $1, l, i, h FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(l, i, h)",
+							  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_nodes");
 	if (fp_attribution_signing_key_file != NULL &&
 		fp_attribution_signing_key_file[0] != '\0')
 		sign_checkpoint(adv, &edge);

@@ -117,16 +117,15 @@ check_checkpoint(const char *adv, int64 size, bytea *root, bytea *public_key,
 {
 	FpCheckpoint cp;
 	const char *err = fp_note_parse_checkpoint(note, &cp);
-	char	   *suffix = psprintf("/%s", adv);
-	size_t		olen;
+	char	   *owner;
 	FpLogReader reader;
 	FpMerkleHash at_size;
 
 	if (err != NULL)
 		return psprintf("The note does not parse: %s.", err);
-	olen = strlen(cp.origin);
-	if (olen < strlen(suffix) || strcmp(cp.origin + olen - strlen(suffix), suffix) != 0)
-		return psprintf("The note's origin \"%s\" is not a log of advertiser \"%s\".", cp.origin, adv);
+	owner = fp_attribution_log_advertiser(cp.origin);
+	if (owner == NULL || strcmp(owner, adv) != 0)
+		return psprintf("The note's origin \"%s\" is not the origin of advertiser \"%s\"'s log.", cp.origin, adv);
 	if (VARSIZE_ANY_EXHDR(public_key) != FP_ED25519_PUBLIC_KEY_LEN ||
 		!fp_note_verify(&cp, cp.origin, (const uint8 *) VARDATA_ANY(public_key)))
 		return pstrdup("The note's signature does not verify under its public key.");
@@ -241,7 +240,6 @@ fp_attribution_verify_log(PG_FUNCTION_ARGS)
 	FpCheckpoint cp;
 	const char *err;
 	char	   *detail = NULL;
-	char	   *prefix = psprintf("%s/", fp_attribution_log_origin_prefix);
 	char	   *adv = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
@@ -250,9 +248,9 @@ fp_attribution_verify_log(PG_FUNCTION_ARGS)
 	err = fp_note_parse_checkpoint(note, &cp);
 	if (err != NULL)
 		detail = psprintf("The checkpoint does not parse: %s.", err);
-	else if (strncmp(cp.origin, prefix, strlen(prefix)) != 0)
-		detail = psprintf("The origin \"%s\" does not start with fp_attribution.log_origin \"%s\".",
-						  cp.origin, prefix);
+	else if ((adv = fp_attribution_log_advertiser(cp.origin)) == NULL)
+		detail = psprintf("The origin \"%s\" is not that of a log here (fp_attribution.log_origin is \"%s\").",
+						  cp.origin, fp_attribution_log_origin_prefix);
 	else
 	{
 		bool		signed_ok = false;
@@ -260,7 +258,6 @@ fp_attribution_verify_log(PG_FUNCTION_ARGS)
 		FpLogReader reader;
 		FpMerkleHash root;
 
-		adv = cp.origin + strlen(prefix);
 		values[1] = CStringGetTextDatum(adv);
 		values[2] = Int64GetDatum(cp.size);
 		nulls[1] = nulls[2] = false;

@@ -27,6 +27,7 @@ extern int	fp_attribution_log_interval_ms;
 
 extern void fp_attribution_log_define_gucs(void);
 extern char *fp_attribution_log_origin(const char *advertiser_id);
+extern char *fp_attribution_log_advertiser(const char *origin);
 extern void fp_attribution_log_reader_init(FpLogReader *reader,
 										   const char *advertiser_id);
 extern void fp_attribution_log_read_node(void *arg, int level, int64 index,
