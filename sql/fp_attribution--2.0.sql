@@ -850,6 +850,143 @@ REVOKE ALL ON FUNCTION
 	FROM PUBLIC;
 
 --------------------------------------------------------------------------
+-- Receipt logs: one append-only RFC 6962 Merkle log per advertiser over its
+-- receipts, integrated by the background worker, with signed C2SP
+-- checkpoints (src/log.c describes the protocol; doc/receipts.md the
+-- formats and the threat model)
+--------------------------------------------------------------------------
+
+CREATE TABLE attribution.log_entries (
+	advertiser_id text COLLATE "C" NOT NULL,
+	log_index bigint NOT NULL CHECK (log_index >= 0),
+	receipt_id uuid NOT NULL,
+	integrated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, log_index),
+	UNIQUE (advertiser_id, receipt_id)
+);
+-- receipt_proof(receipt_id) finds the entry without the advertiser
+CREATE INDEX log_entries_receipt_id_idx ON attribution.log_entries (receipt_id);
+COMMENT ON TABLE attribution.log_entries IS
+	'Log index of each integrated receipt; the leaf data is the receipt''s receipt_hash';
+
+CREATE TABLE attribution.log_nodes (
+	advertiser_id text COLLATE "C" NOT NULL,
+	level smallint NOT NULL CHECK (level >= 0 AND level < 63),
+	node_index bigint NOT NULL CHECK (node_index >= 0),
+	hash bytea NOT NULL CHECK (octet_length(hash) = 32),
+	PRIMARY KEY (advertiser_id, level, node_index)
+);
+COMMENT ON TABLE attribution.log_nodes IS
+	'Hash of every complete subtree of each log: level l, index i covers entries [i * 2^l, (i + 1) * 2^l); level 0 holds the leaf hashes';
+
+CREATE TABLE attribution.log_checkpoints (
+	advertiser_id text COLLATE "C" NOT NULL,
+	tree_size bigint NOT NULL CHECK (tree_size >= 0),
+	root_hash bytea NOT NULL CHECK (octet_length(root_hash) = 32),
+	public_key bytea NOT NULL CHECK (octet_length(public_key) = 32),
+	note text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, tree_size)
+);
+COMMENT ON TABLE attribution.log_checkpoints IS
+	'Every signed checkpoint of each log (c2sp.org/tlog-checkpoint in a c2sp.org/signed-note)';
+
+REVOKE ALL ON attribution.log_entries, attribution.log_nodes,
+	attribution.log_checkpoints FROM PUBLIC;
+GRANT SELECT ON attribution.log_checkpoints TO PUBLIC;
+
+CREATE TRIGGER log_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.log_entries
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('log_entries');
+CREATE TRIGGER log_nodes_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.log_nodes
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('log_nodes');
+CREATE TRIGGER log_checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON attribution.log_checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('log_checkpoints');
+
+SELECT pg_catalog.pg_extension_config_dump('attribution.log_entries', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.log_nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.log_checkpoints', '');
+
+CREATE FUNCTION attribution.integrate_log(max_entries integer DEFAULT 10000)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'fp_attribution_integrate_log'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION attribution.integrate_log(integer) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.integrate_log(integer) IS
+	'Append pending receipts to their advertisers'' logs and sign checkpoints; what the worker runs';
+
+CREATE FUNCTION attribution.checkpoint(advertiser_id text DEFAULT 'default')
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_checkpoint'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.checkpoint(text) IS
+	'Latest signed checkpoint note of an advertiser''s log; NULL before the first';
+
+CREATE FUNCTION attribution.log_verifier_key(advertiser_id text DEFAULT 'default')
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_log_verifier_key'
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.log_verifier_key(text) IS
+	'Note verifier key of an advertiser''s log under the current signing key';
+
+CREATE FUNCTION attribution.receipt_proof(receipt_id uuid) RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_receipt_proof'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.receipt_proof(uuid) IS
+	'Offline inclusion proof of a receipt (c2sp.org/tlog-proof@v1) against the latest checkpoint';
+
+CREATE FUNCTION attribution.consistency_proof(advertiser_id text, old_size bigint,
+	new_size bigint) RETURNS text[]
+	AS 'MODULE_PATHNAME', 'fp_attribution_consistency_proof'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.consistency_proof(text, bigint, bigint) IS
+	'RFC 6962 consistency proof between two sizes of an advertiser''s log, base64 hashes';
+
+CREATE FUNCTION attribution.verify_log(checkpoint text,
+	OUT ok boolean, OUT advertiser_id text, OUT checkpoint_size bigint,
+	OUT log_size bigint, OUT detail text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_verify_log'
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION attribution.receipt_proof(uuid),
+	attribution.consistency_proof(text, bigint, bigint),
+	attribution.verify_log(text) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.verify_log(text) IS
+	'Whether today''s log extends a checkpoint saved earlier, and what differs if not';
+
+-- Integration lag: receipts not yet in their log, per advertiser
+CREATE VIEW attribution.log_status AS
+	WITH pending AS (
+		SELECT r.advertiser_id, count(*) AS pending,
+			   pg_catalog.now() - min(r."timestamp") AS oldest_pending_age
+		  FROM attribution.receipts r
+		 WHERE NOT EXISTS (SELECT FROM attribution.log_entries e
+						    WHERE e.advertiser_id = r.advertiser_id
+							  AND e.receipt_id = r.receipt_id)
+		 GROUP BY 1),
+	logs AS (
+		SELECT e.advertiser_id, max(e.log_index) + 1 AS tree_size
+		  FROM attribution.log_entries e GROUP BY 1),
+	checkpoints AS (
+		SELECT c.advertiser_id, max(c.tree_size) AS checkpoint_size
+		  FROM attribution.log_checkpoints c GROUP BY 1)
+	SELECT advertiser_id, coalesce(l.tree_size, 0) AS tree_size,
+		   coalesce(c.checkpoint_size, 0) AS checkpoint_size,
+		   coalesce(p.pending, 0) AS pending, p.oldest_pending_age
+	  FROM logs l FULL JOIN pending p USING (advertiser_id)
+		   FULL JOIN checkpoints c USING (advertiser_id);
+REVOKE ALL ON attribution.log_status FROM PUBLIC;
+COMMENT ON VIEW attribution.log_status IS
+	'Per advertiser: log size, latest checkpoint size, receipts pending integration and the age of the oldest';
+
+--------------------------------------------------------------------------
 -- Scale-out on Citus: attribution.distribute() (README, "Running on
 -- Citus").  Kept last and self-contained: it only reads the catalog for
 -- the extension's tables and for the functions taking an advertiser_id.

@@ -21,6 +21,7 @@
 
 #include "fp_attribution/delegation.h"
 #include "fp_attribution/late_clicks.h"
+#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
@@ -47,6 +48,7 @@ _PG_init(void)
 	fp_attribution_telemetry_define_gucs();
 	fp_attribution_server_log_define_gucs();
 	fp_attribution_receipts_define_gucs();
+	fp_attribution_log_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 

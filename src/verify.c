@@ -63,6 +63,7 @@
 #include "utils/memutils.h"
 
 #include "fp_attribution/lifecycle.h"
+#include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/validate.h"
@@ -987,6 +988,16 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	}
 	for (int i = 0; i < lengthof(scans); i++)
 		SPI_cursor_close(scans[i]->portal);
+	/* the chains hold: are the logs complete and their checkpoints kept? */
+	if (!st.first_failure.failed &&
+		!fp_attribution_log_verify_all(caller_cxt, &st.first_failure.advertiser_id,
+									   &st.first_failure.aggregate_id,
+									   &st.first_failure.check,
+									   &st.first_failure.detail))
+	{
+		st.first_failure.failed = true;
+		st.first_failure.aggregate_type = "log";
+	}
 	verify_count(&st);
 	SPI_finish();
 

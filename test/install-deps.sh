@@ -10,6 +10,7 @@ packages=(
 	libcurl4-openssl-dev libssl-dev zlib1g-dev
 	libipc-run-perl
 	openssl curl python3 procps
+	golang-go golang-golang-x-mod-dev	# test/log_verify (GOPATH mode, offline)
 )
 
 missing=()

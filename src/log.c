@@ -1,0 +1,446 @@
+/*-------------------------------------------------------------------------
+ *
+ * log.c
+ *	  The per-advertiser Merkle log of receipts: integration, signed
+ *	  checkpoints and proofs (SQL entry points).
+ *
+ * Every receipt becomes one leaf of its advertiser's log, whose leaf data
+ * is the receipt's 32-byte receipt_hash (SHA-256 of its canonical
+ * envelope, which covers its ids, sequence, payload hash and the previous
+ * receipt's hash).  attribution.log_entries maps log index to receipt;
+ * attribution.log_nodes keeps the hash of every complete subtree (level 0
+ * holds the leaf hashes), so roots and proofs read O(log n) rows
+ * (merkle.c).
+ *
+ * Integration (attribution.integrate_log, run by the background worker
+ * every fp_attribution.log_interval) appends committed receipts that are
+ * not yet in the log, in batches, then signs one checkpoint per advertiser
+ * whose log grew.  Commands never touch the log, so they take no lock for
+ * it; the order of a log is the order of integration.
+ *
+ * Lock protocol: integrators serialize on one transaction-level advisory
+ * lock (FP_LOG_LOCK_KEY), taken before they read the log's size; readers
+ * (proofs, checkpoint, verification) take none and see a committed log.
+ * Before signing, the new tree is checked against the latest checkpoint,
+ * so the log never signs two inconsistent checkpoints.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/log.h"
+#include "fp_attribution/note.h"
+#include "fp_attribution/signing.h"
+
+/* pg_advisory_xact_lock key of integration: "fplg" */
+#define FP_LOG_LOCK_KEY INT64CONST(0x66706c67)
+
+char	   *fp_attribution_log_origin_prefix = NULL;
+int			fp_attribution_log_interval_ms = 1000;
+
+/*
+ * Settings of the log.
+ */
+void
+fp_attribution_log_define_gucs(void)
+{
+	DefineCustomStringVariable("fp_attribution.log_origin",
+							   gettext_noop("Prefix of each advertiser's log origin (checkpoint key name)."),
+							   gettext_noop("The origin is the prefix, a slash and the advertiser id."),
+							   &fp_attribution_log_origin_prefix,
+							   "fp-attribution.invalid/log",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.log_interval",
+							gettext_noop("How often the worker integrates receipts into the logs and signs checkpoints."),
+							gettext_noop("0 turns integration by the worker off."),
+							&fp_attribution_log_interval_ms,
+							1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/* The value of an upper-case hex digit, or -1 */
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Whether an advertiser id byte is percent-encoded in an origin */
+static bool
+origin_escapes(unsigned char c)
+{
+	return c <= 0x20 || c >= 0x7f || c == '+' || c == '%';
+}
+
+/*
+ * The origin (and note key name) of an advertiser's log: the prefix, a
+ * slash and the advertiser id, whose bytes outside printable ASCII and
+ * "+" and "%" are percent-encoded (a key name has no spaces or "+").
+ */
+char *
+fp_attribution_log_origin(const char *advertiser_id)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s/", fp_attribution_log_origin_prefix);
+	for (const unsigned char *p = (const unsigned char *) advertiser_id; *p; p++)
+	{
+		if (origin_escapes(*p))
+			appendStringInfo(&buf, "%%%02X", *p);
+		else
+			appendStringInfoChar(&buf, *p);
+	}
+	if (!fp_note_valid_name(buf.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("log origin \"%s\" is not a valid note key name", buf.data),
+				 errhint("fp_attribution.log_origin must have no spaces, control characters or \"+\".")));
+	return buf.data;
+}
+
+/*
+ * The advertiser whose log has this origin, or NULL when the origin is not
+ * one of fp_attribution.log_origin's (or not encoded as
+ * fp_attribution_log_origin encodes).
+ */
+char *
+fp_attribution_log_advertiser(const char *origin)
+{
+	size_t		plen = strlen(fp_attribution_log_origin_prefix);
+	StringInfoData buf;
+	const char *p;
+
+	if (strncmp(origin, fp_attribution_log_origin_prefix, plen) != 0 ||
+		origin[plen] != '/')
+		return NULL;
+	initStringInfo(&buf);
+	for (p = origin + plen + 1; *p; p++)
+	{
+		int			hi,
+					lo;
+
+		if (*p != '%')
+		{
+			appendStringInfoChar(&buf, *p);
+			continue;
+		}
+		hi = hex_digit(p[1]);
+		lo = hi < 0 ? -1 : hex_digit(p[2]);
+		if (lo < 0)
+			return NULL;
+		appendStringInfoChar(&buf, (char) (hi * 16 + lo));
+		p += 2;
+	}
+	if (buf.len == 0 || strcmp(fp_attribution_log_origin(buf.data), origin) != 0)
+		return NULL;
+	return buf.data;
+}
+
+/*
+ * Prepare reads of an advertiser's stored subtree hashes (inside SPI).
+ */
+void
+fp_attribution_log_reader_init(FpLogReader *reader, const char *advertiser_id)
+{
+	Oid			types[3] = {TEXTOID, INT2OID, INT8OID};
+
+	reader->advertiser_id = advertiser_id;
+	reader->plan = SPI_prepare("SELECT hash FROM attribution.log_nodes"
+							   " WHERE advertiser_id = $1 AND level = $2 AND node_index = $3",
+							   3, types);
+	if (reader->plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+}
+
+/*
+ * FpMerkleReadNode over attribution.log_nodes; a missing or malformed
+ * node is corruption.
+ */
+void
+fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
+{
+	FpLogReader *reader = arg;
+	Datum		values[3];
+	bool		isnull;
+	bytea	   *hash;
+
+	values[0] = CStringGetTextDatum(reader->advertiser_id);
+	values[1] = Int16GetDatum(level);
+	values[2] = Int64GetDatum(index);
+	if (SPI_execute_plan(reader->plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read attribution.log_nodes");
+	if (SPI_processed == 1)
+	{
+		hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+		if (VARSIZE_ANY_EXHDR(hash) == FP_MERKLE_HASH_LEN)
+		{
+			memcpy(out, VARDATA_ANY(hash), FP_MERKLE_HASH_LEN);
+			return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("log of advertiser \"%s\" has no valid node at level %d, index " INT64_FORMAT,
+					reader->advertiser_id, level, index)));
+}
+
+/*
+ * The size of an advertiser's log: one past its highest index.
+ */
+int64
+fp_attribution_log_size(const char *advertiser_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = CStringGetTextDatum(advertiser_id);
+	if (SPI_execute_with_args("SELECT max(log_index) + 1 FROM attribution.log_entries"
+							  " WHERE advertiser_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read attribution.log_entries");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A bytea of a 32-byte hash */
+static bytea *
+hash_bytea(const uint8 *hash)
+{
+	bytea	   *b = palloc(VARHDRSZ + FP_MERKLE_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + FP_MERKLE_HASH_LEN);
+	memcpy(VARDATA(b), hash, FP_MERKLE_HASH_LEN);
+	return b;
+}
+
+/*
+ * What an append writes, gathered so that one INSERT per table stores a
+ * whole batch (a statement per row would cost more than the command that
+ * wrote the receipt)
+ */
+typedef struct LogWriter
+{
+	int			n;
+	int			cap;
+	Datum	   *levels;
+	Datum	   *indexes;
+	Datum	   *hashes;
+} LogWriter;
+
+/* FpMerkleWriteNode into the writer's arrays */
+static void
+write_node(void *arg, int level, int64 index, const uint8 *hash)
+{
+	LogWriter  *w = arg;
+
+	if (w->n == w->cap)
+	{
+		w->cap *= 2;
+		w->levels = repalloc(w->levels, w->cap * sizeof(Datum));
+		w->indexes = repalloc(w->indexes, w->cap * sizeof(Datum));
+		w->hashes = repalloc(w->hashes, w->cap * sizeof(Datum));
+	}
+	w->levels[w->n] = Int16GetDatum(level);
+	w->indexes[w->n] = Int64GetDatum(index);
+	w->hashes[w->n] = PointerGetDatum(hash_bytea(hash));
+	w->n++;
+}
+
+/*
+ * Sign and store a checkpoint of the advertiser's log at edge->size,
+ * after checking that the tree extends the latest stored checkpoint.
+ */
+static void
+sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
+{
+	const FpSigningKey *key = fp_attribution_signing_key();
+	char	   *origin = fp_attribution_log_origin(advertiser_id);
+	FpMerkleHash root;
+	char	   *note;
+	Oid			types[5] = {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
+	Datum		values[5];
+	bytea	   *public_key;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(advertiser_id);
+	if (SPI_execute_with_args("SELECT tree_size, root_hash FROM attribution.log_checkpoints"
+							  " WHERE advertiser_id = $1 ORDER BY tree_size DESC LIMIT 1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read attribution.log_checkpoints");
+	if (SPI_processed == 1)
+	{
+		int64		old_size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		bytea	   *old_root = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 2, &isnull));
+		FpLogReader reader;
+		FpMerkleHash at_old;
+
+		if (old_size >= edge->size)
+			return;
+		fp_attribution_log_reader_init(&reader, advertiser_id);
+		fp_merkle_root(old_size, fp_attribution_log_read_node, &reader, at_old);
+		if (VARSIZE_ANY_EXHDR(old_root) != FP_MERKLE_HASH_LEN ||
+			memcmp(VARDATA_ANY(old_root), at_old, FP_MERKLE_HASH_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("log of advertiser \"%s\" does not extend its checkpoint at size " INT64_FORMAT,
+							advertiser_id, old_size),
+					 errhint("Run attribution.verify_all(); no new checkpoint is signed.")));
+	}
+
+	fp_merkle_edge_root(edge, root);
+	note = fp_note_sign(fp_note_checkpoint_body(origin, edge->size, root),
+						origin, key->public_key);
+	public_key = palloc(VARHDRSZ + FP_ED25519_PUBLIC_KEY_LEN);
+	SET_VARSIZE(public_key, VARHDRSZ + FP_ED25519_PUBLIC_KEY_LEN);
+	memcpy(VARDATA(public_key), key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
+	values[1] = Int64GetDatum(edge->size);
+	values[2] = PointerGetDatum(hash_bytea(root));
+	values[3] = PointerGetDatum(public_key);
+	values[4] = CStringGetTextDatum(note);
+	if (SPI_execute_with_args("INSERT INTO attribution.log_checkpoints"
+							  " (advertiser_id, tree_size, root_hash, public_key, note)"
+							  " VALUES ($1, $2, $3, $4, $5)",
+							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_checkpoints");
+}
+
+/*
+ * Append the rows of one advertiser (rows [from, to) of the pending
+ * receipts, all of that advertiser) to its log; sign a checkpoint.
+ */
+static void
+integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
+{
+	bool		isnull;
+	char	   *adv = TextDatumGetCString(SPI_getbinval(pending->vals[from],
+														pending->tupdesc, 1, &isnull));
+	FpLogReader reader;
+	FpMerkleEdge edge;
+	LogWriter	writer;
+	int			n = to - from;
+	int64		first;
+	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Oid			types[4] = {TEXTOID, INT8OID, UUIDARRAYOID, INT2ARRAYOID};
+	Datum		values[4];
+
+	fp_attribution_log_reader_init(&reader, adv);
+	first = fp_attribution_log_size(adv);
+	fp_merkle_edge_load(&edge, first, fp_attribution_log_read_node, &reader);
+	writer.n = 0;
+	writer.cap = 2 * n + FP_MERKLE_MAX_LEVELS;
+	writer.levels = palloc(writer.cap * sizeof(Datum));
+	writer.indexes = palloc(writer.cap * sizeof(Datum));
+	writer.hashes = palloc(writer.cap * sizeof(Datum));
+
+	for (uint64 i = from; i < to; i++)
+	{
+		bytea	   *receipt_hash;
+		FpMerkleHash leaf;
+
+		receipt_hash = DatumGetByteaPP(SPI_getbinval(pending->vals[i],
+													 pending->tupdesc, 3, &isnull));
+		fp_merkle_leaf_hash((const uint8 *) VARDATA_ANY(receipt_hash),
+							VARSIZE_ANY_EXHDR(receipt_hash), leaf);
+		receipt_ids[i - from] = SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull);
+		fp_merkle_edge_append(&edge, leaf, write_node, &writer);
+	}
+
+	/* entries first .. first + n - 1, then every hash written */
+	values[0] = CStringGetTextDatum(adv);
+	values[1] = Int64GetDatum(first);
+	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	if (SPI_execute_with_args("INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
+							  " SELECT $1, $2 + o - 1, r FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_entries");
+	types[1] = INT8ARRAYOID;
+	types[2] = BYTEAARRAYOID;
+	values[1] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
+	if (SPI_execute_with_args("INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
+							  " SELECT $1, l, i, h FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(l, i, h)",
+							  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_nodes");
+	if (fp_attribution_signing_key_file != NULL &&
+		fp_attribution_signing_key_file[0] != '\0')
+		sign_checkpoint(adv, &edge);
+}
+
+/*
+ * attribution.integrate_log(max_entries integer) returns bigint
+ *
+ * Append up to max_entries committed receipts that are not in their
+ * advertiser's log yet (oldest first within an advertiser); sign a
+ * checkpoint for each log that grew, when a signing key is set.
+ * Returns the number of receipts integrated.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_integrate_log);
+Datum
+fp_attribution_integrate_log(PG_FUNCTION_ARGS)
+{
+	int32		max_entries = PG_GETARG_INT32(0);
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	SPITupleTable *pending;
+	uint64		n;
+	uint64		start = 0;
+
+	if (max_entries <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_entries must be positive")));
+	SPI_connect();
+	values[0] = Int64GetDatum(FP_LOG_LOCK_KEY);
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1::int8)",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the log");
+	values[0] = Int32GetDatum(max_entries);
+	if (SPI_execute_with_args("SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
+							  " FROM attribution.receipts r"
+							  " WHERE NOT EXISTS (SELECT FROM attribution.log_entries e"
+							  "  WHERE e.advertiser_id = r.advertiser_id AND e.receipt_id = r.receipt_id)"
+							  " ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id LIMIT $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pending receipts");
+	pending = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 1; i <= n; i++)
+	{
+		bool		isnull;
+
+		if (i < n &&
+			strcmp(TextDatumGetCString(SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull)),
+				   TextDatumGetCString(SPI_getbinval(pending->vals[start], pending->tupdesc, 1, &isnull))) == 0)
+			continue;
+		integrate_advertiser(pending, start, i);
+		start = i;
+	}
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}

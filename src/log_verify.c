@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * log_verify.c
+ *	  Verification of the receipt logs: the log part of verify_all() and
+ *	  verify_log(checkpoint).
+ *
+ * verify_all() proves the logs complete and intact, in order:
+ *	log_receipt		every log entry's receipt still exists (a deleted
+ *					receipt, with or without its row, leaves its entry)
+ *	log_leaf		every leaf hash is SHA-256(0x00 || receipt_hash)
+ *	log_gap			indexes 0..n-1 each hold one entry and every level of
+ *					stored subtree hashes is complete
+ *	log_node		every stored subtree hash is the node hash of its
+ *					children
+ *	checkpoint		every stored checkpoint note parses, is signed by its
+ *					key under its origin, names its row's size and root,
+ *					and that root is the log's root at that size (so all
+ *					checkpoints are consistent with each other)
+ * Receipts not yet integrated are pending, not failures
+ * (attribution.log_status shows them).
+ *
+ * verify_log(checkpoint) checks a checkpoint an auditor kept against
+ * today's log; unlike verify_all() it catches a history rewritten and
+ * re-signed after the auditor saved the checkpoint.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "fp_attribution/log.h"
+#include "fp_attribution/note.h"
+#include "fp_attribution/signing.h"
+
+/*
+ * The SQL checks: each returns the first failure as (advertiser_id,
+ * location, detail), ordered so the result is deterministic.
+ */
+static const struct
+{
+	const char *check;
+	const char *sql;
+}			log_checks[] =
+{
+	{
+		"log_receipt",
+		"SELECT e.advertiser_id, 'index ' || e.log_index,"
+		" pg_catalog.format('Log index %s names receipt %s, which is not in attribution.receipts.', e.log_index, e.receipt_id)"
+		" FROM attribution.log_entries e WHERE NOT EXISTS (SELECT FROM attribution.receipts r"
+		"  WHERE r.advertiser_id = e.advertiser_id AND r.receipt_id = e.receipt_id)"
+		" ORDER BY 1, e.log_index LIMIT 1"
+	},
+	{
+		"log_leaf",
+		"SELECT e.advertiser_id, 'index ' || e.log_index,"
+		" pg_catalog.format('The leaf hash at log index %s is not SHA-256(0x00 || receipt_hash) of receipt %s.', e.log_index, e.receipt_id)"
+		" FROM attribution.log_entries e JOIN attribution.receipts r"
+		"  ON r.advertiser_id = e.advertiser_id AND r.receipt_id = e.receipt_id"
+		" LEFT JOIN attribution.log_nodes n"
+		"  ON n.advertiser_id = e.advertiser_id AND n.level = 0 AND n.node_index = e.log_index"
+		" WHERE n.hash IS DISTINCT FROM pg_catalog.sha256('\\x00'::bytea || r.receipt_hash)"
+		" ORDER BY 1, e.log_index LIMIT 1"
+	},
+	{
+		"log_gap",
+		"WITH sizes AS (SELECT advertiser_id, count(*) AS n, max(log_index) + 1 AS size"
+		"   FROM attribution.log_entries GROUP BY 1),"
+		" levels AS (SELECT advertiser_id, level, count(*) AS n, max(node_index) + 1 AS top"
+		"   FROM attribution.log_nodes GROUP BY 1, 2)"
+		" SELECT s.advertiser_id, 'entries',"
+		"  pg_catalog.format('The log has %s entries but its highest index is %s.', s.n, s.size - 1)"
+		"  FROM sizes s WHERE s.n <> s.size"
+		" UNION ALL"
+		" SELECT coalesce(l.advertiser_id, s.advertiser_id), 'level ' || coalesce(l.level, 0),"
+		"  pg_catalog.format('Level %s of the stored hashes has %s nodes; a log of %s entries has %s.',"
+		"   coalesce(l.level, 0), coalesce(l.n, 0), coalesce(s.size, 0), coalesce(s.size, 0) >> coalesce(l.level, 0))"
+		"  FROM levels l FULL JOIN sizes s ON s.advertiser_id = l.advertiser_id AND l.level = 0"
+		"  WHERE l.n IS DISTINCT FROM s.size AND (l.level = 0 OR l.level IS NULL)"
+		"   OR l.level > 0 AND (l.n <> l.top OR l.n IS DISTINCT FROM"
+		"    (SELECT s2.size >> l.level FROM sizes s2 WHERE s2.advertiser_id = l.advertiser_id))"
+		" UNION ALL"
+		" SELECT s.advertiser_id, 'levels',"
+		"  pg_catalog.format('A log of %s entries is missing stored hashes of level %s.', s.size, g.level)"
+		"  FROM sizes s, pg_catalog.generate_series(1, 62) g(level)"
+		"  WHERE s.size >> g.level > 0 AND NOT EXISTS (SELECT FROM levels l"
+		"   WHERE l.advertiser_id = s.advertiser_id AND l.level = g.level)"
+		" ORDER BY 1, 2 LIMIT 1"
+	},
+	{
+		"log_node",
+		"SELECT p.advertiser_id, 'level ' || p.level || ' node ' || p.node_index,"
+		" pg_catalog.format('The stored hash at level %s, index %s is not the node hash of its children.', p.level, p.node_index)"
+		" FROM attribution.log_nodes p"
+		" JOIN attribution.log_nodes l ON l.advertiser_id = p.advertiser_id"
+		"  AND l.level = p.level - 1 AND l.node_index = 2 * p.node_index"
+		" JOIN attribution.log_nodes r ON r.advertiser_id = p.advertiser_id"
+		"  AND r.level = p.level - 1 AND r.node_index = 2 * p.node_index + 1"
+		" WHERE p.level > 0 AND p.hash <> pg_catalog.sha256('\\x01'::bytea || l.hash || r.hash)"
+		" ORDER BY 1, p.level, p.node_index LIMIT 1"
+	},
+};
+
+/*
+ * Check one stored checkpoint (parsed into *cp from its note); returns
+ * NULL or the failure's detail.
+ */
+static char *
+check_checkpoint(const char *adv, int64 size, bytea *root, bytea *public_key,
+				 const char *note, int64 log_size)
+{
+	FpCheckpoint cp;
+	const char *err = fp_note_parse_checkpoint(note, &cp);
+	char	   *owner;
+	FpLogReader reader;
+	FpMerkleHash at_size;
+
+	if (err != NULL)
+		return psprintf("The note does not parse: %s.", err);
+	owner = fp_attribution_log_advertiser(cp.origin);
+	if (owner == NULL || strcmp(owner, adv) != 0)
+		return psprintf("The note's origin \"%s\" is not the origin of advertiser \"%s\"'s log.", cp.origin, adv);
+	if (VARSIZE_ANY_EXHDR(public_key) != FP_ED25519_PUBLIC_KEY_LEN ||
+		!fp_note_verify(&cp, cp.origin, (const uint8 *) VARDATA_ANY(public_key)))
+		return pstrdup("The note's signature does not verify under its public key.");
+	if (cp.size != size || VARSIZE_ANY_EXHDR(root) != FP_MERKLE_HASH_LEN ||
+		memcmp(cp.root, VARDATA_ANY(root), FP_MERKLE_HASH_LEN) != 0)
+		return pstrdup("The note's size or root differs from its row.");
+	if (size > log_size)
+		return psprintf("The checkpoint has " INT64_FORMAT " entries; the log has only " INT64_FORMAT ".",
+						size, log_size);
+	fp_attribution_log_reader_init(&reader, adv);
+	fp_merkle_root(size, fp_attribution_log_read_node, &reader, at_size);
+	if (memcmp(at_size, cp.root, FP_MERKLE_HASH_LEN) != 0)
+		return psprintf("The log's root at size " INT64_FORMAT " is not the checkpoint's.", size);
+	return NULL;
+}
+
+/*
+ * The log checks of verify_all (inside its SPI connection, after the
+ * chains passed).  Returns true when all pass; else sets the advertiser,
+ * check and detail (allocated in the caller's context) of the first
+ * failure, with the failing location in *location.
+ */
+bool
+fp_attribution_log_verify_all(MemoryContext cxt, char **advertiser_id,
+							  char **location, const char **check,
+							  char **detail)
+{
+	Portal		portal;
+	MemoryContext old;
+
+	for (int i = 0; i < lengthof(log_checks); i++)
+	{
+		if (SPI_execute(log_checks[i].sql, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not run log check %s", log_checks[i].check);
+		if (SPI_processed == 0)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		*advertiser_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		*location = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		*detail = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		MemoryContextSwitchTo(old);
+		*check = log_checks[i].check;
+		return false;
+	}
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT c.advertiser_id, c.tree_size, c.root_hash, c.public_key, c.note,"
+									   " (SELECT coalesce(max(e.log_index) + 1, 0) FROM attribution.log_entries e"
+									   "   WHERE e.advertiser_id = c.advertiser_id)"
+									   " FROM attribution.log_checkpoints c ORDER BY 1, 2",
+									   0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		nrows;
+
+		SPI_cursor_fetch(portal, true, 100);
+		if (SPI_processed == 0)
+			break;
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		for (uint64 r = 0; r < nrows; r++)
+		{
+			HeapTuple	tup = batch->vals[r];
+			TupleDesc	desc = batch->tupdesc;
+			bool		isnull;
+			char	   *adv = SPI_getvalue(tup, desc, 1);
+			int64		size = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			char	   *err;
+
+			err = check_checkpoint(adv, size,
+								   DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull)),
+								   DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull)),
+								   SPI_getvalue(tup, desc, 5),
+								   DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)));
+			if (err != NULL)
+			{
+				SPI_cursor_close(portal);
+				old = MemoryContextSwitchTo(cxt);
+				*advertiser_id = pstrdup(adv);
+				*location = psprintf("checkpoint " INT64_FORMAT, size);
+				*detail = pstrdup(err);
+				MemoryContextSwitchTo(old);
+				*check = "checkpoint";
+				return false;
+			}
+		}
+		SPI_freetuptable(batch);
+	}
+	SPI_cursor_close(portal);
+	return true;
+}
+
+/*
+ * attribution.verify_log(checkpoint text, OUT ok boolean,
+ *		OUT advertiser_id text, OUT checkpoint_size bigint,
+ *		OUT log_size bigint, OUT detail text)
+ *
+ * Whether today's log extends a checkpoint saved earlier: the note is
+ * signed by a key the logs have used, under the origin of an advertiser's
+ * log, and the log's root at the checkpoint's size is the checkpoint's.
+ * detail says what differs.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_log);
+Datum
+fp_attribution_verify_log(PG_FUNCTION_ARGS)
+{
+	char	   *note = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TupleDesc	tupdesc;
+	Datum		values[5] = {0};
+	bool		nulls[5] = {false, true, true, true, true};
+	FpCheckpoint cp;
+	const char *err;
+	char	   *detail = NULL;
+	char	   *adv = NULL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	err = fp_note_parse_checkpoint(note, &cp);
+	if (err != NULL)
+		detail = psprintf("The checkpoint does not parse: %s.", err);
+	else if ((adv = fp_attribution_log_advertiser(cp.origin)) == NULL)
+		detail = psprintf("The origin \"%s\" is not that of a log here (fp_attribution.log_origin is \"%s\").",
+						  cp.origin, fp_attribution_log_origin_prefix);
+	else
+	{
+		bool		signed_ok = false;
+		int64		size;
+		FpLogReader reader;
+		FpMerkleHash root;
+
+		values[1] = CStringGetTextDatum(adv);
+		values[2] = Int64GetDatum(cp.size);
+		nulls[1] = nulls[2] = false;
+		SPI_connect();
+		if (SPI_execute("SELECT public_key FROM attribution.log_checkpoints"
+						" UNION SELECT public_key FROM attribution.signing_keys",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the public keys");
+		for (uint64 i = 0; i < SPI_processed && !signed_ok; i++)
+		{
+			bool		isnull;
+			bytea	   *key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+
+			signed_ok = VARSIZE_ANY_EXHDR(key) == FP_ED25519_PUBLIC_KEY_LEN &&
+				fp_note_verify(&cp, cp.origin, (const uint8 *) VARDATA_ANY(key));
+		}
+		size = fp_attribution_log_size(adv);
+		values[3] = Int64GetDatum(size);
+		nulls[3] = false;
+		if (!signed_ok)
+			err = "The checkpoint is not signed by any key of the logs.";
+		else if (cp.size > size)
+			err = psprintf("The checkpoint has " INT64_FORMAT " entries; the log has only " INT64_FORMAT ": entries were removed.",
+						   cp.size, size);
+		else
+		{
+			fp_attribution_log_reader_init(&reader, adv);
+			fp_merkle_root(cp.size, fp_attribution_log_read_node, &reader, root);
+			if (memcmp(root, cp.root, FP_MERKLE_HASH_LEN) != 0)
+				err = psprintf("The log's root at size " INT64_FORMAT " differs from the checkpoint's: its first " INT64_FORMAT " entries were changed, removed or reordered since.",
+							   cp.size, cp.size);
+		}
+		if (err != NULL)
+			detail = MemoryContextStrdup(caller_cxt, err);
+		SPI_finish();
+	}
+	values[0] = BoolGetDatum(detail == NULL);
+	if (detail != NULL)
+	{
+		values[4] = CStringGetTextDatum(detail);
+		nulls[4] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,92 @@
+#!/bin/bash
+# Receipt logs under callgrind, in a single-user backend (stable where
+# wall-clock ratios on a shared machine are not):
+#  1. instructions per track_click with the log off and on: "on" adds the
+#     integration the worker does (attribution.integrate_log() after every
+#     50 clicks, checkpoint signing included), amortized per click; the
+#     command itself never touches the log.  Each figure is
+#     (550 clicks - 50 clicks) / 500 from empty tables.
+#  2. instructions per attribution.receipt_proof() and per
+#     consistency_proof() in logs of 10,000 and 1,000,000 entries (stored
+#     subtree hashes generated in SQL; the proofs only read them):
+#     (K + 20 calls - 20 calls) / K.
+# Run as root or postgres after `make install` (or through
+# DEVCMD='bash test/bench/log_callgrind.sh' /work/devtest.sh); takes
+# several minutes.
+set -euo pipefail
+
+dir=$(mktemp -d /tmp/fp_logbench.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+[ "$(id -u)" = 0 ] && chown postgres: "$dir"
+bindir=$(pg_config --bindir)
+
+run() {
+	if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
+}
+
+run "'$bindir/initdb' -D '$dir/data' -A trust >/dev/null"
+run "cd '$dir/data' && openssl genpkey -algorithm ed25519 -out signing.pem 2>/dev/null && chmod 600 signing.pem"
+cat >> "$dir/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'fp_attribution'
+fp_attribution.signing_key_file = 'signing.pem'
+CONF
+single() {						# single FILE: run FILE in a single-user backend
+	run "'$bindir/postgres' --single -D '$dir/data' postgres < '$1' >/dev/null 2>'$dir/err'"
+	if grep -q ERROR "$dir/err"; then cat "$dir/err" >&2; exit 1; fi
+}
+echo 'CREATE EXTENSION fp_attribution;' > "$dir/in.sql"
+single "$dir/in.sql"
+
+clicks() {						# clicks MODE N
+	echo "DROP EXTENSION fp_attribution; CREATE EXTENSION fp_attribution;"
+	echo "SET fp_attribution.telemetry = off;"
+	for i in $(seq 1 "$2"); do
+		echo "SELECT count(*) FROM attribution.track_click('aff-$((i % 20))');"
+		if [ "$1" = on ] && [ $((i % 50)) = 0 ]; then
+			echo "SELECT attribution.integrate_log();"
+		fi
+	done
+}
+
+instructions() {				# instructions FILE
+	run "valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+		'$bindir/postgres' --single -D '$dir/data' postgres < '$1' >/dev/null 2>'$dir/err'"
+	if grep -q ERROR "$dir/err"; then cat "$dir/err" >&2; exit 1; fi
+	grep -oP 'Collected : \K[0-9]+' "$dir/err"
+}
+
+declare -A per
+for mode in off on; do
+	clicks $mode 550 > "$dir/many.sql"
+	clicks $mode 50 > "$dir/few.sql"
+	many=$(instructions "$dir/many.sql")
+	few=$(instructions "$dir/few.sql")
+	per[$mode]=$(( (many - few) / 500 ))
+	echo "log $mode: ${per[$mode]} instructions per track_click"
+done
+echo "log on / off: $(awk -v a="${per[on]}" -v b="${per[off]}" 'BEGIN { printf "%.4f", a / b }') (throughput ratio $(awk -v a="${per[on]}" -v b="${per[off]}" 'BEGIN { printf "%.4f", b / a }'))"
+
+# A log of N entries for advertiser 'bench': one real receipt at index
+# N - 1 (the last), every stored subtree hash, a checkpoint at N
+build_log() {					# one statement a line: single-user mode
+	echo "DROP EXTENSION fp_attribution; CREATE EXTENSION fp_attribution;"
+	echo "SELECT count(*) FROM attribution.track_click('aff-1', advertiser_id => 'bench');"
+	echo "INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id) SELECT 'bench', $1 - 1, receipt_id FROM attribution.receipts;"
+	echo "INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash) SELECT 'bench', l, i, sha256(int8send(l * 4294967296 + i)) FROM generate_series(0, 20) AS l, generate_series(0, ($1 >> l) - 1) AS i;"
+	echo "INSERT INTO attribution.log_checkpoints (advertiser_id, tree_size, root_hash, public_key, note) VALUES ('bench', $1, sha256('root'), sha256('key'), E'bench\\n$1\\nroot\\n\\n');"
+}
+proofs() {						# proofs N K
+	for _ in $(seq 1 "$2"); do
+		echo "SELECT length(attribution.receipt_proof(receipt_id)) FROM attribution.log_entries WHERE advertiser_id = 'bench';"
+		echo "SELECT cardinality(attribution.consistency_proof('bench', $1 / 2 + 1, $1));"
+	done
+}
+for n in 10000 1000000; do
+	build_log $n > "$dir/build.sql"
+	single "$dir/build.sql"
+	proofs $n 220 > "$dir/many.sql"
+	proofs $n 20 > "$dir/few.sql"
+	many=$(instructions "$dir/many.sql")
+	few=$(instructions "$dir/few.sql")
+	echo "log of $n entries: $(( (many - few) / 200 )) instructions per receipt_proof + consistency_proof pair"
+done
