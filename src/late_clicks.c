@@ -47,6 +47,7 @@
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
+#include "fp_attribution/spi_plans.h"
 
 /* fp_attribution.late_click_grace, in seconds; 0 turns it off */
 static int	late_click_grace_s = 60 * 60;

@@ -75,6 +75,7 @@
 #include "fp_attribution/extension.h"
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
+#include "fp_attribution/spi_plans.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -216,23 +217,6 @@ fp_attribution_fold_event(MemoryContext cxt, Jsonb *state, Jsonb *event)
 	folded = JsonbValueToJsonb(result);
 	MemoryContextSwitchTo(old);
 	return folded;
-}
-
-/*
- * Prepare and keep a plan for the rest of the session; the SQL qualifies
- * every name, so the caller's search_path cannot change what it means.
- */
-SPIPlanPtr
-fp_attribution_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
 }
 
 #define CONVERSION_KEY \

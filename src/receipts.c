@@ -84,6 +84,7 @@
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
+#include "fp_attribution/spi_plans.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -437,22 +438,6 @@ bytea_datum(const uint8 *bytes, int len)
 	return PointerGetDatum(b);
 }
 
-/*
- * Prepare and keep a plan.  Caller is connected to SPI.
- */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-			 sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 /* The receipts columns in order, and the parameters that fill them */
 #define RECEIPT_COLUMNS \
 	"receipt_id, \"timestamp\", sequence, correlation_id, causation_id," \
@@ -479,39 +464,39 @@ prepare_plans(void)
 	if (start_plan != NULL)
 		return;
 
-	lock_plan = keep_plan("SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
-						  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-						  " AND aggregate_type OPERATOR(pg_catalog.=) $2"
-						  " AND aggregate_id OPERATOR(pg_catalog.=) $3 FOR UPDATE",
-						  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-	cause_plan = keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
-						   " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
-						   " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-						   " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-						   " AND r.sequence OPERATOR(pg_catalog.=) 1",
-						   2, (Oid[]) {TEXTOID, TEXTOID});
-	key_plan = keep_plan("INSERT INTO attribution.signing_keys"
-						 " (advertiser_id, key_id, algorithm, public_key, public_key_pem)"
-						 " VALUES ($1, $2, 'ed25519', $3, $4)"
-						 " ON CONFLICT (advertiser_id, key_id) DO NOTHING",
-						 4, (Oid[]) {TEXTOID, TEXTOID, BYTEAOID, TEXTOID});
-	advance_plan = keep_plan("UPDATE attribution.receipt_streams"
-							 " SET last_sequence = $5, last_hash = $6"
-							 " WHERE ctid OPERATOR(pg_catalog.=) $1"
-							 " AND advertiser_id OPERATOR(pg_catalog.=) $2"
-							 " AND aggregate_type OPERATOR(pg_catalog.=) $3"
-							 " AND aggregate_id OPERATOR(pg_catalog.=) $4"
-							 " RETURNING ctid",
-							 6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
-	insert_plan = keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-							" VALUES (" RECEIPT_VALUES ")",
-							RECEIPT_NPARAMS, receipt_types);
-	start_plan = keep_plan("INSERT INTO attribution.receipt_streams"
-						   " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
-						   " VALUES ($1, $2, $3, 1, $4)"
-						   " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
-						   " RETURNING ctid",
-						   4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, BYTEAOID});
+	lock_plan = fp_attribution_keep_plan("SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
+										 " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+										 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+										 " AND aggregate_id OPERATOR(pg_catalog.=) $3 FOR UPDATE",
+										 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
+	cause_plan = fp_attribution_keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
+										  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+										  " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+										  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+										  " AND r.sequence OPERATOR(pg_catalog.=) 1",
+										  2, (Oid[]) {TEXTOID, TEXTOID});
+	key_plan = fp_attribution_keep_plan("INSERT INTO attribution.signing_keys"
+										" (advertiser_id, key_id, algorithm, public_key, public_key_pem)"
+										" VALUES ($1, $2, 'ed25519', $3, $4)"
+										" ON CONFLICT (advertiser_id, key_id) DO NOTHING",
+										4, (Oid[]) {TEXTOID, TEXTOID, BYTEAOID, TEXTOID});
+	advance_plan = fp_attribution_keep_plan("UPDATE attribution.receipt_streams"
+											" SET last_sequence = $5, last_hash = $6"
+											" WHERE ctid OPERATOR(pg_catalog.=) $1"
+											" AND advertiser_id OPERATOR(pg_catalog.=) $2"
+											" AND aggregate_type OPERATOR(pg_catalog.=) $3"
+											" AND aggregate_id OPERATOR(pg_catalog.=) $4"
+											" RETURNING ctid",
+											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
+	insert_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+										   " VALUES (" RECEIPT_VALUES ")",
+										   RECEIPT_NPARAMS, receipt_types);
+	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
+										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
+										  " VALUES ($1, $2, $3, 1, $4)"
+										  " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
+										  " RETURNING ctid",
+										  4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, BYTEAOID});
 }
 
 /*

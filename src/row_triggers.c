@@ -49,6 +49,7 @@
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
+#include "fp_attribution/spi_plans.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -374,23 +375,6 @@ stamp_trace_context(RowEdit *edit)
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 }
 
-/*
- * Prepare and keep a plan; the SQL qualifies every name, so the caller's
- * search_path cannot change what it means.
- */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 #define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
 
 static void
@@ -398,30 +382,30 @@ prepare_plans(void)
 {
 	if (window_plan != NULL)
 		return;
-	window_plan = keep_plan("SELECT w.attribution_window FROM attribution.windows w"
-							" WHERE w.advertiser_id OPERATOR(pg_catalog.=) $1"
-							" AND w.affiliate_id OPERATOR(pg_catalog.=) $2",
-							2, (Oid[]) {TEXTOID, TEXTOID});
-	click_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-						   " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-						   " AND c.click_id OPERATOR(pg_catalog.=) $2",
-						   2, (Oid[]) {TEXTOID, UUIDOID});
-	await_plan = keep_plan("SELECT attribution.await_click("
-						   "'attribution.clicks'::pg_catalog.regclass, $1, $2)",
-						   2, (Oid[]) {TEXTOID, UUIDOID});
+	window_plan = fp_attribution_keep_plan("SELECT w.attribution_window FROM attribution.windows w"
+										   " WHERE w.advertiser_id OPERATOR(pg_catalog.=) $1"
+										   " AND w.affiliate_id OPERATOR(pg_catalog.=) $2",
+										   2, (Oid[]) {TEXTOID, TEXTOID});
+	click_plan = fp_attribution_keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+										  " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+										  " AND c.click_id OPERATOR(pg_catalog.=) $2",
+										  2, (Oid[]) {TEXTOID, UUIDOID});
+	await_plan = fp_attribution_keep_plan("SELECT attribution.await_click("
+										  "'attribution.clicks'::pg_catalog.regclass, $1, $2)",
+										  2, (Oid[]) {TEXTOID, UUIDOID});
 	/* the latest click whose window covers the conversion time */
-	visitor_plan = keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-							 " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-							 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
-							 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3"
-							 " AND c.window_ends_at OPERATOR(pg_catalog.>) $3"
-							 " ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
-							 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
-	visitor_any_plan = keep_plan("SELECT FROM attribution.clicks c"
-								 " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-								 " AND c.visitor_id OPERATOR(pg_catalog.=) $2"
-								 " AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
-								 3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
+	visitor_plan = fp_attribution_keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+											" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+											" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+											" AND c.clicked_at OPERATOR(pg_catalog.<=) $3"
+											" AND c.window_ends_at OPERATOR(pg_catalog.>) $3"
+											" ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
+											3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
+	visitor_any_plan = fp_attribution_keep_plan("SELECT FROM attribution.clicks c"
+												" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+												" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+												" AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
+												3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 }
 
 /*

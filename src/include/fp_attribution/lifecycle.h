@@ -27,8 +27,6 @@ extern bool fp_attribution_lifecycle_updating;
 extern void fp_attribution_earn(Datum advertiser_id, Datum offer_id,
 								int64 revenue_cents, Datum currency,
 								FpEarning *earning);
-extern SPIPlanPtr fp_attribution_keep_plan(const char *sql, int nargs,
-										   Oid *argtypes);
 extern int	fp_attribution_update_conversion(SPIPlanPtr plan, Datum *args,
 											 const char *nulls);
 extern Jsonb *fp_attribution_fold_event(MemoryContext cxt, Jsonb *state,

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_plans.h
+ *	  Session-long SPI plans (spi_plans.c).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_SPI_PLANS_H
+#define FP_ATTRIBUTION_SPI_PLANS_H
+
+#include "executor/spi.h"
+
+extern SPIPlanPtr fp_attribution_keep_plan(const char *sql, int nargs,
+										   Oid *argtypes);
+
+#endif							/* FP_ATTRIBUTION_SPI_PLANS_H */
