@@ -11,12 +11,12 @@
  */
 'use strict';
 
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const path = require('node:path');
-const readline = require('node:readline');
 const crypto = require('node:crypto');
 
-const RECEIVER = path.join(__dirname, '..', 'otlp_receiver', 'receiver.js');
+const { sleep, startReceiver, allSpans, allLogs, attrs } =
+	require(path.join(__dirname, '..', 'otlp_receiver', 'client.js'));
 let failures = 0;
 
 function sql(db, query) {
@@ -24,39 +24,13 @@ function sql(db, query) {
 						{ encoding: 'utf8', env: { ...process.env, PGCLIENTENCODING: 'UTF8' } }).trim();
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Start the receiver on free ports; resolves to { http, dump, stop } */
-function startReceiver() {
-	return new Promise((resolve, reject) => {
-		const proc = spawn('node', [RECEIVER, '--http-port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-
-		proc.on('error', reject);
-		readline.createInterface({ input: proc.stdout }).once('line', (line) => {
-			const ports = JSON.parse(line);
-
-			resolve({
-				http: ports.http,
-				dump: () => fetch(`http://127.0.0.1:${ports.http}/control/dump`).then((r) => r.json()),
-				stop: () => proc.kill('SIGKILL'),
-			});
-		});
-	});
-}
-
 /* The decoded spans and log records received so far with trace id trace */
 async function received(rcv, trace) {
 	const d = await rcv.dump();
-	const spans = d.received.traces.flatMap((r) => (r.request.resourceSpans || []).flatMap((rs) =>
-		(rs.scopeSpans || []).flatMap((ss) => ss.spans || []))).filter((s) => s.traceId === trace);
-	const logs = d.received.logs.flatMap((r) => (r.request.resourceLogs || []).flatMap((rl) =>
-		(rl.scopeLogs || []).flatMap((sl) => sl.logRecords || []))).filter((l) => l.traceId === trace);
+	const spans = allSpans(d).filter((s) => s.traceId === trace);
+	const logs = allLogs(d).filter((l) => l.traceId === trace);
 
 	return { spans, logs, errors: d.errors };
-}
-
-function attrs(list) {
-	return Object.fromEntries((list || []).map((a) => [a.key, Object.values(a.value)[0]]));
 }
 
 async function main() {

@@ -9,61 +9,17 @@
  */
 'use strict';
 
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const path = require('node:path');
-const readline = require('node:readline');
+const { sleep, assert, waitFor, startReceiver, allSpans, allLogs, attrs } =
+	require(path.join(__dirname, '..', 'otlp_receiver', 'client.js'));
 
-const RECEIVER = path.join(__dirname, '..', 'otlp_receiver', 'receiver.js');
 const EXPORTER = "backend_type = 'fp_attribution exporter'";
 let failures = 0;
 
 function sql(query) {
 	return execFileSync('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', query],
 						{ encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 15000) {
-	const end = Date.now() + timeoutMs;
-	let last;
-
-	while (Date.now() < end) {
-		last = await fn();
-		if (last)
-			return last;
-		await sleep(100);
-	}
-	throw new Error(`timed out waiting for ${what}`);
-}
-
-function assert(cond, msg) {
-	if (!cond)
-		throw new Error(msg);
-}
-
-/* Start a receiver; resolves to a handle with its ports and control calls. */
-function startReceiver(httpPort = 0) {
-	return new Promise((resolve, reject) => {
-		const proc = spawn('node', [RECEIVER, '--http-port', String(httpPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-		const rl = readline.createInterface({ input: proc.stdout });
-
-		proc.on('error', reject);
-		rl.once('line', (line) => {
-			const ports = JSON.parse(line);
-			const base = `http://127.0.0.1:${ports.http}`;
-			const post = (p, body) => fetch(base + p, { method: 'POST', body: JSON.stringify(body || {}) }).then((r) => r.json());
-
-			resolve({
-				...ports,
-				proc,
-				dump: () => fetch(base + '/control/dump').then((r) => r.json()),
-				script: (s) => post('/control/script', s),
-				reset: () => post('/control/reset'),
-				stop: () => new Promise((res) => { proc.once('exit', res); proc.kill('SIGKILL'); }),
-			});
-		});
-	});
 }
 
 function configure(settings) {
@@ -92,21 +48,6 @@ function metricValue(request, name) {
 				if (m.name === name)
 					return m.sum.dataPoints[0].asInt;
 	return undefined;
-}
-
-/* Every span and every log record of every request received */
-function allSpans(d) {
-	return d.received.traces.flatMap((r) => (r.request.resourceSpans || []).flatMap((rs) =>
-		(rs.scopeSpans || []).flatMap((ss) => ss.spans || [])));
-}
-
-function allLogs(d) {
-	return d.received.logs.flatMap((r) => (r.request.resourceLogs || []).flatMap((rl) =>
-		(rl.scopeLogs || []).flatMap((sl) => sl.logRecords || [])));
-}
-
-function attrs(list) {
-	return Object.fromEntries((list || []).map((a) => [a.key, Object.values(a.value)[0]]));
 }
 
 function randomHex(bytes) {
@@ -548,7 +489,7 @@ async function main() {
 		for (let i = 0; i < 10; i++)
 			badClick();
 		await waitFor('a failed attempt', () => status('metrics').lastError.includes('onnect'));
-		rcv = await startReceiver(port);
+		rcv = await startReceiver({ http: port });
 		const want = sql('SELECT invalid_traceparents FROM attribution.telemetry_status');
 		await waitMetric(rcv, want, undefined, 30000);
 	});

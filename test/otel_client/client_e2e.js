@@ -22,9 +22,7 @@
  */
 'use strict';
 
-const { spawn } = require('node:child_process');
 const path = require('node:path');
-const readline = require('node:readline');
 const api = require('@opentelemetry/api');
 const { NodeTracerProvider, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-node');
 const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
@@ -32,64 +30,12 @@ const { resourceFromAttributes } = require('@opentelemetry/resources');
 const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
 
-const RECEIVER = path.join(__dirname, '..', 'otlp_receiver', 'receiver.js');
+const { assert, waitFor, startReceiver, allSpans, attrs } =
+	require(path.join(__dirname, '..', 'otlp_receiver', 'client.js'));
 const PG_SCOPE = '@opentelemetry/instrumentation-pg';
 const SPAN_KIND_CLIENT = 3;
 const CLICK = 'SELECT trace_id, span_id FROM attribution.track_click($1)';
 let failures = 0;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function assert(cond, msg) {
-	if (!cond)
-		throw new Error(msg);
-}
-
-async function waitFor(what, fn, timeoutMs = 20000) {
-	const end = Date.now() + timeoutMs;
-	let last;
-
-	while (Date.now() < end) {
-		last = await fn();
-		if (last)
-			return last;
-		await sleep(100);
-	}
-	throw new Error(`timed out waiting for ${what}`);
-}
-
-/* Start the receiver; resolves to {http, grpc, dump(), stop()} */
-function startReceiver() {
-	const args = [RECEIVER, '--http-port', process.env.FP_CLIENT_HTTP_PORT || '0',
-				  '--grpc-port', process.env.FP_CLIENT_GRPC_PORT || '0'];
-
-	return new Promise((resolve, reject) => {
-		const proc = spawn('node', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-		const rl = readline.createInterface({ input: proc.stdout });
-
-		proc.on('error', reject);
-		proc.on('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
-		rl.once('line', (line) => {
-			const ports = JSON.parse(line);
-
-			resolve({
-				...ports,
-				dump: () => fetch(`http://127.0.0.1:${ports.http}/control/dump`).then((r) => r.json()),
-				stop: () => proc.kill('SIGKILL'),
-			});
-		});
-	});
-}
-
-/* Every span received, each with the name of its instrumentation scope */
-function allSpans(d) {
-	return d.received.traces.flatMap((r) => (r.request.resourceSpans || []).flatMap((rs) =>
-		(rs.scopeSpans || []).flatMap((ss) => (ss.spans || []).map((s) => ({ ...s, scope: ss.scope.name })))));
-}
-
-function attrs(list) {
-	return Object.fromEntries((list || []).map((a) => [a.key, Object.values(a.value)[0]]));
-}
 
 /*
  * Wait for the whole trace of one scenario and check that it is one tree:
@@ -105,7 +51,7 @@ async function checkTree(rcv, run, want) {
 
 		return ['attribution.track_click', 'INSERT attribution.clicks', 'attribution.click_tracked']
 			.every((n) => names.has(n)) && got.some((s) => s.spanId === run.app.spanId) ? got : null;
-	});
+	}, 20000);
 	const byId = new Map(spans.map((s) => [s.spanId, s]));
 	const command = byId.get(run.row.span_id);
 	const roots = spans.filter((s) => !s.parentSpanId);
@@ -135,7 +81,7 @@ async function checkTree(rcv, run, want) {
  */
 async function checkNewRoot(rcv, run) {
 	const command = await waitFor('the command span', async () =>
-		allSpans(await rcv.dump()).find((s) => s.spanId === run.row.span_id));
+		allSpans(await rcv.dump()).find((s) => s.spanId === run.row.span_id), 20000);
 
 	assert(!command.parentSpanId, `parent ${command.parentSpanId}`);
 	assert(command.traceId !== run.app.traceId, 'joined the application trace');
@@ -155,7 +101,7 @@ async function test(name, fn) {
 }
 
 async function main() {
-	const rcv = await startReceiver();
+	const rcv = await startReceiver({ http: process.env.FP_CLIENT_HTTP_PORT || 0, grpc: process.env.FP_CLIENT_GRPC_PORT || 0 });
 	const provider = new NodeTracerProvider({
 		resource: resourceFromAttributes({ 'service.name': 'fp-attribution-client-test' }),
 		spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `http://127.0.0.1:${rcv.http}/v1/traces` }))],
