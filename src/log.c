@@ -43,6 +43,7 @@
 
 #include "fp_attribution/log.h"
 #include "fp_attribution/note.h"
+#include "fp_attribution/receipts.h"
 #include "fp_attribution/signing.h"
 
 /* pg_advisory_xact_lock key of integration: "fplg" */
@@ -225,17 +226,6 @@ fp_attribution_log_size(const char *advertiser_id)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* A bytea of a 32-byte hash */
-static bytea *
-hash_bytea(const uint8 *hash)
-{
-	bytea	   *b = palloc(VARHDRSZ + FP_MERKLE_HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + FP_MERKLE_HASH_LEN);
-	memcpy(VARDATA(b), hash, FP_MERKLE_HASH_LEN);
-	return b;
-}
-
 /*
  * What an append writes, gathered so that one INSERT per table stores a
  * whole batch (a statement per row would cost more than the command that
@@ -265,7 +255,7 @@ write_node(void *arg, int level, int64 index, const uint8 *hash)
 	}
 	w->levels[w->n] = Int16GetDatum(level);
 	w->indexes[w->n] = Int64GetDatum(index);
-	w->hashes[w->n] = PointerGetDatum(hash_bytea(hash));
+	w->hashes[w->n] = fp_attribution_bytea_datum(hash, FP_MERKLE_HASH_LEN);
 	w->n++;
 }
 
@@ -282,7 +272,6 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 	char	   *note;
 	Oid			types[5] = {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
 	Datum		values[5];
-	bytea	   *public_key;
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(advertiser_id);
@@ -315,12 +304,9 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 	fp_merkle_edge_root(edge, root);
 	note = fp_note_sign(fp_note_checkpoint_body(origin, edge->size, root),
 						origin, key->public_key);
-	public_key = palloc(VARHDRSZ + FP_ED25519_PUBLIC_KEY_LEN);
-	SET_VARSIZE(public_key, VARHDRSZ + FP_ED25519_PUBLIC_KEY_LEN);
-	memcpy(VARDATA(public_key), key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[1] = Int64GetDatum(edge->size);
-	values[2] = PointerGetDatum(hash_bytea(root));
-	values[3] = PointerGetDatum(public_key);
+	values[2] = fp_attribution_bytea_datum(root, FP_MERKLE_HASH_LEN);
+	values[3] = fp_attribution_bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[4] = CStringGetTextDatum(note);
 	if (SPI_execute_with_args("INSERT INTO attribution.log_checkpoints"
 							  " (advertiser_id, tree_size, root_hash, public_key, note)"

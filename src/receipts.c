@@ -428,8 +428,8 @@ fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
 /*
  * A bytea Datum holding len bytes.
  */
-static Datum
-bytea_datum(const uint8 *bytes, int len)
+Datum
+fp_attribution_bytea_datum(const uint8 *bytes, int len)
 {
 	bytea	   *b = palloc(VARHDRSZ + len);
 
@@ -516,7 +516,7 @@ register_signing_key(const FpSigningKey *key, Datum advertiser_id)
 
 	values[0] = advertiser_id;
 	values[1] = CStringGetTextDatum(key->key_id);
-	values[2] = bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
+	values[2] = fp_attribution_bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[3] = CStringGetTextDatum(key->public_key_pem);
 	rc = SPI_execute_plan(key_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -690,7 +690,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	values[5] = CStringGetTextDatum(env->aggregate_id);
 	values[6] = CStringGetTextDatum(env->aggregate_type);
 	values[7] = JsonbPGetDatum(payload);
-	values[8] = bytea_datum(env->payload_hash, FP_SHA256_LEN);
+	values[8] = fp_attribution_bytea_datum(env->payload_hash, FP_SHA256_LEN);
 	if (key != NULL)
 		values[14] = CStringGetTextDatum(key->key_id);
 	else
@@ -754,11 +754,11 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 		if (key != NULL)
 		{
 			fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
-			values[9] = bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
+			values[9] = fp_attribution_bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
 		}
 		values[2] = Int64GetDatum(env->sequence);
-		values[12] = bytea_datum(env->prev_hash, FP_SHA256_LEN);
-		values[13] = bytea_datum(receipt_hash, FP_SHA256_LEN);
+		values[12] = fp_attribution_bytea_datum(env->prev_hash, FP_SHA256_LEN);
+		values[13] = fp_attribution_bytea_datum(receipt_hash, FP_SHA256_LEN);
 
 		if (chain_exists)
 		{

@@ -59,6 +59,7 @@ extern char *fp_attribution_correlation_id;
 
 extern void fp_attribution_receipts_define_gucs(void);
 extern bool fp_attribution_format_timestamp(TimestampTz ts, char *buf);
+extern Datum fp_attribution_bytea_datum(const uint8 *bytes, int len);
 extern bool fp_attribution_receipt_envelope(StringInfo out,
 											const FpReceiptEnvelope *env);
 extern bool fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
