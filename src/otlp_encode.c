@@ -271,14 +271,17 @@ scope(void)
 	return s;
 }
 
-/* Serialize a request as protobuf, or as OTLP/JSON for http/json */
+/*
+ * Serialize a signal's request as protobuf, or as OTLP/JSON when the
+ * signal is sent with http/json
+ */
 static StringInfo
-serialize(const ProtobufCMessage *msg)
+serialize(FpOtlpSignal signal, const ProtobufCMessage *msg)
 {
 	StringInfo	out = makeStringInfo();
 	size_t		len;
 
-	if (fp_attribution_otlp_protocol == FP_OTLP_HTTP_JSON)
+	if (fp_attribution_otlp_signal_protocol(signal) == FP_OTLP_HTTP_JSON)
 	{
 		fp_attribution_otlp_json(out, msg);
 		return out;
@@ -375,7 +378,7 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 		}
 		ss->spans[i] = s;
 	}
-	return serialize(&req.base);
+	return serialize(FP_OTLP_TRACES, &req.base);
 }
 
 /*
@@ -424,7 +427,7 @@ fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
 		r->flags = in->flags;
 		sl->log_records[i] = r;
 	}
-	return serialize(&req.base);
+	return serialize(FP_OTLP_LOGS, &req.base);
 }
 
 /* The NumberDataPoint or HistogramDataPoint of a point */
@@ -583,5 +586,5 @@ fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
 		}
 		add_point(m, &points[i]);
 	}
-	return serialize(&req.base);
+	return serialize(FP_OTLP_METRICS, &req.base);
 }

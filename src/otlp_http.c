@@ -21,7 +21,8 @@
  *
  * Outcome rules (OTLP specification, "Failures"): HTTP 429, 502, 503, 504,
  * the retryable gRPC codes and connection failures or timeouts may be
- * retried, honouring Retry-After; anything else is permanent.  A success
+ * retried, honouring Retry-After or gRPC's RetryInfo; gRPC
+ * RESOURCE_EXHAUSTED only with a RetryInfo; anything else is permanent.  A success
  * may carry partial_success, whose rejected count is reported.
  *
  * Only the worker calls this; nothing here touches shared memory, so there
@@ -65,6 +66,7 @@ typedef struct Response
 	StringInfoData body;
 	int			retry_after_ms;
 	int			grpc_status;	/* -1 until a grpc-status trailer arrives */
+	int			grpc_retry_ms;	/* RetryInfo of grpc-status-details-bin, or -1 */
 	char		grpc_message[128];
 } Response;
 
@@ -84,9 +86,13 @@ typedef struct Transfer
 	FpOtlpResult result;
 } Transfer;
 
-/* gRPC codes the OTLP specification lists as retryable */
+/*
+ * gRPC codes the OTLP specification lists as retryable.  RESOURCE_EXHAUSTED
+ * is retryable only when the server says when to retry (a RetryInfo in the
+ * status details): without it, the limit may be permanent.
+ */
 static bool
-grpc_retryable(int code)
+grpc_retryable(int code, int retry_ms)
 {
 	switch (code)
 	{
@@ -97,6 +103,8 @@ grpc_retryable(int code)
 		case 14:				/* UNAVAILABLE */
 		case 15:				/* DATA_LOSS */
 			return true;
+		case 8:					/* RESOURCE_EXHAUSTED */
+			return retry_ms >= 0;
 		default:
 			return false;
 	}
@@ -119,19 +127,22 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 static const char *
 header_value(const char *h, size_t n, const char *name)
 {
+	const char *end = h + n;
 	size_t		len = strlen(name);
 
 	if (n <= len || pg_strncasecmp(h, name, len) != 0 || h[len] != ':')
 		return NULL;
 	h += len + 1;
-	while (*h == ' ' || *h == '\t')
+	while (h < end && (*h == ' ' || *h == '\t'))
 		h++;
 	return h;
 }
 
 /*
  * libcurl header callback (also receives HTTP/2 trailers): Retry-After as
- * delta-seconds or an HTTP date, grpc-status and grpc-message.
+ * delta-seconds or an HTTP date, grpc-status, grpc-message and the
+ * RetryInfo in grpc-status-details-bin (read from the whole line: it may
+ * be longer than the copy kept for the others).
  */
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *arg)
@@ -140,6 +151,17 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 	size_t		n = size * nmemb;
 	char		line[256];
 	const char *v;
+
+	if ((v = header_value(data, n, "grpc-status-details-bin")) != NULL)
+	{
+		size_t		len = n - (v - data);
+
+		while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' ||
+						   v[len - 1] == ' ' || v[len - 1] == '\t'))
+			len--;
+		r->grpc_retry_ms = fp_attribution_grpc_retry_delay_ms(v, len);
+		return n;
+	}
 
 	/* data is not NUL-terminated */
 	memcpy(line, data, Min(n, sizeof(line) - 1));
@@ -370,20 +392,25 @@ get_multi(void)
 static void
 prepare_request(Transfer *t, const StringInfo body, int timeout_ms)
 {
-	bool		gzip = (fp_attribution_otlp_compression == FP_OTLP_COMPRESSION_GZIP);
-	StringInfo	payload = gzip ? gzip_body(body) : body;
+	FpOtlpTarget target;
+	bool		gzip;
+	StringInfo	payload;
 	CURL	   *curl = t->easy;
 	List	   *pairs = NIL;
 	ListCell   *lc;
 	const char *error;
 
-	t->protocol = fp_attribution_otlp_protocol;
-	t->url = fp_attribution_otlp_signal_url(t->signal);
+	fp_attribution_otlp_target(t->signal, &target);
+	gzip = (target.compression == FP_OTLP_COMPRESSION_GZIP);
+	payload = gzip ? gzip_body(body) : body;
+	t->protocol = target.protocol;
+	t->url = target.url;
 	t->headers = NULL;
 	memset(&t->resp, 0, sizeof(t->resp));
 	initStringInfo(&t->resp.body);
 	t->resp.retry_after_ms = -1;
 	t->resp.grpc_status = -1;
+	t->resp.grpc_retry_ms = -1;
 	curl_easy_reset(curl);
 
 	if (t->protocol == FP_OTLP_GRPC)
@@ -425,7 +452,7 @@ prepare_request(Transfer *t, const StringInfo body, int timeout_ms)
 		t->headers = curl_slist_append(t->headers,
 									   psprintf("x-goog-user-project: %s",
 												fp_attribution_otlp_gcp_project));
-	(void) fp_attribution_otlp_parse_pairs(fp_attribution_otlp_headers, &pairs, &error);
+	(void) fp_attribution_otlp_parse_pairs(target.headers, &pairs, &error);
 	foreach(lc, pairs)
 	{
 		FpOtlpPair *pair = lfirst(lc);
@@ -433,6 +460,14 @@ prepare_request(Transfer *t, const StringInfo body, int timeout_ms)
 		t->headers = curl_slist_append(t->headers,
 									   psprintf("%s: %s", pair->key, pair->value));
 	}
+
+	/* TLS: the collector's CA and our client certificate (mutual TLS) */
+	if (target.certificate[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, target.certificate);
+	if (target.client_certificate[0])
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, target.client_certificate);
+	if (target.client_key[0])
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, target.client_key);
 
 	curl_easy_setopt(curl, CURLOPT_URL, t->url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, t->headers);
@@ -530,8 +565,11 @@ finish_transfer(Transfer *t, CURLcode rc)
 	}
 	else if (grpc && status == 200 && resp->grpc_status > 0)
 	{
-		result->outcome = grpc_retryable(resp->grpc_status) ?
+		result->outcome = grpc_retryable(resp->grpc_status, resp->grpc_retry_ms) ?
 			FP_OTLP_RETRYABLE : FP_OTLP_PERMANENT;
+		/* the server's RetryInfo delay, like HTTP's Retry-After */
+		if (resp->grpc_retry_ms >= 0)
+			result->retry_after_ms = resp->grpc_retry_ms;
 		snprintf(result->error, sizeof(result->error), "%s: grpc-status %d %s",
 				 t->url, resp->grpc_status, resp->grpc_message);
 	}

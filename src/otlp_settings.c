@@ -9,6 +9,14 @@
  * OTEL_METRIC_EXPORT_INTERVAL, ENVIRONMENT, GCP_PROJECT_ID), else from the
  * OpenTelemetry specification's default.  A variable that does not parse
  * is ignored with a warning rather than keeping the server from starting.
+ *
+ * The exporter variables come in a general and a per-signal form
+ * (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS ...), the
+ * per-signal one taking precedence.  Each form has its own setting, the
+ * per-signal ones (fp_attribution.otlp_traces_headers ...) empty, or 0 for
+ * the timeout, unless set: fp_attribution_otlp_target resolves them, so
+ * the precedence holds whether a value came from the environment or from
+ * postgresql.conf.
  * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
  * them after a reload (a session SET could not reach the worker, so none
  * is PGC_SUSET).  Endpoints (http://user:token@host/?key=...) and headers
@@ -36,8 +44,11 @@
 
 bool		fp_attribution_otlp_enabled = true;
 char	   *fp_attribution_otlp_endpoint = NULL;
-char	   *fp_attribution_otlp_signal_endpoint[FP_OTLP_NSIGNALS];
 char	   *fp_attribution_otlp_headers = NULL;
+char	   *fp_attribution_otlp_certificate = NULL;
+char	   *fp_attribution_otlp_client_key = NULL;
+char	   *fp_attribution_otlp_client_certificate = NULL;
+FpOtlpSignalSettings fp_attribution_otlp_signal[FP_OTLP_NSIGNALS];
 int			fp_attribution_otlp_protocol = FP_OTLP_HTTP_PROTOBUF;
 int			fp_attribution_otlp_compression = FP_OTLP_COMPRESSION_NONE;
 int			fp_attribution_otlp_timeout_ms = 10000;
@@ -69,6 +80,25 @@ static const struct config_enum_entry protocol_options[] = {
 };
 
 static const struct config_enum_entry compression_options[] = {
+	{"none", FP_OTLP_COMPRESSION_NONE, false},
+	{"gzip", FP_OTLP_COMPRESSION_GZIP, false},
+	{NULL, 0, false}
+};
+
+/*
+ * The per-signal enums add "" for "the general setting", hidden so that
+ * PostgreSQL's hint on a bad value does not list an empty name.
+ */
+static const struct config_enum_entry signal_protocol_options[] = {
+	{"", FP_OTLP_INHERIT, true},
+	{"http/protobuf", FP_OTLP_HTTP_PROTOBUF, false},
+	{"http/json", FP_OTLP_HTTP_JSON, false},
+	{"grpc", FP_OTLP_GRPC, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry signal_compression_options[] = {
+	{"", FP_OTLP_INHERIT, true},
 	{"none", FP_OTLP_COMPRESSION_NONE, false},
 	{"gzip", FP_OTLP_COMPRESSION_GZIP, false},
 	{NULL, 0, false}
@@ -342,7 +372,7 @@ check_headers(char **newval, void **extra, GucSource source)
 
 	if (valid_headers(*newval, &error))
 		return true;
-	GUC_check_errmsg("invalid value for parameter \"fp_attribution.otlp_headers\"");
+	GUC_check_errmsg("invalid value for an OTLP headers setting");
 	GUC_check_errdetail("%s", error);
 	GUC_check_errhint("The value is not shown: it may hold credentials.");
 	return false;
@@ -386,26 +416,150 @@ env_checked(const char *name, const char *dflt,
 	return dflt;
 }
 
-/*
- * The URL one signal is exported to.  A per-signal endpoint is used as
- * given for HTTP (the specification's rule); otherwise the base endpoint
- * gets /v1/<signal>.  gRPC always appends the service's method path.
- */
-char *
-fp_attribution_otlp_signal_url(FpOtlpSignal signal)
+/* A per-signal string setting if set, else the general one */
+static const char *
+own_or(const char *own, const char *general)
 {
-	const char *own = fp_attribution_otlp_signal_endpoint[signal];
-	const char *base = (own && own[0]) ? own : fp_attribution_otlp_endpoint;
+	return (own && own[0]) ? own : general;
+}
+
+/* The protocol a signal is exported with */
+int
+fp_attribution_otlp_signal_protocol(FpOtlpSignal signal)
+{
+	int			own = fp_attribution_otlp_signal[signal].protocol;
+
+	return own != FP_OTLP_INHERIT ? own : fp_attribution_otlp_protocol;
+}
+
+/* The total time allowed for one request of a signal, in ms */
+int
+fp_attribution_otlp_signal_timeout(FpOtlpSignal signal)
+{
+	int			own = fp_attribution_otlp_signal[signal].timeout_ms;
+
+	return own > 0 ? own : fp_attribution_otlp_timeout_ms;
+}
+
+/*
+ * Where and how one signal is exported: each per-signal setting that is
+ * set, else the general one.  A per-signal endpoint is used as given for
+ * HTTP (the specification's rule); otherwise the base endpoint gets
+ * /v1/<signal>.  gRPC always appends the service's method path.  The URL
+ * is palloc'd in the current memory context; the strings are the
+ * settings' own, valid until the next reload.
+ */
+void
+fp_attribution_otlp_target(FpOtlpSignal signal, FpOtlpTarget *target)
+{
+	const FpOtlpSignalSettings *own = &fp_attribution_otlp_signal[signal];
+	bool		own_endpoint = (own->endpoint && own->endpoint[0]);
+	const char *base = own_or(own->endpoint, fp_attribution_otlp_endpoint);
 	int			len = strlen(base);
 
+	target->protocol = fp_attribution_otlp_signal_protocol(signal);
 	while (len > 0 && base[len - 1] == '/')
 		len--;
-	if (fp_attribution_otlp_protocol == FP_OTLP_GRPC)
-		return psprintf("%.*s%s", len, base, grpc_methods[signal]);
-	if (own && own[0])
-		return pstrdup(own);
-	return psprintf("%.*s/v1/%s", len, base,
-					fp_attribution_otlp_signal_names[signal]);
+	if (target->protocol == FP_OTLP_GRPC)
+		target->url = psprintf("%.*s%s", len, base, grpc_methods[signal]);
+	else if (own_endpoint)
+		target->url = pstrdup(own->endpoint);
+	else
+		target->url = psprintf("%.*s/v1/%s", len, base,
+							   fp_attribution_otlp_signal_names[signal]);
+	target->headers = own_or(own->headers, fp_attribution_otlp_headers);
+	target->compression = own->compression != FP_OTLP_INHERIT ?
+		own->compression : fp_attribution_otlp_compression;
+	target->timeout_ms = fp_attribution_otlp_signal_timeout(signal);
+	target->certificate = own_or(own->certificate,
+								 fp_attribution_otlp_certificate);
+	target->client_key = own_or(own->client_key,
+								fp_attribution_otlp_client_key);
+	target->client_certificate = own_or(own->client_certificate,
+										fp_attribution_otlp_client_certificate);
+}
+
+/*
+ * Define one signal's own exporter settings, fp_attribution.otlp_<signal>_*,
+ * with defaults from OTEL_EXPORTER_OTLP_<SIGNAL>_*.  Descriptions are
+ * shared by the three signals (PostgreSQL keeps the pointers).
+ */
+static void
+define_signal_gucs(FpOtlpSignal s)
+{
+	const char *name = fp_attribution_otlp_signal_names[s];
+	char	   *upper = pstrdup(name);
+	FpOtlpSignalSettings *own = &fp_attribution_otlp_signal[s];
+
+	for (char *c = upper; *c; c++)
+		*c = pg_toupper((unsigned char) *c);
+#define SIGNAL_GUC(what) psprintf("fp_attribution.otlp_%s_%s", name, what)
+#define SIGNAL_ENV(what) psprintf("OTEL_EXPORTER_OTLP_%s_%s", upper, what)
+	DefineCustomStringVariable(SIGNAL_GUC("endpoint"),
+							   gettext_noop("URL for one signal, used as given; empty means the base endpoint."),
+							   NULL,
+							   &own->endpoint,
+							   env_checked(SIGNAL_ENV("ENDPOINT"), "",
+										   valid_endpoint, false),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_endpoint, NULL, NULL);
+	DefineCustomStringVariable(SIGNAL_GUC("headers"),
+							   gettext_noop("Request headers of one signal, replacing fp_attribution.otlp_headers; empty means those."),
+							   NULL,
+							   &own->headers,
+							   env_checked(SIGNAL_ENV("HEADERS"), "",
+										   valid_headers, true),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_headers, NULL, NULL);
+	DefineCustomEnumVariable(SIGNAL_GUC("protocol"),
+							 gettext_noop("OTLP transport of one signal; empty means fp_attribution.otlp_protocol."),
+							 NULL,
+							 &own->protocol,
+							 env_enum(SIGNAL_ENV("PROTOCOL"), protocol_options,
+									  FP_OTLP_INHERIT),
+							 signal_protocol_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable(SIGNAL_GUC("compression"),
+							 gettext_noop("Compression of one signal's requests; empty means fp_attribution.otlp_compression."),
+							 NULL,
+							 &own->compression,
+							 env_enum(SIGNAL_ENV("COMPRESSION"), compression_options,
+									  FP_OTLP_INHERIT),
+							 signal_compression_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable(SIGNAL_GUC("timeout"),
+							gettext_noop("Total time allowed for one request of one signal; 0 means fp_attribution.otlp_timeout."),
+							NULL,
+							&own->timeout_ms,
+							env_int(SIGNAL_ENV("TIMEOUT"), 0, 1, 600000),
+							0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable(SIGNAL_GUC("certificate"),
+							   gettext_noop("PEM file of the CA certificates that verify one signal's collector; empty means fp_attribution.otlp_certificate."),
+							   NULL,
+							   &own->certificate,
+							   env_or(SIGNAL_ENV("CERTIFICATE"), ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable(SIGNAL_GUC("client_key"),
+							   gettext_noop("PEM file of the private key for mutual TLS of one signal; empty means fp_attribution.otlp_client_key."),
+							   NULL,
+							   &own->client_key,
+							   env_or(SIGNAL_ENV("CLIENT_KEY"), ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable(SIGNAL_GUC("client_certificate"),
+							   gettext_noop("PEM file of the client certificate (chain) for mutual TLS of one signal; empty means fp_attribution.otlp_client_certificate."),
+							   NULL,
+							   &own->client_certificate,
+							   env_or(SIGNAL_ENV("CLIENT_CERTIFICATE"), ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+#undef SIGNAL_GUC
+#undef SIGNAL_ENV
 }
 
 /*
@@ -414,16 +568,6 @@ fp_attribution_otlp_signal_url(FpOtlpSignal signal)
 void
 fp_attribution_otlp_define_gucs(void)
 {
-	static const char *const signal_env[FP_OTLP_NSIGNALS] = {
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
-	};
-	static const char *const signal_guc[FP_OTLP_NSIGNALS] = {
-		"fp_attribution.otlp_traces_endpoint",
-		"fp_attribution.otlp_metrics_endpoint",
-		"fp_attribution.otlp_logs_endpoint"
-	};
 	int			protocol = env_enum("OTEL_EXPORTER_OTLP_PROTOCOL",
 									protocol_options, FP_OTLP_HTTP_PROTOBUF);
 	const char *gcp = env("GCP_PROJECT_ID");
@@ -460,15 +604,6 @@ fp_attribution_otlp_define_gucs(void)
 										   valid_endpoint, false),
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_endpoint, NULL, NULL);
-	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
-		DefineCustomStringVariable(signal_guc[s],
-								   gettext_noop("URL for one signal, used as given; empty means the base endpoint."),
-								   NULL,
-								   &fp_attribution_otlp_signal_endpoint[s],
-								   env_checked(signal_env[s], "",
-											   valid_endpoint, false),
-								   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-								   check_endpoint, NULL, NULL);
 	DefineCustomStringVariable("fp_attribution.otlp_headers",
 							   gettext_noop("Extra request headers, as key=value pairs separated by commas."),
 							   gettext_noop("Values may be percent-encoded; typically an authorization token."),
@@ -477,6 +612,27 @@ fp_attribution_otlp_define_gucs(void)
 										   valid_headers, true),
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_headers, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_certificate",
+							   gettext_noop("PEM file of the CA certificates that verify the collector's TLS certificate."),
+							   gettext_noop("Empty means the system's trusted CAs; a relative path is relative to the data directory."),
+							   &fp_attribution_otlp_certificate,
+							   env_or("OTEL_EXPORTER_OTLP_CERTIFICATE", ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_client_key",
+							   gettext_noop("PEM file of the private key for mutual TLS with the collector."),
+							   NULL,
+							   &fp_attribution_otlp_client_key,
+							   env_or("OTEL_EXPORTER_OTLP_CLIENT_KEY", ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("fp_attribution.otlp_client_certificate",
+							   gettext_noop("PEM file of the client certificate (chain) for mutual TLS with the collector."),
+							   NULL,
+							   &fp_attribution_otlp_client_certificate,
+							   env_or("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", ""),
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomEnumVariable("fp_attribution.otlp_protocol",
 							 gettext_noop("OTLP transport: http/protobuf, http/json or grpc."),
 							 NULL,
@@ -555,4 +711,6 @@ fp_attribution_otlp_define_gucs(void)
 							   gcp ? gcp : "",
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+		define_signal_gucs(s);
 }

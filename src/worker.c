@@ -133,7 +133,7 @@ encode_batch(FpOtlpSignal s, SignalState *st)
 			st->batch = fp_attribution_otlp_encode_metrics(st->records, st->nrecords);
 			break;
 	}
-	st->batch_protocol = fp_attribution_otlp_protocol;
+	st->batch_protocol = fp_attribution_otlp_signal_protocol(s);
 	MemoryContextSwitchTo(old);
 }
 
@@ -237,7 +237,7 @@ drop_batch(FpOtlpSignal s, SignalState *st, const FpOtlpResult *r)
 static void
 start_send(FpOtlpSignal s, SignalState *st, int timeout_ms)
 {
-	if (st->batch_protocol != fp_attribution_otlp_protocol)
+	if (st->batch_protocol != fp_attribution_otlp_signal_protocol(s))
 		encode_batch(s, st);
 	st->in_flight = true;
 	fp_attribution_otlp_start(s, st->batch, timeout_ms);
@@ -319,7 +319,7 @@ run_signals(TimestampTz now)
 			fetch_batch(s, st, now);
 		if (st->batch != NULL && now >= st->retry_at)
 		{
-			start_send(s, st, fp_attribution_otlp_timeout_ms);
+			start_send(s, st, fp_attribution_otlp_signal_timeout(s));
 			continue;
 		}
 		if (st->batch != NULL)
@@ -342,7 +342,6 @@ final_flush(void)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   FINAL_FLUSH_MS);
-	int			timeout_ms = Min(FINAL_FLUSH_MS, fp_attribution_otlp_timeout_ms);
 	bool		busy;
 
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
@@ -354,7 +353,8 @@ final_flush(void)
 		if (st->batch == NULL)
 			fetch_batch(s, st, GetCurrentTimestamp());
 		if (st->batch != NULL)
-			start_send(s, st, timeout_ms);
+			start_send(s, st, Min(FINAL_FLUSH_MS,
+								  fp_attribution_otlp_signal_timeout(s)));
 	}
 	for (;;)
 	{

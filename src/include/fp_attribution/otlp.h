@@ -28,6 +28,9 @@ typedef enum FpOtlpSignal
 	FP_OTLP_NSIGNALS
 } FpOtlpSignal;
 
+/* A per-signal enum setting left to the general one */
+#define FP_OTLP_INHERIT (-1)
+
 typedef enum FpOtlpProtocol
 {
 	FP_OTLP_HTTP_PROTOBUF,
@@ -44,8 +47,10 @@ typedef enum FpOtlpCompression
 /* Settings (otlp_settings.c); PGC_SIGHUP, read by the worker */
 extern bool fp_attribution_otlp_enabled;
 extern char *fp_attribution_otlp_endpoint;
-extern char *fp_attribution_otlp_signal_endpoint[FP_OTLP_NSIGNALS];
 extern char *fp_attribution_otlp_headers;
+extern char *fp_attribution_otlp_certificate;
+extern char *fp_attribution_otlp_client_key;
+extern char *fp_attribution_otlp_client_certificate;
 extern int	fp_attribution_otlp_protocol;
 extern int	fp_attribution_otlp_compression;
 extern int	fp_attribution_otlp_timeout_ms;
@@ -58,7 +63,38 @@ extern char *fp_attribution_otlp_environment;
 extern char *fp_attribution_otlp_gcp_project;
 extern char *fp_attribution_otlp_database;
 
+/*
+ * One signal's own settings, fp_attribution.otlp_<signal>_*: empty strings,
+ * FP_OTLP_INHERIT or a 0 timeout leave it to the general setting.
+ */
+typedef struct FpOtlpSignalSettings
+{
+	char	   *endpoint;
+	char	   *headers;
+	int			protocol;
+	int			compression;
+	int			timeout_ms;
+	char	   *certificate;
+	char	   *client_key;
+	char	   *client_certificate;
+} FpOtlpSignalSettings;
+
+extern FpOtlpSignalSettings fp_attribution_otlp_signal[FP_OTLP_NSIGNALS];
+
 extern const char *const fp_attribution_otlp_signal_names[FP_OTLP_NSIGNALS];
+
+/* Where and how one signal is sent: per-signal settings over general ones */
+typedef struct FpOtlpTarget
+{
+	char	   *url;			/* palloc'd */
+	int			protocol;
+	int			compression;
+	int			timeout_ms;
+	const char *headers;
+	const char *certificate;	/* "" for the system's CAs */
+	const char *client_key;		/* "" for no client certificate */
+	const char *client_certificate;
+} FpOtlpTarget;
 
 /* One "key=value" of a header or resource attribute list */
 typedef struct FpOtlpPair
@@ -70,7 +106,9 @@ typedef struct FpOtlpPair
 extern void fp_attribution_otlp_define_gucs(void);
 extern bool fp_attribution_otlp_parse_pairs(const char *list, List **pairs,
 											const char **error);
-extern char *fp_attribution_otlp_signal_url(FpOtlpSignal signal);
+extern void fp_attribution_otlp_target(FpOtlpSignal signal, FpOtlpTarget *target);
+extern int	fp_attribution_otlp_signal_protocol(FpOtlpSignal signal);
+extern int	fp_attribution_otlp_signal_timeout(FpOtlpSignal signal);
 
 /* Secrets of URLs hidden from messages (otlp_redact.c) */
 extern void fp_attribution_otlp_redact(char *dst, const char *src,
@@ -121,6 +159,9 @@ extern bool fp_attribution_otlp_take_result(FpOtlpSignal signal,
 extern void fp_attribution_otlp_cancel(FpOtlpSignal signal);
 extern void fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info);
 extern void fp_attribution_otlp_http_reset(void);
+
+/* gRPC RetryInfo (otlp_grpc_status.c) */
+extern int	fp_attribution_grpc_retry_delay_ms(const char *b64, size_t len);
 
 /* Exporter status in shared memory (otlp_status.c) */
 typedef struct FpOtlpSignalStatus
