@@ -37,11 +37,28 @@ ALTER SYSTEM SET fp_attribution.otlp_resource_attributes = 'team=a%09b';
 ALTER SYSTEM RESET fp_attribution.otlp_resource_attributes;
 ALTER SYSTEM SET fp_attribution.otlp_headers = 'authorization=Bearer%20x, x-team = a%2Cb';
 ALTER SYSTEM RESET fp_attribution.otlp_headers;
+-- per-signal settings: the same checks; empty (0 for the timeout) means
+-- the general setting, and the empty value is left out of the hint
+ALTER SYSTEM SET fp_attribution.otlp_traces_headers = 'x-a=1%0d%0aX-Injected:%201';
+ALTER SYSTEM SET fp_attribution.otlp_metrics_endpoint = 'collector:4318';
+ALTER SYSTEM SET fp_attribution.otlp_metrics_protocol = 'http/xml';
+ALTER SYSTEM SET fp_attribution.otlp_logs_compression = 'zstd';
+ALTER SYSTEM SET fp_attribution.otlp_logs_timeout = -1;
+ALTER SYSTEM SET fp_attribution.otlp_traces_protocol = 'grpc';
+ALTER SYSTEM SET fp_attribution.otlp_traces_protocol = '';
+ALTER SYSTEM SET fp_attribution.otlp_logs_timeout = 0;
+ALTER SYSTEM SET fp_attribution.otlp_logs_headers = 'x-team=logs';
+ALTER SYSTEM RESET fp_attribution.otlp_traces_protocol;
+ALTER SYSTEM RESET fp_attribution.otlp_logs_timeout;
+ALTER SYSTEM RESET fp_attribution.otlp_logs_headers;
+SELECT name, enumvals FROM pg_settings
+ WHERE name ~ '^fp_attribution\.otlp_(traces_)?(protocol|compression)$' ORDER BY name COLLATE "C";
 SELECT pg_reload_conf();
 
--- endpoints and headers carry secrets (http://user:token@host/?key=...):
--- hidden from ordinary roles, shown to pg_read_all_settings (so to
--- pg_monitor, PostgreSQL's rule for superuser-only settings)
+-- endpoints and headers carry secrets (http://user:token@host/?key=...),
+-- and the certificate and key paths say where others are: hidden from
+-- ordinary roles, shown to pg_read_all_settings (so to pg_monitor,
+-- PostgreSQL's rule for superuser-only settings)
 CREATE ROLE regress_fp_attribution_otlp;
 CREATE ROLE regress_fp_attribution_monitor IN ROLE pg_monitor;
 GRANT USAGE ON SCHEMA attribution
@@ -51,8 +68,11 @@ SELECT regress_error($$SHOW fp_attribution.otlp_headers$$);
 SELECT regress_error($$SHOW fp_attribution.otlp_endpoint$$);
 SELECT regress_error($$SHOW fp_attribution.otlp_traces_endpoint$$);
 SELECT regress_error($$SELECT current_setting('fp_attribution.otlp_metrics_endpoint')$$);
+SELECT regress_error($$SHOW fp_attribution.otlp_logs_headers$$);
+SELECT regress_error($$SHOW fp_attribution.otlp_client_key$$);
+SELECT regress_error($$SHOW fp_attribution.otlp_traces_certificate$$);
 SELECT name AS visible_to_plain_role FROM pg_settings
- WHERE name ~ '^fp_attribution\.otlp_(.*endpoint|headers)$' ORDER BY name COLLATE "C";
+ WHERE name ~ '^fp_attribution\.otlp_(.*endpoint|.*headers|.*certificate|.*client_key)$' ORDER BY name COLLATE "C";
 -- nor may it read the exporter's status
 SELECT regress_error($$SELECT count(*) FROM attribution.exporter_status$$);
 SELECT regress_error($$SELECT count(*) FROM attribution.exporter_status_internal()$$);
@@ -60,7 +80,7 @@ RESET ROLE;
 SET ROLE regress_fp_attribution_monitor;
 SHOW fp_attribution.otlp_endpoint;
 SELECT name AS visible_to_monitor FROM pg_settings
- WHERE name ~ '^fp_attribution\.otlp_(.*endpoint|headers)$' ORDER BY name COLLATE "C";
+ WHERE name ~ '^fp_attribution\.otlp_(.*endpoint|.*headers|.*certificate|.*client_key)$' ORDER BY name COLLATE "C";
 SELECT count(*) AS exporter_status_rows FROM attribution.exporter_status;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA attribution

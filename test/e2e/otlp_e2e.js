@@ -9,30 +9,12 @@
  */
 'use strict';
 
-const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 const { sleep, assert, waitFor, startReceiver, allSpans, allLogs, attrs } =
 	require(path.join(__dirname, '..', 'otlp_receiver', 'client.js'));
+const { sql, configure, status, test, results } = require('./harness.js');
 
 const EXPORTER = "backend_type = 'fp_attribution exporter'";
-let failures = 0;
-
-function sql(query) {
-	return execFileSync('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', query],
-						{ encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function configure(settings) {
-	for (const [k, v] of Object.entries(settings))
-		sql(`ALTER SYSTEM SET fp_attribution.${k} = '${v}'`);
-	sql('SELECT pg_reload_conf()');
-}
-
-function status(signal) {
-	const row = sql(`SELECT sent, failed, retried, dropped, rejected, coalesce(last_error, '') FROM attribution.exporter_status WHERE signal = '${signal}'`).split('|');
-
-	return { sent: +row[0], failed: +row[1], retried: +row[2], dropped: +row[3], rejected: +row[4], lastError: row[5] };
-}
 
 /* A click with a malformed traceparent: bumps fp.traceparent.invalid */
 function badClick() {
@@ -72,18 +54,6 @@ function waitMetric(rcv, want, pred = () => true, timeoutMs) {
 
 		return d.received.metrics.find((r) => pred(r) && metricValue(r.request, 'fp.traceparent.invalid') === String(want));
 	}, timeoutMs);
-}
-
-async function test(name, fn) {
-	if (process.env.E2E_ONLY && !new RegExp(process.env.E2E_ONLY).test(name))
-		return;
-	try {
-		await fn();
-		console.log(`PASS ${name}`);
-	} catch (e) {
-		failures++;
-		console.log(`FAIL ${name}: ${e.message}`);
-	}
 }
 
 async function main() {
@@ -520,7 +490,7 @@ async function main() {
 	});
 
 	await rcv.stop();
-	process.exit(Math.min(failures, 100));
+	process.exit(Math.min(results.failures, 100));
 }
 
 main().catch((e) => {

@@ -3,9 +3,9 @@
  *	  What every end-to-end test needs around the test receiver: start it
  *	  on 127.0.0.1, drive and read it, wait for what it decoded.
  *
- * startReceiver({ http, grpc }) starts receiver.js (ports default to free
- * ones) and resolves to { http, grpc, proc, dump(), script(s), reset(),
- * stop() }; allSpans / allLogs flatten a dump, each span with the name of
+ * startReceiver({ http, grpc, args }) starts receiver.js (ports default to
+ * free ones; args are more options, e.g. --tls-cert) and resolves to
+ * { http, grpc, https, grpcs, proc, dump(), script(s), reset(), stop() }; allSpans / allLogs flatten a dump, each span with the name of
  * its instrumentation scope; attrs turns OTLP attributes into an object.
  */
 'use strict';
@@ -37,9 +37,9 @@ async function waitFor(what, fn, timeoutMs = 15000) {
 	throw new Error(`timed out waiting for ${what}`);
 }
 
-function startReceiver({ http = 0, grpc = 0 } = {}) {
+function startReceiver({ http = 0, grpc = 0, args = [] } = {}) {
 	return new Promise((resolve, reject) => {
-		const proc = spawn('node', [RECEIVER, '--http-port', String(http), '--grpc-port', String(grpc)],
+		const proc = spawn('node', [RECEIVER, '--http-port', String(http), '--grpc-port', String(grpc), ...args],
 						   { stdio: ['ignore', 'pipe', 'inherit'] });
 		const rl = readline.createInterface({ input: proc.stdout });
 

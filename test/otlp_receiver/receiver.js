@@ -20,14 +20,27 @@
  *                             "hang": false, "rejected": 0, "message": ""}
  *                            queue scripted answers (FIFO per signal)
  *     POST /control/reset    forget everything received and scripted
+ *   TLS (with --tls-cert FILE --tls-key FILE): the same HTTP/1.1 and gRPC
+ *     services, also over TLS on their own ports (https, grpcs); with
+ *     --tls-client-ca FILE they require a client certificate signed by
+ *     that CA (mutual TLS).  Each attempt records tls (true/false) and the
+ *     client certificate's common name, if any; control stays on the plain
+ *     HTTP port.
+ * A script's "grpcStatus" overrides the gRPC code and "retryInfoMs" adds a
+ * google.rpc.RetryInfo with that delay in the grpc-status-details-bin
+ * trailer (built with protobufjs from the google.rpc definitions).
  * --discard: decode every request but keep only counts (for benchmarks).
- * Prints one JSON line {"http": port, "grpc": port} when ready.
+ * Prints one JSON line {"http": port, "grpc": port} when ready, with
+ * "https" and "grpcs" ports when TLS is on.
  */
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const http2 = require('node:http2');
 const zlib = require('node:zlib');
+const protobuf = require('protobufjs');
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root');
 
 const collector = root.opentelemetry.proto.collector;
@@ -157,9 +170,16 @@ function responseBody(signal, script, json) {
 	return Buffer.from(def.res.encode(def.res.fromObject(obj)).finish());
 }
 
+/* Whether a request came over TLS, and the client certificate's CN */
+function tlsOf(socket) {
+	const cert = socket.encrypted ? socket.getPeerCertificate() : null;
+
+	return { tls: !!socket.encrypted, clientCN: cert && cert.subject ? cert.subject.CN : null };
+}
+
 /* Record one request; returns the script to answer it with. */
-function handle(signal, protocol, headers, raw, gzipped, json) {
-	const attempt = { signal, protocol, time: Date.now(), gzip: gzipped, headers };
+function handle(signal, protocol, headers, raw, gzipped, json, socket) {
+	const attempt = { signal, protocol, time: Date.now(), gzip: gzipped, headers, ...tlsOf(socket) };
 	const script = takeScript(signal);
 
 	attempt.answer = script ? (script.hang ? 'hang' : script.status) : 200;
@@ -175,7 +195,7 @@ function handle(signal, protocol, headers, raw, gzipped, json) {
 			attempts.pop();
 			return script;
 		}
-		received[signal].push({ protocol, gzip: gzipped, headers, request: decode(signal, body, json) });
+		received[signal].push({ protocol, gzip: gzipped, headers, ...tlsOf(socket), request: decode(signal, body, json) });
 	} catch (e) {
 		errors.push({ signal, protocol, error: String(e && e.message || e) });
 		attempt.answer = 400;
@@ -212,7 +232,7 @@ function control(req, res, body) {
 	}
 }
 
-const httpServer = http.createServer((req, res) => {
+function onHttpRequest(req, res) {
 	readBody(req, (raw) => {
 		if (req.url.startsWith('/control/'))
 			return control(req, res, raw);
@@ -225,7 +245,7 @@ const httpServer = http.createServer((req, res) => {
 			return res.end();
 		}
 		const script = handle(signal, json ? 'http/json' : 'http/protobuf', req.headers, raw,
-							  req.headers['content-encoding'] === 'gzip', json);
+							  req.headers['content-encoding'] === 'gzip', json, req.socket);
 
 		if (script && script.hang) {
 			hanging.push(() => res.destroy());
@@ -239,13 +259,41 @@ const httpServer = http.createServer((req, res) => {
 			return res.end(responseBody(signal, script, json));
 		res.end(script.message || 'scripted failure');
 	});
+}
+
+/*
+ * The google.rpc types of gRPC's rich error model, from their published
+ * definitions (google/rpc/status.proto, error_details.proto and the
+ * well-known Any and Duration).
+ */
+const rpc = protobuf.Root.fromJSON({
+	nested: {
+		Duration: { fields: { seconds: { type: 'int64', id: 1 }, nanos: { type: 'int32', id: 2 } } },
+		Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
+		RetryInfo: { fields: { retry_delay: { type: 'Duration', id: 1 } } },
+		Status: { fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 }, details: { rule: 'repeated', type: 'Any', id: 3 } } },
+	},
 });
+
+/* grpc-status-details-bin: a Status whose details hold a RetryInfo */
+function statusDetails(code, message, retryMs) {
+	const [Status, RetryInfo] = [rpc.lookupType('Status'), rpc.lookupType('RetryInfo')];
+	const info = RetryInfo.encode(RetryInfo.create({
+		retry_delay: { seconds: Math.floor(retryMs / 1000), nanos: (retryMs % 1000) * 1e6 },
+	})).finish();
+	const status = Status.encode(Status.create({
+		code, message,
+		details: [{ type_url: 'type.googleapis.com/google.rpc.RetryInfo', value: info }],
+	})).finish();
+
+	/* binary metadata goes unpadded, as gRPC implementations send it */
+	return Buffer.from(status).toString('base64').replace(/=+$/, '');
+}
 
 /* HTTP status of a script mapped to the gRPC status OTLP/gRPC would use */
 const GRPC_OF_HTTP = { 200: 0, 400: 3, 429: 8, 502: 14, 503: 14, 504: 4 };
 
-const grpcServer = http2.createServer();
-grpcServer.on('stream', (stream, headers) => {
+function onGrpcStream(stream, headers) {
 	const signal = Object.keys(SIGNALS).find((s) => SIGNALS[s].grpcPath === headers[':path']);
 
 	readBody(stream, (raw) => {
@@ -257,7 +305,7 @@ grpcServer.on('stream', (stream, headers) => {
 		const len = raw.readUInt32BE(1);
 		const hdrs = { ...headers };
 		const script = handle(signal, 'grpc', hdrs, raw.subarray(5, 5 + len),
-							  compressed && headers['grpc-encoding'] === 'gzip', false);
+							  compressed && headers['grpc-encoding'] === 'gzip', false, stream.session.socket);
 
 		if (script && script.hang) {
 			hanging.push(() => stream.close(http2.constants.NGHTTP2_CANCEL));
@@ -265,7 +313,13 @@ grpcServer.on('stream', (stream, headers) => {
 		}
 		const code = script ? (script.grpcStatus ?? GRPC_OF_HTTP[script.status] ?? 2) : 0;
 		stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-		stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeURIComponent(script && script.message || '') }));
+		stream.on('wantTrailers', () => {
+			const trailers = { 'grpc-status': String(code), 'grpc-message': encodeURIComponent(script && script.message || '') };
+
+			if (script && script.retryInfoMs !== undefined)
+				trailers['grpc-status-details-bin'] = statusDetails(code, script.message || '', script.retryInfoMs);
+			stream.sendTrailers(trailers);
+		});
 		if (code === 0) {
 			const msg = responseBody(signal, script, false);
 			const prefix = Buffer.alloc(5);
@@ -275,15 +329,54 @@ grpcServer.on('stream', (stream, headers) => {
 		} else
 			stream.end();
 	});
-});
+}
+
+/* The TLS options of the https and grpcs servers, or null without TLS */
+function tlsOptions() {
+	const cert = arg('--tls-cert');
+	const ca = arg('--tls-client-ca');
+
+	if (!cert)
+		return null;
+	return {
+		cert: fs.readFileSync(cert),
+		key: fs.readFileSync(arg('--tls-key')),
+		...(ca ? { ca: fs.readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}),
+	};
+}
+
+const httpServer = http.createServer(onHttpRequest);
+const grpcServer = http2.createServer();
+const tls = tlsOptions();
+const httpsServer = tls && https.createServer(tls, onHttpRequest);
+const grpcsServer = tls && http2.createSecureServer({ ...tls, allowHTTP1: false });
+
+grpcServer.on('stream', onGrpcStream);
 grpcServer.on('sessionError', () => {});
+if (tls) {
+	grpcsServer.on('stream', onGrpcStream);
+	grpcsServer.on('sessionError', () => {});
+	/* a refused handshake (no or wrong client certificate) is expected */
+	httpsServer.on('tlsClientError', () => {});
+	grpcsServer.on('tlsClientError', () => {});
+	httpsServer.keepAliveTimeout = 0;
+}
+
+/* Listen on 127.0.0.1, port from the option or a free one */
+function listen(server, option) {
+	return new Promise((resolve) => server.listen(Number(arg(option, 0)), '127.0.0.1', () => resolve(server.address().port)));
+}
 
 // Idle keep-alive connections stay open: with node's 5 s default, a test
 // that pauses longer (20 psql clicks on a loaded machine) had fetch()
 // reuse a connection the server was closing ("fetch failed").
 httpServer.keepAliveTimeout = 0;
-httpServer.listen(Number(arg('--http-port', 0)), '127.0.0.1', () => {
-	grpcServer.listen(Number(arg('--grpc-port', 0)), '127.0.0.1', () => {
-		process.stdout.write(JSON.stringify({ http: httpServer.address().port, grpc: grpcServer.address().port }) + '\n');
-	});
-});
+(async () => {
+	const ports = { http: await listen(httpServer, '--http-port'), grpc: await listen(grpcServer, '--grpc-port') };
+
+	if (tls) {
+		ports.https = await listen(httpsServer, '--https-port');
+		ports.grpcs = await listen(grpcsServer, '--grpcs-port');
+	}
+	process.stdout.write(JSON.stringify(ports) + '\n');
+})();
