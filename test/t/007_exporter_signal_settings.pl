@@ -125,7 +125,7 @@ SELECT last_error LIKE '%/hang/logs: Timeout was reached'
 is($node->safe_psql('postgres', q{
 SELECT failed + retried || ' ' || (last_error IS NULL)
   FROM attribution.exporter_status WHERE signal = 'traces'}),
-	'0 t', 'while the traces request waits for the general ten minutes');
+	'0 true', 'while the traces request waits for the general ten minutes');
 is(wait_request('/hang/traces')->{contentType}, 'application/x-protobuf',
 	'an empty per-signal protocol in postgresql.conf falls back to the general one');
 
