@@ -271,19 +271,27 @@ const rpc = protobuf.Root.fromJSON({
 		Duration: { fields: { seconds: { type: 'int64', id: 1 }, nanos: { type: 'int32', id: 2 } } },
 		Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
 		RetryInfo: { fields: { retry_delay: { type: 'Duration', id: 1 } } },
+		ErrorInfo: { fields: { reason: { type: 'string', id: 1 }, domain: { type: 'string', id: 2 } } },
 		Status: { fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 }, details: { rule: 'repeated', type: 'Any', id: 3 } } },
 	},
 });
 
-/* grpc-status-details-bin: a Status whose details hold a RetryInfo */
+/*
+ * grpc-status-details-bin: a Status whose details hold an ErrorInfo, as
+ * quota errors usually do (the client must skip it), then a RetryInfo
+ */
 function statusDetails(code, message, retryMs) {
-	const [Status, RetryInfo] = [rpc.lookupType('Status'), rpc.lookupType('RetryInfo')];
+	const [Status, RetryInfo, ErrorInfo] = ['Status', 'RetryInfo', 'ErrorInfo'].map((t) => rpc.lookupType(t));
 	const info = RetryInfo.encode(RetryInfo.create({
 		retry_delay: { seconds: Math.floor(retryMs / 1000), nanos: (retryMs % 1000) * 1e6 },
 	})).finish();
+	const error = ErrorInfo.encode(ErrorInfo.create({ reason: 'RATE_LIMIT_EXCEEDED', domain: 'receiver.test' })).finish();
 	const status = Status.encode(Status.create({
 		code, message,
-		details: [{ type_url: 'type.googleapis.com/google.rpc.RetryInfo', value: info }],
+		details: [
+			{ type_url: 'type.googleapis.com/google.rpc.ErrorInfo', value: error },
+			{ type_url: 'type.googleapis.com/google.rpc.RetryInfo', value: info },
+		],
 	})).finish();
 
 	/* binary metadata goes unpadded, as gRPC implementations send it */
