@@ -17,6 +17,7 @@
  * the timeout, unless set: fp_attribution_otlp_target resolves them, so
  * the precedence holds whether a value came from the environment or from
  * postgresql.conf.
+ *
  * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
  * them after a reload (a session SET could not reach the worker, so none
  * is PGC_SUSET).  Endpoints (http://user:token@host/?key=...) and headers
@@ -443,7 +444,8 @@ fp_attribution_otlp_signal_timeout(FpOtlpSignal signal)
 
 /*
  * Where and how one signal is exported: each per-signal setting that is
- * set, else the general one.  A per-signal endpoint is used as given for
+ * set, else the general one (the timeout is the worker's to choose, with
+ * fp_attribution_otlp_signal_timeout).  A per-signal endpoint is used as given for
  * HTTP (the specification's rule); otherwise the base endpoint gets
  * /v1/<signal>.  gRPC always appends the service's method path.  The URL
  * is palloc'd in the current memory context; the strings are the
@@ -470,7 +472,6 @@ fp_attribution_otlp_target(FpOtlpSignal signal, FpOtlpTarget *target)
 	target->headers = own_or(own->headers, fp_attribution_otlp_headers);
 	target->compression = own->compression != FP_OTLP_INHERIT ?
 		own->compression : fp_attribution_otlp_compression;
-	target->timeout_ms = fp_attribution_otlp_signal_timeout(signal);
 	target->certificate = own_or(own->certificate,
 								 fp_attribution_otlp_certificate);
 	target->client_key = own_or(own->client_key,

@@ -148,40 +148,51 @@ async function main() {
 	configure({ otlp_client_certificate: '', otlp_client_key: '', otlp_certificate: '' });
 
 	/* gRPC's rich retry answers, over cleartext HTTP/2 */
-	await test('gRPC RESOURCE_EXHAUSTED with RetryInfo: retried after its delay', async () => {
-		const before = status('metrics');
+	configure({ otlp_protocol: 'grpc', otlp_endpoint: `http://127.0.0.1:${rcv.grpc}` });
+	await sleep(300);
+	for (const padded of [false, true]) {
+		await test(`gRPC RESOURCE_EXHAUSTED with RetryInfo (base64 ${padded ? '' : 'un'}padded): retried after its delay`, async () => {
+			const before = status('metrics');
 
-		configure({ otlp_protocol: 'grpc', otlp_endpoint: `http://127.0.0.1:${rcv.grpc}` });
-		await sleep(300);
-		await rcv.reset();
-		/* 429 maps to RESOURCE_EXHAUSTED */
-		await rcv.script({ signal: 'metrics', status: 429, retryInfoMs: 1500, message: 'quota' });
-		await waitFor('the retry accepted', async () => {
+			await rcv.reset();
+			/* 429 maps to RESOURCE_EXHAUSTED */
+			await rcv.script({ signal: 'metrics', status: 429, retryInfoMs: 1500, message: 'quota', padded });
+			await waitFor('the retry accepted', async () => {
+				const a = (await rcv.dump()).attempts.filter((x) => x.signal === 'metrics');
+				const i = a.findIndex((x) => x.answer === 429);
+
+				return i >= 0 && a.length > i + 1;
+			});
 			const a = (await rcv.dump()).attempts.filter((x) => x.signal === 'metrics');
 			const i = a.findIndex((x) => x.answer === 429);
 
-			return i >= 0 && a.length > i + 1;
+			assert(a[i + 1].answer === 200, `answers ${a.map((x) => x.answer)}`);
+			assert(a[i + 1].time - a[i].time >= 1400, `retried after ${a[i + 1].time - a[i].time} ms, not the 1500 ms asked`);
+			assert(status('metrics').retried === before.retried + 1, 'retry not counted');
 		});
-		const a = (await rcv.dump()).attempts.filter((x) => x.signal === 'metrics');
-		const i = a.findIndex((x) => x.answer === 429);
+	}
 
-		assert(a[i + 1].answer === 200, `answers ${a.map((x) => x.answer)}`);
-		assert(a[i + 1].time - a[i].time >= 1400, `retried after ${a[i + 1].time - a[i].time} ms, not the 1500 ms asked`);
-		assert(status('metrics').retried === before.retried + 1, 'retry not counted');
-	});
+	/*
+	 * No details, details that are not base64, and a Status whose RetryInfo
+	 * (one second) is cut short: its last two bytes are missing
+	 */
+	const cut = 'CAgaMAoodHlwZS5nb29nbGVhcGlzLmNvbS9nb29nbGUucnBjLlJldHJ5SW5mbxIECgI';
 
-	await test('gRPC RESOURCE_EXHAUSTED without RetryInfo: not retried, dropped and counted', async () => {
-		const before = status('metrics');
+	for (const [what, detailsBin] of [['without RetryInfo', undefined], ['with details that are not base64', '%%not-base64%%'],
+									  ['with its RetryInfo cut short', cut]]) {
+		await test(`gRPC RESOURCE_EXHAUSTED ${what}: not retried, dropped and counted`, async () => {
+			const before = status('metrics');
 
-		await rcv.reset();
-		await rcv.script({ signal: 'metrics', status: 429, message: 'quota for good' });
-		await waitFor('the refusal counted', () => status('metrics').failed === before.failed + 1);
-		const after = status('metrics');
+			await rcv.reset();
+			await rcv.script({ signal: 'metrics', status: 429, message: 'quota for good', detailsBin });
+			await waitFor('the refusal counted', () => status('metrics').failed === before.failed + 1);
+			const after = status('metrics');
 
-		assert(after.retried === before.retried, 'retried without RetryInfo');
-		assert(after.dropped > before.dropped, 'drop not counted');
-		assert(/grpc-status 8/.test(after.lastError), `last_error ${after.lastError}`);
-	});
+			assert(after.retried === before.retried, 'retried without a RetryInfo');
+			assert(after.dropped > before.dropped, 'drop not counted');
+			assert(/grpc-status 8/.test(after.lastError), `last_error ${after.lastError}`);
+		});
+	}
 
 	await test('gRPC UNAVAILABLE with RetryInfo: its delay replaces the backoff', async () => {
 		await rcv.reset();

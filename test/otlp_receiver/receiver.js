@@ -28,7 +28,9 @@
  *     HTTP port.
  * A script's "grpcStatus" overrides the gRPC code and "retryInfoMs" adds a
  * google.rpc.RetryInfo with that delay in the grpc-status-details-bin
- * trailer (built with protobufjs from the google.rpc definitions).
+ * trailer (built with protobufjs from the google.rpc definitions; base64
+ * without padding unless "padded"); "detailsBin" sends that trailer as
+ * given instead.
  * --discard: decode every request but keep only counts (for benchmarks).
  * Prints one JSON line {"http": port, "grpc": port} when ready, with
  * "https" and "grpcs" ports when TLS is on.
@@ -280,7 +282,7 @@ const rpc = protobuf.Root.fromJSON({
  * grpc-status-details-bin: a Status whose details hold an ErrorInfo, as
  * quota errors usually do (the client must skip it), then a RetryInfo
  */
-function statusDetails(code, message, retryMs) {
+function statusDetails(code, message, retryMs, padded) {
 	const [Status, RetryInfo, ErrorInfo] = ['Status', 'RetryInfo', 'ErrorInfo'].map((t) => rpc.lookupType(t));
 	const info = RetryInfo.encode(RetryInfo.create({
 		retry_delay: { seconds: Math.floor(retryMs / 1000), nanos: (retryMs % 1000) * 1e6 },
@@ -295,7 +297,9 @@ function statusDetails(code, message, retryMs) {
 	})).finish();
 
 	/* binary metadata goes unpadded, as gRPC implementations send it */
-	return Buffer.from(status).toString('base64').replace(/=+$/, '');
+	const b64 = Buffer.from(status).toString('base64');
+
+	return padded ? b64 : b64.replace(/=+$/, '');
 }
 
 /* HTTP status of a script mapped to the gRPC status OTLP/gRPC would use */
@@ -324,8 +328,11 @@ function onGrpcStream(stream, headers) {
 		stream.on('wantTrailers', () => {
 			const trailers = { 'grpc-status': String(code), 'grpc-message': encodeURIComponent(script && script.message || '') };
 
-			if (script && script.retryInfoMs !== undefined)
-				trailers['grpc-status-details-bin'] = statusDetails(code, script.message || '', script.retryInfoMs);
+			if (script && script.detailsBin !== undefined)
+				trailers['grpc-status-details-bin'] = script.detailsBin;
+			else if (script && script.retryInfoMs !== undefined)
+				trailers['grpc-status-details-bin'] = statusDetails(code, script.message || '', script.retryInfoMs,
+																	!!script.padded);
 			stream.sendTrailers(trailers);
 		});
 		if (code === 0) {

@@ -89,7 +89,6 @@ typedef struct FpOtlpTarget
 	char	   *url;			/* palloc'd */
 	int			protocol;
 	int			compression;
-	int			timeout_ms;
 	const char *headers;
 	const char *certificate;	/* "" for the system's CAs */
 	const char *client_key;		/* "" for no client certificate */
