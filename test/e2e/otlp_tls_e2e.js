@@ -89,7 +89,8 @@ async function main() {
 	});
 
 	await test('TLS: gRPC over https (HTTP/2 by ALPN), verified with otlp_certificate', async () => {
-		configure({ otlp_protocol: 'grpc', otlp_endpoint: `https://127.0.0.1:${rcv.grpcs}` });
+		configure({ otlp_protocol: 'grpc', otlp_endpoint: `https://127.0.0.1:${rcv.grpcs}`,
+					otlp_certificate: file('ca.pem') });
 		await rcv.reset();
 		await waitTlsMetrics(rcv, 'grpc');
 		configure({ otlp_protocol: 'http/protobuf', otlp_endpoint: `https://127.0.0.1:${rcv.https}` });
@@ -155,8 +156,11 @@ async function main() {
 			const before = status('metrics');
 
 			await rcv.reset();
-			/* 429 maps to RESOURCE_EXHAUSTED */
-			await rcv.script({ signal: 'metrics', status: 429, retryInfoMs: 1500, message: 'quota', padded });
+			/*
+			 * 429 maps to RESOURCE_EXHAUSTED; the delay is longer than any
+			 * first backoff (0.5-1.5 s), so only RetryInfo explains the wait
+			 */
+			await rcv.script({ signal: 'metrics', status: 429, retryInfoMs: 2500, message: 'quota', padded });
 			await waitFor('the retry accepted', async () => {
 				const a = (await rcv.dump()).attempts.filter((x) => x.signal === 'metrics');
 				const i = a.findIndex((x) => x.answer === 429);
@@ -167,7 +171,7 @@ async function main() {
 			const i = a.findIndex((x) => x.answer === 429);
 
 			assert(a[i + 1].answer === 200, `answers ${a.map((x) => x.answer)}`);
-			assert(a[i + 1].time - a[i].time >= 1400, `retried after ${a[i + 1].time - a[i].time} ms, not the 1500 ms asked`);
+			assert(a[i + 1].time - a[i].time >= 2400, `retried after ${a[i + 1].time - a[i].time} ms, not the 2500 ms asked`);
 			assert(status('metrics').retried === before.retried + 1, 'retry not counted');
 		});
 	}
