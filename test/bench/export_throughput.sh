@@ -27,10 +27,10 @@ fp_attribution.otlp_protocol = '$proto'"
 	exec bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
 fi
 secs=$2
-port=${FP_BENCH_PORT:-4631}
 . "$here/discard_receiver.sh"
-start_discard_receiver otlp_tput "$port"
-if q "SHOW fp_attribution.otlp_protocol" | grep -q grpc; then port=$((port + 1)); fi
+start_discard_receiver otlp_tput
+port=$http_port
+if q "SHOW fp_attribution.otlp_protocol" | grep -q grpc; then port=$grpc_port; fi
 q "ALTER SYSTEM SET fp_attribution.otlp_endpoint = 'http://127.0.0.1:$port'" >/dev/null
 
 # A backlog: 80 clicks per transaction (400 spans, within a transaction's
