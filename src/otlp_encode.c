@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * otlp_encode.c
- *	  Build OTLP export requests (protobuf-c messages generated from
- *	  proto/) from telemetry records, and serialize them as protobuf or,
- *	  for http/json, as OTLP/JSON (otlp_json.c).
+ *	  Build OTLP export requests: spans and log records in protobuf are
+ *	  written straight from the packed records (otlp_protobuf.c); for
+ *	  http/json, and for metrics in every protocol, a tree of protobuf-c
+ *	  messages (generated from proto/) is built and serialized as
+ *	  OTLP/JSON (otlp_json.c) or protobuf.
  *
  * Every request carries one resource (service.name, service.version,
  * service.instance.id, telemetry.sdk.*, deployment.environment.name,
@@ -34,22 +36,13 @@
 #include "metrics_service.pb-c.h"
 #include "trace_service.pb-c.h"
 
-#define SCOPE_NAME "fp_attribution"
-
 /*
  * OTLP SpanFlags: the low byte is the W3C trace flags; bit 8 says that
  * bit 9 is known, bit 9 that the parent span is remote.  We always know.
+ * (otlp_protobuf.c writes the same.)
  */
 #define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
 #define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
-
-/* FP_ATTRIBUTION_VERSION: the control file's default_version (Makefile) */
-
-/*
- * The semantic-conventions release whose attribute names and meanings the
- * records follow (every name checked against it; doc/export.md).
- */
-#define SCHEMA_URL "https://opentelemetry.io/schemas/1.45.0"
 
 /* The namespace the semantic conventions give for service.instance.id UUIDs */
 static const uint8 instance_id_namespace[16] = {
@@ -197,24 +190,21 @@ service_instance_id(const char *host)
 }
 
 /*
- * The resource.  User-given attributes (fp_attribution.otlp_resource_
- * attributes) win over detected ones, except service.name, for which
- * fp_attribution.otlp_service_name (OTEL_SERVICE_NAME) wins, as the
- * OpenTelemetry SDK specification says.
+ * The resource's attributes, as FpOtlpPair (string values).  User-given
+ * attributes (fp_attribution.otlp_resource_attributes) win over detected
+ * ones, except service.name, for which fp_attribution.otlp_service_name
+ * (OTEL_SERVICE_NAME) wins, as the OpenTelemetry SDK specification says.
  */
-static PbResource *
-resource(void)
+List *
+fp_attribution_otlp_resource_pairs(void)
 {
-	PbResource *r = palloc(sizeof(PbResource));
 	List	   *attrs = NIL;
 	List	   *pairs = NIL;
 	ListCell   *lc;
 	const char *error;
 	char		host[256];
 	const char *instance_id;
-	int			i = 0;
 
-	opentelemetry__proto__resource__v1__resource__init(r);
 	(void) fp_attribution_otlp_parse_pairs(fp_attribution_otlp_resource_attributes,
 										   &pairs, &error);
 	foreach(lc, pairs)
@@ -228,7 +218,7 @@ resource(void)
 	if (fp_attribution_otlp_environment[0])
 		add_attr(&attrs, "deployment.environment.name",
 				 fp_attribution_otlp_environment, false);
-	add_attr(&attrs, "telemetry.sdk.name", SCOPE_NAME, false);
+	add_attr(&attrs, "telemetry.sdk.name", FP_OTLP_SCOPE_NAME, false);
 	add_attr(&attrs, "telemetry.sdk.language", "c", false);
 	add_attr(&attrs, "telemetry.sdk.version", FP_ATTRIBUTION_VERSION, false);
 	if (gethostname(host, sizeof(host)) != 0)
@@ -245,6 +235,19 @@ resource(void)
 		add_attr(&attrs, "cloud.account.id", fp_attribution_otlp_gcp_project, false);
 		add_attr(&attrs, "gcp.project_id", fp_attribution_otlp_gcp_project, false);
 	}
+	return attrs;
+}
+
+/* The resource, for the protobuf-c messages */
+static PbResource *
+resource(void)
+{
+	PbResource *r = palloc(sizeof(PbResource));
+	List	   *attrs = fp_attribution_otlp_resource_pairs();
+	ListCell   *lc;
+	int			i = 0;
+
+	opentelemetry__proto__resource__v1__resource__init(r);
 	r->n_attributes = list_length(attrs);
 	r->attributes = palloc(sizeof(PbKeyValue *) * r->n_attributes);
 	foreach(lc, attrs)
@@ -266,7 +269,7 @@ scope(void)
 	PbScope    *s = palloc(sizeof(PbScope));
 
 	opentelemetry__proto__common__v1__instrumentation_scope__init(s);
-	s->name = SCOPE_NAME;
+	s->name = FP_OTLP_SCOPE_NAME;
 	s->version = FP_ATTRIBUTION_VERSION;
 	return s;
 }
@@ -312,15 +315,19 @@ id_bytes(const uint8 *data, size_t len)
 }
 
 /*
- * ExportTraceServiceRequest for n spans, serialized.
+ * ExportTraceServiceRequest for n packed spans, serialized.
  */
 StringInfo
-fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
+fp_attribution_otlp_encode_spans(const char *packed, int n)
 {
 	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req;
-	PbResourceSpans *rs = palloc(sizeof(PbResourceSpans));
-	PbScopeSpans *ss = palloc(sizeof(PbScopeSpans));
+	PbResourceSpans *rs;
+	PbScopeSpans *ss;
 
+	if (fp_attribution_otlp_signal_protocol(FP_OTLP_TRACES) != FP_OTLP_HTTP_JSON)
+		return fp_attribution_otlp_protobuf_spans(packed, n);
+	rs = palloc(sizeof(PbResourceSpans));
+	ss = palloc(sizeof(PbScopeSpans));
 	opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&req);
 	opentelemetry__proto__trace__v1__resource_spans__init(rs);
 	opentelemetry__proto__trace__v1__scope_spans__init(ss);
@@ -328,45 +335,48 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 	req.resource_spans = palloc(sizeof(PbResourceSpans *));
 	req.resource_spans[0] = rs;
 	rs->resource = resource();
-	rs->schema_url = SCHEMA_URL;
+	rs->schema_url = FP_OTLP_SCHEMA_URL;
 	rs->n_scope_spans = 1;
 	rs->scope_spans = palloc(sizeof(PbScopeSpans *));
 	rs->scope_spans[0] = ss;
 	ss->scope = scope();
-	ss->schema_url = SCHEMA_URL;
+	ss->schema_url = FP_OTLP_SCHEMA_URL;
 	ss->n_spans = n;
 	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		const FpSpanRecord *in = &spans[i];
+		FpSpanView	v;
+		const FpSpanRecord *in;
 		PbSpan	   *s = palloc(sizeof(PbSpan));
 
+		packed = fp_attribution_telemetry_span_view(packed, &v);
+		in = v.head;
 		opentelemetry__proto__trace__v1__span__init(s);
 		s->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
 		s->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
 		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
 									 sizeof(in->parent_span_id.bytes));
-		s->trace_state = (char *) in->trace_state;
+		s->trace_state = (char *) v.trace_state;
 		s->flags = in->flags | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE |
 			(in->parent_is_remote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0);
 		s->name = (char *) in->name;
 		s->kind = in->kind;
 		s->start_time_unix_nano = in->start_time_unix_nano;
 		s->end_time_unix_nano = in->end_time_unix_nano;
-		s->n_attributes = in->n_attrs;
-		s->attributes = key_values(in->attrs, in->n_attrs);
-		s->dropped_attributes_count = in->dropped_attributes_count;
-		s->n_events = in->n_events;
-		s->events = palloc(sizeof(PbEvent *) * Max(in->n_events, 1));
-		for (int e = 0; e < in->n_events; e++)
+		s->n_attributes = v.n_attrs;
+		s->attributes = key_values(v.attrs, v.n_attrs);
+		s->dropped_attributes_count = v.dropped_attributes_count;
+		s->n_events = v.n_events;
+		s->events = palloc(sizeof(PbEvent *) * Max(v.n_events, 1));
+		for (int e = 0; e < v.n_events; e++)
 		{
 			PbEvent    *ev = palloc(sizeof(PbEvent));
 
 			opentelemetry__proto__trace__v1__span__event__init(ev);
-			ev->time_unix_nano = in->events[e].time_unix_nano;
-			ev->name = (char *) in->events[e].name;
-			ev->n_attributes = in->events[e].n_attrs;
-			ev->attributes = key_values(in->events[e].attrs, in->events[e].n_attrs);
+			ev->time_unix_nano = v.events[e].time_unix_nano;
+			ev->name = (char *) v.events[e].name;
+			ev->n_attributes = v.events[e].n_attrs;
+			ev->attributes = key_values(v.events[e].attrs, v.events[e].n_attrs);
 			s->events[e] = ev;
 		}
 		if (in->status_code != FP_STATUS_UNSET)
@@ -382,15 +392,19 @@ fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n)
 }
 
 /*
- * ExportLogsServiceRequest for n log records, serialized.
+ * ExportLogsServiceRequest for n packed log records, serialized.
  */
 StringInfo
-fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
+fp_attribution_otlp_encode_logs(const char *packed, int n)
 {
 	Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest req;
-	PbResourceLogs *rl = palloc(sizeof(PbResourceLogs));
-	PbScopeLogs *sl = palloc(sizeof(PbScopeLogs));
+	PbResourceLogs *rl;
+	PbScopeLogs *sl;
 
+	if (fp_attribution_otlp_signal_protocol(FP_OTLP_LOGS) != FP_OTLP_HTTP_JSON)
+		return fp_attribution_otlp_protobuf_logs(packed, n);
+	rl = palloc(sizeof(PbResourceLogs));
+	sl = palloc(sizeof(PbScopeLogs));
 	opentelemetry__proto__collector__logs__v1__export_logs_service_request__init(&req);
 	opentelemetry__proto__logs__v1__resource_logs__init(rl);
 	opentelemetry__proto__logs__v1__scope_logs__init(sl);
@@ -398,19 +412,20 @@ fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n)
 	req.resource_logs = palloc(sizeof(PbResourceLogs *));
 	req.resource_logs[0] = rl;
 	rl->resource = resource();
-	rl->schema_url = SCHEMA_URL;
+	rl->schema_url = FP_OTLP_SCHEMA_URL;
 	rl->n_scope_logs = 1;
 	rl->scope_logs = palloc(sizeof(PbScopeLogs *));
 	rl->scope_logs[0] = sl;
 	sl->scope = scope();
-	sl->schema_url = SCHEMA_URL;
+	sl->schema_url = FP_OTLP_SCHEMA_URL;
 	sl->n_log_records = n;
 	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		const FpLogRecord *in = &logs[i];
+		const FpLogRecord *in;
 		PbLogRecord *r = palloc(sizeof(PbLogRecord));
 
+		packed = fp_attribution_telemetry_log_view(packed, &in);
 		opentelemetry__proto__logs__v1__log_record__init(r);
 		r->time_unix_nano = in->time_unix_nano;
 		r->observed_time_unix_nano = in->observed_time_unix_nano;
@@ -565,12 +580,12 @@ fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n)
 	req.resource_metrics = palloc(sizeof(PbResourceMetrics *));
 	req.resource_metrics[0] = rm;
 	rm->resource = resource();
-	rm->schema_url = SCHEMA_URL;
+	rm->schema_url = FP_OTLP_SCHEMA_URL;
 	rm->n_scope_metrics = 1;
 	rm->scope_metrics = palloc(sizeof(PbScopeMetrics *));
 	rm->scope_metrics[0] = sm;
 	sm->scope = scope();
-	sm->schema_url = SCHEMA_URL;
+	sm->schema_url = FP_OTLP_SCHEMA_URL;
 	sm->metrics = palloc(sizeof(PbMetric *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{

@@ -183,61 +183,38 @@ signal_cursor(FpOtlpSignal signal)
 }
 
 /*
- * The array a batch is copied into, kept from one batch to the next: a
- * batch of full-size spans is megabytes, and a fresh allocation each time
- * (malloc'd and returned to the kernel) made the page faults of the copy
- * most of the exporter's cost.
+ * Copy up to max spans or log records that have not been accounted for
+ * yet into *records, as they are packed in the ring (read them with the
+ * telemetry views), in a buffer owned here, valid until the next fetch of
+ * the signal; returns how many, and in *end the position after them, to
+ * be committed once the batch is accounted for.  The buffer is kept from
+ * one batch to the next: a batch is megabytes, and a fresh allocation
+ * each time (malloc'd and returned to the kernel) made the page faults of
+ * the copy most of the exporter's cost.
  */
-static void *
-batch_buffer(void **buffer, int *capacity, int max, Size record_size)
+int
+fp_attribution_otlp_fetch_packed(FpOtlpSignal signal, char **records,
+								 int max, uint64 *end)
 {
-	if (*capacity < max)
+	static char *buffer[FP_OTLP_NSIGNALS];
+	static int	capacity[FP_OTLP_NSIGNALS];
+	FpSignal	core = signal == FP_OTLP_TRACES ? FP_SIGNAL_SPANS : FP_SIGNAL_LOGS;
+	uint64	   *cursor = signal_cursor(signal);
+	uint64		lost = 0;
+	int			n;
+
+	if (capacity[signal] < max)
 	{
-		if (*buffer != NULL)
-			pfree(*buffer);
-		*buffer = MemoryContextAllocHuge(TopMemoryContext, record_size * max);
-		*capacity = max;
+		if (buffer[signal] != NULL)
+			pfree(buffer[signal]);
+		buffer[signal] = MemoryContextAllocHuge(TopMemoryContext,
+												fp_attribution_telemetry_packed_max(core) * max);
+		capacity[signal] = max;
 	}
-	return *buffer;
-}
-
-/*
- * Copy up to max spans that have not been accounted for yet into *spans
- * (an array owned here, valid until the next call); returns how many, and
- * in *end the position after them, to be committed once the batch is
- * accounted for.
- */
-int
-fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max, uint64 *end)
-{
-	static void *buffer = NULL;
-	static int	capacity = 0;
-	uint64	   *cursor = signal_cursor(FP_OTLP_TRACES);
-	uint64		lost = 0;
-	int			n;
-
 	*end = *cursor;
-	*spans = batch_buffer(&buffer, &capacity, max, sizeof(FpSpanRecord));
-	n = fp_attribution_telemetry_copy_spans(end, *spans, max, &lost);
-	count_lost(FP_OTLP_TRACES, FP_SIGNAL_SPANS, lost);
-	*cursor = *end - n;
-	return n;
-}
-
-/* Log records, like fp_attribution_otlp_fetch_spans */
-int
-fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max, uint64 *end)
-{
-	static void *buffer = NULL;
-	static int	capacity = 0;
-	uint64	   *cursor = signal_cursor(FP_OTLP_LOGS);
-	uint64		lost = 0;
-	int			n;
-
-	*end = *cursor;
-	*logs = batch_buffer(&buffer, &capacity, max, sizeof(FpLogRecord));
-	n = fp_attribution_telemetry_copy_logs(end, *logs, max, &lost);
-	count_lost(FP_OTLP_LOGS, FP_SIGNAL_LOGS, lost);
+	*records = buffer[signal];
+	n = fp_attribution_telemetry_copy_packed(core, end, *records, max, &lost);
+	count_lost(signal, core, lost);
 	*cursor = *end - n;
 	return n;
 }

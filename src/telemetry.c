@@ -128,6 +128,28 @@ typedef struct FpRing
 	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
 } FpRing;
 
+/* The packed form of a span: see pack_span */
+#define SPAN_HEAD_SIZE offsetof(FpSpanRecord, trace_state)
+
+typedef struct FpPackedSpan
+{
+	uint32		dropped_attributes_count;
+	int			n_events;
+	int			n_attrs;
+	int			trace_state_len;	/* without the NUL */
+} FpPackedSpan;
+
+/* The largest packed span: the spans ring's slot size */
+#define SPAN_PACKED_MAX \
+	(MAXALIGN(SPAN_HEAD_SIZE) + sizeof(FpPackedSpan) + \
+	 FP_SPAN_MAX_EVENTS * sizeof(FpSpanEvent) + \
+	 FP_SPAN_MAX_ATTRS * sizeof(FpAttribute) + FP_TRACESTATE_MAX_LEN + 1)
+
+StaticAssertDecl(sizeof(FpPackedSpan) % MAXIMUM_ALIGNOF == 0 &&
+				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0 &&
+				 sizeof(FpAttribute) % MAXIMUM_ALIGNOF == 0,
+				 "packed span parts keep their alignment");
+
 typedef struct FpHistogram
 {
 	pg_atomic_uint64 count;
@@ -326,7 +348,7 @@ telemetry_shmem_size(void)
 	size = add_size(offsetof(FpTelemetryShared, series),
 					mul_size(series_slots(), sizeof(FpSeriesEntry)));
 	size = add_size(MAXALIGN(size),
-					ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)));
+					ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
 	size = add_size(size,
 					ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
 	size = add_size(size, mul_size(max_prepared_xacts, sizeof(FpParked)));
@@ -396,10 +418,10 @@ fp_attribution_telemetry_shmem_init(void)
 	rings = (char *) tel + MAXALIGN(offsetof(FpTelemetryShared, series) +
 									nslots * sizeof(FpSeriesEntry));
 	ring_init(&tel->spans, &locks[LOCK_SPANS].lock, fp_attribution_max_spans,
-			  sizeof(FpSpanRecord), rings);
+			  SPAN_PACKED_MAX, rings);
 	ring_init(&tel->logs, &locks[LOCK_LOGS].lock, fp_attribution_max_logs,
 			  sizeof(FpLogRecord),
-			  rings + ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)));
+			  rings + ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
 	pg_atomic_init_u64(&tel->clicks_total, 0);
 	pg_atomic_init_u64(&tel->conversions_total, 0);
 	pg_atomic_init_u64(&tel->receipts_total, 0);
@@ -413,7 +435,7 @@ fp_attribution_telemetry_shmem_init(void)
 	pg_atomic_init_u64(&tel->metrics_export_dropped, 0);
 	tel->parked_lock = &locks[LOCK_PARKED].lock;
 	tel->parked = (FpParked *)
-		(rings + ring_bytes(fp_attribution_max_spans, sizeof(FpSpanRecord)) +
+		(rings + ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX) +
 		 ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
 	for (int i = 0; i < max_prepared_xacts; i++)
 		tel->parked[i].gid[0] = '\0';
@@ -486,59 +508,91 @@ ring_slot(FpRing *ring, uint64 pos)
 
 /* Packing of a record into a slot: returns the bytes written */
 typedef Size (*FpPackFn) (char *dst, const void *record);
-typedef void (*FpUnpackFn) (void *record, const char *src);
+
+/* Copying a record out of a slot: returns the bytes written */
+typedef Size (*FpCopyFn) (char *dst, const char *src);
 
 /*
- * A span slot holds only what is defined: the fixed head, the tracestate
- * string, the events in use and the attributes in use.  That is a third
- * of the record or less, and the copy under the lock is most of the cost
- * of recording a span.
+ * A span slot holds only what is defined, in an order that keeps every
+ * part aligned, so that the exporter encodes straight from a copy of the
+ * slot (fp_attribution_telemetry_span_view) without unpacking it: the
+ * fixed head (the record up to trace_state, MAXALIGNed), FpPackedSpan,
+ * the events in use, the attributes in use, and last the tracestate
+ * string.  That is a third of the record or less, and the copy under the
+ * lock is most of the cost of recording a span.
  */
-#define SPAN_HEAD_SIZE offsetof(FpSpanRecord, trace_state)
-#define SPAN_COUNTS_SIZE (offsetof(FpSpanRecord, events) - \
-						  offsetof(FpSpanRecord, dropped_attributes_count))
 
 static Size
 pack_span(char *dst, const void *record)
 {
 	const FpSpanRecord *s = record;
-	char	   *p = dst;
-	Size		len = strlen(s->trace_state) + 1;
+	FpPackedSpan *c = (FpPackedSpan *) (dst + MAXALIGN(SPAN_HEAD_SIZE));
+	char	   *p = (char *) (c + 1);
 
-	memcpy(p, s, SPAN_HEAD_SIZE);
-	p += SPAN_HEAD_SIZE;
-	memcpy(p, s->trace_state, len);
-	p += len;
-	memcpy(p, &s->dropped_attributes_count, SPAN_COUNTS_SIZE);
-	p += SPAN_COUNTS_SIZE;
+	memcpy(dst, s, SPAN_HEAD_SIZE);
+	c->dropped_attributes_count = s->dropped_attributes_count;
+	c->n_events = s->n_events;
+	c->n_attrs = s->n_attrs;
+	c->trace_state_len = strlen(s->trace_state);
 	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
 	p += s->n_events * sizeof(FpSpanEvent);
-	memcpy(p, &s->n_attrs, sizeof(int));
-	p += sizeof(int);
 	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
 	p += s->n_attrs * sizeof(FpAttribute);
+	memcpy(p, s->trace_state, c->trace_state_len + 1);
+	p += c->trace_state_len + 1;
 	return p - dst;
 }
 
-static void
-unpack_span(void *record, const char *src)
+/*
+ * Where the parts of a packed span lie; returns the packed record after
+ * it.  src is MAXALIGNed (a slot, or a copy of one).
+ */
+const char *
+fp_attribution_telemetry_span_view(const char *src, FpSpanView *v)
 {
-	FpSpanRecord *s = record;
-	const char *p = src;
-	Size		len;
+	const FpPackedSpan *c = (const FpPackedSpan *) (src + MAXALIGN(SPAN_HEAD_SIZE));
+	const char *p = (const char *) (c + 1);
 
-	memcpy(s, p, SPAN_HEAD_SIZE);
-	p += SPAN_HEAD_SIZE;
-	len = strlen(p) + 1;
-	memcpy(s->trace_state, p, len);
-	p += len;
-	memcpy(&s->dropped_attributes_count, p, SPAN_COUNTS_SIZE);
-	p += SPAN_COUNTS_SIZE;
-	memcpy(s->events, p, s->n_events * sizeof(FpSpanEvent));
-	p += s->n_events * sizeof(FpSpanEvent);
-	memcpy(&s->n_attrs, p, sizeof(int));
-	p += sizeof(int);
-	memcpy(s->attrs, p, s->n_attrs * sizeof(FpAttribute));
+	v->head = (const FpSpanRecord *) src;
+	v->dropped_attributes_count = c->dropped_attributes_count;
+	v->n_events = c->n_events;
+	v->events = (const FpSpanEvent *) p;
+	p += c->n_events * sizeof(FpSpanEvent);
+	v->n_attrs = c->n_attrs;
+	v->attrs = (const FpAttribute *) p;
+	p += c->n_attrs * sizeof(FpAttribute);
+	v->trace_state = p;
+	p += c->trace_state_len + 1;
+	return src + MAXALIGN(p - src);
+}
+
+/* Copy a span as an FpSpanRecord */
+static Size
+unpack_span(char *dst, const char *src)
+{
+	FpSpanRecord *s = (FpSpanRecord *) dst;
+	FpSpanView	v;
+
+	(void) fp_attribution_telemetry_span_view(src, &v);
+	memcpy(s, src, SPAN_HEAD_SIZE);
+	strcpy(s->trace_state, v.trace_state);
+	s->dropped_attributes_count = v.dropped_attributes_count;
+	s->n_events = v.n_events;
+	memcpy(s->events, v.events, v.n_events * sizeof(FpSpanEvent));
+	s->n_attrs = v.n_attrs;
+	memcpy(s->attrs, v.attrs, v.n_attrs * sizeof(FpAttribute));
+	return sizeof(FpSpanRecord);
+}
+
+/* Copy a span as it is packed */
+static Size
+copy_packed_span(char *dst, const char *src)
+{
+	FpSpanView	v;
+	Size		size = fp_attribution_telemetry_span_view(src, &v) - src;
+
+	memcpy(dst, src, size);
+	return size;
 }
 
 /* A log slot is the record up to its last attribute in use */
@@ -551,11 +605,35 @@ pack_log(char *dst, const void *record)
 	return size;
 }
 
-static void
-unpack_log(void *record, const char *src)
+/*
+ * A packed log record is a prefix of FpLogRecord (only its first n_attrs
+ * attributes are there); returns the packed record after it.
+ */
+const char *
+fp_attribution_telemetry_log_view(const char *src, const FpLogRecord **log)
 {
-	memcpy(record, src,
+	*log = (const FpLogRecord *) src;
+	return src + MAXALIGN(FP_LOG_RECORD_SIZE((*log)->n_attrs));
+}
+
+/* Copy a log record as an FpLogRecord */
+static Size
+unpack_log(char *dst, const char *src)
+{
+	memcpy(dst, src,
 		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+	return sizeof(FpLogRecord);
+}
+
+/* Copy a log record as it is packed */
+static Size
+copy_packed_log(char *dst, const char *src)
+{
+	const FpLogRecord *log;
+	Size		size = fp_attribution_telemetry_log_view(src, &log) - src;
+
+	memcpy(dst, src, size);
+	return size;
 }
 
 /*
@@ -616,13 +694,14 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 }
 
 /*
- * Copy up to max records at or after *cursor into out (stride bytes
- * apart) and advance *cursor.  consume marks them as copied for the
- * dropped count; the SQL views read without consuming.
+ * Copy up to max records at or after *cursor to out, one after the other
+ * (copy says how: unpacked, or as packed), and advance *cursor; returns
+ * how many.  consume marks them as copied for the dropped count; the SQL
+ * views read without consuming.
  */
 static int
-ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
-		  uint64 *lost, bool consume, FpUnpackFn unpack)
+ring_copy(FpRing *ring, uint64 *cursor, char *out, int max, uint64 *lost,
+		  bool consume, FpCopyFn copy)
 {
 	uint64		pos = Max(*cursor, 1);
 	int			n = 0;
@@ -632,7 +711,7 @@ ring_copy(FpRing *ring, uint64 *cursor, char *out, Size stride, int max,
 		*lost = pos < ring->tail ? ring->tail - pos : 0;
 	pos = Max(pos, ring->tail);
 	for (; pos < ring->head && n < max; pos++, n++)
-		unpack(out + n * stride, ring_slot(ring, pos));
+		out += copy(out, ring_slot(ring, pos));
 	if (consume)
 	{
 		uint64		old = pg_atomic_read_u64(&ring->copied_upto);
@@ -688,22 +767,29 @@ fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n)
 	LWLockRelease(ring->lock);
 }
 
+/*
+ * The exporter's copy: up to max records of a signal as they are packed in
+ * the ring, into out, which holds fp_attribution_telemetry_packed_max()
+ * bytes per record; read them with the views.
+ */
 int
-fp_attribution_telemetry_copy_spans(uint64 *cursor, FpSpanRecord *out,
-									int max, uint64 *lost)
+fp_attribution_telemetry_copy_packed(FpSignal signal, uint64 *cursor,
+									 char *out, int max, uint64 *lost)
 {
 	require_telemetry();
-	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
-					 max, lost, true, unpack_span);
+	if (signal == FP_SIGNAL_SPANS)
+		return ring_copy(&tel->spans, cursor, out, max, lost, true,
+						 copy_packed_span);
+	return ring_copy(&tel->logs, cursor, out, max, lost, true,
+					 copy_packed_log);
 }
 
-int
-fp_attribution_telemetry_copy_logs(uint64 *cursor, FpLogRecord *out,
-								   int max, uint64 *lost)
+/* The largest packed record of a signal */
+Size
+fp_attribution_telemetry_packed_max(FpSignal signal)
 {
-	require_telemetry();
-	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
-					 max, lost, true, unpack_log);
+	return signal == FP_SIGNAL_SPANS ? MAXALIGN(SPAN_PACKED_MAX) :
+		MAXALIGN(sizeof(FpLogRecord));
 }
 
 /*
@@ -729,16 +815,16 @@ int
 fp_attribution_telemetry_peek_spans(uint64 *cursor, FpSpanRecord *out, int max)
 {
 	require_telemetry();
-	return ring_copy(&tel->spans, cursor, (char *) out, sizeof(FpSpanRecord),
-					 max, NULL, false, unpack_span);
+	return ring_copy(&tel->spans, cursor, (char *) out, max, NULL, false,
+					 unpack_span);
 }
 
 int
 fp_attribution_telemetry_peek_logs(uint64 *cursor, FpLogRecord *out, int max)
 {
 	require_telemetry();
-	return ring_copy(&tel->logs, cursor, (char *) out, sizeof(FpLogRecord),
-					 max, NULL, false, unpack_log);
+	return ring_copy(&tel->logs, cursor, (char *) out, max, NULL, false,
+					 unpack_log);
 }
 
 void

@@ -95,7 +95,8 @@ PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
 typedef struct SignalState
 {
 	MemoryContext cxt;			/* holds the batch; reset when it is done */
-	void	   *records;		/* the batch's records (telemetry.h types) */
+	void	   *records;		/* the batch: packed spans or logs, or metric
+								 * points (telemetry.h) */
 	int			nrecords;		/* how many; 0 when there is no batch */
 	uint64		end;			/* ring position after them (spans, logs) */
 	StringInfo	batch;			/* records encoded, or NULL */
@@ -148,12 +149,9 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 	switch (s)
 	{
 		case FP_OTLP_TRACES:
-			st->nrecords = fp_attribution_otlp_fetch_spans((FpSpanRecord **) &st->records,
-														   max, &st->end);
-			break;
 		case FP_OTLP_LOGS:
-			st->nrecords = fp_attribution_otlp_fetch_logs((FpLogRecord **) &st->records,
-														  max, &st->end);
+			st->nrecords = fp_attribution_otlp_fetch_packed(s, (char **) &st->records,
+															max, &st->end);
 			break;
 		default:
 			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);

@@ -30,11 +30,11 @@ fp_attribution.otlp_protocol = '$proto'" bash "$here/../e2e/cluster.sh" bash "$0
 	exit 0
 fi
 secs=$2
-port=${FP_BENCH_PORT:-4633}
 . "$here/discard_receiver.sh"
-start_discard_receiver otlp_load "$port"
+start_discard_receiver otlp_load
 proto=$(q "SHOW fp_attribution.otlp_protocol")
-if [ "$proto" = grpc ]; then port=$((port + 1)); fi
+port=$http_port
+if [ "$proto" = grpc ]; then port=$grpc_port; fi
 q "ALTER SYSTEM SET fp_attribution.otlp_endpoint = 'http://127.0.0.1:$port'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 1

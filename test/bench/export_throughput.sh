@@ -11,6 +11,10 @@
 # worker's CPU time during the drain (user + system, from /proc): spans per
 # CPU-second is the rate of a worker with a core to itself, which on a
 # shared machine varies far less than the drain's wall-clock rate.
+# Receipt-log integration (fp_attribution.log_interval) is off: it runs in
+# the same worker process, and one integration of the backlog's receipts
+# (seconds of CPU) falling inside the drain stalled export for as long,
+# which measured the ledger rather than the exporter.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-75}
@@ -23,14 +27,15 @@ if [ "$secs" != --inner ]; then
 fp_attribution.max_logs = 65536
 fp_attribution.sampling_ratio = 1
 fp_attribution.otlp_enabled = off
-fp_attribution.otlp_protocol = '$proto'"
+fp_attribution.otlp_protocol = '$proto'
+fp_attribution.log_interval = 0"
 	exec bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
 fi
 secs=$2
-port=${FP_BENCH_PORT:-4631}
 . "$here/discard_receiver.sh"
-start_discard_receiver otlp_tput "$port"
-if q "SHOW fp_attribution.otlp_protocol" | grep -q grpc; then port=$((port + 1)); fi
+start_discard_receiver otlp_tput
+port=$http_port
+if q "SHOW fp_attribution.otlp_protocol" | grep -q grpc; then port=$grpc_port; fi
 q "ALTER SYSTEM SET fp_attribution.otlp_endpoint = 'http://127.0.0.1:$port'" >/dev/null
 
 # A backlog: 80 clicks per transaction (400 spans, within a transaction's

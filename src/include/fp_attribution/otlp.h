@@ -115,23 +115,34 @@ extern void fp_attribution_otlp_redact(char *dst, const char *src,
 
 /*
  * Record sources (otlp_source.c): copies of the telemetry core's records
- * (telemetry.h); spans and logs in arrays owned by otlp_source.c, valid
- * until the next fetch of the signal, metrics palloc'd in the caller's
- * memory context.
+ * (telemetry.h); spans and logs packed as in the rings, in buffers owned
+ * by otlp_source.c, valid until the next fetch of the signal, metrics
+ * palloc'd in the caller's memory context.
  */
-extern int	fp_attribution_otlp_fetch_spans(FpSpanRecord **spans, int max,
-											uint64 *end);
-extern int	fp_attribution_otlp_fetch_logs(FpLogRecord **logs, int max,
-										   uint64 *end);
+extern int	fp_attribution_otlp_fetch_packed(FpOtlpSignal signal,
+											 char **records, int max,
+											 uint64 *end);
 extern void fp_attribution_otlp_commit_cursor(FpOtlpSignal signal, uint64 end);
 extern bool fp_attribution_otlp_backlog(FpOtlpSignal signal, int n);
 extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
-/* Encoders (otlp_encode.c, otlp_json.c) */
-extern StringInfo fp_attribution_otlp_encode_spans(const FpSpanRecord *spans, int n);
-extern StringInfo fp_attribution_otlp_encode_logs(const FpLogRecord *logs, int n);
+/* Encoders (otlp_encode.c, otlp_json.c, otlp_protobuf.c) */
+/* The instrumentation scope's name (its version: FP_ATTRIBUTION_VERSION) */
+#define FP_OTLP_SCOPE_NAME "fp_attribution"
+
+/*
+ * The semantic-conventions release whose attribute names and meanings the
+ * records follow (every name checked against it; doc/export.md).
+ */
+#define FP_OTLP_SCHEMA_URL "https://opentelemetry.io/schemas/1.45.0"
+
+extern List *fp_attribution_otlp_resource_pairs(void);
+extern StringInfo fp_attribution_otlp_encode_spans(const char *packed, int n);
+extern StringInfo fp_attribution_otlp_encode_logs(const char *packed, int n);
 extern StringInfo fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n);
 extern void fp_attribution_otlp_json(StringInfo out, const void *message);
+extern StringInfo fp_attribution_otlp_protobuf_spans(const char *packed, int n);
+extern StringInfo fp_attribution_otlp_protobuf_logs(const char *packed, int n);
 
 /* Transport (otlp_http.c): one request in flight per signal, concurrently */
 typedef enum FpOtlpOutcome

@@ -33,10 +33,11 @@
  * it is counted as dropped if no consumer had copied it yet.
  *
  * Consumers read with a cursor: the position of the next record they want
- * (start with 0 or 1).  fp_attribution_telemetry_copy_spans() copies, under
+ * (start with 0 or 1).  fp_attribution_telemetry_copy_packed() copies, under
  * the ring's lock held in shared mode for the duration of the copy only,
- * up to "max" records at or after *cursor into the caller's array, and
- * advances *cursor past them.  If *cursor is older than the oldest record
+ * up to "max" records at or after *cursor into the caller's buffer, as
+ * they are packed in the ring (read them with the views below, without
+ * unpacking), and advances *cursor past them.  If *cursor is older than the oldest record
  * still in the ring, the records in between were lost to this consumer:
  * *lost (when not NULL) receives their number, so an exporter can add them
  * to its own "dropped before export" count with
@@ -178,6 +179,21 @@ typedef struct FpSpanRecord
 #define FP_SPAN_RECORD_SIZE(n_attrs) \
 	(offsetof(FpSpanRecord, attrs) + (n_attrs) * sizeof(FpAttribute))
 
+/*
+ * A packed span (as the ring and the exporter's copy hold it), read in
+ * place: head gives the fields before trace_state, the rest are here.
+ */
+typedef struct FpSpanView
+{
+	const FpSpanRecord *head;
+	const char *trace_state;
+	uint32		dropped_attributes_count;
+	int			n_events;
+	const FpSpanEvent *events;
+	int			n_attrs;
+	const FpAttribute *attrs;
+} FpSpanView;
+
 /* opentelemetry.proto.logs.v1.SeverityNumber, the values we use */
 typedef enum FpSeverity
 {
@@ -290,12 +306,14 @@ extern void fp_attribution_telemetry_shmem_init(void);
 
 /* Consumer API; see the file banner for the protocol */
 extern bool fp_attribution_telemetry_available(void);
-extern int	fp_attribution_telemetry_copy_spans(uint64 *cursor,
-												FpSpanRecord *out, int max,
-												uint64 *lost);
-extern int	fp_attribution_telemetry_copy_logs(uint64 *cursor,
-											   FpLogRecord *out, int max,
-											   uint64 *lost);
+extern int	fp_attribution_telemetry_copy_packed(FpSignal signal,
+												 uint64 *cursor, char *out,
+												 int max, uint64 *lost);
+extern Size fp_attribution_telemetry_packed_max(FpSignal signal);
+extern const char *fp_attribution_telemetry_span_view(const char *packed,
+													  FpSpanView *view);
+extern const char *fp_attribution_telemetry_log_view(const char *packed,
+													 const FpLogRecord **log);
 
 /* Position of the next record to be written (head of the ring) */
 extern uint64 fp_attribution_telemetry_head(FpSignal signal);
