@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * postbacks.c
+ *	  Postbacks, the command side: settings, the outbox write made with
+ *	  every receipt of a conversion, waking the postback worker at commit,
+ *	  and the SQL functions that check templates and redact URLs.
+ *
+ * Outbox: fp_attribution_postbacks_enqueue() is called by the receipt
+ * writer (receipts.c, append_receipt), the one place every command that
+ * changes a conversion passes through: the insert of a conversion (by
+ * track_conversion or a direct INSERT), the lifecycle commands and late
+ * attribution all append a receipt to the conversion's chain.  For each
+ * active endpoint of the conversion's (advertiser, affiliate) that wants
+ * the event, one row goes into attribution.postback_outbox, in the same
+ * transaction and as the same role (the extension's owner) as the
+ * receipt: a rolled-back command leaves no row, so nothing is sent, and a
+ * committed one leaves its rows for the worker, however the server stops.
+ * The row is a snapshot of the conversion as the receipt leaves it.
+ * Receipt events map to postback events: conversion_tracked and
+ * conversion_attributed (a late click attributed it: the affiliate hears
+ * of it then) are "tracked"; conversion_approved, _rejected, _reversed
+ * and _refunded their own.  An unattributed conversion has no affiliate
+ * and so no postback.
+ *
+ * Waking: the first enqueue of a transaction registers a callback that
+ * sets the postback worker's latch when the transaction commits (its
+ * procno is in shared memory; without the preload nobody is woken, and
+ * the worker's poll finds the rows).  No lock: the procno is one atomic.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/otlp.h"
+#include "fp_attribution/postbacks.h"
+#include "fp_attribution/shmem.h"
+#include "fp_attribution/spi_plans.h"
+#include "fp_attribution/telemetry_record.h"
+
+bool		fp_attribution_postback_enabled = true;
+int			fp_attribution_postback_concurrency = 16;
+int			fp_attribution_postback_endpoint_concurrency = 4;
+int			fp_attribution_postback_timeout_ms = 10000;
+int			fp_attribution_postback_max_attempts = 10;
+int			fp_attribution_postback_max_age_s = 24 * 60 * 60;
+int			fp_attribution_postback_retry_initial_ms = 1000;
+int			fp_attribution_postback_retry_max_ms = 5 * 60 * 1000;
+int			fp_attribution_postback_disable_after = 10;
+
+/* Receipt event of a conversion -> postback event */
+static const struct
+{
+	const char *receipt_event;
+	const char *event;
+}			event_map[] = {
+	{"conversion_tracked", "tracked"},
+	{"conversion_attributed", "tracked"},
+	{"conversion_approved", "approved"},
+	{"conversion_rejected", "rejected"},
+	{"conversion_reversed", "reversed"},
+	{"conversion_refunded", "refunded"},
+};
+
+static SPIPlanPtr enqueue_plan = NULL;
+static bool callback_registered = false;
+static bool wake_at_commit = false;
+
+void
+fp_attribution_postbacks_define_gucs(void)
+{
+	DefineCustomBoolVariable("fp_attribution.postback_enabled",
+							 gettext_noop("Lets the postback worker deliver postbacks."),
+							 gettext_noop("Off, the commands still enqueue them; they are sent once it is on again."),
+							 &fp_attribution_postback_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_concurrency",
+							gettext_noop("Most postback requests in flight at once."),
+							NULL, &fp_attribution_postback_concurrency,
+							16, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_endpoint_concurrency",
+							gettext_noop("Most postback requests in flight at once to one endpoint."),
+							NULL, &fp_attribution_postback_endpoint_concurrency,
+							4, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_timeout",
+							gettext_noop("Total time allowed for one postback request."),
+							NULL, &fp_attribution_postback_timeout_ms,
+							10000, 100, 300000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_max_attempts",
+							gettext_noop("Attempts of a postback before it is given up."),
+							NULL, &fp_attribution_postback_max_attempts,
+							10, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_max_age",
+							gettext_noop("Age after which a postback not yet delivered is given up."),
+							NULL, &fp_attribution_postback_max_age_s,
+							24 * 60 * 60, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_retry_initial",
+							gettext_noop("Wait before the first retry of a postback; it doubles with each retry."),
+							NULL, &fp_attribution_postback_retry_initial_ms,
+							1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_retry_max",
+							gettext_noop("Longest wait between attempts of a postback, Retry-After included."),
+							NULL, &fp_attribution_postback_retry_max_ms,
+							5 * 60 * 1000, 10, 24 * 3600 * 1000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_disable_after",
+							gettext_noop("Failed attempts in a row after which a postback endpoint is disabled."),
+							gettext_noop("0 never disables an endpoint."),
+							&fp_attribution_postback_disable_after,
+							10, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+/* Wake the postback worker when a transaction that enqueued commits */
+static void
+postbacks_xact_callback(XactEvent event, void *arg)
+{
+	uint32		procno;
+
+	if (!wake_at_commit)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	wake_at_commit = false;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
+		return;
+	if (fp_attribution_shared == NULL)
+		return;
+	procno = pg_atomic_read_u32(&fp_attribution_shared->postback_worker_procno);
+	if (procno < ProcGlobal->allProcCount)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/* The value of the "event" member of a receipt payload, or NULL */
+static const char *
+payload_event(Jsonb *payload)
+{
+	JsonbValue	key;
+	JsonbValue *v;
+
+	key.type = jbvString;
+	key.val.string.val = "event";
+	key.val.string.len = strlen("event");
+	v = findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &key);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	for (int i = 0; i < lengthof(event_map); i++)
+		if (strlen(event_map[i].receipt_event) == v->val.string.len &&
+			memcmp(event_map[i].receipt_event, v->val.string.val,
+				   v->val.string.len) == 0)
+			return event_map[i].event;
+	return NULL;
+}
+
+/*
+ * Enqueue the postbacks of a conversion's receipt (see the file header).
+ * Caller: the receipt writer, connected to SPI, running as the extension's
+ * owner, right after the receipt's insert; env is the written receipt.
+ * Receipts of other aggregates return at once.
+ */
+void
+fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
+{
+	const char *event;
+	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
+	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
+	FpTraceId	cmd_trace;
+	FpSpanId	cmd_span;
+	uint8		flags = FP_TRACE_FLAG_SAMPLED;
+	Datum		args[7];
+	int			rc;
+
+	if (strcmp(env->aggregate_type, "conversion") != 0 ||
+		(event = payload_event(payload)) == NULL)
+		return;
+	if (enqueue_plan == NULL)
+		enqueue_plan = fp_attribution_keep_plan(
+			"INSERT INTO attribution.postback_outbox (advertiser_id, endpoint_id, event,"
+			" order_id, click_id, affiliate_id, offer_id, status, revenue_cents,"
+			" refunded_cents, commission_cents, currency, receipt_id, trace_id,"
+			" span_id, sampled)"
+			" SELECT c.advertiser_id, e.endpoint_id, $3, c.order_id, c.click_id,"
+			" c.affiliate_id, c.offer_id, c.status, c.revenue_cents, c.refunded_cents,"
+			" c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
+			" c.currency, $4, $5::attribution.trace_id, $6::attribution.span_id, $7"
+			" FROM attribution.conversions c"
+			" JOIN attribution.postback_endpoints e"
+			" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id"
+			" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id"
+			" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+			" AND c.order_id OPERATOR(pg_catalog.=) $2"
+			" AND e.active AND $3 OPERATOR(pg_catalog.=) ANY (e.events)",
+			7, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID});
+
+	/* the command's sampling decides whether its attempts become spans */
+	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
+		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
+		flags = FP_TRACE_FLAG_SAMPLED;
+	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
+	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
+	args[0] = CStringGetTextDatum(env->advertiser_id);
+	args[1] = CStringGetTextDatum(env->aggregate_id);
+	args[2] = CStringGetTextDatum(event);
+	args[3] = UUIDPGetDatum(&env->receipt_id);
+	args[4] = CStringGetTextDatum(trace_hex);
+	args[5] = CStringGetTextDatum(span_hex);
+	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
+	rc = SPI_execute_plan(enqueue_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+	if (!callback_registered)
+	{
+		RegisterXactCallback(postbacks_xact_callback, NULL);
+		callback_registered = true;
+	}
+	wake_at_commit = true;
+}
+
+/*
+ * attribution.postback_template_check(url_template text) returns boolean
+ *
+ * True for a valid template (postback_template.c); otherwise raises
+ * 22023 naming the template redacted, as it may hold a token.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_postback_template_check);
+Datum
+fp_attribution_postback_template_check(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char		why[512];
+
+	if (!fp_attribution_postback_template_valid(url, why, sizeof(why)))
+	{
+		char		shown[512];
+
+		fp_attribution_otlp_redact(shown, url, sizeof(shown));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid postback URL template \"%s\"", shown),
+				 errdetail("%s", why)));
+	}
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * attribution.redact_url(url text) returns text
+ *
+ * The text with every URL's userinfo and query string (and fragment)
+ * replaced by "***" (otlp_redact.c), as every message shows them.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_redact_url);
+Datum
+fp_attribution_redact_url(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	size_t		size;
+	char	   *shown;
+
+	/*
+	 * Each URL grows by at most 6 bytes ("***" after its "@" and after its
+	 * "?") and holds at least 3 ("://"), so twice the length is room enough
+	 */
+	size = add_size(mul_size(strlen(url), 2), 16);
+	shown = palloc(size);
+	fp_attribution_otlp_redact(shown, url, size);
+	PG_RETURN_TEXT_P(cstring_to_text(shown));
+}
