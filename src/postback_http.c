@@ -45,7 +45,7 @@
 /* Longest sleep while a request is in flight: libcurl's safety net */
 #define MAX_TRANSFER_SLEEP_MS 1000
 
-typedef struct Slot
+typedef struct PostbackSlot
 {
 	CURL	   *easy;			/* kept across requests; NULL until used */
 	struct curl_slist *headers; /* malloc'd by libcurl, freed at finish */
@@ -55,9 +55,9 @@ typedef struct Slot
 	instr_time	start;
 	char		errbuf[CURL_ERROR_SIZE];
 	FpPostbackResult result;
-} Slot;
+} PostbackSlot;
 
-static Slot slots[MAX_SLOTS];
+static PostbackSlot slots[MAX_SLOTS];
 static CURLM *multi = NULL;
 static int	nbusy = 0;
 
@@ -79,7 +79,7 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
-	Slot	   *s = (Slot *) arg;
+	PostbackSlot	   *s = (PostbackSlot *) arg;
 	size_t		n = size * nmemb;
 	char		line[256];
 	char	   *v;
@@ -115,7 +115,7 @@ fp_attribution_postback_http_start(int slot, const char *method,
 								   const char *url, const char *body,
 								   const char *const *headers, int nheaders)
 {
-	Slot	   *s = &slots[slot];
+	PostbackSlot	   *s = &slots[slot];
 	CURL	   *curl;
 	int			running;
 
@@ -171,7 +171,7 @@ fp_attribution_postback_http_start(int slot, const char *method,
 
 /* Classify a finished request into its slot's result */
 static void
-finish(Slot *s, CURLcode rc)
+finish(PostbackSlot *s, CURLcode rc)
 {
 	FpPostbackResult *r = &s->result;
 	long		status = 0;
@@ -226,7 +226,7 @@ collect_finished(void)
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
-		Slot	   *s;
+		PostbackSlot	   *s;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -242,7 +242,7 @@ collect_finished(void)
 bool
 fp_attribution_postback_http_take(int slot, FpPostbackResult *result)
 {
-	Slot	   *s = &slots[slot];
+	PostbackSlot	   *s = &slots[slot];
 
 	if (!s->done)
 		return false;

@@ -99,7 +99,7 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 #define MAX_REQUESTS 256
 
 /* One request: the row it delivers and what its span needs */
-typedef struct Request
+typedef struct PostbackRequest
 {
 	bool		used;
 	char	   *advertiser_id;	/* in the worker's context */
@@ -115,9 +115,9 @@ typedef struct Request
 	FpSpanId	parent_span_id;
 	FpSpanId	span_id;
 	int64		start_ns;
-} Request;
+} PostbackRequest;
 
-static Request requests[MAX_REQUESTS];
+static PostbackRequest requests[MAX_REQUESTS];
 static MemoryContext worker_cxt;
 static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
@@ -202,7 +202,7 @@ prepare_plans(void)
 
 /* The span of a finished attempt, into the telemetry rings */
 static void
-record_span(const Request *rq, const FpPostbackResult *res, int64 end_ns)
+record_span(const PostbackRequest *rq, const FpPostbackResult *res, int64 end_ns)
 {
 	FpSpanRecord *span;
 
@@ -250,7 +250,7 @@ record_span(const Request *rq, const FpPostbackResult *res, int64 end_ns)
  * the row's new state, the endpoint's failure count, the metrics.
  */
 static void
-write_result(Request *rq, const FpPostbackResult *res, TimestampTz now)
+write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
 {
 	bool		sent = res->outcome == FP_POSTBACK_SENT;
 	int			attempts = rq->attempts + 1;
@@ -319,7 +319,7 @@ write_result(Request *rq, const FpPostbackResult *res, TimestampTz now)
 
 /* Free a finished request's slot */
 static void
-release_request(Request *rq)
+release_request(PostbackRequest *rq)
 {
 	pfree(rq->advertiser_id);
 	pfree(rq->event);
@@ -341,7 +341,7 @@ column_text(HeapTuple tuple, TupleDesc desc, int col)
 static void
 start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 {
-	Request    *rq = &requests[slot];
+	PostbackRequest    *rq = &requests[slot];
 	FpPostbackValues v;
 	bool		isnull;
 	char	   *url;
@@ -473,8 +473,8 @@ run_cycle(void)
 									  " done_at = pg_catalog.now(),"
 									  " last_error = 'given up: older than fp_attribution.postback_max_age'"
 									  " WHERE state OPERATOR(pg_catalog.=) 'pending'"
-									  " AND created_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-									  " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)",
+									  " AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+									  " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
 									  1, (Oid[]) {FLOAT8OID},
 									  (Datum[]) {Float8GetDatum(fp_attribution_postback_max_age_s)},
 									  NULL, false, 0) != SPI_OK_UPDATE)
