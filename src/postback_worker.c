@@ -495,12 +495,18 @@ run_cycle(void)
 			for (int i = 0; i < MAX_REQUESTS; i++)
 				if (requests[i].used)
 					inflight[n++] = UUIDPGetDatum(&requests[i].delivery_id);
+
+			/*
+			 * Not read-only: the claim must see the results written above
+			 * (a read-only query would use the cycle's first snapshot and
+			 * find a row just scheduled for a retry still due)
+			 */
 			rc = SPI_execute_plan(claim_plan,
 								  (Datum[]) {PointerGetDatum(construct_array(inflight, n, UUIDOID,
 																			 UUID_LEN, false, TYPALIGN_CHAR)),
 									  Int32GetDatum(fp_attribution_postback_endpoint_concurrency),
 								  Int32GetDatum(nfree)},
-								  NULL, true, 0);
+								  NULL, false, 0);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "could not claim postbacks: %s", SPI_result_code_string(rc));
 			for (uint64 row = 0; row < SPI_processed; row++)

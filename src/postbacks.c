@@ -15,7 +15,8 @@
  * transaction and as the same role (the extension's owner) as the
  * receipt: a rolled-back command leaves no row, so nothing is sent, and a
  * committed one leaves its rows for the worker, however the server stops.
- * The row is a snapshot of the conversion as the receipt leaves it.
+ * The row is a snapshot of the conversion as the receipt leaves it (see
+ * prepare_plans).
  * Receipt events map to postback events: conversion_tracked and
  * conversion_attributed (a late click attributed it: the affiliate hears
  * of it then) are "tracked"; conversion_approved, _rejected, _reversed
@@ -73,7 +74,8 @@ static const struct
 	{"conversion_refunded", "refunded"},
 };
 
-static SPIPlanPtr enqueue_plan = NULL;
+static SPIPlanPtr payload_plan = NULL;
+static SPIPlanPtr row_plan = NULL;
 static bool callback_registered = false;
 static bool wake_at_commit = false;
 
@@ -146,17 +148,91 @@ postbacks_xact_callback(XactEvent event, void *arg)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
-/* The value of the "event" member of a receipt payload, or NULL */
+/* Columns of the outbox a plan fills, and what fills the common ones */
+#define OUTBOX_COLUMNS \
+	"INSERT INTO attribution.postback_outbox (advertiser_id, endpoint_id, event," \
+	" order_id, click_id, affiliate_id, offer_id, status, revenue_cents," \
+	" refunded_cents, commission_cents, currency, receipt_id, trace_id," \
+	" span_id, sampled) SELECT $1, e.endpoint_id, $3, "
+#define OUTBOX_CONTEXT \
+	" $4, $5::attribution.trace_id, $6::attribution.span_id, $7"
+#define OUTBOX_ENDPOINTS \
+	" AND e.active AND $3 OPERATOR(pg_catalog.=) ANY (e.events)"
+
+/*
+ * The two enqueue statements.  A payload holding the whole row (the
+ * creating event, a late attribution) is the snapshot itself: no read of
+ * the conversions table, which the insert trigger of a table copy (a
+ * shard) must not name.  A lifecycle payload holds only what changed: the
+ * command has just updated the row, so it is read by key.  Every name is
+ * schema-qualified: a direct INSERT runs this under the writer's
+ * search_path.
+ */
+static void
+prepare_plans(void)
+{
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
+	TEXTOID, BOOLOID, JSONBOID};
+
+	if (row_plan != NULL)
+		return;
+	payload_plan = fp_attribution_keep_plan(OUTBOX_COLUMNS
+											"r.p OPERATOR(pg_catalog.->>) 'order_id',"
+											" (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
+											" e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
+											" r.p OPERATOR(pg_catalog.->>) 'status',"
+											" (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
+											" (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+											" (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
+											" OPERATOR(pg_catalog.-)"
+											" (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+											" r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
+											" FROM (SELECT $8 AS p) r"
+											" JOIN attribution.postback_endpoints e"
+											" ON e.advertiser_id OPERATOR(pg_catalog.=) $1"
+											" AND e.affiliate_id OPERATOR(pg_catalog.=) (r.p OPERATOR(pg_catalog.->>) 'affiliate_id')"
+											" WHERE true" OUTBOX_ENDPOINTS,
+											8, types);
+	row_plan = fp_attribution_keep_plan(OUTBOX_COLUMNS
+										"c.order_id, c.click_id, c.affiliate_id, c.offer_id, c.status,"
+										" c.revenue_cents, c.refunded_cents,"
+										" c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
+										" c.currency," OUTBOX_CONTEXT
+										" FROM attribution.conversions c"
+										" JOIN attribution.postback_endpoints e"
+										" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id"
+										" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id"
+										" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+										" AND c.order_id OPERATOR(pg_catalog.=) $2"
+										OUTBOX_ENDPOINTS,
+										8, types);
+}
+
+/* The member "name" of a receipt payload (an object), or NULL */
+static JsonbValue *
+payload_member(Jsonb *payload, const char *name)
+{
+	JsonbValue	key;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	return findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &key);
+}
+
+/* Does the payload hold member "name"? */
+static bool
+has_member(Jsonb *payload, const char *name)
+{
+	return payload_member(payload, name) != NULL;
+}
+
+/* The postback event of a receipt payload's "event", or NULL */
 static const char *
 payload_event(Jsonb *payload)
 {
-	JsonbValue	key;
-	JsonbValue *v;
+	JsonbValue *v = payload_member(payload, "event");
 
-	key.type = jbvString;
-	key.val.string.val = "event";
-	key.val.string.len = strlen("event");
-	v = findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &key);
 	if (v == NULL || v->type != jbvString)
 		return NULL;
 	for (int i = 0; i < lengthof(event_map); i++)
@@ -182,31 +258,13 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	FpTraceId	cmd_trace;
 	FpSpanId	cmd_span;
 	uint8		flags = FP_TRACE_FLAG_SAMPLED;
-	Datum		args[7];
+	Datum		args[8];
 	int			rc;
 
 	if (strcmp(env->aggregate_type, "conversion") != 0 ||
 		(event = payload_event(payload)) == NULL)
 		return;
-	if (enqueue_plan == NULL)
-		enqueue_plan = fp_attribution_keep_plan(
-			"INSERT INTO attribution.postback_outbox (advertiser_id, endpoint_id, event,"
-			" order_id, click_id, affiliate_id, offer_id, status, revenue_cents,"
-			" refunded_cents, commission_cents, currency, receipt_id, trace_id,"
-			" span_id, sampled)"
-			" SELECT c.advertiser_id, e.endpoint_id, $3, c.order_id, c.click_id,"
-			" c.affiliate_id, c.offer_id, c.status, c.revenue_cents, c.refunded_cents,"
-			" c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
-			" c.currency, $4, $5::attribution.trace_id, $6::attribution.span_id, $7"
-			" FROM attribution.conversions c"
-			" JOIN attribution.postback_endpoints e"
-			" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id"
-			" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id"
-			" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-			" AND c.order_id OPERATOR(pg_catalog.=) $2"
-			" AND e.active AND $3 OPERATOR(pg_catalog.=) ANY (e.events)",
-			7, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID});
-
+	prepare_plans();
 	/* the command's sampling decides whether its attempts become spans */
 	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
 		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
@@ -220,7 +278,9 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	args[4] = CStringGetTextDatum(trace_hex);
 	args[5] = CStringGetTextDatum(span_hex);
 	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
-	rc = SPI_execute_plan(enqueue_plan, args, NULL, false, 0);
+	args[7] = JsonbPGetDatum(payload);
+	rc = SPI_execute_plan(has_member(payload, "affiliate_id") ? payload_plan : row_plan,
+						  args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

@@ -55,6 +55,7 @@ fp_attribution.postback_retry_max = 3s
 fp_attribution.postback_timeout = 2s
 fp_attribution.postback_max_attempts = 6
 fp_attribution.postback_disable_after = 3
+restart_after_crash = on
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION fp_attribution');
@@ -212,6 +213,20 @@ my $pid = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution postbacks'});
 kill 'KILL', $pid;
 control('POST', 'release?name=crash');
+# the postmaster restarts every process after the crash: wait for a new
+# postback worker (queries fail meanwhile)
+my $new_pid = '';
+$t0 = time;
+{
+	local $SIG{PIPE} = 'IGNORE';
+	while (($new_pid eq '' || $new_pid eq $pid) && time - $t0 < 120)
+	{
+		sleep 0.2;
+		$new_pid = eval { $node->safe_psql('postgres',
+			q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution postbacks'}) } // '';
+	}
+}
+isnt($new_pid, $pid, 'the server restarted the postback worker');
 ok($node->poll_query_until('postgres', qq{
 	SELECT state FROM attribution.postback_deliveries WHERE order_id = '$order'}, 'delivered'),
 	'after the crash and restart the postback is delivered');
