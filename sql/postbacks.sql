@@ -38,13 +38,13 @@ INSERT INTO attribution.postback_secrets (endpoint_id, secret)
 	 WHERE affiliate_id = 'aff-pb2';
 
 SELECT count(*) FROM (VALUES
-	(attribution.track_click('aff-pb', click_id => 'e1000000-0000-4000-8000-000000000001')),
-	(attribution.track_click('aff-pb2', click_id => 'e1000000-0000-4000-8000-000000000002')),
-	(attribution.track_click('aff-off', click_id => 'e1000000-0000-4000-8000-000000000003'))) AS v(r);
+	(attribution.track_click('aff-pb', click_id => 'f7a00000-0000-4000-8000-000000000001')),
+	(attribution.track_click('aff-pb2', click_id => 'f7a00000-0000-4000-8000-000000000002')),
+	(attribution.track_click('aff-off', click_id => 'f7a00000-0000-4000-8000-000000000003'))) AS v(r);
 SELECT count(*) FROM (VALUES
-	(attribution.track_conversion('pb-1', 1000, click_id => 'e1000000-0000-4000-8000-000000000001')),
-	(attribution.track_conversion('pb-2', 2000, click_id => 'e1000000-0000-4000-8000-000000000002')),
-	(attribution.track_conversion('pb-3', 3000, click_id => 'e1000000-0000-4000-8000-000000000003')),
+	(attribution.track_conversion('pb-1', 1000, click_id => 'f7a00000-0000-4000-8000-000000000001')),
+	(attribution.track_conversion('pb-2', 2000, click_id => 'f7a00000-0000-4000-8000-000000000002')),
+	(attribution.track_conversion('pb-3', 3000, click_id => 'f7a00000-0000-4000-8000-000000000003')),
 	(attribution.track_conversion('pb-4', 4000))) AS v(r);
 
 -- a rolled-back command enqueues nothing
@@ -59,8 +59,9 @@ SELECT count(*) FROM attribution.reject_conversion('pb-3');
 
 -- a conversion recorded before its click is tracked when the click arrives
 SELECT count(*) FROM attribution.track_conversion('pb-late', 500,
-	click_id => 'e1000000-0000-4000-8000-000000000009');
-SELECT count(*) FROM attribution.track_click('aff-pb', click_id => 'e1000000-0000-4000-8000-000000000009');
+	click_id => 'f7a00000-0000-4000-8000-000000000009');
+SELECT count(*) FROM attribution.track_click('aff-pb', click_id => 'f7a00000-0000-4000-8000-000000000009',
+	clicked_at => now() - interval '1 minute');
 
 -- one row per (receipt, endpoint), a snapshot of the conversion, in the
 -- receipt's trace

@@ -74,8 +74,10 @@ static const struct
 	{"conversion_refunded", "refunded"},
 };
 
-static SPIPlanPtr payload_plan = NULL;
-static SPIPlanPtr row_plan = NULL;
+static SPIPlanPtr payload_probe = NULL;
+static SPIPlanPtr payload_insert = NULL;
+static SPIPlanPtr row_probe = NULL;
+static SPIPlanPtr row_insert = NULL;
 static bool callback_registered = false;
 static bool wake_at_commit = false;
 
@@ -159,13 +161,32 @@ postbacks_xact_callback(XactEvent event, void *arg)
 #define OUTBOX_ENDPOINTS \
 	" AND e.active AND $3 OPERATOR(pg_catalog.=) ANY (e.events)"
 
+/* Where the endpoints of the creating event's payload ($8) come from */
+#define PAYLOAD_SOURCE \
+	" FROM (SELECT $8 AS p) r" \
+	" JOIN attribution.postback_endpoints e" \
+	" ON e.advertiser_id OPERATOR(pg_catalog.=) $1" \
+	" AND e.affiliate_id OPERATOR(pg_catalog.=) (r.p OPERATOR(pg_catalog.->>) 'affiliate_id')" \
+	" WHERE true" OUTBOX_ENDPOINTS
+/* ... and those of a conversion's row */
+#define ROW_SOURCE \
+	" FROM attribution.conversions c" \
+	" JOIN attribution.postback_endpoints e" \
+	" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id" \
+	" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id" \
+	" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1" \
+	" AND c.order_id OPERATOR(pg_catalog.=) $2" OUTBOX_ENDPOINTS
+
 /*
- * The two enqueue statements.  A payload holding the whole row (the
- * creating event, a late attribution) is the snapshot itself: no read of
- * the conversions table, which the insert trigger of a table copy (a
- * shard) must not name.  A lifecycle payload holds only what changed: the
- * command has just updated the row, so it is read by key.  Every name is
- * schema-qualified: a direct INSERT runs this under the writer's
+ * The enqueue statements.  A payload holding the whole row (the creating
+ * event, a late attribution) is the snapshot itself: no read of the
+ * conversions table, which the insert trigger of a table copy (a shard)
+ * must not name.  A lifecycle payload holds only what changed: the
+ * command has just updated the row, so it is read by key.  Each INSERT is
+ * preceded by a probe (a SELECT, which the telemetry does not record as a
+ * DB-operation span), so that a conversion whose affiliate has no
+ * endpoint, the common case, writes nothing and shows no INSERT.  Every
+ * name is schema-qualified: a direct INSERT runs this under the writer's
  * search_path.
  */
 static void
@@ -174,38 +195,30 @@ prepare_plans(void)
 	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
 	TEXTOID, BOOLOID, JSONBOID};
 
-	if (row_plan != NULL)
+	if (row_insert != NULL)
 		return;
-	payload_plan = fp_attribution_keep_plan(OUTBOX_COLUMNS
-											"r.p OPERATOR(pg_catalog.->>) 'order_id',"
-											" (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
-											" e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
-											" r.p OPERATOR(pg_catalog.->>) 'status',"
-											" (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
-											" (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
-											" (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
-											" OPERATOR(pg_catalog.-)"
-											" (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
-											" r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
-											" FROM (SELECT $8 AS p) r"
-											" JOIN attribution.postback_endpoints e"
-											" ON e.advertiser_id OPERATOR(pg_catalog.=) $1"
-											" AND e.affiliate_id OPERATOR(pg_catalog.=) (r.p OPERATOR(pg_catalog.->>) 'affiliate_id')"
-											" WHERE true" OUTBOX_ENDPOINTS,
-											8, types);
-	row_plan = fp_attribution_keep_plan(OUTBOX_COLUMNS
-										"c.order_id, c.click_id, c.affiliate_id, c.offer_id, c.status,"
-										" c.revenue_cents, c.refunded_cents,"
-										" c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
-										" c.currency," OUTBOX_CONTEXT
-										" FROM attribution.conversions c"
-										" JOIN attribution.postback_endpoints e"
-										" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id"
-										" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id"
-										" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-										" AND c.order_id OPERATOR(pg_catalog.=) $2"
-										OUTBOX_ENDPOINTS,
-										8, types);
+	payload_probe = fp_attribution_keep_plan("SELECT 1" PAYLOAD_SOURCE " LIMIT 1", 8, types);
+	row_probe = fp_attribution_keep_plan("SELECT 1" ROW_SOURCE " LIMIT 1", 8, types);
+	payload_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
+											  "r.p OPERATOR(pg_catalog.->>) 'order_id',"
+											  " (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
+											  " e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
+											  " r.p OPERATOR(pg_catalog.->>) 'status',"
+											  " (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
+											  " (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+											  " (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
+											  " OPERATOR(pg_catalog.-)"
+											  " (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+											  " r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
+											  PAYLOAD_SOURCE,
+											  8, types);
+	row_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
+										  "c.order_id, c.click_id, c.affiliate_id, c.offer_id, c.status,"
+										  " c.revenue_cents, c.refunded_cents,"
+										  " c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
+										  " c.currency," OUTBOX_CONTEXT
+										  ROW_SOURCE,
+										  8, types);
 }
 
 /* The member "name" of a receipt payload (an object), or NULL */
@@ -259,6 +272,7 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	FpSpanId	cmd_span;
 	uint8		flags = FP_TRACE_FLAG_SAMPLED;
 	Datum		args[8];
+	bool		whole_row;
 	int			rc;
 
 	if (strcmp(env->aggregate_type, "conversion") != 0 ||
@@ -279,8 +293,13 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	args[5] = CStringGetTextDatum(span_hex);
 	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
 	args[7] = JsonbPGetDatum(payload);
-	rc = SPI_execute_plan(has_member(payload, "affiliate_id") ? payload_plan : row_plan,
-						  args, NULL, false, 0);
+	whole_row = has_member(payload, "affiliate_id");
+	rc = SPI_execute_plan(whole_row ? payload_probe : row_probe, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up postback endpoints: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+	rc = SPI_execute_plan(whole_row ? payload_insert : row_insert, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
