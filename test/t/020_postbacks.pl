@@ -202,6 +202,20 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) FROM attribution.postback_deliveries WHERE affiliate_id = 'aff-slow' AND state = 'delivered'},
 	'6'), 'released, all six are delivered');
 
+# --- telemetry (before the crash, which resets shared memory): a span per
+# attempt in the conversion's trace; the metrics
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) > 0 FROM attribution.spans s
+	  JOIN attribution.postback_deliveries d ON d.trace_id = s.trace_id
+	 WHERE d.affiliate_id = 'aff-flaky' AND s.kind = 'client' AND s.name = 'POST'
+	   AND s.attributes ->> 'http.response.status_code' IN ('503', '200')}),
+	't', 'attempts are client spans in the conversion\'s trace');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(name || '=' || (coalesce(value, count) > 0), ',' ORDER BY name)
+	  FROM attribution.metrics WHERE name LIKE 'postbacks.%'}),
+	'postbacks.failed=true,postbacks.latency=true,postbacks.retried=true,postbacks.sent=true',
+	'postbacks.sent, .failed, .retried and .latency count');
+
 # --- kill -9 of the worker mid-delivery: nothing lost, sent again with the same key
 control('POST', 'hold?name=crash');
 endpoint('aff-crash', "$base/held/crash");
@@ -233,19 +247,6 @@ ok($node->poll_query_until('postgres', qq{
 @reqs = @{ seen('/held/crash') };
 cmp_ok(scalar(@reqs), '>=', 2, 'sent again after the crash');
 is(scalar(keys %{ { map { $_->{idempotency_key} => 1 } @reqs } }), 1, 'with the same idempotency key');
-
-# --- telemetry: a span per attempt in the conversion's trace; the metrics
-is($node->safe_psql('postgres', qq{
-	SELECT count(*) > 0 FROM attribution.spans s
-	  JOIN attribution.postback_deliveries d ON d.trace_id = s.trace_id
-	 WHERE d.affiliate_id = 'aff-flaky' AND s.kind = 'client' AND s.name = 'POST'
-	   AND s.attributes ->> 'http.response.status_code' IN ('503', '200')}),
-	't', 'attempts are client spans in the conversion\'s trace');
-is($node->safe_psql('postgres', q{
-	SELECT string_agg(name || '=' || (coalesce(value, count) > 0), ',' ORDER BY name)
-	  FROM attribution.metrics WHERE name LIKE 'postbacks.%'}),
-	'postbacks.failed=true,postbacks.latency=true,postbacks.retried=true,postbacks.sent=true',
-	'postbacks.sent, .failed, .retried and .latency count');
 
 $node->stop;
 $receiver->kill_kill;
