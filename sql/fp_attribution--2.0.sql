@@ -987,6 +987,157 @@ COMMENT ON VIEW attribution.log_status IS
 	'Per advertiser: log size, latest checkpoint size, receipts pending integration and the age of the oldest';
 
 --------------------------------------------------------------------------
+-- Postbacks (src/postback*.c): per advertiser and affiliate HTTP endpoints
+-- told about their conversions through a transactional outbox.  Every
+-- receipt of a conversion (src/receipts.c) enqueues one delivery per
+-- matching endpoint in the command's transaction; the postback worker
+-- delivers them.  Managed with plain SQL by the extension's owner, like
+-- attribution.offers.  No role but the owner has any privilege on these
+-- tables: the secrets, in a table of their own, never reach another role.
+--------------------------------------------------------------------------
+
+-- Validates a URL template (http/https, no blank or control character,
+-- only known macros); raises 22023 naming the URL redacted
+CREATE FUNCTION attribution.postback_template_check(url_template text)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_postback_template_check'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.postback_template_check(text) IS
+	'True for a valid postback URL template; raises 22023 otherwise';
+-- A URL with its userinfo and query string replaced by ***
+CREATE FUNCTION attribution.redact_url(url text) RETURNS text
+	AS 'MODULE_PATHNAME', 'fp_attribution_redact_url'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION attribution.redact_url(text) IS
+	'Every URL in the text with its userinfo and query string (and fragment) replaced by ***';
+
+CREATE TABLE attribution.postback_endpoints (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default'
+		CHECK (pg_catalog.char_length(advertiser_id) BETWEEN 1 AND 128),
+	endpoint_id bigint GENERATED ALWAYS AS IDENTITY,
+	affiliate_id text NOT NULL
+		CHECK (pg_catalog.char_length(affiliate_id) BETWEEN 1 AND 128),
+	url_template text NOT NULL
+		CHECK (attribution.postback_template_check(url_template)),
+	method text NOT NULL DEFAULT 'GET' CHECK (method IN ('GET', 'POST')),
+	events text[] NOT NULL
+		DEFAULT '{tracked,approved,rejected,reversed,refunded}'
+		CHECK (pg_catalog.cardinality(events) > 0 AND events OPERATOR(pg_catalog.<@)
+			   '{tracked,approved,rejected,reversed,refunded}'::text[]),
+	active boolean NOT NULL DEFAULT true,
+	-- set by the postback worker: failed attempts in a row, and when
+	-- reaching fp_attribution.postback_disable_after disabled it
+	consecutive_failures integer NOT NULL DEFAULT 0,
+	disabled_at timestamptz,
+	disabled_reason text,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (advertiser_id, endpoint_id)
+);
+CREATE INDEX postback_endpoints_affiliate_idx
+	ON attribution.postback_endpoints (advertiser_id, affiliate_id);
+COMMENT ON TABLE attribution.postback_endpoints IS
+	'Per advertiser and affiliate postback URL templates, the events that fire them, and their state';
+SELECT pg_catalog.pg_extension_config_dump('attribution.postback_endpoints', '');
+
+CREATE TABLE attribution.postback_secrets (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default',
+	endpoint_id bigint NOT NULL,
+	secret text NOT NULL CHECK (pg_catalog.octet_length(secret) BETWEEN 16 AND 1024),
+	PRIMARY KEY (advertiser_id, endpoint_id),
+	FOREIGN KEY (advertiser_id, endpoint_id)
+		REFERENCES attribution.postback_endpoints ON DELETE CASCADE
+);
+COMMENT ON TABLE attribution.postback_secrets IS
+	'HMAC-SHA256 keys of postback endpoints; readable by the extension''s owner only';
+SELECT pg_catalog.pg_extension_config_dump('attribution.postback_secrets', '');
+
+-- The outbox: one row per (receipt, endpoint), with the conversion as the
+-- receipt left it.  delivery_id is the Idempotency-Key of every attempt.
+CREATE TABLE attribution.postback_outbox (
+	advertiser_id text COLLATE "C" NOT NULL,
+	delivery_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+	endpoint_id bigint NOT NULL,
+	event text NOT NULL,
+	order_id text NOT NULL,
+	click_id uuid,
+	affiliate_id text NOT NULL,
+	offer_id text,
+	status text NOT NULL,
+	revenue_cents bigint NOT NULL,
+	refunded_cents bigint NOT NULL,
+	commission_cents bigint,
+	currency text NOT NULL,
+	receipt_id uuid NOT NULL,
+	trace_id attribution.trace_id NOT NULL,
+	span_id attribution.span_id NOT NULL,
+	sampled boolean NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	state text NOT NULL DEFAULT 'pending'
+		CHECK (state IN ('pending', 'delivered', 'failed')),
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_attempt_at timestamptz,
+	last_http_status integer,
+	last_error text,
+	done_at timestamptz,
+	PRIMARY KEY (advertiser_id, delivery_id),
+	FOREIGN KEY (advertiser_id, endpoint_id)
+		REFERENCES attribution.postback_endpoints ON DELETE CASCADE
+);
+CREATE INDEX postback_outbox_due_idx ON attribution.postback_outbox
+	(advertiser_id, endpoint_id, next_attempt_at) WHERE state = 'pending';
+COMMENT ON TABLE attribution.postback_outbox IS
+	'Postbacks to deliver and delivered: written in the transaction of the conversion''s command';
+SELECT pg_catalog.pg_extension_config_dump('attribution.postback_outbox', '');
+REVOKE ALL ON attribution.postback_endpoints, attribution.postback_secrets,
+	attribution.postback_outbox FROM PUBLIC;
+
+CREATE VIEW attribution.postback_deliveries AS
+SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.affiliate_id, o.event,
+	   o.order_id, e.method, attribution.redact_url(e.url_template) AS url,
+	   o.state, o.attempts, o.last_http_status, o.last_error,
+	   o.created_at, o.last_attempt_at,
+	   CASE WHEN o.state OPERATOR(pg_catalog.=) 'pending' THEN o.next_attempt_at END
+		   AS next_attempt_at,
+	   o.done_at, o.receipt_id, o.trace_id,
+	   e.active AND e.disabled_at IS NULL AS endpoint_enabled
+  FROM attribution.postback_outbox o
+  JOIN attribution.postback_endpoints e
+	ON e.advertiser_id OPERATOR(pg_catalog.=) o.advertiser_id
+   AND e.endpoint_id OPERATOR(pg_catalog.=) o.endpoint_id;
+COMMENT ON VIEW attribution.postback_deliveries IS
+	'Each postback: state (pending, delivered, failed), attempts, last HTTP status and error, next attempt';
+REVOKE ALL ON attribution.postback_deliveries FROM PUBLIC;
+
+-- Re-enable an endpoint the worker disabled after repeated failures; its
+-- pending deliveries are sent again from now on
+CREATE FUNCTION attribution.enable_postback_endpoint(endpoint_id bigint,
+	advertiser_id text DEFAULT 'default') RETURNS boolean
+	LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	BEGIN ATOMIC
+		WITH enabled AS (
+			UPDATE attribution.postback_endpoints e
+			   SET active = true, consecutive_failures = 0,
+				   disabled_at = NULL, disabled_reason = NULL
+			 WHERE e.advertiser_id OPERATOR(pg_catalog.=) enable_postback_endpoint.advertiser_id
+			   AND e.endpoint_id OPERATOR(pg_catalog.=) enable_postback_endpoint.endpoint_id
+			RETURNING e.endpoint_id),
+		rescheduled AS (
+			UPDATE attribution.postback_outbox o
+			   SET next_attempt_at = pg_catalog.now()
+			 WHERE o.advertiser_id OPERATOR(pg_catalog.=) enable_postback_endpoint.advertiser_id
+			   AND o.endpoint_id IN (SELECT enabled.endpoint_id FROM enabled)
+			   AND o.state OPERATOR(pg_catalog.=) 'pending')
+		SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 1 FROM enabled;
+	END;
+COMMENT ON FUNCTION attribution.enable_postback_endpoint(bigint, text) IS
+	'Re-enable a postback endpoint (active, failures forgotten) and send its pending postbacks now; false if there is no such endpoint';
+REVOKE ALL ON FUNCTION attribution.enable_postback_endpoint(bigint, text) FROM PUBLIC;
+
+--------------------------------------------------------------------------
 -- Scale-out on Citus: attribution.distribute() (README, "Running on
 -- Citus").  Kept last and self-contained: it only reads the catalog for
 -- the extension's tables and for the functions taking an advertiser_id.

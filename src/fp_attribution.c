@@ -23,6 +23,7 @@
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/server_log.h"
@@ -49,6 +50,7 @@ _PG_init(void)
 	fp_attribution_server_log_define_gucs();
 	fp_attribution_receipts_define_gucs();
 	fp_attribution_log_define_gucs();
+	fp_attribution_postbacks_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
 
@@ -57,6 +59,7 @@ _PG_init(void)
 
 	fp_attribution_shmem_install_hooks();
 	fp_attribution_worker_register();
+	fp_attribution_postback_worker_register();
 	fp_attribution_telemetry_install_hooks();
 	fp_attribution_server_log_install_hook();
 	fp_attribution_delegation_install_hook();

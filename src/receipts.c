@@ -82,6 +82,7 @@
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/lifecycle.h"
+#include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
@@ -816,6 +817,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	}
 	if (key != NULL)
 		register_signing_key(key, values[15]);
+	fp_attribution_postbacks_enqueue(env, payload);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }

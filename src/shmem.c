@@ -75,6 +75,8 @@ fp_attribution_shmem_startup(void)
 		pg_atomic_init_u64(&c->verifications_success, 0);
 		pg_atomic_init_u64(&c->verifications_failed, 0);
 		c->reset_time = GetCurrentTimestamp();
+		pg_atomic_init_u32(&fp_attribution_shared->postback_worker_procno,
+						   PG_UINT32_MAX);
 	}
 	fp_attribution_otlp_status_init();
 	fp_attribution_telemetry_shmem_init();

@@ -210,6 +210,8 @@ typedef struct FpTelemetryShared
 	pg_atomic_uint64 commands_errors[FP_COMMAND_KINDS];
 	FpHistogram commands_latency[FP_COMMAND_KINDS];
 	FpHistogram conversion_latency;
+	pg_atomic_uint64 postbacks[FP_POSTBACK_OUTCOMES];	/* postback worker */
+	FpHistogram postback_latency;
 	pg_atomic_uint64 metrics_export_dropped;
 	LWLock	   *parked_lock;
 	FpParked   *parked;			/* max_prepared_xacts slots */
@@ -432,6 +434,9 @@ fp_attribution_telemetry_shmem_init(void)
 		histogram_init(&tel->commands_latency[k]);
 	}
 	histogram_init(&tel->conversion_latency);
+	for (int o = 0; o < FP_POSTBACK_OUTCOMES; o++)
+		pg_atomic_init_u64(&tel->postbacks[o], 0);
+	histogram_init(&tel->postback_latency);
 	pg_atomic_init_u64(&tel->metrics_export_dropped, 0);
 	tel->parked_lock = &locks[LOCK_PARKED].lock;
 	tel->parked = (FpParked *)
@@ -941,6 +946,9 @@ fp_attribution_telemetry_reset(FpSignal signal)
 			histogram_reset(&tel->commands_latency[k]);
 		}
 		histogram_reset(&tel->conversion_latency);
+		for (int o = 0; o < FP_POSTBACK_OUTCOMES; o++)
+			pg_atomic_write_u64(&tel->postbacks[o], 0);
+		histogram_reset(&tel->postback_latency);
 		pg_atomic_write_u64(&tel->metrics_export_dropped, 0);
 		tel->start_time_unix_nano = fp_attribution_now_unix_nano();
 		LWLockRelease(tel->series_lock);
@@ -1201,6 +1209,26 @@ fp_attribution_telemetry_count_conversions(const char *currency, uint64 n,
 	histogram_add(&tel->conversion_latency, latency);
 }
 
+/*
+ * One postback attempt (the postback worker): its outcome and, for an
+ * attempt that got an answer or timed out, its duration.
+ */
+void
+fp_attribution_telemetry_count_postback(FpPostbackMetric outcome,
+										double latency_ms)
+{
+	FpLatencyTally t;
+
+	if (tel == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&tel->postbacks[outcome], 1);
+	memset(&t, 0, sizeof(t));
+	latency_ms = Max(latency_ms, 0);
+	tally_record(&t, command_latency_bounds, lengthof(command_latency_bounds),
+				 latency_ms / 1000.0, (uint64) (latency_ms * 1000000.0));
+	histogram_add(&tel->postback_latency, &t);
+}
+
 void
 fp_attribution_telemetry_count_receipts(uint64 n)
 {
@@ -1350,7 +1378,11 @@ enum
 	DEF_COMMANDS_ERRORS,
 	DEF_RECEIPTS_TOTAL,
 	DEF_VERIFICATIONS_SUCCESS,
-	DEF_VERIFICATIONS_FAILED
+	DEF_VERIFICATIONS_FAILED,
+	DEF_POSTBACKS_SENT,
+	DEF_POSTBACKS_FAILED,
+	DEF_POSTBACKS_RETRIED,
+	DEF_POSTBACKS_LATENCY
 };
 
 static const FpMetricDef metric_defs[] = {
@@ -1366,6 +1398,10 @@ static const FpMetricDef metric_defs[] = {
 	{"receipts.total", "Committed receipts.", "{receipt}", FP_METRIC_SUM, true},
 	{"receipts.verifications.success", "Receipt verifications that succeeded.", "{verification}", FP_METRIC_SUM, true},
 	{"receipts.verifications.failed", "Receipt verifications that failed.", "{verification}", FP_METRIC_SUM, true},
+	{"postbacks.sent", "Postbacks delivered (2xx answer).", "{postback}", FP_METRIC_SUM, true},
+	{"postbacks.failed", "Postbacks given up.", "{postback}", FP_METRIC_SUM, true},
+	{"postbacks.retried", "Postback attempts that failed and will be retried.", "{attempt}", FP_METRIC_SUM, true},
+	{"postbacks.latency", "Duration of a postback attempt.", "s", FP_METRIC_HISTOGRAM, false},
 };
 
 static FpMetricPoint *
@@ -1451,7 +1487,7 @@ int
 fp_attribution_telemetry_max_metric_points(void)
 {
 	require_telemetry();
-	return 16 + 4 * FP_COMMAND_KINDS + fp_attribution_max_affiliate_series +
+	return 20 + 4 * FP_COMMAND_KINDS + fp_attribution_max_affiliate_series +
 		MAX_CURRENCY_SERIES;
 }
 
@@ -1530,6 +1566,18 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 					  NULL, NULL);
 	if (p != NULL)
 		p->start_time_unix_nano = fp_attribution_timestamptz_to_unix_nano(counters->reset_time);
+	counter_point(out, &n, max, DEF_POSTBACKS_SENT, now,
+				  pg_atomic_read_u64(&tel->postbacks[FP_POSTBACK_METRIC_SENT]),
+				  NULL, NULL);
+	counter_point(out, &n, max, DEF_POSTBACKS_FAILED, now,
+				  pg_atomic_read_u64(&tel->postbacks[FP_POSTBACK_METRIC_FAILED]),
+				  NULL, NULL);
+	counter_point(out, &n, max, DEF_POSTBACKS_RETRIED, now,
+				  pg_atomic_read_u64(&tel->postbacks[FP_POSTBACK_METRIC_RETRIED]),
+				  NULL, NULL);
+	histogram_point(out, &n, max, DEF_POSTBACKS_LATENCY, now,
+					&tel->postback_latency, command_latency_bounds,
+					lengthof(command_latency_bounds), COMMAND_SUM_SCALE, NULL);
 	return n;
 }
 

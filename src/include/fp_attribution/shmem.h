@@ -29,6 +29,8 @@ typedef struct FpAttributionCounters
 typedef struct FpAttributionSharedState
 {
 	FpAttributionCounters counters;
+	/* the postback worker's PGPROC number, PG_UINT32_MAX when none */
+	pg_atomic_uint32 postback_worker_procno;
 } FpAttributionSharedState;
 
 /* NULL unless loaded via shared_preload_libraries */

@@ -39,6 +39,15 @@ typedef struct FpLatencyTally
 	FpExemplar	exemplar;		/* the latest of a recorded span, or none */
 } FpLatencyTally;
 
+/* What a postback attempt counts in postbacks.sent / .failed / .retried */
+typedef enum FpPostbackMetric
+{
+	FP_POSTBACK_METRIC_SENT = 0,
+	FP_POSTBACK_METRIC_FAILED,
+	FP_POSTBACK_METRIC_RETRIED,
+	FP_POSTBACK_OUTCOMES
+} FpPostbackMetric;
+
 extern bool fp_attribution_log_json;
 extern bool fp_attribution_log_client_ip;
 extern int	fp_attribution_max_pending_telemetry;	/* kB */
@@ -60,6 +69,8 @@ extern void fp_attribution_telemetry_count_conversions(const char *currency,
 													   int64 revenue_cents,
 													   const FpLatencyTally *latency);
 extern void fp_attribution_telemetry_count_receipts(uint64 n);
+extern void fp_attribution_telemetry_count_postback(FpPostbackMetric outcome,
+													double latency_ms);
 extern void fp_attribution_telemetry_tally_exemplar(FpLatencyTally *t,
 													int64 time_unix_nano,
 													double seconds,

@@ -1,0 +1,605 @@
+/*-------------------------------------------------------------------------
+ *
+ * postback_worker.c
+ *	  The postback worker: delivers the rows of attribution.postback_outbox
+ *	  over HTTP, retries, gives up, disables failing endpoints.
+ *
+ * A background worker of its own ("fp_attribution postbacks" in
+ * pg_stat_activity), so a slow or dead affiliate endpoint never delays
+ * OTLP export, nor the other way round.  It connects to
+ * fp_attribution.otlp_database, where the extension must be installed.
+ *
+ * Loop: one transaction per cycle writes the results of the attempts that
+ * finished (delivered; retry at next_attempt_at; or failed) and the
+ * endpoints' failure counts, then claims due pending rows for the free
+ * request slots: at most fp_attribution.postback_concurrency in flight,
+ * at most fp_attribution.postback_endpoint_concurrency per endpoint (a
+ * LATERAL subquery per enabled endpoint, so an endpoint with a deep
+ * backlog cannot take every slot), oldest due first.  After the commit
+ * the requests start (postback_http.c, libcurl multi), and the worker
+ * sleeps on its latch and their sockets together; backends set the latch
+ * when a transaction that enqueued commits (postbacks.c), and the sleep
+ * is at most POLL_MS otherwise (retries that came due, an endpoint
+ * re-enabled).
+ *
+ * A row stays "pending" while its request is in flight: a crash (of the
+ * worker or the server) at any point loses nothing; an attempt whose
+ * result was not written yet is made again, with the same Idempotency-Key
+ * (the row's delivery_id), which is why the receiver must deduplicate.
+ * At most once is impossible over HTTP; at least once with a stable key
+ * is what the receiver can turn into exactly once.
+ *
+ * Retries: connection errors, timeouts, 429 and 5xx, after
+ * fp_attribution.postback_retry_initial doubling with each attempt, times
+ * a jitter factor in [0.5, 1.5), capped at fp_attribution.postback_retry_max;
+ * a Retry-After replaces the computed wait, capped the same way.  Other
+ * answers are final.  A row is given up ("failed") after
+ * fp_attribution.postback_max_attempts attempts or when older than
+ * fp_attribution.postback_max_age.  Each failed attempt adds one to its
+ * endpoint's consecutive_failures (a success resets it); at
+ * fp_attribution.postback_disable_after the endpoint is disabled, its rows
+ * wait (they still age) until attribution.enable_postback_endpoint().
+ *
+ * Telemetry: each attempt of a sampled conversion's trace is a CLIENT span
+ * in that trace, child of the receipt's span, whose id goes out in the
+ * traceparent header; each counts in postbacks.sent/.failed/.retried and
+ * postbacks.latency.
+ *
+ * Shared memory: the worker publishes its procno (shmem.h) so backends
+ * can wake it, and pushes spans and counts through the telemetry core,
+ * which does its own locking.  No lock of ours is held anywhere.
+ *
+ * SIGTERM: die (there is nothing to drain: rows in flight are sent again
+ * after the restart).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/otlp.h"
+#include "fp_attribution/postbacks.h"
+#include "fp_attribution/shmem.h"
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_record.h"
+
+PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
+
+/* Longest sleep: retries that came due and re-enabled endpoints wait this */
+#define POLL_MS 1000
+/* Sleep while the extension is missing from the worker's database */
+#define NO_EXTENSION_MS 10000
+/* How often rows past fp_attribution.postback_max_age are given up */
+#define EXPIRE_EVERY_MS 60000
+/* Seconds before the postmaster restarts a worker that exited */
+#define RESTART_SECONDS 5
+#define MAX_REQUESTS 256
+
+/* One request: the row it delivers and what its span needs */
+typedef struct PostbackRequest
+{
+	bool		used;
+	char	   *advertiser_id;	/* in the worker's context */
+	pg_uuid_t	delivery_id;
+	int64		endpoint_id;
+	int			attempts;		/* made before this one */
+	TimestampTz created_at;
+	char	   *event;
+	char	   *url_shown;		/* redacted */
+	char		method[8];
+	bool		sampled;
+	FpTraceId	trace_id;
+	FpSpanId	parent_span_id;
+	FpSpanId	span_id;
+	int64		start_ns;
+} PostbackRequest;
+
+static PostbackRequest requests[MAX_REQUESTS];
+static MemoryContext worker_cxt;
+static pg_prng_state prng;
+static SPIPlanPtr claim_plan,
+			result_plan,
+			endpoint_plan;
+static TimestampTz next_expire = 0;
+
+/* Wait after a failed attempt number "attempts" (1 for the first) */
+static long
+retry_wait_ms(int attempts, int retry_after_ms)
+{
+	double		wait;
+
+	if (retry_after_ms >= 0)
+		return Min(retry_after_ms, fp_attribution_postback_retry_max_ms);
+	wait = fp_attribution_postback_retry_initial_ms *
+		pow(2.0, Min(attempts - 1, 30));
+	wait *= 0.5 + pg_prng_double(&prng);
+	return (long) Min(wait, (double) fp_attribution_postback_retry_max_ms);
+}
+
+static void
+prepare_plans(void)
+{
+	if (claim_plan != NULL)
+		return;
+	claim_plan = SPI_prepare("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
+							 " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
+							 " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
+							 " o.commission_cents::text, o.currency, o.receipt_id::text,"
+							 " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
+							 " e.url_template, e.method, s.secret"
+							 " FROM attribution.postback_endpoints e"
+							 " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
+							 "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+							 "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+							 "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
+							 "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+							 "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
+							 "  ORDER BY o.next_attempt_at LIMIT $2) o"
+							 " LEFT JOIN attribution.postback_secrets s"
+							 " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+							 " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+							 " WHERE e.active AND e.disabled_at IS NULL"
+							 " ORDER BY o.next_attempt_at LIMIT $3",
+							 3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+	result_plan = SPI_prepare("UPDATE attribution.postback_outbox SET"
+							  " attempts = attempts OPERATOR(pg_catalog.+) 1,"
+							  " last_attempt_at = pg_catalog.now(), last_http_status = $3,"
+							  " last_error = $4, state = $5,"
+							  " next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+							  "  pg_catalog.make_interval(secs => $6 OPERATOR(pg_catalog./) 1000.0),"
+							  " done_at = CASE WHEN $5 OPERATOR(pg_catalog.<>) 'pending'"
+							  "  THEN pg_catalog.now() END"
+							  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+							  " AND delivery_id OPERATOR(pg_catalog.=) $2"
+							  " AND state OPERATOR(pg_catalog.=) 'pending'",
+							  6, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID});
+	endpoint_plan = SPI_prepare("UPDATE attribution.postback_endpoints SET"
+								" consecutive_failures = CASE WHEN $3 THEN 0"
+								"  ELSE consecutive_failures OPERATOR(pg_catalog.+) 1 END,"
+								" disabled_at = CASE WHEN NOT $3 AND disabled_at IS NULL"
+								"  AND $4 OPERATOR(pg_catalog.>) 0"
+								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
+								"  THEN pg_catalog.now() ELSE disabled_at END,"
+								" disabled_reason = CASE WHEN NOT $3 AND disabled_at IS NULL"
+								"  AND $4 OPERATOR(pg_catalog.>) 0"
+								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
+								"  THEN $5 ELSE disabled_reason END"
+								" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+								" AND endpoint_id OPERATOR(pg_catalog.=) $2"
+								" AND (NOT $3 OR consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+								" RETURNING disabled_at IS NOT NULL AND consecutive_failures OPERATOR(pg_catalog.=) $4",
+								5, (Oid[]) {TEXTOID, INT8OID, BOOLOID, INT4OID, TEXTOID});
+	if (claim_plan == NULL || result_plan == NULL || endpoint_plan == NULL)
+		elog(ERROR, "could not prepare the postback worker's statements: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(claim_plan);
+	SPI_keepplan(result_plan);
+	SPI_keepplan(endpoint_plan);
+}
+
+/* The span of a finished attempt, into the telemetry rings */
+static void
+record_span(const PostbackRequest *rq, const FpPostbackResult *res, int64 end_ns)
+{
+	FpSpanRecord *span;
+
+	if (!rq->sampled || !fp_attribution_telemetry_enabled)
+		return;
+	span = palloc0(sizeof(FpSpanRecord));
+	fp_attribution_span_init(span, rq->method, FP_SPAN_KIND_CLIENT);
+	span->trace_id = rq->trace_id;
+	span->span_id = rq->span_id;
+	span->parent_span_id = rq->parent_span_id;
+	span->flags = FP_TRACE_FLAG_SAMPLED;
+	span->start_time_unix_nano = rq->start_ns;
+	span->end_time_unix_nano = end_ns;
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "http.request.method"), rq->method);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "url.full"), rq->url_shown);
+	if (res->http_status > 0)
+		fp_attribution_attr_int(fp_attribution_span_attr(span, "http.response.status_code"),
+								res->http_status);
+	if (rq->attempts > 0)
+		fp_attribution_attr_int(fp_attribution_span_attr(span, "http.request.resend_count"),
+								rq->attempts);
+	fp_attribution_attr_str(fp_attribution_span_attr(span, "fp.postback.event"), rq->event);
+	fp_attribution_attr_int(fp_attribution_span_attr(span, "fp.postback.endpoint_id"),
+							rq->endpoint_id);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.advertiser.id"), rq->advertiser_id);
+	if (res->outcome != FP_POSTBACK_SENT)
+	{
+		char		type[16];
+
+		if (res->http_status > 0)
+			snprintf(type, sizeof(type), "%d", res->http_status);
+		else
+			strlcpy(type, "connection", sizeof(type));
+		fp_attribution_attr_str(fp_attribution_span_attr(span, "error.type"), type);
+		span->status_code = FP_STATUS_ERROR;
+		fp_attribution_copy_utf8(span->status_message, res->error,
+								 sizeof(span->status_message));
+	}
+	fp_attribution_telemetry_push_spans(&span, 1);
+	pfree(span);
+}
+
+/*
+ * Write the result of a finished attempt (in the cycle's transaction):
+ * the row's new state, the endpoint's failure count, the metrics.
+ */
+static void
+write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
+{
+	bool		sent = res->outcome == FP_POSTBACK_SENT;
+	int			attempts = rq->attempts + 1;
+	long		wait_ms = 0;
+	const char *state = "pending";
+	Datum		args[6];
+	char		nulls[6] = "      ";
+	char		why[FP_POSTBACK_ERROR_LEN + 64];
+	bool		isnull;
+	int			rc;
+
+	if (sent)
+		state = "delivered";
+	else if (res->outcome == FP_POSTBACK_PERMANENT ||
+			 attempts >= fp_attribution_postback_max_attempts)
+		state = "failed";
+	else
+	{
+		wait_ms = retry_wait_ms(attempts, res->retry_after_ms);
+		if (TimestampTzPlusMilliseconds(now, wait_ms) >
+			TimestampTzPlusMilliseconds(rq->created_at,
+										(int64) fp_attribution_postback_max_age_s * 1000))
+			state = "failed";
+	}
+	fp_attribution_telemetry_count_postback(sent ? FP_POSTBACK_METRIC_SENT :
+											strcmp(state, "failed") == 0 ?
+											FP_POSTBACK_METRIC_FAILED :
+											FP_POSTBACK_METRIC_RETRIED,
+											res->elapsed_ms);
+
+	args[0] = CStringGetTextDatum(rq->advertiser_id);
+	args[1] = UUIDPGetDatum(&rq->delivery_id);
+	args[2] = Int32GetDatum(res->http_status);
+	if (res->http_status == 0)
+		nulls[2] = 'n';
+	args[3] = CStringGetTextDatum(res->error);
+	if (sent)
+		nulls[3] = 'n';
+	args[4] = CStringGetTextDatum(state);
+	args[5] = Float8GetDatum((double) wait_ms);
+	rc = SPI_execute_plan(result_plan, args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a postback attempt: %s", SPI_result_code_string(rc));
+
+	snprintf(why, sizeof(why), "%d failed attempts in a row, the last: %s",
+			 fp_attribution_postback_disable_after, res->error);
+	rc = SPI_execute_plan(endpoint_plan,
+						  (Datum[]) {args[0], Int64GetDatum(rq->endpoint_id),
+							  BoolGetDatum(sent),
+							  Int32GetDatum(fp_attribution_postback_disable_after),
+						  CStringGetTextDatum(why)},
+						  NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not record a postback endpoint's failures: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(LOG,
+				(errmsg("postback endpoint %lld of advertiser \"%s\" disabled after %d failed attempts in a row",
+						(long long) rq->endpoint_id, rq->advertiser_id,
+						fp_attribution_postback_disable_after),
+				 errdetail("The last attempt failed with: %s", res->error),
+				 errhint("Call attribution.enable_postback_endpoint(%lld, '%s') once it works again.",
+						 (long long) rq->endpoint_id, rq->advertiser_id)));
+}
+
+/* Free a finished request's slot */
+static void
+release_request(PostbackRequest *rq)
+{
+	pfree(rq->advertiser_id);
+	pfree(rq->event);
+	pfree(rq->url_shown);
+	rq->used = false;
+}
+
+/* Text of column col of the claimed row, or NULL */
+static char *
+column_text(HeapTuple tuple, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tuple, desc, col);
+}
+
+/*
+ * Start the request of a claimed row in slot (free); strings are copied
+ * into worker_cxt.
+ */
+static void
+start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
+{
+	PostbackRequest    *rq = &requests[slot];
+	FpPostbackValues v;
+	bool		isnull;
+	char	   *url;
+	char	   *body = NULL;
+	char	   *secret;
+	const char *headers[8];
+	int			nheaders = 0;
+	char		traceparent[80];
+	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
+	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
+	char		shown[1024];
+	uint64		r;
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+
+	memset(&v, 0, sizeof(v));
+	rq->used = true;
+	rq->advertiser_id = column_text(tuple, desc, 1);
+	rq->delivery_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
+	rq->endpoint_id = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+	rq->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
+	rq->created_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 5, &isnull));
+	rq->event = column_text(tuple, desc, 6);
+	v.event = rq->event;
+	v.advertiser_id = rq->advertiser_id;
+	v.order_id = column_text(tuple, desc, 7);
+	v.click_id = column_text(tuple, desc, 8);
+	v.affiliate_id = column_text(tuple, desc, 9);
+	v.offer_id = column_text(tuple, desc, 10);
+	v.status = column_text(tuple, desc, 11);
+	v.revenue_cents = column_text(tuple, desc, 12);
+	v.refunded_cents = column_text(tuple, desc, 13);
+	v.commission_cents = column_text(tuple, desc, 14);
+	v.currency = column_text(tuple, desc, 15);
+	v.receipt_id = column_text(tuple, desc, 16);
+	v.trace_id = column_text(tuple, desc, 17);
+	if (!fp_attribution_hex_decode(v.trace_id, 2 * FP_TRACE_ID_LEN, rq->trace_id.bytes,
+								   FP_TRACE_ID_LEN) ||
+		!fp_attribution_hex_decode(column_text(tuple, desc, 18), 2 * FP_SPAN_ID_LEN,
+								   rq->parent_span_id.bytes, FP_SPAN_ID_LEN))
+		elog(ERROR, "invalid trace context in postback outbox");
+	rq->sampled = DatumGetBool(SPI_getbinval(tuple, desc, 19, &isnull));
+	v.delivery_id = column_text(tuple, desc, 20);
+	url = fp_attribution_postback_expand(column_text(tuple, desc, 21), &v);
+	strlcpy(rq->method, column_text(tuple, desc, 22), sizeof(rq->method));
+	secret = column_text(tuple, desc, 23);
+	fp_attribution_otlp_redact(shown, url, sizeof(shown));
+	rq->url_shown = pstrdup(shown);
+
+	r = pg_prng_uint64(&prng);
+	memcpy(rq->span_id.bytes, &r, FP_SPAN_ID_LEN);
+	if (r == 0)
+		rq->span_id.bytes[0] = 1;
+	fp_attribution_hex_encode(rq->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
+	fp_attribution_hex_encode(rq->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
+	snprintf(traceparent, sizeof(traceparent), "traceparent: 00-%s-%s-%02x",
+			 trace_hex, span_hex, rq->sampled ? FP_TRACE_FLAG_SAMPLED : 0);
+	headers[nheaders++] = traceparent;
+	headers[nheaders++] = psprintf("Idempotency-Key: %s", v.delivery_id);
+	headers[nheaders++] = psprintf("X-Fp-Event: %s", v.event);
+	/* no "Expect: 100-continue" round trip for a small body */
+	headers[nheaders++] = "Expect:";
+	if (strcmp(rq->method, "POST") == 0)
+	{
+		body = fp_attribution_postback_body(&v);
+		headers[nheaders++] = "Content-Type: application/json";
+	}
+	if (secret != NULL)
+	{
+		const char *message = body;
+
+		if (message == NULL)
+		{
+			/* GET: the request target, the path and query as sent */
+			const char *target = strstr(url, "://") + 3;
+
+			target += strcspn(target, "/?#");
+			message = *target == '/' ? pnstrdup(target, strcspn(target, "#")) :
+				psprintf("/%.*s", (int) strcspn(target, "#"), target);
+		}
+		headers[nheaders++] = psprintf("X-Fp-Signature: %s",
+									   fp_attribution_postback_signature(secret,
+																		 (int64) time(NULL),
+																		 message));
+	}
+	rq->start_ns = fp_attribution_now_unix_nano();
+	fp_attribution_postback_http_start(slot, rq->method, url, body, headers, nheaders);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * One cycle, in one transaction: write the finished attempts' results,
+ * give up rows past their age now and then, claim due rows for the free
+ * slots and start their requests.
+ */
+static void
+run_cycle(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	FpPostbackResult res;
+	int			nfree = 0;
+	int			max = Min(fp_attribution_postback_concurrency, MAX_REQUESTS);
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		bool		installed;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		installed = OidIsValid(get_extension_oid("fp_attribution", true));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		pgstat_report_activity(STATE_RUNNING, "delivering postbacks");
+		if (installed)
+			prepare_plans();
+		for (int i = 0; i < MAX_REQUESTS; i++)
+			if (fp_attribution_postback_http_take(i, &res))
+			{
+				record_span(&requests[i], &res, fp_attribution_now_unix_nano());
+				if (installed)
+					write_result(&requests[i], &res, now);
+				release_request(&requests[i]);
+			}
+		if (installed && now >= next_expire)
+		{
+			next_expire = TimestampTzPlusMilliseconds(now, EXPIRE_EVERY_MS);
+			if (SPI_execute_with_args("UPDATE attribution.postback_outbox SET state = 'failed',"
+									  " done_at = pg_catalog.now(),"
+									  " last_error = 'given up: older than fp_attribution.postback_max_age'"
+									  " WHERE state OPERATOR(pg_catalog.=) 'pending'"
+									  " AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+									  " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
+									  1, (Oid[]) {FLOAT8OID},
+									  (Datum[]) {Float8GetDatum(fp_attribution_postback_max_age_s)},
+									  NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not give up old postbacks");
+			if (SPI_processed > 0)
+				for (uint64 i = 0; i < SPI_processed; i++)
+					fp_attribution_telemetry_count_postback(FP_POSTBACK_METRIC_FAILED, 0);
+		}
+		for (int i = 0; i < max; i++)
+			if (!requests[i].used)
+				nfree++;
+		if (installed && fp_attribution_postback_enabled && nfree > 0)
+		{
+			Datum	   *inflight = palloc(sizeof(Datum) * MAX_REQUESTS);
+			int			n = 0;
+			int			rc;
+
+			for (int i = 0; i < MAX_REQUESTS; i++)
+				if (requests[i].used)
+					inflight[n++] = UUIDPGetDatum(&requests[i].delivery_id);
+
+			/*
+			 * Not read-only: the claim must see the results written above
+			 * (a read-only query would use the cycle's first snapshot and
+			 * find a row just scheduled for a retry still due)
+			 */
+			rc = SPI_execute_plan(claim_plan,
+								  (Datum[]) {PointerGetDatum(construct_array(inflight, n, UUIDOID,
+																			 UUID_LEN, false, TYPALIGN_CHAR)),
+									  Int32GetDatum(fp_attribution_postback_endpoint_concurrency),
+								  Int32GetDatum(nfree)},
+								  NULL, false, 0);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "could not claim postbacks: %s", SPI_result_code_string(rc));
+			for (uint64 row = 0; row < SPI_processed; row++)
+			{
+				HeapTuple	tuple = SPI_tuptable->vals[row];
+				bool		isnull;
+				int64		endpoint = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+																   3, &isnull));
+				int			busy = 0;
+				int			slot = -1;
+
+				for (int i = 0; i < max; i++)
+				{
+					if (requests[i].used && requests[i].endpoint_id == endpoint)
+						busy++;
+					else if (!requests[i].used && slot < 0)
+						slot = i;
+				}
+				if (slot < 0 || busy >= fp_attribution_postback_endpoint_concurrency)
+					continue;
+				start_request(slot, tuple, SPI_tuptable->tupdesc, now);
+			}
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+fp_attribution_postback_worker_main(Datum main_arg)
+{
+	MemoryContext loop_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
+	pgstat_report_appname("fp_attribution postbacks");
+	worker_cxt = AllocSetContextCreate(TopMemoryContext,
+									   "fp_attribution postback requests",
+									   ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext,
+									 "fp_attribution postback worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	if (!pg_prng_strong_seed(&prng))
+		pg_prng_seed(&prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+	if (fp_attribution_shared != NULL)
+		pg_atomic_write_u32(&fp_attribution_shared->postback_worker_procno,
+							MyProc->pgprocno);
+	ereport(LOG,
+			(errmsg("fp_attribution postback worker started in database \"%s\"",
+					fp_attribution_otlp_database)));
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_cxt);
+		run_cycle();
+		MemoryContextReset(loop_cxt);
+		fp_attribution_postback_http_wait(POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+fp_attribution_postback_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = RESTART_SECONDS;
+	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "fp_attribution_postback_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "fp_attribution postbacks", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "fp_attribution postbacks", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}

@@ -1,0 +1,363 @@
+/*-------------------------------------------------------------------------
+ *
+ * postbacks.c
+ *	  Postbacks, the command side: settings, the outbox write made with
+ *	  every receipt of a conversion, waking the postback worker at commit,
+ *	  and the SQL functions that check templates and redact URLs.
+ *
+ * Outbox: fp_attribution_postbacks_enqueue() is called by the receipt
+ * writer (receipts.c, append_receipt), the one place every command that
+ * changes a conversion passes through: the insert of a conversion (by
+ * track_conversion or a direct INSERT), the lifecycle commands and late
+ * attribution all append a receipt to the conversion's chain.  For each
+ * active endpoint of the conversion's (advertiser, affiliate) that wants
+ * the event, one row goes into attribution.postback_outbox, in the same
+ * transaction and as the same role (the extension's owner) as the
+ * receipt: a rolled-back command leaves no row, so nothing is sent, and a
+ * committed one leaves its rows for the worker, however the server stops.
+ * The row is a snapshot of the conversion as the receipt leaves it (see
+ * prepare_plans).
+ * Receipt events map to postback events: conversion_tracked and
+ * conversion_attributed (a late click attributed it: the affiliate hears
+ * of it then) are "tracked"; conversion_approved, _rejected, _reversed
+ * and _refunded their own.  An unattributed conversion has no affiliate
+ * and so no postback.
+ *
+ * Waking: the first enqueue of a transaction registers a callback that
+ * sets the postback worker's latch when the transaction commits (its
+ * procno is in shared memory; without the preload nobody is woken, and
+ * the worker's poll finds the rows).  No lock: the procno is one atomic.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/uuid.h"
+
+#include "fp_attribution/otlp.h"
+#include "fp_attribution/postbacks.h"
+#include "fp_attribution/shmem.h"
+#include "fp_attribution/spi_plans.h"
+#include "fp_attribution/telemetry_record.h"
+
+bool		fp_attribution_postback_enabled = true;
+int			fp_attribution_postback_concurrency = 16;
+int			fp_attribution_postback_endpoint_concurrency = 4;
+int			fp_attribution_postback_timeout_ms = 10000;
+int			fp_attribution_postback_max_attempts = 10;
+int			fp_attribution_postback_max_age_s = 24 * 60 * 60;
+int			fp_attribution_postback_retry_initial_ms = 1000;
+int			fp_attribution_postback_retry_max_ms = 5 * 60 * 1000;
+int			fp_attribution_postback_disable_after = 10;
+
+/* Receipt event of a conversion -> postback event */
+static const struct
+{
+	const char *receipt_event;
+	const char *event;
+}			event_map[] = {
+	{"conversion_tracked", "tracked"},
+	{"conversion_attributed", "tracked"},
+	{"conversion_approved", "approved"},
+	{"conversion_rejected", "rejected"},
+	{"conversion_reversed", "reversed"},
+	{"conversion_refunded", "refunded"},
+};
+
+static SPIPlanPtr payload_probe = NULL;
+static SPIPlanPtr payload_insert = NULL;
+static SPIPlanPtr row_probe = NULL;
+static SPIPlanPtr row_insert = NULL;
+static bool callback_registered = false;
+static bool wake_at_commit = false;
+
+void
+fp_attribution_postbacks_define_gucs(void)
+{
+	DefineCustomBoolVariable("fp_attribution.postback_enabled",
+							 gettext_noop("Lets the postback worker deliver postbacks."),
+							 gettext_noop("Off, the commands still enqueue them; they are sent once it is on again."),
+							 &fp_attribution_postback_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_concurrency",
+							gettext_noop("Most postback requests in flight at once."),
+							NULL, &fp_attribution_postback_concurrency,
+							16, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_endpoint_concurrency",
+							gettext_noop("Most postback requests in flight at once to one endpoint."),
+							NULL, &fp_attribution_postback_endpoint_concurrency,
+							4, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_timeout",
+							gettext_noop("Total time allowed for one postback request."),
+							NULL, &fp_attribution_postback_timeout_ms,
+							10000, 100, 300000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_max_attempts",
+							gettext_noop("Attempts of a postback before it is given up."),
+							NULL, &fp_attribution_postback_max_attempts,
+							10, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_max_age",
+							gettext_noop("Age after which a postback not yet delivered is given up."),
+							NULL, &fp_attribution_postback_max_age_s,
+							24 * 60 * 60, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_retry_initial",
+							gettext_noop("Wait before the first retry of a postback; it doubles with each retry."),
+							NULL, &fp_attribution_postback_retry_initial_ms,
+							1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_retry_max",
+							gettext_noop("Longest wait between attempts of a postback, Retry-After included."),
+							NULL, &fp_attribution_postback_retry_max_ms,
+							5 * 60 * 1000, 10, 24 * 3600 * 1000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_disable_after",
+							gettext_noop("Failed attempts in a row after which a postback endpoint is disabled."),
+							gettext_noop("0 never disables an endpoint."),
+							&fp_attribution_postback_disable_after,
+							10, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+/* Wake the postback worker when a transaction that enqueued commits */
+static void
+postbacks_xact_callback(XactEvent event, void *arg)
+{
+	uint32		procno;
+
+	if (!wake_at_commit)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	wake_at_commit = false;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
+		return;
+	if (fp_attribution_shared == NULL)
+		return;
+	procno = pg_atomic_read_u32(&fp_attribution_shared->postback_worker_procno);
+	if (procno < ProcGlobal->allProcCount)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/* Columns of the outbox a plan fills, and what fills the common ones */
+#define OUTBOX_COLUMNS \
+	"INSERT INTO attribution.postback_outbox (advertiser_id, endpoint_id, event," \
+	" order_id, click_id, affiliate_id, offer_id, status, revenue_cents," \
+	" refunded_cents, commission_cents, currency, receipt_id, trace_id," \
+	" span_id, sampled) SELECT $1, e.endpoint_id, $3, "
+#define OUTBOX_CONTEXT \
+	" $4, $5::attribution.trace_id, $6::attribution.span_id, $7"
+#define OUTBOX_ENDPOINTS \
+	" AND e.active AND $3 OPERATOR(pg_catalog.=) ANY (e.events)"
+
+/* Where the endpoints of the creating event's payload ($8) come from */
+#define PAYLOAD_SOURCE \
+	" FROM (SELECT $8 AS p) r" \
+	" JOIN attribution.postback_endpoints e" \
+	" ON e.advertiser_id OPERATOR(pg_catalog.=) $1" \
+	" AND e.affiliate_id OPERATOR(pg_catalog.=) (r.p OPERATOR(pg_catalog.->>) 'affiliate_id')" \
+	" WHERE true" OUTBOX_ENDPOINTS
+/* ... and those of a conversion's row */
+#define ROW_SOURCE \
+	" FROM attribution.conversions c" \
+	" JOIN attribution.postback_endpoints e" \
+	" ON e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id" \
+	" AND e.affiliate_id OPERATOR(pg_catalog.=) c.affiliate_id" \
+	" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1" \
+	" AND c.order_id OPERATOR(pg_catalog.=) $2" OUTBOX_ENDPOINTS
+
+/*
+ * The enqueue statements.  A payload holding the whole row (the creating
+ * event, a late attribution) is the snapshot itself: no read of the
+ * conversions table, which the insert trigger of a table copy (a shard)
+ * must not name.  A lifecycle payload holds only what changed: the
+ * command has just updated the row, so it is read by key.  Each INSERT is
+ * preceded by a probe (a SELECT, which the telemetry does not record as a
+ * DB-operation span), so that a conversion whose affiliate has no
+ * endpoint, the common case, writes nothing and shows no INSERT.  Every
+ * name is schema-qualified: a direct INSERT runs this under the writer's
+ * search_path.
+ */
+static void
+prepare_plans(void)
+{
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
+	TEXTOID, BOOLOID, JSONBOID};
+
+	if (row_insert != NULL)
+		return;
+	payload_probe = fp_attribution_keep_plan("SELECT 1" PAYLOAD_SOURCE " LIMIT 1", 8, types);
+	row_probe = fp_attribution_keep_plan("SELECT 1" ROW_SOURCE " LIMIT 1", 8, types);
+	payload_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
+											  "r.p OPERATOR(pg_catalog.->>) 'order_id',"
+											  " (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
+											  " e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
+											  " r.p OPERATOR(pg_catalog.->>) 'status',"
+											  " (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
+											  " (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+											  " (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
+											  " OPERATOR(pg_catalog.-)"
+											  " (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+											  " r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
+											  PAYLOAD_SOURCE,
+											  8, types);
+	row_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
+										  "c.order_id, c.click_id, c.affiliate_id, c.offer_id, c.status,"
+										  " c.revenue_cents, c.refunded_cents,"
+										  " c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
+										  " c.currency," OUTBOX_CONTEXT
+										  ROW_SOURCE,
+										  8, types);
+}
+
+/* The member "name" of a receipt payload (an object), or NULL */
+static JsonbValue *
+payload_member(Jsonb *payload, const char *name)
+{
+	JsonbValue	key;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	return findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &key);
+}
+
+/* Does the payload hold member "name"? */
+static bool
+has_member(Jsonb *payload, const char *name)
+{
+	return payload_member(payload, name) != NULL;
+}
+
+/* The postback event of a receipt payload's "event", or NULL */
+static const char *
+payload_event(Jsonb *payload)
+{
+	JsonbValue *v = payload_member(payload, "event");
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	for (int i = 0; i < lengthof(event_map); i++)
+		if (strlen(event_map[i].receipt_event) == v->val.string.len &&
+			memcmp(event_map[i].receipt_event, v->val.string.val,
+				   v->val.string.len) == 0)
+			return event_map[i].event;
+	return NULL;
+}
+
+/*
+ * Enqueue the postbacks of a conversion's receipt (see the file header).
+ * Caller: the receipt writer, connected to SPI, running as the extension's
+ * owner, right after the receipt's insert; env is the written receipt.
+ * Receipts of other aggregates return at once.
+ */
+void
+fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
+{
+	const char *event;
+	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
+	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
+	FpTraceId	cmd_trace;
+	FpSpanId	cmd_span;
+	uint8		flags = FP_TRACE_FLAG_SAMPLED;
+	Datum		args[8];
+	bool		whole_row;
+	int			rc;
+
+	if (strcmp(env->aggregate_type, "conversion") != 0 ||
+		(event = payload_event(payload)) == NULL)
+		return;
+	prepare_plans();
+	/* the command's sampling decides whether its attempts become spans */
+	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
+		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
+		flags = FP_TRACE_FLAG_SAMPLED;
+	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
+	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
+	args[0] = CStringGetTextDatum(env->advertiser_id);
+	args[1] = CStringGetTextDatum(env->aggregate_id);
+	args[2] = CStringGetTextDatum(event);
+	args[3] = UUIDPGetDatum(&env->receipt_id);
+	args[4] = CStringGetTextDatum(trace_hex);
+	args[5] = CStringGetTextDatum(span_hex);
+	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
+	args[7] = JsonbPGetDatum(payload);
+	whole_row = has_member(payload, "affiliate_id");
+	rc = SPI_execute_plan(whole_row ? payload_probe : row_probe, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up postback endpoints: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+	rc = SPI_execute_plan(whole_row ? payload_insert : row_insert, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+	if (!callback_registered)
+	{
+		RegisterXactCallback(postbacks_xact_callback, NULL);
+		callback_registered = true;
+	}
+	wake_at_commit = true;
+}
+
+/*
+ * attribution.postback_template_check(url_template text) returns boolean
+ *
+ * True for a valid template (postback_template.c); otherwise raises
+ * 22023 naming the template redacted, as it may hold a token.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_postback_template_check);
+Datum
+fp_attribution_postback_template_check(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char		why[512];
+
+	if (!fp_attribution_postback_template_valid(url, why, sizeof(why)))
+	{
+		char		shown[512];
+
+		fp_attribution_otlp_redact(shown, url, sizeof(shown));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid postback URL template \"%s\"", shown),
+				 errdetail("%s", why)));
+	}
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * attribution.redact_url(url text) returns text
+ *
+ * The text with every URL's userinfo and query string (and fragment)
+ * replaced by "***" (otlp_redact.c), as every message shows them.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_redact_url);
+Datum
+fp_attribution_redact_url(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	size_t		size;
+	char	   *shown;
+
+	/*
+	 * Each URL grows by at most 6 bytes ("***" after its "@" and after its
+	 * "?") and holds at least 3 ("://"), so twice the length is room enough
+	 */
+	size = add_size(mul_size(strlen(url), 2), 16);
+	shown = palloc(size);
+	fp_attribution_otlp_redact(shown, url, size);
+	PG_RETURN_TEXT_P(cstring_to_text(shown));
+}

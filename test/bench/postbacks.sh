@@ -1,0 +1,83 @@
+#!/bin/bash
+# Benchmark of postbacks, on a private server (test/e2e/cluster.sh) with
+# test/t/postback_receiver.js on 127.0.0.1 (a free port, not recording).
+# Assumes "make install" was done.  Run as root (drops to postgres) or
+# postgres:
+#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 bash test/bench/postbacks.sh
+# Prints:
+#   - pgbench TPS of one click + one attributed conversion per
+#     transaction with the affiliate's postback endpoint active (every
+#     conversion enqueues a postback, which the worker delivers meanwhile)
+#     and inactive (none), alternated ROUNDS times, medians and their
+#     ratio on/off (target >= 0.95);
+#   - delivery throughput: a backlog of BACKLOG signed POST postbacks
+#     enqueued with delivery off, then delivered: requests per second.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" = 0 ]; then
+	exec su postgres -s /bin/bash -c "ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
+fi
+if [ "${1:-}" != inner ]; then
+	exec bash "$here/../e2e/cluster.sh" bash "$here/postbacks.sh" inner
+fi
+
+rounds=${ROUNDS:-3} secs=${SECONDS_PER_RUN:-10} backlog=${BACKLOG:-5000}
+work=$(mktemp -d /tmp/fp_postback_bench.XXXXXX)
+RECORD=0 node "$here/../t/postback_receiver.js" bench-secret-0123456789 0 > "$work/port" &
+rcv_pid=$!
+trap 'kill $rcv_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do grep -q ready "$work/port" && break; sleep 0.1; done
+port=$(sed -n 's/^ready //p' "$work/port")
+
+q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+setting() {
+	q "ALTER SYSTEM SET $1 = $2" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+}
+id=$(q "INSERT INTO attribution.postback_endpoints (affiliate_id, url_template, method)
+	VALUES ('aff-pb', 'http://127.0.0.1:$port/ok/pb?o={order_id}&s={status}', 'POST') RETURNING endpoint_id")
+q "INSERT INTO attribution.postback_secrets (endpoint_id, secret) VALUES ($id, 'bench-secret-0123456789')" >/dev/null
+active() { q "UPDATE attribution.postback_endpoints SET active = $1" >/dev/null; }
+
+cat > "$work/convert.sql" <<'SQL'
+SELECT 1 FROM attribution.track_click('aff-pb') c,
+	LATERAL attribution.track_conversion('o-' || c.aggregate_id, 1999, click_id => c.aggregate_id::uuid);
+SQL
+tps() {
+	pgbench -n -c 2 -j 2 -T "$secs" -f "$work/convert.sql" 2>/dev/null |
+		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+on=(); off=()
+for _ in $(seq "$rounds"); do
+	active true
+	on+=("$(tps)")
+	active false
+	off+=("$(tps)")
+done
+echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog bash test/bench/postbacks.sh"
+echo "click + conversion TPS, postbacks on:  ${on[*]}"
+echo "click + conversion TPS, postbacks off: ${off[*]}"
+awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" \
+	'BEGIN { printf "medians on %.1f / off %.1f, ratio on/off: %.3f (target >= 0.95)\n", a, b, a / b }'
+
+# delivery throughput: a backlog enqueued with delivery off, then drained
+for _ in $(seq 600); do
+	[ "$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state = 'pending'")" = 0 ] && break
+	sleep 0.2
+done
+active true
+setting fp_attribution.postback_enabled off
+q "SELECT count(*) FROM generate_series(1, $backlog) i, LATERAL attribution.track_click('aff-pb') c,
+	LATERAL attribution.track_conversion('b-' || c.aggregate_id, 100, click_id => c.aggregate_id::uuid)" >/dev/null
+start=$(date +%s.%N)
+setting fp_attribution.postback_enabled on
+for _ in $(seq 3000); do
+	[ "$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state = 'pending'")" = 0 ] && break
+	sleep 0.05
+done
+end=$(date +%s.%N)
+failed=$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state <> 'delivered'")
+awk -v n="$backlog" -v s="$start" -v e="$end" -v f="$failed" \
+	'BEGIN { printf "delivery: %d postbacks in %.2f s = %.0f requests/s (%d not delivered)\n", n, e - s, n / (e - s), f }'
