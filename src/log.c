@@ -13,10 +13,12 @@
  * (merkle.c).
  *
  * Integration (attribution.integrate_log, run by the background worker
- * every fp_attribution.log_interval) appends committed receipts that are
- * not yet in the log, in batches, then signs one checkpoint per advertiser
- * whose log grew.  Commands never touch the log, so they take no lock for
- * it; the order of a log is the order of integration.
+ * every fp_attribution.log_interval) takes a batch of committed receipts
+ * off attribution.log_queue (where the receipt write puts each receipt,
+ * log_queue.c), appends them to their logs, then signs one checkpoint per
+ * advertiser whose log grew.  Commands only insert their queue row, so
+ * they take no lock for the log and share no row; the order of a log is
+ * the order of integration.
  *
  * Lock protocol: integrators serialize on one transaction-level advisory
  * lock (FP_LOG_LOCK_KEY), taken before they read the log's size; readers
@@ -407,11 +409,22 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the log");
 	values[0] = Int32GetDatum(max_entries);
-	if (SPI_execute_with_args("SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
-							  " FROM attribution.receipts r"
-							  " WHERE NOT EXISTS (SELECT FROM attribution.log_entries e"
-							  "  WHERE e.advertiser_id = r.advertiser_id AND e.receipt_id = r.receipt_id)"
-							  " ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id LIMIT $1",
+
+	/*
+	 * Take a batch off the queue (the rows of committed receipts; a command
+	 * still running adds its rows later) and read the receipts it names.  A
+	 * queued receipt that is gone was deleted before it was integrated:
+	 * its queue row goes with the batch.
+	 */
+	if (SPI_execute_with_args("WITH q AS (DELETE FROM attribution.log_queue"
+							  "  WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+							  "   SELECT ctid FROM attribution.log_queue LIMIT $1))"
+							  "  RETURNING advertiser_id, receipt_id)"
+							  " SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
+							  " FROM q JOIN attribution.receipts r"
+							  "  ON r.receipt_id OPERATOR(pg_catalog.=) q.receipt_id"
+							  "  AND r.advertiser_id OPERATOR(pg_catalog.=) q.advertiser_id"
+							  " ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pending receipts");
 	pending = SPI_tuptable;

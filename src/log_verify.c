@@ -16,7 +16,10 @@
  *					key under its origin, names its row's size and root,
  *					and that root is the log's root at that size (so all
  *					checkpoints are consistent with each other)
- * Receipts not yet integrated are pending, not failures
+ *	log_missing		every receipt is in its log or queued for it
+ *					(attribution.log_queue): a queue row deleted would
+ *					leave its receipt out of the log for good
+ * Receipts queued and not yet integrated are pending, not failures
  * (attribution.log_status shows them).
  *
  * verify_log(checkpoint) checks a checkpoint an auditor kept against
@@ -104,6 +107,19 @@ static const struct
 		"  AND r.level = p.level - 1 AND r.node_index = 2 * p.node_index + 1"
 		" WHERE p.level > 0 AND p.hash <> pg_catalog.sha256('\\x01'::bytea || l.hash || r.hash)"
 		" ORDER BY 1, p.level, p.node_index LIMIT 1"
+	},
+	{
+		"log_missing",
+		"SELECT r.advertiser_id, 'receipt ' || r.receipt_id,"
+		" pg_catalog.format('Receipt %s is neither in its advertiser''s log nor queued for it.', r.receipt_id)"
+		" FROM attribution.receipts r"
+		" WHERE NOT EXISTS (SELECT FROM attribution.log_entries e"
+		"  WHERE e.advertiser_id OPERATOR(pg_catalog.=) r.advertiser_id"
+		"  AND e.receipt_id OPERATOR(pg_catalog.=) r.receipt_id)"
+		" AND NOT EXISTS (SELECT FROM attribution.log_queue q"
+		"  WHERE q.advertiser_id OPERATOR(pg_catalog.=) r.advertiser_id"
+		"  AND q.receipt_id OPERATOR(pg_catalog.=) r.receipt_id)"
+		" ORDER BY 1, r.receipt_id LIMIT 1"
 	},
 };
 

@@ -82,6 +82,7 @@
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/lifecycle.h"
+#include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
@@ -814,6 +815,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			written = true;
 		}
 	}
+	/* the log's hook: queue the receipt for integration (log_queue.c) */
+	fp_attribution_log_enqueue(values[15], values[0], values[1]);
 	if (key != NULL)
 		register_signing_key(key, values[15]);
 

@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 
 #include "fp_attribution/merkle.h"
+#include "fp_attribution/telemetry.h"
 
 /* Reads attribution.log_nodes of one advertiser through SPI */
 typedef struct FpLogReader
@@ -38,5 +39,8 @@ extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **location,
 										  const char **check, char **detail);
 extern long fp_attribution_log_worker_tick(TimestampTz now);
+extern bool fp_attribution_log_lag_point(FpMetricPoint *point);
+extern void fp_attribution_log_enqueue(Datum advertiser_id, Datum receipt_id,
+									   Datum timestamp);
 
 #endif							/* FP_ATTRIBUTION_LOG_H */
