@@ -489,8 +489,10 @@ prepare_plans(void)
 											" AND aggregate_id OPERATOR(pg_catalog.=) $4"
 											" RETURNING ctid",
 											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
-	insert_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-										   " VALUES (" RECEIPT_VALUES ")",
+	/* the receipt, and its row in the log's queue (log.h) */
+	insert_plan = fp_attribution_keep_plan("WITH r AS (INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+										   " VALUES (" RECEIPT_VALUES "))"
+										   FP_LOG_ENQUEUE_SQL("$16", "$1", "$2"),
 										   RECEIPT_NPARAMS, receipt_types);
 	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
 										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
@@ -815,8 +817,6 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			written = true;
 		}
 	}
-	/* the log's hook: queue the receipt for integration (log_queue.c) */
-	fp_attribution_log_enqueue(values[15], values[0], values[1]);
 	if (key != NULL)
 		register_signing_key(key, values[15]);
 
