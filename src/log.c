@@ -176,6 +176,7 @@ fp_attribution_log_define_gucs(void)
 							1000, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	fp_attribution_log_push_define_gucs();
 }
 
 /* The value of an upper-case hex digit, or -1 */
@@ -402,6 +403,7 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 	values[4] = CStringGetTextDatum(note);
 	if (log_execute(PLAN_INSERT_CHECKPOINT, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_checkpoints");
+	fp_attribution_log_push_note(advertiser_id, note);
 }
 
 /*

@@ -6,7 +6,9 @@
  *	  checkpoints, in its own transaction.
  *
  * Called from the worker's loop (worker.c); an error is logged and
- * retried at the next interval, so it never stops the exporter.
+ * retried at the next interval, so it never stops the exporter.  The
+ * checkpoints a run signs are pushed to fp_attribution.log_push_endpoints
+ * once it commits (log_push.c).
  *
  * Each run also measures the integration lag, exported as the gauge
  * ledger.integration.lag by the same process (otlp_source.c): how long
@@ -47,8 +49,8 @@ static bool failing = false;
  * Run integration when it is due; returns the milliseconds until the next
  * run.
  */
-long
-fp_attribution_log_worker_tick(TimestampTz now)
+static long
+integrate_tick(TimestampTz now)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool full = false;
@@ -61,6 +63,7 @@ fp_attribution_log_worker_tick(TimestampTz now)
 	next_run = TimestampTzPlusMilliseconds(now, fp_attribution_log_interval_ms);
 
 	pgstat_report_activity(STATE_RUNNING, "integrating receipt logs");
+	fp_attribution_log_push_begin();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
@@ -92,6 +95,7 @@ fp_attribution_log_worker_tick(TimestampTz now)
 		last_lag_seconds = oldest == 0 ? 0 :
 			(double) (last_success - oldest) / USECS_PER_SEC;
 		failing = false;
+		fp_attribution_log_push_end(true);
 	}
 	PG_CATCH();
 	{
@@ -100,6 +104,7 @@ fp_attribution_log_worker_tick(TimestampTz now)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		failing = true;
+		fp_attribution_log_push_end(false);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
@@ -107,6 +112,20 @@ fp_attribution_log_worker_tick(TimestampTz now)
 	if (full)
 		next_run = now;
 	return full ? 0 : fp_attribution_log_interval_ms;
+}
+
+/*
+ * The worker's share of the logs: integration when due, then the pushes of
+ * checkpoints (log_push.c), which never block.  Returns the milliseconds
+ * until either needs the worker again.
+ */
+long
+fp_attribution_log_worker_tick(TimestampTz now)
+{
+	long		wait = integrate_tick(now);
+	long		push_wait = fp_attribution_log_push_run(GetCurrentTimestamp());
+
+	return push_wait >= 0 ? Min(wait, push_wait) : wait;
 }
 
 /*

@@ -56,6 +56,15 @@ extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **location,
 										  const char **check, char **detail);
 extern long fp_attribution_log_worker_tick(TimestampTz now);
+
+/* Checkpoint push (log_push.c), run by the worker */
+extern char *fp_attribution_log_push_endpoints;
+extern void fp_attribution_log_push_define_gucs(void);
+extern void fp_attribution_log_push_begin(void);
+extern void fp_attribution_log_push_note(const char *advertiser_id,
+										 const char *note);
+extern void fp_attribution_log_push_end(bool committed);
+extern long fp_attribution_log_push_run(TimestampTz now);
 extern bool fp_attribution_log_lag_point(FpMetricPoint *point);
 
 #endif							/* FP_ATTRIBUTION_LOG_H */
