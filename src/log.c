@@ -15,7 +15,7 @@
  * Integration (attribution.integrate_log, run by the background worker
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt,
- * FP_LOG_ENQUEUE_SQL in log.h), appends them to their logs, then signs one checkpoint per
+ * FP_LOG_ENQUEUE_CTE in log.h), appends them to their logs, then signs one checkpoint per
  * advertiser whose log grew.  Commands only insert their queue row, so
  * they take no lock for the log and share no row; the order of a log is
  * the order of integration.

@@ -490,9 +490,9 @@ prepare_plans(void)
 											" RETURNING ctid",
 											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
 	/* the receipt, and its row in the log's queue (log.h) */
-	insert_plan = fp_attribution_keep_plan("WITH r AS (INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-										   " VALUES (" RECEIPT_VALUES "))"
-										   FP_LOG_ENQUEUE_SQL("$16", "$1", "$2"),
+	insert_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$2")
+										   "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+										   " VALUES (" RECEIPT_VALUES ")",
 										   RECEIPT_NPARAMS, receipt_types);
 	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
 										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"

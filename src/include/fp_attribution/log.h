@@ -19,9 +19,10 @@
 /* Reads attribution.log_nodes of one advertiser through SPI */
 /*
  * The receipt write's only contact with the logs: the statement that
- * inserts a receipt (receipts.c) does so in a CTE and then this, which
- * queues the receipt for integration (the receipt's advertiser_id,
- * receipt_id and timestamp are the parameters named).  The queue row
+ * inserts a receipt (receipts.c) starts with this CTE, which queues the
+ * receipt for integration (the receipt's advertiser_id, receipt_id and
+ * timestamp are the parameters named; the receipt's INSERT stays the
+ * statement's own, so its span is still "INSERT attribution.receipts").  The queue row
  * commits or rolls back with the receipt; an insert into
  * attribution.log_queue (a heap without indexes) takes no lock beyond its
  * row and shares no row or index page with other commands.  Integration
@@ -30,9 +31,10 @@
  * separate SPI INSERT cost 8 % of a track_click.  Both inserts name the
  * advertiser by the same parameter, so on Citus both route to its shards.
  */
-#define FP_LOG_ENQUEUE_SQL(advertiser_id, receipt_id, timestamp) \
-	" INSERT INTO attribution.log_queue (advertiser_id, receipt_id, \"timestamp\")" \
-	" VALUES (" advertiser_id ", " receipt_id ", " timestamp ")"
+#define FP_LOG_ENQUEUE_CTE(advertiser_id, receipt_id, timestamp) \
+	"WITH log_queued AS (INSERT INTO attribution.log_queue" \
+	" (advertiser_id, receipt_id, \"timestamp\")" \
+	" VALUES (" advertiser_id ", " receipt_id ", " timestamp ")) "
 
 typedef struct FpLogReader
 {
