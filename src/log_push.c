@@ -75,6 +75,7 @@ typedef struct PushEndpoint
 } PushEndpoint;
 
 static MemoryContext push_cxt = NULL;
+static struct curl_slist *push_headers = NULL;
 static CURLM *multi = NULL;
 static PushEndpoint endpoints[PUSH_MAX_ENDPOINTS];
 static int	nendpoints = 0;
@@ -323,6 +324,10 @@ start(PushEndpoint *ep)
 	curl_easy_reset(ep->easy);
 	curl_easy_setopt(ep->easy, CURLOPT_URL, ep->url);
 	curl_easy_setopt(ep->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (push_headers == NULL &&
+		(push_headers = curl_slist_append(NULL, "Content-Type: text/plain; charset=utf-8")) == NULL)
+		elog(ERROR, "could not build the push request's headers");
+	curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, push_headers);
 	curl_easy_setopt(ep->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDS, pn->note);
 	curl_easy_setopt(ep->easy, CURLOPT_POSTFIELDSIZE, (long) strlen(pn->note));

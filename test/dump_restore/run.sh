@@ -70,7 +70,8 @@ SQL
 verify_saved() {
 	local note
 	while IFS= read -r -d '' note; do
-		psql "$1" -At -v note="$note" -c "SELECT ok || ' ' || advertiser_id || ' ' || checkpoint_size || ' ' || log_size FROM attribution.verify_log(:'note')"
+		[ "$note" = $'\n' ] && continue	# psql's newline after the last
+		psql "$1" -At -v note="$note" <<<"SELECT ok || ' ' || advertiser_id || ' ' || checkpoint_size || ' ' || log_size FROM attribution.verify_log(:'note')"
 	done < "$2"
 }
 
@@ -107,9 +108,8 @@ SELECT FROM attribution.append_receipt('custom', 'agg-1', '{"step": 1}', adverti
 SELECT attribution.integrate_log(9);
 SQL
 # the checkpoints an auditor saves before the dump, NUL-separated
-psql src -At -c "SELECT string_agg(attribution.checkpoint(a), E'\\x01' ORDER BY a) FROM (VALUES ('adv-2'), ('default')) v(a)" \
+psql src -At -c "SELECT string_agg(attribution.checkpoint(a) || E'\\x01', '' ORDER BY a) FROM (VALUES ('adv-2'), ('default')) v(a)" \
 	| tr '\001' '\000' > "$tmp/saved"
-printf '\0' >> "$tmp/saved"
 check "source logs: 39 receipts integrated, 1 queued" "39 1" \
 	"$(psql src -At -c "SELECT (SELECT count(*) FROM attribution.log_entries) || ' ' || (SELECT count(*) FROM attribution.log_queue)")"
 before=$(fingerprint src)
@@ -136,9 +136,9 @@ stop
 start preload
 
 check "saved checkpoints verify against the restored logs (custom)" \
-	"$(verify_saved src "$tmp/saved")" "$(verify_saved r_custom "$tmp/saved")"
+	"$(printf 'true adv-2 2 2\ntrue default 37 37')" "$(verify_saved r_custom "$tmp/saved")"
 check "saved checkpoints verify against the restored logs (plain)" \
-	"$(verify_saved src "$tmp/saved")" "$(verify_saved r_plain "$tmp/saved")"
+	"$(printf 'true adv-2 2 2\ntrue default 37 37')" "$(verify_saved r_plain "$tmp/saved")"
 
 # 4. new commands continue the restored chains and see the restored clicks
 after=$(psql r_custom -At <<'SQL'
@@ -167,10 +167,7 @@ SQL
 check "restored logs extended (4 integrated, queue empty, sizes, all logged, verify_all)" \
 	"$(printf '4\n0\nadv-2 4 4,default 39 39\n0\ntrue -')" "$logs"
 check "saved checkpoints verify against the extended logs" \
-	"$(printf 'true adv-2 %s 4\ntrue default %s 39' \
-		"$(psql src -At -c "SELECT tree_size FROM attribution.log_status WHERE advertiser_id = 'adv-2'")" \
-		"$(psql src -At -c "SELECT tree_size FROM attribution.log_status WHERE advertiser_id = 'default'")")" \
-	"$(verify_saved r_custom "$tmp/saved")"
+	"$(printf 'true adv-2 2 4\ntrue default 37 39')" "$(verify_saved r_custom "$tmp/saved")"
 
 # 5. a restore that lost the receipts' rows does not verify
 as_pg "$bin/pg_restore -l $tmp/src.dump" | grep -v 'TABLE DATA attribution receipts ' > "$tmp/no_receipts.list"

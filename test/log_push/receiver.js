@@ -16,7 +16,9 @@ let requests = 0;
 
 // { ok, origin, size, why } for one note under one verifier key
 function verifyNote(note, vkey) {
-	const [name, hash, key64] = vkey.trim().split('+');
+	// the base64 key may hold "+": split at the first two only
+	const [name, hash] = vkey.trim().split('+', 2);
+	const key64 = vkey.trim().slice(name.length + hash.length + 2);
 	const raw = Buffer.from(key64, 'base64');
 	if (raw.length !== 33 || raw[0] !== 1)
 		return { ok: false, why: 'bad verifier key' };

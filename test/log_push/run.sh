@@ -71,11 +71,11 @@ check "every note after the first verifies" "0" \
 	"$(node -e '
 		const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 		console.log(lines.slice(1).filter((l) => !l.ok).length);' "$tmp/received")"
-check "POST to the endpoint's path with its credentials" \
-	"POST /checkpoints Basic $(printf 'pusher:s3cret-token' | base64)" \
+check "POST of text/plain to the endpoint's path with its credentials" \
+	"POST /checkpoints text/plain; charset=utf-8 Basic $(printf 'pusher:s3cret-token' | base64)" \
 	"$(node -e '
 		const l = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]);
-		console.log(l.method + " " + l.path + " " + l.authorization);' "$tmp/received")"
+		console.log(l.method + " " + l.path + " " + l.type + " " + l.authorization);' "$tmp/received")"
 check "the 503 is logged with the URL redacted" "1" \
 	"$(grep -c 'log push to http://\*\*\*@127.0.0.1:[0-9]*/checkpoints failed: HTTP status 503' "$tmp/log" || true)"
 check "the credentials never reach the server log" "0" "$(grep -c 's3cret' "$tmp/log" || true)"
@@ -87,4 +87,5 @@ SET ROLE push_reader;
 SHOW fp_attribution.log_push_endpoints;
 SQL
 )"
+[ $status = 0 ] || { echo "received:"; cat "$tmp/received"; }
 exit $status
