@@ -869,6 +869,18 @@ CREATE INDEX log_entries_receipt_id_idx ON attribution.log_entries (receipt_id);
 COMMENT ON TABLE attribution.log_entries IS
 	'Log index of each integrated receipt; the leaf data is the receipt''s receipt_hash';
 
+-- Receipts written but not yet integrated: the receipt write adds a row
+-- (insert only: no lock, no hot row), integration deletes the rows it
+-- appends, so finding pending receipts costs O(batch) however large the
+-- logs grow.  Vacuumed eagerly because it is all churn.
+CREATE TABLE attribution.log_queue (
+	advertiser_id text COLLATE "C" NOT NULL,
+	receipt_id uuid NOT NULL,
+	"timestamp" timestamptz NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+COMMENT ON TABLE attribution.log_queue IS
+	'Receipts waiting to be integrated into their advertiser''s log (timestamp: the receipt''s)';
+
 CREATE TABLE attribution.log_nodes (
 	advertiser_id text COLLATE "C" NOT NULL,
 	level smallint NOT NULL CHECK (level >= 0 AND level < 63),
@@ -891,8 +903,8 @@ CREATE TABLE attribution.log_checkpoints (
 COMMENT ON TABLE attribution.log_checkpoints IS
 	'Every signed checkpoint of each log (c2sp.org/tlog-checkpoint in a c2sp.org/signed-note)';
 
-REVOKE ALL ON attribution.log_entries, attribution.log_nodes,
-	attribution.log_checkpoints FROM PUBLIC;
+REVOKE ALL ON attribution.log_entries, attribution.log_queue,
+	attribution.log_nodes, attribution.log_checkpoints FROM PUBLIC;
 GRANT SELECT ON attribution.log_checkpoints TO PUBLIC;
 
 CREATE TRIGGER log_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
@@ -906,6 +918,7 @@ CREATE TRIGGER log_checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('log_checkpoints');
 
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_entries', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.log_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_checkpoints', '');
 
@@ -961,18 +974,16 @@ REVOKE ALL ON FUNCTION attribution.receipt_proof(uuid),
 COMMENT ON FUNCTION attribution.verify_log(text) IS
 	'Whether today''s log extends a checkpoint saved earlier, and what differs if not';
 
--- Integration lag: receipts not yet in their log, per advertiser
+-- Integration lag: receipts not yet in their log, per advertiser (read
+-- from the queue, so O(pending))
 CREATE VIEW attribution.log_status AS
 	WITH pending AS (
-		SELECT r.advertiser_id, count(*) AS pending,
-			   pg_catalog.now() - min(r."timestamp") AS oldest_pending_age
-		  FROM attribution.receipts r
-		 WHERE NOT EXISTS (SELECT FROM attribution.log_entries e
-						    WHERE e.advertiser_id = r.advertiser_id
-							  AND e.receipt_id = r.receipt_id)
+		SELECT q.advertiser_id, count(*) AS pending,
+			   pg_catalog.now() OPERATOR(pg_catalog.-) min(q."timestamp") AS oldest_pending_age
+		  FROM attribution.log_queue q
 		 GROUP BY 1),
 	logs AS (
-		SELECT e.advertiser_id, max(e.log_index) + 1 AS tree_size
+		SELECT e.advertiser_id, max(e.log_index) OPERATOR(pg_catalog.+) 1 AS tree_size
 		  FROM attribution.log_entries e GROUP BY 1),
 	checkpoints AS (
 		SELECT c.advertiser_id, max(c.tree_size) AS checkpoint_size

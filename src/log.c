@@ -13,10 +13,12 @@
  * (merkle.c).
  *
  * Integration (attribution.integrate_log, run by the background worker
- * every fp_attribution.log_interval) appends committed receipts that are
- * not yet in the log, in batches, then signs one checkpoint per advertiser
- * whose log grew.  Commands never touch the log, so they take no lock for
- * it; the order of a log is the order of integration.
+ * every fp_attribution.log_interval) takes a batch of committed receipts
+ * off attribution.log_queue (where the receipt write puts each receipt,
+ * FP_LOG_ENQUEUE_CTE in log.h), appends them to their logs, then signs one checkpoint per
+ * advertiser whose log grew.  Commands only insert their queue row, so
+ * they take no lock for the log and share no row; the order of a log is
+ * the order of integration.
  *
  * Lock protocol: integrators serialize on one transaction-level advisory
  * lock (FP_LOG_LOCK_KEY), taken before they read the log's size; readers
@@ -45,9 +47,111 @@
 #include "fp_attribution/note.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/signing.h"
+#include "fp_attribution/spi_plans.h"
 
 /* pg_advisory_xact_lock key of integration: "fplg" */
 #define FP_LOG_LOCK_KEY INT64CONST(0x66706c67)
+
+/*
+ * The statements of the logs, planned once per session and kept
+ * (spi_plans.c): integration runs them every interval and proofs once per
+ * level, so parsing and planning each time cost more than executing them.
+ */
+typedef enum LogPlan
+{
+	PLAN_READ_NODE,
+	PLAN_SIZE,
+	PLAN_LATEST_CHECKPOINT,
+	PLAN_INSERT_CHECKPOINT,
+	PLAN_INSERT_ENTRIES,
+	PLAN_INSERT_NODES,
+	PLAN_LOCK,
+	PLAN_TAKE_BATCH,
+	NUM_LOG_PLANS
+} LogPlan;
+
+static const struct
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[5];
+}			log_plan_defs[NUM_LOG_PLANS] =
+{
+	[PLAN_READ_NODE] = {
+		"SELECT hash FROM attribution.log_nodes"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND level OPERATOR(pg_catalog.=) $2"
+		" AND node_index OPERATOR(pg_catalog.=) $3",
+		3, {TEXTOID, INT2OID, INT8OID}
+	},
+	[PLAN_SIZE] = {
+		"SELECT max(log_index) OPERATOR(pg_catalog.+) 1 FROM attribution.log_entries"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
+	},
+	[PLAN_LATEST_CHECKPOINT] = {
+		"SELECT tree_size, root_hash FROM attribution.log_checkpoints"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1 ORDER BY tree_size DESC LIMIT 1",
+		1, {TEXTOID}
+	},
+	[PLAN_INSERT_CHECKPOINT] = {
+		"INSERT INTO attribution.log_checkpoints"
+		" (advertiser_id, tree_size, root_hash, public_key, note)"
+		" VALUES ($1, $2, $3, $4, $5)",
+		5, {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID}
+	},
+	[PLAN_INSERT_ENTRIES] = {
+		"INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
+		" SELECT $1, $2 OPERATOR(pg_catalog.+) o OPERATOR(pg_catalog.-) 1, r"
+		" FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
+		3, {TEXTOID, INT8OID, UUIDARRAYOID}
+	},
+	[PLAN_INSERT_NODES] = {
+		"INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
+		" SELECT $1, l, i, h FROM ROWS FROM (pg_catalog.unnest($2),"
+		" pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(l, i, h)",
+		4, {TEXTOID, INT2ARRAYOID, INT8ARRAYOID, BYTEAARRAYOID}
+	},
+	[PLAN_LOCK] = {
+		"SELECT pg_catalog.pg_advisory_xact_lock($1)",
+		1, {INT8OID}
+	},
+
+	/*
+	 * A batch off the queue (the rows of committed receipts; a command still
+	 * running adds its rows later) with the receipts it names.  A queued
+	 * receipt that is gone was deleted before it was integrated: its queue
+	 * row goes with the batch.
+	 */
+	[PLAN_TAKE_BATCH] = {
+		"WITH q AS (DELETE FROM attribution.log_queue"
+		"  WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		"   SELECT ctid FROM attribution.log_queue LIMIT $1))"
+		"  RETURNING advertiser_id, receipt_id)"
+		" SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
+		" FROM q JOIN attribution.receipts r"
+		"  ON r.receipt_id OPERATOR(pg_catalog.=) q.receipt_id"
+		"  AND r.advertiser_id OPERATOR(pg_catalog.=) q.advertiser_id"
+		" ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id",
+		1, {INT4OID}
+	},
+};
+
+static SPIPlanPtr log_plans[NUM_LOG_PLANS];
+
+/*
+ * Run one of the logs' statements (inside SPI); returns the SPI result
+ * code.
+ */
+static int
+log_execute(LogPlan which, Datum *values, bool read_only, long count)
+{
+	if (log_plans[which] == NULL)
+		log_plans[which] = fp_attribution_keep_plan(log_plan_defs[which].sql,
+													log_plan_defs[which].nargs,
+													(Oid *) log_plan_defs[which].types);
+	return SPI_execute_plan(log_plans[which], values, NULL, read_only, count);
+}
 
 char	   *fp_attribution_log_origin_prefix = NULL;
 int			fp_attribution_log_interval_ms = 1000;
@@ -72,6 +176,7 @@ fp_attribution_log_define_gucs(void)
 							1000, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	fp_attribution_log_push_define_gucs();
 }
 
 /* The value of an upper-case hex digit, or -1 */
@@ -163,14 +268,8 @@ fp_attribution_log_advertiser(const char *origin)
 void
 fp_attribution_log_reader_init(FpLogReader *reader, const char *advertiser_id)
 {
-	Oid			types[3] = {TEXTOID, INT2OID, INT8OID};
-
 	reader->advertiser_id = advertiser_id;
-	reader->plan = SPI_prepare("SELECT hash FROM attribution.log_nodes"
-							   " WHERE advertiser_id = $1 AND level = $2 AND node_index = $3",
-							   3, types);
-	if (reader->plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	reader->advertiser_datum = CStringGetTextDatum(advertiser_id);
 }
 
 /*
@@ -185,10 +284,10 @@ fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
 	bool		isnull;
 	bytea	   *hash;
 
-	values[0] = CStringGetTextDatum(reader->advertiser_id);
+	values[0] = reader->advertiser_datum;
 	values[1] = Int16GetDatum(level);
 	values[2] = Int64GetDatum(index);
-	if (SPI_execute_plan(reader->plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (log_execute(PLAN_READ_NODE, values, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_nodes");
 	if (SPI_processed == 1)
 	{
@@ -212,15 +311,12 @@ fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
 int64
 fp_attribution_log_size(const char *advertiser_id)
 {
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	bool		isnull;
 	Datum		d;
 
 	values[0] = CStringGetTextDatum(advertiser_id);
-	if (SPI_execute_with_args("SELECT max(log_index) + 1 FROM attribution.log_entries"
-							  " WHERE advertiser_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (log_execute(PLAN_SIZE, values, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_entries");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
@@ -270,14 +366,11 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 	char	   *origin = fp_attribution_log_origin(advertiser_id);
 	FpMerkleHash root;
 	char	   *note;
-	Oid			types[5] = {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
 	Datum		values[5];
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(advertiser_id);
-	if (SPI_execute_with_args("SELECT tree_size, root_hash FROM attribution.log_checkpoints"
-							  " WHERE advertiser_id = $1 ORDER BY tree_size DESC LIMIT 1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (log_execute(PLAN_LATEST_CHECKPOINT, values, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_checkpoints");
 	if (SPI_processed == 1)
 	{
@@ -308,11 +401,9 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 	values[2] = fp_attribution_bytea_datum(root, FP_MERKLE_HASH_LEN);
 	values[3] = fp_attribution_bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[4] = CStringGetTextDatum(note);
-	if (SPI_execute_with_args("INSERT INTO attribution.log_checkpoints"
-							  " (advertiser_id, tree_size, root_hash, public_key, note)"
-							  " VALUES ($1, $2, $3, $4, $5)",
-							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (log_execute(PLAN_INSERT_CHECKPOINT, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_checkpoints");
+	fp_attribution_log_push_note(advertiser_id, note);
 }
 
 /*
@@ -331,7 +422,6 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 	int			n = to - from;
 	int64		first;
 	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
-	Oid			types[4] = {TEXTOID, INT8OID, UUIDARRAYOID, INT2ARRAYOID};
 	Datum		values[4];
 
 	fp_attribution_log_reader_init(&reader, adv);
@@ -360,18 +450,12 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 	values[0] = CStringGetTextDatum(adv);
 	values[1] = Int64GetDatum(first);
 	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	if (SPI_execute_with_args("INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
-							  " SELECT $1, $2 + o - 1, r FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
-							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_entries");
-	types[1] = INT8ARRAYOID;
-	types[2] = BYTEAARRAYOID;
-	values[1] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
-	if (SPI_execute_with_args("INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
-							  " SELECT $1, l, i, h FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(l, i, h)",
-							  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+	values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_nodes");
 	if (fp_attribution_signing_key_file != NULL &&
 		fp_attribution_signing_key_file[0] != '\0')
@@ -391,7 +475,6 @@ Datum
 fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 {
 	int32		max_entries = PG_GETARG_INT32(0);
-	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	SPITupleTable *pending;
 	uint64		n;
@@ -403,16 +486,10 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 				 errmsg("max_entries must be positive")));
 	SPI_connect();
 	values[0] = Int64GetDatum(FP_LOG_LOCK_KEY);
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1::int8)",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (log_execute(PLAN_LOCK, values, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the log");
 	values[0] = Int32GetDatum(max_entries);
-	if (SPI_execute_with_args("SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
-							  " FROM attribution.receipts r"
-							  " WHERE NOT EXISTS (SELECT FROM attribution.log_entries e"
-							  "  WHERE e.advertiser_id = r.advertiser_id AND e.receipt_id = r.receipt_id)"
-							  " ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id LIMIT $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (log_execute(PLAN_TAKE_BATCH, values, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pending receipts");
 	pending = SPI_tuptable;
 	n = SPI_processed;

@@ -51,7 +51,8 @@ latest_checkpoint(const char *advertiser_id, int64 min_size, int64 *size)
 	values[0] = CStringGetTextDatum(advertiser_id);
 	values[1] = Int64GetDatum(min_size);
 	if (SPI_execute_with_args("SELECT note, tree_size FROM attribution.log_checkpoints"
-							  " WHERE advertiser_id = $1 AND tree_size >= $2"
+							  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+							  " AND tree_size OPERATOR(pg_catalog.>=) $2"
 							  " ORDER BY tree_size DESC LIMIT 1",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_checkpoints");
@@ -140,8 +141,9 @@ fp_attribution_receipt_proof(PG_FUNCTION_ARGS)
 	values[0] = UUIDPGetDatum(id);
 	if (SPI_execute_with_args("SELECT e.advertiser_id, e.log_index, r.receipt_hash"
 							  " FROM attribution.log_entries e JOIN attribution.receipts r"
-							  "  ON r.advertiser_id = e.advertiser_id AND r.receipt_id = e.receipt_id"
-							  " WHERE e.receipt_id = $1",
+							  "  ON r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+							  "  AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id"
+							  " WHERE e.receipt_id OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_entries");
 	if (SPI_processed == 0)

@@ -16,7 +16,10 @@
  *					key under its origin, names its row's size and root,
  *					and that root is the log's root at that size (so all
  *					checkpoints are consistent with each other)
- * Receipts not yet integrated are pending, not failures
+ *	log_missing		every receipt is in its log or queued for it
+ *					(attribution.log_queue): a queue row deleted would
+ *					leave its receipt out of the log for good
+ * Receipts queued and not yet integrated are pending, not failures
  * (attribution.log_status shows them).
  *
  * verify_log(checkpoint) checks a checkpoint an auditor kept against
@@ -51,59 +54,74 @@ static const struct
 {
 	{
 		"log_receipt",
-		"SELECT e.advertiser_id, 'index ' || e.log_index,"
+		"SELECT e.advertiser_id, 'index ' OPERATOR(pg_catalog.||) e.log_index,"
 		" pg_catalog.format('Log index %s names receipt %s, which is not in attribution.receipts.', e.log_index, e.receipt_id)"
 		" FROM attribution.log_entries e WHERE NOT EXISTS (SELECT FROM attribution.receipts r"
-		"  WHERE r.advertiser_id = e.advertiser_id AND r.receipt_id = e.receipt_id)"
+		"  WHERE r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id)"
 		" ORDER BY 1, e.log_index LIMIT 1"
 	},
 	{
 		"log_leaf",
-		"SELECT e.advertiser_id, 'index ' || e.log_index,"
+		"SELECT e.advertiser_id, 'index ' OPERATOR(pg_catalog.||) e.log_index,"
 		" pg_catalog.format('The leaf hash at log index %s is not SHA-256(0x00 || receipt_hash) of receipt %s.', e.log_index, e.receipt_id)"
 		" FROM attribution.log_entries e JOIN attribution.receipts r"
-		"  ON r.advertiser_id = e.advertiser_id AND r.receipt_id = e.receipt_id"
+		"  ON r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id"
 		" LEFT JOIN attribution.log_nodes n"
-		"  ON n.advertiser_id = e.advertiser_id AND n.level = 0 AND n.node_index = e.log_index"
-		" WHERE n.hash IS DISTINCT FROM pg_catalog.sha256('\\x00'::bytea || r.receipt_hash)"
+		"  ON n.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND n.level OPERATOR(pg_catalog.=) 0 AND n.node_index OPERATOR(pg_catalog.=) e.log_index"
+		" WHERE n.hash IS DISTINCT FROM pg_catalog.sha256('\\x00'::bytea OPERATOR(pg_catalog.||) r.receipt_hash)"
 		" ORDER BY 1, e.log_index LIMIT 1"
 	},
 	{
 		"log_gap",
-		"WITH sizes AS (SELECT advertiser_id, count(*) AS n, max(log_index) + 1 AS size"
+		"WITH sizes AS (SELECT advertiser_id, count(*) AS n, max(log_index) OPERATOR(pg_catalog.+) 1 AS size"
 		"   FROM attribution.log_entries GROUP BY 1),"
-		" levels AS (SELECT advertiser_id, level, count(*) AS n, max(node_index) + 1 AS top"
+		" levels AS (SELECT advertiser_id, level, count(*) AS n, max(node_index) OPERATOR(pg_catalog.+) 1 AS top"
 		"   FROM attribution.log_nodes GROUP BY 1, 2)"
 		" SELECT s.advertiser_id, 'entries',"
-		"  pg_catalog.format('The log has %s entries but its highest index is %s.', s.n, s.size - 1)"
-		"  FROM sizes s WHERE s.n <> s.size"
+		"  pg_catalog.format('The log has %s entries but its highest index is %s.', s.n, s.size OPERATOR(pg_catalog.-) 1)"
+		"  FROM sizes s WHERE s.n OPERATOR(pg_catalog.<>) s.size"
 		" UNION ALL"
-		" SELECT coalesce(l.advertiser_id, s.advertiser_id), 'level ' || coalesce(l.level, 0),"
+		" SELECT coalesce(l.advertiser_id, s.advertiser_id), 'level ' OPERATOR(pg_catalog.||) coalesce(l.level, 0),"
 		"  pg_catalog.format('Level %s of the stored hashes has %s nodes; a log of %s entries has %s.',"
-		"   coalesce(l.level, 0), coalesce(l.n, 0), coalesce(s.size, 0), coalesce(s.size, 0) >> coalesce(l.level, 0))"
-		"  FROM levels l FULL JOIN sizes s ON s.advertiser_id = l.advertiser_id AND l.level = 0"
-		"  WHERE l.n IS DISTINCT FROM s.size AND (l.level = 0 OR l.level IS NULL)"
-		"   OR l.level > 0 AND (l.n <> l.top OR l.n IS DISTINCT FROM"
-		"    (SELECT s2.size >> l.level FROM sizes s2 WHERE s2.advertiser_id = l.advertiser_id))"
+		"   coalesce(l.level, 0), coalesce(l.n, 0), coalesce(s.size, 0), coalesce(s.size, 0) OPERATOR(pg_catalog.>>) coalesce(l.level, 0))"
+		"  FROM levels l FULL JOIN sizes s ON s.advertiser_id OPERATOR(pg_catalog.=) l.advertiser_id AND l.level OPERATOR(pg_catalog.=) 0"
+		"  WHERE l.n IS DISTINCT FROM s.size AND (l.level OPERATOR(pg_catalog.=) 0 OR l.level IS NULL)"
+		"   OR l.level OPERATOR(pg_catalog.>) 0 AND (l.n OPERATOR(pg_catalog.<>) l.top OR l.n IS DISTINCT FROM"
+		"    (SELECT s2.size OPERATOR(pg_catalog.>>) l.level FROM sizes s2 WHERE s2.advertiser_id OPERATOR(pg_catalog.=) l.advertiser_id))"
 		" UNION ALL"
 		" SELECT s.advertiser_id, 'levels',"
 		"  pg_catalog.format('A log of %s entries is missing stored hashes of level %s.', s.size, g.level)"
 		"  FROM sizes s, pg_catalog.generate_series(1, 62) g(level)"
-		"  WHERE s.size >> g.level > 0 AND NOT EXISTS (SELECT FROM levels l"
-		"   WHERE l.advertiser_id = s.advertiser_id AND l.level = g.level)"
+		"  WHERE (s.size OPERATOR(pg_catalog.>>) g.level) OPERATOR(pg_catalog.>) 0 AND NOT EXISTS (SELECT FROM levels l"
+		"   WHERE l.advertiser_id OPERATOR(pg_catalog.=) s.advertiser_id AND l.level OPERATOR(pg_catalog.=) g.level)"
 		" ORDER BY 1, 2 LIMIT 1"
 	},
 	{
 		"log_node",
-		"SELECT p.advertiser_id, 'level ' || p.level || ' node ' || p.node_index,"
+		"SELECT p.advertiser_id, 'level ' OPERATOR(pg_catalog.||) p.level OPERATOR(pg_catalog.||) ' node ' OPERATOR(pg_catalog.||) p.node_index,"
 		" pg_catalog.format('The stored hash at level %s, index %s is not the node hash of its children.', p.level, p.node_index)"
 		" FROM attribution.log_nodes p"
-		" JOIN attribution.log_nodes l ON l.advertiser_id = p.advertiser_id"
-		"  AND l.level = p.level - 1 AND l.node_index = 2 * p.node_index"
-		" JOIN attribution.log_nodes r ON r.advertiser_id = p.advertiser_id"
-		"  AND r.level = p.level - 1 AND r.node_index = 2 * p.node_index + 1"
-		" WHERE p.level > 0 AND p.hash <> pg_catalog.sha256('\\x01'::bytea || l.hash || r.hash)"
+		" JOIN attribution.log_nodes l ON l.advertiser_id OPERATOR(pg_catalog.=) p.advertiser_id"
+		"  AND l.level OPERATOR(pg_catalog.=) (p.level OPERATOR(pg_catalog.-) 1)"
+		"  AND l.node_index OPERATOR(pg_catalog.=) (2 OPERATOR(pg_catalog.*) p.node_index)"
+		" JOIN attribution.log_nodes r ON r.advertiser_id OPERATOR(pg_catalog.=) p.advertiser_id"
+		"  AND r.level OPERATOR(pg_catalog.=) (p.level OPERATOR(pg_catalog.-) 1)"
+		"  AND r.node_index OPERATOR(pg_catalog.=) (2 OPERATOR(pg_catalog.*) p.node_index OPERATOR(pg_catalog.+) 1)"
+		" WHERE p.level OPERATOR(pg_catalog.>) 0 AND p.hash OPERATOR(pg_catalog.<>) pg_catalog.sha256('\\x01'::bytea OPERATOR(pg_catalog.||) l.hash OPERATOR(pg_catalog.||) r.hash)"
 		" ORDER BY 1, p.level, p.node_index LIMIT 1"
+	},
+	{
+		"log_missing",
+		"SELECT r.advertiser_id, 'receipt ' OPERATOR(pg_catalog.||) r.receipt_id,"
+		" pg_catalog.format('Receipt %s is neither in its advertiser''s log nor queued for it.', r.receipt_id)"
+		" FROM attribution.receipts r"
+		" WHERE NOT EXISTS (SELECT FROM attribution.log_entries e"
+		"  WHERE e.advertiser_id OPERATOR(pg_catalog.=) r.advertiser_id"
+		"  AND e.receipt_id OPERATOR(pg_catalog.=) r.receipt_id)"
+		" AND NOT EXISTS (SELECT FROM attribution.log_queue q"
+		"  WHERE q.advertiser_id OPERATOR(pg_catalog.=) r.advertiser_id"
+		"  AND q.receipt_id OPERATOR(pg_catalog.=) r.receipt_id)"
+		" ORDER BY 1, r.receipt_id LIMIT 1"
 	},
 };
 
@@ -173,8 +191,8 @@ fp_attribution_log_verify_all(MemoryContext cxt, char **advertiser_id,
 
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT c.advertiser_id, c.tree_size, c.root_hash, c.public_key, c.note,"
-									   " (SELECT coalesce(max(e.log_index) + 1, 0) FROM attribution.log_entries e"
-									   "   WHERE e.advertiser_id = c.advertiser_id)"
+									   " (SELECT coalesce(max(e.log_index) OPERATOR(pg_catalog.+) 1, 0) FROM attribution.log_entries e"
+									   "   WHERE e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id)"
 									   " FROM attribution.log_checkpoints c ORDER BY 1, 2",
 									   0, NULL, NULL, NULL, true, 0);
 	for (;;)

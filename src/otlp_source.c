@@ -19,7 +19,8 @@
  * Metrics are a snapshot of cumulative counters, plus the
  * affiliate.windows.active gauge, which is a query and so needs a
  * transaction in fp_attribution.otlp_database, plus the trace-context
- * counters of shmem.h.
+ * counters of shmem.h, plus the ledger.integration.lag gauge the same
+ * process measured when it last integrated the receipt logs (log_worker.c).
  *
  * Locking: the telemetry core takes its ring locks in shared mode for the
  * copy only (see telemetry.h); the cursors are touched by the worker
@@ -40,6 +41,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
+#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 
@@ -152,12 +154,14 @@ int
 fp_attribution_otlp_fetch_metrics(FpMetricPoint **points)
 {
 	int			max = fp_attribution_telemetry_max_metric_points();
-	FpMetricPoint *p = palloc0(sizeof(FpMetricPoint) * (max + 3));
+	FpMetricPoint *p = palloc0(sizeof(FpMetricPoint) * (max + 4));
 	int			n;
 
 	n = fp_attribution_telemetry_collect_metrics(p, max);
 	n += trace_context_points(&p[n], fp_attribution_now_unix_nano());
 	if (windows_active_gauge(&p[n]))
+		n++;
+	if (fp_attribution_log_lag_point(&p[n]))
 		n++;
 
 	*points = p;

@@ -82,6 +82,7 @@
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/lifecycle.h"
+#include "fp_attribution/log.h"
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
@@ -489,7 +490,9 @@ prepare_plans(void)
 											" AND aggregate_id OPERATOR(pg_catalog.=) $4"
 											" RETURNING ctid",
 											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
-	insert_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+	/* the receipt, and its row in the log's queue (log.h) */
+	insert_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$2")
+										   "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 										   " VALUES (" RECEIPT_VALUES ")",
 										   RECEIPT_NPARAMS, receipt_types);
 	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"

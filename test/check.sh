@@ -36,6 +36,7 @@ fi
 export FP_SOURCE_DIR=$src
 for t in "$work"/test/e2e/run.sh "$work"/test/otel_client/run.sh "$work"/test/offline_verify/run.sh \
 	"$work"/test/dump_restore/run.sh "$work"/test/jcs_property/run.sh "$work"/test/log_verify/run.sh \
+	"$work"/test/log_push/run.sh \
 	"$work"/test/citus/run.sh; do
 	[ -x "$t" ] || continue
 	bash "$t" 2>&1 | tee -a "$log" || status=1

@@ -7,7 +7,11 @@
 # (no second receipt written by the triggers during the restore),
 # verify_all() must report the same counts, new commands must continue the
 # restored chains, and a restore that lost the receipts must fail
-# verification.  Needs the extension installed; run as root or postgres.
+# verification.  The receipt logs come back too: entries, stored hashes,
+# checkpoints and the queue of receipts not yet integrated; checkpoints
+# saved before the dump still verify against the restored logs, and new
+# receipts extend the same logs consistently.
+# Needs the extension installed; run as root or postgres.
 # Prints one PASS/FAIL line per check.
 set -euo pipefail
 
@@ -55,8 +59,20 @@ SELECT 'conversions ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|'
 SELECT 'receipts ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY advertiser_id, aggregate_type, aggregate_id, sequence), '')) FROM attribution.receipts r;
 SELECT 'streams ' || md5(coalesce(string_agg(s::text, '|' ORDER BY advertiser_id, aggregate_type, aggregate_id), '')) FROM attribution.receipt_streams s;
 SELECT 'keys ' || md5(coalesce(string_agg(k::text, '|' ORDER BY key_id), '')) FROM attribution.signing_keys k;
+SELECT 'log_entries ' || count(*) || ' ' || md5(coalesce(string_agg(e::text, '|' ORDER BY advertiser_id, log_index), '')) FROM attribution.log_entries e;
+SELECT 'log_nodes ' || count(*) || ' ' || md5(coalesce(string_agg(n::text, '|' ORDER BY advertiser_id, level, node_index), '')) FROM attribution.log_nodes n;
+SELECT 'log_checkpoints ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY advertiser_id, tree_size), '')) FROM attribution.log_checkpoints c;
+SELECT 'log_queue ' || count(*) || ' ' || md5(coalesce(string_agg(q::text, '|' ORDER BY advertiser_id, receipt_id), '')) FROM attribution.log_queue q;
 SELECT 'verify_all ' || ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
 SQL
+}
+# verify_log() of each checkpoint an auditor saved (file $2), one line each
+verify_saved() {
+	local note
+	while IFS= read -r -d '' note; do
+		[ "$note" = $'\n' ] && continue	# psql's newline after the last
+		psql "$1" -At -v note="$note" <<<"SELECT ok || ' ' || advertiser_id || ' ' || checkpoint_size || ' ' || log_size FROM attribution.verify_log(:'note')"
+	done < "$2"
 }
 
 start preload
@@ -78,6 +94,8 @@ SELECT FROM attribution.track_conversion('order-nobody', 7);
 SET fp_attribution.sign_receipts = on;
 SELECT FROM attribution.track_conversion('order-signed', 99, visitor_id => 'v15', converted_at => '2026-11-02 12:00+00');
 SELECT count(attribution.append_receipt('custom', 'agg-1', jsonb_build_object('step', i))) FROM generate_series(1, 3) AS i;
+-- 30 receipts in the log (queue order is write order), the rest queued
+SELECT attribution.integrate_log(30);
 -- a second advertiser with the same ids: its own window, rows and chains
 INSERT INTO attribution.windows (advertiser_id, affiliate_id, attribution_window) VALUES ('adv-2', 'aff-short', '2 hours');
 SELECT FROM attribution.track_click('aff-short', click_id => 'c0000000-0000-4000-8000-000000000001',
@@ -85,7 +103,15 @@ SELECT FROM attribution.track_click('aff-short', click_id => 'c0000000-0000-4000
 SELECT FROM attribution.track_conversion('order-1', 1, click_id => 'c0000000-0000-4000-8000-000000000001',
 	converted_at => '2026-11-01 13:00+00', advertiser_id => 'adv-2');
 SELECT FROM attribution.append_receipt('custom', 'agg-1', '{"step": 1}', advertiser_id => 'adv-2');
+-- the other 7 of 'default' and the first 2 of 'adv-2' logged, with
+-- checkpoints; one receipt stays queued
+SELECT attribution.integrate_log(9);
 SQL
+# the checkpoints an auditor saves before the dump, NUL-separated
+psql src -At -c "SELECT string_agg(attribution.checkpoint(a) || E'\\x01', '' ORDER BY a) FROM (VALUES ('adv-2'), ('default')) v(a)" \
+	| tr '\001' '\000' > "$tmp/saved"
+check "source logs: 39 receipts integrated, 1 queued" "39 1" \
+	"$(psql src -At -c "SELECT (SELECT count(*) FROM attribution.log_entries) || ' ' || (SELECT count(*) FROM attribution.log_queue)")"
 before=$(fingerprint src)
 check "source verifies" "verify_all true 38 40" "$(echo "$before" | grep '^verify_all')"
 
@@ -109,6 +135,11 @@ check "restore without shared_preload_libraries reproduces everything" "$before"
 stop
 start preload
 
+check "saved checkpoints verify against the restored logs (custom)" \
+	"$(printf 'true adv-2 2 2\ntrue default 37 37')" "$(verify_saved r_custom "$tmp/saved")"
+check "saved checkpoints verify against the restored logs (plain)" \
+	"$(printf 'true adv-2 2 2\ntrue default 37 37')" "$(verify_saved r_plain "$tmp/saved")"
+
 # 4. new commands continue the restored chains and see the restored clicks
 after=$(psql r_custom -At <<'SQL'
 SELECT sequence FROM attribution.append_receipt('custom', 'agg-1', '{"step": 4}');
@@ -121,6 +152,22 @@ SQL
 )
 check "commands continue restored chains (sequence 4, attributed, retry, other advertiser's sequence 2, verify)" \
 	"$(printf '4\n1\nt\n1\n2\ntrue 39 43')" "$after"
+
+# ... and the restored logs: the queued and the new receipts are appended
+# once each, the saved checkpoints still verify, every receipt is logged
+logs=$(psql r_custom -At <<'SQL'
+SELECT attribution.integrate_log();
+SELECT count(*) FROM attribution.log_queue;
+SELECT string_agg(advertiser_id || ' ' || tree_size || ' ' || checkpoint_size, ',' ORDER BY advertiser_id) FROM attribution.log_status;
+SELECT count(*) FROM attribution.receipts r
+ WHERE NOT EXISTS (SELECT FROM attribution.log_entries e WHERE e.advertiser_id = r.advertiser_id AND e.receipt_id = r.receipt_id);
+SELECT ok || ' ' || coalesce(failed_check, '-') FROM attribution.verify_all();
+SQL
+)
+check "restored logs extended (4 integrated, queue empty, sizes, all logged, verify_all)" \
+	"$(printf '4\n0\nadv-2 4 4,default 39 39\n0\ntrue -')" "$logs"
+check "saved checkpoints verify against the extended logs" \
+	"$(printf 'true adv-2 2 4\ntrue default 37 39')" "$(verify_saved r_custom "$tmp/saved")"
 
 # 5. a restore that lost the receipts' rows does not verify
 as_pg "$bin/pg_restore -l $tmp/src.dump" | grep -v 'TABLE DATA attribution receipts ' > "$tmp/no_receipts.list"

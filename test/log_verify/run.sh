@@ -144,6 +144,7 @@ DELETE FROM attribution.receipt_streams WHERE aggregate_id = '10000000-0000-4000
 DELETE FROM attribution.log_entries WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_nodes WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_checkpoints WHERE advertiser_id = 'default';
+INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, \"timestamp\" FROM attribution.receipts WHERE advertiser_id = 'default';
 SELECT attribution.integrate_log() \\g /dev/null"
 
 echo "$passed passed, $failed failed"

@@ -14,12 +14,32 @@
 #include "executor/spi.h"
 
 #include "fp_attribution/merkle.h"
+#include "fp_attribution/telemetry.h"
 
 /* Reads attribution.log_nodes of one advertiser through SPI */
+/*
+ * The receipt write's only contact with the logs: the statement that
+ * inserts a receipt (receipts.c) starts with this CTE, which queues the
+ * receipt for integration (the receipt's advertiser_id, receipt_id and
+ * timestamp are the parameters named; the receipt's INSERT stays the
+ * statement's own, so its span is still "INSERT attribution.receipts").  The queue row
+ * commits or rolls back with the receipt; an insert into
+ * attribution.log_queue (a heap without indexes) takes no lock beyond its
+ * row and shares no row or index page with other commands.  Integration
+ * (log.c) deletes the rows it appends, so finding pending receipts costs
+ * O(batch).  Part of the receipt's statement rather than a second one: a
+ * separate SPI INSERT cost 8 % of a track_click.  Both inserts name the
+ * advertiser by the same parameter, so on Citus both route to its shards.
+ */
+#define FP_LOG_ENQUEUE_CTE(advertiser_id, receipt_id, timestamp) \
+	"WITH log_queued AS (INSERT INTO attribution.log_queue" \
+	" (advertiser_id, receipt_id, \"timestamp\")" \
+	" VALUES (" advertiser_id ", " receipt_id ", " timestamp ")) "
+
 typedef struct FpLogReader
 {
 	const char *advertiser_id;
-	SPIPlanPtr	plan;
+	Datum		advertiser_datum;	/* the id as text */
 } FpLogReader;
 
 extern char *fp_attribution_log_origin_prefix;
@@ -38,5 +58,15 @@ extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **location,
 										  const char **check, char **detail);
 extern long fp_attribution_log_worker_tick(TimestampTz now);
+
+/* Checkpoint push (log_push.c), run by the worker */
+extern char *fp_attribution_log_push_endpoints;
+extern void fp_attribution_log_push_define_gucs(void);
+extern void fp_attribution_log_push_begin(void);
+extern void fp_attribution_log_push_note(const char *advertiser_id,
+										 const char *note);
+extern void fp_attribution_log_push_end(bool committed);
+extern long fp_attribution_log_push_run(TimestampTz now);
+extern bool fp_attribution_log_lag_point(FpMetricPoint *point);
 
 #endif							/* FP_ATTRIBUTION_LOG_H */
