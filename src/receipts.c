@@ -20,7 +20,9 @@
  *
  *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
  *	   (a concurrent writer of the same aggregate waits here until we end,
- *	   then reads our head) or finds none (sequence 1, 32 zero bytes);
+ *	   then reads our head) or finds none: then the chain continues after
+ *	   its last receipt, if it has one (a row's chain, below), else starts
+ *	   at sequence 1 with 32 zero bytes;
  *	2. for an existing chain, UPDATE of the locked head by its tuple id,
  *	   then INSERT of the receipt; for a new chain, INSERT ... ON CONFLICT
  *	   DO NOTHING of the head, which also takes the row lock and waits for
@@ -31,6 +33,16 @@
  *	   one data-modifying CTE: Citus plans each as a single-shard INSERT,
  *	   but the CTE as an INSERT ... SELECT through an intermediate result
  *	   (doc/citus.md, "Performance").
+ *
+ * A row's chain (click, conversion) starts without a head: its first
+ * receipt is written with the row, whose primary key already serializes
+ * its creators (a second inserter of the same key waits and then inserts
+ * nothing, so writes no receipt), and most chains never grow.  That
+ * receipt is sequence 1 with no statement but its INSERT.  The first
+ * append to such a chain (a lifecycle command or a late attribution)
+ * finds no head in step 1, continues after the receipt it reads and
+ * creates the head in step 2, racing like any new chain.  Verification
+ * accepts a row's chain of one receipt without a head (verify.c).
  *
  * Within one transaction, the next append to a chain whose head it has
  * written takes neither statement 1 nor a lookup by key: the head it wrote
@@ -133,7 +145,9 @@ static const FpAggregateSpec aggregate_specs[] = {
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_returning_plan = NULL;
 static SPIPlanPtr start_plan = NULL;
+static SPIPlanPtr tail_plan = NULL;
 static SPIPlanPtr cause_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
 
@@ -165,6 +179,18 @@ typedef struct HeadEntry
 /* In TopTransactionContext, so valid only in transaction head_cache_lxid */
 static HTAB *head_cache = NULL;
 static LocalTransactionId head_cache_lxid = InvalidLocalTransactionId;
+
+/*
+ * The receipt a command (commands.c) waits for: the one write_receipt
+ * writes for the command's own row, identified by its chain, copied into
+ * catch_cxt as the table's row type.  The command reads it back instead
+ * of looking it up again.  catch_cxt is NULL when no command waits.
+ */
+static MemoryContext catch_cxt = NULL;
+static const char *catch_advertiser_id;
+static const char *catch_aggregate_type;
+static const char *catch_aggregate_id;
+static HeapTuple caught_receipt = NULL;
 
 /*
  * Check hook of fp_attribution.correlation_id: bounded length.
@@ -491,12 +517,22 @@ prepare_plans(void)
 	insert_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 										   " VALUES (" RECEIPT_VALUES ")",
 										   RECEIPT_NPARAMS, receipt_types);
+	insert_returning_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+													 " VALUES (" RECEIPT_VALUES ") RETURNING *",
+													 RECEIPT_NPARAMS, receipt_types);
 	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
 										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
-										  " VALUES ($1, $2, $3, 1, $4)"
+										  " VALUES ($1, $2, $3, $4, $5)"
 										  " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
 										  " RETURNING ctid",
-										  4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, BYTEAOID});
+										  5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
+	/* the one receipt of a row's chain that has no head yet */
+	tail_plan = fp_attribution_keep_plan("SELECT sequence, receipt_hash FROM attribution.receipts"
+										 " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+										 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+										 " AND aggregate_id OPERATOR(pg_catalog.=) $3"
+										 " ORDER BY sequence DESC LIMIT 1",
+										 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
 }
 
 /*
@@ -626,15 +662,148 @@ head_cache_forget(const FpReceiptEnvelope *env)
 }
 
 /*
+ * Wait for the receipt of the chain (aggregate_type, aggregate_id) of
+ * advertiser_id: the next receipt write_receipt writes for it is copied
+ * into cxt and handed out by fp_attribution_caught_receipt().  The strings
+ * must live until then.  For the commands, which return the receipt of the
+ * row they insert.
+ */
+void
+fp_attribution_catch_receipt(const char *advertiser_id,
+							 const char *aggregate_type,
+							 const char *aggregate_id, MemoryContext cxt)
+{
+	catch_advertiser_id = advertiser_id;
+	catch_aggregate_type = aggregate_type;
+	catch_aggregate_id = aggregate_id;
+	caught_receipt = NULL;
+	catch_cxt = cxt;
+}
+
+/*
+ * The receipt caught since fp_attribution_catch_receipt(), or NULL; stops
+ * waiting.  Its columns are those of attribution.receipts, in order.
+ */
+HeapTuple
+fp_attribution_caught_receipt(void)
+{
+	HeapTuple	result = caught_receipt;
+
+	catch_cxt = NULL;
+	caught_receipt = NULL;
+	return result;
+}
+
+/*
+ * Whether a command waits for the receipt env is about to get.
+ */
+static bool
+receipt_awaited(const FpReceiptEnvelope *env)
+{
+	return catch_cxt != NULL && caught_receipt == NULL &&
+		strcmp(env->aggregate_id, catch_aggregate_id) == 0 &&
+		strcmp(env->aggregate_type, catch_aggregate_type) == 0 &&
+		strcmp(env->advertiser_id, catch_advertiser_id) == 0;
+}
+
+/*
+ * INSERT the receipt row (values and nulls in RECEIPT_COLUMNS order); with
+ * catch, keep a copy of the row as written for the waiting command.
+ */
+static void
+write_receipt_row(Datum *values, const char *nulls, bool catch)
+{
+	MemoryContext old;
+	int			rc;
+
+	if (!catch)
+	{
+		rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not write receipt: %s",
+				 SPI_result_code_string(rc));
+		return;
+	}
+	rc = SPI_execute_plan(insert_returning_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not write receipt: %s",
+			 SPI_result_code_string(rc));
+	old = MemoryContextSwitchTo(catch_cxt);
+	caught_receipt = heap_copytuple(SPI_tuptable->vals[0]);
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Where a chain without a head continues: after its one receipt, if it is
+ * a row's chain (see the file header), else at sequence 1.
+ */
+static void
+headless_tail(Datum *key_args, FpReceiptEnvelope *env)
+{
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(tail_plan, key_args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read receipt chain: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tail = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		env->sequence = DatumGetInt64(SPI_getbinval(tail, desc, 1, &isnull)) + 1;
+		copy_hash(DatumGetByteaPP(SPI_getbinval(tail, desc, 2, &isnull)),
+				  env->prev_hash);
+	}
+	else
+	{
+		env->sequence = 1;
+		memset(env->prev_hash, 0, FP_SHA256_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Hash (and sign, with key) the receipt env, whose sequence and prev_hash
+ * are set, and put sequence, hashes and signature into the INSERT's
+ * values.
+ */
+static void
+seal_receipt(FpReceiptEnvelope *env, const FpSigningKey *key, Datum *values,
+			 uint8 *receipt_hash, uint8 *signature)
+{
+	StringInfoData envelope;
+
+	initStringInfo(&envelope);
+	if (!fp_attribution_receipt_envelope(&envelope, env))
+		elog(ERROR, "receipt timestamp out of range");
+	fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
+	pfree(envelope.data);
+	if (key != NULL)
+	{
+		fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
+		values[9] = fp_attribution_bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
+	}
+	values[2] = Int64GetDatum(env->sequence);
+	values[12] = fp_attribution_bytea_datum(env->prev_hash, FP_SHA256_LEN);
+	values[13] = fp_attribution_bytea_datum(receipt_hash, FP_SHA256_LEN);
+}
+
+/*
  * Append one receipt to the chain of (aggregate_type, aggregate_id), see
  * the protocol in the file header.  Caller is connected to SPI and has
  * set up env's aggregate, payload_hash, causation, trace and span; this
  * fills in the rest.  If cause_click_id is not NULL, the causation is the
- * receipt of that click, if it has one.  The statements run as owner.
+ * receipt of that click, if it has one.  row_created: env is the first
+ * receipt of the row just inserted, whose chain is new and gets no head.
+ * With catch, the receipt is kept for the command waiting for it.  The
+ * statements run as owner.
  */
 static void
 append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
-			   const char *cause_click_id)
+			   const char *cause_click_id, bool row_created, bool catch)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -644,7 +813,6 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	uint8		receipt_hash[FP_SHA256_LEN];
 	uint8		signature[FP_ED25519_SIGNATURE_LEN];
 	const FpSigningKey *key = NULL;
-	StringInfoData envelope;
 	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
 	bool		written = false;
@@ -714,6 +882,15 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			elog(ERROR, "could not append receipt to %s \"%s\" of advertiser \"%s\"",
 				 env->aggregate_type, env->aggregate_id, env->advertiser_id);
 
+		if (row_created)
+		{
+			/* a row's first receipt: no head (see the file header) */
+			env->sequence = 1;
+			memset(env->prev_hash, 0, FP_SHA256_LEN);
+			seal_receipt(env, key, values, receipt_hash, signature);
+			write_receipt_row(values, nulls, catch);
+			break;
+		}
 		if (cached != NULL)
 		{
 			chain_exists = true;
@@ -737,28 +914,16 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 				copy_hash(DatumGetByteaPP(SPI_getbinval(head, desc, 2, &isnull)),
 						  env->prev_hash);
 				head_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(head, desc, 3, &isnull));
+				SPI_freetuptable(SPI_tuptable);
 			}
 			else
 			{
-				env->sequence = 1;
-				memset(env->prev_hash, 0, FP_SHA256_LEN);
+				SPI_freetuptable(SPI_tuptable);
+				headless_tail(key_args, env);
 			}
-			SPI_freetuptable(SPI_tuptable);
 		}
 
-		initStringInfo(&envelope);
-		if (!fp_attribution_receipt_envelope(&envelope, env))
-			elog(ERROR, "receipt timestamp out of range");
-		fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
-		pfree(envelope.data);
-		if (key != NULL)
-		{
-			fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
-			values[9] = fp_attribution_bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
-		}
-		values[2] = Int64GetDatum(env->sequence);
-		values[12] = fp_attribution_bytea_datum(env->prev_hash, FP_SHA256_LEN);
-		values[13] = fp_attribution_bytea_datum(receipt_hash, FP_SHA256_LEN);
+		seal_receipt(env, key, values, receipt_hash, signature);
 
 		if (chain_exists)
 		{
@@ -781,17 +946,14 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 														  SPI_tuptable->tupdesc,
 														  1, &isnull));
 			SPI_freetuptable(SPI_tuptable);
-			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "could not write receipt: %s",
-					 SPI_result_code_string(rc));
+			write_receipt_row(values, nulls, catch);
 			head_cache_store(env, receipt_hash, &head_tid);
 			written = true;
 		}
 		else
 		{
-			Datum		start_args[4] = {values[15], values[6], values[5],
-				values[13]};
+			Datum		start_args[5] = {values[15], values[6], values[5],
+				values[2], values[13]};
 
 			rc = SPI_execute_plan(start_plan, start_args, NULL, false, 1);
 			if (rc != SPI_OK_INSERT_RETURNING)
@@ -806,10 +968,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 														  SPI_tuptable->tupdesc,
 														  1, &isnull));
 			SPI_freetuptable(SPI_tuptable);
-			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "could not write receipt: %s",
-					 SPI_result_code_string(rc));
+			write_receipt_row(values, nulls, catch);
 			head_cache_store(env, receipt_hash, &head_tid);
 			written = true;
 		}
@@ -1102,7 +1261,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	append_receipt(&env, payload, trigdata->tg_relation->rd_rel->relowner,
-				   cause_click_id);
+				   cause_click_id, true, receipt_awaited(&env));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -1119,7 +1278,7 @@ fp_attribution_append_row_event(FpReceiptEnvelope *env, Jsonb *payload,
 								Oid owner)
 {
 	hash_payload(payload, env);
-	append_receipt(env, payload, owner, NULL);
+	append_receipt(env, payload, owner, NULL, false, false);
 }
 
 /*
@@ -1179,7 +1338,7 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
-	append_receipt(&env, payload, fp_attribution_extension_owner(), NULL);
+	append_receipt(&env, payload, fp_attribution_extension_owner(), NULL, false, false);
 	args[0] = CStringGetTextDatum(env.advertiser_id);
 	args[1] = CStringGetTextDatum(env.aggregate_type);
 	args[2] = CStringGetTextDatum(env.aggregate_id);

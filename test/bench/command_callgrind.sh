@@ -147,15 +147,18 @@ capture() {
 capture > "$dir/in.sql"
 run "'$bindir/postgres' --single -D '$dir/data' postgres < '$dir/in.sql' >'$dir/out' 2>&1"
 if grep -q ERROR "$dir/out"; then grep ERROR "$dir/out" >&2; exit 1; fi
-paste -d '\n' "$dir/clicks.sql" "$dir/click_receipts.sql" > "$dir/click_floor.sql"
-paste -d '\n' "$dir/conversions.sql" "$dir/conversion_receipts.sql" > "$dir/conversion_floor.sql"
+# Row and receipt on one line: one query string, so one transaction, as
+# in the command
+paste -d ' ' "$dir/clicks.sql" "$dir/click_receipts.sql" > "$dir/click_floor.sql"
+paste -d ' ' "$dir/conversions.sql" "$dir/conversion_receipts.sql" > "$dir/conversion_floor.sql"
 
-click_floor() { head -n $(( 2 * $1 )) "$dir/click_floor.sql"; }
-conversion_floor() { head -n $(( 2 * $1 )) "$dir/conversion_floor.sql"; }
+click_floor() { head -n "$1" "$dir/click_floor.sql"; }
+conversion_floor() { head -n "$1" "$dir/conversion_floor.sql"; }
 
 # Bulk: the same statement, N clicks at a time; the floor inserts the rows
 # and receipts that a first such statement wrote, from copies made in the
-# set-up (which both runs share, so the copies cancel out).
+# set-up (which both runs share, so the copies cancel out), in one
+# transaction.
 bulk() {
 	echo "INSERT INTO attribution.clicks (affiliate_id, visitor_id) SELECT 'aff-' || i % 20, 'v-' || i FROM pg_catalog.generate_series(1, $1) i;"
 }
@@ -165,7 +168,7 @@ bulk_setup() {
 	echo "CREATE TABLE bench.stage_receipts AS SELECT s.n, r.* FROM attribution.receipts r JOIN bench.stage_clicks s ON r.aggregate_id = s.click_id::text WHERE r.aggregate_type = 'click';"
 }
 bulk_floor() {
-	echo "INSERT INTO bench.clicks SELECT advertiser_id, click_id, affiliate_id, offer_id, campaign_id, visitor_id, ip, user_agent, referrer, landing_url, clicked_at, window_ends_at, trace_id, span_id, parent_span_id, sampled, tracestate, recorded_at FROM bench.stage_clicks WHERE n <= $1;"
+	echo -n "INSERT INTO bench.clicks SELECT advertiser_id, click_id, affiliate_id, offer_id, campaign_id, visitor_id, ip, user_agent, referrer, landing_url, clicked_at, window_ends_at, trace_id, span_id, parent_span_id, sampled, tracestate, recorded_at FROM bench.stage_clicks WHERE n <= $1; "
 	echo "INSERT INTO bench.receipts SELECT advertiser_id, receipt_id, \"timestamp\", sequence, correlation_id, causation_id, aggregate_id, aggregate_type, payload, payload_hash, signature, trace_id, span_id, prev_hash, receipt_hash, key_id FROM bench.stage_receipts WHERE n <= $1;"
 }
 # The bulk figures are per click, so divide the per-statement difference

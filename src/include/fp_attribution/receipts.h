@@ -16,6 +16,7 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/palloc.h"
 #include "utils/uuid.h"
 
 #include "fp_attribution/ids.h"
@@ -73,5 +74,10 @@ extern Jsonb *fp_attribution_row_payload(const char *aggregate_type,
 										 HeapTuple tuple, TupleDesc desc);
 extern bool fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes,
 										int len);
+extern void fp_attribution_catch_receipt(const char *advertiser_id,
+										 const char *aggregate_type,
+										 const char *aggregate_id,
+										 MemoryContext cxt);
+extern HeapTuple fp_attribution_caught_receipt(void);
 
 #endif							/* FP_ATTRIBUTION_RECEIPTS_H */
