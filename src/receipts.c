@@ -91,6 +91,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/lifecycle.h"
@@ -115,30 +116,35 @@ typedef struct FpAggregateSpec
 {
 	const char *aggregate_type; /* the trigger's argument */
 	const char *table;			/* its table's logical name, for messages */
+	FpRowTable	table_kind;
 	const char *event;
-	const char *id_column;		/* gives aggregate_id; advertiser_id gives
+	FpColumn	id_column;		/* gives aggregate_id; advertiser_id gives
 								 * the advertiser */
-	const char *cause_column;	/* a click_id naming the cause, or NULL */
-	const char *const *columns; /* NULL-terminated */
+	FpColumn	cause_column;	/* a click_id naming the cause, or
+								 * FP_NUM_COLUMNS */
+	const FpColumn *columns;	/* ended by FP_NUM_COLUMNS */
 } FpAggregateSpec;
 
-static const char *const click_columns[] = {
-	"affiliate_id", "campaign_id", "click_id", "clicked_at", "ip",
-	"landing_url", "offer_id", "referrer", "user_agent", "visitor_id",
-	"window_ends_at", NULL
+static const FpColumn click_columns[] = {
+	FP_COL_AFFILIATE_ID, FP_COL_CAMPAIGN_ID, FP_COL_CLICK_ID, FP_COL_CLICKED_AT,
+	FP_COL_IP, FP_COL_LANDING_URL, FP_COL_OFFER_ID, FP_COL_REFERRER,
+	FP_COL_USER_AGENT, FP_COL_VISITOR_ID, FP_COL_WINDOW_ENDS_AT, FP_NUM_COLUMNS
 };
 
-static const char *const conversion_columns[] = {
-	"affiliate_id", "attributed", "click_id", "commission_cents",
-	"commission_reversed_cents", "conversion_id", "converted_at", "currency",
-	"latency", "offer_id", "order_id", "refunded_cents", "revenue_cents",
-	"status", "unattributed_reason", "visitor_id", NULL
+static const FpColumn conversion_columns[] = {
+	FP_COL_AFFILIATE_ID, FP_COL_ATTRIBUTED, FP_COL_CLICK_ID,
+	FP_COL_COMMISSION_CENTS, FP_COL_COMMISSION_REVERSED_CENTS,
+	FP_COL_CONVERSION_ID, FP_COL_CONVERTED_AT, FP_COL_CURRENCY, FP_COL_LATENCY,
+	FP_COL_OFFER_ID, FP_COL_ORDER_ID, FP_COL_REFUNDED_CENTS,
+	FP_COL_REVENUE_CENTS, FP_COL_STATUS, FP_COL_UNATTRIBUTED_REASON,
+	FP_COL_VISITOR_ID, FP_NUM_COLUMNS
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
-	{"click", "clicks", "click_tracked", "click_id", NULL, click_columns},
-	{"conversion", "conversions", "conversion_tracked", "order_id", "click_id",
-	conversion_columns},
+	{"click", "clicks", FP_TABLE_CLICKS, "click_tracked", FP_COL_CLICK_ID,
+	FP_NUM_COLUMNS, click_columns},
+	{"conversion", "conversions", FP_TABLE_CONVERSIONS, "conversion_tracked",
+	FP_COL_ORDER_ID, FP_COL_CLICK_ID, conversion_columns},
 };
 
 /* Saved plans, prepared on first use in each backend */
@@ -1061,50 +1067,54 @@ column_value(Datum d, bool isnull, Oid typid, JsonbValue *v)
 }
 
 /*
- * The attribute number of a column of the trigger's table, by name.
+ * The attribute number of column c of a row: from the table's map when
+ * there is one, else by name in desc (a query result's row).
  */
 static int
-row_attnum(TupleDesc desc, const char *name)
+row_attnum(TupleDesc desc, const FpColumnMap *map, FpColumn c)
 {
-	int			attnum = SPI_fnumber(desc, name);
+	int			attnum;
 
+	if (map != NULL)
+		return fp_attribution_required_column(map, c);
+	attnum = SPI_fnumber(desc, fp_attribution_column_names[c]);
 	if (attnum <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("the trigger's table has no column \"%s\"", name)));
+				 errmsg("the trigger's table has no column \"%s\"",
+						fp_attribution_column_names[c])));
 	return attnum;
 }
 
 /*
- * A column of the trigger's row, by name, of any type.
+ * Column c of a row, of any type.
  */
 static Datum
-row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
-		   Oid *typid)
+row_column(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map,
+		   FpColumn c, bool *isnull, Oid *typid)
 {
-	int			attnum = row_attnum(desc, name);
+	int			attnum = row_attnum(desc, map, c);
 
 	*typid = TupleDescAttr(desc, attnum - 1)->atttypid;
 	return heap_getattr(tuple, attnum, desc, isnull);
 }
 
 /*
- * A trace or span id column of the trigger's row (len bytes), by name;
- * the BEFORE INSERT trigger has set it.
+ * A trace or span id column of the trigger's row, which the BEFORE INSERT
+ * trigger has set (its type is checked by the map).
  */
 static const void *
-row_id_column(HeapTuple tuple, TupleDesc desc, const char *name, int len)
+row_id_column(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map,
+			  FpColumn c)
 {
-	int			attnum = row_attnum(desc, name);
 	bool		isnull;
-	Datum		d;
+	Datum		d = heap_getattr(tuple, fp_attribution_required_column(map, c),
+								 desc, &isnull);
 
-	fp_attribution_check_column_type(desc, attnum, name, InvalidOid, len);
-	d = heap_getattr(tuple, attnum, desc, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+				 errmsg("%s must not be null", fp_attribution_column_names[c])));
 	return DatumGetPointer(d);
 }
 
@@ -1133,22 +1143,19 @@ fp_attribution_aggregate_table(const char *aggregate_type)
 }
 
 /*
- * The payload of the creating event of a row of a built-in aggregate
- * type's table: {"event": spec->event, column: value, ...}.  The row may
- * carry other columns too (verification reads it with its key first).
+ * The payload of the creating event of a row of spec's type: the event
+ * name and the spec's columns of the row (map: the table's, or NULL to
+ * find them by name in desc).
  */
-Jsonb *
-fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
-						   TupleDesc desc)
+static Jsonb *
+row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
+			const FpColumnMap *map)
 {
-	const FpAggregateSpec *spec = find_spec(aggregate_type);
 	JsonbParseState *state = NULL;
 	JsonbValue	key;
 	JsonbValue	val;
 	JsonbValue *result;
 
-	if (spec == NULL)
-		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
 	key.val.string.val = "event";
@@ -1158,20 +1165,37 @@ fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
 	val.val.string.len = strlen(spec->event);
 	pushJsonbValue(&state, WJB_KEY, &key);
 	pushJsonbValue(&state, WJB_VALUE, &val);
-	for (int i = 0; spec->columns[i] != NULL; i++)
+	for (int i = 0; spec->columns[i] != FP_NUM_COLUMNS; i++)
 	{
+		FpColumn	c = spec->columns[i];
 		bool		isnull;
 		Oid			typid;
-		Datum		d = row_column(tuple, desc, spec->columns[i], &isnull, &typid);
+		Datum		d = row_column(tuple, desc, map, c, &isnull, &typid);
 
-		key.val.string.val = (char *) spec->columns[i];
-		key.val.string.len = strlen(spec->columns[i]);
+		key.val.string.val = (char *) fp_attribution_column_names[c];
+		key.val.string.len = strlen(fp_attribution_column_names[c]);
 		column_value(d, isnull, typid, &val);
 		pushJsonbValue(&state, WJB_KEY, &key);
 		pushJsonbValue(&state, WJB_VALUE, &val);
 	}
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(result);
+}
+
+/*
+ * The payload of the creating event of a row of a built-in aggregate
+ * type's table: {"event": spec->event, column: value, ...}.  The row may
+ * carry other columns too (verification reads it with its key first).
+ */
+Jsonb *
+fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
+						   TupleDesc desc)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
+
+	if (spec == NULL)
+		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
+	return row_payload(spec, tuple, desc, NULL);
 }
 
 /*
@@ -1212,6 +1236,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	FpReceiptEnvelope env;
 	HeapTuple	tuple;
 	TupleDesc	desc;
+	const FpColumnMap *map;
 	Jsonb	   *payload;
 	bool		isnull;
 	Oid			typid;
@@ -1239,22 +1264,23 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
+	map = fp_attribution_column_map(trigdata->tg_relation, spec->table_kind);
 	memset(&env, 0, sizeof(env));
 	env.aggregate_type = spec->aggregate_type;
-	d = row_column(tuple, desc, "advertiser_id", &isnull, &typid);
+	d = row_column(tuple, desc, map, FP_COL_ADVERTISER_ID, &isnull, &typid);
 	env.advertiser_id = datum_text(d, typid);
-	d = row_column(tuple, desc, spec->id_column, &isnull, &typid);
+	d = row_column(tuple, desc, map, spec->id_column, &isnull, &typid);
 	env.aggregate_id = datum_text(d, typid);
-	memcpy(&env.trace_id, row_id_column(tuple, desc, "trace_id", FP_TRACE_ID_LEN),
+	memcpy(&env.trace_id, row_id_column(tuple, desc, map, FP_COL_TRACE_ID),
 		   FP_TRACE_ID_LEN);
-	memcpy(&env.span_id, row_id_column(tuple, desc, "span_id", FP_SPAN_ID_LEN),
+	memcpy(&env.span_id, row_id_column(tuple, desc, map, FP_COL_SPAN_ID),
 		   FP_SPAN_ID_LEN);
-	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
+	payload = row_payload(spec, tuple, desc, map);
 	hash_payload(payload, &env);
 
-	if (spec->cause_column != NULL)
+	if (spec->cause_column != FP_NUM_COLUMNS)
 	{
-		d = row_column(tuple, desc, spec->cause_column, &isnull, &typid);
+		d = row_column(tuple, desc, map, spec->cause_column, &isnull, &typid);
 		if (!isnull)
 			cause_click_id = datum_text(d, typid);
 	}
