@@ -451,7 +451,10 @@ CREATE VIEW attribution.receipt_export AS
 REVOKE ALL ON attribution.receipt_export FROM PUBLIC;
 
 --------------------------------------------------------------------------
--- Commands
+-- Commands (src/commands*.c): each is one INSERT of its row, run as the
+-- function's owner (the extension's owner, who owns the tables; the C code
+-- switches user itself, as SECURITY DEFINER would, and qualifies every
+-- name), and returns the row's receipt.
 --------------------------------------------------------------------------
 
 CREATE FUNCTION attribution.track_click(
@@ -469,40 +472,8 @@ CREATE FUNCTION attribution.track_click(
 	tracestate text DEFAULT NULL,
 	advertiser_id text DEFAULT 'default')
 	RETURNS attribution.receipts
-	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ctx record;
-	result attribution.receipts;
-	id uuid := coalesce(track_click.click_id, pg_catalog.gen_random_uuid());
-BEGIN
-	ctx := attribution.new_command_context(track_click.traceparent, track_click.tracestate);
-	INSERT INTO attribution.clicks AS c
-		(advertiser_id, click_id, affiliate_id, offer_id, campaign_id,
-		 visitor_id, ip, user_agent, referrer, landing_url, clicked_at,
-		 trace_id, span_id, parent_span_id, sampled, tracestate)
-	VALUES (track_click.advertiser_id, id, track_click.affiliate_id, track_click.offer_id,
-			track_click.campaign_id, track_click.visitor_id, track_click.ip,
-			track_click.user_agent, track_click.referrer, track_click.landing_url,
-			track_click.clicked_at,
-			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
-	ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING;
-	-- The receipt of the row (written by the insert trigger; on a retry the
-	-- original one, and nothing new is written): it names the row's span.
-	SELECT r.* INTO result FROM attribution.clicks c, attribution.receipts r
-	 WHERE c.advertiser_id = track_click.advertiser_id AND c.click_id = id
-	   AND r.advertiser_id = track_click.advertiser_id
-	   AND r.aggregate_type = 'click' AND r.aggregate_id = id::text
-	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'click % of advertiser "%" has no matching receipt',
-			id, track_click.advertiser_id
-			USING ERRCODE = 'data_corrupted',
-				  HINT = 'Run attribution.verify_all() to find what was changed.';
-	END IF;
-	RETURN result;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'fp_attribution_track_click'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION attribution.track_click IS
 	'Record a click and return its receipt; idempotent by (advertiser_id, click_id)';
 
@@ -517,39 +488,8 @@ CREATE FUNCTION attribution.track_conversion(
 	tracestate text DEFAULT NULL,
 	advertiser_id text DEFAULT 'default')
 	RETURNS attribution.receipts
-	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ctx record;
-	result attribution.receipts;
-BEGIN
-	ctx := attribution.new_command_context(track_conversion.traceparent,
-										   track_conversion.tracestate);
-	INSERT INTO attribution.conversions AS c
-		(advertiser_id, order_id, revenue_cents, currency, click_id, visitor_id,
-		 converted_at, trace_id, span_id, parent_span_id, sampled, tracestate)
-	VALUES (track_conversion.advertiser_id, track_conversion.order_id, track_conversion.revenue_cents,
-			track_conversion.currency, track_conversion.click_id,
-			track_conversion.visitor_id, track_conversion.converted_at,
-			ctx.trace_id, ctx.span_id, ctx.parent_span_id, ctx.sampled, ctx.tracestate)
-	ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING;
-	-- The conversion's receipt; the same order again returns the original
-	SELECT r.* INTO result FROM attribution.conversions c, attribution.receipts r
-	 WHERE c.advertiser_id = track_conversion.advertiser_id
-	   AND c.order_id = track_conversion.order_id
-	   AND r.advertiser_id = track_conversion.advertiser_id
-	   AND r.aggregate_type = 'conversion'
-	   AND r.aggregate_id = track_conversion.order_id
-	   AND r.sequence = 1 AND r.trace_id = c.trace_id AND r.span_id = c.span_id;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'conversion of order "%" of advertiser "%" has no matching receipt',
-			track_conversion.order_id, track_conversion.advertiser_id
-			USING ERRCODE = 'data_corrupted',
-				  HINT = 'Run attribution.verify_all() to find what was changed.';
-	END IF;
-	RETURN result;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'fp_attribution_track_conversion'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION attribution.track_conversion IS
 	'Record a conversion, attribute it (last click of the advertiser wins) and return its receipt; idempotent by (advertiser_id, order_id)';
 

@@ -63,6 +63,31 @@ SELECT count(*) AS receipts, (SELECT count(*) FROM attribution.receipt_streams
 	WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003') AS heads
   FROM attribution.receipts WHERE aggregate_id = 'e0000000-0000-4000-8000-000000000003';
 
+-- a row's first receipt starts its chain without a head; the first append
+-- (a lifecycle command) continues after it, linked, and creates the head
+SELECT sequence FROM attribution.track_conversion('order-r3', 700);
+SELECT count(*) AS heads FROM attribution.receipt_streams WHERE aggregate_id = 'order-r3';
+SELECT ok, receipts_checked FROM attribution.verify_chain('conversion', 'order-r3');
+SELECT sequence FROM attribution.reject_conversion('order-r3', reason => 'test');
+SELECT s.last_sequence, s.last_hash = r.receipt_hash AS head_is_last,
+	   r.prev_hash = (SELECT receipt_hash FROM attribution.receipts
+					  WHERE aggregate_id = 'order-r3' AND sequence = 1) AS linked
+  FROM attribution.receipt_streams s
+  JOIN attribution.receipts r USING (advertiser_id, aggregate_type, aggregate_id)
+ WHERE s.aggregate_id = 'order-r3' AND r.sequence = 2;
+SELECT ok, receipts_checked FROM attribution.verify_chain('conversion', 'order-r3');
+-- a head is still required once the chain has grown
+SET session_replication_role = replica;
+CREATE TEMP TABLE regress_saved_head AS
+	SELECT * FROM attribution.receipt_streams WHERE aggregate_id = 'order-r3';
+DELETE FROM attribution.receipt_streams WHERE aggregate_id = 'order-r3';
+RESET session_replication_role;
+SELECT ok, failed_check FROM attribution.verify_chain('conversion', 'order-r3');
+SET session_replication_role = replica;
+INSERT INTO attribution.receipt_streams SELECT * FROM regress_saved_head;
+RESET session_replication_role;
+SELECT ok FROM attribution.verify_chain('conversion', 'order-r3');
+
 -- commands beyond the built-in ones append to their own aggregate's
 -- chain: contiguous sequence, each prev_hash the previous receipt_hash
 SELECT sequence, causation_id IS NOT NULL AS has_cause
@@ -209,7 +234,8 @@ SELECT regress_error(format($$SELECT attribution.receipt_envelope(
 -- an untouched database verifies clean, and verification is counted
 SELECT attribution.reset_telemetry_status();
 SELECT ok, receipts_checked = (SELECT count(*) FROM attribution.receipts) AS all_receipts,
-	   chains_checked = (SELECT count(*) FROM attribution.receipt_streams) AS all_chains,
+	   chains_checked = (SELECT count(*) FROM (SELECT DISTINCT advertiser_id, aggregate_type, aggregate_id
+											   FROM attribution.receipts) c) AS all_chains,
 	   chains_failed, receipts_failed, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id,
 	   failed_receipt_id, failed_sequence, failed_check, detail
   FROM attribution.verify_all();

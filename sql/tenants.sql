@@ -73,9 +73,11 @@ SELECT r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence,
   FROM attribution.receipts r
  WHERE r.aggregate_id IN ('d0000000-0000-4000-8000-000000000001', 'order-t', 'order-t2')
  ORDER BY 1, 2, 3, 4;
-SELECT advertiser_id, aggregate_type, aggregate_id, last_sequence
-  FROM attribution.receipt_streams
+SELECT advertiser_id, aggregate_type, aggregate_id, max(sequence) AS last_sequence
+  FROM attribution.receipts
  WHERE aggregate_id IN ('d0000000-0000-4000-8000-000000000001', 'order-t')
+   AND aggregate_type IN ('click', 'conversion')
+ GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3;
 -- a custom command's chain is per advertiser too
 SELECT sequence, advertiser_id FROM attribution.append_receipt('refund', 'order-t', '{"cents": 1}',

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * receipts.c
- *	  Writing receipts: the canonical envelope and its hash, the payload of
- *	  each aggregate type, per-aggregate hash chains, optional signatures,
- *	  and the SQL functions and trigger that append receipts.
+ *	  Writing receipts: the payload of each aggregate type, per-aggregate
+ *	  hash chains, optional signatures, and the SQL functions and trigger
+ *	  that append receipts (the envelope and its hashes: receipt_envelope.c).
  *
  * Every INSERT into attribution.clicks or attribution.conversions (by a
  * command or directly) fires the AFTER INSERT trigger
@@ -20,7 +20,9 @@
  *
  *	1. SELECT last_sequence, last_hash, ctid ... FOR UPDATE: locks the head
  *	   (a concurrent writer of the same aggregate waits here until we end,
- *	   then reads our head) or finds none (sequence 1, 32 zero bytes);
+ *	   then reads our head) or finds none: then the chain continues after
+ *	   its last receipt, if it has one (a row's chain, below), else starts
+ *	   at sequence 1 with 32 zero bytes;
  *	2. for an existing chain, UPDATE of the locked head by its tuple id,
  *	   then INSERT of the receipt; for a new chain, INSERT ... ON CONFLICT
  *	   DO NOTHING of the head, which also takes the row lock and waits for
@@ -31,6 +33,16 @@
  *	   one data-modifying CTE: Citus plans each as a single-shard INSERT,
  *	   but the CTE as an INSERT ... SELECT through an intermediate result
  *	   (doc/citus.md, "Performance").
+ *
+ * A row's chain (click, conversion) starts without a head: its first
+ * receipt is written with the row, whose primary key already serializes
+ * its creators (a second inserter of the same key waits and then inserts
+ * nothing, so writes no receipt), and most chains never grow.  That
+ * receipt is sequence 1 with no statement but its INSERT.  The first
+ * append to such a chain (a lifecycle command or a late attribution)
+ * finds no head in step 1, continues after the receipt it reads and
+ * creates the head in step 2, racing like any new chain.  Verification
+ * accepts a row's chain of one receipt without a head (verify.c).
  *
  * Within one transaction, the next append to a chain whose head it has
  * written takes neither statement 1 nor a lookup by key: the head it wrote
@@ -79,6 +91,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/lifecycle.h"
@@ -105,37 +118,44 @@ typedef struct FpAggregateSpec
 {
 	const char *aggregate_type; /* the trigger's argument */
 	const char *table;			/* its table's logical name, for messages */
+	FpRowTable	table_kind;
 	const char *event;
-	const char *id_column;		/* gives aggregate_id; advertiser_id gives
+	FpColumn	id_column;		/* gives aggregate_id; advertiser_id gives
 								 * the advertiser */
-	const char *cause_column;	/* a click_id naming the cause, or NULL */
-	const char *const *columns; /* NULL-terminated */
+	FpColumn	cause_column;	/* a click_id naming the cause, or
+								 * FP_NUM_COLUMNS */
+	const FpColumn *columns;	/* ended by FP_NUM_COLUMNS */
 } FpAggregateSpec;
 
-static const char *const click_columns[] = {
-	"affiliate_id", "campaign_id", "click_id", "clicked_at", "ip",
-	"landing_url", "offer_id", "referrer", "user_agent", "visitor_id",
-	"window_ends_at", NULL
+static const FpColumn click_columns[] = {
+	FP_COL_AFFILIATE_ID, FP_COL_CAMPAIGN_ID, FP_COL_CLICK_ID, FP_COL_CLICKED_AT,
+	FP_COL_IP, FP_COL_LANDING_URL, FP_COL_OFFER_ID, FP_COL_REFERRER,
+	FP_COL_USER_AGENT, FP_COL_VISITOR_ID, FP_COL_WINDOW_ENDS_AT, FP_NUM_COLUMNS
 };
 
-static const char *const conversion_columns[] = {
-	"affiliate_id", "attributed", "click_id", "commission_cents",
-	"commission_reversed_cents", "conversion_id", "converted_at", "currency",
-	"latency", "offer_id", "order_id", "refunded_cents", "revenue_cents",
-	"status", "unattributed_reason", "visitor_id", NULL
+static const FpColumn conversion_columns[] = {
+	FP_COL_AFFILIATE_ID, FP_COL_ATTRIBUTED, FP_COL_CLICK_ID,
+	FP_COL_COMMISSION_CENTS, FP_COL_COMMISSION_REVERSED_CENTS,
+	FP_COL_CONVERSION_ID, FP_COL_CONVERTED_AT, FP_COL_CURRENCY, FP_COL_LATENCY,
+	FP_COL_OFFER_ID, FP_COL_ORDER_ID, FP_COL_REFUNDED_CENTS,
+	FP_COL_REVENUE_CENTS, FP_COL_STATUS, FP_COL_UNATTRIBUTED_REASON,
+	FP_COL_VISITOR_ID, FP_NUM_COLUMNS
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
-	{"click", "clicks", "click_tracked", "click_id", NULL, click_columns},
-	{"conversion", "conversions", "conversion_tracked", "order_id", "click_id",
-	conversion_columns},
+	{"click", "clicks", FP_TABLE_CLICKS, "click_tracked", FP_COL_CLICK_ID,
+	FP_NUM_COLUMNS, click_columns},
+	{"conversion", "conversions", FP_TABLE_CONVERSIONS, "conversion_tracked",
+	FP_COL_ORDER_ID, FP_COL_CLICK_ID, conversion_columns},
 };
 
 /* Saved plans, prepared on first use in each backend */
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr advance_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_returning_plan = NULL;
 static SPIPlanPtr start_plan = NULL;
+static SPIPlanPtr tail_plan = NULL;
 static SPIPlanPtr cause_plan = NULL;
 static SPIPlanPtr key_plan = NULL;
 
@@ -167,6 +187,18 @@ typedef struct HeadEntry
 /* In TopTransactionContext, so valid only in transaction head_cache_lxid */
 static HTAB *head_cache = NULL;
 static LocalTransactionId head_cache_lxid = InvalidLocalTransactionId;
+
+/*
+ * The receipt a command (commands.c) waits for: the one write_receipt
+ * writes for the command's own row, identified by its chain, copied into
+ * catch_cxt as the table's row type.  The command reads it back instead
+ * of looking it up again.  catch_cxt is NULL when no command waits.
+ */
+static MemoryContext catch_cxt = NULL;
+static const char *catch_advertiser_id;
+static const char *catch_aggregate_type;
+static const char *catch_aggregate_id;
+static HeapTuple caught_receipt = NULL;
 
 /*
  * Check hook of fp_attribution.correlation_id: bounded length.
@@ -208,140 +240,6 @@ fp_attribution_receipts_define_gucs(void)
 							   "",
 							   PGC_USERSET, 0,
 							   check_correlation_id, NULL, NULL);
-}
-
-/*
- * Format ts as RFC 3339 in UTC with exactly six fractional digits into
- * buf (FP_RFC3339_LEN + 1 bytes).  Returns false for infinite timestamps
- * and years outside 1..9999.
- */
-bool
-fp_attribution_format_timestamp(TimestampTz ts, char *buf)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (TIMESTAMP_NOT_FINITE(ts) ||
-		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
-		tm.tm_year < 1 || tm.tm_year > 9999)
-		return false;
-	snprintf(buf, FP_RFC3339_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-			 tm.tm_year, tm.tm_mon, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
-	return true;
-}
-
-/*
- * Format a uuid in its canonical lower-case text form into buf (37 bytes).
- */
-static void
-format_uuid(const pg_uuid_t *uuid, char *buf)
-{
-	char		hex[2 * UUID_LEN + 1];
-
-	fp_attribution_hex_encode(uuid->data, UUID_LEN, hex);
-	snprintf(buf, 37, "%.8s-%.4s-%.4s-%.4s-%.12s",
-			 hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
-/*
- * Append ,"name":"<hex of bytes>" to out.
- */
-static void
-append_hex_member(StringInfo out, const char *name, const uint8 *bytes,
-				  int len)
-{
-	char		hex[2 * FP_SHA256_LEN + 1];
-
-	Assert(len <= FP_SHA256_LEN);
-	fp_attribution_hex_encode(bytes, len, hex);
-	appendStringInfo(out, ",\"%s\":\"%s\"", name, hex);
-}
-
-/*
- * Append the canonical envelope of a receipt: the RFC 8785 form of a JSON
- * object with exactly these members, already in JCS order, hashes and ids
- * as lower-case hex, uuids in their 8-4-4-4-12 form, the timestamp as in
- * fp_attribution_format_timestamp, the sequence as a JSON integer, and
- * "version": 1.  README (doc/receipts.md) documents the same format; keep
- * both in step.  Returns false if the timestamp cannot be formatted.
- */
-bool
-fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
-{
-	char		uuid[37];
-	char		ts[FP_RFC3339_LEN + 1];
-
-	if (!fp_attribution_format_timestamp(env->timestamp, ts))
-		return false;
-
-	appendStringInfoString(out, "{\"advertiser_id\":");
-	fp_attribution_jcs_append_string(out, env->advertiser_id,
-									 strlen(env->advertiser_id));
-	appendStringInfoString(out, ",\"aggregate_id\":");
-	fp_attribution_jcs_append_string(out, env->aggregate_id,
-									 strlen(env->aggregate_id));
-	appendStringInfoString(out, ",\"aggregate_type\":");
-	fp_attribution_jcs_append_string(out, env->aggregate_type,
-									 strlen(env->aggregate_type));
-	if (env->has_causation)
-	{
-		format_uuid(&env->causation_id, uuid);
-		appendStringInfo(out, ",\"causation_id\":\"%s\"", uuid);
-	}
-	else
-		appendStringInfoString(out, ",\"causation_id\":null");
-	appendStringInfoString(out, ",\"correlation_id\":");
-	fp_attribution_jcs_append_string(out, env->correlation_id,
-									 strlen(env->correlation_id));
-	if (env->key_id != NULL)
-	{
-		appendStringInfoString(out, ",\"key_id\":");
-		fp_attribution_jcs_append_string(out, env->key_id,
-										 strlen(env->key_id));
-	}
-	else
-		appendStringInfoString(out, ",\"key_id\":null");
-	append_hex_member(out, "payload_hash", env->payload_hash, FP_SHA256_LEN);
-	append_hex_member(out, "prev_hash", env->prev_hash, FP_SHA256_LEN);
-	format_uuid(&env->receipt_id, uuid);
-	appendStringInfo(out, ",\"receipt_id\":\"%s\",\"sequence\":" INT64_FORMAT,
-					 uuid, env->sequence);
-	append_hex_member(out, "span_id", env->span_id.bytes, FP_SPAN_ID_LEN);
-	appendStringInfo(out, ",\"timestamp\":\"%s\"", ts);
-	append_hex_member(out, "trace_id", env->trace_id.bytes, FP_TRACE_ID_LEN);
-	appendStringInfoString(out, ",\"version\":1}");
-	return true;
-}
-
-/*
- * SHA-256 of the JCS form of payload into out.  Returns false, with
- * *bad_number set, if the payload holds a number JCS cannot represent or
- * one whose stored value differs from its canonical text's (the hash must
- * pin the stored value).
- */
-bool
-fp_attribution_payload_hash(Jsonb *payload, uint8 *out,
-							const char **bad_number)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (!fp_attribution_jcs_append_jsonb(&buf, &payload->root, true, bad_number))
-		return false;
-	fp_attribution_sha256(buf.data, buf.len, out);
-	pfree(buf.data);
-	return true;
-}
-
-/*
- * True if the bytea holds exactly these len bytes.
- */
-bool
-fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes, int len)
-{
-	return b != NULL && VARSIZE_ANY_EXHDR(b) == len &&
-		memcmp(VARDATA_ANY(b), bytes, len) == 0;
 }
 
 /*
@@ -495,12 +393,22 @@ prepare_plans(void)
 										   "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 										   " VALUES (" RECEIPT_VALUES ")",
 										   RECEIPT_NPARAMS, receipt_types);
+	insert_returning_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+													 " VALUES (" RECEIPT_VALUES ") RETURNING *",
+													 RECEIPT_NPARAMS, receipt_types);
 	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
 										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
-										  " VALUES ($1, $2, $3, 1, $4)"
+										  " VALUES ($1, $2, $3, $4, $5)"
 										  " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
 										  " RETURNING ctid",
-										  4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, BYTEAOID});
+										  5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
+	/* the one receipt of a row's chain that has no head yet */
+	tail_plan = fp_attribution_keep_plan("SELECT sequence, receipt_hash FROM attribution.receipts"
+										 " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+										 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
+										 " AND aggregate_id OPERATOR(pg_catalog.=) $3"
+										 " ORDER BY sequence DESC LIMIT 1",
+										 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
 }
 
 /*
@@ -630,15 +538,148 @@ head_cache_forget(const FpReceiptEnvelope *env)
 }
 
 /*
+ * Wait for the receipt of the chain (aggregate_type, aggregate_id) of
+ * advertiser_id: the next receipt write_receipt writes for it is copied
+ * into cxt and handed out by fp_attribution_caught_receipt().  The strings
+ * must live until then.  For the commands, which return the receipt of the
+ * row they insert.
+ */
+void
+fp_attribution_catch_receipt(const char *advertiser_id,
+							 const char *aggregate_type,
+							 const char *aggregate_id, MemoryContext cxt)
+{
+	catch_advertiser_id = advertiser_id;
+	catch_aggregate_type = aggregate_type;
+	catch_aggregate_id = aggregate_id;
+	caught_receipt = NULL;
+	catch_cxt = cxt;
+}
+
+/*
+ * The receipt caught since fp_attribution_catch_receipt(), or NULL; stops
+ * waiting.  Its columns are those of attribution.receipts, in order.
+ */
+HeapTuple
+fp_attribution_caught_receipt(void)
+{
+	HeapTuple	result = caught_receipt;
+
+	catch_cxt = NULL;
+	caught_receipt = NULL;
+	return result;
+}
+
+/*
+ * Whether a command waits for the receipt env is about to get.
+ */
+static bool
+receipt_awaited(const FpReceiptEnvelope *env)
+{
+	return catch_cxt != NULL && caught_receipt == NULL &&
+		strcmp(env->aggregate_id, catch_aggregate_id) == 0 &&
+		strcmp(env->aggregate_type, catch_aggregate_type) == 0 &&
+		strcmp(env->advertiser_id, catch_advertiser_id) == 0;
+}
+
+/*
+ * INSERT the receipt row (values and nulls in RECEIPT_COLUMNS order); with
+ * catch, keep a copy of the row as written for the waiting command.
+ */
+static void
+write_receipt_row(Datum *values, const char *nulls, bool catch)
+{
+	MemoryContext old;
+	int			rc;
+
+	if (!catch)
+	{
+		rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not write receipt: %s",
+				 SPI_result_code_string(rc));
+		return;
+	}
+	rc = SPI_execute_plan(insert_returning_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not write receipt: %s",
+			 SPI_result_code_string(rc));
+	old = MemoryContextSwitchTo(catch_cxt);
+	caught_receipt = heap_copytuple(SPI_tuptable->vals[0]);
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Where a chain without a head continues: after its one receipt, if it is
+ * a row's chain (see the file header), else at sequence 1.
+ */
+static void
+headless_tail(Datum *key_args, FpReceiptEnvelope *env)
+{
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(tail_plan, key_args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read receipt chain: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tail = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		env->sequence = DatumGetInt64(SPI_getbinval(tail, desc, 1, &isnull)) + 1;
+		copy_hash(DatumGetByteaPP(SPI_getbinval(tail, desc, 2, &isnull)),
+				  env->prev_hash);
+	}
+	else
+	{
+		env->sequence = 1;
+		memset(env->prev_hash, 0, FP_SHA256_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Hash (and sign, with key) the receipt env, whose sequence and prev_hash
+ * are set, and put sequence, hashes and signature into the INSERT's
+ * values.
+ */
+static void
+seal_receipt(FpReceiptEnvelope *env, const FpSigningKey *key, Datum *values,
+			 uint8 *receipt_hash, uint8 *signature)
+{
+	StringInfoData envelope;
+
+	initStringInfo(&envelope);
+	if (!fp_attribution_receipt_envelope(&envelope, env))
+		elog(ERROR, "receipt timestamp out of range");
+	fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
+	pfree(envelope.data);
+	if (key != NULL)
+	{
+		fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
+		values[9] = fp_attribution_bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
+	}
+	values[2] = Int64GetDatum(env->sequence);
+	values[12] = fp_attribution_bytea_datum(env->prev_hash, FP_SHA256_LEN);
+	values[13] = fp_attribution_bytea_datum(receipt_hash, FP_SHA256_LEN);
+}
+
+/*
  * Append one receipt to the chain of (aggregate_type, aggregate_id), see
  * the protocol in the file header.  Caller is connected to SPI and has
  * set up env's aggregate, payload_hash, causation, trace and span; this
  * fills in the rest.  If cause_click_id is not NULL, the causation is the
- * receipt of that click, if it has one.  The statements run as owner.
+ * receipt of that click, if it has one.  row_created: env is the first
+ * receipt of the row just inserted, whose chain is new and gets no head.
+ * With catch, the receipt is kept for the command waiting for it.  The
+ * statements run as owner.
  */
 static void
 append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
-			   const char *cause_click_id)
+			   const char *cause_click_id, bool row_created, bool catch)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -648,7 +689,6 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	uint8		receipt_hash[FP_SHA256_LEN];
 	uint8		signature[FP_ED25519_SIGNATURE_LEN];
 	const FpSigningKey *key = NULL;
-	StringInfoData envelope;
 	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
 	bool		written = false;
@@ -718,6 +758,15 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			elog(ERROR, "could not append receipt to %s \"%s\" of advertiser \"%s\"",
 				 env->aggregate_type, env->aggregate_id, env->advertiser_id);
 
+		if (row_created)
+		{
+			/* a row's first receipt: no head (see the file header) */
+			env->sequence = 1;
+			memset(env->prev_hash, 0, FP_SHA256_LEN);
+			seal_receipt(env, key, values, receipt_hash, signature);
+			write_receipt_row(values, nulls, catch);
+			break;
+		}
 		if (cached != NULL)
 		{
 			chain_exists = true;
@@ -741,28 +790,16 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 				copy_hash(DatumGetByteaPP(SPI_getbinval(head, desc, 2, &isnull)),
 						  env->prev_hash);
 				head_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(head, desc, 3, &isnull));
+				SPI_freetuptable(SPI_tuptable);
 			}
 			else
 			{
-				env->sequence = 1;
-				memset(env->prev_hash, 0, FP_SHA256_LEN);
+				SPI_freetuptable(SPI_tuptable);
+				headless_tail(key_args, env);
 			}
-			SPI_freetuptable(SPI_tuptable);
 		}
 
-		initStringInfo(&envelope);
-		if (!fp_attribution_receipt_envelope(&envelope, env))
-			elog(ERROR, "receipt timestamp out of range");
-		fp_attribution_sha256(envelope.data, envelope.len, receipt_hash);
-		pfree(envelope.data);
-		if (key != NULL)
-		{
-			fp_attribution_sign(receipt_hash, FP_SHA256_LEN, signature);
-			values[9] = fp_attribution_bytea_datum(signature, FP_ED25519_SIGNATURE_LEN);
-		}
-		values[2] = Int64GetDatum(env->sequence);
-		values[12] = fp_attribution_bytea_datum(env->prev_hash, FP_SHA256_LEN);
-		values[13] = fp_attribution_bytea_datum(receipt_hash, FP_SHA256_LEN);
+		seal_receipt(env, key, values, receipt_hash, signature);
 
 		if (chain_exists)
 		{
@@ -785,17 +822,14 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 														  SPI_tuptable->tupdesc,
 														  1, &isnull));
 			SPI_freetuptable(SPI_tuptable);
-			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "could not write receipt: %s",
-					 SPI_result_code_string(rc));
+			write_receipt_row(values, nulls, catch);
 			head_cache_store(env, receipt_hash, &head_tid);
 			written = true;
 		}
 		else
 		{
-			Datum		start_args[4] = {values[15], values[6], values[5],
-				values[13]};
+			Datum		start_args[5] = {values[15], values[6], values[5],
+				values[2], values[13]};
 
 			rc = SPI_execute_plan(start_plan, start_args, NULL, false, 1);
 			if (rc != SPI_OK_INSERT_RETURNING)
@@ -810,10 +844,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 														  SPI_tuptable->tupdesc,
 														  1, &isnull));
 			SPI_freetuptable(SPI_tuptable);
-			rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "could not write receipt: %s",
-					 SPI_result_code_string(rc));
+			write_receipt_row(values, nulls, catch);
 			head_cache_store(env, receipt_hash, &head_tid);
 			written = true;
 		}
@@ -842,7 +873,7 @@ datum_text(Datum d, Oid typid)
 	{
 		char	   *buf = palloc(37);
 
-		format_uuid(DatumGetUUIDP(d), buf);
+		fp_attribution_format_uuid(DatumGetUUIDP(d), buf);
 		return buf;
 	}
 	getTypeOutputInfo(typid, &output, &varlena);
@@ -907,50 +938,54 @@ column_value(Datum d, bool isnull, Oid typid, JsonbValue *v)
 }
 
 /*
- * The attribute number of a column of the trigger's table, by name.
+ * The attribute number of column c of a row: from the table's map when
+ * there is one, else by name in desc (a query result's row).
  */
 static int
-row_attnum(TupleDesc desc, const char *name)
+row_attnum(TupleDesc desc, const FpColumnMap *map, FpColumn c)
 {
-	int			attnum = SPI_fnumber(desc, name);
+	int			attnum;
 
+	if (map != NULL)
+		return fp_attribution_required_column(map, c);
+	attnum = SPI_fnumber(desc, fp_attribution_column_names[c]);
 	if (attnum <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("the trigger's table has no column \"%s\"", name)));
+				 errmsg("the trigger's table has no column \"%s\"",
+						fp_attribution_column_names[c])));
 	return attnum;
 }
 
 /*
- * A column of the trigger's row, by name, of any type.
+ * Column c of a row, of any type.
  */
 static Datum
-row_column(HeapTuple tuple, TupleDesc desc, const char *name, bool *isnull,
-		   Oid *typid)
+row_column(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map,
+		   FpColumn c, bool *isnull, Oid *typid)
 {
-	int			attnum = row_attnum(desc, name);
+	int			attnum = row_attnum(desc, map, c);
 
 	*typid = TupleDescAttr(desc, attnum - 1)->atttypid;
 	return heap_getattr(tuple, attnum, desc, isnull);
 }
 
 /*
- * A trace or span id column of the trigger's row (len bytes), by name;
- * the BEFORE INSERT trigger has set it.
+ * A trace or span id column of the trigger's row, which the BEFORE INSERT
+ * trigger has set (its type is checked by the map).
  */
 static const void *
-row_id_column(HeapTuple tuple, TupleDesc desc, const char *name, int len)
+row_id_column(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map,
+			  FpColumn c)
 {
-	int			attnum = row_attnum(desc, name);
 	bool		isnull;
-	Datum		d;
+	Datum		d = heap_getattr(tuple, fp_attribution_required_column(map, c),
+								 desc, &isnull);
 
-	fp_attribution_check_column_type(desc, attnum, name, InvalidOid, len);
-	d = heap_getattr(tuple, attnum, desc, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+				 errmsg("%s must not be null", fp_attribution_column_names[c])));
 	return DatumGetPointer(d);
 }
 
@@ -979,22 +1014,19 @@ fp_attribution_aggregate_table(const char *aggregate_type)
 }
 
 /*
- * The payload of the creating event of a row of a built-in aggregate
- * type's table: {"event": spec->event, column: value, ...}.  The row may
- * carry other columns too (verification reads it with its key first).
+ * The payload of the creating event of a row of spec's type: the event
+ * name and the spec's columns of the row (map: the table's, or NULL to
+ * find them by name in desc).
  */
-Jsonb *
-fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
-						   TupleDesc desc)
+static Jsonb *
+row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
+			const FpColumnMap *map)
 {
-	const FpAggregateSpec *spec = find_spec(aggregate_type);
 	JsonbParseState *state = NULL;
 	JsonbValue	key;
 	JsonbValue	val;
 	JsonbValue *result;
 
-	if (spec == NULL)
-		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
 	key.val.string.val = "event";
@@ -1004,20 +1036,37 @@ fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
 	val.val.string.len = strlen(spec->event);
 	pushJsonbValue(&state, WJB_KEY, &key);
 	pushJsonbValue(&state, WJB_VALUE, &val);
-	for (int i = 0; spec->columns[i] != NULL; i++)
+	for (int i = 0; spec->columns[i] != FP_NUM_COLUMNS; i++)
 	{
+		FpColumn	c = spec->columns[i];
 		bool		isnull;
 		Oid			typid;
-		Datum		d = row_column(tuple, desc, spec->columns[i], &isnull, &typid);
+		Datum		d = row_column(tuple, desc, map, c, &isnull, &typid);
 
-		key.val.string.val = (char *) spec->columns[i];
-		key.val.string.len = strlen(spec->columns[i]);
+		key.val.string.val = (char *) fp_attribution_column_names[c];
+		key.val.string.len = strlen(fp_attribution_column_names[c]);
 		column_value(d, isnull, typid, &val);
 		pushJsonbValue(&state, WJB_KEY, &key);
 		pushJsonbValue(&state, WJB_VALUE, &val);
 	}
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(result);
+}
+
+/*
+ * The payload of the creating event of a row of a built-in aggregate
+ * type's table: {"event": spec->event, column: value, ...}.  The row may
+ * carry other columns too (verification reads it with its key first).
+ */
+Jsonb *
+fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
+						   TupleDesc desc)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
+
+	if (spec == NULL)
+		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
+	return row_payload(spec, tuple, desc, NULL);
 }
 
 /*
@@ -1058,6 +1107,7 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 	FpReceiptEnvelope env;
 	HeapTuple	tuple;
 	TupleDesc	desc;
+	const FpColumnMap *map;
 	Jsonb	   *payload;
 	bool		isnull;
 	Oid			typid;
@@ -1085,29 +1135,30 @@ fp_attribution_write_receipt(PG_FUNCTION_ARGS)
 
 	tuple = trigdata->tg_trigtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
+	map = fp_attribution_column_map(trigdata->tg_relation, spec->table_kind);
 	memset(&env, 0, sizeof(env));
 	env.aggregate_type = spec->aggregate_type;
-	d = row_column(tuple, desc, "advertiser_id", &isnull, &typid);
+	d = row_column(tuple, desc, map, FP_COL_ADVERTISER_ID, &isnull, &typid);
 	env.advertiser_id = datum_text(d, typid);
-	d = row_column(tuple, desc, spec->id_column, &isnull, &typid);
+	d = row_column(tuple, desc, map, spec->id_column, &isnull, &typid);
 	env.aggregate_id = datum_text(d, typid);
-	memcpy(&env.trace_id, row_id_column(tuple, desc, "trace_id", FP_TRACE_ID_LEN),
+	memcpy(&env.trace_id, row_id_column(tuple, desc, map, FP_COL_TRACE_ID),
 		   FP_TRACE_ID_LEN);
-	memcpy(&env.span_id, row_id_column(tuple, desc, "span_id", FP_SPAN_ID_LEN),
+	memcpy(&env.span_id, row_id_column(tuple, desc, map, FP_COL_SPAN_ID),
 		   FP_SPAN_ID_LEN);
-	payload = fp_attribution_row_payload(spec->aggregate_type, tuple, desc);
+	payload = row_payload(spec, tuple, desc, map);
 	hash_payload(payload, &env);
 
-	if (spec->cause_column != NULL)
+	if (spec->cause_column != FP_NUM_COLUMNS)
 	{
-		d = row_column(tuple, desc, spec->cause_column, &isnull, &typid);
+		d = row_column(tuple, desc, map, spec->cause_column, &isnull, &typid);
 		if (!isnull)
 			cause_click_id = datum_text(d, typid);
 	}
 
 	SPI_connect();
 	append_receipt(&env, payload, trigdata->tg_relation->rd_rel->relowner,
-				   cause_click_id);
+				   cause_click_id, true, receipt_awaited(&env));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -1124,7 +1175,7 @@ fp_attribution_append_row_event(FpReceiptEnvelope *env, Jsonb *payload,
 								Oid owner)
 {
 	hash_payload(payload, env);
-	append_receipt(env, payload, owner, NULL);
+	append_receipt(env, payload, owner, NULL, false, false);
 }
 
 /*
@@ -1184,7 +1235,7 @@ fp_attribution_append_receipt(PG_FUNCTION_ARGS)
 	hash_payload(payload, &env);
 
 	SPI_connect();
-	append_receipt(&env, payload, fp_attribution_extension_owner(), NULL);
+	append_receipt(&env, payload, fp_attribution_extension_owner(), NULL, false, false);
 	args[0] = CStringGetTextDatum(env.advertiser_id);
 	args[1] = CStringGetTextDatum(env.aggregate_type);
 	args[2] = CStringGetTextDatum(env.aggregate_id);

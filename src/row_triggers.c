@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/currency.h"
 #include "fp_attribution/ids.h"
 #include "fp_attribution/late_clicks.h"
@@ -60,100 +61,13 @@ static int	attribution_window_s = 30 * 24 * 60 * 60;
 #define USER_AGENT_MAX_CHARS 1024
 #define URL_MAX_CHARS 4096
 
-/*
- * The columns a trigger reads or writes, found by name in the row's tuple
- * descriptor (so a shard of the table, under another name, works too).
- */
-typedef enum RowColumn
-{
-	COL_ADVERTISER_ID,
-	COL_CLICK_ID,
-	COL_AFFILIATE_ID,
-	COL_OFFER_ID,
-	COL_CAMPAIGN_ID,
-	COL_VISITOR_ID,
-	COL_USER_AGENT,
-	COL_REFERRER,
-	COL_LANDING_URL,
-	COL_CLICKED_AT,
-	COL_WINDOW_ENDS_AT,
-	COL_ORDER_ID,
-	COL_CONVERSION_ID,
-	COL_REVENUE_CENTS,
-	COL_CURRENCY,
-	COL_CONVERTED_AT,
-	COL_ATTRIBUTED,
-	COL_UNATTRIBUTED_REASON,
-	COL_LATENCY,
-	COL_TRACE_ID,
-	COL_SPAN_ID,
-	COL_PARENT_SPAN_ID,
-	COL_SAMPLED,
-	COL_TRACESTATE,
-	COL_RECORDED_AT,
-	COL_STATUS,
-	COL_COMMISSION_CENTS,
-	COL_REFUNDED_CENTS,
-	COL_COMMISSION_REVERSED_CENTS,
-	NUM_ROW_COLUMNS
-} RowColumn;
-
-static const char *const column_names[NUM_ROW_COLUMNS] = {
-	"advertiser_id", "click_id", "affiliate_id", "offer_id", "campaign_id", "visitor_id",
-	"user_agent", "referrer", "landing_url", "clicked_at", "window_ends_at",
-	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
-	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
-	"parent_span_id", "sampled", "tracestate", "recorded_at", "status",
-	"commission_cents", "refunded_cents", "commission_reversed_cents"
-};
-
-/*
- * The types the triggers read and write those columns as; InvalidOid with
- * a length: the extension's trace and span id types
- */
-static const struct
-{
-	Oid			typid;
-	int			typlen;
-}			column_types[NUM_ROW_COLUMNS] = {
-	[COL_ADVERTISER_ID] = {TEXTOID},
-	[COL_CLICK_ID] = {UUIDOID},
-	[COL_AFFILIATE_ID] = {TEXTOID},
-	[COL_OFFER_ID] = {TEXTOID},
-	[COL_CAMPAIGN_ID] = {TEXTOID},
-	[COL_VISITOR_ID] = {TEXTOID},
-	[COL_USER_AGENT] = {TEXTOID},
-	[COL_REFERRER] = {TEXTOID},
-	[COL_LANDING_URL] = {TEXTOID},
-	[COL_CLICKED_AT] = {TIMESTAMPTZOID},
-	[COL_WINDOW_ENDS_AT] = {TIMESTAMPTZOID},
-	[COL_ORDER_ID] = {TEXTOID},
-	[COL_CONVERSION_ID] = {UUIDOID},
-	[COL_REVENUE_CENTS] = {INT8OID},
-	[COL_CURRENCY] = {TEXTOID},
-	[COL_CONVERTED_AT] = {TIMESTAMPTZOID},
-	[COL_ATTRIBUTED] = {BOOLOID},
-	[COL_UNATTRIBUTED_REASON] = {TEXTOID},
-	[COL_LATENCY] = {INTERVALOID},
-	[COL_TRACE_ID] = {InvalidOid, FP_TRACE_ID_LEN},
-	[COL_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
-	[COL_PARENT_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
-	[COL_SAMPLED] = {BOOLOID},
-	[COL_TRACESTATE] = {TEXTOID},
-	[COL_RECORDED_AT] = {TIMESTAMPTZOID},
-	[COL_STATUS] = {TEXTOID},
-	[COL_COMMISSION_CENTS] = {INT8OID},
-	[COL_REFUNDED_CENTS] = {INT8OID},
-	[COL_COMMISSION_REVERSED_CENTS] = {INT8OID},
-};
-
 /* The row being inserted, deformed so columns can be replaced */
 typedef struct RowEdit
 {
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	int			attno[NUM_ROW_COLUMNS]; /* 0-based; -1 if the table lacks it */
+	const FpColumnMap *map;		/* the table's columns (columns.c) */
 } RowEdit;
 
 /* The click a conversion is attributed to */
@@ -215,7 +129,8 @@ fp_attribution_default_attribution_window(PG_FUNCTION_ARGS)
  * as written.
  */
 static bool
-begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
+begin_row_edit(FunctionCallInfo fcinfo, const char *name, FpRowTable table,
+			   RowEdit *edit)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
@@ -230,67 +145,44 @@ begin_row_edit(FunctionCallInfo fcinfo, const char *name, RowEdit *edit)
 		return false;
 
 	edit->desc = RelationGetDescr(trigdata->tg_relation);
+	edit->map = fp_attribution_column_map(trigdata->tg_relation, table);
 	edit->values = palloc(edit->desc->natts * sizeof(Datum));
 	edit->nulls = palloc(edit->desc->natts * sizeof(bool));
 	heap_deform_tuple(trigdata->tg_trigtuple, edit->desc, edit->values,
 					  edit->nulls);
-	for (int c = 0; c < NUM_ROW_COLUMNS; c++)
-		edit->attno[c] = -1;
-	for (int i = 0; i < edit->desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(edit->desc, i);
-
-		if (att->attisdropped)
-			continue;
-		for (int c = 0; c < NUM_ROW_COLUMNS; c++)
-			if (strcmp(NameStr(att->attname), column_names[c]) == 0)
-			{
-				fp_attribution_check_column_type(edit->desc, i + 1,
-												 column_names[c],
-												 column_types[c].typid,
-												 column_types[c].typlen);
-				edit->attno[c] = i;
-				break;
-			}
-	}
 	return true;
 }
 
 /*
- * The attribute index of column c; the table must have it.
+ * The attribute index (from 0) of column c; the table must have it.
  */
 static int
-col(const RowEdit *edit, RowColumn c)
+col(const RowEdit *edit, FpColumn c)
 {
-	if (edit->attno[c] < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("the trigger's table has no column \"%s\"",
-						column_names[c])));
-	return edit->attno[c];
+	return fp_attribution_required_column(edit->map, c) - 1;
 }
 
 static bool
-is_null(const RowEdit *edit, RowColumn c)
+is_null(const RowEdit *edit, FpColumn c)
 {
 	return edit->nulls[col(edit, c)];
 }
 
 static Datum
-get(const RowEdit *edit, RowColumn c)
+get(const RowEdit *edit, FpColumn c)
 {
 	return edit->values[col(edit, c)];
 }
 
 static void
-set(RowEdit *edit, RowColumn c, Datum value)
+set(RowEdit *edit, FpColumn c, Datum value)
 {
 	edit->values[col(edit, c)] = value;
 	edit->nulls[col(edit, c)] = false;
 }
 
 static void
-set_null(RowEdit *edit, RowColumn c)
+set_null(RowEdit *edit, FpColumn c)
 {
 	edit->nulls[col(edit, c)] = true;
 }
@@ -299,9 +191,9 @@ set_null(RowEdit *edit, RowColumn c)
  * Apply fp_attribution_check_text() to a text column.
  */
 static void
-check_text_column(RowEdit *edit, RowColumn c, int max_chars, bool required)
+check_text_column(RowEdit *edit, FpColumn c, int max_chars, bool required)
 {
-	fp_attribution_check_text(column_names[c],
+	fp_attribution_check_text(fp_attribution_column_names[c],
 							  is_null(edit, c) ? NULL : DatumGetTextPP(get(edit, c)),
 							  max_chars, required);
 }
@@ -310,7 +202,7 @@ check_text_column(RowEdit *edit, RowColumn c, int max_chars, bool required)
  * Default a timestamp column to the transaction's start, as now() does.
  */
 static TimestampTz
-timestamp_or_now(RowEdit *edit, RowColumn c)
+timestamp_or_now(RowEdit *edit, FpColumn c)
 {
 	if (is_null(edit, c))
 		set(edit, c, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
@@ -321,7 +213,7 @@ timestamp_or_now(RowEdit *edit, RowColumn c)
  * Default a uuid column to a random (version 4) uuid.
  */
 static void
-uuid_or_random(RowEdit *edit, RowColumn c)
+uuid_or_random(RowEdit *edit, FpColumn c)
 {
 	pg_uuid_t  *uuid;
 
@@ -346,32 +238,32 @@ stamp_trace_context(RowEdit *edit)
 {
 	FpCommandContext ctx;
 
-	if (!is_null(edit, COL_TRACE_ID))
+	if (!is_null(edit, FP_COL_TRACE_ID))
 	{
-		if (is_null(edit, COL_SPAN_ID))
+		if (is_null(edit, FP_COL_SPAN_ID))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("span_id must not be null when trace_id is given")));
-		if (is_null(edit, COL_SAMPLED))
-			set(edit, COL_SAMPLED, BoolGetDatum(true));
+		if (is_null(edit, FP_COL_SAMPLED))
+			set(edit, FP_COL_SAMPLED, BoolGetDatum(true));
 	}
 	else
 	{
 		fp_attribution_begin_command(NULL, NULL, &ctx);
-		set(edit, COL_TRACE_ID, fp_attribution_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN));
-		set(edit, COL_SPAN_ID, fp_attribution_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN));
+		set(edit, FP_COL_TRACE_ID, fp_attribution_id_datum(ctx.trace_id.bytes, FP_TRACE_ID_LEN));
+		set(edit, FP_COL_SPAN_ID, fp_attribution_id_datum(ctx.span_id.bytes, FP_SPAN_ID_LEN));
 		if (ctx.source == FP_CONTEXT_NEW_ROOT)
-			set_null(edit, COL_PARENT_SPAN_ID);
+			set_null(edit, FP_COL_PARENT_SPAN_ID);
 		else
-			set(edit, COL_PARENT_SPAN_ID,
+			set(edit, FP_COL_PARENT_SPAN_ID,
 				fp_attribution_id_datum(ctx.parent_span_id.bytes, FP_SPAN_ID_LEN));
-		set(edit, COL_SAMPLED, BoolGetDatum((ctx.flags & FP_TRACE_FLAG_SAMPLED) != 0));
+		set(edit, FP_COL_SAMPLED, BoolGetDatum((ctx.flags & FP_TRACE_FLAG_SAMPLED) != 0));
 		if (ctx.tracestate == NULL)
-			set_null(edit, COL_TRACESTATE);
+			set_null(edit, FP_COL_TRACESTATE);
 		else
-			set(edit, COL_TRACESTATE, CStringGetTextDatum(ctx.tracestate));
+			set(edit, FP_COL_TRACESTATE, CStringGetTextDatum(ctx.tracestate));
 	}
-	set(edit, COL_RECORDED_AT,
+	set(edit, FP_COL_RECORDED_AT,
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 }
 
@@ -493,22 +385,22 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 
-	if (!begin_row_edit(fcinfo, "clicks_before_insert", &edit))
+	if (!begin_row_edit(fcinfo, "clicks_before_insert", FP_TABLE_CLICKS, &edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
-	check_text_column(&edit, COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_AFFILIATE_ID, FP_ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_OFFER_ID, FP_ID_MAX_CHARS, false);
-	check_text_column(&edit, COL_CAMPAIGN_ID, FP_ID_MAX_CHARS, false);
-	check_text_column(&edit, COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
-	check_text_column(&edit, COL_USER_AGENT, USER_AGENT_MAX_CHARS, false);
-	check_text_column(&edit, COL_REFERRER, URL_MAX_CHARS, false);
-	check_text_column(&edit, COL_LANDING_URL, URL_MAX_CHARS, false);
-	uuid_or_random(&edit, COL_CLICK_ID);
-	clicked_at = timestamp_or_now(&edit, COL_CLICKED_AT);
+	check_text_column(&edit, FP_COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, FP_COL_AFFILIATE_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, FP_COL_OFFER_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_CAMPAIGN_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_USER_AGENT, USER_AGENT_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_REFERRER, URL_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_LANDING_URL, URL_MAX_CHARS, false);
+	uuid_or_random(&edit, FP_COL_CLICK_ID);
+	clicked_at = timestamp_or_now(&edit, FP_COL_CLICKED_AT);
 
-	window_key[0] = get(&edit, COL_ADVERTISER_ID);
-	window_key[1] = get(&edit, COL_AFFILIATE_ID);
+	window_key[0] = get(&edit, FP_COL_ADVERTISER_ID);
+	window_key[1] = get(&edit, FP_COL_AFFILIATE_ID);
 	spi_as_owner(trigdata, &save_user, &save_sec);
 	if (lookup(window_plan, window_key) == 1)
 	{
@@ -525,7 +417,7 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 		window = default_window();
 	spi_done(save_user, save_sec);
 
-	set(&edit, COL_WINDOW_ENDS_AT,
+	set(&edit, FP_COL_WINDOW_ENDS_AT,
 		DirectFunctionCall2(timestamptz_pl_interval,
 							TimestampTzGetDatum(clicked_at),
 							IntervalPGetDatum(window)));
@@ -542,21 +434,21 @@ check_money(RowEdit *edit)
 	text	   *currency;
 	char	   *code;
 
-	if (is_null(edit, COL_REVENUE_CENTS))
+	if (is_null(edit, FP_COL_REVENUE_CENTS))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("revenue_cents must not be null")));
-	if (DatumGetInt64(get(edit, COL_REVENUE_CENTS)) < 0)
+	if (DatumGetInt64(get(edit, FP_COL_REVENUE_CENTS)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("revenue_cents must not be negative"),
 				 errdetail("The value is " INT64_FORMAT ".",
-						   DatumGetInt64(get(edit, COL_REVENUE_CENTS))),
+						   DatumGetInt64(get(edit, FP_COL_REVENUE_CENTS))),
 				 errhint("Record a refund as its own command, not as negative revenue.")));
 
 	currency = fp_attribution_check_text("currency",
-										 is_null(edit, COL_CURRENCY) ? NULL :
-										 DatumGetTextPP(get(edit, COL_CURRENCY)),
+										 is_null(edit, FP_COL_CURRENCY) ? NULL :
+										 DatumGetTextPP(get(edit, FP_COL_CURRENCY)),
 										 3, true);
 	code = text_to_cstring(currency);
 	for (char *p = code; *p; p++)
@@ -566,7 +458,7 @@ check_money(RowEdit *edit)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown currency code \"%s\"", code),
 				 errhint("Use an ISO 4217 alphabetic code such as USD or EUR.")));
-	set(edit, COL_CURRENCY, CStringGetTextDatum(code));
+	set(edit, FP_COL_CURRENCY, CStringGetTextDatum(code));
 }
 
 /*
@@ -579,11 +471,11 @@ static const char *
 attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 		  MemoryContext cxt)
 {
-	Datum		advertiser_id = get(edit, COL_ADVERTISER_ID);
+	Datum		advertiser_id = get(edit, FP_COL_ADVERTISER_ID);
 
-	if (!is_null(edit, COL_CLICK_ID))
+	if (!is_null(edit, FP_COL_CLICK_ID))
 	{
-		Datum		key[2] = {advertiser_id, get(edit, COL_CLICK_ID)};
+		Datum		key[2] = {advertiser_id, get(edit, FP_COL_CLICK_ID)};
 
 		if (lookup(click_plan, key) == 0)
 		{
@@ -614,9 +506,9 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 			return "window_expired";
 		return NULL;
 	}
-	if (!is_null(edit, COL_VISITOR_ID))
+	if (!is_null(edit, FP_COL_VISITOR_ID))
 	{
-		Datum		args[3] = {advertiser_id, get(edit, COL_VISITOR_ID),
+		Datum		args[3] = {advertiser_id, get(edit, FP_COL_VISITOR_ID),
 		TimestampTzGetDatum(converted_at)};
 
 		if (lookup(visitor_plan, args) == 1)
@@ -641,25 +533,25 @@ earn_commission(RowEdit *edit, Datum offer_id)
 {
 	FpEarning	earning;
 
-	fp_attribution_earn(get(edit, COL_ADVERTISER_ID), offer_id,
-						DatumGetInt64(get(edit, COL_REVENUE_CENTS)),
-						get(edit, COL_CURRENCY), &earning);
-	set(edit, COL_REFUNDED_CENTS, Int64GetDatum(0));
+	fp_attribution_earn(get(edit, FP_COL_ADVERTISER_ID), offer_id,
+						DatumGetInt64(get(edit, FP_COL_REVENUE_CENTS)),
+						get(edit, FP_COL_CURRENCY), &earning);
+	set(edit, FP_COL_REFUNDED_CENTS, Int64GetDatum(0));
 	if (offer_id == (Datum) 0)
-		set_null(edit, COL_OFFER_ID);
+		set_null(edit, FP_COL_OFFER_ID);
 	else
-		set(edit, COL_OFFER_ID, offer_id);
+		set(edit, FP_COL_OFFER_ID, offer_id);
 	if (earning.has_commission)
 	{
-		set(edit, COL_COMMISSION_CENTS, Int64GetDatum(earning.commission_cents));
-		set(edit, COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
+		set(edit, FP_COL_COMMISSION_CENTS, Int64GetDatum(earning.commission_cents));
+		set(edit, FP_COL_COMMISSION_REVERSED_CENTS, Int64GetDatum(0));
 	}
 	else
 	{
-		set_null(edit, COL_COMMISSION_CENTS);
-		set_null(edit, COL_COMMISSION_REVERSED_CENTS);
+		set_null(edit, FP_COL_COMMISSION_CENTS);
+		set_null(edit, FP_COL_COMMISSION_REVERSED_CENTS);
 	}
-	set(edit, COL_STATUS, CStringGetTextDatum(earning.status));
+	set(edit, FP_COL_STATUS, CStringGetTextDatum(earning.status));
 }
 
 /*
@@ -682,15 +574,16 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 
-	if (!begin_row_edit(fcinfo, "conversions_before_insert", &edit))
+	if (!begin_row_edit(fcinfo, "conversions_before_insert", FP_TABLE_CONVERSIONS,
+						&edit))
 		return PointerGetDatum(trigdata->tg_trigtuple);
 
-	check_text_column(&edit, COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_ORDER_ID, FP_ID_MAX_CHARS, true);
-	check_text_column(&edit, COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
+	check_text_column(&edit, FP_COL_ADVERTISER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, FP_COL_ORDER_ID, FP_ID_MAX_CHARS, true);
+	check_text_column(&edit, FP_COL_VISITOR_ID, FP_ID_MAX_CHARS, false);
 	check_money(&edit);
-	uuid_or_random(&edit, COL_CONVERSION_ID);
-	converted_at = timestamp_or_now(&edit, COL_CONVERTED_AT);
+	uuid_or_random(&edit, FP_COL_CONVERSION_ID);
+	converted_at = timestamp_or_now(&edit, FP_COL_CONVERTED_AT);
 
 	spi_as_owner(trigdata, &save_user, &save_sec);
 	reason = attribute(&edit, converted_at, &click, cxt);
@@ -699,24 +592,24 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	earn_commission(&edit, click.offer_id);
 	spi_done(save_user, save_sec);
 
-	set(&edit, COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
+	set(&edit, FP_COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
 	if (reason == NULL)
 	{
-		set_null(&edit, COL_UNATTRIBUTED_REASON);
-		set(&edit, COL_CLICK_ID, click.click_id);
-		set(&edit, COL_AFFILIATE_ID, click.affiliate_id);
-		set(&edit, COL_WINDOW_ENDS_AT, TimestampTzGetDatum(click.window_ends_at));
-		set(&edit, COL_LATENCY,
+		set_null(&edit, FP_COL_UNATTRIBUTED_REASON);
+		set(&edit, FP_COL_CLICK_ID, click.click_id);
+		set(&edit, FP_COL_AFFILIATE_ID, click.affiliate_id);
+		set(&edit, FP_COL_WINDOW_ENDS_AT, TimestampTzGetDatum(click.window_ends_at));
+		set(&edit, FP_COL_LATENCY,
 			DirectFunctionCall2(timestamp_mi,
 								TimestampTzGetDatum(converted_at),
 								TimestampTzGetDatum(click.clicked_at)));
 	}
 	else
 	{
-		set(&edit, COL_UNATTRIBUTED_REASON, CStringGetTextDatum(reason));
-		set_null(&edit, COL_AFFILIATE_ID);
-		set_null(&edit, COL_WINDOW_ENDS_AT);
-		set_null(&edit, COL_LATENCY);
+		set(&edit, FP_COL_UNATTRIBUTED_REASON, CStringGetTextDatum(reason));
+		set_null(&edit, FP_COL_AFFILIATE_ID);
+		set_null(&edit, FP_COL_WINDOW_ENDS_AT);
+		set_null(&edit, FP_COL_LATENCY);
 	}
 	stamp_trace_context(&edit);
 	return finish_row_edit(&edit);

@@ -118,13 +118,13 @@
 #include "utils/inval.h"
 #include "tcop/utility.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/compat.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
-#include "fp_attribution/validate.h"
 
 /*
  * The tables we distinguish.  Never by their name: the telemetry trigger's
@@ -1174,107 +1174,24 @@ telemetry_ExecutorEnd(QueryDesc *queryDesc)
  *----------
  */
 
-/* The columns the row trigger reads, by name */
-typedef enum RowColumn
-{
-	COL_TRACE_ID,
-	COL_SPAN_ID,
-	COL_SAMPLED,
-	COL_AFFILIATE_ID,
-	COL_CLICK_ID,
-	COL_IP,
-	COL_ORDER_ID,
-	COL_CONVERSION_ID,
-	COL_CURRENCY,
-	COL_UNATTRIBUTED_REASON,
-	COL_REVENUE_CENTS,
-	COL_ATTRIBUTED,
-	COL_LATENCY,
-	COL_RECEIPT_ID,
-	COL_AGGREGATE_TYPE,
-	COL_AGGREGATE_ID,
-	COL_KEY_ID,
-	COL_SEQUENCE,
-	N_ROW_COLUMNS
-} RowColumn;
-
-static const char *const row_column_names[N_ROW_COLUMNS] = {
-	"trace_id", "span_id", "sampled", "affiliate_id", "click_id", "ip",
-	"order_id", "conversion_id", "currency", "unattributed_reason",
-	"revenue_cents", "attributed", "latency", "receipt_id", "aggregate_type",
-	"aggregate_id", "key_id", "sequence"
-};
-
 /*
- * The types the trigger reads those columns as; InvalidOid with a length:
- * the extension's trace and span id types
- */
-static const struct
-{
-	Oid			typid;
-	int			typlen;
-}			row_column_types[N_ROW_COLUMNS] = {
-	[COL_TRACE_ID] = {InvalidOid, FP_TRACE_ID_LEN},
-	[COL_SPAN_ID] = {InvalidOid, FP_SPAN_ID_LEN},
-	[COL_SAMPLED] = {BOOLOID},
-	[COL_AFFILIATE_ID] = {TEXTOID},
-	[COL_CLICK_ID] = {UUIDOID},
-	[COL_IP] = {INETOID},
-	[COL_ORDER_ID] = {TEXTOID},
-	[COL_CONVERSION_ID] = {UUIDOID},
-	[COL_CURRENCY] = {TEXTOID},
-	[COL_UNATTRIBUTED_REASON] = {TEXTOID},
-	[COL_REVENUE_CENTS] = {INT8OID},
-	[COL_ATTRIBUTED] = {BOOLOID},
-	[COL_LATENCY] = {INTERVALOID},
-	[COL_RECEIPT_ID] = {UUIDOID},
-	[COL_AGGREGATE_TYPE] = {TEXTOID},
-	[COL_AGGREGATE_ID] = {TEXTOID},
-	[COL_KEY_ID] = {TEXTOID},
-	[COL_SEQUENCE] = {INT8OID},
-};
-
-/* Attribute numbers of those columns in one table (0: absent) */
-typedef struct ColumnMap
-{
-	Oid			relid;
-	int			attnum[N_ROW_COLUMNS];
-} ColumnMap;
-
-static ColumnMap column_maps[TABLE_RECEIPTS + 1];
-
-/*
- * The attribute number of a column of the trigger's table, from a map
- * kept per table and rebuilt when the table or its columns changed; a
- * column of another type than the trigger reads is refused when the map
- * is built (the trigger may be attached to a copy of our table).
+ * The attribute number of a column of the trigger's table (0: absent),
+ * from the table's column map (columns.c), which refuses a column of
+ * another type than it is read as (the trigger may be attached to a copy
+ * of our table).
  */
 static int
-column_number(TriggerData *trigdata, FpTable table, RowColumn col)
+column_number(TriggerData *trigdata, FpTable table, FpColumn col)
 {
-	ColumnMap  *map = &column_maps[table];
-	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
-	int			attnum = map->attnum[col];
+	static const FpRowTable kinds[] = {
+		[TABLE_CLICKS] = FP_TABLE_CLICKS,
+		[TABLE_CONVERSIONS] = FP_TABLE_CONVERSIONS,
+		[TABLE_RECEIPTS] = FP_TABLE_RECEIPTS,
+	};
 
-	if (map->relid == RelationGetRelid(trigdata->tg_relation) &&
-		(attnum == 0 ||
-		 (attnum <= desc->natts &&
-		  strcmp(NameStr(TupleDescAttr(desc, attnum - 1)->attname),
-				 row_column_names[col]) == 0)))
-		return attnum;
-
-	map->relid = InvalidOid;
-	for (int c = 0; c < N_ROW_COLUMNS; c++)
-	{
-		map->attnum[c] = Max(SPI_fnumber(desc, row_column_names[c]), 0);
-		if (map->attnum[c] > 0)
-			fp_attribution_check_column_type(desc, map->attnum[c],
-											 row_column_names[c],
-											 row_column_types[c].typid,
-											 row_column_types[c].typlen);
-	}
-	map->relid = RelationGetRelid(trigdata->tg_relation);
-	return map->attnum[col];
+	Assert(table != TABLE_OTHER);
+	return fp_attribution_column_map(trigdata->tg_relation,
+									 kinds[table])->attnum[col];
 }
 
 /* The row the trigger fired for, and what it builds from it */
@@ -1295,7 +1212,7 @@ typedef struct RowRecords
 
 /* Binary value of a column of the trigger's row; absent or NULL: isnull */
 static Datum
-row_datum(RowRecords *r, RowColumn col, bool *isnull)
+row_datum(RowRecords *r, FpColumn col, bool *isnull)
 {
 	int			attnum = column_number(r->trigdata, r->table, col);
 
@@ -1310,7 +1227,7 @@ row_datum(RowRecords *r, RowColumn col, bool *isnull)
  * lookup; anything else goes through its output function.
  */
 static char *
-row_string(RowRecords *r, RowColumn col, char *buf)
+row_string(RowRecords *r, FpColumn col, char *buf)
 {
 	bool		isnull;
 	Datum		d = row_datum(r, col, &isnull);
@@ -1369,7 +1286,7 @@ interval_ms(const Interval *iv)
  * log record; returns its text in buf, or NULL.
  */
 static char *
-row_attr(RowRecords *r, RowColumn col, const char *key, char *buf)
+row_attr(RowRecords *r, FpColumn col, const char *key, char *buf)
 {
 	char	   *value = row_string(r, col, buf);
 
@@ -1388,11 +1305,11 @@ click_written(RowRecords *r)
 	char		affiliate[FP_ATTR_VALUE_LEN];
 	char		click_id[FP_ATTR_VALUE_LEN];
 	char		ip[FP_ATTR_VALUE_LEN];
-	bool		has_affiliate = row_attr(r, COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
-	bool		has_click = row_attr(r, COL_CLICK_ID, "fp.click.id", click_id) != NULL;
+	bool		has_affiliate = row_attr(r, FP_COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
+	bool		has_click = row_attr(r, FP_COL_CLICK_ID, "fp.click.id", click_id) != NULL;
 
 	if (fp_attribution_log_client_ip &&
-		row_string(r, COL_IP, ip) != NULL)
+		row_string(r, FP_COL_IP, ip) != NULL)
 		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
 	tally_for(GetCurrentSubTransactionId(), TALLY_CLICKS, FP_COMMAND_UNKNOWN,
 			  has_affiliate ? affiliate : "")->n++;
@@ -1416,17 +1333,17 @@ conversion_written(RowRecords *r)
 	char		currency[FP_ATTR_VALUE_LEN];
 	char		reason[FP_ATTR_VALUE_LEN];
 	char		scratch[FP_ATTR_VALUE_LEN];
-	bool		has_affiliate = row_attr(r, COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
-	bool		has_order = row_attr(r, COL_ORDER_ID, "fp.order.id", order_id) != NULL;
-	bool		has_currency = row_attr(r, COL_CURRENCY, "fp.currency", currency) != NULL;
+	bool		has_affiliate = row_attr(r, FP_COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
+	bool		has_order = row_attr(r, FP_COL_ORDER_ID, "fp.order.id", order_id) != NULL;
+	bool		has_currency = row_attr(r, FP_COL_CURRENCY, "fp.currency", currency) != NULL;
 	bool		isnull;
 	Datum		d;
 
-	row_attr(r, COL_CONVERSION_ID, "fp.conversion.id", scratch);
-	row_attr(r, COL_CLICK_ID, "fp.click.id", scratch);
-	d = row_datum(r, COL_REVENUE_CENTS, &isnull);
+	row_attr(r, FP_COL_CONVERSION_ID, "fp.conversion.id", scratch);
+	row_attr(r, FP_COL_CLICK_ID, "fp.click.id", scratch);
+	d = row_datum(r, FP_COL_REVENUE_CENTS, &isnull);
 	revenue_cents = isnull ? 0 : DatumGetInt64(d);
-	d = row_datum(r, COL_ATTRIBUTED, &isnull);
+	d = row_datum(r, FP_COL_ATTRIBUTED, &isnull);
 	attributed = !isnull && DatumGetBool(d);
 	t = tally_for(GetCurrentSubTransactionId(), TALLY_CONVERSIONS,
 				  FP_COMMAND_UNKNOWN, has_currency ? currency : "");
@@ -1436,7 +1353,7 @@ conversion_written(RowRecords *r)
 	{
 		int64		latency_ms;
 
-		d = row_datum(r, COL_LATENCY, &isnull);
+		d = row_datum(r, FP_COL_LATENCY, &isnull);
 		latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
 		fp_attribution_telemetry_tally_conversion(&t->latency, latency_ms);
 		/* a conversion of a recorded command span links to it */
@@ -1458,7 +1375,7 @@ conversion_written(RowRecords *r)
 	}
 
 	/* attribution rules not met: worth a warning of its own */
-	if (row_string(r, COL_UNATTRIBUTED_REASON, reason) != NULL &&
+	if (row_string(r, FP_COL_UNATTRIBUTED_REASON, reason) != NULL &&
 		reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
 				&dropped_logs))
 	{
@@ -1479,12 +1396,12 @@ receipt_written(RowRecords *r)
 {
 	char		scratch[FP_ATTR_VALUE_LEN];
 	bool		isnull;
-	Datum		d = row_datum(r, COL_SEQUENCE, &isnull);
+	Datum		d = row_datum(r, FP_COL_SEQUENCE, &isnull);
 
-	row_attr(r, COL_RECEIPT_ID, "fp.receipt.id", scratch);
-	row_attr(r, COL_AGGREGATE_TYPE, "fp.aggregate.type", scratch);
-	row_attr(r, COL_AGGREGATE_ID, "fp.aggregate.id", scratch);
-	row_attr(r, COL_KEY_ID, "fp.receipt.key_id", scratch);
+	row_attr(r, FP_COL_RECEIPT_ID, "fp.receipt.id", scratch);
+	row_attr(r, FP_COL_AGGREGATE_TYPE, "fp.aggregate.type", scratch);
+	row_attr(r, FP_COL_AGGREGATE_ID, "fp.aggregate.id", scratch);
+	row_attr(r, FP_COL_KEY_ID, "fp.receipt.key_id", scratch);
 	if (!isnull)
 	{
 		if (r->span != NULL)
@@ -1547,11 +1464,11 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	r.values = palloc(desc->natts * sizeof(Datum));
 	r.nulls = palloc(desc->natts * sizeof(bool));
 	heap_deform_tuple(trigdata->tg_trigtuple, desc, r.values, r.nulls);
-	d = row_datum(&r, COL_TRACE_ID, &isnull);
+	d = row_datum(&r, FP_COL_TRACE_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
-	d = row_datum(&r, COL_SPAN_ID, &isnull);
+	d = row_datum(&r, FP_COL_SPAN_ID, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
 	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
@@ -1560,7 +1477,7 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	r.trace_id = &trace_id;
 	r.span_id = &span_id;
 	r.cmd = command_of_row(&span_id);
-	d = row_datum(&r, COL_SAMPLED, &isnull);
+	d = row_datum(&r, FP_COL_SAMPLED, &isnull);
 	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
 	/* the command's other flags (random trace id, ...) when it is ours */
 	r.flags = (r.cmd != NULL ? r.cmd->flags & ~FP_TRACE_FLAG_SAMPLED : 0) |

@@ -16,6 +16,7 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/palloc.h"
 #include "utils/uuid.h"
 
 #include "fp_attribution/ids.h"
@@ -59,6 +60,7 @@ extern char *fp_attribution_correlation_id;
 
 extern void fp_attribution_receipts_define_gucs(void);
 extern bool fp_attribution_format_timestamp(TimestampTz ts, char *buf);
+extern void fp_attribution_format_uuid(const pg_uuid_t *uuid, char *buf);
 extern Datum fp_attribution_bytea_datum(const uint8 *bytes, int len);
 extern bool fp_attribution_receipt_envelope(StringInfo out,
 											const FpReceiptEnvelope *env);
@@ -73,5 +75,10 @@ extern Jsonb *fp_attribution_row_payload(const char *aggregate_type,
 										 HeapTuple tuple, TupleDesc desc);
 extern bool fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes,
 										int len);
+extern void fp_attribution_catch_receipt(const char *advertiser_id,
+										 const char *aggregate_type,
+										 const char *aggregate_id,
+										 MemoryContext cxt);
+extern HeapTuple fp_attribution_caught_receipt(void);
 
 #endif							/* FP_ATTRIBUTION_RECEIPTS_H */

@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * commands.h
+ *	  The write commands track_click and track_conversion: what they share
+ *	  (commands.c).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_COMMANDS_H
+#define FP_ATTRIBUTION_COMMANDS_H
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+/* The trace context parameters that end every command's INSERT */
+#define FP_COMMAND_CONTEXT_PARAMS 5
+
+/* One command: the row it inserts and how its receipt is found again */
+typedef struct FpCommandSpec
+{
+	const char *aggregate_type;
+	/*
+	 * INSERT ... ON CONFLICT DO NOTHING of the row; its last parameters are
+	 * trace_id, span_id, parent_span_id (text), sampled and tracestate
+	 */
+	const char *insert_sql;
+	int			insert_nargs;
+	const Oid  *insert_types;
+	/* the receipt of an existing row, by ($1 advertiser_id, $2 aggregate_id) */
+	const char *find_sql;
+	SPIPlanPtr	insert_plan;	/* both prepared on first use */
+	SPIPlanPtr	find_plan;
+} FpCommandSpec;
+
+extern char *fp_attribution_text_arg(FunctionCallInfo fcinfo, int arg);
+extern Datum fp_attribution_run_command(FunctionCallInfo fcinfo,
+										FpCommandSpec *spec,
+										Datum *values, char *nulls,
+										const char *traceparent,
+										const char *tracestate,
+										const char *advertiser_id,
+										const char *aggregate_id);
+
+#endif							/* FP_ATTRIBUTION_COMMANDS_H */
