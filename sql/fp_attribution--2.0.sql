@@ -849,6 +849,29 @@ REVOKE ALL ON FUNCTION
 	attribution.refund_conversion(text, text, bigint, text, uuid, text, text)
 	FROM PUBLIC;
 
+-- Fraud and quality rules (src/fraud_rules.c): the insert trigger holds a
+-- new attributed conversion that breaks one pending, with the rule as its
+-- review_reason (a member of its first receipt when set).
+ALTER TABLE attribution.conversions
+	ADD COLUMN review_reason text CHECK (review_reason IN
+		('click_too_fast', 'self_referral', 'too_many_clicks_per_ip'));
+-- The self-referral rule's list: visitor ids known to be the affiliate's own
+CREATE TABLE attribution.affiliate_visitors (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default'
+		CHECK (pg_catalog.char_length(advertiser_id) BETWEEN 1 AND 128),
+	affiliate_id text NOT NULL,
+	visitor_id text NOT NULL,
+	PRIMARY KEY (advertiser_id, affiliate_id, visitor_id)
+);
+COMMENT ON TABLE attribution.affiliate_visitors IS
+	'Visitor ids of the affiliates themselves: a conversion by one is a self-referral';
+SELECT pg_catalog.pg_extension_config_dump('attribution.affiliate_visitors', '');
+-- Serves the per-IP rule's count of one IP's clicks on one offer in one
+-- day as an index range that stops after the limit
+CREATE INDEX clicks_ip_offer_idx
+	ON attribution.clicks (advertiser_id, offer_id, ip, clicked_at)
+	WHERE ip IS NOT NULL AND offer_id IS NOT NULL;
+
 --------------------------------------------------------------------------
 -- Receipt logs: one append-only RFC 6962 Merkle log per advertiser over its
 -- receipts, integrated by the background worker, with signed C2SP

@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "fp_attribution/delegation.h"
+#include "fp_attribution/fraud_rules.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 
 	fp_attribution_row_triggers_define_gucs();
 	fp_attribution_late_clicks_define_gucs();
+	fp_attribution_fraud_rules_define_gucs();
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();

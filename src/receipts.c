@@ -120,7 +120,7 @@ static const char *const conversion_columns[] = {
 	"affiliate_id", "attributed", "click_id", "commission_cents",
 	"commission_reversed_cents", "conversion_id", "converted_at", "currency",
 	"latency", "offer_id", "order_id", "refunded_cents", "revenue_cents",
-	"status", "unattributed_reason", "visitor_id", NULL
+	"status", "unattributed_reason", "visitor_id", "review_reason", NULL
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
@@ -1005,6 +1005,9 @@ fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
 		Oid			typid;
 		Datum		d = row_column(tuple, desc, spec->columns[i], &isnull, &typid);
 
+		/* the fraud rules' reason is there only when set (fraud_rules.c) */
+		if (isnull && strcmp(spec->columns[i], "review_reason") == 0)
+			continue;
 		key.val.string.val = (char *) spec->columns[i];
 		key.val.string.len = strlen(spec->columns[i]);
 		column_value(d, isnull, typid, &val);

@@ -44,6 +44,7 @@
 #include "utils/uuid.h"
 
 #include "fp_attribution/currency.h"
+#include "fp_attribution/fraud_rules.h"
 #include "fp_attribution/ids.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
@@ -95,6 +96,7 @@ typedef enum RowColumn
 	COL_COMMISSION_CENTS,
 	COL_REFUNDED_CENTS,
 	COL_COMMISSION_REVERSED_CENTS,
+	COL_REVIEW_REASON,
 	NUM_ROW_COLUMNS
 } RowColumn;
 
@@ -104,7 +106,8 @@ static const char *const column_names[NUM_ROW_COLUMNS] = {
 	"order_id", "conversion_id", "revenue_cents", "currency", "converted_at",
 	"attributed", "unattributed_reason", "latency", "trace_id", "span_id",
 	"parent_span_id", "sampled", "tracestate", "recorded_at", "status",
-	"commission_cents", "refunded_cents", "commission_reversed_cents"
+	"commission_cents", "refunded_cents", "commission_reversed_cents",
+	"review_reason"
 };
 
 /*
@@ -145,6 +148,7 @@ static const struct
 	[COL_COMMISSION_CENTS] = {INT8OID},
 	[COL_REFUNDED_CENTS] = {INT8OID},
 	[COL_COMMISSION_REVERSED_CENTS] = {INT8OID},
+	[COL_REVIEW_REASON] = {TEXTOID},
 };
 
 /* The row being inserted, deformed so columns can be replaced */
@@ -663,6 +667,35 @@ earn_commission(RowEdit *edit, Datum offer_id)
 }
 
 /*
+ * The fraud rules (fraud_rules.c) for a conversion attributed to click:
+ * a hit holds it pending, the rule its review_reason.  Caller is connected
+ * to SPI, as the table's owner.
+ */
+static void
+hold_for_review(RowEdit *edit, const FoundClick *click, TimestampTz converted_at)
+{
+	FpFraudInput in;
+	const char *rule;
+
+	in.advertiser_id = get(edit, COL_ADVERTISER_ID);
+	in.order_id = get(edit, COL_ORDER_ID);
+	in.click_id = click->click_id;
+	in.affiliate_id = click->affiliate_id;
+	in.visitor_id = is_null(edit, COL_VISITOR_ID) ? (Datum) 0 :
+		get(edit, COL_VISITOR_ID);
+	in.clicked_at = click->clicked_at;
+	in.converted_at = converted_at;
+	rule = fp_attribution_fraud_rules(&in);
+	if (rule == NULL)
+		set_null(edit, COL_REVIEW_REASON);
+	else
+	{
+		set(edit, COL_REVIEW_REASON, CStringGetTextDatum(rule));
+		set(edit, COL_STATUS, CStringGetTextDatum("pending"));
+	}
+}
+
+/*
  * attribution.conversions_before_insert() trigger
  *
  * Validates the conversion, defaults conversion_id and converted_at,
@@ -697,6 +730,10 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	if (reason != NULL)
 		click.offer_id = (Datum) 0;
 	earn_commission(&edit, click.offer_id);
+	if (reason == NULL)
+		hold_for_review(&edit, &click, converted_at);
+	else
+		set_null(&edit, COL_REVIEW_REASON);
 	spi_done(save_user, save_sec);
 
 	set(&edit, COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
