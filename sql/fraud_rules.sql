@@ -80,7 +80,10 @@ SELECT aggregate_id, payload->>'status' AS status, payload->'review_reason' AS r
  ORDER BY aggregate_id;
 -- a held conversion is approved by hand, and the chain still folds to the row
 SELECT payload->>'status' FROM attribution.approve_conversion('fr-2', 'fr', 'reviewed');
-SELECT ok, chains_failed, failed_check FROM attribution.verify_all();
+SELECT c.order_id, v.ok, v.receipts_checked, v.failed_check
+  FROM attribution.conversions c,
+	   attribution.verify_chain('conversion', c.order_id, c.advertiser_id) v
+ WHERE c.advertiser_id = 'fr' AND c.order_id IN ('fr-2', 'fr-3') ORDER BY 1;
 -- a rolled-back hit is not counted
 BEGIN;
 SET LOCAL fp_attribution.fraud_min_click_age = '1d';
