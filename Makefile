@@ -20,7 +20,7 @@ FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions tenants lifecycle bad_input settings \
                otlp_settings receipts receipts_tamper receipts_signing receipt_log docs \
                telemetry_spans telemetry_metrics telemetry_logs telemetry_outcomes telemetry_lifecycle \
-               fraud_rules \
+               fraud_rules lifecycle_reports \
                telemetry_latin1 trigger_copies server_log security cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
