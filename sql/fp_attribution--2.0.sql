@@ -923,34 +923,30 @@ REVOKE ALL ON FUNCTION attribution.approve_due_conversions(integer) FROM PUBLIC;
 
 -- Reporting (README, "Reports").  Days are UTC days; money is per
 -- currency, never summed across currencies.
+-- A UNION ALL under one GROUP BY (not a FULL JOIN), so that a filter on
+-- advertiser_id or day reaches both tables' scans.
 CREATE VIEW attribution.daily_report AS
-SELECT COALESCE(k.advertiser_id, v.advertiser_id) AS advertiser_id,
-	   COALESCE(k.affiliate_id, v.affiliate_id) AS affiliate_id,
-	   NULLIF(COALESCE(k.offer_key, v.offer_key), '') AS offer_id,
-	   COALESCE(k.day, v.day) AS day,
-	   COALESCE(k.clicks, 0) AS clicks,
-	   COALESCE(v.conversions, 0) AS conversions,
-	   COALESCE(v.pending, 0) AS pending,
-	   COALESCE(v.approved, 0) AS approved,
-	   COALESCE(v.rejected, 0) AS rejected,
-	   COALESCE(v.reversed, 0) AS reversed
-  FROM (SELECT c.advertiser_id, c.affiliate_id, COALESCE(c.offer_id, '') AS offer_key,
+SELECT e.advertiser_id, e.affiliate_id, e.offer_id, e.day,
+	   pg_catalog.sum(e.clicks)::bigint AS clicks,
+	   pg_catalog.sum(e.conversions)::bigint AS conversions,
+	   pg_catalog.sum(e.pending)::bigint AS pending,
+	   pg_catalog.sum(e.approved)::bigint AS approved,
+	   pg_catalog.sum(e.rejected)::bigint AS rejected,
+	   pg_catalog.sum(e.reversed)::bigint AS reversed
+  FROM (SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
 			   (c.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date AS day,
-			   pg_catalog.count(*) AS clicks
-		  FROM attribution.clicks c GROUP BY 1, 2, 3, 4) k
-  FULL JOIN
-	   (SELECT c.advertiser_id, c.affiliate_id, COALESCE(c.offer_id, '') AS offer_key,
-			   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date AS day,
-			   pg_catalog.count(*) AS conversions,
-			   pg_catalog.count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'pending') AS pending,
-			   pg_catalog.count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'approved') AS approved,
-			   pg_catalog.count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'rejected') AS rejected,
-			   pg_catalog.count(*) FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'reversed') AS reversed
-		  FROM attribution.conversions c WHERE c.attributed GROUP BY 1, 2, 3, 4) v
-	ON k.advertiser_id OPERATOR(pg_catalog.=) v.advertiser_id
-   AND k.affiliate_id OPERATOR(pg_catalog.=) v.affiliate_id
-   AND k.offer_key OPERATOR(pg_catalog.=) v.offer_key
-   AND k.day OPERATOR(pg_catalog.=) v.day;
+			   1 AS clicks, 0 AS conversions, 0 AS pending, 0 AS approved,
+			   0 AS rejected, 0 AS reversed
+		  FROM attribution.clicks c
+		UNION ALL
+		SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
+			   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date, 0, 1,
+			   (c.status OPERATOR(pg_catalog.=) 'pending')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'approved')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'rejected')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'reversed')::integer
+		  FROM attribution.conversions c WHERE c.attributed) e
+ GROUP BY 1, 2, 3, 4;
 COMMENT ON VIEW attribution.daily_report IS
 	'Per advertiser, affiliate, offer and UTC day: clicks (by click time) and attributed conversions by status (by conversion time)';
 CREATE VIEW attribution.daily_revenue AS
