@@ -19,12 +19,13 @@ SHLIB_LINK  += -lprotobuf-c -lcurl -lz
 FP_TEMP_CONFIG    = --temp-config=$(srcdir)/test/fp_attribution.conf
 REGRESS      = setup ids traceparent clicks conversions tenants lifecycle bad_input settings \
                otlp_settings receipts receipts_tamper receipts_signing receipt_log docs \
-               telemetry_spans telemetry_metrics telemetry_logs telemetry_outcomes \
+               telemetry_spans telemetry_metrics telemetry_logs telemetry_outcomes telemetry_lifecycle \
+               fraud_rules lifecycle_reports \
                telemetry_latin1 trigger_copies server_log postbacks security cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
                iso_receipt_chain iso_receipt_commands iso_telemetry iso_lifecycle iso_late_click \
-               iso_click_in_flight
+               iso_click_in_flight iso_auto_approve
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 # TAP tests (test/t/*.pl) start their own servers, e.g. with tiny buffers

@@ -789,6 +789,136 @@ REVOKE ALL ON FUNCTION
 	attribution.refund_conversion(text, text, bigint, text, uuid, text, text)
 	FROM PUBLIC;
 
+-- Fraud and quality rules (src/fraud_rules.c): the insert trigger holds a
+-- new attributed conversion that breaks one pending, with the rule as its
+-- review_reason (a member of its first receipt when set).
+ALTER TABLE attribution.conversions
+	ADD COLUMN review_reason text CHECK (review_reason IN
+		('click_too_fast', 'self_referral', 'too_many_clicks_per_ip'));
+-- The self-referral rule's list: visitor ids known to be the affiliate's own
+CREATE TABLE attribution.affiliate_visitors (
+	advertiser_id text COLLATE "C" NOT NULL DEFAULT 'default'
+		CHECK (pg_catalog.char_length(advertiser_id) BETWEEN 1 AND 128),
+	affiliate_id text NOT NULL,
+	visitor_id text NOT NULL,
+	PRIMARY KEY (advertiser_id, affiliate_id, visitor_id)
+);
+COMMENT ON TABLE attribution.affiliate_visitors IS
+	'Visitor ids of the affiliates themselves: a conversion by one is a self-referral';
+SELECT pg_catalog.pg_extension_config_dump('attribution.affiliate_visitors', '');
+-- Serves the per-IP rule's count of one IP's clicks on one offer in one
+-- day as an index range that stops after the limit
+CREATE INDEX clicks_ip_offer_idx
+	ON attribution.clicks (advertiser_id, offer_id, ip, clicked_at)
+	WHERE ip IS NOT NULL AND offer_id IS NOT NULL;
+
+-- Automatic approval (src/auto_approve.c): the worker calls this every
+-- fp_attribution.auto_approve_interval.  Each approval is an ordinary
+-- command with its receipt and trace; a conversion that another session
+-- changed meanwhile is skipped.  The index serves the per-offer range of
+-- pending conversions older than the offer's hold period.
+CREATE INDEX conversions_due_idx
+	ON attribution.conversions (advertiser_id, offer_id, converted_at)
+	WHERE status = 'pending' AND review_reason IS NULL AND offer_id IS NOT NULL;
+CREATE FUNCTION attribution.approve_due_conversions(max_conversions integer DEFAULT 1000)
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	due record;
+	approved bigint := 0;
+BEGIN
+	FOR due IN
+		SELECT c.advertiser_id, c.order_id
+		  FROM attribution.offers o
+		 CROSS JOIN LATERAL (
+			SELECT c.advertiser_id, c.order_id, c.converted_at
+			  FROM attribution.conversions c
+			 WHERE c.advertiser_id OPERATOR(pg_catalog.=) o.advertiser_id
+			   AND c.offer_id OPERATOR(pg_catalog.=) o.offer_id
+			   AND c.status OPERATOR(pg_catalog.=) 'pending'
+			   AND c.review_reason IS NULL
+			   AND c.converted_at OPERATOR(pg_catalog.<=)
+				   (pg_catalog.now() OPERATOR(pg_catalog.-) o.hold_period)
+			 ORDER BY c.converted_at
+			 LIMIT max_conversions) c
+		 ORDER BY c.converted_at, c.advertiser_id, c.order_id
+		 LIMIT max_conversions
+	LOOP
+		BEGIN
+			PERFORM attribution.approve_conversion(due.order_id, due.advertiser_id,
+												   'hold period passed');
+			approved := approved OPERATOR(pg_catalog.+) 1;
+		EXCEPTION WHEN object_not_in_prerequisite_state THEN
+			NULL;	-- rejected, reversed or approved meanwhile
+		END;
+	END LOOP;
+	RETURN approved;
+END
+$$;
+COMMENT ON FUNCTION attribution.approve_due_conversions(integer) IS
+	'Approve up to max_conversions pending conversions whose offer''s hold period has passed (not those held by a fraud rule); returns how many';
+REVOKE ALL ON FUNCTION attribution.approve_due_conversions(integer) FROM PUBLIC;
+
+-- Reporting (README, "Reports").  Days are UTC days; money is per
+-- currency, never summed across currencies.
+-- A UNION ALL under one GROUP BY (not a FULL JOIN), so that a filter on
+-- advertiser_id or day reaches both tables' scans.
+CREATE VIEW attribution.daily_report AS
+SELECT e.advertiser_id, e.affiliate_id, e.offer_id, e.day,
+	   pg_catalog.sum(e.clicks)::bigint AS clicks,
+	   pg_catalog.sum(e.conversions)::bigint AS conversions,
+	   pg_catalog.sum(e.pending)::bigint AS pending,
+	   pg_catalog.sum(e.approved)::bigint AS approved,
+	   pg_catalog.sum(e.rejected)::bigint AS rejected,
+	   pg_catalog.sum(e.reversed)::bigint AS reversed
+  FROM (SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
+			   (c.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date AS day,
+			   1 AS clicks, 0 AS conversions, 0 AS pending, 0 AS approved,
+			   0 AS rejected, 0 AS reversed
+		  FROM attribution.clicks c
+		UNION ALL
+		SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
+			   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date, 0, 1,
+			   (c.status OPERATOR(pg_catalog.=) 'pending')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'approved')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'rejected')::integer,
+			   (c.status OPERATOR(pg_catalog.=) 'reversed')::integer
+		  FROM attribution.conversions c WHERE c.attributed) e
+ GROUP BY 1, 2, 3, 4;
+COMMENT ON VIEW attribution.daily_report IS
+	'Per advertiser, affiliate, offer and UTC day: clicks (by click time) and attributed conversions by status (by conversion time)';
+CREATE VIEW attribution.daily_revenue AS
+SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
+	   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date AS day, c.currency,
+	   pg_catalog.sum(c.revenue_cents) AS revenue_cents,
+	   pg_catalog.sum(c.refunded_cents) AS refunded_cents,
+	   pg_catalog.sum(c.commission_cents) AS commission_cents,
+	   pg_catalog.sum(c.commission_reversed_cents) AS commission_reversed_cents
+  FROM attribution.conversions c WHERE c.attributed
+ GROUP BY 1, 2, 3, 4, 5;
+COMMENT ON VIEW attribution.daily_revenue IS
+	'Per advertiser, affiliate, offer, UTC day and currency: revenue, refunds, commission and commission reversed of attributed conversions';
+CREATE VIEW attribution.affiliate_balances AS
+SELECT c.advertiser_id, c.affiliate_id, c.currency,
+	   pg_catalog.sum(c.commission_cents) FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
+		   AND c.status OPERATOR(pg_catalog.<>) 'rejected') AS approved_commission_cents,
+	   pg_catalog.sum(c.commission_reversed_cents) FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
+		   AND c.status OPERATOR(pg_catalog.<>) 'rejected') AS reversed_commission_cents,
+	   COALESCE(pg_catalog.sum(c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents)
+		   FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
+			   AND c.status OPERATOR(pg_catalog.<>) 'rejected'), 0) AS due_cents,
+	   COALESCE(pg_catalog.sum(c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents)
+		   FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'pending'), 0) AS pending_cents
+  FROM attribution.conversions c
+ WHERE c.commission_cents IS NOT NULL
+ GROUP BY 1, 2, 3;
+COMMENT ON VIEW attribution.affiliate_balances IS
+	'Per advertiser, affiliate and currency: commission approved, reversed (reversals and refunds), due (approved minus reversed) and still pending';
+REVOKE ALL ON attribution.daily_report, attribution.daily_revenue,
+	attribution.affiliate_balances FROM PUBLIC;
+
 --------------------------------------------------------------------------
 -- Receipt logs: one append-only RFC 6962 Merkle log per advertiser over its
 -- receipts, integrated by the background worker, with signed C2SP

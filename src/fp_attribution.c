@@ -19,7 +19,9 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "fp_attribution/auto_approve.h"
 #include "fp_attribution/delegation.h"
+#include "fp_attribution/fraud_rules.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
@@ -44,6 +46,8 @@ _PG_init(void)
 
 	fp_attribution_row_triggers_define_gucs();
 	fp_attribution_late_clicks_define_gucs();
+	fp_attribution_fraud_rules_define_gucs();
+	fp_attribution_auto_approve_define_gucs();
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();

@@ -48,6 +48,7 @@
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
+#include "fp_attribution/telemetry_record.h"
 
 /* fp_attribution.late_click_grace, in seconds; 0 turns it off */
 static int	late_click_grace_s = 60 * 60;
@@ -165,6 +166,10 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 	rc = fp_attribution_update_conversion(attribute_plan, args, nulls);
 	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not attribute conversion: %s", SPI_result_code_string(rc));
+	if (earning.has_commission && earning.commission_cents > 0)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_COMMISSION_CENTS,
+												 TextDatumGetCString(SPI_getbinval(waiting, wdesc, 3, &isnull)),
+												 earning.commission_cents);
 
 	/* the row as it now is, under the event's name */
 	payload = fp_attribution_row_payload("conversion", SPI_tuptable->vals[0],

@@ -76,6 +76,7 @@
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/spi_plans.h"
+#include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -94,6 +95,14 @@ typedef enum LifecycleCommand
 	LC_REVERSE,
 	LC_REFUND
 } LifecycleCommand;
+
+/* Their command kinds, the telemetry's name for them */
+static const FpCommandKind command_kinds[] = {
+	[LC_APPROVE] = FP_COMMAND_APPROVE_CONVERSION,
+	[LC_REJECT] = FP_COMMAND_REJECT_CONVERSION,
+	[LC_REVERSE] = FP_COMMAND_REVERSE_CONVERSION,
+	[LC_REFUND] = FP_COMMAND_REFUND_CONVERSION,
+};
 
 /* The state machine of the file header, one row per command */
 static const struct
@@ -118,6 +127,7 @@ static const struct
 typedef struct ConversionState
 {
 	const char *status;
+	const char *currency;
 	int64		revenue_cents;
 	int64		refunded_cents;
 	bool		has_commission;
@@ -240,7 +250,8 @@ prepare_plans(void)
 										  " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
 										  2, (Oid[]) {TEXTOID, TEXTOID});
 	lock_plan = fp_attribution_keep_plan("SELECT c.status, c.revenue_cents, c.refunded_cents,"
-										 " c.commission_cents, c.commission_reversed_cents"
+										 " c.commission_cents, c.commission_reversed_cents,"
+										 " c.currency"
 										 " FROM attribution.conversions c" CONVERSION_KEY
 										 " FOR UPDATE",
 										 2, (Oid[]) {TEXTOID, TEXTOID});
@@ -322,6 +333,7 @@ lock_conversion(Datum *key, ConversionState *st)
 	st->has_commission = !isnull;
 	st->commission_reversed_cents = st->has_commission ?
 		DatumGetInt64(SPI_getbinval(row, desc, 5, &isnull)) : 0;
+	st->currency = TextDatumGetCString(SPI_getbinval(row, desc, 6, &isnull));
 }
 
 /*
@@ -501,6 +513,25 @@ update_conversion(Datum *key, const ConversionState *st)
 }
 
 /*
+ * Tally the business metrics of a command that changed its conversion
+ * from status "from" to st (counted if it commits).
+ */
+static void
+count_change(LifecycleCommand cmd, const char *from, const ConversionState *st,
+			 int64 amount)
+{
+	if (cmd == LC_APPROVE)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_APPROVED, NULL, 1);
+	else if (cmd == LC_REJECT)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_REJECTED, NULL, 1);
+	else if (strcmp(st->status, "reversed") == 0 && strcmp(from, "reversed") != 0)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_REVERSED, NULL, 1);
+	if (cmd == LC_REFUND)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_REFUNDS_CENTS,
+												 st->currency, amount);
+}
+
+/*
  * The four commands.  Arguments: order_id, advertiser_id, (refund only:
  * amount_cents,) reason, command_id, traceparent, tracestate; returns the
  * receipt of the change.
@@ -549,6 +580,8 @@ change_conversion(FunctionCallInfo fcinfo, LifecycleCommand cmd)
 	fp_attribution_begin_command(PG_ARGISNULL(4 + a) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4 + a)),
 								 PG_ARGISNULL(5 + a) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5 + a)),
 								 &ctx);
+	fp_attribution_telemetry_name_command(command_kinds[cmd],
+										  text_to_cstring(order_id));
 
 	key[0] = PointerGetDatum(advertiser_id);
 	key[1] = PointerGetDatum(order_id);
@@ -558,8 +591,11 @@ change_conversion(FunctionCallInfo fcinfo, LifecycleCommand cmd)
 	receipt = command_id != NULL ? earlier_run(key, command_id, cmd) : NULL;
 	if (receipt == NULL)
 	{
+		const char *from = st.status;
+
 		apply_command(cmd, amount, text_to_cstring(order_id), &st);
 		update_conversion(key, &st);
+		count_change(cmd, from, &st, amount);
 
 		memset(&env, 0, sizeof(env));
 		env.advertiser_id = text_to_cstring(advertiser_id);

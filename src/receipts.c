@@ -139,7 +139,7 @@ static const FpColumn conversion_columns[] = {
 	FP_COL_CONVERSION_ID, FP_COL_CONVERTED_AT, FP_COL_CURRENCY, FP_COL_LATENCY,
 	FP_COL_OFFER_ID, FP_COL_ORDER_ID, FP_COL_REFUNDED_CENTS,
 	FP_COL_REVENUE_CENTS, FP_COL_STATUS, FP_COL_UNATTRIBUTED_REASON,
-	FP_COL_VISITOR_ID, FP_NUM_COLUMNS
+	FP_COL_VISITOR_ID, FP_COL_REVIEW_REASON, FP_NUM_COLUMNS
 };
 
 static const FpAggregateSpec aggregate_specs[] = {
@@ -1043,6 +1043,9 @@ row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
 		Oid			typid;
 		Datum		d = row_column(tuple, desc, map, c, &isnull, &typid);
 
+		/* the fraud rules' reason is there only when set (fraud_rules.c) */
+		if (isnull && c == FP_COL_REVIEW_REASON)
+			continue;
 		key.val.string.val = (char *) fp_attribution_column_names[c];
 		key.val.string.len = strlen(fp_attribution_column_names[c]);
 		column_value(d, isnull, typid, &val);

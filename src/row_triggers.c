@@ -45,6 +45,7 @@
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/currency.h"
+#include "fp_attribution/fraud_rules.h"
 #include "fp_attribution/ids.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
@@ -555,6 +556,35 @@ earn_commission(RowEdit *edit, Datum offer_id)
 }
 
 /*
+ * The fraud rules (fraud_rules.c) for a conversion attributed to click:
+ * a hit holds it pending, the rule its review_reason.  Caller is connected
+ * to SPI, as the table's owner.
+ */
+static void
+hold_for_review(RowEdit *edit, const FoundClick *click, TimestampTz converted_at)
+{
+	FpFraudInput in;
+	const char *rule;
+
+	in.advertiser_id = get(edit, FP_COL_ADVERTISER_ID);
+	in.order_id = get(edit, FP_COL_ORDER_ID);
+	in.click_id = click->click_id;
+	in.affiliate_id = click->affiliate_id;
+	in.visitor_id = is_null(edit, FP_COL_VISITOR_ID) ? (Datum) 0 :
+		get(edit, FP_COL_VISITOR_ID);
+	in.clicked_at = click->clicked_at;
+	in.converted_at = converted_at;
+	rule = fp_attribution_fraud_rules(&in);
+	if (rule == NULL)
+		set_null(edit, FP_COL_REVIEW_REASON);
+	else
+	{
+		set(edit, FP_COL_REVIEW_REASON, CStringGetTextDatum(rule));
+		set(edit, FP_COL_STATUS, CStringGetTextDatum("pending"));
+	}
+}
+
+/*
  * attribution.conversions_before_insert() trigger
  *
  * Validates the conversion, defaults conversion_id and converted_at,
@@ -590,6 +620,10 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	if (reason != NULL)
 		click.offer_id = (Datum) 0;
 	earn_commission(&edit, click.offer_id);
+	if (reason == NULL)
+		hold_for_review(&edit, &click, converted_at);
+	else
+		set_null(&edit, FP_COL_REVIEW_REASON);
 	spi_done(save_user, save_sec);
 
 	set(&edit, FP_COL_ATTRIBUTED, BoolGetDatum(reason == NULL));

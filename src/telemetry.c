@@ -87,6 +87,9 @@
 /* Currencies are validated against ISO 4217, which has fewer codes */
 #define MAX_CURRENCY_SERIES 200
 
+/* The fraud rules are a handful (fraud_rules.c) */
+#define MAX_RULE_SERIES 16
+
 bool		fp_attribution_telemetry_enabled = true;
 int			fp_attribution_max_spans = 2048;
 int			fp_attribution_max_logs = 2048;
@@ -164,8 +167,14 @@ typedef enum FpSeriesMetric
 {
 	SERIES_CLICKS_BY_ID = 1,
 	SERIES_REVENUE_BY_CURRENCY,
-	SERIES_METRICS = SERIES_REVENUE_BY_CURRENCY
+	SERIES_REFUNDS_BY_CURRENCY,
+	SERIES_COMMISSION_BY_CURRENCY,
+	SERIES_RULE_HITS,
+	SERIES_METRICS = SERIES_RULE_HITS
 } FpSeriesMetric;
+
+/* The lifecycle metrics counted without an attribute */
+#define LIFECYCLE_COUNTERS (FP_LIFECYCLE_REVERSED + 1)
 
 typedef struct FpSeriesEntry
 {
@@ -193,6 +202,7 @@ typedef struct FpParked
 	FpParkedSeries series[FP_PARKED_MAX_SERIES];
 	FpParkedSeries overflow[SERIES_METRICS + 1];	/* key unused */
 	uint64		receipts;
+	uint64		lifecycle[LIFECYCLE_COUNTERS];
 	FpLatencyTally conversion_latency;
 } FpParked;
 
@@ -206,6 +216,7 @@ typedef struct FpTelemetryShared
 	pg_atomic_uint64 clicks_total;
 	pg_atomic_uint64 conversions_total;
 	pg_atomic_uint64 receipts_total;
+	pg_atomic_uint64 lifecycle_total[LIFECYCLE_COUNTERS];
 	pg_atomic_uint64 commands_total[FP_COMMAND_KINDS];
 	pg_atomic_uint64 commands_errors[FP_COMMAND_KINDS];
 	FpHistogram commands_latency[FP_COMMAND_KINDS];
@@ -244,7 +255,8 @@ static const double conversion_latency_bounds[] = {
 #define CONVERSION_SUM_SCALE 1e-3
 
 static const char *const command_names[FP_COMMAND_KINDS] = {
-	"unknown", "track_click", "track_conversion"
+	"unknown", "track_click", "track_conversion", "approve_conversion",
+	"reject_conversion", "reverse_conversion", "refund_conversion"
 };
 
 /* The value of fp.command.name for a kind */
@@ -319,7 +331,8 @@ fp_attribution_telemetry_define_gucs(void)
 static int
 series_slots(void)
 {
-	int			want = 2 * (fp_attribution_max_affiliate_series + MAX_CURRENCY_SERIES);
+	int			want = 2 * (fp_attribution_max_affiliate_series +
+							3 * MAX_CURRENCY_SERIES + MAX_RULE_SERIES);
 	int			n = 1;
 
 	while (n < want)
@@ -427,6 +440,8 @@ fp_attribution_telemetry_shmem_init(void)
 	pg_atomic_init_u64(&tel->clicks_total, 0);
 	pg_atomic_init_u64(&tel->conversions_total, 0);
 	pg_atomic_init_u64(&tel->receipts_total, 0);
+	for (int m = 0; m < LIFECYCLE_COUNTERS; m++)
+		pg_atomic_init_u64(&tel->lifecycle_total[m], 0);
 	for (int k = 0; k < FP_COMMAND_KINDS; k++)
 	{
 		pg_atomic_init_u64(&tel->commands_total[k], 0);
@@ -939,6 +954,8 @@ fp_attribution_telemetry_reset(FpSignal signal)
 		pg_atomic_write_u64(&tel->clicks_total, 0);
 		pg_atomic_write_u64(&tel->conversions_total, 0);
 		pg_atomic_write_u64(&tel->receipts_total, 0);
+		for (int m = 0; m < LIFECYCLE_COUNTERS; m++)
+			pg_atomic_write_u64(&tel->lifecycle_total[m], 0);
 		for (int k = 0; k < FP_COMMAND_KINDS; k++)
 		{
 			pg_atomic_write_u64(&tel->commands_total[k], 0);
@@ -1240,6 +1257,55 @@ fp_attribution_telemetry_count_receipts(uint64 n)
 		pg_atomic_fetch_add_u64(&tel->receipts_total, n);
 }
 
+/* The series metric of a lifecycle metric kept per attribute value */
+static FpSeriesMetric
+lifecycle_series(FpLifecycleMetric metric)
+{
+	return metric == FP_LIFECYCLE_REFUNDS_CENTS ? SERIES_REFUNDS_BY_CURRENCY :
+		metric == FP_LIFECYCLE_COMMISSION_CENTS ? SERIES_COMMISSION_BY_CURRENCY :
+		SERIES_RULE_HITS;
+}
+
+/* The cap on the series of a series metric */
+static int
+series_cap(FpSeriesMetric metric)
+{
+	return metric == SERIES_CLICKS_BY_ID ? fp_attribution_max_affiliate_series :
+		metric == SERIES_RULE_HITS ? MAX_RULE_SERIES : MAX_CURRENCY_SERIES;
+}
+
+/*
+ * Add value to a lifecycle metric: a counter (key unused), or the series
+ * of key (a currency, a rule; NULL: the overflow series).
+ */
+void
+fp_attribution_telemetry_count_lifecycle(FpLifecycleMetric metric,
+										 const char *key, uint64 value)
+{
+	FpSeriesMetric series;
+	FpParkedSeries *s;
+
+	if (tel == NULL)
+		return;
+	if (metric < LIFECYCLE_COUNTERS)
+	{
+		if (parking != NULL)
+			parking->lifecycle[metric] += value;
+		else
+			pg_atomic_fetch_add_u64(&tel->lifecycle_total[metric], value);
+		return;
+	}
+	series = lifecycle_series(metric);
+	if (parking != NULL)
+	{
+		s = parked_series(series, key);
+		s->n++;
+		s->value = sum_saturating(s->value, value);
+		return;
+	}
+	series_count(series, key, series_cap(series), value);
+}
+
 /* dst += src, for latency tallies */
 void
 fp_attribution_telemetry_merge_tally(FpLatencyTally *dst,
@@ -1267,16 +1333,10 @@ count_parked(FpSeriesMetric metric, const char *key, const FpParkedSeries *s)
 	if (s->n == 0)
 		return;
 	if (metric == SERIES_CLICKS_BY_ID)
-	{
 		pg_atomic_fetch_add_u64(&tel->clicks_total, s->n);
-		series_count(metric, key, fp_attribution_max_affiliate_series,
-					 s->value);
-	}
-	else
-	{
+	else if (metric == SERIES_REVENUE_BY_CURRENCY)
 		pg_atomic_fetch_add_u64(&tel->conversions_total, s->n);
-		series_count(metric, key, MAX_CURRENCY_SERIES, s->value);
-	}
+	series_count(metric, key, series_cap(metric), s->value);
 }
 
 /*
@@ -1348,6 +1408,9 @@ fp_attribution_telemetry_finish_prepared(const char *gid, bool commit)
 		count_parked(m, NULL, &parked_local.overflow[m]);
 	histogram_add(&tel->conversion_latency, &parked_local.conversion_latency);
 	pg_atomic_fetch_add_u64(&tel->receipts_total, parked_local.receipts);
+	for (int m = 0; m < LIFECYCLE_COUNTERS; m++)
+		pg_atomic_fetch_add_u64(&tel->lifecycle_total[m],
+								parked_local.lifecycle[m]);
 }
 
 /*----------
@@ -1355,7 +1418,7 @@ fp_attribution_telemetry_finish_prepared(const char *gid, bool commit)
  *----------
  */
 
-/* Static description of each of the twelve metrics */
+/* Static description of each metric */
 typedef struct FpMetricDef
 {
 	const char *name;
@@ -1382,7 +1445,13 @@ enum
 	DEF_POSTBACKS_SENT,
 	DEF_POSTBACKS_FAILED,
 	DEF_POSTBACKS_RETRIED,
-	DEF_POSTBACKS_LATENCY
+	DEF_POSTBACKS_LATENCY,
+	DEF_CONVERSIONS_APPROVED,	/* in FpLifecycleMetric order */
+	DEF_CONVERSIONS_REJECTED,
+	DEF_CONVERSIONS_REVERSED,
+	DEF_REFUNDS_CENTS,
+	DEF_COMMISSION_CENTS,
+	DEF_RULE_HITS
 };
 
 static const FpMetricDef metric_defs[] = {
@@ -1402,6 +1471,12 @@ static const FpMetricDef metric_defs[] = {
 	{"postbacks.failed", "Postbacks given up.", "{postback}", FP_METRIC_SUM, true},
 	{"postbacks.retried", "Postback attempts that failed and will be retried.", "{attempt}", FP_METRIC_SUM, true},
 	{"postbacks.latency", "Duration of a postback attempt.", "s", FP_METRIC_HISTOGRAM, false},
+	{"affiliate.conversions.approved", "Conversions approved by a committed command.", "{conversion}", FP_METRIC_SUM, true},
+	{"affiliate.conversions.rejected", "Conversions rejected by a committed command.", "{conversion}", FP_METRIC_SUM, true},
+	{"affiliate.conversions.reversed", "Conversions reversed by a committed command or a full refund.", "{conversion}", FP_METRIC_SUM, true},
+	{"affiliate.refunds.cents", "Refunded revenue in minor currency units, per currency.", "{cent}", FP_METRIC_SUM, true},
+	{"affiliate.commission.cents", "Commission earned by committed conversions in minor currency units, per currency.", "{cent}", FP_METRIC_SUM, true},
+	{"affiliate.fraud_rule.hits", "New conversions held pending by a fraud rule, per rule.", "{conversion}", FP_METRIC_SUM, true},
 };
 
 static FpMetricPoint *
@@ -1483,12 +1558,43 @@ histogram_point(FpMetricPoint *out, int *n, int max, int def, int64 now,
 	}
 }
 
+/*
+ * The points of the series of series metric m, then its overflow series.
+ * Caller holds the series lock.
+ */
+static void
+series_points(FpMetricPoint *out, int *n, int max, FpSeriesMetric m, int64 now)
+{
+	static const struct
+	{
+		int			def;
+		const char *key;
+	}			series_defs[SERIES_METRICS + 1] = {
+		[SERIES_CLICKS_BY_ID] = {DEF_CLICKS_BY_ID, "affiliate.id"},
+		[SERIES_REVENUE_BY_CURRENCY] = {DEF_REVENUE_CENTS, "currency"},
+		[SERIES_REFUNDS_BY_CURRENCY] = {DEF_REFUNDS_CENTS, "currency"},
+		[SERIES_COMMISSION_BY_CURRENCY] = {DEF_COMMISSION_CENTS, "currency"},
+		[SERIES_RULE_HITS] = {DEF_RULE_HITS, "fp.rule"},
+	};
+	int			def = series_defs[m].def;
+	uint64		overflow = pg_atomic_read_u64(&tel->series_overflow[m]);
+
+	for (int i = 0; i <= tel->series_mask; i++)
+		if (tel->series[i].metric == m)
+			counter_point(out, n, max, def, now,
+						  pg_atomic_read_u64(&tel->series[i].value),
+						  series_defs[m].key, tel->series[i].key);
+	if (overflow > 0)
+		overflow_point(out, n, max, def, now, overflow);
+}
+
 int
 fp_attribution_telemetry_max_metric_points(void)
 {
 	require_telemetry();
-	return 20 + 4 * FP_COMMAND_KINDS + fp_attribution_max_affiliate_series +
-		MAX_CURRENCY_SERIES;
+	return 20 + LIFECYCLE_COUNTERS + 4 * FP_COMMAND_KINDS +
+		fp_attribution_max_affiliate_series +
+		3 * MAX_CURRENCY_SERIES + 2 * MAX_RULE_SERIES;
 }
 
 /*
@@ -1511,22 +1617,12 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 
 	/* the series table, one metric at a time, then its overflow series */
 	LWLockAcquire(tel->series_lock, LW_SHARED);
-	for (int m = SERIES_CLICKS_BY_ID; m <= SERIES_METRICS; m++)
+	for (int m = SERIES_CLICKS_BY_ID; m <= SERIES_REVENUE_BY_CURRENCY; m++)
 	{
-		int			def = m == SERIES_CLICKS_BY_ID ? DEF_CLICKS_BY_ID : DEF_REVENUE_CENTS;
-		const char *key = m == SERIES_CLICKS_BY_ID ? "affiliate.id" : "currency";
-		uint64		overflow = pg_atomic_read_u64(&tel->series_overflow[m]);
-
 		if (m == SERIES_REVENUE_BY_CURRENCY)
 			counter_point(out, &n, max, DEF_CONVERSIONS_TOTAL, now,
 						  pg_atomic_read_u64(&tel->conversions_total), NULL, NULL);
-		for (int i = 0; i <= tel->series_mask; i++)
-			if (tel->series[i].metric == m)
-				counter_point(out, &n, max, def, now,
-							  pg_atomic_read_u64(&tel->series[i].value),
-							  key, tel->series[i].key);
-		if (overflow > 0)
-			overflow_point(out, &n, max, def, now, overflow);
+		series_points(out, &n, max, m, now);
 	}
 	LWLockRelease(tel->series_lock);
 
@@ -1578,6 +1674,15 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 	histogram_point(out, &n, max, DEF_POSTBACKS_LATENCY, now,
 					&tel->postback_latency, command_latency_bounds,
 					lengthof(command_latency_bounds), COMMAND_SUM_SCALE, NULL);
+
+	/* the conversion lifecycle */
+	for (int m = 0; m < LIFECYCLE_COUNTERS; m++)
+		counter_point(out, &n, max, DEF_CONVERSIONS_APPROVED + m, now,
+					  pg_atomic_read_u64(&tel->lifecycle_total[m]), NULL, NULL);
+	LWLockAcquire(tel->series_lock, LW_SHARED);
+	for (int m = SERIES_REFUNDS_BY_CURRENCY; m <= SERIES_RULE_HITS; m++)
+		series_points(out, &n, max, m, now);
+	LWLockRelease(tel->series_lock);
 	return n;
 }
 

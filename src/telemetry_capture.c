@@ -19,7 +19,9 @@
  *	  table it writes, known before that INSERT starts (so a command
  *	  refused at executor start, by a privilege or a read-only transaction,
  *	  is a failed command): attribution.track_click or
- *	  attribution.track_conversion.  A direct INSERT refused before its
+ *	  attribution.track_conversion; the lifecycle commands name
+ *	  themselves when their context is resolved
+ *	  (fp_attribution_telemetry_name_command).  A direct INSERT refused before its
  *	  first row is one failed command, resolved when the error passes.  A
  *	  resolved context that writes neither table is not a command.
  *	- A DB-operation span covers each INSERT, UPDATE or DELETE statement on
@@ -208,7 +210,8 @@ typedef enum TallyKind
 	TALLY_CLICKS,
 	TALLY_CONVERSIONS,
 	TALLY_RECEIPTS,
-	TALLY_COMMANDS				/* commands kept without spans or logs */
+	TALLY_COMMANDS,				/* commands kept without spans or logs */
+	TALLY_LIFECYCLE				/* lifecycle.c, fraud_rules.c */
 } TallyKind;
 
 /*
@@ -220,7 +223,8 @@ typedef struct TallyKey
 {
 	SubTransactionId subid;
 	uint8		kind;			/* TallyKind */
-	uint8		command;		/* FpCommandKind of TALLY_COMMANDS */
+	uint8		command;		/* FpCommandKind of TALLY_COMMANDS,
+								 * FpLifecycleMetric of TALLY_LIFECYCLE */
 	bool		overflow;		/* key not kept: the overflow series */
 	char		key[FP_ATTR_VALUE_LEN]; /* affiliate id or currency */
 } TallyKey;
@@ -496,7 +500,7 @@ tally_enter(const TallyKey *k)
  * series.
  */
 static Tally *
-tally_for(SubTransactionId subid, TallyKind kind, FpCommandKind command,
+tally_for(SubTransactionId subid, TallyKind kind, int command,
 		  const char *key)
 {
 	TallyKey	k;
@@ -564,6 +568,13 @@ command_of_table(FpTable table)
 	if (table == TABLE_CONVERSIONS)
 		return FP_COMMAND_TRACK_CONVERSION;
 	return FP_COMMAND_UNKNOWN;
+}
+
+/* The lifecycle commands write a receipt and update their conversion */
+static bool
+is_lifecycle_command(FpCommandKind kind)
+{
+	return kind >= FP_COMMAND_APPROVE_CONVERSION && kind < FP_COMMAND_KINDS;
 }
 
 /* Bad input and integrity errors (SQLSTATE classes 22, 23) break rules */
@@ -786,6 +797,61 @@ fp_attribution_telemetry_current_command(FpTraceId *trace_id,
 	*span_id = current->span_id;
 	*flags = current->flags;
 	return true;
+}
+
+/*
+ * A lifecycle command (lifecycle.c) names the command whose context it
+ * just resolved, and the order it acts on, before it writes anything: so
+ * it is a command even when it is refused before its first write, and its
+ * UPDATE of conversions does not make it a track_conversion.
+ */
+void
+fp_attribution_telemetry_name_command(FpCommandKind kind, const char *order_id)
+{
+	if (current == NULL)
+		return;
+	current->kind = kind;
+	fp_attribution_copy_text(current->entity_id, order_id,
+							 sizeof(current->entity_id));
+}
+
+/*
+ * Add value to a lifecycle business metric (key: its currency or rule,
+ * NULL for a plain counter), counted if the work commits.
+ */
+void
+fp_attribution_telemetry_tally_lifecycle(FpLifecycleMetric metric,
+										 const char *key, uint64 value)
+{
+	if (telemetry_active())
+		tally_for(GetCurrentSubTransactionId(), TALLY_LIFECYCLE, metric,
+				  key)->n += value;
+}
+
+/*
+ * A fraud rule held a new conversion pending (fraud_rules.c): count the
+ * hit and log it, as business work, in the running command's context.
+ */
+void
+fp_attribution_telemetry_rule_hit(const char *rule, const char *order_id)
+{
+	PendingLog *hit;
+
+	if (!telemetry_active())
+		return;
+	fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_RULE_HITS, rule, 1);
+	if (current == NULL ||
+		!reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
+				 &dropped_logs))
+		return;
+	hit = new_log(NULL, true, FP_SEVERITY_WARN, "fp.fraud_rule.hit",
+				  psprintf("fraud rule hit: conversion held pending (%s)", rule),
+				  clock_now(), &current->trace_id, &current->span_id,
+				  current->flags);
+	fp_attribution_attr_str(fp_attribution_log_attr(&hit->rec, "fp.rule"), rule);
+	fp_attribution_attr_str(fp_attribution_log_attr(&hit->rec, "fp.order.id"),
+							order_id);
+	logs = pending_append(logs, hit);
 }
 
 /*----------
@@ -1349,6 +1415,11 @@ conversion_written(RowRecords *r)
 				  FP_COMMAND_UNKNOWN, has_currency ? currency : "");
 	t->n++;
 	t->revenue_cents = add_revenue(t->revenue_cents, Max(revenue_cents, 0));
+	d = row_datum(r, FP_COL_COMMISSION_CENTS, &isnull);
+	if (!isnull && DatumGetInt64(d) > 0)
+		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_COMMISSION_CENTS,
+												 has_currency ? currency : "",
+												 DatumGetInt64(d));
 	if (attributed)
 	{
 		int64		latency_ms;
@@ -1482,7 +1553,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	/* the command's other flags (random trace id, ...) when it is ours */
 	r.flags = (r.cmd != NULL ? r.cmd->flags & ~FP_TRACE_FLAG_SAMPLED : 0) |
 		(sampled ? FP_TRACE_FLAG_SAMPLED : 0);
-	if (r.cmd != NULL && table != TABLE_RECEIPTS)
+	if (r.cmd != NULL &&
+		(table != TABLE_RECEIPTS || is_lifecycle_command(r.cmd->kind)))
 	{
 		r.cmd->wrote_row = true;
 		if (r.cmd->kind == FP_COMMAND_UNKNOWN)
@@ -1946,6 +2018,8 @@ hand_over(XactOutcome outcome)
 			fp_attribution_telemetry_count_conversions(key, t->n,
 													   t->revenue_cents,
 													   &t->latency);
+		else if (t->k.kind == TALLY_LIFECYCLE)
+			fp_attribution_telemetry_count_lifecycle(t->k.command, key, t->n);
 		else
 			fp_attribution_telemetry_count_receipts(t->n);
 	}

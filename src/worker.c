@@ -69,6 +69,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/auto_approve.h"
 #include "fp_attribution/compat.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
@@ -442,6 +443,7 @@ fp_attribution_worker_main(Datum main_arg)
 		timeout = run_signals(GetCurrentTimestamp());
 		pgstat_report_activity(STATE_IDLE, NULL);
 		timeout = Min(timeout, fp_attribution_log_worker_tick(GetCurrentTimestamp()));
+		timeout = Min(timeout, fp_attribution_auto_approve_tick(GetCurrentTimestamp()));
 		if (ShutdownRequestPending)
 			break;
 		/* the latch, the requests in flight or the next scheduled event */

@@ -24,8 +24,29 @@ typedef enum FpCommandKind
 	FP_COMMAND_UNKNOWN = 0,		/* context resolved, nothing written yet */
 	FP_COMMAND_TRACK_CLICK,
 	FP_COMMAND_TRACK_CONVERSION,
+	FP_COMMAND_APPROVE_CONVERSION,
+	FP_COMMAND_REJECT_CONVERSION,
+	FP_COMMAND_REVERSE_CONVERSION,
+	FP_COMMAND_REFUND_CONVERSION,
 	FP_COMMAND_KINDS
 } FpCommandKind;
+
+/*
+ * The business metrics of the conversion lifecycle (lifecycle.c,
+ * fraud_rules.c): plain counters, or sums of minor units per currency, or
+ * hits per fraud rule
+ */
+typedef enum FpLifecycleMetric
+{
+	FP_LIFECYCLE_APPROVED,		/* affiliate.conversions.approved */
+	FP_LIFECYCLE_REJECTED,		/* affiliate.conversions.rejected */
+	FP_LIFECYCLE_REVERSED,		/* affiliate.conversions.reversed */
+	FP_LIFECYCLE_REFUNDS_CENTS, /* affiliate.refunds.cents, per currency */
+	FP_LIFECYCLE_COMMISSION_CENTS,	/* affiliate.commission.cents, per
+									 * currency */
+	FP_LIFECYCLE_RULE_HITS,		/* affiliate.fraud_rule.hits, per fp.rule */
+	FP_LIFECYCLE_METRICS
+} FpLifecycleMetric;
 
 /*
  * Samples of a latency histogram tallied in backend-local memory, added to
@@ -71,6 +92,9 @@ extern void fp_attribution_telemetry_count_conversions(const char *currency,
 extern void fp_attribution_telemetry_count_receipts(uint64 n);
 extern void fp_attribution_telemetry_count_postback(FpPostbackMetric outcome,
 													double latency_ms);
+extern void fp_attribution_telemetry_count_lifecycle(FpLifecycleMetric metric,
+													 const char *key,
+													 uint64 value);
 extern void fp_attribution_telemetry_tally_exemplar(FpLatencyTally *t,
 													int64 time_unix_nano,
 													double seconds,
@@ -102,6 +126,13 @@ extern void fp_attribution_telemetry_begin_command(const FpCommandContext *ctx);
 extern bool fp_attribution_telemetry_current_command(FpTraceId *trace_id,
 													 FpSpanId *span_id,
 													 uint8 *flags);
+extern void fp_attribution_telemetry_name_command(FpCommandKind kind,
+												  const char *order_id);
+extern void fp_attribution_telemetry_tally_lifecycle(FpLifecycleMetric metric,
+													 const char *key,
+													 uint64 value);
+extern void fp_attribution_telemetry_rule_hit(const char *rule,
+											  const char *order_id);
 
 /* telemetry_attr.c: filling records, and their JSON form */
 extern void fp_attribution_span_init(FpSpanRecord *span, const char *name,
