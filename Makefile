@@ -2,7 +2,10 @@
 EXTENSION    = fp_attribution
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 MODULE_big   = $(EXTENSION)
-OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# src/<subsystem>/*.c (context, commands, ledger, telemetry, export, postbacks)
+# and the glue in src/*.c; src/otlp/ holds generated code, listed below
+OBJS         = $(WIN32RES) $(patsubst %.c,%.o,$(sort $(wildcard src/*.c) \
+               $(filter-out src/otlp/%,$(wildcard src/*/*.c))))
 PGFILEDESC   = "fp_attribution - affiliate attribution with receipts and OpenTelemetry"
 PG_CPPFLAGS  = -I$(srcdir)/src/include -DFP_ATTRIBUTION_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK   += -lcrypto
@@ -72,4 +75,4 @@ $(PROTO_C:.c=.o): $(PROTO_C)
 # same .proto files must not bind to these symbols, nor we to its
 # (test/exported_symbols.sh checks it)
 $(PROTO_C:.c=.o): CFLAGS += -fvisibility=hidden
-$(patsubst %.c,%.o,$(wildcard src/otlp_*.c src/worker.c)): $(PROTO_C) src/include/fp_attribution/otlp.h
+$(patsubst %.c,%.o,$(wildcard src/export/*.c)): $(PROTO_C) src/include/fp_attribution/otlp.h

@@ -146,7 +146,7 @@ CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
 	LANGUAGE C STABLE PARALLEL SAFE;
 
--- Wait for a transaction still inserting this click (src/row_guard.c)
+-- Wait for a transaction still inserting this click (src/ledger/row_guard.c)
 CREATE FUNCTION attribution.await_click(clicks regclass, advertiser_id text,
 	click_id uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
@@ -251,7 +251,7 @@ COMMENT ON TABLE attribution.conversions IS
 --------------------------------------------------------------------------
 
 -- Validation, defaults, the window, last-click attribution and the
--- writer's trace context (src/row_triggers.c).  C, so no name in them
+-- writer's trace context (src/commands/row_triggers.c).  C, so no name in them
 -- depends on the caller's search_path; their lookups run as the tables'
 -- owner.
 CREATE FUNCTION attribution.clicks_before_insert() RETURNS trigger
@@ -269,7 +269,7 @@ CREATE TRIGGER conversions_before_insert BEFORE INSERT ON attribution.conversion
 
 --------------------------------------------------------------------------
 -- Receipts: one per state change, in the same transaction, chained per
--- aggregate and optionally signed (src/receipts.c describes the protocol)
+-- aggregate and optionally signed (src/ledger/receipts.c describes the protocol)
 --------------------------------------------------------------------------
 
 CREATE TABLE attribution.receipts (
@@ -351,7 +351,7 @@ CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
--- A restore replays them as they were (src/row_guard.c).
+-- A restore replays them as they were (src/ledger/row_guard.c).
 SELECT pg_catalog.pg_extension_config_dump('attribution.windows', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.clicks', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.conversions', '');
@@ -685,7 +685,7 @@ GRANT SELECT ON attribution.exporter_status TO pg_read_all_stats;
 
 --------------------------------------------------------------------------
 -- Conversion lifecycle: offers and commissions, the status of a
--- conversion and the commands that change it (src/lifecycle.c).  A
+-- conversion and the commands that change it (src/commands/lifecycle.c).  A
 -- conversion's row changes only through these commands, each of which
 -- appends one receipt to its chain; the row is always the fold of that
 -- chain (doc/receipts.md, "Conversion history").
@@ -727,7 +727,7 @@ ALTER TABLE attribution.conversions
 			   AND commission_reversed_cents <= commission_cents),
 	ADD CHECK ((commission_cents IS NULL) = (commission_reversed_cents IS NULL));
 
--- Late clicks (src/late_clicks.c): a new click attributes the conversions
+-- Late clicks (src/commands/late_clicks.c): a new click attributes the conversions
 -- recorded "unknown_click" that named it within
 -- fp_attribution.late_click_grace.  Named to fire after
 -- clicks_write_receipt (AFTER triggers fire in name order), so the
@@ -789,7 +789,7 @@ REVOKE ALL ON FUNCTION
 	attribution.refund_conversion(text, text, bigint, text, uuid, text, text)
 	FROM PUBLIC;
 
--- Fraud and quality rules (src/fraud_rules.c): the insert trigger holds a
+-- Fraud and quality rules (src/commands/fraud_rules.c): the insert trigger holds a
 -- new attributed conversion that breaks one pending, with the rule as its
 -- review_reason (a member of its first receipt when set).
 ALTER TABLE attribution.conversions
@@ -812,7 +812,7 @@ CREATE INDEX clicks_ip_offer_idx
 	ON attribution.clicks (advertiser_id, offer_id, ip, clicked_at)
 	WHERE ip IS NOT NULL AND offer_id IS NOT NULL;
 
--- Automatic approval (src/auto_approve.c): the worker calls this every
+-- Automatic approval (src/commands/auto_approve.c): the worker calls this every
 -- fp_attribution.auto_approve_interval.  Each approval is an ordinary
 -- command with its receipt and trace; a conversion that another session
 -- changed meanwhile is skipped.  The index serves the per-offer range of
@@ -922,7 +922,7 @@ REVOKE ALL ON attribution.daily_report, attribution.daily_revenue,
 --------------------------------------------------------------------------
 -- Receipt logs: one append-only RFC 6962 Merkle log per advertiser over its
 -- receipts, integrated by the background worker, with signed C2SP
--- checkpoints (src/log.c describes the protocol; doc/receipts.md the
+-- checkpoints (src/ledger/log.c describes the protocol; doc/receipts.md the
 -- formats and the threat model)
 --------------------------------------------------------------------------
 
@@ -1070,7 +1070,7 @@ COMMENT ON VIEW attribution.log_status IS
 --------------------------------------------------------------------------
 -- Postbacks (src/postback*.c): per advertiser and affiliate HTTP endpoints
 -- told about their conversions through a transactional outbox.  Every
--- receipt of a conversion (src/receipts.c) enqueues one delivery per
+-- receipt of a conversion (src/ledger/receipts.c) enqueues one delivery per
 -- matching endpoint in the command's transaction; the postback worker
 -- delivers them.  Managed with plain SQL by the extension's owner, like
 -- attribution.offers.  No role but the owner has any privilege on these

@@ -2,7 +2,7 @@
  *
  * auto_approve.h
  *	  Automatic approval of conversions whose hold period has passed, by
- *	  the background worker (src/auto_approve.c).
+ *	  the background worker (src/commands/auto_approve.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *

@@ -2,7 +2,7 @@
  *
  * fraud_rules.h
  *	  Fraud and quality rules that hold a new conversion pending
- *	  (src/fraud_rules.c).
+ *	  (src/commands/fraud_rules.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *

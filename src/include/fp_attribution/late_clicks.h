@@ -2,7 +2,7 @@
  *
  * late_clicks.h
  *	  Attribution of a conversion whose click arrives after it
- *	  (src/late_clicks.c).
+ *	  (src/commands/late_clicks.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *

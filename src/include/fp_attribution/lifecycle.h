@@ -2,7 +2,7 @@
  *
  * lifecycle.h
  *	  Commissions, the status of a conversion and the commands that change
- *	  it (src/lifecycle.c).
+ *	  it (src/commands/lifecycle.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *

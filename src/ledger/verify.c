@@ -26,7 +26,7 @@
  *
  *	row			  the row of attribution.clicks or attribution.conversions
  *				  still gives the fold of its chain (the first receipt's
- *				  payload as each later one changed it, src/lifecycle.c) (a
+ *				  payload as each later one changed it, src/commands/lifecycle.c) (a
  *				  change made with triggers bypassed), the row of a receipt
  *				  still exists, and every row has a receipt
  *

@@ -1337,7 +1337,7 @@ fp_attribution_append_only(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("append_only must be called as a trigger")));
-	/* the lifecycle commands' own UPDATE of a conversion (src/lifecycle.c) */
+	/* the lifecycle commands' own UPDATE of a conversion (src/commands/lifecycle.c) */
 	if (fp_attribution_lifecycle_updating &&
 		TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
 		trigdata->tg_trigger->tgnargs == 1 &&
