@@ -13,7 +13,7 @@ src=$2
 defined=$(nm -D --defined-only "$so" | awk '{print $NF}' | sort -u)
 status=0
 
-leaked=$(grep -E 'opentelemetry__|protobuf' <<<"$defined")
+leaked=$(grep -E '^(opentelemetry__|protobuf_c_)' <<<"$defined")
 if [ -n "$leaked" ]; then
 	echo "FAIL: $(wc -l <<<"$leaked") generated protobuf-c symbols exported, e.g.:"
 	head -5 <<<"$leaked"
