@@ -294,8 +294,12 @@ CREATE TABLE attribution.receipts (
 -- verify_receipt(receipt_id) finds a receipt by its random, globally
 -- unique id alone, without knowing the advertiser: an index led by
 -- advertiser_id could not serve it.  (Distributed, that audit lookup asks
--- every shard; no command uses it.)
-CREATE INDEX receipts_receipt_id_idx ON attribution.receipts (receipt_id);
+-- every shard; no command uses it.)  advertiser_id second: the log's
+-- integration looks receipts up by both, and with only receipt_id indexed
+-- the planner may AND it with a scan of all the advertiser's primary-key
+-- entries per receipt (stale statistics after a burst made a batch of
+-- 10,000 take 17 s instead of 0.3 s).
+CREATE INDEX receipts_receipt_id_idx ON attribution.receipts (receipt_id, advertiser_id);
 COMMENT ON TABLE attribution.receipts IS
 	'Append-only, hash-chained receipts; one chain per (advertiser_id, aggregate_type, aggregate_id)';
 
