@@ -13,7 +13,7 @@
  * before it).  Each endpoint gets one POST at a time, the note as the
  * text/plain body, through a libcurl multi handle of its own that the
  * worker's loop drives without blocking (fp_attribution_log_push_run); so a
- * slow or dead endpoint never holds back the exporter or integration.
+ * slow or dead endpoint never holds back integration (the ledger worker, ledger_worker.c).
  * Connection failures, timeouts and HTTP 429, 502, 503 and 504 are retried
  * with exponential backoff and jitter (1 s doubling to 30 s, as OTLP
  * export); any other answer but 2xx drops that checkpoint.  Failures are
