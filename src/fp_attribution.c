@@ -63,6 +63,7 @@ _PG_init(void)
 
 	fp_attribution_shmem_install_hooks();
 	fp_attribution_worker_register();
+	fp_attribution_ledger_worker_register();
 	fp_attribution_postback_worker_register();
 	fp_attribution_telemetry_install_hooks();
 	fp_attribution_server_log_install_hook();

@@ -11,6 +11,15 @@
  * and read for display; a torn read is impossible on the 64-bit platforms
  * PostgreSQL supports for atomics, and harmless otherwise.
  *
+ * log_lag_us has one writer, the ledger worker (log_worker.c), which
+ * computes the whole gauge in its own memory after each integration run
+ * and publishes it with one pg_atomic_write_u64; the exporter
+ * (otlp_source.c) reads it with one pg_atomic_read_u64.  A single atomic
+ * word, so the reader sees either the previous run's value or the new
+ * one, never a mix, and no lock or barrier is needed: nothing else is
+ * published with it.  FP_LOG_LAG_NONE means no value (no successful run
+ * since the server started, or integration by the worker is off).
+ *
  * Copyright (c) 2026, fp_attribution developers
  *
  *-------------------------------------------------------------------------
@@ -77,6 +86,7 @@ fp_attribution_shmem_startup(void)
 		c->reset_time = GetCurrentTimestamp();
 		pg_atomic_init_u32(&fp_attribution_shared->postback_worker_procno,
 						   PG_UINT32_MAX);
+		pg_atomic_init_u64(&fp_attribution_shared->log_lag_us, FP_LOG_LAG_NONE);
 	}
 	fp_attribution_otlp_status_init();
 	fp_attribution_telemetry_shmem_init();

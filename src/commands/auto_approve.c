@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * auto_approve.c
- *	  The background worker's automatic approval: every
+ *	  The ledger worker's automatic approval: every
  *	  fp_attribution.auto_approve_interval (0: never) it approves the
  *	  pending conversions whose offer's hold period has passed, in its own
  *	  transaction.
@@ -11,8 +11,8 @@
  * an ordinary command: its receipt ("reason": "hold period passed"), its
  * own root trace, span, logs and metrics.  A conversion held by a fraud
  * rule (review_reason set) or with no offer is never approved
- * automatically.  Called from the worker's loop (worker.c); an error is
- * logged and retried at the next interval, so it never stops the exporter.
+ * automatically.  Called from the ledger worker's loop (ledger_worker.c);
+ * an error is logged and retried at the next interval.
  *
  * Shared memory: none.  Worker-local state: the time of the next run.
  *

@@ -43,6 +43,11 @@
  * restarts it after bgw_restart_time (pg_terminate_backend) unless the
  * server is shutting down.  An ERROR also exits and restarts.
  *
+ * The exporter only exports: the jobs that write to the database on a
+ * schedule (receipt-log integration, checkpoint push, automatic approval)
+ * run in the ledger worker (ledger_worker.c), so none of them can hold
+ * back a batch.
+ *
  * The worker connects to fp_attribution.otlp_database (default
  * "postgres") for one short transaction per metric export, to read the
  * affiliate.windows.active gauge; like any connection, it keeps DROP
@@ -69,9 +74,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "fp_attribution/auto_approve.h"
 #include "fp_attribution/compat.h"
-#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 
@@ -442,8 +445,6 @@ fp_attribution_worker_main(Datum main_arg)
 		pgstat_report_activity(STATE_RUNNING, "exporting telemetry");
 		timeout = run_signals(GetCurrentTimestamp());
 		pgstat_report_activity(STATE_IDLE, NULL);
-		timeout = Min(timeout, fp_attribution_log_worker_tick(GetCurrentTimestamp()));
-		timeout = Min(timeout, fp_attribution_auto_approve_tick(GetCurrentTimestamp()));
 		if (ShutdownRequestPending)
 			break;
 		/* the latch, the requests in flight or the next scheduled event */

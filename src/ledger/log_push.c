@@ -12,15 +12,16 @@
  * replaces an older one still waiting: a checkpoint commits to everything
  * before it).  Each endpoint gets one POST at a time, the note as the
  * text/plain body, through a libcurl multi handle of its own that the
- * worker's loop drives without blocking (fp_attribution_log_push_run); so a
- * slow or dead endpoint never holds back the exporter or integration.
+ * ledger worker's loop (ledger_worker.c) drives without blocking
+ * (fp_attribution_log_push_run); so a slow or dead endpoint never holds
+ * back integration.
  * Connection failures, timeouts and HTTP 429, 502, 503 and 504 are retried
  * with exponential backoff and jitter (1 s doubling to 30 s, as OTLP
  * export); any other answer but 2xx drops that checkpoint.  Failures are
  * logged once per endpoint until it works again, with the URL's secrets
  * redacted (otlp_redact.c).
  *
- * Only the worker runs this, all in its own memory: no shared state, no
+ * Only the ledger worker runs this, all in its own memory: no shared state, no
  * lock.  Outboxes live in the worker's memory, so checkpoints waiting when
  * the worker restarts are not pushed (the next ones are; every checkpoint
  * stays in attribution.log_checkpoints).

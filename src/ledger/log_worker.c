@@ -1,21 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * log_worker.c
- *	  The background worker's share of the receipt logs: every
+ *	  The ledger worker's share of the receipt logs: every
  *	  fp_attribution.log_interval it integrates pending receipts and signs
  *	  checkpoints, in its own transaction.
  *
- * Called from the worker's loop (worker.c); an error is logged and
- * retried at the next interval, so it never stops the exporter.  The
- * checkpoints a run signs are pushed to fp_attribution.log_push_endpoints
- * once it commits (log_push.c).
+ * Called from the ledger worker's loop (ledger_worker.c), never from the
+ * exporter, so a long integration batch holds back no export; an error
+ * is logged and retried at the next interval.  The checkpoints a run
+ * signs are pushed to fp_attribution.log_push_endpoints once it commits
+ * (log_push.c).
  *
  * Each run also measures the integration lag, exported as the gauge
- * ledger.integration.lag by the same process (otlp_source.c): how long
- * the oldest receipt queued at the start of the run had waited when the
- * run committed (0 when none was queued).  A run that fails adds the time
- * since the last successful run to that run's lag, so a stuck integration
- * shows a growing lag.
+ * ledger.integration.lag by the exporter (otlp_source.c) through an
+ * atomic in shared memory (shmem.c has the protocol): how long the oldest
+ * receipt queued at the start of the run had waited when the run
+ * committed (0 when none was queued).  A run that fails publishes the
+ * last successful run's lag plus the time since that run, so a stuck
+ * integration shows a lag growing by about one interval per failed run.
+ *
+ * On Citus, attribution.log_queue is a distributed table, and the batch's
+ * DELETE by ctid cannot be planned on it (doc/citus.md): the worker does
+ * not integrate while the queue is distributed and says so once per
+ * worker process at LOG.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -31,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/log.h"
+#include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
 
 /* Receipts integrated per transaction; a full batch runs again at once */
@@ -39,11 +47,54 @@
 static TimestampTz next_run = 0;
 
 /* The lag measured by the last successful run, and when it committed */
-static double last_lag_seconds = 0;
+static int64 last_lag_us = 0;
 static TimestampTz last_success = 0;
 
-/* Whether a run has failed since last_success */
-static bool failing = false;
+/* Whether the skip on a Citus cluster has been logged by this process */
+static bool citus_skip_logged = false;
+
+/*
+ * Publish the lag for the exporter: the last successful run's, plus the
+ * time since that run when the latest run failed; none before the first
+ * successful run of this process or while integration is off.
+ */
+static void
+publish_lag(bool failed)
+{
+	uint64		lag_us = FP_LOG_LAG_NONE;
+
+	if (fp_attribution_shared == NULL)
+		return;
+	if (fp_attribution_log_interval_ms != 0 && last_success != 0)
+	{
+		lag_us = (uint64) last_lag_us;
+		if (failed)
+			lag_us += (uint64) Max(GetCurrentTimestamp() - last_success, 0);
+	}
+	pg_atomic_write_u64(&fp_attribution_shared->log_lag_us, lag_us);
+}
+
+/*
+ * Whether attribution.log_queue is a Citus distributed table (inside the
+ * run's transaction and SPI).  Citus' catalog exists only with the
+ * extension, hence two statements.
+ */
+static bool
+log_queue_distributed(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+					true, 0) != SPI_OK_SELECT || SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return false;
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+					" WHERE logicalrelid OPERATOR(pg_catalog.=)"
+					" pg_catalog.to_regclass('attribution.log_queue'))",
+					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
 
 /*
  * Run integration when it is due; returns the milliseconds until the next
@@ -55,9 +106,13 @@ integrate_tick(TimestampTz now)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool full = false;
 	volatile TimestampTz oldest = 0;
+	volatile bool distributed = false;
 
 	if (fp_attribution_log_interval_ms == 0)
+	{
+		publish_lag(false);
 		return 60 * 1000;
+	}
 	if (now < next_run)
 		return (long) ((next_run - now) / 1000) + 1;
 	next_run = TimestampTzPlusMilliseconds(now, fp_attribution_log_interval_ms);
@@ -70,12 +125,14 @@ integrate_tick(TimestampTz now)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
+		distributed = log_queue_distributed();
 
 		/*
 		 * The subquery reads the queue in the statement's snapshot, as it
 		 * was before integrate_log() took its batch off.
 		 */
-		if (SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
+		if (!distributed &&
+			SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
 						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)"
 						" FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'fp_attribution'",
 						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
@@ -91,11 +148,11 @@ integrate_tick(TimestampTz now)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		last_success = GetCurrentTimestamp();
-		last_lag_seconds = oldest == 0 ? 0 :
-			(double) (last_success - oldest) / USECS_PER_SEC;
-		failing = false;
+		/* a distributed queue has no lag we measure: none is exported */
+		last_success = distributed ? 0 : GetCurrentTimestamp();
+		last_lag_us = oldest == 0 ? 0 : Max(last_success - oldest, 0);
 		fp_attribution_log_push_end(true);
+		publish_lag(false);
 	}
 	PG_CATCH();
 	{
@@ -103,12 +160,18 @@ integrate_tick(TimestampTz now)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		failing = true;
 		fp_attribution_log_push_end(false);
+		publish_lag(true);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (distributed && !citus_skip_logged)
+		ereport(LOG,
+				(errmsg("fp_attribution ledger: receipts are not integrated into the logs on this Citus cluster"),
+				 errdetail("attribution.log_queue is a distributed table."),
+				 errhint("See doc/citus.md of fp_attribution.")));
+	citus_skip_logged |= distributed;
 	if (full)
 		next_run = now;
 	return full ? 0 : fp_attribution_log_interval_ms;
@@ -129,19 +192,19 @@ fp_attribution_log_worker_tick(TimestampTz now)
 }
 
 /*
- * The ledger.integration.lag gauge into *point; false before the first
- * run of this worker and when integration by the worker is off.
+ * The ledger.integration.lag gauge into *point, as the ledger worker last
+ * published it; false when it published none.  Called by the exporter.
  */
 bool
 fp_attribution_log_lag_point(FpMetricPoint *point)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	double		lag = last_lag_seconds;
+	uint64		lag_us;
 
-	if (fp_attribution_log_interval_ms == 0 || last_success == 0)
+	if (fp_attribution_shared == NULL)
 		return false;
-	if (failing)
-		lag += (double) (now - last_success) / USECS_PER_SEC;
+	lag_us = pg_atomic_read_u64(&fp_attribution_shared->log_lag_us);
+	if (lag_us == FP_LOG_LAG_NONE)
+		return false;
 	memset(point, 0, sizeof(FpMetricPoint));
 	strlcpy(point->name, "ledger.integration.lag", sizeof(point->name));
 	strlcpy(point->description,
@@ -150,7 +213,7 @@ fp_attribution_log_lag_point(FpMetricPoint *point)
 	strlcpy(point->unit, "s", sizeof(point->unit));
 	point->kind = FP_METRIC_GAUGE;
 	point->value_is_double = true;
-	point->value_double = lag;
-	point->time_unix_nano = fp_attribution_timestamptz_to_unix_nano(now);
+	point->value_double = (double) lag_us / USECS_PER_SEC;
+	point->time_unix_nano = fp_attribution_now_unix_nano();
 	return true;
 }

@@ -279,6 +279,22 @@ async function main() {
 			   m['affiliate.clicks.total'].sum.aggregationTemporality === 2, 'cumulative monotonic sum');
 	});
 
+	await test('ledger.integration.lag: measured by the ledger worker, exported by the exporter', async () => {
+		// the commands above queued receipts; the ledger worker integrates them
+		// every second and publishes the lag in shared memory
+		const req = await waitFor('a metrics export with ledger.integration.lag', async () => {
+			const d = await rcv.dump();
+
+			return d.received.metrics.slice().reverse().find((r) => metricsByName(r.request)['ledger.integration.lag']);
+		});
+		const lag = metricsByName(req.request)['ledger.integration.lag'];
+
+		assert(lag.unit === 's' && lag.gauge, `ledger.integration.lag: ${JSON.stringify(lag)}`);
+		// 0 (an empty queue at the run's start) may be left out by the decoder
+		const v = lag.gauge.dataPoints[0].asDouble ?? 0;
+		assert(typeof v === 'number' && v >= 0 && v < 60, `ledger.integration.lag value ${v}`);
+	});
+
 	await test('exemplars: latency points link to the latest sampled command span', async () => {
 		const trace = randomHex(16);
 		const ctrace = randomHex(16);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Checkpoint push: a throw-away preloaded server whose worker integrates
+# Checkpoint push: a throw-away preloaded server whose ledger worker integrates
 # every 200 ms pushes each checkpoint it signs to
 # fp_attribution.log_push_endpoints, here test/log_push/receiver.js on
 # 127.0.0.1 (ephemeral port), which verifies every note's Ed25519
@@ -55,7 +55,7 @@ as_pg "$psql -c 'CREATE EXTENSION fp_attribution'"
 as_pg "$psql -c 'SELECT attribution.log_verifier_key()'" > "$tmp/key"
 as_pg "$psql -c \"SELECT count(*) FROM generate_series(1, 5) i, attribution.track_click('aff-' || i)\"" >/dev/null
 
-# the worker signs size 5; the receiver answers 503 once, then verifies
+# the ledger worker signs size 5; the receiver answers 503 once, then verifies
 got=
 for _ in $(seq 1 100); do
 	got=$(node -e '

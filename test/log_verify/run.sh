@@ -35,7 +35,7 @@ listen_addresses = ''
 unix_socket_directories = '$tmp'
 shared_preload_libraries = 'fp_attribution'
 fp_attribution.signing_key_file = 'signing.pem'
-fp_attribution.log_interval = 100	# the worker integrates the first batch
+fp_attribution.log_interval = 100	# the ledger worker integrates the first batch
 CONF
 as_pg "cd $tmp/data && openssl genpkey -algorithm ed25519 -out signing.pem 2>/dev/null && chmod 600 signing.pem"
 as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -w start" >/dev/null
@@ -53,7 +53,7 @@ SELECT count(*) FROM attribution.track_conversion('order-1', 100,
 SELECT count(*) FROM generate_series(1, 3) AS n,
 	LATERAL attribution.append_receipt('ticket', 't-1', jsonb_build_object('step', n));
 SQL
-# the worker integrates and checkpoints within a few intervals
+# the ledger worker integrates and checkpoints within a few intervals
 for _ in $(seq 1 100); do
 	lag=$(psql "-c \"SELECT count(*) FROM attribution.log_status WHERE pending > 0 OR checkpoint_size < tree_size\"")
 	[ "$lag" = 0 ] && break

@@ -33,9 +33,11 @@
 #if PG_VERSION_NUM >= 170000
 #include "utils/wait_event.h"
 #define FP_WAIT_EVENT_EXPORTER WaitEventExtensionNew("FpAttributionExport")
+#define FP_WAIT_EVENT_LEDGER WaitEventExtensionNew("FpAttributionLedger")
 #else
 #include "utils/wait_event.h"
 #define FP_WAIT_EVENT_EXPORTER PG_WAIT_EXTENSION
+#define FP_WAIT_EVENT_LEDGER PG_WAIT_EXTENSION
 #endif
 
 /*

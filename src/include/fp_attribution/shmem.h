@@ -31,7 +31,16 @@ typedef struct FpAttributionSharedState
 	FpAttributionCounters counters;
 	/* the postback worker's PGPROC number, PG_UINT32_MAX when none */
 	pg_atomic_uint32 postback_worker_procno;
+
+	/*
+	 * The ledger worker's integration lag in microseconds (the gauge
+	 * ledger.integration.lag), FP_LOG_LAG_NONE when there is none to export.
+	 * Written only by the ledger worker, read by the exporter; see shmem.c.
+	 */
+	pg_atomic_uint64 log_lag_us;
 } FpAttributionSharedState;
+
+#define FP_LOG_LAG_NONE PG_UINT64_MAX
 
 /* NULL unless loaded via shared_preload_libraries */
 extern FpAttributionSharedState *fp_attribution_shared;
