@@ -50,4 +50,5 @@ done
 
 bash "$here/trace_context.sh" || status=1
 bash "$here/concurrency.sh" || status=1
+bash "$here/postbacks.sh" || status=1
 exit $status
