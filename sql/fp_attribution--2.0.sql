@@ -1168,11 +1168,18 @@ CREATE TABLE attribution.postback_outbox (
 	last_error text,
 	done_at timestamptz,
 	PRIMARY KEY (advertiser_id, delivery_id),
+	-- RESTRICT: an endpoint's deliveries are its history; an endpoint in
+	-- use is deactivated (active = false), and deleted once the postback
+	-- worker has deleted its rows (fp_attribution.postback_retention) or
+	-- after a deliberate DELETE of them
 	FOREIGN KEY (advertiser_id, endpoint_id)
-		REFERENCES attribution.postback_endpoints ON DELETE CASCADE
+		REFERENCES attribution.postback_endpoints ON DELETE RESTRICT
 );
 CREATE INDEX postback_outbox_due_idx ON attribution.postback_outbox
 	(advertiser_id, endpoint_id, next_attempt_at) WHERE state = 'pending';
+-- The postback worker deletes finished rows oldest first
+CREATE INDEX postback_outbox_done_idx ON attribution.postback_outbox
+	(done_at) WHERE state <> 'pending';
 COMMENT ON TABLE attribution.postback_outbox IS
 	'Postbacks to deliver and delivered: written in the transaction of the conversion''s command';
 SELECT pg_catalog.pg_extension_config_dump('attribution.postback_outbox', '');

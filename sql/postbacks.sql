@@ -102,4 +102,10 @@ DROP ROLE regress_fp_attribution_pb;
 SELECT name, setting, unit, context FROM pg_settings
  WHERE name LIKE 'fp_attribution.postback%' ORDER BY name;
 
+-- an endpoint with deliveries is kept (deactivate it instead); deleted
+-- once its deliveries are, an endpoint without any at once
+SELECT regress_error($$DELETE FROM attribution.postback_endpoints WHERE affiliate_id = 'aff-pb'$$);
+SELECT count(*) FROM attribution.postback_endpoints;
+DELETE FROM attribution.postback_endpoints WHERE affiliate_id = 'aff-off';
+DELETE FROM attribution.postback_outbox;
 DELETE FROM attribution.postback_endpoints;

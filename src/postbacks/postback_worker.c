@@ -40,6 +40,13 @@
  * fp_attribution.postback_disable_after the endpoint is disabled, its rows
  * wait (they still age) until attribution.enable_postback_endpoint().
  *
+ * Retention: delivered and given-up rows older than
+ * fp_attribution.postback_retention (by done_at) are deleted, at most
+ * PURGE_BATCH per cycle (one short transaction each: row locks on the
+ * batch only, nothing that waits on or blocks the commands' inserts),
+ * the next batch in the next cycle while a batch comes back full, then
+ * once every EXPIRE_EVERY_MS.  A reload runs both jobs at the next cycle.
+ *
  * Telemetry: each attempt of a sampled conversion's trace is a CLIENT span
  * in that trace, child of the receipt's span, whose id goes out in the
  * traceparent header; each counts in postbacks.sent/.failed/.retried and
@@ -92,8 +99,13 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 #define POLL_MS 1000
 /* Sleep while the extension is missing from the worker's database */
 #define NO_EXTENSION_MS 10000
-/* How often rows past fp_attribution.postback_max_age are given up */
+/*
+ * How often rows past fp_attribution.postback_max_age are given up and
+ * finished rows past fp_attribution.postback_retention deleted
+ */
 #define EXPIRE_EVERY_MS 60000
+/* Most finished rows deleted in one cycle's transaction */
+#define PURGE_BATCH 1000
 /* Seconds before the postmaster restarts a worker that exited */
 #define RESTART_SECONDS 5
 #define MAX_REQUESTS 256
@@ -124,6 +136,7 @@ static SPIPlanPtr claim_plan,
 			result_plan,
 			endpoint_plan;
 static TimestampTz next_expire = 0;
+static TimestampTz next_purge = 0;
 
 /* Wait after a failed attempt number "attempts" (1 for the first) */
 static long
@@ -139,6 +152,11 @@ retry_wait_ms(int attempts, int retry_after_ms)
 	return (long) Min(wait, (double) fp_attribution_postback_retry_max_ms);
 }
 
+/*
+ * The worker's statements.  The transaction's time goes in as a parameter
+ * where a CASE chooses it: Citus refuses a non-immutable function (now())
+ * inside CASE in a modification of a distributed table.
+ */
 static void
 prepare_plans(void)
 {
@@ -170,19 +188,19 @@ prepare_plans(void)
 							  " last_error = $4, state = $5,"
 							  " next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
 							  "  pg_catalog.make_interval(secs => $6 OPERATOR(pg_catalog./) 1000.0),"
-							  " done_at = CASE WHEN $5 OPERATOR(pg_catalog.<>) 'pending'"
-							  "  THEN pg_catalog.now() END"
+							  " done_at = $7"
 							  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
 							  " AND delivery_id OPERATOR(pg_catalog.=) $2"
 							  " AND state OPERATOR(pg_catalog.=) 'pending'",
-							  6, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID});
+							  7, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID,
+							  TIMESTAMPTZOID});
 	endpoint_plan = SPI_prepare("UPDATE attribution.postback_endpoints SET"
 								" consecutive_failures = CASE WHEN $3 THEN 0"
 								"  ELSE consecutive_failures OPERATOR(pg_catalog.+) 1 END,"
 								" disabled_at = CASE WHEN NOT $3 AND disabled_at IS NULL"
 								"  AND $4 OPERATOR(pg_catalog.>) 0"
 								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
-								"  THEN pg_catalog.now() ELSE disabled_at END,"
+								"  THEN $6 ELSE disabled_at END,"
 								" disabled_reason = CASE WHEN NOT $3 AND disabled_at IS NULL"
 								"  AND $4 OPERATOR(pg_catalog.>) 0"
 								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
@@ -191,7 +209,8 @@ prepare_plans(void)
 								" AND endpoint_id OPERATOR(pg_catalog.=) $2"
 								" AND (NOT $3 OR consecutive_failures OPERATOR(pg_catalog.<>) 0)"
 								" RETURNING disabled_at IS NOT NULL AND consecutive_failures OPERATOR(pg_catalog.=) $4",
-								5, (Oid[]) {TEXTOID, INT8OID, BOOLOID, INT4OID, TEXTOID});
+								6, (Oid[]) {TEXTOID, INT8OID, BOOLOID, INT4OID, TEXTOID,
+								TIMESTAMPTZOID});
 	if (claim_plan == NULL || result_plan == NULL || endpoint_plan == NULL)
 		elog(ERROR, "could not prepare the postback worker's statements: %s",
 			 SPI_result_code_string(SPI_result));
@@ -256,8 +275,9 @@ write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
 	int			attempts = rq->attempts + 1;
 	long		wait_ms = 0;
 	const char *state = "pending";
-	Datum		args[6];
-	char		nulls[6] = "      ";
+	Datum		args[7];
+	char		nulls[7] = "       ";
+	Datum		xact_now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	char		why[FP_POSTBACK_ERROR_LEN + 64];
 	bool		isnull;
 	int			rc;
@@ -291,6 +311,9 @@ write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
 		nulls[3] = 'n';
 	args[4] = CStringGetTextDatum(state);
 	args[5] = Float8GetDatum((double) wait_ms);
+	args[6] = xact_now;
+	if (!sent && strcmp(state, "failed") != 0)
+		nulls[6] = 'n';
 	rc = SPI_execute_plan(result_plan, args, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a postback attempt: %s", SPI_result_code_string(rc));
@@ -301,7 +324,7 @@ write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
 						  (Datum[]) {args[0], Int64GetDatum(rq->endpoint_id),
 							  BoolGetDatum(sent),
 							  Int32GetDatum(fp_attribution_postback_disable_after),
-						  CStringGetTextDatum(why)},
+						  CStringGetTextDatum(why), xact_now},
 						  NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not record a postback endpoint's failures: %s",
@@ -432,8 +455,79 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 }
 
 /*
+ * Now and then (in the cycle's transaction): give up the pending rows past
+ * fp_attribution.postback_max_age, and delete one batch of the finished
+ * rows past fp_attribution.postback_retention (see the file header).
+ */
+static void
+expire_and_purge(TimestampTz now)
+{
+	if (now >= next_expire)
+	{
+		next_expire = TimestampTzPlusMilliseconds(now, EXPIRE_EVERY_MS);
+		if (SPI_execute_with_args("UPDATE attribution.postback_outbox SET state = 'failed',"
+								  " done_at = pg_catalog.now(),"
+								  " last_error = 'given up: older than fp_attribution.postback_max_age'"
+								  " WHERE state OPERATOR(pg_catalog.=) 'pending'"
+								  " AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+								  " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
+								  1, (Oid[]) {FLOAT8OID},
+								  (Datum[]) {Float8GetDatum(fp_attribution_postback_max_age_s)},
+								  NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not give up old postbacks");
+		for (uint64 i = 0; i < SPI_processed; i++)
+			fp_attribution_telemetry_count_postback(FP_POSTBACK_METRIC_FAILED, 0);
+	}
+	if (fp_attribution_postback_retention_s > 0 && now >= next_purge)
+	{
+		/* oldest first, through postback_outbox_done_idx */
+		if (SPI_execute_with_args("DELETE FROM attribution.postback_outbox o"
+								  " USING (SELECT f.advertiser_id, f.delivery_id"
+								  "  FROM attribution.postback_outbox f"
+								  "  WHERE f.state OPERATOR(pg_catalog.<>) 'pending'"
+								  "  AND f.done_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+								  "  OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
+								  "  ORDER BY f.done_at LIMIT $2) old"
+								  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) old.advertiser_id"
+								  " AND o.delivery_id OPERATOR(pg_catalog.=) old.delivery_id",
+								  2, (Oid[]) {FLOAT8OID, INT4OID},
+								  (Datum[]) {Float8GetDatum(fp_attribution_postback_retention_s),
+								  Int32GetDatum(PURGE_BATCH)},
+								  NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete old postbacks");
+		next_purge = SPI_processed >= PURGE_BATCH ? now :
+			TimestampTzPlusMilliseconds(now, EXPIRE_EVERY_MS);
+	}
+}
+
+/*
+ * Does this node's worker deliver?  On Citus, once attribution.distribute()
+ * has distributed the outbox, every node sees all of it through Citus (the
+ * workers hold its shell too), and each node's worker would send every
+ * postback: only the coordinator's delivers then, for the whole cluster
+ * (its statements each name the row's advertiser, so Citus routes them to
+ * the shard).  Without Citus, or with the outbox local, it always does.
+ */
+static bool
+delivers_on_this_node(void)
+{
+	bool		isnull;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return true;
+	if (SPI_execute("SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+					" WHERE logicalrelid OPERATOR(pg_catalog.=)"
+					" 'attribution.postback_outbox'::pg_catalog.regclass)"
+					" OR pg_catalog.citus_is_coordinator()", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not tell whether this Citus node delivers postbacks");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									  &isnull));
+}
+
+/*
  * One cycle, in one transaction: write the finished attempts' results,
- * give up rows past their age now and then, claim due rows for the free
+ * give up old rows and delete finished ones now and then, claim due rows for the free
  * slots and start their requests.
  */
 static void
@@ -449,13 +543,15 @@ run_cycle(void)
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		bool		installed;
+		bool		installed;	/* the extension is here, and this node delivers */
 
 		PushActiveSnapshot(GetTransactionSnapshot());
 		installed = OidIsValid(get_extension_oid("fp_attribution", true));
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		pgstat_report_activity(STATE_RUNNING, "delivering postbacks");
+		if (installed)
+			installed = delivers_on_this_node();
 		if (installed)
 			prepare_plans();
 		for (int i = 0; i < MAX_REQUESTS; i++)
@@ -466,23 +562,8 @@ run_cycle(void)
 					write_result(&requests[i], &res, now);
 				release_request(&requests[i]);
 			}
-		if (installed && now >= next_expire)
-		{
-			next_expire = TimestampTzPlusMilliseconds(now, EXPIRE_EVERY_MS);
-			if (SPI_execute_with_args("UPDATE attribution.postback_outbox SET state = 'failed',"
-									  " done_at = pg_catalog.now(),"
-									  " last_error = 'given up: older than fp_attribution.postback_max_age'"
-									  " WHERE state OPERATOR(pg_catalog.=) 'pending'"
-									  " AND created_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
-									  " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
-									  1, (Oid[]) {FLOAT8OID},
-									  (Datum[]) {Float8GetDatum(fp_attribution_postback_max_age_s)},
-									  NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not give up old postbacks");
-			if (SPI_processed > 0)
-				for (uint64 i = 0; i < SPI_processed; i++)
-					fp_attribution_telemetry_count_postback(FP_POSTBACK_METRIC_FAILED, 0);
-		}
+		if (installed)
+			expire_and_purge(now);
 		for (int i = 0; i < max; i++)
 			if (!requests[i].used)
 				nfree++;
@@ -579,6 +660,8 @@ fp_attribution_postback_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a new max_age or retention applies at once */
+			next_expire = next_purge = 0;
 		}
 		MemoryContextSwitchTo(loop_cxt);
 		run_cycle();

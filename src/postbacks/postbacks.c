@@ -59,6 +59,7 @@ int			fp_attribution_postback_max_age_s = 24 * 60 * 60;
 int			fp_attribution_postback_retry_initial_ms = 1000;
 int			fp_attribution_postback_retry_max_ms = 5 * 60 * 1000;
 int			fp_attribution_postback_disable_after = 10;
+int			fp_attribution_postback_retention_s = 7 * 24 * 60 * 60;
 
 /* Receipt event of a conversion -> postback event */
 static const struct
@@ -126,6 +127,12 @@ fp_attribution_postbacks_define_gucs(void)
 							gettext_noop("0 never disables an endpoint."),
 							&fp_attribution_postback_disable_after,
 							10, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_retention",
+							gettext_noop("How long delivered and given-up postbacks are kept before the postback worker deletes them."),
+							gettext_noop("0 keeps them forever."),
+							&fp_attribution_postback_retention_s,
+							7 * 24 * 60 * 60, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /* Wake the postback worker when a transaction that enqueued commits */

@@ -7,7 +7,7 @@
 # endpoint that does not delay another; disabling after repeated
 # failures and re-enabling; kill -9 of the worker mid-delivery (sent again
 # with the same key); a rolled-back command sends nothing; spans and
-# metrics.
+# metrics; retention of finished rows.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -247,6 +247,52 @@ ok($node->poll_query_until('postgres', qq{
 @reqs = @{ seen('/held/crash') };
 cmp_ok(scalar(@reqs), '>=', 2, 'sent again after the crash');
 is(scalar(keys %{ { map { $_->{idempotency_key} => 1 } @reqs } }), 1, 'with the same idempotency key');
+
+# --- retention: finished rows older than fp_attribution.postback_retention
+# are deleted, in batches, oldest first; pending and recent ones stay.
+# 2500 copies of a delivered row, 10 days old (three batches), and the
+# finished rows so far 2 days old; the crash's postback stays recent.
+$node->safe_psql('postgres', qq{
+	INSERT INTO attribution.postback_outbox (advertiser_id, endpoint_id, event, order_id,
+		affiliate_id, status, revenue_cents, refunded_cents, currency, receipt_id,
+		trace_id, span_id, sampled, state, done_at)
+	SELECT advertiser_id, endpoint_id, event, 'old-' || i, affiliate_id, status,
+		   revenue_cents, refunded_cents, currency, receipt_id, trace_id, span_id,
+		   sampled, 'delivered', now() - interval '10 days'
+	  FROM attribution.postback_outbox, generate_series(1, 2500) i
+	 WHERE order_id = '$order';
+	UPDATE attribution.postback_outbox SET done_at = now() - interval '2 days'
+	 WHERE state <> 'pending' AND order_id <> '$order' AND order_id NOT LIKE 'old-%'});
+# (a pending one may finish meanwhile: it is then recent)
+my $kept = $node->safe_psql('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox
+	 WHERE state = 'pending' OR done_at > now() - interval '1 day'});
+my $two_days = $node->safe_psql('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox
+	 WHERE done_at < now() - interval '1 day' AND order_id NOT LIKE 'old-%'});
+cmp_ok($two_days, '>', 0, 'finished postbacks 2 days old');
+# a reload makes the worker purge at once; the default keeps 7 days.  The
+# three batches go in three cycles (about a second each), well before the
+# purge that is otherwise due once a minute.
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+{
+	local $PostgreSQL::Test::Utils::timeout_default = 40;
+	ok($node->poll_query_until('postgres', q{
+		SELECT count(*) FROM attribution.postback_outbox WHERE order_id LIKE 'old-%'}, '0'),
+		'postbacks finished 10 days ago are deleted, batch after batch');
+}
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox WHERE done_at < now() - interval '1 day'}),
+	$two_days, 'those finished 2 days ago are kept (retention 7 days)');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET fp_attribution.postback_retention = '1d'});
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox WHERE done_at < now() - interval '1 day'}, '0'),
+	'with fp_attribution.postback_retention = 1d they are deleted too');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox
+	 WHERE state = 'pending' OR done_at > now() - interval '1 day'}),
+	$kept, 'pending and recently finished postbacks stay');
 
 $node->stop;
 $receiver->kill_kill;
