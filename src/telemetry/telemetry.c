@@ -54,8 +54,6 @@
  */
 #include "postgres.h"
 
-#include <time.h>
-
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
@@ -471,31 +469,6 @@ fp_attribution_telemetry_shmem_init(void)
 		tel->series[i].metric = 0;
 		pg_atomic_init_u64(&tel->series[i].value, 0);
 	}
-}
-
-int64
-fp_attribution_now_unix_nano(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
-}
-
-/* Microseconds from the Unix epoch to the PostgreSQL epoch (2000-01-01) */
-#define UNIX_TO_POSTGRES_EPOCH_USECS \
-	((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC)
-
-int64
-fp_attribution_timestamptz_to_unix_nano(TimestampTz t)
-{
-	return (t + UNIX_TO_POSTGRES_EPOCH_USECS) * 1000;
-}
-
-TimestampTz
-fp_attribution_unix_nano_to_timestamptz(int64 ns)
-{
-	return (TimestampTz) (ns / 1000) - UNIX_TO_POSTGRES_EPOCH_USECS;
 }
 
 bool
