@@ -3,7 +3,8 @@
  * telemetry_capture.c
  *	  What a backend observes of its commands, kept in backend-local memory
  *	  until its transaction ends, then handed to shared memory with the
- *	  outcome.
+ *	  outcome.  The row trigger is in telemetry_row.c; the state it shares
+ *	  with this file is declared in telemetry_pending.h.
  *
  * Where each signal comes from, without touching the SQL commands:
  *
@@ -54,8 +55,8 @@
  * and their rows still carry the trace ids.
  *
  * Time.  Timestamps are the transaction's first wall-clock reading plus
- * CLOCK_MONOTONIC time since (fp_attribution_telemetry_clock()): start times stay wall-clock
- * times, durations are monotonic and never negative, whatever the system
+ * CLOCK_MONOTONIC time since (fp_attribution_telemetry_clock(), with
+ * clock.h): start times stay wall-clock times, durations are monotonic and never negative, whatever the system
  * clock does meanwhile.
  *
  * Text.  Records hold UTF-8, as OTLP and JSON require: strings of the
