@@ -56,8 +56,8 @@
  *
  * Time.  Timestamps are the transaction's first wall-clock reading plus
  * CLOCK_MONOTONIC time since (fp_attribution_telemetry_clock(), with
- * clock.h): start times stay wall-clock times, durations are monotonic and never negative, whatever the system
- * clock does meanwhile.
+ * clock.h): start times stay wall-clock times, durations are monotonic
+ * and never negative, whatever the system clock does meanwhile.
  *
  * Text.  Records hold UTF-8, as OTLP and JSON require: strings of the
  * database (row values, error messages, the database name) are converted
