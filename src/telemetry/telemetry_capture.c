@@ -3,7 +3,8 @@
  * telemetry_capture.c
  *	  What a backend observes of its commands, kept in backend-local memory
  *	  until its transaction ends, then handed to shared memory with the
- *	  outcome.
+ *	  outcome.  The row trigger is in telemetry_row.c; the state it shares
+ *	  with this file is declared in telemetry_pending.h.
  *
  * Where each signal comes from, without touching the SQL commands:
  *
@@ -54,9 +55,9 @@
  * and their rows still carry the trace ids.
  *
  * Time.  Timestamps are the transaction's first wall-clock reading plus
- * CLOCK_MONOTONIC time since (clock_now()): start times stay wall-clock
- * times, durations are monotonic and never negative, whatever the system
- * clock does meanwhile.
+ * CLOCK_MONOTONIC time since (fp_attribution_telemetry_clock(), with
+ * clock.h): start times stay wall-clock times, durations are monotonic
+ * and never negative, whatever the system clock does meanwhile.
  *
  * Text.  Records hold UTF-8, as OTLP and JSON require: strings of the
  * database (row values, error messages, the database name) are converted
@@ -122,25 +123,13 @@
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/compat.h"
+#include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_pending.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
-
-/*
- * The tables we distinguish.  Never by their name: the telemetry trigger's
- * argument says which kind of table it is attached to (see classify_rel),
- * so a renamed copy or the shard of a distributed table is classified, and
- * named in spans, as the logical table.
- */
-typedef enum FpTable
-{
-	TABLE_OTHER,				/* another table of the extension */
-	TABLE_CLICKS,
-	TABLE_CONVERSIONS,
-	TABLE_RECEIPTS
-} FpTable;
 
 /* The trigger arguments naming the kinds, which are their logical names */
 static const char *const table_names[] = {
@@ -149,97 +138,6 @@ static const char *const table_names[] = {
 	[TABLE_CONVERSIONS] = "conversions",
 	[TABLE_RECEIPTS] = "receipts",
 };
-
-/* Common head of every pending item, for the subtransaction walks */
-typedef struct PendingHead
-{
-	SubTransactionId subid;		/* the subtransaction that owns it */
-	bool		aborted;		/* that subtransaction rolled back */
-} PendingHead;
-
-/*
- * Log records of a command: started, then succeeded or failed, rule, and
- * the exception (the span's exception event as a log record, as span
- * events give way to log records in OpenTelemetry)
- */
-#define COMMAND_LOGS 4
-
-/*
- * A command.  A recorded one (there was room for its records) gets them
- * allocated when it starts: its span, with what is known then, and its
- * log records, filled at transaction end.  Strings are UTF-8.
- */
-typedef struct PendingCommand
-{
-	PendingHead head;
-	FpCommandKind kind;
-	FpContextSource source;
-	bool		sampled;
-	bool		recorded;		/* has room for its span and logs */
-	bool		wrote_row;
-	bool		failed;			/* an error passed through it (sqlstate) */
-	int64		start_ns;
-	int64		end_ns;			/* 0 while it runs */
-	FpTraceId	trace_id;
-	FpSpanId	span_id;
-	uint8		flags;
-	char		sqlstate[6];
-	char		message[FP_ATTR_VALUE_LEN];
-	char		affiliate_id[FP_ATTR_VALUE_LEN];
-	char		entity_id[FP_ATTR_VALUE_LEN];	/* click_id or order_id */
-	FpSpanRecord *span;			/* recorded and sampled, else NULL */
-	int			span_start_attrs;	/* attributes set when it started */
-	FpLogRecord *logs[COMMAND_LOGS];	/* recorded, else NULL */
-} PendingCommand;
-
-typedef struct PendingSpan
-{
-	PendingHead head;
-	FpSpanRecord rec;
-} PendingSpan;
-
-typedef struct PendingLog
-{
-	PendingHead head;
-	bool		business;		/* dropped when its work is rolled back */
-	FpLogRecord rec;
-} PendingLog;
-
-typedef enum TallyKind
-{
-	TALLY_CLICKS,
-	TALLY_CONVERSIONS,
-	TALLY_RECEIPTS,
-	TALLY_COMMANDS,				/* commands kept without spans or logs */
-	TALLY_LIFECYCLE				/* lifecycle.c, fraud_rules.c */
-} TallyKind;
-
-/*
- * Metric increments, aggregated per subtransaction: the business metrics
- * of the rows written, and the commands whose spans and logs did not fit.
- * subid 0 holds the commands that a rollback undid.
- */
-typedef struct TallyKey
-{
-	SubTransactionId subid;
-	uint8		kind;			/* TallyKind */
-	uint8		command;		/* FpCommandKind of TALLY_COMMANDS,
-								 * FpLifecycleMetric of TALLY_LIFECYCLE */
-	bool		overflow;		/* key not kept: the overflow series */
-	char		key[FP_ATTR_VALUE_LEN]; /* affiliate id or currency */
-} TallyKey;
-
-typedef struct Tally
-{
-	TallyKey	k;				/* hash key, keep first */
-	uint64		seq;			/* creation order: series are created in it */
-	uint64		n;
-	int64		revenue_cents;
-	FpLatencyTally latency;		/* commands; attributed conversions */
-} Tally;
-
-/* Distinct keys kept per transaction; more go to the overflow series */
-#define TALLY_MAX_KEYS 1024
 
 /* A write statement on an attribution table that has not ended yet */
 typedef struct OpenWrite
@@ -306,22 +204,19 @@ static PendingSpan *new_db_span(OpenWrite *w, PendingCommand *cmd);
 /* Its largest block: what it may hold beyond max_pending_telemetry */
 #define XACT_CXT_MAX_BLOCK (1024 * 1024)
 
-static bool
-telemetry_active(void)
+bool
+fp_attribution_telemetry_active(void)
 {
 	return fp_attribution_telemetry_enabled &&
 		fp_attribution_telemetry_available() && !IsParallelWorker();
 }
 
 /* The transaction's clock, in nanoseconds since the Unix epoch */
-static int64
-clock_now(void)
+int64
+fp_attribution_telemetry_clock(void)
 {
-	struct timespec ts;
-	int64		mono;
+	int64		mono = fp_attribution_monotonic_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	mono = (int64) ts.tv_sec * INT64CONST(1000000000) + ts.tv_nsec;
 	if (anchor_wall == 0)
 	{
 		anchor_wall = fp_attribution_now_unix_nano();
@@ -466,7 +361,13 @@ reserve(int *pending, int cap, int n, Size bytes, uint64 *dropped)
 	return true;
 }
 
-/* The tally of key k, created empty if need be */
+/*
+ * The tally of key k, created empty if need be.  The table lives as long
+ * as the backend and is emptied at transaction end (forget_pending()):
+ * creating it anew in every transaction cost more than the tallies
+ * themselves.  It holds at most TALLY_MAX_KEYS entries plus the overflow
+ * series of each kind, so it stays small.
+ */
 static Tally *
 tally_enter(const TallyKey *k)
 {
@@ -479,7 +380,7 @@ tally_enter(const TallyKey *k)
 
 		ctl.keysize = sizeof(TallyKey);
 		ctl.entrysize = sizeof(Tally);
-		ctl.hcxt = xact_cxt;
+		ctl.hcxt = TopMemoryContext;
 		tallies = hash_create("fp_attribution telemetry tallies", 64, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
@@ -499,9 +400,9 @@ tally_enter(const TallyKey *k)
  * key).  Beyond TALLY_MAX_KEYS tallies, a new key goes to the overflow
  * series.
  */
-static Tally *
-tally_for(SubTransactionId subid, TallyKind kind, int command,
-		  const char *key)
+Tally *
+fp_attribution_pending_tally(SubTransactionId subid, TallyKind kind,
+							 int command, const char *key)
 {
 	TallyKey	k;
 	Tally	   *t;
@@ -524,28 +425,19 @@ tally_for(SubTransactionId subid, TallyKind kind, int command,
 	return tally_enter(&k);
 }
 
-/* revenue_cents + add, stopping at INT64_MAX (both are at least 0) */
-static int64
-add_revenue(int64 revenue_cents, int64 add)
-{
-	int64		sum;
-
-	return pg_add_s64_overflow(revenue_cents, add, &sum) ? PG_INT64_MAX : sum;
-}
-
 /* Add the increments of src to dst */
 static void
 tally_add(Tally *dst, const Tally *src)
 {
 	dst->seq = Min(dst->seq, src->seq);
 	dst->n += src->n;
-	dst->revenue_cents = add_revenue(dst->revenue_cents, src->revenue_cents);
+	dst->revenue_cents = fp_attribution_add_revenue(dst->revenue_cents, src->revenue_cents);
 	fp_attribution_telemetry_merge_tally(&dst->latency, &src->latency);
 }
 
 /* OTel semantic-convention attributes common to our database spans */
-static void
-db_attrs(FpSpanRecord *span)
+void
+fp_attribution_pending_db_attrs(FpSpanRecord *span)
 {
 	if (database_name[0] == '\0')
 	{
@@ -558,23 +450,6 @@ db_attrs(FpSpanRecord *span)
 							 "postgresql");
 	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.namespace"),
 							 database_name);
-}
-
-static FpCommandKind
-command_of_table(FpTable table)
-{
-	if (table == TABLE_CLICKS)
-		return FP_COMMAND_TRACK_CLICK;
-	if (table == TABLE_CONVERSIONS)
-		return FP_COMMAND_TRACK_CONVERSION;
-	return FP_COMMAND_UNKNOWN;
-}
-
-/* The lifecycle commands write a receipt and update their conversion */
-static bool
-is_lifecycle_command(FpCommandKind kind)
-{
-	return kind >= FP_COMMAND_APPROVE_CONVERSION && kind < FP_COMMAND_KINDS;
 }
 
 /* Bad input and integrity errors (SQLSTATE classes 22, 23) break rules */
@@ -607,7 +482,7 @@ retire_command(PendingCommand *cmd)
 	if (cmd->kind != FP_COMMAND_UNKNOWN)
 	{
 		FpLatencyTally *t = cmd->head.aborted ? &rolled_back[cmd->kind] :
-			&tally_for(cmd->head.subid, TALLY_COMMANDS, cmd->kind, NULL)->latency;
+			&fp_attribution_pending_tally(cmd->head.subid, TALLY_COMMANDS, cmd->kind, NULL)->latency;
 
 		fp_attribution_telemetry_tally_command(t, cmd->end_ns - cmd->start_ns);
 		dropped_spans += cmd->sampled ? 1 : 0;
@@ -669,10 +544,12 @@ log_init(FpLogRecord *log, FpSeverity severity, const char *event_name,
  * A new pending log record (NULL: into scratch, when there is no room for
  * it); body is in the database encoding.
  */
-static PendingLog *
-new_log(PendingLog *scratch, bool business, FpSeverity severity,
-		const char *event_name, const char *body, int64 time,
-		const FpTraceId *trace_id, const FpSpanId *span_id, uint8 flags)
+PendingLog *
+fp_attribution_pending_new_log(PendingLog *scratch, bool business,
+							   FpSeverity severity, const char *event_name,
+							   const char *body, int64 time,
+							   const FpTraceId *trace_id,
+							   const FpSpanId *span_id, uint8 flags)
 {
 	PendingLog *p = scratch ? scratch : pending_alloc(sizeof(PendingLog));
 
@@ -680,6 +557,66 @@ new_log(PendingLog *scratch, bool business, FpSeverity severity,
 	log_init(&p->rec, severity, event_name, time, trace_id, span_id, flags);
 	fp_attribution_copy_text(p->rec.body, body, sizeof(p->rec.body));
 	return p;
+}
+
+/*
+ * Room for one more log record (see reserve()); without room it counts as
+ * dropped.
+ */
+bool
+fp_attribution_pending_log_room(void)
+{
+	return reserve(&pending_logs, fp_attribution_max_logs, 1,
+				   sizeof(PendingLog), &dropped_logs);
+}
+
+/* Keep a log record, made with room for it, for the hand-over */
+void
+fp_attribution_pending_keep_log(PendingLog *log)
+{
+	logs = pending_append(logs, log);
+}
+
+/*
+ * A new span kept for the hand-over, its record to be filled by the
+ * caller; NULL when there is no room (counted as dropped).
+ */
+PendingSpan *
+fp_attribution_pending_span(void)
+{
+	PendingSpan *p;
+
+	if (!reserve(&pending_spans, fp_attribution_max_spans, 1,
+				 sizeof(PendingSpan), &dropped_spans))
+		return NULL;
+	p = pending_alloc(sizeof(PendingSpan));
+	spans = pending_append(spans, p);
+	return p;
+}
+
+/* The command whose span id is span_id, searching newest first */
+PendingCommand *
+fp_attribution_pending_command_of_span(const FpSpanId *span_id)
+{
+	for (int i = list_length(commands) - 1; i >= 0; i--)
+	{
+		PendingCommand *cmd = list_nth(commands, i);
+
+		if (memcmp(&cmd->span_id, span_id, sizeof(FpSpanId)) == 0)
+			return cmd;
+	}
+	return NULL;
+}
+
+/*
+ * When the innermost write statement still open started (a row's event
+ * span starts with it), or now if none is.
+ */
+int64
+fp_attribution_pending_write_start(int64 now)
+{
+	return open_writes != NIL ? ((OpenWrite *) llast(open_writes))->start_ns :
+		now;
 }
 
 /*
@@ -699,9 +636,9 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	bool		recorded;
 	int64		now;
 
-	if (!telemetry_active())
+	if (!fp_attribution_telemetry_active())
 		return;
-	now = clock_now();
+	now = fp_attribution_telemetry_clock();
 	end_current(now);
 
 	/* no room: retire_command counts its records as dropped */
@@ -758,7 +695,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 			if (ctx->tracestate != NULL)
 				fp_attribution_copy_utf8(span->trace_state, ctx->tracestate,
 										 sizeof(span->trace_state));
-			db_attrs(span);
+			fp_attribution_pending_db_attrs(span);
 			fp_attribution_attr_utf8(fp_attribution_span_attr(span, "fp.trace.source"),
 									 fp_attribution_context_source_name(ctx->source));
 			cmd->span = span;
@@ -776,7 +713,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	{
 		OpenWrite  *w = llast(open_writes);
 
-		cmd->kind = command_of_table(w->table);
+		cmd->kind = fp_attribution_command_of_table(w->table);
 		if (w->span == NULL && cmd->sampled)
 			w->span = new_db_span(w, cmd);
 	}
@@ -823,8 +760,8 @@ void
 fp_attribution_telemetry_tally_lifecycle(FpLifecycleMetric metric,
 										 const char *key, uint64 value)
 {
-	if (telemetry_active())
-		tally_for(GetCurrentSubTransactionId(), TALLY_LIFECYCLE, metric,
+	if (fp_attribution_telemetry_active())
+		fp_attribution_pending_tally(GetCurrentSubTransactionId(), TALLY_LIFECYCLE, metric,
 				  key)->n += value;
 }
 
@@ -837,21 +774,21 @@ fp_attribution_telemetry_rule_hit(const char *rule, const char *order_id)
 {
 	PendingLog *hit;
 
-	if (!telemetry_active())
+	if (!fp_attribution_telemetry_active())
 		return;
 	fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_RULE_HITS, rule, 1);
-	if (current == NULL ||
-		!reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
-				 &dropped_logs))
+	if (current == NULL || !fp_attribution_pending_log_room())
 		return;
-	hit = new_log(NULL, true, FP_SEVERITY_WARN, "fp.fraud_rule.hit",
-				  psprintf("fraud rule hit: conversion held pending (%s)", rule),
-				  clock_now(), &current->trace_id, &current->span_id,
-				  current->flags);
+	hit = fp_attribution_pending_new_log(NULL, true, FP_SEVERITY_WARN,
+										 "fp.fraud_rule.hit",
+										 psprintf("fraud rule hit: conversion held pending (%s)", rule),
+										 fp_attribution_telemetry_clock(),
+										 &current->trace_id, &current->span_id,
+										 current->flags);
 	fp_attribution_attr_str(fp_attribution_log_attr(&hit->rec, "fp.rule"), rule);
 	fp_attribution_attr_str(fp_attribution_log_attr(&hit->rec, "fp.order.id"),
 							order_id);
-	logs = pending_append(logs, hit);
+	fp_attribution_pending_keep_log(hit);
 }
 
 /*----------
@@ -859,29 +796,29 @@ fp_attribution_telemetry_rule_hit(const char *rule, const char *order_id)
  *----------
  */
 
-/* A DB-operation span for a write statement, child of command cmd (NULL: no room) */
+/*
+ * A DB-operation span for a write statement, child of command cmd (NULL:
+ * no room).  Its name is converted to UTF-8 once; the attributes that
+ * repeat it copy the converted text.
+ */
 static PendingSpan *
 new_db_span(OpenWrite *w, PendingCommand *cmd)
 {
-	PendingSpan *p;
+	PendingSpan *p = fp_attribution_pending_span();
 	FpSpanRecord *span;
 	CmdType		op = w->query->operation;
 	const char *opname = op == CMD_INSERT ? "INSERT" :
 	op == CMD_UPDATE ? "UPDATE" : op == CMD_DELETE ? "DELETE" : "MERGE";
 	char		name[FP_SPAN_NAME_LEN];
-	char	   *collection;
 
-	if (!reserve(&pending_spans, fp_attribution_max_spans, 1,
-				 sizeof(PendingSpan), &dropped_spans))
+	if (p == NULL)
 		return NULL;
-	p = pending_alloc(sizeof(PendingSpan));
 	span = &p->rec;
 
 	/* "<operation> attribution.<table>", the semantic conventions' name */
 	strlcpy(name, opname, sizeof(name));
 	strlcat(name, " attribution.", sizeof(name));
 	strlcat(name, w->relname, sizeof(name));
-	collection = name + strlen(opname) + 1;
 	fp_attribution_span_init(span, "", FP_SPAN_KIND_INTERNAL);
 	fp_attribution_copy_text(span->name, name, sizeof(span->name));
 	span->trace_id = cmd->trace_id;
@@ -889,14 +826,13 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	fp_attribution_new_span_id(&span->span_id);
 	span->flags = cmd->flags;
 	span->start_time_unix_nano = w->start_ns;
-	db_attrs(span);
+	fp_attribution_pending_db_attrs(span);
 	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.operation.name"),
 							 opname);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.collection.name"),
-							collection);
-	fp_attribution_attr_str(fp_attribution_span_attr(span, "db.query.summary"),
-							name);
-	spans = pending_append(spans, p);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.collection.name"),
+							 span->name + strlen(opname) + 1);
+	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.query.summary"),
+							 span->name);
 	return p;
 }
 
@@ -926,14 +862,11 @@ forget_rel_classes(Datum arg, Oid relid)
 	n_rel_classes = 0;
 }
 
-/* The telemetry trigger's C function, recognised by its address */
-extern PGDLLEXPORT Datum fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS);
-
 /*
  * The kind of table a trigger argument names, or TABLE_OTHER.
  */
-static FpTable
-table_of_name(const char *name)
+FpTable
+fp_attribution_telemetry_table_of_name(const char *name)
 {
 	for (int t = TABLE_CLICKS; t < lengthof(table_names); t++)
 		if (strcmp(name, table_names[t]) == 0)
@@ -962,7 +895,7 @@ table_of_triggers(Relation rel)
 			continue;
 		fmgr_info(trig->tgfoid, &finfo);
 		if (finfo.fn_addr == fp_attribution_telemetry_row_written)
-			return table_of_name(trig->tgargs[0]);
+			return fp_attribution_telemetry_table_of_name(trig->tgargs[0]);
 	}
 	return TABLE_OTHER;
 }
@@ -1045,7 +978,7 @@ start_write(QueryDesc *query, const RelClass *rc)
 	w->query = query;
 	w->table = rc->table;
 	strlcpy(w->relname, rc->relname, sizeof(w->relname));
-	w->start_ns = clock_now();
+	w->start_ns = fp_attribution_telemetry_clock();
 	w->span = NULL;
 	if (current != NULL && current->sampled)
 		w->span = new_db_span(w, current);
@@ -1075,7 +1008,7 @@ end_write(QueryDesc *query)
 	if (w->span != NULL)
 	{
 		rows = query->estate ? query->estate->es_processed : 0;
-		w->span->rec.end_time_unix_nano = clock_now();
+		w->span->rec.end_time_unix_nano = fp_attribution_telemetry_clock();
 		fp_attribution_attr_int(fp_attribution_span_attr(&w->span->rec, "db.response.returned_rows"),
 								(int64) rows);
 	}
@@ -1137,7 +1070,7 @@ start_direct_write(QueryDesc *queryDesc, int eflags, const RelClass *target)
 		fp_attribution_begin_command(NULL, NULL, &ctx);
 		MemoryContextSwitchTo(old);
 		if (current != NULL)
-			current->kind = command_of_table(target->table);
+			current->kind = fp_attribution_command_of_table(target->table);
 		capture_error();
 		PG_RE_THROW();
 	}
@@ -1153,12 +1086,12 @@ telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	RelClass	target;
 	bool		ours = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		telemetry_active() && write_target(queryDesc, &target);
+		fp_attribution_telemetry_active() && write_target(queryDesc, &target);
 
 	if (ours && current != NULL && current->kind == FP_COMMAND_UNKNOWN)
-		current->kind = command_of_table(target.table);
+		current->kind = fp_attribution_command_of_table(target.table);
 	if (ours && current == NULL &&
-		command_of_table(target.table) != FP_COMMAND_UNKNOWN)
+		fp_attribution_command_of_table(target.table) != FP_COMMAND_UNKNOWN)
 		start_direct_write(queryDesc, eflags, &target);
 	else
 		executor_start(queryDesc, eflags);
@@ -1197,7 +1130,7 @@ telemetry_ExecutorRun(FP_EXECUTOR_RUN_PARAMS)
 	if (exec_nesting == 0 && current != NULL &&
 		queryDesc->operation == CMD_SELECT &&
 		!queryDesc->plannedstmt->hasModifyingCTE)
-		end_current(clock_now());
+		end_current(fp_attribution_telemetry_clock());
 }
 
 static void
@@ -1232,381 +1165,7 @@ telemetry_ExecutorEnd(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 	/* the end of a top-level statement ends the command it ran */
 	if (exec_nesting == 0 && current != NULL)
-		end_current(clock_now());
-}
-
-/*----------
- * The row trigger
- *----------
- */
-
-/*
- * The attribute number of a column of the trigger's table (0: absent),
- * from the table's column map (columns.c), which refuses a column of
- * another type than it is read as (the trigger may be attached to a copy
- * of our table).
- */
-static int
-column_number(TriggerData *trigdata, FpTable table, FpColumn col)
-{
-	static const FpRowTable kinds[] = {
-		[TABLE_CLICKS] = FP_TABLE_CLICKS,
-		[TABLE_CONVERSIONS] = FP_TABLE_CONVERSIONS,
-		[TABLE_RECEIPTS] = FP_TABLE_RECEIPTS,
-	};
-
-	Assert(table != TABLE_OTHER);
-	return fp_attribution_column_map(trigdata->tg_relation,
-									 kinds[table])->attnum[col];
-}
-
-/* The row the trigger fired for, and what it builds from it */
-typedef struct RowRecords
-{
-	TriggerData *trigdata;
-	FpTable		table;
-	Datum	   *values;			/* the row, deformed once */
-	bool	   *nulls;
-	FpSpanRecord *span;			/* NULL when not sampled or no room */
-	PendingLog *log;
-	PendingCommand *cmd;		/* the command that wrote it, if known */
-	const FpTraceId *trace_id;
-	const FpSpanId *span_id;
-	uint8		flags;
-	int64		now;
-} RowRecords;
-
-/* Binary value of a column of the trigger's row; absent or NULL: isnull */
-static Datum
-row_datum(RowRecords *r, FpColumn col, bool *isnull)
-{
-	int			attnum = column_number(r->trigdata, r->table, col);
-
-	*isnull = attnum == 0 || r->nulls[attnum - 1];
-	return *isnull ? (Datum) 0 : r->values[attnum - 1];
-}
-
-/*
- * Text form of a column, in the database encoding, into buf
- * (FP_ATTR_VALUE_LEN bytes), or NULL.  Text
- * and uuid, our usual columns, are converted here without a catalog
- * lookup; anything else goes through its output function.
- */
-static char *
-row_string(RowRecords *r, FpColumn col, char *buf)
-{
-	bool		isnull;
-	Datum		d = row_datum(r, col, &isnull);
-	int			attnum = column_number(r->trigdata, r->table, col);
-	Oid			type;
-
-	if (isnull)
-		return NULL;
-	type = TupleDescAttr(RelationGetDescr(r->trigdata->tg_relation),
-						 attnum - 1)->atttypid;
-	if (type == TEXTOID)
-		text_to_cstring_buffer(DatumGetTextPP(d), buf, FP_ATTR_VALUE_LEN);
-	else if (type == UUIDOID)
-		strlcpy(buf, DatumGetCString(DirectFunctionCall1(uuid_out, d)),
-				FP_ATTR_VALUE_LEN);
-	else
-	{
-		char	   *value = SPI_getvalue(r->trigdata->tg_trigtuple,
-										 RelationGetDescr(r->trigdata->tg_relation),
-										 attnum);
-		int			len = strlen(value);
-
-		if (len >= FP_ATTR_VALUE_LEN)
-			len = pg_mbcliplen(value, len, FP_ATTR_VALUE_LEN - 1);
-		memcpy(buf, value, len);
-		buf[len] = '\0';
-	}
-	return buf;
-}
-
-/* The command whose span id is the row's, searching newest first */
-static PendingCommand *
-command_of_row(const FpSpanId *span_id)
-{
-	for (int i = list_length(commands) - 1; i >= 0; i--)
-	{
-		PendingCommand *cmd = list_nth(commands, i);
-
-		if (memcmp(&cmd->span_id, span_id, sizeof(FpSpanId)) == 0)
-			return cmd;
-	}
-	return NULL;
-}
-
-/* Whole milliseconds of an interval, months counted as 30 days */
-static int64
-interval_ms(const Interval *iv)
-{
-	return iv->time / 1000 +
-		((int64) iv->month * DAYS_PER_MONTH + iv->day) * SECS_PER_DAY * 1000;
-}
-
-
-/*
- * Copy a column of the row into a string attribute of the span and the
- * log record; returns its text in buf, or NULL.
- */
-static char *
-row_attr(RowRecords *r, FpColumn col, const char *key, char *buf)
-{
-	char	   *value = row_string(r, col, buf);
-
-	if (value != NULL)
-	{
-		if (r->span != NULL)
-			fp_attribution_attr_str(fp_attribution_span_attr(r->span, key), value);
-		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, key), value);
-	}
-	return value;
-}
-
-static void
-click_written(RowRecords *r)
-{
-	char		affiliate[FP_ATTR_VALUE_LEN];
-	char		click_id[FP_ATTR_VALUE_LEN];
-	char		ip[FP_ATTR_VALUE_LEN];
-	bool		has_affiliate = row_attr(r, FP_COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
-	bool		has_click = row_attr(r, FP_COL_CLICK_ID, "fp.click.id", click_id) != NULL;
-
-	if (fp_attribution_log_client_ip &&
-		row_string(r, FP_COL_IP, ip) != NULL)
-		fp_attribution_attr_str(fp_attribution_log_attr(&r->log->rec, "client.address"), ip);
-	tally_for(GetCurrentSubTransactionId(), TALLY_CLICKS, FP_COMMAND_UNKNOWN,
-			  has_affiliate ? affiliate : "")->n++;
-	if (r->cmd != NULL)
-	{
-		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
-								 sizeof(r->cmd->affiliate_id));
-		fp_attribution_copy_text(r->cmd->entity_id, has_click ? click_id : "",
-								 sizeof(r->cmd->entity_id));
-	}
-}
-
-static void
-conversion_written(RowRecords *r)
-{
-	Tally	   *t;
-	int64		revenue_cents;
-	bool		attributed;
-	char		affiliate[FP_ATTR_VALUE_LEN];
-	char		order_id[FP_ATTR_VALUE_LEN];
-	char		currency[FP_ATTR_VALUE_LEN];
-	char		reason[FP_ATTR_VALUE_LEN];
-	char		scratch[FP_ATTR_VALUE_LEN];
-	bool		has_affiliate = row_attr(r, FP_COL_AFFILIATE_ID, "fp.affiliate.id", affiliate) != NULL;
-	bool		has_order = row_attr(r, FP_COL_ORDER_ID, "fp.order.id", order_id) != NULL;
-	bool		has_currency = row_attr(r, FP_COL_CURRENCY, "fp.currency", currency) != NULL;
-	bool		isnull;
-	Datum		d;
-
-	row_attr(r, FP_COL_CONVERSION_ID, "fp.conversion.id", scratch);
-	row_attr(r, FP_COL_CLICK_ID, "fp.click.id", scratch);
-	d = row_datum(r, FP_COL_REVENUE_CENTS, &isnull);
-	revenue_cents = isnull ? 0 : DatumGetInt64(d);
-	d = row_datum(r, FP_COL_ATTRIBUTED, &isnull);
-	attributed = !isnull && DatumGetBool(d);
-	t = tally_for(GetCurrentSubTransactionId(), TALLY_CONVERSIONS,
-				  FP_COMMAND_UNKNOWN, has_currency ? currency : "");
-	t->n++;
-	t->revenue_cents = add_revenue(t->revenue_cents, Max(revenue_cents, 0));
-	d = row_datum(r, FP_COL_COMMISSION_CENTS, &isnull);
-	if (!isnull && DatumGetInt64(d) > 0)
-		fp_attribution_telemetry_tally_lifecycle(FP_LIFECYCLE_COMMISSION_CENTS,
-												 has_currency ? currency : "",
-												 DatumGetInt64(d));
-	if (attributed)
-	{
-		int64		latency_ms;
-
-		d = row_datum(r, FP_COL_LATENCY, &isnull);
-		latency_ms = isnull ? 0 : interval_ms(DatumGetIntervalP(d));
-		fp_attribution_telemetry_tally_conversion(&t->latency, latency_ms);
-		/* a conversion of a recorded command span links to it */
-		if (r->cmd != NULL && r->cmd->span != NULL)
-			fp_attribution_telemetry_tally_exemplar(&t->latency, r->now,
-													Max(latency_ms, 0) / 1e3,
-													r->trace_id, r->span_id);
-	}
-	fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.revenue.cents"),
-							revenue_cents);
-	fp_attribution_attr_bool(fp_attribution_log_attr(&r->log->rec, "fp.attributed"),
-							 attributed);
-	if (r->cmd != NULL)
-	{
-		fp_attribution_copy_text(r->cmd->affiliate_id, has_affiliate ? affiliate : "",
-								 sizeof(r->cmd->affiliate_id));
-		fp_attribution_copy_text(r->cmd->entity_id, has_order ? order_id : "",
-								 sizeof(r->cmd->entity_id));
-	}
-
-	/* attribution rules not met: worth a warning of its own */
-	if (row_string(r, FP_COL_UNATTRIBUTED_REASON, reason) != NULL &&
-		reserve(&pending_logs, fp_attribution_max_logs, 1, sizeof(PendingLog),
-				&dropped_logs))
-	{
-		PendingLog *rule = new_log(NULL, true, FP_SEVERITY_WARN,
-								   "fp.business_rule.violated",
-								   psprintf("business rule violated: conversion not attributed (%s)", reason),
-								   r->now, r->trace_id, r->span_id, r->flags);
-
-		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.rule"), reason);
-		fp_attribution_attr_str(fp_attribution_log_attr(&rule->rec, "fp.order.id"),
-								has_order ? order_id : "");
-		logs = pending_append(logs, rule);
-	}
-}
-
-static void
-receipt_written(RowRecords *r)
-{
-	char		scratch[FP_ATTR_VALUE_LEN];
-	bool		isnull;
-	Datum		d = row_datum(r, FP_COL_SEQUENCE, &isnull);
-
-	row_attr(r, FP_COL_RECEIPT_ID, "fp.receipt.id", scratch);
-	row_attr(r, FP_COL_AGGREGATE_TYPE, "fp.aggregate.type", scratch);
-	row_attr(r, FP_COL_AGGREGATE_ID, "fp.aggregate.id", scratch);
-	row_attr(r, FP_COL_KEY_ID, "fp.receipt.key_id", scratch);
-	if (!isnull)
-	{
-		if (r->span != NULL)
-			fp_attribution_attr_int(fp_attribution_span_attr(r->span, "fp.receipt.sequence"),
-									DatumGetInt64(d));
-		fp_attribution_attr_int(fp_attribution_log_attr(&r->log->rec, "fp.receipt.sequence"),
-								DatumGetInt64(d));
-	}
-	tally_for(GetCurrentSubTransactionId(), TALLY_RECEIPTS, FP_COMMAND_UNKNOWN,
-			  NULL)->n++;
-}
-
-/*
- * attribution.telemetry_row_written(table), AFTER INSERT FOR EACH ROW on
- * clicks, conversions and receipts, the argument naming which: the event
- * span, the business log record(s) and the business metric increments of
- * the row, pending until commit.  The row's trace_id and span_id are the
- * event span's trace and parent.  It reads the row by column name, and
- * names the table by the argument, never by the name of the table it
- * fired on (a copy or a shard under another name is the same table).  The
- * span and log records count against the transaction's caps (see
- * reserve()); the metric increments are tallied.
- */
-PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
-Datum
-fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	FpTable		table;
-	bool		isnull;
-	Datum		d;
-	FpTraceId	trace_id;
-	FpSpanId	span_id;
-	bool		sampled;
-	RowRecords	r;
-	TupleDesc	desc;
-	bool		log_room;
-	static PendingLog scratch_log;	/* a record with no room, filled for nothing */
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "telemetry_row_written must be an AFTER INSERT row trigger");
-	table = trigdata->tg_trigger->tgnargs == 1 ?
-		table_of_name(trigdata->tg_trigger->tgargs[0]) : TABLE_OTHER;
-	if (table == TABLE_OTHER)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("telemetry_row_written needs one argument: clicks, conversions or receipts")));
-	/* A restored row is not new work (row_guard.c) */
-	if (!telemetry_active() ||
-		fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner))
-		return PointerGetDatum(NULL);
-
-	desc = RelationGetDescr(trigdata->tg_relation);
-	memset(&r, 0, sizeof(r));
-	r.trigdata = trigdata;
-	r.table = table;
-	r.values = palloc(desc->natts * sizeof(Datum));
-	r.nulls = palloc(desc->natts * sizeof(bool));
-	heap_deform_tuple(trigdata->tg_trigtuple, desc, r.values, r.nulls);
-	d = row_datum(&r, FP_COL_TRACE_ID, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	memcpy(&trace_id, DatumGetPointer(d), sizeof(trace_id));
-	d = row_datum(&r, FP_COL_SPAN_ID, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	memcpy(&span_id, DatumGetPointer(d), sizeof(span_id));
-
-	r.now = clock_now();
-	r.trace_id = &trace_id;
-	r.span_id = &span_id;
-	r.cmd = command_of_row(&span_id);
-	d = row_datum(&r, FP_COL_SAMPLED, &isnull);
-	sampled = !isnull ? DatumGetBool(d) : r.cmd != NULL ? r.cmd->sampled : true;
-	/* the command's other flags (random trace id, ...) when it is ours */
-	r.flags = (r.cmd != NULL ? r.cmd->flags & ~FP_TRACE_FLAG_SAMPLED : 0) |
-		(sampled ? FP_TRACE_FLAG_SAMPLED : 0);
-	if (r.cmd != NULL &&
-		(table != TABLE_RECEIPTS || is_lifecycle_command(r.cmd->kind)))
-	{
-		r.cmd->wrote_row = true;
-		if (r.cmd->kind == FP_COMMAND_UNKNOWN)
-			r.cmd->kind = command_of_table(table);
-	}
-
-	if (sampled &&
-		reserve(&pending_spans, fp_attribution_max_spans, 1,
-				sizeof(PendingSpan), &dropped_spans))
-	{
-		PendingSpan *ps = pending_alloc(sizeof(PendingSpan));
-
-		r.span = &ps->rec;
-		fp_attribution_span_init(r.span,
-								 table == TABLE_CLICKS ? "attribution.click_tracked" :
-								 table == TABLE_CONVERSIONS ? "attribution.conversion_tracked" :
-								 "attribution.receipt_written",
-								 FP_SPAN_KIND_INTERNAL);
-		r.span->trace_id = trace_id;
-		r.span->parent_span_id = span_id;
-		fp_attribution_new_span_id(&r.span->span_id);
-		r.span->start_time_unix_nano = open_writes != NIL ?
-			((OpenWrite *) llast(open_writes))->start_ns : r.now;
-		r.span->end_time_unix_nano = r.now;
-		db_attrs(r.span);
-		fp_attribution_attr_utf8(fp_attribution_span_attr(r.span, "db.collection.name"),
-								 table == TABLE_CLICKS ? "attribution.clicks" :
-								 table == TABLE_CONVERSIONS ? "attribution.conversions" :
-								 "attribution.receipts");
-		spans = pending_append(spans, ps);
-	}
-	log_room = reserve(&pending_logs, fp_attribution_max_logs, 1,
-					   sizeof(PendingLog), &dropped_logs);
-	r.log = new_log(log_room ? NULL : &scratch_log, true, FP_SEVERITY_INFO,
-					table == TABLE_CLICKS ? "fp.click.tracked" :
-					table == TABLE_CONVERSIONS ? "fp.conversion.tracked" :
-					"fp.receipt.generated",
-					table == TABLE_CLICKS ? "click tracked" :
-					table == TABLE_CONVERSIONS ? "conversion tracked" :
-					"receipt generated",
-					r.now, &trace_id, &span_id, r.flags);
-	if (table == TABLE_CLICKS)
-		click_written(&r);
-	else if (table == TABLE_CONVERSIONS)
-		conversion_written(&r);
-	else
-		receipt_written(&r);
-	if (log_room)
-		logs = pending_append(logs, r.log);
-	pfree(r.values);
-	pfree(r.nulls);
-	return PointerGetDatum(NULL);
+		end_current(fp_attribution_telemetry_clock());
 }
 
 /*----------
@@ -1729,7 +1288,7 @@ telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	tally_subxact(mySubid, parentSubid, abort);
 	if (!abort)
 		return;
-	now = clock_now();
+	now = fp_attribution_telemetry_clock();
 	end_aborted_commands(now);
 	close_aborted_writes(false, now);
 }
@@ -1909,7 +1468,7 @@ tally_seq_cmp(const void *a, const void *b)
 static void
 build(XactOutcome outcome)
 {
-	int64		now = clock_now();
+	int64		now = fp_attribution_telemetry_clock();
 	ListCell   *lc;
 
 	if (outcome == OUTCOME_ABORT)
@@ -1977,7 +1536,8 @@ build(XactOutcome outcome)
 			handover.n_logs += command_logs(cmd, command_outcome(cmd, outcome),
 											handover.logs + handover.n_logs, true);
 	}
-	if (tallies != NULL && outcome != OUTCOME_ABORT)
+	if (tallies != NULL && hash_get_num_entries(tallies) > 0 &&
+		outcome != OUTCOME_ABORT)
 	{
 		HASH_SEQ_STATUS scan;
 		Tally	   *t;
@@ -2070,7 +1630,16 @@ forget_pending(void)
 {
 	MemoryContextReset(xact_cxt);
 	commands = spans = logs = open_writes = NIL;
-	tallies = NULL;
+	if (tallies != NULL)
+	{
+		HASH_SEQ_STATUS scan;
+		Tally	   *t;
+
+		/* removing the entry just returned is allowed; frees nothing */
+		hash_seq_init(&scan, tallies);
+		while ((t = hash_seq_search(&scan)) != NULL)
+			hash_search(tallies, &t->k, HASH_REMOVE, NULL);
+	}
 	pending_spans = pending_logs = 0;
 	dropped_spans = dropped_logs = 0;
 	memset(&handover, 0, sizeof(handover));
@@ -2094,7 +1663,8 @@ telemetry_xact_callback(XactEvent event, void *arg)
 		anchor_wall = 0;		/* read after the build, or not needed */
 	if (xact_cxt == NULL)
 		return;
-	if (commands == NIL && spans == NIL && logs == NIL && tallies == NULL &&
+	if (commands == NIL && spans == NIL && logs == NIL &&
+		(tallies == NULL || hash_get_num_entries(tallies) == 0) &&
 		dropped_spans == 0 && dropped_logs == 0)
 	{
 		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||

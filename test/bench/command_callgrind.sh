@@ -19,9 +19,11 @@
 #                                   of the same clicks and receipts into
 #                                   the plain copies
 #
-# Run as root after `make install` (PATH leading to the pg_config of that
-# installation); takes several minutes.  MANY/FEW/BULK_MANY/BULK_FEW
-# override the counts.
+# Run after `make install` (PATH leading to the pg_config of that
+# installation), as root (the servers then run as postgres) or as the
+# owner of the installation's data; takes several minutes.
+# MANY/FEW/BULK_MANY/BULK_FEW override the counts; CLICK_ONLY=1 measures
+# only track_click (telemetry on, off, and its floor).
 set -euo pipefail
 
 many=${MANY:-300}
@@ -31,12 +33,24 @@ bulk_few=${BULK_FEW:-200}
 
 dir=$(mktemp -d /tmp/fp_callgrind.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-chown postgres: "$dir"
 bindir=$(pg_config --bindir)
 
-run() {
-	su postgres -s /bin/bash -c "$*"
-}
+# Root hands the servers to postgres (initdb refuses root); anyone else
+# runs them as themselves.
+if [ "$(id -u)" = 0 ]; then
+	chown postgres: "$dir"
+	run() {
+		su postgres -s /bin/bash -c "$*"
+	}
+else
+	run() {
+		bash -c "$*"
+	}
+fi
+
+# fp_attribution.telemetry in the measured runs (on unless a figure says
+# otherwise)
+telemetry=on
 
 run "'$bindir/initdb' -D '$dir/data' -A trust >/dev/null"
 echo "shared_preload_libraries = 'fp_attribution'" >> "$dir/data/postgresql.conf"
@@ -47,17 +61,17 @@ run "echo 'CREATE EXTENSION fp_attribution;' | '$bindir/postgres' --single -D '$
 # the prepared statements.  One statement per line: the single-user
 # backend ends a statement at a newline.
 prologue() {
-	cat <<'EOF'
+	cat <<EOF
 DROP SCHEMA IF EXISTS bench CASCADE;
 DROP EXTENSION fp_attribution;
 CREATE EXTENSION fp_attribution;
-SET fp_attribution.telemetry = on;
+SET fp_attribution.telemetry = $telemetry;
 CREATE SCHEMA bench;
 CREATE TABLE bench.clicks (LIKE attribution.clicks INCLUDING ALL);
 CREATE TABLE bench.conversions (LIKE attribution.conversions INCLUDING ALL);
 CREATE TABLE bench.receipts (LIKE attribution.receipts INCLUDING ALL);
-PREPARE click(text, text) AS SELECT FROM attribution.track_click($1, visitor_id => $2);
-PREPARE conversion(text, bigint, text) AS SELECT FROM attribution.track_conversion($1, $2, visitor_id => $3);
+PREPARE click(text, text) AS SELECT FROM attribution.track_click(\$1, visitor_id => \$2);
+PREPARE conversion(text, bigint, text) AS SELECT FROM attribution.track_conversion(\$1, \$2, visitor_id => \$3);
 EOF
 }
 
@@ -185,8 +199,24 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
 }
 
+# Telemetry's share is a few per cent: four places
+ratio4() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4fx", a / b }'
+}
+
 click=$(per_statement nothing clicks "$many" "$few")
+telemetry=off
+click_off=$(per_statement nothing clicks "$many" "$few")
+telemetry=on
 click_plain=$(per_statement nothing click_floor "$many" "$few")
+if [ "${CLICK_ONLY:-0}" = 1 ]; then
+	echo "instructions per statement (callgrind; $many - $few statements)"
+	printf '%-44s %10s %10s %7s\n' measured command floor ratio
+	printf '%-44s %10d %10d %7s\n' "track_click prepared / plain INSERTs" "$click" "$click_plain" "$(ratio "$click" "$click_plain")"
+	printf '%-44s %10d %10d %7s\n' "track_click prepared, telemetry on / off" "$click" "$click_off" "$(ratio4 "$click" "$click_off")"
+	echo "command: CLICK_ONLY=1 bash test/bench/command_callgrind.sh (MANY=$many FEW=$few)"
+	exit 0
+fi
 click_simple=$(per_statement nothing clicks_simple "$many" "$few")
 conv=$(per_statement conversion_setup conversions "$many" "$few")
 conv_plain=$(per_statement nothing conversion_floor "$many" "$few")
@@ -197,6 +227,7 @@ bulk_plain=$(bulk_per_click bulk_setup bulk_floor)
 echo "instructions per statement (callgrind, telemetry on; $many - $few statements, bulk $bulk_many - $bulk_few clicks)"
 printf '%-44s %10s %10s %7s\n' measured command floor ratio
 printf '%-44s %10d %10d %7s\n' "track_click prepared / plain INSERTs" "$click" "$click_plain" "$(ratio "$click" "$click_plain")"
+printf '%-44s %10d %10d %7s\n' "track_click prepared, telemetry on / off" "$click" "$click_off" "$(ratio4 "$click" "$click_off")"
 printf '%-44s %10d %10d %7s\n' "track_conversion prepared / plain INSERTs" "$conv" "$conv_plain" "$(ratio "$conv" "$conv_plain")"
 printf '%-44s %10d %10d %7s\n' "track_click simple / prepared" "$click_simple" "$click" "$(ratio "$click_simple" "$click")"
 printf '%-44s %10d %10d %7s\n' "track_conversion simple / prepared" "$conv_simple" "$conv" "$(ratio "$conv_simple" "$conv")"

@@ -74,6 +74,7 @@
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 
+#include "fp_attribution/clock.h"
 #include "fp_attribution/ids.h"
 #include "fp_attribution/traceparent.h"
 
@@ -324,12 +325,5 @@ extern bool fp_attribution_telemetry_windows_active_point(FpMetricPoint *out);
 extern void fp_attribution_telemetry_count_export_drops(FpSignal signal,
 														uint64 n);
 extern void fp_attribution_telemetry_set_exporter_latch(Latch *latch);
-
-/* Current time in nanoseconds since the Unix epoch */
-extern int64 fp_attribution_now_unix_nano(void);
-
-/* TimestampTz (microseconds since 2000) to and from Unix nanoseconds */
-extern int64 fp_attribution_timestamptz_to_unix_nano(TimestampTz t);
-extern TimestampTz fp_attribution_unix_nano_to_timestamptz(int64 ns);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */

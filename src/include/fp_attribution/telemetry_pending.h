@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * telemetry_pending.h
+ *	  A transaction's pending telemetry, as the parts of the capture share
+ *	  it: telemetry_capture.c keeps the pending records and tallies (and
+ *	  the executor hooks and transaction hand-over that fill and empty
+ *	  them), telemetry_row.c adds what the row trigger sees.  Backend-local
+ *	  memory only: no shared memory and no locks (see telemetry_capture.c).
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FP_ATTRIBUTION_TELEMETRY_PENDING_H
+#define FP_ATTRIBUTION_TELEMETRY_PENDING_H
+
+#include "access/xact.h"
+#include "common/int.h"
+#include "fmgr.h"
+
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_record.h"
+#include "fp_attribution/trace_context.h"
+
+/*
+ * The tables we distinguish.  Never by their name: the telemetry trigger's
+ * argument says which kind of table it is attached to (see classify_rel),
+ * so a renamed copy or the shard of a distributed table is classified, and
+ * named in spans, as the logical table.
+ */
+typedef enum FpTable
+{
+	TABLE_OTHER,				/* another table of the extension */
+	TABLE_CLICKS,
+	TABLE_CONVERSIONS,
+	TABLE_RECEIPTS
+} FpTable;
+
+/* Common head of every pending item, for the subtransaction walks */
+typedef struct PendingHead
+{
+	SubTransactionId subid;		/* the subtransaction that owns it */
+	bool		aborted;		/* that subtransaction rolled back */
+} PendingHead;
+
+/*
+ * Log records of a command: started, then succeeded or failed, rule, and
+ * the exception (the span's exception event as a log record, as span
+ * events give way to log records in OpenTelemetry)
+ */
+#define COMMAND_LOGS 4
+
+/*
+ * A command.  A recorded one (there was room for its records) gets them
+ * allocated when it starts: its span, with what is known then, and its
+ * log records, filled at transaction end.  Strings are UTF-8.
+ */
+typedef struct PendingCommand
+{
+	PendingHead head;
+	FpCommandKind kind;
+	FpContextSource source;
+	bool		sampled;
+	bool		recorded;		/* has room for its span and logs */
+	bool		wrote_row;
+	bool		failed;			/* an error passed through it (sqlstate) */
+	int64		start_ns;
+	int64		end_ns;			/* 0 while it runs */
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+	uint8		flags;
+	char		sqlstate[6];
+	char		message[FP_ATTR_VALUE_LEN];
+	char		affiliate_id[FP_ATTR_VALUE_LEN];
+	char		entity_id[FP_ATTR_VALUE_LEN];	/* click_id or order_id */
+	FpSpanRecord *span;			/* recorded and sampled, else NULL */
+	int			span_start_attrs;	/* attributes set when it started */
+	FpLogRecord *logs[COMMAND_LOGS];	/* recorded, else NULL */
+} PendingCommand;
+
+typedef struct PendingSpan
+{
+	PendingHead head;
+	FpSpanRecord rec;
+} PendingSpan;
+
+typedef struct PendingLog
+{
+	PendingHead head;
+	bool		business;		/* dropped when its work is rolled back */
+	FpLogRecord rec;
+} PendingLog;
+
+typedef enum TallyKind
+{
+	TALLY_CLICKS,
+	TALLY_CONVERSIONS,
+	TALLY_RECEIPTS,
+	TALLY_COMMANDS,				/* commands kept without spans or logs */
+	TALLY_LIFECYCLE				/* lifecycle.c, fraud_rules.c */
+} TallyKind;
+
+/*
+ * Metric increments, aggregated per subtransaction: the business metrics
+ * of the rows written, and the commands whose spans and logs did not fit.
+ * subid 0 holds the commands that a rollback undid.
+ */
+typedef struct TallyKey
+{
+	SubTransactionId subid;
+	uint8		kind;			/* TallyKind */
+	uint8		command;		/* FpCommandKind of TALLY_COMMANDS,
+								 * FpLifecycleMetric of TALLY_LIFECYCLE */
+	bool		overflow;		/* key not kept: the overflow series */
+	char		key[FP_ATTR_VALUE_LEN]; /* affiliate id or currency */
+} TallyKey;
+
+typedef struct Tally
+{
+	TallyKey	k;				/* hash key, keep first */
+	uint64		seq;			/* creation order: series are created in it */
+	uint64		n;
+	int64		revenue_cents;
+	FpLatencyTally latency;		/* commands; attributed conversions */
+} Tally;
+
+/* Distinct keys kept per transaction; more go to the overflow series */
+#define TALLY_MAX_KEYS 1024
+
+/* The command that writes a table's rows */
+static inline FpCommandKind
+fp_attribution_command_of_table(FpTable table)
+{
+	if (table == TABLE_CLICKS)
+		return FP_COMMAND_TRACK_CLICK;
+	if (table == TABLE_CONVERSIONS)
+		return FP_COMMAND_TRACK_CONVERSION;
+	return FP_COMMAND_UNKNOWN;
+}
+
+/* The lifecycle commands write a receipt and update their conversion */
+static inline bool
+fp_attribution_is_lifecycle_command(FpCommandKind kind)
+{
+	return kind >= FP_COMMAND_APPROVE_CONVERSION && kind < FP_COMMAND_KINDS;
+}
+
+/* revenue_cents + add, stopping at INT64_MAX (both are at least 0) */
+static inline int64
+fp_attribution_add_revenue(int64 revenue_cents, int64 add)
+{
+	int64		sum;
+
+	return pg_add_s64_overflow(revenue_cents, add, &sum) ? PG_INT64_MAX : sum;
+}
+
+/* telemetry_capture.c: the pending state */
+extern bool fp_attribution_telemetry_active(void);
+extern int64 fp_attribution_telemetry_clock(void);
+extern FpTable fp_attribution_telemetry_table_of_name(const char *name);
+extern PendingSpan *fp_attribution_pending_span(void);
+extern bool fp_attribution_pending_log_room(void);
+extern PendingLog *fp_attribution_pending_new_log(PendingLog *scratch,
+												  bool business,
+												  FpSeverity severity,
+												  const char *event_name,
+												  const char *body, int64 time,
+												  const FpTraceId *trace_id,
+												  const FpSpanId *span_id,
+												  uint8 flags);
+extern void fp_attribution_pending_keep_log(PendingLog *log);
+extern PendingCommand *fp_attribution_pending_command_of_span(const FpSpanId *span_id);
+extern Tally *fp_attribution_pending_tally(SubTransactionId subid,
+										   TallyKind kind, int command,
+										   const char *key);
+extern void fp_attribution_pending_db_attrs(FpSpanRecord *span);
+extern int64 fp_attribution_pending_write_start(int64 now);
+
+/* telemetry_row.c: the row trigger's C function */
+extern PGDLLEXPORT Datum fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS);
+
+#endif							/* FP_ATTRIBUTION_TELEMETRY_PENDING_H */

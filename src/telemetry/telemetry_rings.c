@@ -1,0 +1,557 @@
+/*-------------------------------------------------------------------------
+ *
+ * telemetry_rings.c
+ *	  The span and log rings in shared memory: backends push their
+ *	  transactions' records at transaction end, the exporter copies them
+ *	  out packed, the SQL views peek at them unpacked.  The metric
+ *	  counters live apart, in telemetry.c.
+ *
+ * Locking.  Each ring has an LWLock of the telemetry tranche (telemetry.c
+ * requests the tranche and hands the two locks over at start-up): a writer
+ * takes it exclusively for the memcpy of its records (a few kB) and nothing
+ * else; a reader takes it shared to copy at most a bounded batch, then
+ * releases it and does its encoding or tuple building without it.  Neither
+ * side calls anything that can ereport while holding it.  A full ring
+ * overwrites its oldest record (counted as dropped unless a consumer had
+ * copied it), so a writer never waits for a consumer to make room.  The
+ * exporter latch pointer is guarded by the spinlock "mutex", held only to
+ * read or set it.  copied_upto and export_dropped are atomics, read and
+ * written without the lock.
+ *
+ * Copyright (c) 2026, fp_attribution developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+
+#include "fp_attribution/telemetry.h"
+#include "fp_attribution/telemetry_record.h"
+#include "fp_attribution/telemetry_rings.h"
+
+/*
+ * A ring of at most capacity packed records.  They lie one after the other
+ * in a byte area (a record never wraps: one that might not fit before the
+ * end of the area starts at its beginning), and starts[pos % capacity]
+ * gives the byte position of the record at pos.  Packed densely, a batch
+ * of records spans a third of the pages that one slot of the largest
+ * record size each would: the first touch of each page, by the backends
+ * that write and by the exporter that copies, was most of the cost of the
+ * copy.  The area holds capacity + 1 of the largest records, so a record
+ * is only ever overwritten because capacity newer ones follow it, never
+ * for room (see ring_push).  Byte positions only grow; a record's place
+ * in the area is its byte position modulo area_size.  The area, starts,
+ * byte_head and the positions are guarded by lock, like the records
+ * (see Locking above); the atomics are not.
+ */
+typedef struct FpRing
+{
+	LWLock	   *lock;
+	int			capacity;
+	Size		slot_size;		/* largest packed record, MAXALIGNed */
+	Size		area_size;		/* (capacity + 1) * slot_size */
+	char	   *slots;			/* the byte area */
+	uint64	   *starts;			/* byte position of each record, by pos */
+	uint64		byte_head;		/* byte position of the next record */
+	uint64		head;			/* position of the next record; first is 1 */
+	uint64		tail;			/* oldest position still in the ring */
+	uint64		written;		/* records written since the last reset */
+	uint64		dropped;		/* overwritten before any consumer copied */
+	uint64		wake_at;		/* wake the exporter when head reaches it */
+	pg_atomic_uint64 copied_upto;	/* positions below were copied */
+	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
+} FpRing;
+
+/* The packed form of a span: see pack_span */
+#define SPAN_HEAD_SIZE offsetof(FpSpanRecord, trace_state)
+
+typedef struct FpPackedSpan
+{
+	uint32		dropped_attributes_count;
+	int			n_events;
+	int			n_attrs;
+	int			trace_state_len;	/* without the NUL */
+} FpPackedSpan;
+
+/* The largest packed span: the spans ring's slot size */
+#define SPAN_PACKED_MAX \
+	(MAXALIGN(SPAN_HEAD_SIZE) + sizeof(FpPackedSpan) + \
+	 FP_SPAN_MAX_EVENTS * sizeof(FpSpanEvent) + \
+	 FP_SPAN_MAX_ATTRS * sizeof(FpAttribute) + FP_TRACESTATE_MAX_LEN + 1)
+
+StaticAssertDecl(sizeof(FpPackedSpan) % MAXIMUM_ALIGNOF == 0 &&
+				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0 &&
+				 sizeof(FpAttribute) % MAXIMUM_ALIGNOF == 0,
+				 "packed span parts keep their alignment");
+
+/* The rings and what wakes the exporter */
+typedef struct FpRingsShared
+{
+	slock_t		mutex;
+	Latch	   *exporter_latch; /* guarded by mutex */
+	FpRing		spans;
+	FpRing		logs;
+	/* then each ring's byte area and starts (ring_bytes) */
+} FpRingsShared;
+
+static FpRingsShared *rings = NULL;
+
+/* A ring's byte area: capacity + 1 of the largest records (see FpRing) */
+static Size
+ring_area(int capacity, Size record_size)
+{
+	return mul_size(capacity + 1, MAXALIGN(record_size));
+}
+
+/* A ring's shared memory: its byte area, then its starts */
+static Size
+ring_bytes(int capacity, Size record_size)
+{
+	return add_size(ring_area(capacity, record_size),
+					mul_size(capacity, sizeof(uint64)));
+}
+
+/* Our shared memory: the header, then the spans ring, then the logs ring */
+Size
+fp_attribution_telemetry_rings_shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(FpRingsShared));
+
+	size = add_size(size, ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
+	return add_size(size, ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+}
+
+static void
+ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
+		  char *slots)
+{
+	ring->lock = lock;
+	ring->capacity = capacity;
+	ring->slot_size = MAXALIGN(record_size);
+	ring->area_size = ring_area(capacity, record_size);
+	ring->slots = slots;
+	ring->starts = (uint64 *) (slots + ring->area_size);
+	ring->byte_head = 0;
+	ring->head = ring->tail = 1;
+	ring->written = ring->dropped = 0;
+	ring->wake_at = 1 + capacity / 2;
+	pg_atomic_init_u64(&ring->copied_upto, 1);
+	pg_atomic_init_u64(&ring->export_dropped, 0);
+}
+
+/*
+ * Create or attach the rings, guarded by the two locks given; called by
+ * fp_attribution_telemetry_shmem_init with AddinShmemInitLock held.
+ */
+void
+fp_attribution_telemetry_rings_shmem_init(LWLock *spans_lock, LWLock *logs_lock)
+{
+	bool		found;
+	char	   *area;
+
+	rings = ShmemInitStruct("fp_attribution telemetry rings",
+							fp_attribution_telemetry_rings_shmem_size(),
+							&found);
+	if (found)
+		return;
+	SpinLockInit(&rings->mutex);
+	rings->exporter_latch = NULL;
+	area = (char *) rings + MAXALIGN(sizeof(FpRingsShared));
+	ring_init(&rings->spans, spans_lock, fp_attribution_max_spans,
+			  SPAN_PACKED_MAX, area);
+	ring_init(&rings->logs, logs_lock, fp_attribution_max_logs,
+			  sizeof(FpLogRecord),
+			  area + ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
+}
+
+/* The ring of a signal (spans or logs) */
+static FpRing *
+ring_of(FpSignal signal)
+{
+	Assert(signal == FP_SIGNAL_SPANS || signal == FP_SIGNAL_LOGS);
+	return signal == FP_SIGNAL_SPANS ? &rings->spans : &rings->logs;
+}
+
+/* The packed record at pos; the caller holds the ring's lock */
+static inline char *
+ring_slot(FpRing *ring, uint64 pos)
+{
+	return ring->slots + ring->starts[pos % ring->capacity] % ring->area_size;
+}
+
+/* Packing of a record into a slot: returns the bytes written */
+typedef Size (*FpPackFn) (char *dst, const void *record);
+
+/* Copying a record out of a slot: returns the bytes written */
+typedef Size (*FpCopyFn) (char *dst, const char *src);
+
+/*
+ * A span slot holds only what is defined, in an order that keeps every
+ * part aligned, so that the exporter encodes straight from a copy of the
+ * slot (fp_attribution_telemetry_span_view) without unpacking it: the
+ * fixed head (the record up to trace_state, MAXALIGNed), FpPackedSpan,
+ * the events in use, the attributes in use, and last the tracestate
+ * string.  That is a third of the record or less, and the copy under the
+ * lock is most of the cost of recording a span.
+ */
+
+static Size
+pack_span(char *dst, const void *record)
+{
+	const FpSpanRecord *s = record;
+	FpPackedSpan *c = (FpPackedSpan *) (dst + MAXALIGN(SPAN_HEAD_SIZE));
+	char	   *p = (char *) (c + 1);
+
+	memcpy(dst, s, SPAN_HEAD_SIZE);
+	c->dropped_attributes_count = s->dropped_attributes_count;
+	c->n_events = s->n_events;
+	c->n_attrs = s->n_attrs;
+	c->trace_state_len = strlen(s->trace_state);
+	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
+	p += s->n_events * sizeof(FpSpanEvent);
+	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
+	p += s->n_attrs * sizeof(FpAttribute);
+	memcpy(p, s->trace_state, c->trace_state_len + 1);
+	p += c->trace_state_len + 1;
+	return p - dst;
+}
+
+/*
+ * Where the parts of a packed span lie; returns the packed record after
+ * it.  src is MAXALIGNed (a slot, or a copy of one).
+ */
+const char *
+fp_attribution_telemetry_span_view(const char *src, FpSpanView *v)
+{
+	const FpPackedSpan *c = (const FpPackedSpan *) (src + MAXALIGN(SPAN_HEAD_SIZE));
+	const char *p = (const char *) (c + 1);
+
+	v->head = (const FpSpanRecord *) src;
+	v->dropped_attributes_count = c->dropped_attributes_count;
+	v->n_events = c->n_events;
+	v->events = (const FpSpanEvent *) p;
+	p += c->n_events * sizeof(FpSpanEvent);
+	v->n_attrs = c->n_attrs;
+	v->attrs = (const FpAttribute *) p;
+	p += c->n_attrs * sizeof(FpAttribute);
+	v->trace_state = p;
+	p += c->trace_state_len + 1;
+	return src + MAXALIGN(p - src);
+}
+
+/* Copy a span as an FpSpanRecord */
+static Size
+unpack_span(char *dst, const char *src)
+{
+	FpSpanRecord *s = (FpSpanRecord *) dst;
+	FpSpanView	v;
+
+	(void) fp_attribution_telemetry_span_view(src, &v);
+	memcpy(s, src, SPAN_HEAD_SIZE);
+	strcpy(s->trace_state, v.trace_state);
+	s->dropped_attributes_count = v.dropped_attributes_count;
+	s->n_events = v.n_events;
+	memcpy(s->events, v.events, v.n_events * sizeof(FpSpanEvent));
+	s->n_attrs = v.n_attrs;
+	memcpy(s->attrs, v.attrs, v.n_attrs * sizeof(FpAttribute));
+	return sizeof(FpSpanRecord);
+}
+
+/* Copy a span as it is packed */
+static Size
+copy_packed_span(char *dst, const char *src)
+{
+	FpSpanView	v;
+	Size		size = fp_attribution_telemetry_span_view(src, &v) - src;
+
+	memcpy(dst, src, size);
+	return size;
+}
+
+/* A log slot is the record up to its last attribute in use */
+static Size
+pack_log(char *dst, const void *record)
+{
+	Size		size = FP_LOG_RECORD_SIZE(((const FpLogRecord *) record)->n_attrs);
+
+	memcpy(dst, record, size);
+	return size;
+}
+
+/*
+ * A packed log record is a prefix of FpLogRecord (only its first n_attrs
+ * attributes are there); returns the packed record after it.
+ */
+const char *
+fp_attribution_telemetry_log_view(const char *src, const FpLogRecord **log)
+{
+	*log = (const FpLogRecord *) src;
+	return src + MAXALIGN(FP_LOG_RECORD_SIZE((*log)->n_attrs));
+}
+
+/* Copy a log record as an FpLogRecord */
+static Size
+unpack_log(char *dst, const char *src)
+{
+	memcpy(dst, src,
+		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+	return sizeof(FpLogRecord);
+}
+
+/* Copy a log record as it is packed */
+static Size
+copy_packed_log(char *dst, const char *src)
+{
+	const FpLogRecord *log;
+	Size		size = fp_attribution_telemetry_log_view(src, &log) - src;
+
+	memcpy(dst, src, size);
+	return size;
+}
+
+/*
+ * Append n records and wake the exporter if the ring received half its
+ * capacity since the last wake-up.
+ */
+static void
+ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
+{
+	bool		wake = false;
+	Latch	   *latch;
+
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		uint64		at = ring->byte_head;
+
+		/* room for the largest record before the end of the area */
+		if (at % ring->area_size + ring->slot_size > ring->area_size)
+			at += ring->area_size - at % ring->area_size;
+		if (ring->head - ring->tail == ring->capacity)
+		{
+			if (ring->tail >= pg_atomic_read_u64(&ring->copied_upto))
+				ring->dropped++;
+			ring->tail++;
+		}
+
+		/*
+		 * The capacity - 1 records kept span less than capacity * slot_size
+		 * bytes (each is at most slot_size, with at most one skipped end of
+		 * the area among them), so the area's extra slot leaves room for
+		 * this one without overwriting them.
+		 */
+		Assert(ring->head == ring->tail ||
+			   at + ring->slot_size - ring->starts[ring->tail % ring->capacity] <=
+			   ring->area_size);
+		ring->starts[ring->head % ring->capacity] = at;
+		ring->byte_head = at + MAXALIGN(pack(ring->slots + at % ring->area_size,
+											 records[i]));
+		ring->head++;
+		ring->written++;
+	}
+	if (ring->head >= ring->wake_at)
+	{
+		ring->wake_at = ring->head + Max(ring->capacity / 2, 1);
+		wake = true;
+	}
+	LWLockRelease(ring->lock);
+
+	if (wake)
+	{
+		SpinLockAcquire(&rings->mutex);
+		latch = rings->exporter_latch;
+		SpinLockRelease(&rings->mutex);
+		if (latch != NULL)
+			SetLatch(latch);
+	}
+}
+
+/*
+ * Copy up to max records at or after *cursor to out, one after the other
+ * (copy says how: unpacked, or as packed), and advance *cursor; returns
+ * how many.  consume marks them as copied for the dropped count; the SQL
+ * views read without consuming.
+ */
+static int
+ring_copy(FpRing *ring, uint64 *cursor, char *out, int max, uint64 *lost,
+		  bool consume, FpCopyFn copy)
+{
+	uint64		pos = Max(*cursor, 1);
+	int			n = 0;
+
+	LWLockAcquire(ring->lock, LW_SHARED);
+	if (lost != NULL)
+		*lost = pos < ring->tail ? ring->tail - pos : 0;
+	pos = Max(pos, ring->tail);
+	for (; pos < ring->head && n < max; pos++, n++)
+		out += copy(out, ring_slot(ring, pos));
+	if (consume)
+	{
+		uint64		old = pg_atomic_read_u64(&ring->copied_upto);
+
+		while (old < pos &&
+			   !pg_atomic_compare_exchange_u64(&ring->copied_upto, &old, pos))
+			;
+	}
+	LWLockRelease(ring->lock);
+	*cursor = pos;
+	return n;
+}
+
+void
+fp_attribution_telemetry_push_spans(FpSpanRecord *const *spans, int n)
+{
+	if (rings != NULL && n > 0)
+		ring_push(&rings->spans, (void *const *) spans, n, pack_span);
+}
+
+void
+fp_attribution_telemetry_push_logs(FpLogRecord *const *logs, int n)
+{
+	if (rings != NULL && n > 0)
+		ring_push(&rings->logs, (void *const *) logs, n, pack_log);
+}
+
+/*
+ * Whether this process holds the logs ring lock: a message raised then
+ * must not be pushed (the server log hook, server_log.c), or the process
+ * would wait on itself.
+ */
+bool
+fp_attribution_telemetry_logs_lock_held(void)
+{
+	return rings != NULL && LWLockHeldByMe(rings->logs.lock);
+}
+
+/*
+ * Count n records that a backend could not keep (its transaction collected
+ * more than the ring holds) as dropped.
+ */
+void
+fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n)
+{
+	FpRing	   *ring;
+
+	if (rings == NULL || n == 0)
+		return;
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	ring->dropped += n;
+	LWLockRelease(ring->lock);
+}
+
+/*
+ * The exporter's copy: up to max records of a signal as they are packed in
+ * the ring, into out, which holds fp_attribution_telemetry_packed_max()
+ * bytes per record; read them with the views.
+ */
+int
+fp_attribution_telemetry_copy_packed(FpSignal signal, uint64 *cursor,
+									 char *out, int max, uint64 *lost)
+{
+	fp_attribution_telemetry_require();
+	if (signal == FP_SIGNAL_SPANS)
+		return ring_copy(&rings->spans, cursor, out, max, lost, true,
+						 copy_packed_span);
+	return ring_copy(&rings->logs, cursor, out, max, lost, true,
+					 copy_packed_log);
+}
+
+/* The largest packed record of a signal */
+Size
+fp_attribution_telemetry_packed_max(FpSignal signal)
+{
+	return signal == FP_SIGNAL_SPANS ? MAXALIGN(SPAN_PACKED_MAX) :
+		MAXALIGN(sizeof(FpLogRecord));
+}
+
+/*
+ * The exporter polls this to see whether a full batch waits; the lock is
+ * shared and held for one read.
+ */
+uint64
+fp_attribution_telemetry_head(FpSignal signal)
+{
+	FpRing	   *ring;
+	uint64		head;
+
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	head = ring->head;
+	LWLockRelease(ring->lock);
+	return head;
+}
+
+/* For the SQL views: copy without marking the records as consumed */
+int
+fp_attribution_telemetry_peek_spans(uint64 *cursor, FpSpanRecord *out, int max)
+{
+	fp_attribution_telemetry_require();
+	return ring_copy(&rings->spans, cursor, (char *) out, max, NULL, false,
+					 unpack_span);
+}
+
+int
+fp_attribution_telemetry_peek_logs(uint64 *cursor, FpLogRecord *out, int max)
+{
+	fp_attribution_telemetry_require();
+	return ring_copy(&rings->logs, cursor, (char *) out, max, NULL, false,
+					 unpack_log);
+}
+
+void
+fp_attribution_telemetry_set_exporter_latch(Latch *latch)
+{
+	fp_attribution_telemetry_require();
+	SpinLockAcquire(&rings->mutex);
+	rings->exporter_latch = latch;
+	SpinLockRelease(&rings->mutex);
+}
+
+/* Records of a signal that the exporter could not deliver */
+void
+fp_attribution_telemetry_ring_export_drops(FpSignal signal, uint64 n)
+{
+	fp_attribution_telemetry_require();
+	pg_atomic_fetch_add_u64(&ring_of(signal)->export_dropped, n);
+}
+
+/*
+ * A ring's state for attribution.telemetry_status: capacity, records held,
+ * written since reset, dropped, dropped by the exporter.
+ */
+void
+fp_attribution_telemetry_ring_state(FpSignal signal, int64 *out)
+{
+	FpRing	   *ring;
+
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	out[0] = ring->capacity;
+	out[1] = (int64) (ring->head - ring->tail);
+	out[2] = (int64) ring->written;
+	out[3] = (int64) ring->dropped;
+	LWLockRelease(ring->lock);
+	out[4] = (int64) pg_atomic_read_u64(&ring->export_dropped);
+}
+
+/* Empty a signal's ring and zero its counts */
+void
+fp_attribution_telemetry_ring_reset(FpSignal signal)
+{
+	FpRing	   *ring;
+
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	ring->tail = ring->head;
+	ring->written = ring->dropped = 0;
+	pg_atomic_write_u64(&ring->export_dropped, 0);
+	LWLockRelease(ring->lock);
+}
