@@ -34,7 +34,7 @@ process.stdin.on('end', () => {
 	for (const m of flat(received.metrics, 'resourceMetrics', 'scopeMetrics', 'metrics')) {
 		const data = m.sum || m.gauge || m.histogram;
 		for (const p of data.dataPoints || []) {
-			const v = m.histogram ? `count ${p.count}, sum ${+Number(p.sum).toFixed(3)}` : p.asInt ?? p.asDouble ?? 0;
+			const v = m.histogram ? `count ${Number(p.count ?? 0)}, sum ${+Number(p.sum ?? 0).toFixed(3)}` : p.asInt ?? p.asDouble ?? 0;
 			const a = attrs(p.attributes);
 
 			series.set(a ? `${m.name} {${a}}` : m.name, v);
