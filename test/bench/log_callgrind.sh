@@ -14,9 +14,7 @@
 #     consistency_proof() in logs of 10,000 and 1,000,000 entries (stored
 #     subtree hashes generated in SQL; the proofs only read them):
 #     (K + 20 calls - 20 calls) / K.
-# Run as root or postgres after `make install` (or through
-# DEVCMD='bash test/bench/log_callgrind.sh' /work/devtest.sh); takes
-# several minutes.
+# Run as root or postgres after `make install`; takes several minutes.
 set -euo pipefail
 
 BATCH=${BATCH:-50}

@@ -17,7 +17,7 @@
 #                       how long until the queue was empty
 # synchronous_commit is off so the CPU cost, not the WAL flush, bounds
 # the rate.  Needs the extension installed (make install); run as root or
-# postgres, e.g. DEVCMD='bash test/bench/log_lag.sh' /work/devtest.sh NAME DIR
+# postgres.
 set -euo pipefail
 
 SECONDS_RUN=${SECONDS_RUN:-20}
