@@ -17,6 +17,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
 
 #include "fp_attribution/auto_approve.h"
@@ -36,6 +37,31 @@
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+/* Seconds before the postmaster restarts a worker that exited */
+#define FP_WORKER_RESTART_SECONDS 5
+
+/*
+ * Register one of the extension's background workers (the exporter, the
+ * ledger, postbacks): all connect to a database, start once recovery is
+ * over and are restarted alike; each is named after its job, which is
+ * also its pg_stat_activity.backend_type.
+ */
+static void
+register_worker(const char *function, const char *name)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = FP_WORKER_RESTART_SECONDS;
+	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
 
 void
 _PG_init(void)
@@ -62,9 +88,9 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
-	fp_attribution_worker_register();
-	fp_attribution_ledger_worker_register();
-	fp_attribution_postback_worker_register();
+	register_worker("fp_attribution_worker_main", "fp_attribution exporter");
+	register_worker("fp_attribution_ledger_main", "fp_attribution ledger");
+	register_worker("fp_attribution_postback_worker_main", "fp_attribution postbacks");
 	fp_attribution_telemetry_install_hooks();
 	fp_attribution_server_log_install_hook();
 	fp_attribution_delegation_install_hook();

@@ -93,8 +93,6 @@ PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
  * while the ring overwrites the records behind the batch.
  */
 #define RETRY_AFTER_MAX_MS 30000
-/* Seconds before the postmaster restarts a worker that exited */
-#define RESTART_SECONDS 5
 
 typedef struct SignalState
 {
@@ -458,22 +456,3 @@ fp_attribution_worker_main(Datum main_arg)
 	proc_exit(1);
 }
 
-/*
- * Register the worker; called from _PG_init while shared_preload_libraries
- * is processed.
- */
-void
-fp_attribution_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = RESTART_SECONDS;
-	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "fp_attribution_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "fp_attribution exporter", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "fp_attribution exporter", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}

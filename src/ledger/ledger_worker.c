@@ -33,7 +33,8 @@
  * idempotent, the next run redoes it) and checkpoints waiting to be
  * pushed are forgotten (every one stays in attribution.log_checkpoints).
  * The worker exits with status 1 so the postmaster restarts it after
- * RESTART_SECONDS (pg_terminate_backend) unless the server is stopping.
+ * FP_WORKER_RESTART_SECONDS (fp_attribution.c; pg_terminate_backend)
+ * unless the server is stopping.
  *
  * Shared memory: only the lag it publishes (shmem.c).
  *
@@ -60,8 +61,6 @@
 
 PGDLLEXPORT void fp_attribution_ledger_main(Datum main_arg);
 
-/* Seconds before the postmaster restarts a worker that exited */
-#define RESTART_SECONDS 5
 
 /*
  * Entry point of the worker.
@@ -94,22 +93,3 @@ fp_attribution_ledger_main(Datum main_arg)
 	}
 }
 
-/*
- * Register the worker; called from _PG_init while shared_preload_libraries
- * is processed.
- */
-void
-fp_attribution_ledger_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = RESTART_SECONDS;
-	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "fp_attribution_ledger_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "fp_attribution ledger", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "fp_attribution ledger", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}

@@ -106,8 +106,6 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 #define EXPIRE_EVERY_MS 60000
 /* Most finished rows deleted in one cycle's transaction */
 #define PURGE_BATCH 1000
-/* Seconds before the postmaster restarts a worker that exited */
-#define RESTART_SECONDS 5
 #define MAX_REQUESTS 256
 
 /* One request: the row it delivers and what its span needs */
@@ -671,18 +669,3 @@ fp_attribution_postback_worker_main(Datum main_arg)
 	}
 }
 
-void
-fp_attribution_postback_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = RESTART_SECONDS;
-	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "fp_attribution_postback_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "fp_attribution postbacks", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "fp_attribution postbacks", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}

@@ -58,7 +58,6 @@ extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **location,
 										  const char **check, char **detail);
 extern long fp_attribution_log_worker_tick(TimestampTz now);
-extern void fp_attribution_ledger_worker_register(void);
 
 /* Checkpoint push (log_push.c), run by the ledger worker */
 extern char *fp_attribution_log_push_endpoints;

@@ -206,6 +206,5 @@ extern void fp_attribution_otlp_status_success(FpOtlpSignal signal,
 											   uint64 records);
 
 /* Worker (worker.c) */
-extern void fp_attribution_worker_register(void);
 
 #endif							/* FP_ATTRIBUTION_OTLP_H */

@@ -97,6 +97,5 @@ extern void fp_attribution_postback_http_wait(long timeout_ms,
 											  uint32 wait_event_info);
 
 /* postback_worker.c */
-extern void fp_attribution_postback_worker_register(void);
 
 #endif							/* FP_ATTRIBUTION_POSTBACKS_H */
