@@ -36,8 +36,6 @@
  */
 #include "postgres.h"
 
-#include <sys/select.h>
-
 #include <curl/curl.h>
 #include <zlib.h>
 
@@ -50,6 +48,7 @@
 #include "utils/memutils.h"
 
 #include "fp_attribution/compat.h"
+#include "fp_attribution/curl_multi_wait.h"
 #include "fp_attribution/otlp.h"
 #include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
@@ -57,8 +56,6 @@
 
 /* Longest response body we keep; partial_success is all we read */
 #define MAX_RESPONSE_BYTES (64 * 1024)
-/* Longest sleep while a request is in flight (fp_attribution_otlp_wait) */
-#define MAX_TRANSFER_SLEEP_MS 1000
 
 /* What the header and body callbacks collect for one request */
 typedef struct Response
@@ -358,14 +355,6 @@ static bool reset_pending = false;	/* drop connections once none is busy */
 static void release_transfer(Transfer *t);
 static void collect_finished(void);
 
-/* A curl_multi_* call that can only fail on a bug or out of memory */
-static void
-check_multi(CURLMcode mc)
-{
-	if (mc != CURLM_OK)
-		elog(ERROR, "libcurl multi interface failed: %s", curl_multi_strerror(mc));
-}
-
 /* The multi handle, created on first use */
 static CURLM *
 get_multi(void)
@@ -379,7 +368,7 @@ get_multi(void)
 		 * No HTTP/2 multiplexing: gRPC requests must not share a connection
 		 * (see FORBID_REUSE below), and HTTP/1.1 needs one per request.
 		 */
-		check_multi(curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING));
+		fp_attribution_check_curl_multi(curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING));
 	}
 	return multi;
 }
@@ -512,12 +501,12 @@ fp_attribution_otlp_start(FpOtlpSignal signal, const StringInfo body,
 	old = MemoryContextSwitchTo(t->cxt);
 	prepare_request(t, body, timeout_ms);
 	MemoryContextSwitchTo(old);
-	check_multi(curl_multi_add_handle(get_multi(), t->easy));
+	fp_attribution_check_curl_multi(curl_multi_add_handle(get_multi(), t->easy));
 	t->busy = true;
 	nbusy++;
 	INSTR_TIME_SET_CURRENT(t->start);
 	/* connect and write what the socket takes now, rather than after a wait */
-	check_multi(curl_multi_perform(multi, &running));
+	fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 	collect_finished();
 }
 
@@ -606,7 +595,7 @@ finish_transfer(Transfer *t, CURLcode rc)
 static void
 release_transfer(Transfer *t)
 {
-	check_multi(curl_multi_remove_handle(multi, t->easy));
+	fp_attribution_check_curl_multi(curl_multi_remove_handle(multi, t->easy));
 	curl_slist_free_all(t->headers);
 	t->headers = NULL;
 	MemoryContextReset(t->cxt);
@@ -685,66 +674,25 @@ fp_attribution_otlp_cancel(FpOtlpSignal signal)
  * available to fp_attribution_otlp_take_result.  Exits on postmaster
  * death.  The caller resets the latch.
  *
- * libcurl tells which sockets it waits on (curl_multi_fdset) and for how
- * long (curl_multi_timeout); they join the latch in a WaitEventSet, so a
- * request never delays the latch, and the other way round.  Whatever
- * woke us, curl_multi_perform then serves every transfer: a latch that is
- * set again and again cannot starve them.  While a request is in flight
- * the sleep is capped at MAX_TRANSFER_SLEEP_MS, the safety net libcurl's
- * documentation asks for when it names no socket (connection set-up).
+ * The sleep is curl_multi_wait.c's (the latch and libcurl's sockets in
+ * one WaitEventSet).  Whatever woke us, curl_multi_perform then serves
+ * every transfer: a latch that is set again and again cannot starve them.
  * A result not yet taken (a request that failed at once, say a refused
  * connection) makes it return at once.
  */
 void
 fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
 {
-	WaitEventSet *set;
-	WaitEvent	event;
-	fd_set		rd,
-				wr,
-				ex;
-	int			max_fd = -1;
-	int			nevents = 2;
 	int			running;
 
 	/* a request that ended when it was started waits for the caller */
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 		if (transfers[s].done)
 			timeout_ms = 0;
+	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{
-		long		curl_ms;
-
-		FD_ZERO(&rd);
-		FD_ZERO(&wr);
-		FD_ZERO(&ex);
-		check_multi(curl_multi_fdset(multi, &rd, &wr, &ex, &max_fd));
-		check_multi(curl_multi_timeout(multi, &curl_ms));
-		if (curl_ms >= 0)
-			timeout_ms = Min(timeout_ms, curl_ms);
-		timeout_ms = Min(timeout_ms, MAX_TRANSFER_SLEEP_MS);
-		for (int fd = 0; fd <= max_fd; fd++)
-			if (FD_ISSET(fd, &rd) || FD_ISSET(fd, &wr))
-				nevents++;
-	}
-	set = FP_CREATE_WAIT_EVENT_SET(nevents);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int fd = 0; fd <= max_fd; fd++)
-	{
-		uint32		events = (FD_ISSET(fd, &rd) ? WL_SOCKET_READABLE : 0) |
-			(FD_ISSET(fd, &wr) ? WL_SOCKET_WRITEABLE : 0);
-
-		if (events)
-			AddWaitEventToSet(set, events, fd, NULL, NULL);
-	}
-	/* one event is enough: curl_multi_perform looks at every socket */
-	(void) WaitEventSetWait(set, Max(timeout_ms, 0), &event, 1, wait_event_info);
-	FreeWaitEventSet(set);
-
-	if (nbusy > 0)
-	{
-		check_multi(curl_multi_perform(multi, &running));
+		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 		collect_finished();
 	}
 }

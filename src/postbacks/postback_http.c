@@ -28,8 +28,6 @@
  */
 #include "postgres.h"
 
-#include <sys/select.h>
-
 #include <curl/curl.h>
 
 #include "miscadmin.h"
@@ -38,12 +36,11 @@
 #include "utils/memutils.h"
 
 #include "fp_attribution/compat.h"
+#include "fp_attribution/curl_multi_wait.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
 
 #define MAX_SLOTS 256
-/* Longest sleep while a request is in flight: libcurl's safety net */
-#define MAX_TRANSFER_SLEEP_MS 1000
 
 typedef struct PostbackSlot
 {
@@ -60,13 +57,6 @@ typedef struct PostbackSlot
 static PostbackSlot slots[MAX_SLOTS];
 static CURLM *multi = NULL;
 static int	nbusy = 0;
-
-static void
-check_multi(CURLMcode mc)
-{
-	if (mc != CURLM_OK)
-		elog(ERROR, "libcurl multi interface failed: %s", curl_multi_strerror(mc));
-}
 
 /* libcurl write callback: the body is not needed */
 static size_t
@@ -124,7 +114,7 @@ fp_attribution_postback_http_start(int slot, const char *method,
 	{
 		if ((multi = curl_multi_init()) == NULL)
 			elog(ERROR, "could not initialize libcurl");
-		check_multi(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) MAX_SLOTS));
+		fp_attribution_check_curl_multi(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) MAX_SLOTS));
 	}
 	if (s->easy == NULL && (s->easy = curl_easy_init()) == NULL)
 		elog(ERROR, "could not initialize libcurl");
@@ -163,10 +153,10 @@ fp_attribution_postback_http_start(int slot, const char *method,
 	s->errbuf[0] = '\0';
 	s->retry_after_ms = -1;
 	INSTR_TIME_SET_CURRENT(s->start);
-	check_multi(curl_multi_add_handle(multi, curl));
+	fp_attribution_check_curl_multi(curl_multi_add_handle(multi, curl));
 	s->busy = true;
 	nbusy++;
-	check_multi(curl_multi_perform(multi, &running));
+	fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 }
 
 /* Classify a finished request into its slot's result */
@@ -209,7 +199,7 @@ finish(PostbackSlot *s, CURLcode rc)
 		snprintf(error, sizeof(error), "HTTP %ld", status);
 	}
 	fp_attribution_otlp_redact(r->error, error, sizeof(r->error));
-	check_multi(curl_multi_remove_handle(multi, s->easy));
+	fp_attribution_check_curl_multi(curl_multi_remove_handle(multi, s->easy));
 	curl_slist_free_all(s->headers);
 	s->headers = NULL;
 	s->busy = false;
@@ -261,59 +251,27 @@ fp_attribution_postback_http_busy(void)
 /*
  * Sleep until the latch is set, a request can make progress or timeout_ms
  * pass, then move every request forward.  Exits on postmaster death; the
- * caller resets the latch.  libcurl names its sockets (curl_multi_fdset)
- * and its own deadline (curl_multi_timeout); they join the latch in one
- * WaitEventSet, so no request delays another, nor the latch.
+ * caller resets the latch.  The sleep is curl_multi_wait.c's (the latch
+ * and libcurl's sockets in one WaitEventSet), so no request delays
+ * another, nor the latch.
  */
 void
 fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
 {
-	WaitEventSet *set;
-	WaitEvent	event;
-	fd_set		rd,
-				wr,
-				ex;
-	int			max_fd = -1;
-	int			nevents = 2;
 	int			running;
 
 	if (nbusy > 0)
 	{
-		long		curl_ms;
-
-		FD_ZERO(&rd);
-		FD_ZERO(&wr);
-		FD_ZERO(&ex);
-		check_multi(curl_multi_perform(multi, &running));
+		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 		collect_finished();
-		check_multi(curl_multi_fdset(multi, &rd, &wr, &ex, &max_fd));
-		check_multi(curl_multi_timeout(multi, &curl_ms));
-		if (curl_ms >= 0)
-			timeout_ms = Min(timeout_ms, curl_ms);
-		timeout_ms = Min(timeout_ms, MAX_TRANSFER_SLEEP_MS);
-		for (int fd = 0; fd <= max_fd; fd++)
-			if (FD_ISSET(fd, &rd) || FD_ISSET(fd, &wr))
-				nevents++;
 	}
 	for (int i = 0; i < MAX_SLOTS; i++)
 		if (slots[i].done)
 			timeout_ms = 0;
-	set = FP_CREATE_WAIT_EVENT_SET(nevents);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int fd = 0; fd <= max_fd; fd++)
-	{
-		uint32		events = (FD_ISSET(fd, &rd) ? WL_SOCKET_READABLE : 0) |
-			(FD_ISSET(fd, &wr) ? WL_SOCKET_WRITEABLE : 0);
-
-		if (events)
-			AddWaitEventToSet(set, events, fd, NULL, NULL);
-	}
-	(void) WaitEventSetWait(set, Max(timeout_ms, 0), &event, 1, wait_event_info);
-	FreeWaitEventSet(set);
+	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{
-		check_multi(curl_multi_perform(multi, &running));
+		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 		collect_finished();
 	}
 }
