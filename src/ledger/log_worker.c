@@ -31,8 +31,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -76,22 +78,36 @@ publish_lag(bool failed)
 
 /*
  * Whether attribution.log_queue is a Citus distributed table (inside the
- * run's transaction and SPI).  Citus' catalog exists only with the
- * extension, hence two statements.
+ * run's transaction and SPI).  The queue is locked first, in the mode
+ * integrate_log()'s DELETE takes anyway: distribute() (Citus'
+ * create_distributed_table) then cannot commit between this check and the
+ * DELETE, and the check, run in a snapshot taken after the lock, sees a
+ * distribution that committed before it.  Citus' catalog exists only with
+ * the extension, hence two statements.
  */
 static bool
 log_queue_distributed(void)
 {
 	bool		isnull;
+	Datum		queue;
+	bool		citus;
 
-	if (SPI_execute("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-					true, 0) != SPI_OK_SELECT || SPI_processed != 1 ||
-		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		return false;
-	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
-					" WHERE logicalrelid OPERATOR(pg_catalog.=)"
-					" pg_catalog.to_regclass('attribution.log_queue'))",
+	if (SPI_execute("SELECT pg_catalog.to_regclass('attribution.log_queue')::pg_catalog.oid,"
+					" pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
 					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		return false;
+	queue = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	citus = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	LockRelationOid(DatumGetObjectId(queue), RowExclusiveLock);
+	if (!citus)
+		return false;
+	/* not read-only: a statement of its own takes a new snapshot */
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+							  " WHERE logicalrelid OPERATOR(pg_catalog.=) $1)",
+							  1, (Oid[]) {REGCLASSOID}, &queue, NULL,
+							  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		return false;
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
