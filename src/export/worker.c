@@ -100,7 +100,6 @@ typedef struct SignalState
 	void	   *records;		/* the batch: packed spans or logs, or metric
 								 * points (telemetry.h) */
 	int			nrecords;		/* how many; 0 when there is no batch */
-	uint64		end;			/* ring position after them (spans, logs) */
 	StringInfo	batch;			/* records encoded, or NULL */
 	int			batch_protocol; /* the protocol batch was encoded for */
 	int			attempts;		/* attempts made for batch */
@@ -111,6 +110,16 @@ typedef struct SignalState
 } SignalState;
 
 static SignalState state[FP_OTLP_NSIGNALS];
+
+/*
+ * Whether this worker exports signal s: every worker shares the spans and
+ * logs, the first alone sends the metrics (a snapshot each would repeat).
+ */
+static bool
+exports_signal(FpOtlpSignal s)
+{
+	return s != FP_OTLP_METRICS || fp_attribution_otlp_worker_number == 0;
+}
 
 /*
  * (Re-)encode a signal's records for the current protocol.  A reload may
@@ -153,7 +162,11 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 		case FP_OTLP_TRACES:
 		case FP_OTLP_LOGS:
 			st->nrecords = fp_attribution_otlp_fetch_packed(s, (char **) &st->records,
-															max, &st->end);
+															max);
+			/* more than this batch waits: another worker may take it */
+			if (st->nrecords >= max && fp_attribution_otlp_workers > 1 &&
+				fp_attribution_otlp_backlog(s, max))
+				fp_attribution_telemetry_wake_other_exporters();
 			break;
 		default:
 			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);
@@ -174,13 +187,13 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 
 /*
  * Forget the current batch of a signal, which has been counted (sent,
- * rejected or dropped): only now does the shared cursor move past it.
+ * rejected or dropped): only now is this worker's claim on it released.
  */
 static void
 finish_batch(FpOtlpSignal s, SignalState *st)
 {
 	if (s != FP_OTLP_METRICS && st->nrecords > 0)
-		fp_attribution_otlp_commit_cursor(s, st->end);
+		fp_attribution_otlp_release_batch(s);
 	st->batch = NULL;
 	st->records = NULL;
 	st->nrecords = 0;
@@ -303,6 +316,8 @@ run_signals(TimestampTz now)
 		SignalState *st = &state[s];
 		FpOtlpResult r;
 
+		if (!exports_signal(s))
+			continue;
 		if (st->in_flight)
 		{
 			if (!fp_attribution_otlp_take_result(s, &r))
@@ -348,7 +363,7 @@ final_flush(void)
 	{
 		SignalState *st = &state[s];
 
-		if (st->in_flight || !fp_attribution_otlp_enabled)
+		if (st->in_flight || !fp_attribution_otlp_enabled || !exports_signal(s))
 			continue;
 		if (st->batch == NULL)
 			fetch_batch(s, st, GetCurrentTimestamp());
@@ -394,7 +409,8 @@ final_flush(void)
 static void
 unpublish_latch(int code, Datum arg)
 {
-	fp_attribution_telemetry_set_exporter_latch(NULL);
+	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
+												NULL);
 }
 
 /*
@@ -403,6 +419,7 @@ unpublish_latch(int code, Datum arg)
 void
 fp_attribution_worker_main(Datum main_arg)
 {
+	fp_attribution_otlp_worker_number = DatumGetInt32(main_arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -420,9 +437,12 @@ fp_attribution_worker_main(Datum main_arg)
 	state[FP_OTLP_METRICS].next_fetch =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 									fp_attribution_otlp_metric_interval_ms);
-	fp_attribution_telemetry_set_exporter_latch(MyLatch);
+	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
+												MyLatch);
 	before_shmem_exit(unpublish_latch, (Datum) 0);
-	ereport(LOG, (errmsg("fp_attribution exporter started")));
+	ereport(LOG, (errmsg("fp_attribution exporter %d of %d started",
+						 fp_attribution_otlp_worker_number + 1,
+						 fp_attribution_otlp_workers)));
 
 	for (;;)
 	{
