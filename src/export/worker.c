@@ -14,7 +14,13 @@
  * exponential backoff and jitter (or after Retry-After, at most
  * RETRY_AFTER_MAX_MS or the schedule delay), up to MAX_ATTEMPTS; anything
  * else drops the batch and counts it.  A batch is counted once, when it
- * is done, and the shared cursor then moves past it (otlp_source.c).
+ * is done, and the worker's claim on it is then released (otlp_source.c).
+ *
+ * fp_attribution.otlp_workers such workers may run (bgw_main_arg is the
+ * worker's number, from 0); they share the spans and logs, each claiming
+ * the next batch in shared memory, so N requests per signal can be in
+ * flight; only worker 0 exports metrics (exports_signal).  A worker that
+ * claims a full batch and sees another waiting wakes the others.
  *
  * The signals are sent concurrently (otlp_http.c: libcurl's multi
  * interface, one easy handle per signal): the worker starts a signal's
@@ -29,8 +35,8 @@
  * it finishes, never in TopMemoryContext, where the worker's transactions
  * leave CurrentMemoryContext.
  *
- * Backends never wait for the worker: they only SetLatch the latch the
- * worker registers with the telemetry core (when a buffer is half full).
+ * Backends never wait for the workers: they only SetLatch the latches the
+ * workers register with the telemetry core (when a buffer is half full).
  * The worker holds no lock while encoding or sending: records are copied
  * out first (otlp_source.c).
  *

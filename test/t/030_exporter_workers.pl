@@ -58,12 +58,19 @@ SELECT count(attribution.track_click('aff-' || i, ip => '203.0.113.7'))
 }
 $_->quit for @sessions;
 
-my $balanced = q{
-SELECT bool_and(e.sent + e.rejected + e.dropped =
-				CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END)
+# counted (sent + rejected + dropped) against written, per signal
+my $counted = q{
+SELECT string_agg(e.signal || ' ' || (e.sent + e.rejected + e.dropped) || ' of ' ||
+				  CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END,
+				  ', ' ORDER BY e.signal)
   FROM attribution.exporter_status e, attribution.telemetry_status t
  WHERE e.signal IN ('traces', 'logs')};
-ok($node->poll_query_until('postgres', $balanced),
+ok($node->poll_query_until('postgres', qq{
+SELECT bool_and(e.sent + e.rejected + e.dropped >=
+				CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END)
+  FROM attribution.exporter_status e, attribution.telemetry_status t
+ WHERE e.signal IN ('traces', 'logs')}), 'the workers caught up');
+like($node->safe_psql('postgres', $counted), qr/^logs (\d+) of \1, traces (\d+) of \2$/,
 	'sent + rejected + dropped = written for spans and logs');
 is($node->safe_psql('postgres', q{
 SELECT string_agg(signal || ' ' || dropped || ' ' || rejected, ', ' ORDER BY signal)
