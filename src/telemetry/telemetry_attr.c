@@ -167,6 +167,41 @@ fp_attribution_span_init(FpSpanRecord *span, const char *name, FpSpanKind kind)
 	span->n_attrs = 0;
 }
 
+/*
+ * Start a log record with the context of a command (trace_id NULL: none),
+ * no body and no attributes
+ */
+void
+fp_attribution_log_init(FpLogRecord *log, FpSeverity severity,
+						const char *event_name, int64 time,
+						const FpTraceId *trace_id, const FpSpanId *span_id,
+						uint8 flags)
+{
+	log->time_unix_nano = time;
+	log->observed_time_unix_nano = time;
+	log->severity_number = severity;
+	strlcpy(log->severity_text,
+			severity == FP_SEVERITY_ERROR ? "ERROR" :
+			severity == FP_SEVERITY_WARN ? "WARN" :
+			severity == FP_SEVERITY_INFO ? "INFO" : "DEBUG",
+			sizeof(log->severity_text));
+	strlcpy(log->event_name, event_name, sizeof(log->event_name));
+	log->body[0] = '\0';
+	if (trace_id != NULL)
+	{
+		log->trace_id = *trace_id;
+		log->span_id = *span_id;
+	}
+	else
+	{
+		memset(&log->trace_id, 0, sizeof(log->trace_id));
+		memset(&log->span_id, 0, sizeof(log->span_id));
+	}
+	log->flags = flags;
+	log->dropped_attributes_count = 0;
+	log->n_attrs = 0;
+}
+
 static FpAttribute *
 next_attr(FpAttribute *attrs, int *n, int max, uint32 *dropped,
 		  const char *key)

@@ -121,7 +121,10 @@ extern void fp_attribution_telemetry_buffer_state(FpSignal signal,
 												  int64 *out);
 extern void fp_attribution_telemetry_reset(FpSignal signal);
 
-/* telemetry_capture.c: called when a command's context is resolved */
+/*
+ * telemetry_pending.c: called while commands run; begin_command is
+ * fp_attribution_command_begun_hook
+ */
 extern void fp_attribution_telemetry_begin_command(const FpCommandContext *ctx);
 extern bool fp_attribution_telemetry_current_command(FpTraceId *trace_id,
 													 FpSpanId *span_id,
@@ -137,6 +140,10 @@ extern void fp_attribution_telemetry_rule_hit(const char *rule,
 /* telemetry_attr.c: filling records, and their JSON form */
 extern void fp_attribution_span_init(FpSpanRecord *span, const char *name,
 									 FpSpanKind kind);
+extern void fp_attribution_log_init(FpLogRecord *log, FpSeverity severity,
+									const char *event_name, int64 time,
+									const FpTraceId *trace_id,
+									const FpSpanId *span_id, uint8 flags);
 extern FpAttribute *fp_attribution_span_attr(FpSpanRecord *span,
 											 const char *key);
 extern FpAttribute *fp_attribution_log_attr(FpLogRecord *log,
