@@ -90,16 +90,22 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	CmdType		op = w->query->operation;
 	const char *opname = op == CMD_INSERT ? "INSERT" :
 	op == CMD_UPDATE ? "UPDATE" : op == CMD_DELETE ? "DELETE" : "MERGE";
+	static const char schema[] = " attribution.";
+	int			oplen = strlen(opname);
 	char		name[FP_SPAN_NAME_LEN];
 
 	if (p == NULL)
 		return NULL;
 	span = &p->rec;
 
-	/* "<operation> attribution.<table>", the semantic conventions' name */
-	strlcpy(name, opname, sizeof(name));
-	strlcat(name, " attribution.", sizeof(name));
-	strlcat(name, w->relname, sizeof(name));
+	/*
+	 * "<operation> attribution.<table>", the semantic conventions' name;
+	 * built with known lengths, as strlcat scans what it appends to
+	 */
+	memcpy(name, opname, oplen);
+	memcpy(name + oplen, schema, sizeof(schema) - 1);
+	strlcpy(name + oplen + sizeof(schema) - 1, w->relname,
+			sizeof(name) - oplen - sizeof(schema) + 1);
 	fp_attribution_span_init(span, "", FP_SPAN_KIND_INTERNAL);
 	fp_attribution_copy_text(span->name, name, sizeof(span->name));
 	span->trace_id = cmd->trace_id;

@@ -47,6 +47,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -62,8 +63,48 @@ static FpPending *const pending = &fp_attribution_pending;
 
 static PendingCommand spare_command;	/* a command with no room to record */
 
-/* db.namespace, in UTF-8 */
-static char database_name[NAMEDATALEN * 4];
+/* db.system.name and db.namespace; type 0 until built */
+static FpAttribute db_attrs[2];
+
+/*
+ * The index of the transaction's tallies: simplehash, open addressing in
+ * one array, which the end of the transaction drops with tally_cxt.  A key
+ * is hashed and compared up to its NUL, not over its whole buffer.
+ */
+typedef struct TallyEntry
+{
+	const TallyKey *key;		/* &tally->k */
+	Tally	   *tally;
+	uint32		hash;
+	char		status;			/* simplehash's */
+} TallyEntry;
+
+static inline uint32
+tally_key_hash(const TallyKey *k)
+{
+	return hash_bytes((const unsigned char *) k,
+					  offsetof(TallyKey, key) + strlen(k->key));
+}
+
+static inline bool
+tally_key_equal(const TallyKey *a, const TallyKey *b)
+{
+	return memcmp(a, b, offsetof(TallyKey, key)) == 0 &&
+		strcmp(a->key, b->key) == 0;
+}
+
+#define SH_PREFIX tallytab
+#define SH_ELEMENT_TYPE TallyEntry
+#define SH_KEY_TYPE const TallyKey *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) tally_key_hash(k)
+#define SH_EQUAL(tb, a, b) tally_key_equal(a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* Keeper block of the context: a command's spans and logs with room to spare */
 #define XACT_CXT_KEEP (128 * 1024)
@@ -210,37 +251,52 @@ reserve(int *reserved, int cap, int n, Size bytes, uint64 *dropped)
 }
 
 /*
- * The tally of key k, created empty if need be.  The table lives as long
- * as the backend and is emptied at transaction end (forget_pending()):
- * creating it anew in every transaction cost more than the tallies
- * themselves.  It holds at most TALLY_MAX_KEYS entries plus the overflow
- * series of each kind, so it stays small.
+ * Create the tally of key k, empty, which is not there yet.  Tallies are
+ * allocated in tally_cxt and listed in creation order.
  */
-Tally *
-fp_attribution_pending_tally_enter(const TallyKey *k)
+static Tally *
+tally_create(const TallyKey *k)
 {
+	TallyEntry *e;
 	Tally	   *t;
 	bool		found;
 
-	if (pending->tallies == NULL)
+	if (pending->tally_index == NULL)
 	{
-		HASHCTL		ctl;
+		if (pending->tally_cxt == NULL)
+			pending->tally_cxt = AllocSetContextCreate(TopMemoryContext,
+													   "fp_attribution telemetry tallies",
+													   ALLOCSET_DEFAULT_SIZES);
+		pending->tally_index = tallytab_create(pending->tally_cxt, 16, NULL);
+	}
+	if (pending->n_tallies == pending->tallies_room)
+	{
+		int			room = Max(pending->tallies_room * 2, 16);
 
-		ctl.keysize = sizeof(TallyKey);
-		ctl.entrysize = sizeof(Tally);
-		ctl.hcxt = TopMemoryContext;
-		pending->tallies = hash_create("fp_attribution telemetry tallies", 64, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		pending->tallies = pending->tallies == NULL ?
+			MemoryContextAlloc(pending->tally_cxt, room * sizeof(Tally *)) :
+			repalloc(pending->tallies, room * sizeof(Tally *));
+		pending->tallies_room = room;
 	}
-	t = hash_search(pending->tallies, k, HASH_ENTER, &found);
-	if (!found)
-	{
-		t->seq = ++pending->tally_seq;
-		t->n = 0;
-		t->revenue_cents = 0;
-		memset(&t->latency, 0, sizeof(t->latency));
-	}
+	t = MemoryContextAllocZero(pending->tally_cxt, sizeof(Tally));
+	t->k = *k;
+	e = tallytab_insert(pending->tally_index, &t->k, &found);
+	Assert(!found);
+	e->tally = t;
+	pending->tallies[pending->n_tallies++] = t;
 	return t;
+}
+
+/* The tally of key k, or NULL */
+static Tally *
+tally_find(const TallyKey *k)
+{
+	TallyEntry *e;
+
+	if (pending->tally_index == NULL)
+		return NULL;
+	e = tallytab_lookup(pending->tally_index, k);
+	return e != NULL ? e->tally : NULL;
 }
 
 /*
@@ -255,39 +311,106 @@ fp_attribution_pending_tally(SubTransactionId subid, TallyKind kind,
 	TallyKey	k;
 	Tally	   *t;
 
-	memset(&k, 0, sizeof(k));
+	/* the bytes after the key's NUL are neither hashed nor compared */
 	k.subid = subid;
 	k.kind = kind;
 	k.command = command;
+	k.overflow = false;
 	if (key != NULL)
 		fp_attribution_copy_text(k.key, key, sizeof(k.key));
-	if (key != NULL && pending->tallies != NULL &&
-		hash_get_num_entries(pending->tallies) >= TALLY_MAX_KEYS)
+	else
+		k.key[0] = '\0';
+	if ((t = tally_find(&k)) != NULL)
+		return t;
+	if (key != NULL && pending->n_tallies >= TALLY_MAX_KEYS)
 	{
-		t = hash_search(pending->tallies, &k, HASH_FIND, NULL);
-		if (t != NULL)
-			return t;
-		memset(k.key, 0, sizeof(k.key));
+		k.key[0] = '\0';
 		k.overflow = true;
+		if ((t = tally_find(&k)) != NULL)
+			return t;
 	}
-	return fp_attribution_pending_tally_enter(&k);
+	return tally_create(&k);
 }
 
-/* OTel semantic-convention attributes common to our database spans */
+/* Add the increments of src to dst */
+static void
+tally_add(Tally *dst, const Tally *src)
+{
+	dst->n += src->n;
+	dst->revenue_cents = fp_attribution_add_revenue(dst->revenue_cents, src->revenue_cents);
+	fp_attribution_telemetry_merge_tally(&dst->latency, &src->latency);
+}
+
+/*
+ * Give the tallies of subtransaction subid (and its children) to parent
+ * (commit), or, at abort, forget their business increments and add their
+ * commands to rolled_back.  Creation order is kept: a tally that joins
+ * one of parent's was created after it.  The abort allocates nothing.
+ */
+void
+fp_attribution_pending_tallies_subxact(SubTransactionId subid,
+									   SubTransactionId parent, bool abort)
+{
+	int			kept = 0;
+	bool		found;
+
+	for (int i = 0; i < pending->n_tallies; i++)
+	{
+		Tally	   *t = pending->tallies[i];
+		Tally	   *into;
+
+		if (t->k.subid < subid)
+		{
+			pending->tallies[kept++] = t;
+			continue;
+		}
+		tallytab_delete(pending->tally_index, &t->k);
+		if (abort)
+		{
+			if (t->k.kind == TALLY_COMMANDS)
+				fp_attribution_telemetry_merge_tally(&pending->rolled_back[t->k.command],
+													 &t->latency);
+			continue;
+		}
+		t->k.subid = parent;
+		if ((into = tally_find(&t->k)) != NULL)
+		{
+			tally_add(into, t);
+			continue;
+		}
+		tallytab_insert(pending->tally_index, &t->k, &found)->tally = t;
+		pending->tallies[kept++] = t;
+	}
+	pending->n_tallies = kept;
+}
+
+/*
+ * OTel semantic-convention attributes common to our database spans.  They
+ * are the same in every span of the backend, so they are built once and
+ * copied whole: every span of a command starts with them.
+ */
 void
 fp_attribution_pending_db_attrs(FpSpanRecord *span)
 {
-	if (database_name[0] == '\0')
+	if (db_attrs[0].type == 0)
 	{
 		char	   *name = get_database_name(MyDatabaseId);
 
-		fp_attribution_copy_text(database_name, name ? name : "",
-								 sizeof(database_name));
+		strlcpy(db_attrs[0].key, "db.system.name", FP_ATTR_KEY_LEN);
+		fp_attribution_attr_utf8(&db_attrs[0], "postgresql");
+		strlcpy(db_attrs[1].key, "db.namespace", FP_ATTR_KEY_LEN);
+		fp_attribution_attr_str(&db_attrs[1], name ? name : "");
 	}
-	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.system.name"),
-							 "postgresql");
-	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.namespace"),
-							 database_name);
+	if (span->n_attrs + lengthof(db_attrs) <= FP_SPAN_MAX_ATTRS)
+	{
+		memcpy(&span->attrs[span->n_attrs], db_attrs, sizeof(db_attrs));
+		span->n_attrs += lengthof(db_attrs);
+	}
+	else
+	{
+		for (int i = 0; i < lengthof(db_attrs); i++)
+			*fp_attribution_span_attr(span, db_attrs[i].key) = db_attrs[i];
+	}
 }
 
 /*
@@ -572,18 +695,14 @@ fp_attribution_telemetry_rule_hit(const char *rule, const char *order_id)
 void
 fp_attribution_pending_forget(void)
 {
-	MemoryContextReset(pending->cxt);
+	if (pending->cxt != NULL)
+		MemoryContextReset(pending->cxt);
 	pending->commands = pending->spans = pending->logs = pending->open_writes = NIL;
-	if (pending->tallies != NULL)
-	{
-		HASH_SEQ_STATUS scan;
-		Tally	   *t;
-
-		/* removing the entry just returned is allowed; frees nothing */
-		hash_seq_init(&scan, pending->tallies);
-		while ((t = hash_seq_search(&scan)) != NULL)
-			hash_search(pending->tallies, &t->k, HASH_REMOVE, NULL);
-	}
+	if (pending->tally_cxt != NULL)
+		MemoryContextReset(pending->tally_cxt);
+	pending->tallies = NULL;
+	pending->n_tallies = pending->tallies_room = 0;
+	pending->tally_index = NULL;
 	pending->reserved_spans = pending->reserved_logs = 0;
 	pending->dropped_spans = pending->dropped_logs = 0;
 	memset(&pending->handover, 0, sizeof(pending->handover));

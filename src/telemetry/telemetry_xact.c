@@ -32,8 +32,8 @@
  * strings already UTF-8) and the callbacks copy them into shared memory.
  * Commands that had no room are added to fixed counters (rolled_back) when
  * a rollback retires them.  At commit build() runs at PRE_COMMIT (or
- * PRE_PREPARE), where it may also allocate the ordered array of tallies;
- * an abort, even one after that, builds again in place.  JSON log lines
+ * PRE_PREPARE); an abort, even one after that, builds again in place.
+ * The tallies are handed over as they are, in creation order.  JSON log lines
  * are written through one buffer allocated beforehand with room for the
  * longest line.
  *
@@ -49,7 +49,6 @@
 #include "access/xact.h"
 #include "tcop/utility.h"
 #include "utils/elog.h"
-#include "utils/hsearch.h"
 
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/telemetry.h"
@@ -137,49 +136,6 @@ close_aborted_writes(bool all, int64 now)
 	}
 }
 
-/* Add the increments of src to dst */
-static void
-tally_add(Tally *dst, const Tally *src)
-{
-	dst->seq = Min(dst->seq, src->seq);
-	dst->n += src->n;
-	dst->revenue_cents = fp_attribution_add_revenue(dst->revenue_cents, src->revenue_cents);
-	fp_attribution_telemetry_merge_tally(&dst->latency, &src->latency);
-}
-
-/*
- * Give the tallies of subtransaction subid (and its children) to parent
- * (commit), or, at abort, forget their business increments and add their
- * commands to rolled_back.  The abort allocates nothing.
- */
-static void
-tally_subxact(SubTransactionId subid, SubTransactionId parent, bool abort)
-{
-	HASH_SEQ_STATUS scan;
-	Tally	   *t;
-
-	if (pending->tallies == NULL)
-		return;
-	hash_seq_init(&scan, pending->tallies);
-	while ((t = hash_seq_search(&scan)) != NULL)
-	{
-		Tally		moved;
-
-		if (t->k.subid < subid)
-			continue;
-		moved = *t;
-		hash_search(pending->tallies, &t->k, HASH_REMOVE, NULL);
-		if (abort && moved.k.kind == TALLY_COMMANDS)
-			fp_attribution_telemetry_merge_tally(&pending->rolled_back[moved.k.command],
-												 &moved.latency);
-		if (abort)
-			continue;
-		/* entered keys have a smaller subid: this scan skips them */
-		moved.k.subid = parent;
-		tally_add(fp_attribution_pending_tally_enter(&moved.k), &moved);
-	}
-}
-
 static void
 telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
@@ -193,7 +149,7 @@ telemetry_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	walk_subxact(pending->spans, mySubid, parentSubid, abort);
 	walk_subxact(pending->logs, mySubid, parentSubid, abort);
 	walk_subxact(pending->open_writes, mySubid, parentSubid, abort);
-	tally_subxact(mySubid, parentSubid, abort);
+	fp_attribution_pending_tallies_subxact(mySubid, parentSubid, abort);
 	if (!abort)
 		return;
 	now = fp_attribution_telemetry_clock();
@@ -214,7 +170,10 @@ finish_command_span(PendingCommand *cmd, const char *outcome)
 	const char *command = fp_attribution_command_name(cmd->kind);
 	bool		click = cmd->kind == FP_COMMAND_TRACK_CLICK;
 
-	snprintf(span->name, sizeof(span->name), "attribution.%s", command);
+	/* "attribution.<command>": short, ASCII, and no snprintf at commit */
+	memcpy(span->name, "attribution.", sizeof("attribution.") - 1);
+	fp_attribution_copy_name(span->name + sizeof("attribution.") - 1, command,
+							 sizeof(span->name) - sizeof("attribution.") + 1);
 	span->end_time_unix_nano = cmd->end_ns;
 	span->n_attrs = cmd->span_start_attrs;
 	span->dropped_attributes_count = 0;
@@ -357,21 +316,12 @@ command_outcome(PendingCommand *cmd, XactOutcome outcome)
 	return cmd->wrote_row ? "created" : "replayed";
 }
 
-static int
-tally_seq_cmp(const void *a, const void *b)
-{
-	uint64		x = (*(Tally *const *) a)->seq;
-	uint64		y = (*(Tally *const *) b)->seq;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * Fill handover with the transaction's records according to its outcome
  * (see the file banner).  Every record and the room for the pointers to
  * them were allocated when they were reserved, so this allocates nothing
  * and can run in the abort callback; at commit or prepare it runs before
- * (PRE_COMMIT, PRE_PREPARE), where the tallies are also put in order.
+ * (PRE_COMMIT, PRE_PREPARE).
  */
 static void
 build(XactOutcome outcome)
@@ -391,7 +341,7 @@ build(XactOutcome outcome)
 	close_aborted_writes(true, now);
 	fp_attribution_pending_end_current(now);
 
-	pending->handover.n_spans = pending->handover.n_logs = pending->handover.n_tallies = 0;
+	pending->handover.n_spans = pending->handover.n_logs = 0;
 	memset(pending->handover.commands, 0, sizeof(pending->handover.commands));
 
 	/* every command left here has room for its records */
@@ -444,19 +394,6 @@ build(XactOutcome outcome)
 			pending->handover.n_logs += command_logs(cmd, command_outcome(cmd, outcome),
 											pending->handover.logs + pending->handover.n_logs, true);
 	}
-	if (pending->tallies != NULL && hash_get_num_entries(pending->tallies) > 0 &&
-		outcome != OUTCOME_ABORT)
-	{
-		HASH_SEQ_STATUS scan;
-		Tally	   *t;
-
-		pending->handover.tallies = palloc(hash_get_num_entries(pending->tallies) * sizeof(Tally *));
-		hash_seq_init(&scan, pending->tallies);
-		while ((t = hash_seq_search(&scan)) != NULL)
-			pending->handover.tallies[pending->handover.n_tallies++] = t;
-		qsort(pending->handover.tallies, pending->handover.n_tallies, sizeof(Tally *),
-			  tally_seq_cmp);
-	}
 	pending->handover.ready = true;
 }
 
@@ -472,14 +409,16 @@ hand_over(XactOutcome outcome)
 {
 	if (outcome == OUTCOME_PREPARE)
 		fp_attribution_telemetry_park_begin(prepare_gid);
-	for (int i = 0; i < pending->handover.n_tallies; i++)
+	for (int i = 0; i < pending->n_tallies; i++)
 	{
-		Tally	   *t = pending->handover.tallies[i];
+		Tally	   *t = pending->tallies[i];
 		const char *key = t->k.overflow ? NULL : t->k.key;
 
 		if (t->k.kind == TALLY_COMMANDS)
 			fp_attribution_telemetry_count_commands(t->k.command, &t->latency,
-													false);
+													outcome == OUTCOME_ABORT);
+		else if (outcome == OUTCOME_ABORT)
+			continue;			/* the business work never happened */
 		else if (t->k.kind == TALLY_CLICKS)
 			fp_attribution_telemetry_count_clicks(key, t->n);
 		else if (t->k.kind == TALLY_CONVERSIONS)
@@ -493,18 +432,6 @@ hand_over(XactOutcome outcome)
 	}
 	if (outcome == OUTCOME_PREPARE)
 		fp_attribution_telemetry_park_end();
-	if (outcome == OUTCOME_ABORT && pending->tallies != NULL)
-	{
-		HASH_SEQ_STATUS scan;
-		Tally	   *t;
-
-		/* the commands that did not fit; the business work never happened */
-		hash_seq_init(&scan, pending->tallies);
-		while ((t = hash_seq_search(&scan)) != NULL)
-			if (t->k.kind == TALLY_COMMANDS)
-				fp_attribution_telemetry_count_commands(t->k.command,
-														&t->latency, true);
-	}
 	for (int k = 0; k < FP_COMMAND_KINDS; k++)
 	{
 		fp_attribution_telemetry_count_commands(k, &pending->rolled_back[k], true);
@@ -545,10 +472,10 @@ telemetry_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
 		pending->anchor_wall = 0;		/* read after the build, or not needed */
-	if (pending->cxt == NULL)
+	if (pending->cxt == NULL && pending->n_tallies == 0)
 		return;
 	if (pending->commands == NIL && pending->spans == NIL && pending->logs == NIL &&
-		(pending->tallies == NULL || hash_get_num_entries(pending->tallies) == 0) &&
+		pending->n_tallies == 0 &&
 		pending->dropped_spans == 0 && pending->dropped_logs == 0)
 	{
 		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||

@@ -21,7 +21,6 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
-#include "utils/hsearch.h"
 
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
@@ -122,8 +121,7 @@ typedef struct TallyKey
 
 typedef struct Tally
 {
-	TallyKey	k;				/* hash key, keep first */
-	uint64		seq;			/* creation order: series are created in it */
+	TallyKey	k;
 	uint64		n;
 	int64		revenue_cents;
 	FpLatencyTally latency;		/* commands; attributed conversions */
@@ -157,15 +155,14 @@ typedef struct HandOver
 	FpLogRecord **logs;
 	int			n_logs;
 	int			logs_room;
-	Tally	  **tallies;		/* commit, prepare: in creation order */
-	int			n_tallies;
 	FpLatencyTally commands[FP_COMMAND_KINDS][2];	/* [kind][failed] */
 } HandOver;
 
 /*
  * The transaction's pending telemetry.  The lists and what they point to
- * live in cxt and are forgotten at transaction end
- * (fp_attribution_pending_forget); so are the tallies' entries.
+ * live in cxt, the tallies in tally_cxt (so that they do not count against
+ * fp_attribution.max_pending_telemetry: TALLY_MAX_KEYS bounds them); both
+ * are forgotten at transaction end (fp_attribution_pending_forget).
  */
 typedef struct FpPending
 {
@@ -175,8 +172,12 @@ typedef struct FpPending
 	List	   *logs;			/* PendingLog: business and rule records */
 	List	   *open_writes;	/* OpenWrite, innermost last */
 	PendingCommand *current;	/* the running command, if any */
-	HTAB	   *tallies;		/* Tally by TallyKey; lives as the backend */
-	uint64		tally_seq;
+	Tally	  **tallies;		/* in creation order: series are created in
+								 * it */
+	int			n_tallies;
+	int			tallies_room;
+	struct tallytab_hash *tally_index;	/* Tally by TallyKey, or NULL */
+	MemoryContext tally_cxt;	/* the tallies, their array and index */
 	int			reserved_spans; /* spans the transaction will hand over */
 	int			reserved_logs;	/* and log records */
 	uint64		dropped_spans;	/* beyond those caps */
@@ -241,7 +242,9 @@ extern bool fp_attribution_telemetry_active(void);
 extern int64 fp_attribution_telemetry_clock(void);
 extern void *fp_attribution_pending_alloc(Size size);
 extern List *fp_attribution_pending_append(List *list, void *item);
-extern Tally *fp_attribution_pending_tally_enter(const TallyKey *k);
+extern void fp_attribution_pending_tallies_subxact(SubTransactionId subid,
+												  SubTransactionId parent,
+												  bool abort);
 extern void fp_attribution_pending_retire_command(PendingCommand *cmd);
 extern void fp_attribution_pending_end_current(int64 now);
 extern void fp_attribution_pending_forget(void);
