@@ -368,7 +368,9 @@ fp_attribution_pending_tallies_subxact(SubTransactionId subid,
 		if (abort)
 		{
 			if (t->k.kind == TALLY_COMMANDS)
-				fp_attribution_telemetry_merge_tally(&pending->rolled_back[t->k.command],
+				fp_attribution_telemetry_merge_tally(fp_attribution_pending_latency(pending->rolled_back,
+																					&pending->rolled_back_used,
+																					t->k.command),
 													 &t->latency);
 			continue;
 		}
@@ -434,7 +436,9 @@ fp_attribution_pending_retire_command(PendingCommand *cmd)
 {
 	if (cmd->kind != FP_COMMAND_UNKNOWN)
 	{
-		FpLatencyTally *t = cmd->head.aborted ? &pending->rolled_back[cmd->kind] :
+		FpLatencyTally *t = cmd->head.aborted ?
+			fp_attribution_pending_latency(pending->rolled_back,
+										   &pending->rolled_back_used, cmd->kind) :
 			&fp_attribution_pending_tally(cmd->head.subid, TALLY_COMMANDS, cmd->kind, NULL)->latency;
 
 		fp_attribution_telemetry_tally_command(t, cmd->end_ns - cmd->start_ns);
@@ -705,8 +709,14 @@ fp_attribution_pending_forget(void)
 	pending->tally_index = NULL;
 	pending->reserved_spans = pending->reserved_logs = 0;
 	pending->dropped_spans = pending->dropped_logs = 0;
-	memset(&pending->handover, 0, sizeof(pending->handover));
-	memset(pending->rolled_back, 0, sizeof(pending->rolled_back));
+	/* the records and arrays were in cxt; latencies are zeroed on use */
+	pending->handover.ready = false;
+	pending->handover.spans = NULL;
+	pending->handover.logs = NULL;
+	pending->handover.n_spans = pending->handover.spans_room = 0;
+	pending->handover.n_logs = pending->handover.logs_room = 0;
+	pending->handover.commands_used = 0;
+	pending->rolled_back_used = 0;
 	pending->current = NULL;
 	pending->exec_nesting = 0;
 }

@@ -342,20 +342,23 @@ build(XactOutcome outcome)
 	fp_attribution_pending_end_current(now);
 
 	pending->handover.n_spans = pending->handover.n_logs = 0;
-	memset(pending->handover.commands, 0, sizeof(pending->handover.commands));
+	pending->handover.commands_used = 0;
 
 	/* every command left here has room for its records */
 	foreach(lc, pending->commands)
 	{
 		PendingCommand *cmd = lfirst(lc);
+		FpLatencyTally *latency;
 
 		if (cmd->kind == FP_COMMAND_UNKNOWN)
 			continue;
-		fp_attribution_telemetry_tally_command(&pending->handover.commands[cmd->kind][cmd->head.aborted],
+		latency = fp_attribution_pending_latency(&pending->handover.commands[0][0],
+												 &pending->handover.commands_used,
+												 2 * cmd->kind + cmd->head.aborted);
+		fp_attribution_telemetry_tally_command(latency,
 											   cmd->end_ns - cmd->start_ns);
 		if (cmd->span != NULL)
-			fp_attribution_telemetry_tally_exemplar(&pending->handover.commands[cmd->kind][cmd->head.aborted],
-													cmd->end_ns,
+			fp_attribution_telemetry_tally_exemplar(latency, cmd->end_ns,
 													(cmd->end_ns - cmd->start_ns) / 1e9,
 													&cmd->trace_id, &cmd->span_id);
 		pending->handover.n_logs += command_logs(cmd, NULL, pending->handover.logs + pending->handover.n_logs, false);
@@ -434,10 +437,12 @@ hand_over(XactOutcome outcome)
 		fp_attribution_telemetry_park_end();
 	for (int k = 0; k < FP_COMMAND_KINDS; k++)
 	{
-		fp_attribution_telemetry_count_commands(k, &pending->rolled_back[k], true);
+		if (pending->rolled_back_used & (((uint32) 1) << k))
+			fp_attribution_telemetry_count_commands(k, &pending->rolled_back[k], true);
 		for (int failed = 0; failed < 2; failed++)
-			fp_attribution_telemetry_count_commands(k, &pending->handover.commands[k][failed],
-													failed);
+			if (pending->handover.commands_used & (((uint32) 1) << (2 * k + failed)))
+				fp_attribution_telemetry_count_commands(k, &pending->handover.commands[k][failed],
+														failed);
 	}
 	fp_attribution_telemetry_push_spans(pending->handover.spans, pending->handover.n_spans);
 	fp_attribution_telemetry_push_logs(pending->handover.logs, pending->handover.n_logs);

@@ -156,7 +156,10 @@ typedef struct HandOver
 	int			n_logs;
 	int			logs_room;
 	FpLatencyTally commands[FP_COMMAND_KINDS][2];	/* [kind][failed] */
+	uint32		commands_used;	/* bit 2 * kind + failed: set, zeroed */
 } HandOver;
+
+StaticAssertDecl(2 * FP_COMMAND_KINDS <= 32, "commands_used has a bit per entry");
 
 /*
  * The transaction's pending telemetry.  The lists and what they point to
@@ -184,6 +187,7 @@ typedef struct FpPending
 	uint64		dropped_logs;
 	int			exec_nesting;	/* executor depth (telemetry_exec.c) */
 	FpLatencyTally rolled_back[FP_COMMAND_KINDS];	/* retired, undone */
+	uint32		rolled_back_used;	/* bit kind: that entry is zeroed, set */
 	HandOver	handover;
 
 	/*
@@ -235,6 +239,22 @@ fp_attribution_add_revenue(int64 revenue_cents, int64 add)
 	int64		sum;
 
 	return pg_add_s64_overflow(revenue_cents, add, &sum) ? PG_INT64_MAX : sum;
+}
+
+/*
+ * The entries of rolled_back and handover.commands are a few kB together
+ * and a transaction touches one or two: each is zeroed when first used
+ * (its bit in *used), not all at every transaction.
+ */
+static inline FpLatencyTally *
+fp_attribution_pending_latency(FpLatencyTally *entries, uint32 *used, int i)
+{
+	if ((*used & (((uint32) 1) << i)) == 0)
+	{
+		memset(&entries[i], 0, sizeof(FpLatencyTally));
+		*used |= ((uint32) 1) << i;
+	}
+	return &entries[i];
 }
 
 /* telemetry_pending.c: the pending state */
