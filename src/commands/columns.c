@@ -6,7 +6,7 @@
  *	  where each sits in a given table.
  *
  * The row triggers (row_triggers.c), the receipts (receipts.c) and the
- * telemetry trigger (telemetry_capture.c) find the columns of the row they
+ * telemetry trigger (telemetry_row.c) find the columns of the row they
  * fire for here, by name in the table's tuple descriptor, never by the
  * table's name: a renamed copy of a table, or the shard of a distributed
  * one, carries the same triggers and works the same.  A column of another

@@ -25,7 +25,7 @@
  * The conversions insert trigger calls fp_attribution_fraud_rules() once,
  * for an attributed conversion, as the table's owner and connected to SPI;
  * a hit is counted (affiliate.fraud_rule.hits) and logged in the running
- * command's trace context (telemetry_capture.c), both dropped if the
+ * command's trace context (telemetry_pending.c), both dropped if the
  * conversion is rolled back.  The reason is a column of the row and so a
  * member of its first receipt.
  *

@@ -54,9 +54,10 @@
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/shmem.h"
-#include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/tracestate_ot.h"
+
+FpCommandBegunHook fp_attribution_command_begun_hook = NULL;
 
 char	   *fp_attribution_traceparent_setting = NULL;
 char	   *fp_attribution_tracestate_setting = NULL;
@@ -265,8 +266,9 @@ fp_attribution_incoming_traceparent(char *out, char **tracestate)
 }
 
 /*
- * Resolve the context of a new command and give it a fresh span id.
- * traceparent and tracestate are the explicit arguments (may be NULL).
+ * Resolve the context of a new command and give it a fresh span id, and
+ * tell fp_attribution_command_begun_hook.  traceparent and tracestate are
+ * the explicit arguments (may be NULL).
  */
 void
 fp_attribution_begin_command(const char *traceparent, const char *tracestate,
@@ -319,7 +321,8 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	last_command = *ctx;
 	last_command.tracestate = NULL;
 	last_command_lxid = FP_MY_LOCAL_XID();
-	fp_attribution_telemetry_begin_command(ctx);
+	if (fp_attribution_command_begun_hook)
+		fp_attribution_command_begun_hook(ctx);
 }
 
 /*

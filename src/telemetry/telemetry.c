@@ -9,8 +9,8 @@
  *	  telemetry_rings.c.
  *
  * Backends collect a transaction's records in local memory
- * (telemetry_capture.c) and hand them over at transaction end, with
- * one call per signal.
+ * (telemetry_pending.c) and hand them over at transaction end
+ * (telemetry_xact.c), with one call per signal.
  *
  * Locking.  One named tranche, "fp_attribution telemetry", holds three
  * LWLocks:
@@ -1130,7 +1130,7 @@ fp_attribution_telemetry_collect_metrics(FpMetricPoint *out, int max)
 					&tel->conversion_latency, conversion_latency_bounds,
 					lengthof(conversion_latency_bounds), CONVERSION_SUM_SCALE,
 					NULL);
-	/* commands of unknown kind are never counted (telemetry_capture.c) */
+	/* commands of unknown kind are never counted (telemetry_xact.c) */
 	for (int k = FP_COMMAND_TRACK_CLICK; k < FP_COMMAND_KINDS; k++)
 		counter_point(out, &n, max, DEF_COMMANDS_TOTAL, now,
 					  pg_atomic_read_u64(&tel->commands_total[k]),

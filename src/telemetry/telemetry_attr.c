@@ -23,36 +23,7 @@
 #include "fp_attribution/telemetry_record.h"
 
 /* Where attributes beyond a record's capacity go; never read */
-static FpAttribute overflow_attr;
-
-/*
- * Copy an ASCII name (a key or span name, always one of ours) into a
- * buffer of size bytes.  strlen + memcpy is several times cheaper than
- * the portable byte-at-a-time strlcpy, and this runs for every attribute.
- */
-static inline void
-copy_name(char *dst, const char *src, Size size)
-{
-	Size		len = strnlen(src, size - 1);
-
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
-/*
- * Copy UTF-8 text src into dst of size bytes, truncated on a character
- * boundary and always NUL-terminated.
- */
-void
-fp_attribution_copy_utf8(char *dst, const char *src, Size size)
-{
-	int			len = strlen(src);
-
-	if (len >= size)
-		len = pg_encoding_mbcliplen(PG_UTF8, src, len, size - 1);
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
+FpAttribute fp_attribution_overflow_attr;
 
 /* U+FFFD REPLACEMENT CHARACTER, for what has no UTF-8 form */
 #define UTF8_REPLACEMENT "\xEF\xBF\xBD"
@@ -157,7 +128,7 @@ void
 fp_attribution_span_init(FpSpanRecord *span, const char *name, FpSpanKind kind)
 {
 	memset(span, 0, offsetof(FpSpanRecord, status_message));
-	copy_name(span->name, name, sizeof(span->name));
+	fp_attribution_copy_name(span->name, name, sizeof(span->name));
 	span->kind = kind;
 	span->flags = FP_TRACE_FLAG_SAMPLED;
 	span->status_message[0] = '\0';
@@ -167,39 +138,39 @@ fp_attribution_span_init(FpSpanRecord *span, const char *name, FpSpanKind kind)
 	span->n_attrs = 0;
 }
 
-static FpAttribute *
-next_attr(FpAttribute *attrs, int *n, int max, uint32 *dropped,
-		  const char *key)
-{
-	FpAttribute *a;
-
-	if (*n >= max)
-	{
-		(*dropped)++;
-		return &overflow_attr;
-	}
-	a = &attrs[(*n)++];
-	copy_name(a->key, key, FP_ATTR_KEY_LEN);
-	return a;
-}
-
 /*
- * The next free attribute of a span (or log record) with its key set; the
- * caller sets the value.  Past the capacity the attribute is counted in
- * dropped_attributes_count and the value goes nowhere.
+ * Start a log record with the context of a command (trace_id NULL: none),
+ * no body and no attributes
  */
-FpAttribute *
-fp_attribution_span_attr(FpSpanRecord *span, const char *key)
+void
+fp_attribution_log_init(FpLogRecord *log, FpSeverity severity,
+						const char *event_name, int64 time,
+						const FpTraceId *trace_id, const FpSpanId *span_id,
+						uint8 flags)
 {
-	return next_attr(span->attrs, &span->n_attrs, FP_SPAN_MAX_ATTRS,
-					 &span->dropped_attributes_count, key);
-}
-
-FpAttribute *
-fp_attribution_log_attr(FpLogRecord *log, const char *key)
-{
-	return next_attr(log->attrs, &log->n_attrs, FP_LOG_MAX_ATTRS,
-					 &log->dropped_attributes_count, key);
+	log->time_unix_nano = time;
+	log->observed_time_unix_nano = time;
+	log->severity_number = severity;
+	fp_attribution_copy_name(log->severity_text,
+			  severity == FP_SEVERITY_ERROR ? "ERROR" :
+			  severity == FP_SEVERITY_WARN ? "WARN" :
+			  severity == FP_SEVERITY_INFO ? "INFO" : "DEBUG",
+			  sizeof(log->severity_text));
+	fp_attribution_copy_name(log->event_name, event_name, sizeof(log->event_name));
+	log->body[0] = '\0';
+	if (trace_id != NULL)
+	{
+		log->trace_id = *trace_id;
+		log->span_id = *span_id;
+	}
+	else
+	{
+		memset(&log->trace_id, 0, sizeof(log->trace_id));
+		memset(&log->span_id, 0, sizeof(log->span_id));
+	}
+	log->flags = flags;
+	log->dropped_attributes_count = 0;
+	log->n_attrs = 0;
 }
 
 /* A string attribute from text in the database encoding */
@@ -208,14 +179,6 @@ fp_attribution_attr_str(FpAttribute *attr, const char *value)
 {
 	attr->type = FP_ATTR_STRING;
 	fp_attribution_copy_text(attr->value.str, value, FP_ATTR_VALUE_LEN);
-}
-
-/* A string attribute from UTF-8 text (ours, or converted before) */
-void
-fp_attribution_attr_utf8(FpAttribute *attr, const char *value)
-{
-	attr->type = FP_ATTR_STRING;
-	fp_attribution_copy_utf8(attr->value.str, value, FP_ATTR_VALUE_LEN);
 }
 
 void

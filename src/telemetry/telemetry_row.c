@@ -5,14 +5,14 @@
  *	  AFTER INSERT FOR EACH ROW on clicks, conversions and receipts, it
  *	  turns the row as written into its event span, its business log
  *	  record(s) and its business metric increments, pending in the
- *	  transaction (telemetry_capture.c) until it ends.
+ *	  transaction (telemetry_pending.c) until it ends.
  *
  * Cost.  It runs for every row of a bulk INSERT, so it reads the row once
  * (heap_deform_tuple), finds its columns through the table's cached column
  * map (columns.c) once per row, formats text and uuid columns without a
  * catalog lookup or an allocation, and converts each string to UTF-8 once
  * however many records carry it.  A record with no room is filled in a
- * static scratch record (see Bounds in telemetry_capture.c).
+ * static scratch record (see Bounds in telemetry_pending.c).
  *
  * Locking: none; everything is backend-local.
  *
@@ -267,7 +267,7 @@ receipt_written(RowRecords *r)
  * names the table by the argument, never by the name of the table it
  * fired on (a copy or a shard under another name is the same table).  The
  * span and log records count against the transaction's caps (see
- * reserve() in telemetry_capture.c); the metric increments are tallied.
+ * reserve() in telemetry_pending.c); the metric increments are tallied.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_telemetry_row_written);
 Datum

@@ -5,7 +5,7 @@
  *	  separate module (never installed) that calls into the preloaded
  *	  fp_attribution library.  See test/bench/telemetry_micro.sh.
  *
- * Each function records n items exactly as telemetry_capture.c does at
+ * Each function records n items exactly as telemetry_xact.c does at
  * commit and returns the mean cost of one, in nanoseconds:
  *
  *	span	fill a DB-operation span (ids, times, six attributes) and hand

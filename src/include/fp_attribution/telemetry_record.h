@@ -14,6 +14,7 @@
 #define FP_ATTRIBUTION_TELEMETRY_RECORD_H
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
@@ -121,7 +122,10 @@ extern void fp_attribution_telemetry_buffer_state(FpSignal signal,
 												  int64 *out);
 extern void fp_attribution_telemetry_reset(FpSignal signal);
 
-/* telemetry_capture.c: called when a command's context is resolved */
+/*
+ * telemetry_pending.c: called while commands run; begin_command is
+ * fp_attribution_command_begun_hook
+ */
 extern void fp_attribution_telemetry_begin_command(const FpCommandContext *ctx);
 extern bool fp_attribution_telemetry_current_command(FpTraceId *trace_id,
 													 FpSpanId *span_id,
@@ -137,23 +141,107 @@ extern void fp_attribution_telemetry_rule_hit(const char *rule,
 /* telemetry_attr.c: filling records, and their JSON form */
 extern void fp_attribution_span_init(FpSpanRecord *span, const char *name,
 									 FpSpanKind kind);
-extern FpAttribute *fp_attribution_span_attr(FpSpanRecord *span,
-											 const char *key);
-extern FpAttribute *fp_attribution_log_attr(FpLogRecord *log,
-											const char *key);
+extern void fp_attribution_log_init(FpLogRecord *log, FpSeverity severity,
+									const char *event_name, int64 time,
+									const FpTraceId *trace_id,
+									const FpSpanId *span_id, uint8 flags);
 extern void fp_attribution_attr_str(FpAttribute *attr, const char *value);
 extern void fp_attribution_attr_int(FpAttribute *attr, int64 value);
 extern void fp_attribution_attr_bool(FpAttribute *attr, bool value);
 extern void fp_attribution_attr_double(FpAttribute *attr, double value);
-extern void fp_attribution_attr_utf8(FpAttribute *attr, const char *value);
 extern void fp_attribution_copy_text(char *dst, const char *src, Size size);
-extern void fp_attribution_copy_utf8(char *dst, const char *src, Size size);
 extern void fp_attribution_attrs_json(StringInfo buf, const FpAttribute *attrs,
 									  int n);
 extern void fp_attribution_span_events_json(StringInfo buf,
 											const FpSpanRecord *span);
 extern void fp_attribution_log_json_line(StringInfo buf,
 										 const FpLogRecord *log);
+
+/*
+ * The helpers every attribute goes through, inline: a command fills some
+ * sixty attributes, and inlined, the length of a literal key or value is
+ * known at compile time.
+ */
+
+/* Where attributes beyond a record's capacity go; never read */
+extern FpAttribute fp_attribution_overflow_attr;
+
+/*
+ * Copy an ASCII name (a key, a span or event name: always one of ours)
+ * into a buffer of size bytes.
+ */
+static inline void
+fp_attribution_copy_name(char *dst, const char *src, Size size)
+{
+	Size		len = strlen(src);
+
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/*
+ * Copy UTF-8 text src into dst of size bytes, truncated on a character
+ * boundary and always NUL-terminated.
+ */
+static inline void
+fp_attribution_copy_utf8(char *dst, const char *src, Size size)
+{
+	int			len = strlen(src);
+
+	if (len >= size)
+		len = pg_encoding_mbcliplen(PG_UTF8, src, len, size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/*
+ * The next free attribute of attrs (*n used of max) with its key set; the
+ * caller sets the value.  Past the capacity the attribute is counted in
+ * *dropped and the value goes nowhere.
+ */
+static inline FpAttribute *
+fp_attribution_next_attr(FpAttribute *attrs, int *n, int max,
+						 uint32 *dropped, const char *key)
+{
+	FpAttribute *a;
+
+	if (*n >= max)
+	{
+		(*dropped)++;
+		return &fp_attribution_overflow_attr;
+	}
+	a = &attrs[(*n)++];
+	fp_attribution_copy_name(a->key, key, FP_ATTR_KEY_LEN);
+	return a;
+}
+
+/* The next free attribute of a span, key set (see above) */
+static inline FpAttribute *
+fp_attribution_span_attr(FpSpanRecord *span, const char *key)
+{
+	return fp_attribution_next_attr(span->attrs, &span->n_attrs,
+									FP_SPAN_MAX_ATTRS,
+									&span->dropped_attributes_count, key);
+}
+
+/* The next free attribute of a log record, key set (see above) */
+static inline FpAttribute *
+fp_attribution_log_attr(FpLogRecord *log, const char *key)
+{
+	return fp_attribution_next_attr(log->attrs, &log->n_attrs,
+									FP_LOG_MAX_ATTRS,
+									&log->dropped_attributes_count, key);
+}
+
+/* A string attribute from UTF-8 text (ours, or converted before) */
+static inline void
+fp_attribution_attr_utf8(FpAttribute *attr, const char *value)
+{
+	attr->type = FP_ATTR_STRING;
+	fp_attribution_copy_utf8(attr->value.str, value, FP_ATTR_VALUE_LEN);
+}
 
 /*
  * Longest JSON line of a log record: every byte of its strings escaped as

@@ -33,6 +33,14 @@ typedef struct FpCommandContext
 	char	   *tracestate;		/* palloc'd, or NULL */
 } FpCommandContext;
 
+/*
+ * Called once a command's context is resolved (telemetry starts the
+ * command's span), or NULL.  A hook, so that trace context depends on no
+ * consumer of it.
+ */
+typedef void (*FpCommandBegunHook) (const FpCommandContext *ctx);
+extern FpCommandBegunHook fp_attribution_command_begun_hook;
+
 extern char *fp_attribution_traceparent_setting;
 extern char *fp_attribution_tracestate_setting;
 extern double fp_attribution_sampling_ratio;
