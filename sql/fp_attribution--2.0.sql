@@ -881,9 +881,9 @@ REVOKE ALL ON FUNCTION attribution.approve_due_conversions(integer) FROM PUBLIC;
 -- appended row locks nothing, and the fold's upserts run off the command
 -- path.  A fold moves deltas into totals in one transaction and the views
 -- add both in one snapshot, so they are exact at any time; unfolded
--- deltas only make them slower.  Derived data, so not dumped: a
--- restore's COPY of the clicks and conversions fires these triggers and
--- rebuilds it.
+-- deltas only make them slower.  rebuild_report() recomputes an
+-- advertiser's rollup from its rows (after a load that bypassed the
+-- triggers).
 CREATE TABLE attribution.report_totals (
 	advertiser_id text COLLATE "C" NOT NULL,
 	day date NOT NULL,
@@ -924,6 +924,46 @@ CREATE TABLE attribution.report_deltas (
 COMMENT ON TABLE attribution.report_deltas IS
 	'Report rollup: contributions of the clicks and conversion changes not yet folded into attribution.report_totals';
 REVOKE ALL ON attribution.report_totals, attribution.report_deltas FROM PUBLIC;
+-- Dumped (in the snapshot of the clicks and conversions) and restored as
+-- dumped: the triggers add nothing during a restore
+SELECT pg_catalog.pg_extension_config_dump('attribution.report_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.report_deltas', '');
+
+-- What one conversion row contributes to its key (times sign: -1 takes
+-- an old row back): the trigger's and rebuild_report()'s one definition
+CREATE FUNCTION attribution.report_contribution(sign integer, status text,
+	revenue bigint, refunded bigint, commission bigint, commission_reversed bigint,
+	OUT conversions bigint, OUT pending bigint, OUT approved bigint,
+	OUT rejected bigint, OUT reversed bigint, OUT revenue_cents bigint,
+	OUT refunded_cents bigint, OUT commissioned bigint, OUT commission_cents bigint,
+	OUT commission_reversed_cents bigint, OUT earned bigint,
+	OUT earned_commission_cents bigint, OUT earned_reversed_cents bigint,
+	OUT pending_commission_cents bigint)
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT sign, sign * (status = 'pending')::integer,
+		   sign * (status = 'approved')::integer,
+		   sign * (status = 'rejected')::integer,
+		   sign * (status = 'reversed')::integer,
+		   sign * revenue, sign * refunded,
+		   sign * (commission IS NOT NULL)::integer,
+		   sign * coalesce(commission, 0), sign * coalesce(commission_reversed, 0),
+		   sign * (commission IS NOT NULL AND status IN ('approved', 'reversed'))::integer,
+		   CASE WHEN status IN ('approved', 'reversed') THEN sign * coalesce(commission, 0) ELSE 0 END,
+		   CASE WHEN status IN ('approved', 'reversed')
+				THEN sign * coalesce(commission_reversed, 0) ELSE 0 END,
+		   CASE WHEN status = 'pending'
+				THEN sign * coalesce(commission - commission_reversed, 0) ELSE 0 END;
+END;
+
+-- A restore brings the rollup back as dumped: the triggers then add
+-- nothing (src/reports/report_rollup.c)
+CREATE FUNCTION attribution.restoring_into(rel regclass) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_restoring_into'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION attribution.restoring_into(regclass) IS
+	'True while the running statement is a restore (COPY FROM by the owner) into the table';
 
 -- The row triggers.  SECURITY DEFINER: a role allowed to INSERT clicks
 -- needs no privilege on the rollup.
@@ -931,46 +971,45 @@ CREATE FUNCTION attribution.report_click() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	INSERT INTO attribution.report_deltas (advertiser_id, day, affiliate_id, offer_id, clicks)
-		VALUES (NEW.advertiser_id, (NEW.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date,
-				NEW.affiliate_id, NEW.offer_id, 1);
+	IF NOT attribution.restoring_into(TG_RELID) THEN
+		INSERT INTO attribution.report_deltas (advertiser_id, day, affiliate_id, offer_id, clicks)
+			VALUES (NEW.advertiser_id, (NEW.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date,
+					NEW.affiliate_id, NEW.offer_id, 1);
+	END IF;
 	RETURN NULL;
 END
 $$;
 -- A conversion counts while attributed: an insert adds it, an update
 -- (a lifecycle command, a late attribution) adds the new row and
--- subtracts the old, as one delta row when the key stays the same.
+-- takes the old back, as one delta row when the key stays the same.
 CREATE FUNCTION attribution.report_conversion() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF attribution.restoring_into(TG_RELID) THEN
+		RETURN NULL;
+	END IF;
 	INSERT INTO attribution.report_deltas
 	SELECT (v.c).advertiser_id, ((v.c).converted_at AT TIME ZONE 'UTC')::pg_catalog.date,
 		   (v.c).affiliate_id, (v.c).offer_id, (v.c).currency, 0,
-		   sum(v.sign),
-		   sum(v.sign * ((v.c).status = 'pending')::integer),
-		   sum(v.sign * ((v.c).status = 'approved')::integer),
-		   sum(v.sign * ((v.c).status = 'rejected')::integer),
-		   sum(v.sign * ((v.c).status = 'reversed')::integer),
-		   sum(v.sign * (v.c).revenue_cents),
-		   sum(v.sign * (v.c).refunded_cents),
-		   sum(v.sign * ((v.c).commission_cents IS NOT NULL)::integer),
-		   sum(v.sign * coalesce((v.c).commission_cents, 0)),
-		   sum(v.sign * coalesce((v.c).commission_reversed_cents, 0)),
-		   sum(v.sign * ((v.c).commission_cents IS NOT NULL AND v.earned)::integer),
-		   sum(v.sign * CASE WHEN v.earned THEN coalesce((v.c).commission_cents, 0) ELSE 0 END),
-		   sum(v.sign * CASE WHEN v.earned THEN coalesce((v.c).commission_reversed_cents, 0) ELSE 0 END),
-		   sum(v.sign * CASE WHEN (v.c).status = 'pending'
-				THEN coalesce((v.c).commission_cents - (v.c).commission_reversed_cents, 0) ELSE 0 END)
-	  FROM (SELECT r.c, r.sign, (r.c).status IN ('approved', 'reversed') AS earned
-			  FROM (VALUES (OLD, -1), (NEW, 1)) r(c, sign)
-			 WHERE (r.c).attributed) v
+		   sum(k.conversions), sum(k.pending), sum(k.approved), sum(k.rejected),
+		   sum(k.reversed), sum(k.revenue_cents), sum(k.refunded_cents),
+		   sum(k.commissioned), sum(k.commission_cents), sum(k.commission_reversed_cents),
+		   sum(k.earned), sum(k.earned_commission_cents), sum(k.earned_reversed_cents),
+		   sum(k.pending_commission_cents)
+	  FROM (VALUES (OLD, -1), (NEW, 1)) v(c, sign)
+	 CROSS JOIN LATERAL attribution.report_contribution(v.sign, (v.c).status,
+			(v.c).revenue_cents, (v.c).refunded_cents, (v.c).commission_cents,
+			(v.c).commission_reversed_cents) k
+	 WHERE (v.c).attributed
 	 GROUP BY 1, 2, 3, 4, 5;
 	RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION attribution.report_click(),
-	attribution.report_conversion() FROM PUBLIC;
+	attribution.report_conversion(), attribution.restoring_into(regclass),
+	attribution.report_contribution(integer, text, bigint, bigint, bigint, bigint)
+	FROM PUBLIC;
 CREATE TRIGGER report_rollup AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.report_click();
 CREATE TRIGGER report_rollup AFTER INSERT OR UPDATE ON attribution.conversions
@@ -1020,6 +1059,52 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION attribution.compact_report(text) IS
 	'Fold an advertiser''s report deltas into its report totals; returns how many deltas';
+-- Recompute an advertiser's rollup from its clicks and conversions, as
+-- one folded row per key.  SHARE locks: no click or conversion changes
+-- while it runs (they would be counted twice or never).
+CREATE FUNCTION attribution.rebuild_report(advertiser_id text DEFAULT 'default')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	keys bigint;
+BEGIN
+	LOCK TABLE attribution.clicks, attribution.conversions IN SHARE MODE;
+	DELETE FROM attribution.report_deltas d WHERE d.advertiser_id = rebuild_report.advertiser_id;
+	DELETE FROM attribution.report_totals t WHERE t.advertiser_id = rebuild_report.advertiser_id;
+	INSERT INTO attribution.report_totals
+	SELECT e.advertiser_id, e.day, e.affiliate_id, e.offer_id, e.currency,
+		   sum(e.clicks), sum(e.conversions), sum(e.pending), sum(e.approved),
+		   sum(e.rejected), sum(e.reversed), sum(e.revenue_cents),
+		   sum(e.refunded_cents), sum(e.commissioned), sum(e.commission_cents),
+		   sum(e.commission_reversed_cents), sum(e.earned),
+		   sum(e.earned_commission_cents), sum(e.earned_reversed_cents),
+		   sum(e.pending_commission_cents)
+	  FROM (SELECT c.advertiser_id, (c.clicked_at AT TIME ZONE 'UTC')::date AS day,
+				   c.affiliate_id, c.offer_id, NULL::text AS currency, 1 AS clicks,
+				   0 AS conversions, 0 AS pending, 0 AS approved, 0 AS rejected,
+				   0 AS reversed, 0 AS revenue_cents, 0 AS refunded_cents,
+				   0 AS commissioned, 0 AS commission_cents, 0 AS commission_reversed_cents,
+				   0 AS earned, 0 AS earned_commission_cents, 0 AS earned_reversed_cents,
+				   0 AS pending_commission_cents
+			  FROM attribution.clicks c
+			 WHERE c.advertiser_id = rebuild_report.advertiser_id
+			UNION ALL
+			SELECT c.advertiser_id, (c.converted_at AT TIME ZONE 'UTC')::date,
+				   c.affiliate_id, c.offer_id, c.currency, 0, k.*
+			  FROM attribution.conversions c
+			 CROSS JOIN LATERAL attribution.report_contribution(1, c.status,
+					c.revenue_cents, c.refunded_cents, c.commission_cents,
+					c.commission_reversed_cents) k
+			 WHERE c.advertiser_id = rebuild_report.advertiser_id AND c.attributed) e
+	 GROUP BY 1, 2, 3, 4, 5;
+	GET DIAGNOSTICS keys = ROW_COUNT;
+	RETURN keys;
+END
+$$;
+COMMENT ON FUNCTION attribution.rebuild_report(text) IS
+	'Recompute an advertiser''s report rollup from its clicks and conversions; returns the number of keys';
+
 -- Every advertiser's, one fold each; what the ledger worker runs
 CREATE FUNCTION attribution.compact_reports() RETURNS bigint
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -1027,7 +1112,16 @@ CREATE FUNCTION attribution.compact_reports() RETURNS bigint
 DECLARE
 	a text;
 	folded bigint := 0;
+	coordinator boolean;
 BEGIN
+	-- On Citus every node sees all the deltas: the coordinator folds
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension
+				WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+		IF NOT coordinator THEN
+			RETURN 0;
+		END IF;
+	END IF;
 	FOR a IN SELECT DISTINCT d.advertiser_id FROM attribution.report_deltas d LOOP
 		folded := folded OPERATOR(pg_catalog.+) attribution.compact_report(a);
 	END LOOP;
@@ -1037,7 +1131,7 @@ $$;
 COMMENT ON FUNCTION attribution.compact_reports() IS
 	'Fold every advertiser''s report deltas into the report totals; returns how many deltas';
 REVOKE ALL ON FUNCTION attribution.compact_report(text),
-	attribution.compact_reports() FROM PUBLIC;
+	attribution.compact_reports(), attribution.rebuild_report(text) FROM PUBLIC;
 
 -- Totals and unfolded deltas: the views group this.  A UNION ALL under
 -- their GROUP BY, so that a filter on advertiser_id or day reaches both
