@@ -913,7 +913,7 @@ CREATE TABLE attribution.report_totals (
 	-- led by the advertiser and the day: the views' filters are a range
 	CONSTRAINT report_totals_key UNIQUE NULLS NOT DISTINCT
 		(advertiser_id, day, affiliate_id, offer_id, currency)
-);
+) WITH (fillfactor = 90);	-- room on the page for a fold's new versions (HOT)
 COMMENT ON TABLE attribution.report_totals IS
 	'Report rollup: per advertiser, UTC day, affiliate, offer and currency, the folded sums of attribution.report_deltas';
 -- Insert-only on the command path, emptied by every fold: no index (a
@@ -929,20 +929,20 @@ REVOKE ALL ON attribution.report_totals, attribution.report_deltas FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('attribution.report_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.report_deltas', '');
 
--- What one conversion row contributes to its key (times sign: -1 takes
--- an old row back): the trigger's and rebuild_report()'s one definition
-CREATE FUNCTION attribution.report_contribution(sign integer, status text,
-	revenue bigint, refunded bigint, commission bigint, commission_reversed bigint,
-	OUT conversions bigint, OUT pending bigint, OUT approved bigint,
-	OUT rejected bigint, OUT reversed bigint, OUT revenue_cents bigint,
-	OUT refunded_cents bigint, OUT commissioned bigint, OUT commission_cents bigint,
-	OUT commission_reversed_cents bigint, OUT earned bigint,
-	OUT earned_commission_cents bigint, OUT earned_reversed_cents bigint,
-	OUT pending_commission_cents bigint)
+-- What one attributed conversion row contributes to the rollup, times
+-- sign (-1 takes an old row back): the one definition the trigger and
+-- rebuild_report() share
+CREATE FUNCTION attribution.report_contribution(sign integer, advertiser_id text,
+	converted_at timestamptz, affiliate_id text, offer_id text, currency text,
+	status text, revenue bigint, refunded bigint, commission bigint,
+	commission_reversed bigint)
+	RETURNS attribution.report_deltas
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	SELECT sign, sign * (status = 'pending')::integer,
+	SELECT advertiser_id, (converted_at AT TIME ZONE 'UTC')::date,
+		   affiliate_id, offer_id, currency, 0,
+		   sign, sign * (status = 'pending')::integer,
 		   sign * (status = 'approved')::integer,
 		   sign * (status = 'rejected')::integer,
 		   sign * (status = 'reversed')::integer,
@@ -980,35 +980,37 @@ BEGIN
 END
 $$;
 -- A conversion counts while attributed: an insert adds it, an update
--- (a lifecycle command, a late attribution) adds the new row and
--- takes the old back, as one delta row when the key stays the same.
+-- (a lifecycle command, a late attribution) takes the old row back and
+-- adds the new one.  Plain INSERT ... VALUES, each a single-shard insert
+-- on Citus.
 CREATE FUNCTION attribution.report_conversion() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d attribution.report_deltas;
 BEGIN
 	IF attribution.restoring_into(TG_RELID) THEN
 		RETURN NULL;
 	END IF;
-	INSERT INTO attribution.report_deltas
-	SELECT (v.c).advertiser_id, ((v.c).converted_at AT TIME ZONE 'UTC')::pg_catalog.date,
-		   (v.c).affiliate_id, (v.c).offer_id, (v.c).currency, 0,
-		   sum(k.conversions), sum(k.pending), sum(k.approved), sum(k.rejected),
-		   sum(k.reversed), sum(k.revenue_cents), sum(k.refunded_cents),
-		   sum(k.commissioned), sum(k.commission_cents), sum(k.commission_reversed_cents),
-		   sum(k.earned), sum(k.earned_commission_cents), sum(k.earned_reversed_cents),
-		   sum(k.pending_commission_cents)
-	  FROM (VALUES (OLD, -1), (NEW, 1)) v(c, sign)
-	 CROSS JOIN LATERAL attribution.report_contribution(v.sign, (v.c).status,
-			(v.c).revenue_cents, (v.c).refunded_cents, (v.c).commission_cents,
-			(v.c).commission_reversed_cents) k
-	 WHERE (v.c).attributed
-	 GROUP BY 1, 2, 3, 4, 5;
+	IF TG_OP = 'UPDATE' AND OLD.attributed THEN
+		d := attribution.report_contribution(-1, OLD.advertiser_id, OLD.converted_at,
+			OLD.affiliate_id, OLD.offer_id, OLD.currency, OLD.status, OLD.revenue_cents,
+			OLD.refunded_cents, OLD.commission_cents, OLD.commission_reversed_cents);
+		INSERT INTO attribution.report_deltas VALUES (d.*);
+	END IF;
+	IF NEW.attributed THEN
+		d := attribution.report_contribution(1, NEW.advertiser_id, NEW.converted_at,
+			NEW.affiliate_id, NEW.offer_id, NEW.currency, NEW.status, NEW.revenue_cents,
+			NEW.refunded_cents, NEW.commission_cents, NEW.commission_reversed_cents);
+		INSERT INTO attribution.report_deltas VALUES (d.*);
+	END IF;
 	RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION attribution.report_click(),
 	attribution.report_conversion(), attribution.restoring_into(regclass),
-	attribution.report_contribution(integer, text, bigint, bigint, bigint, bigint)
+	attribution.report_contribution(integer, text, timestamptz, text, text, text,
+		text, bigint, bigint, bigint, bigint)
 	FROM PUBLIC;
 CREATE TRIGGER report_rollup AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.report_click();
@@ -1090,10 +1092,10 @@ BEGIN
 			  FROM attribution.clicks c
 			 WHERE c.advertiser_id = rebuild_report.advertiser_id
 			UNION ALL
-			SELECT c.advertiser_id, (c.converted_at AT TIME ZONE 'UTC')::date,
-				   c.affiliate_id, c.offer_id, c.currency, 0, k.*
+			SELECT k.*
 			  FROM attribution.conversions c
-			 CROSS JOIN LATERAL attribution.report_contribution(1, c.status,
+			 CROSS JOIN LATERAL attribution.report_contribution(1, c.advertiser_id,
+					c.converted_at, c.affiliate_id, c.offer_id, c.currency, c.status,
 					c.revenue_cents, c.refunded_cents, c.commission_cents,
 					c.commission_reversed_cents) k
 			 WHERE c.advertiser_id = rebuild_report.advertiser_id AND c.attributed) e
