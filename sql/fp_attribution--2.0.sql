@@ -932,7 +932,7 @@ SELECT pg_catalog.pg_extension_config_dump('attribution.report_deltas', '');
 -- What one attributed conversion row contributes to the rollup, times
 -- sign (-1 takes an old row back): the one definition the trigger and
 -- rebuild_report() share
-CREATE FUNCTION attribution.report_contribution(sign integer, advertiser_id text,
+CREATE FUNCTION attribution.report_contribution(sign integer, advertiser text,
 	converted_at timestamptz, affiliate_id text, offer_id text, currency text,
 	status text, revenue bigint, refunded bigint, commission bigint,
 	commission_reversed bigint)
@@ -940,7 +940,7 @@ CREATE FUNCTION attribution.report_contribution(sign integer, advertiser_id text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	SELECT advertiser_id, (converted_at AT TIME ZONE 'UTC')::date,
+	SELECT advertiser, (converted_at AT TIME ZONE 'UTC')::date,
 		   affiliate_id, offer_id, currency, 0,
 		   sign, sign * (status = 'pending')::integer,
 		   sign * (status = 'approved')::integer,
@@ -1023,12 +1023,15 @@ CREATE TRIGGER report_rollup AFTER INSERT OR UPDATE ON attribution.conversions
 -- one transaction.
 CREATE FUNCTION attribution.compact_report(advertiser_id text DEFAULT 'default')
 	RETURNS bigint
-	LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-	WITH folded AS (
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	folded bigint;
+BEGIN
+	WITH deltas AS (
 		DELETE FROM attribution.report_deltas d
-		 WHERE d.advertiser_id OPERATOR(pg_catalog.=) compact_report.advertiser_id
+		 WHERE d.advertiser_id = compact_report.advertiser_id
 		RETURNING d.*),
 	added AS (
 		INSERT INTO attribution.report_totals AS t
@@ -1039,9 +1042,9 @@ BEGIN ATOMIC
 			   sum(f.commission_reversed_cents), sum(f.earned),
 			   sum(f.earned_commission_cents), sum(f.earned_reversed_cents),
 			   sum(f.pending_commission_cents)
-		  FROM folded f
+		  FROM deltas f
 		 GROUP BY 1, 2, 3, 4, 5
-		ON CONFLICT ON CONSTRAINT report_totals_key DO UPDATE SET
+		ON CONFLICT (advertiser_id, day, affiliate_id, offer_id, currency) DO UPDATE SET
 			clicks = t.clicks + excluded.clicks,
 			conversions = t.conversions + excluded.conversions,
 			pending = t.pending + excluded.pending,
@@ -1057,8 +1060,10 @@ BEGIN ATOMIC
 			earned_commission_cents = t.earned_commission_cents + excluded.earned_commission_cents,
 			earned_reversed_cents = t.earned_reversed_cents + excluded.earned_reversed_cents,
 			pending_commission_cents = t.pending_commission_cents + excluded.pending_commission_cents)
-	SELECT pg_catalog.count(*) FROM folded;
-END;
+	SELECT count(*) INTO folded FROM deltas;
+	RETURN folded;
+END
+$$;
 COMMENT ON FUNCTION attribution.compact_report(text) IS
 	'Fold an advertiser''s report deltas into its report totals; returns how many deltas';
 -- Recompute an advertiser's rollup from its clicks and conversions, as

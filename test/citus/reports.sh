@@ -35,12 +35,13 @@ for adv in adv-r1 adv-r2; do
 done
 q -c "SELECT count(*) FROM attribution.approve_conversion('order-r', 'adv-r1')" >/dev/null
 check "report equals the rows with the deltas unfolded" ok "$(same "$(report_vs_rows)")"
-check "deltas of adv-r1 in its shard: clicks, conversion, approval (-pending +approved)" "3" \
-	"$(q -c "SELECT count(*) FROM attribution.report_deltas WHERE advertiser_id = 'adv-r1'")"
 check "a worker node folds nothing" "0" \
 	"$(psql -XAtq -p "$CITUS_WORKER1_PORT" -c 'SELECT attribution.compact_reports()' 2>&1)"
-check "the coordinator folds every advertiser's deltas" "t 0" \
-	"$(q -c 'SELECT attribution.compact_reports() > 0') $(q -c 'SELECT count(*) FROM attribution.report_deltas')"
+# (the coordinator's ledger worker may have folded some already)
+check "the coordinator folds every advertiser's deltas" "0" \
+	"$(q -c 'SELECT attribution.compact_reports()' >/dev/null; q -c 'SELECT count(*) FROM attribution.report_deltas')"
+check "the folded totals hold the lifecycle change" "1 0 1" \
+	"$(q -c "SELECT conversions || ' ' || pending || ' ' || approved FROM attribution.daily_report WHERE advertiser_id = 'adv-r1'")"
 check "report equals the rows after the fold" ok "$(same "$(report_vs_rows)")"
 check "one totals row per key" "t" \
 	"$(q -c "SELECT count(*) = count(DISTINCT (advertiser_id, day, affiliate_id, offer_id, currency)) FROM attribution.report_totals")"
