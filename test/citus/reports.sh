@@ -41,7 +41,7 @@ check "a worker node folds nothing" "0" \
 check "the coordinator folds every advertiser's deltas" "0" \
 	"$(q -c 'SELECT attribution.compact_reports()' >/dev/null; q -c 'SELECT count(*) FROM attribution.report_deltas')"
 check "the folded totals hold the lifecycle change" "1 0 1" \
-	"$(q -c "SELECT conversions || ' ' || pending || ' ' || approved FROM attribution.daily_report WHERE advertiser_id = 'adv-r1'")"
+	"$(q -c "SELECT sum(conversions) || ' ' || sum(pending) || ' ' || sum(approved) FROM attribution.daily_report WHERE advertiser_id = 'adv-r1'")"
 check "report equals the rows after the fold" ok "$(same "$(report_vs_rows)")"
 check "one totals row per key" "t" \
 	"$(q -c "SELECT count(*) = count(DISTINCT (advertiser_id, day, affiliate_id, offer_id, currency)) FROM attribution.report_totals")"
