@@ -10,7 +10,10 @@
 # verification.  The receipt logs come back too: entries, stored hashes,
 # checkpoints and the queue of receipts not yet integrated; checkpoints
 # saved before the dump still verify against the restored logs, and new
-# receipts extend the same logs consistently.
+# receipts extend the same logs consistently.  The report rollup comes
+# back as dumped (folded totals and unfolded deltas, not counted a second
+# time by the triggers during the restore) and still equals the rows after
+# new commands.
 # Needs the extension installed; run as root or postgres.
 # Prints one PASS/FAIL line per check.
 set -euo pipefail
