@@ -867,57 +867,328 @@ REVOKE ALL ON FUNCTION attribution.approve_due_conversions(integer) FROM PUBLIC;
 
 -- Reporting (README, "Reports").  Days are UTC days; money is per
 -- currency, never summed across currencies.
--- A UNION ALL under one GROUP BY (not a FULL JOIN), so that a filter on
--- advertiser_id or day reaches both tables' scans.
+--
+-- The views read per-day rollups, never the clicks and conversions: each
+-- click written and each attributed conversion inserted or changed adds
+-- its contribution (for a change, new minus old) in the same transaction
+-- as a row appended to attribution.report_deltas, and compact_report()
+-- folds an advertiser's deltas into attribution.report_totals, one row
+-- per key (the ledger worker runs compact_reports() every
+-- fp_attribution.log_interval).  Appended, not upserted: a counter row
+-- per (advertiser, affiliate, offer, day) updated by each command would
+-- stay locked until the command commits, so concurrent clicks on one
+-- affiliate's offer on one day would queue behind each other; an
+-- appended row locks nothing, and the fold's upserts run off the command
+-- path.  A fold moves deltas into totals in one transaction and the views
+-- add both in one snapshot, so they are exact at any time; unfolded
+-- deltas only make them slower.  rebuild_report() recomputes an
+-- advertiser's rollup from its rows (after a load that bypassed the
+-- triggers).
+CREATE TABLE attribution.report_totals (
+	advertiser_id text COLLATE "C" NOT NULL,
+	day date NOT NULL,
+	affiliate_id text NOT NULL,
+	offer_id text,
+	-- NULL: the key's clicks; conversions and money are per currency
+	currency text,
+	clicks bigint NOT NULL DEFAULT 0,
+	-- attributed conversions, by status
+	conversions bigint NOT NULL DEFAULT 0,
+	pending bigint NOT NULL DEFAULT 0,
+	approved bigint NOT NULL DEFAULT 0,
+	rejected bigint NOT NULL DEFAULT 0,
+	reversed bigint NOT NULL DEFAULT 0,
+	revenue_cents bigint NOT NULL DEFAULT 0,
+	refunded_cents bigint NOT NULL DEFAULT 0,
+	-- of them, those with a commission, and its amounts
+	commissioned bigint NOT NULL DEFAULT 0,
+	commission_cents bigint NOT NULL DEFAULT 0,
+	commission_reversed_cents bigint NOT NULL DEFAULT 0,
+	-- of those, the approved or reversed ones (what the balance owes),
+	-- and the commission still due on the pending ones
+	earned bigint NOT NULL DEFAULT 0,
+	earned_commission_cents bigint NOT NULL DEFAULT 0,
+	earned_reversed_cents bigint NOT NULL DEFAULT 0,
+	pending_commission_cents bigint NOT NULL DEFAULT 0,
+	-- led by the advertiser and the day: the views' filters are a range
+	CONSTRAINT report_totals_key UNIQUE NULLS NOT DISTINCT
+		(advertiser_id, day, affiliate_id, offer_id, currency)
+) WITH (fillfactor = 90);	-- room on the page for a fold's new versions (HOT)
+COMMENT ON TABLE attribution.report_totals IS
+	'Report rollup: per advertiser, UTC day, affiliate, offer and currency, the folded sums of attribution.report_deltas';
+-- Insert-only on the command path, emptied by every fold: no index (a
+-- fold reads all of an advertiser's rows), vacuumed eagerly
+CREATE TABLE attribution.report_deltas (
+	LIKE attribution.report_totals INCLUDING DEFAULTS
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+COMMENT ON TABLE attribution.report_deltas IS
+	'Report rollup: contributions of the clicks and conversion changes not yet folded into attribution.report_totals';
+REVOKE ALL ON attribution.report_totals, attribution.report_deltas FROM PUBLIC;
+-- Dumped (in the snapshot of the clicks and conversions) and restored as
+-- dumped: the triggers add nothing during a restore
+SELECT pg_catalog.pg_extension_config_dump('attribution.report_totals', '');
+SELECT pg_catalog.pg_extension_config_dump('attribution.report_deltas', '');
+
+-- What one attributed conversion row contributes to the rollup, times
+-- sign (-1 takes an old row back): the one definition the trigger and
+-- rebuild_report() share
+CREATE FUNCTION attribution.report_contribution(sign integer, advertiser text,
+	converted_at timestamptz, affiliate_id text, offer_id text, currency text,
+	status text, revenue bigint, refunded bigint, commission bigint,
+	commission_reversed bigint)
+	RETURNS attribution.report_deltas
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT advertiser, (converted_at AT TIME ZONE 'UTC')::date,
+		   affiliate_id, offer_id, currency, 0,
+		   sign, sign * (status = 'pending')::integer,
+		   sign * (status = 'approved')::integer,
+		   sign * (status = 'rejected')::integer,
+		   sign * (status = 'reversed')::integer,
+		   sign * revenue, sign * refunded,
+		   sign * (commission IS NOT NULL)::integer,
+		   sign * coalesce(commission, 0), sign * coalesce(commission_reversed, 0),
+		   sign * (commission IS NOT NULL AND status IN ('approved', 'reversed'))::integer,
+		   CASE WHEN status IN ('approved', 'reversed') THEN sign * coalesce(commission, 0) ELSE 0 END,
+		   CASE WHEN status IN ('approved', 'reversed')
+				THEN sign * coalesce(commission_reversed, 0) ELSE 0 END,
+		   CASE WHEN status = 'pending'
+				THEN sign * coalesce(commission - commission_reversed, 0) ELSE 0 END;
+END;
+
+-- A restore brings the rollup back as dumped: the triggers then add
+-- nothing (src/reports/report_rollup.c)
+CREATE FUNCTION attribution.restoring_into(rel regclass) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'fp_attribution_restoring_into'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION attribution.restoring_into(regclass) IS
+	'True while the running statement is a restore (COPY FROM by the owner) into the table';
+
+-- The row triggers.  SECURITY DEFINER: a role allowed to INSERT clicks
+-- needs no privilege on the rollup.
+CREATE FUNCTION attribution.report_click() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT attribution.restoring_into(TG_RELID) THEN
+		INSERT INTO attribution.report_deltas (advertiser_id, day, affiliate_id, offer_id, clicks)
+			VALUES (NEW.advertiser_id, (NEW.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date,
+					NEW.affiliate_id, NEW.offer_id, 1);
+	END IF;
+	RETURN NULL;
+END
+$$;
+-- A conversion counts while attributed: an insert adds it, an update
+-- (a lifecycle command, a late attribution) takes the old row back and
+-- adds the new one.  Plain INSERT ... VALUES, each a single-shard insert
+-- on Citus.
+CREATE FUNCTION attribution.report_conversion() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d attribution.report_deltas;
+BEGIN
+	IF attribution.restoring_into(TG_RELID) THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'UPDATE' AND OLD.attributed THEN
+		d := attribution.report_contribution(-1, OLD.advertiser_id, OLD.converted_at,
+			OLD.affiliate_id, OLD.offer_id, OLD.currency, OLD.status, OLD.revenue_cents,
+			OLD.refunded_cents, OLD.commission_cents, OLD.commission_reversed_cents);
+		INSERT INTO attribution.report_deltas VALUES (d.*);
+	END IF;
+	IF NEW.attributed THEN
+		d := attribution.report_contribution(1, NEW.advertiser_id, NEW.converted_at,
+			NEW.affiliate_id, NEW.offer_id, NEW.currency, NEW.status, NEW.revenue_cents,
+			NEW.refunded_cents, NEW.commission_cents, NEW.commission_reversed_cents);
+		INSERT INTO attribution.report_deltas VALUES (d.*);
+	END IF;
+	RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION attribution.report_click(),
+	attribution.report_conversion(), attribution.restoring_into(regclass),
+	attribution.report_contribution(integer, text, timestamptz, text, text, text,
+		text, bigint, bigint, bigint, bigint)
+	FROM PUBLIC;
+CREATE TRIGGER report_rollup AFTER INSERT ON attribution.clicks
+	FOR EACH ROW EXECUTE FUNCTION attribution.report_click();
+CREATE TRIGGER report_rollup AFTER INSERT OR UPDATE ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.report_conversion();
+
+-- Fold an advertiser's deltas into its totals.  The DELETE takes the
+-- deltas committed before the statement (a concurrent fold's wait for our
+-- row locks, then skips what we deleted), the upsert adds them, both in
+-- one transaction.
+CREATE FUNCTION attribution.compact_report(advertiser_id text DEFAULT 'default')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	folded bigint;
+BEGIN
+	WITH deltas AS (
+		DELETE FROM attribution.report_deltas d
+		 WHERE d.advertiser_id = compact_report.advertiser_id
+		RETURNING d.*),
+	added AS (
+		INSERT INTO attribution.report_totals AS t
+		SELECT f.advertiser_id, f.day, f.affiliate_id, f.offer_id, f.currency,
+			   sum(f.clicks), sum(f.conversions), sum(f.pending), sum(f.approved),
+			   sum(f.rejected), sum(f.reversed), sum(f.revenue_cents),
+			   sum(f.refunded_cents), sum(f.commissioned), sum(f.commission_cents),
+			   sum(f.commission_reversed_cents), sum(f.earned),
+			   sum(f.earned_commission_cents), sum(f.earned_reversed_cents),
+			   sum(f.pending_commission_cents)
+		  FROM deltas f
+		 GROUP BY 1, 2, 3, 4, 5
+		ON CONFLICT (advertiser_id, day, affiliate_id, offer_id, currency) DO UPDATE SET
+			clicks = t.clicks + excluded.clicks,
+			conversions = t.conversions + excluded.conversions,
+			pending = t.pending + excluded.pending,
+			approved = t.approved + excluded.approved,
+			rejected = t.rejected + excluded.rejected,
+			reversed = t.reversed + excluded.reversed,
+			revenue_cents = t.revenue_cents + excluded.revenue_cents,
+			refunded_cents = t.refunded_cents + excluded.refunded_cents,
+			commissioned = t.commissioned + excluded.commissioned,
+			commission_cents = t.commission_cents + excluded.commission_cents,
+			commission_reversed_cents = t.commission_reversed_cents + excluded.commission_reversed_cents,
+			earned = t.earned + excluded.earned,
+			earned_commission_cents = t.earned_commission_cents + excluded.earned_commission_cents,
+			earned_reversed_cents = t.earned_reversed_cents + excluded.earned_reversed_cents,
+			pending_commission_cents = t.pending_commission_cents + excluded.pending_commission_cents)
+	SELECT count(*) INTO folded FROM deltas;
+	RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION attribution.compact_report(text) IS
+	'Fold an advertiser''s report deltas into its report totals; returns how many deltas';
+-- Recompute an advertiser's rollup from its clicks and conversions, as
+-- one folded row per key.  SHARE locks: no click or conversion changes
+-- while it runs (they would be counted twice or never).
+CREATE FUNCTION attribution.rebuild_report(advertiser_id text DEFAULT 'default')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	keys bigint;
+BEGIN
+	LOCK TABLE attribution.clicks, attribution.conversions IN SHARE MODE;
+	DELETE FROM attribution.report_deltas d WHERE d.advertiser_id = rebuild_report.advertiser_id;
+	DELETE FROM attribution.report_totals t WHERE t.advertiser_id = rebuild_report.advertiser_id;
+	INSERT INTO attribution.report_totals
+	SELECT e.advertiser_id, e.day, e.affiliate_id, e.offer_id, e.currency,
+		   sum(e.clicks), sum(e.conversions), sum(e.pending), sum(e.approved),
+		   sum(e.rejected), sum(e.reversed), sum(e.revenue_cents),
+		   sum(e.refunded_cents), sum(e.commissioned), sum(e.commission_cents),
+		   sum(e.commission_reversed_cents), sum(e.earned),
+		   sum(e.earned_commission_cents), sum(e.earned_reversed_cents),
+		   sum(e.pending_commission_cents)
+	  FROM (SELECT c.advertiser_id, (c.clicked_at AT TIME ZONE 'UTC')::date AS day,
+				   c.affiliate_id, c.offer_id, NULL::text AS currency, 1 AS clicks,
+				   0 AS conversions, 0 AS pending, 0 AS approved, 0 AS rejected,
+				   0 AS reversed, 0 AS revenue_cents, 0 AS refunded_cents,
+				   0 AS commissioned, 0 AS commission_cents, 0 AS commission_reversed_cents,
+				   0 AS earned, 0 AS earned_commission_cents, 0 AS earned_reversed_cents,
+				   0 AS pending_commission_cents
+			  FROM attribution.clicks c
+			 WHERE c.advertiser_id = rebuild_report.advertiser_id
+			UNION ALL
+			SELECT k.*
+			  FROM attribution.conversions c
+			 CROSS JOIN LATERAL attribution.report_contribution(1, c.advertiser_id,
+					c.converted_at, c.affiliate_id, c.offer_id, c.currency, c.status,
+					c.revenue_cents, c.refunded_cents, c.commission_cents,
+					c.commission_reversed_cents) k
+			 WHERE c.advertiser_id = rebuild_report.advertiser_id AND c.attributed) e
+	 GROUP BY 1, 2, 3, 4, 5;
+	GET DIAGNOSTICS keys = ROW_COUNT;
+	RETURN keys;
+END
+$$;
+COMMENT ON FUNCTION attribution.rebuild_report(text) IS
+	'Recompute an advertiser''s report rollup from its clicks and conversions; returns the number of keys';
+
+-- Every advertiser's, one fold each; what the ledger worker runs
+CREATE FUNCTION attribution.compact_reports() RETURNS bigint
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a text;
+	folded bigint := 0;
+	coordinator boolean;
+BEGIN
+	-- On Citus every node sees all the deltas: the coordinator folds
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension
+				WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+		IF NOT coordinator THEN
+			RETURN 0;
+		END IF;
+	END IF;
+	FOR a IN SELECT DISTINCT d.advertiser_id FROM attribution.report_deltas d LOOP
+		folded := folded OPERATOR(pg_catalog.+) attribution.compact_report(a);
+	END LOOP;
+	RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION attribution.compact_reports() IS
+	'Fold every advertiser''s report deltas into the report totals; returns how many deltas';
+REVOKE ALL ON FUNCTION attribution.compact_report(text),
+	attribution.compact_reports(), attribution.rebuild_report(text) FROM PUBLIC;
+
+-- Totals and unfolded deltas: the views group this.  A UNION ALL under
+-- their GROUP BY, so that a filter on advertiser_id or day reaches both
+-- tables' scans.
+CREATE VIEW attribution.report_rollup AS
+SELECT * FROM attribution.report_totals
+UNION ALL
+SELECT * FROM attribution.report_deltas;
+REVOKE ALL ON attribution.report_rollup FROM PUBLIC;
+COMMENT ON VIEW attribution.report_rollup IS
+	'Report rollup rows, folded or not; several rows may share a key';
+
 CREATE VIEW attribution.daily_report AS
-SELECT e.advertiser_id, e.affiliate_id, e.offer_id, e.day,
-	   pg_catalog.sum(e.clicks)::bigint AS clicks,
-	   pg_catalog.sum(e.conversions)::bigint AS conversions,
-	   pg_catalog.sum(e.pending)::bigint AS pending,
-	   pg_catalog.sum(e.approved)::bigint AS approved,
-	   pg_catalog.sum(e.rejected)::bigint AS rejected,
-	   pg_catalog.sum(e.reversed)::bigint AS reversed
-  FROM (SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
-			   (c.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date AS day,
-			   1 AS clicks, 0 AS conversions, 0 AS pending, 0 AS approved,
-			   0 AS rejected, 0 AS reversed
-		  FROM attribution.clicks c
-		UNION ALL
-		SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
-			   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date, 0, 1,
-			   (c.status OPERATOR(pg_catalog.=) 'pending')::integer,
-			   (c.status OPERATOR(pg_catalog.=) 'approved')::integer,
-			   (c.status OPERATOR(pg_catalog.=) 'rejected')::integer,
-			   (c.status OPERATOR(pg_catalog.=) 'reversed')::integer
-		  FROM attribution.conversions c WHERE c.attributed) e
+SELECT r.advertiser_id, r.affiliate_id, r.offer_id, r.day,
+	   pg_catalog.sum(r.clicks)::bigint AS clicks,
+	   pg_catalog.sum(r.conversions)::bigint AS conversions,
+	   pg_catalog.sum(r.pending)::bigint AS pending,
+	   pg_catalog.sum(r.approved)::bigint AS approved,
+	   pg_catalog.sum(r.rejected)::bigint AS rejected,
+	   pg_catalog.sum(r.reversed)::bigint AS reversed
+  FROM attribution.report_rollup r
  GROUP BY 1, 2, 3, 4;
 COMMENT ON VIEW attribution.daily_report IS
 	'Per advertiser, affiliate, offer and UTC day: clicks (by click time) and attributed conversions by status (by conversion time)';
 CREATE VIEW attribution.daily_revenue AS
-SELECT c.advertiser_id, c.affiliate_id, c.offer_id,
-	   (c.converted_at AT TIME ZONE 'UTC')::pg_catalog.date AS day, c.currency,
-	   pg_catalog.sum(c.revenue_cents) AS revenue_cents,
-	   pg_catalog.sum(c.refunded_cents) AS refunded_cents,
-	   pg_catalog.sum(c.commission_cents) AS commission_cents,
-	   pg_catalog.sum(c.commission_reversed_cents) AS commission_reversed_cents
-  FROM attribution.conversions c WHERE c.attributed
+SELECT r.advertiser_id, r.affiliate_id, r.offer_id, r.day, r.currency,
+	   pg_catalog.sum(r.revenue_cents) AS revenue_cents,
+	   pg_catalog.sum(r.refunded_cents) AS refunded_cents,
+	   CASE WHEN pg_catalog.sum(r.commissioned) OPERATOR(pg_catalog.>) 0
+		   THEN pg_catalog.sum(r.commission_cents) END AS commission_cents,
+	   CASE WHEN pg_catalog.sum(r.commissioned) OPERATOR(pg_catalog.>) 0
+		   THEN pg_catalog.sum(r.commission_reversed_cents) END AS commission_reversed_cents
+  FROM attribution.report_rollup r
+ WHERE r.currency IS NOT NULL
  GROUP BY 1, 2, 3, 4, 5;
 COMMENT ON VIEW attribution.daily_revenue IS
 	'Per advertiser, affiliate, offer, UTC day and currency: revenue, refunds, commission and commission reversed of attributed conversions';
 CREATE VIEW attribution.affiliate_balances AS
-SELECT c.advertiser_id, c.affiliate_id, c.currency,
-	   pg_catalog.sum(c.commission_cents) FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
-		   AND c.status OPERATOR(pg_catalog.<>) 'rejected') AS approved_commission_cents,
-	   pg_catalog.sum(c.commission_reversed_cents) FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
-		   AND c.status OPERATOR(pg_catalog.<>) 'rejected') AS reversed_commission_cents,
-	   COALESCE(pg_catalog.sum(c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents)
-		   FILTER (WHERE c.status OPERATOR(pg_catalog.<>) 'pending'
-			   AND c.status OPERATOR(pg_catalog.<>) 'rejected'), 0) AS due_cents,
-	   COALESCE(pg_catalog.sum(c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents)
-		   FILTER (WHERE c.status OPERATOR(pg_catalog.=) 'pending'), 0) AS pending_cents
-  FROM attribution.conversions c
- WHERE c.commission_cents IS NOT NULL
- GROUP BY 1, 2, 3;
+SELECT r.advertiser_id, r.affiliate_id, r.currency,
+	   CASE WHEN pg_catalog.sum(r.earned) OPERATOR(pg_catalog.>) 0
+		   THEN pg_catalog.sum(r.earned_commission_cents) END AS approved_commission_cents,
+	   CASE WHEN pg_catalog.sum(r.earned) OPERATOR(pg_catalog.>) 0
+		   THEN pg_catalog.sum(r.earned_reversed_cents) END AS reversed_commission_cents,
+	   pg_catalog.sum(r.earned_commission_cents OPERATOR(pg_catalog.-) r.earned_reversed_cents)
+		   AS due_cents,
+	   pg_catalog.sum(r.pending_commission_cents) AS pending_cents
+  FROM attribution.report_rollup r
+ WHERE r.currency IS NOT NULL
+ GROUP BY 1, 2, 3
+HAVING pg_catalog.sum(r.commissioned) OPERATOR(pg_catalog.>) 0;
 COMMENT ON VIEW attribution.affiliate_balances IS
 	'Per advertiser, affiliate and currency: commission approved, reversed (reversals and refunds), due (approved minus reversed) and still pending';
 REVOKE ALL ON attribution.daily_report, attribution.daily_revenue,

@@ -28,6 +28,7 @@
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
+#include "fp_attribution/report_compaction.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/shmem.h"
@@ -80,6 +81,7 @@ _PG_init(void)
 	fp_attribution_late_clicks_define_gucs();
 	fp_attribution_fraud_rules_define_gucs();
 	fp_attribution_auto_approve_define_gucs();
+	fp_attribution_report_compaction_define_gucs();
 	fp_attribution_trace_context_define_gucs();
 	fp_attribution_otlp_define_gucs();
 	fp_attribution_telemetry_define_gucs();

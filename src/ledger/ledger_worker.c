@@ -11,7 +11,9 @@
  * logs and signs checkpoints (log_worker.c), pushes the checkpoints to
  * fp_attribution.log_push_endpoints (log_push.c), and every
  * fp_attribution.auto_approve_interval it approves the conversions past
- * their hold period (auto_approve.c).  They were in the exporter's loop
+ * their hold period (auto_approve.c), and every
+ * fp_attribution.report_compact_interval it folds the report rollup's
+ * deltas (report_compaction.c).  They were in the exporter's loop
  * once; an integration batch of a large backlog then kept the exporter
  * from sending for as long as it took (a drain went from 2 s to 58 s).
  * Automatic approval is here for the same reason: it is a batch of
@@ -57,6 +59,7 @@
 #include "fp_attribution/compat.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/report_compaction.h"
 #include "fp_attribution/shmem.h"
 
 PGDLLEXPORT void fp_attribution_ledger_main(Datum main_arg);
@@ -87,6 +90,7 @@ fp_attribution_ledger_main(Datum main_arg)
 		}
 		timeout = fp_attribution_log_worker_tick(GetCurrentTimestamp());
 		timeout = Min(timeout, fp_attribution_auto_approve_tick(GetCurrentTimestamp()));
+		timeout = Min(timeout, fp_attribution_report_compaction_tick(GetCurrentTimestamp()));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, FP_WAIT_EVENT_LEDGER);
 		ResetLatch(MyLatch);

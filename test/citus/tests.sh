@@ -64,4 +64,5 @@ check "receipts stay queued on the cluster" "t" \
 bash "$here/trace_context.sh" || status=1
 bash "$here/concurrency.sh" || status=1
 bash "$here/postbacks.sh" || status=1
+bash "$here/reports.sh" || status=1
 exit $status

@@ -10,7 +10,10 @@
 # verification.  The receipt logs come back too: entries, stored hashes,
 # checkpoints and the queue of receipts not yet integrated; checkpoints
 # saved before the dump still verify against the restored logs, and new
-# receipts extend the same logs consistently.
+# receipts extend the same logs consistently.  The report rollup comes
+# back as dumped (folded totals and unfolded deltas, not counted a second
+# time by the triggers during the restore) and still equals the rows after
+# new commands.
 # Needs the extension installed; run as root or postgres.
 # Prints one PASS/FAIL line per check.
 set -euo pipefail
@@ -63,7 +66,20 @@ SELECT 'log_entries ' || count(*) || ' ' || md5(coalesce(string_agg(e::text, '|'
 SELECT 'log_nodes ' || count(*) || ' ' || md5(coalesce(string_agg(n::text, '|' ORDER BY advertiser_id, level, node_index), '')) FROM attribution.log_nodes n;
 SELECT 'log_checkpoints ' || count(*) || ' ' || md5(coalesce(string_agg(c::text, '|' ORDER BY advertiser_id, tree_size), '')) FROM attribution.log_checkpoints c;
 SELECT 'log_queue ' || count(*) || ' ' || md5(coalesce(string_agg(q::text, '|' ORDER BY advertiser_id, receipt_id), '')) FROM attribution.log_queue q;
+SELECT 'report_totals ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY advertiser_id, day, affiliate_id, offer_id, currency), '')) FROM attribution.report_totals t;
+SELECT 'report_deltas ' || count(*) || ' ' || md5(coalesce(string_agg(d::text, '|' ORDER BY d::text), '')) FROM attribution.report_deltas d;
+SELECT 'daily_report ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM attribution.daily_report r;
+SELECT 'daily_revenue ' || count(*) || ' ' || md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM attribution.daily_revenue r;
 SELECT 'verify_all ' || ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
+SQL
+}
+# The report of every advertiser against the rows themselves: clicks and
+# attributed conversions counted, one line
+report_vs_rows() {
+	psql "$1" -At <<'SQL'
+SELECT (SELECT sum(clicks) || ' ' || sum(conversions) || ' ' || sum(approved) FROM attribution.daily_report)
+	   || ' = ' || (SELECT count(*) FROM attribution.clicks) || ' '
+	   || (SELECT count(*) || ' ' || count(*) FILTER (WHERE status = 'approved') FROM attribution.conversions WHERE attributed);
 SQL
 }
 # verify_log() of each checkpoint an auditor saved (file $2), one line each
@@ -106,6 +122,8 @@ SELECT FROM attribution.append_receipt('custom', 'agg-1', '{"step": 1}', adverti
 -- the other 7 of 'default' and the first 2 of 'adv-2' logged, with
 -- checkpoints; one receipt stays queued
 SELECT attribution.integrate_log(9);
+-- the default advertiser's report folded into totals, adv-2's in deltas
+SELECT attribution.compact_report('default');
 SQL
 # the checkpoints an auditor saves before the dump, NUL-separated
 psql src -At -c "SELECT string_agg(attribution.checkpoint(a) || E'\\x01', '' ORDER BY a) FROM (VALUES ('adv-2'), ('default')) v(a)" \
@@ -114,6 +132,9 @@ check "source logs: 39 receipts integrated, 1 queued" "39 1" \
 	"$(psql src -At -c "SELECT (SELECT count(*) FROM attribution.log_entries) || ' ' || (SELECT count(*) FROM attribution.log_queue)")"
 before=$(fingerprint src)
 check "source verifies" "verify_all true 38 40" "$(echo "$before" | grep '^verify_all')"
+check "source report equals the rows (clicks, attributed conversions, approved)" "22 12 0 = 22 12 0" "$(report_vs_rows src)"
+check "source report: totals and deltas both present" "2" \
+	"$(psql src -At -c "SELECT (SELECT count(*) > 0 FROM attribution.report_totals)::int + (SELECT count(*) > 0 FROM attribution.report_deltas)::int")"
 
 # 1. custom format, pg_restore, preloaded
 as_pg "$bin/pg_dump -h $tmp -Fc -f $tmp/src.dump src"
@@ -150,6 +171,7 @@ SELECT sequence FROM attribution.append_receipt('custom', 'agg-1', '{"step": 2}'
 SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all();
 SQL
 )
+check "reports after the restore and new commands equal the rows" "22 13 0 = 22 13 0" "$(report_vs_rows r_custom)"
 check "commands continue restored chains (sequence 4, attributed, retry, other advertiser's sequence 2, verify)" \
 	"$(printf '4\n1\nt\n1\n2\ntrue 39 43')" "$after"
 
