@@ -592,19 +592,24 @@ update_follows_receipt(Relation rel, HeapTuple before, HeapTuple after)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the conversion's receipts: %s",
 			 SPI_result_code_string(rc));
-	if (SPI_processed == 1 &&
-		TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
-																				SPI_tuptable->tupdesc,
-																				2, &isnull))))
+	if (SPI_processed == 1)
 	{
-		Jsonb	   *event = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
-														 SPI_tuptable->tupdesc,
-														 1, &isnull));
-		Jsonb	   *expected = fp_attribution_fold_event(caller_cxt, old_payload,
-														 event);
+		HeapTuple	newest = SPI_tuptable->vals[0];
+		TupleDesc	rdesc = SPI_tuptable->tupdesc;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(newest, rdesc,
+																 2, &isnull));
 
-		follows = compareJsonbContainers(&expected->root, &new_payload->root) == 0 &&
-			other_columns_unchanged(desc, old_payload, before, after);
+		if (TransactionIdIsCurrentTransactionId(xmin))
+		{
+			Jsonb	   *event = DatumGetJsonbP(SPI_getbinval(newest, rdesc,
+															 1, &isnull));
+			Jsonb	   *expected = fp_attribution_fold_event(caller_cxt,
+															 old_payload, event);
+
+			follows = compareJsonbContainers(&expected->root,
+											 &new_payload->root) == 0 &&
+				other_columns_unchanged(desc, old_payload, before, after);
+		}
 	}
 	SPI_finish();
 	return follows;

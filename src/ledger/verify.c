@@ -39,9 +39,10 @@
  * It raises a progress NOTICE every VERIFY_PROGRESS_CHAINS chains.
  *
  * On a Citus cluster the coordinator's tables are empty shells: verify_all
- * sends attribution.verify_shard_group(), the same pass over the shard
- * tables of one shard group, to the node of each group, in parallel, and
- * adds their results up (verify_shard_groups; doc/citus.md).
+ * has each node run attribution.verify_shard_group(), the same pass over
+ * the shard tables of one shard group, for each group it holds, the nodes
+ * in parallel, and adds their results up (verify_shard_groups;
+ * doc/citus.md).
  *
  * Failures are result rows, not errors, so one call reports on a whole
  * database.  Every receipt checked adds one to the shared counter
@@ -65,6 +66,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -1046,34 +1048,97 @@ receipts_distributed(void)
 }
 
 /*
- * Verify every shard group on its node, in parallel, and add the results
- * up in st: the totals are the sums, and the first failure is the one
- * with the smallest key, as one pass over all of them would find first.
- * Each node runs attribution.verify_shard_group() on the shards of one
- * group (one placement of each), found in Citus' metadata; its result
- * comes back as the text of a row of verify_all's type, desc (blessed).
- * A node's error is raised here.  Caller is connected to SPI.
+ * Add the result of one shard group, a row of verify_all's type desc, to
+ * st: the totals are sums, and the first failure is the one with the
+ * smallest key, as one pass over all the groups would find first.
+ */
+static void
+add_group_result(VerifyState *st, TupleDesc desc, HeapTupleHeader rec)
+{
+	HeapTupleData group;
+	Datum		values[VERIFY_ALL_COLUMNS];
+	bool		nulls[VERIFY_ALL_COLUMNS];
+	VerifyFailure *first = &st->first_failure;
+
+	group.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&group.t_self);
+	group.t_tableOid = InvalidOid;
+	group.t_data = rec;
+	heap_deform_tuple(&group, desc, values, nulls);
+	st->chains += DatumGetInt64(values[1]);
+	st->receipts += DatumGetInt64(values[2]);
+	st->chains_failed += DatumGetInt64(values[3]);
+	st->receipts_failed += DatumGetInt64(values[4]);
+	if (DatumGetBool(values[0]))
+		return;
+	if (first->failed)
+	{
+		text	   *adv = DatumGetTextPP(values[5]);
+		text	   *type = DatumGetTextPP(values[6]);
+		text	   *id = DatumGetTextPP(values[7]);
+		int			c = key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+								first->advertiser_id, strlen(first->advertiser_id));
+
+		if (c == 0)
+			c = key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+						first->aggregate_type, strlen(first->aggregate_type));
+		if (c == 0)
+			c = key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
+						first->aggregate_id, strlen(first->aggregate_id));
+		if (c >= 0)
+			return;
+	}
+	first->failed = true;
+	first->advertiser_id = TextDatumGetCString(values[5]);
+	first->aggregate_type = TextDatumGetCString(values[6]);
+	first->aggregate_id = TextDatumGetCString(values[7]);
+	first->has_receipt = !nulls[8];
+	if (first->has_receipt)
+	{
+		first->receipt_id = *DatumGetUUIDP(values[8]);
+		first->sequence = DatumGetInt64(values[9]);
+	}
+	first->check = TextDatumGetCString(values[10]);
+	first->detail = TextDatumGetCString(values[11]);
+}
+
+/*
+ * Verify every shard group on its node and add the results up in st
+ * (add_group_result).  Each node gets one command, run on one connection
+ * of its own, all nodes in parallel: attribution.verify_shard_group() for
+ * each shard group it holds (the shards of the five tables with the same
+ * hash range, found in Citus' metadata; one placement of each), the
+ * results gathered into an array of rows of verify_all's type desc
+ * (blessed), which comes back as text.  A node's error is raised here.
+ * Caller is connected to SPI, in a memory context that outlives it.
  */
 static void
 verify_shard_groups(VerifyState *st, TupleDesc desc)
 {
 	Oid			typinput;
 	Oid			typioparam;
-	FmgrInfo	record_in;
+	FmgrInfo	array_in;
 	int			rc;
 
-	getTypeInputInfo(RECORDOID, &typinput, &typioparam);
-	fmgr_info(typinput, &record_in);
+	getTypeInputInfo(RECORDARRAYOID, &typinput, &typioparam);
+	fmgr_info(typinput, &array_in);
 	rc = SPI_execute("SELECT w.node_name, w.node_port, w.success, w.result"
 					 " FROM (SELECT pg_catalog.array_agg(n.nodename) AS names,"
 					 " pg_catalog.array_agg(n.nodeport) AS ports,"
-					 " pg_catalog.array_agg(pg_catalog.format("
-					 "'SELECT v FROM attribution.verify_shard_group(%L, %L, %L, %L, %L) v',"
+					 " pg_catalog.array_agg(n.command) AS commands"
+					 " FROM (SELECT n.nodename, n.nodeport,"
+					 " 'SELECT pg_catalog.array_agg(res) FROM (VALUES '"
+					 " OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.format("
+					 "'(%L::pg_catalog.regclass, %L::pg_catalog.regclass, %L::pg_catalog.regclass,"
+					 " %L::pg_catalog.regclass, %L::pg_catalog.regclass)',"
 					 " pg_catalog.shard_name(r.logicalrelid, r.shardid),"
 					 " pg_catalog.shard_name(h.logicalrelid, h.shardid),"
 					 " pg_catalog.shard_name(c.logicalrelid, c.shardid),"
 					 " pg_catalog.shard_name(v.logicalrelid, v.shardid),"
-					 " pg_catalog.shard_name(k.logicalrelid, k.shardid))) AS commands"
+					 " pg_catalog.shard_name(k.logicalrelid, k.shardid)), ', ')"
+					 " OPERATOR(pg_catalog.||) ') g(r, h, c, o, k),"
+					 " LATERAL attribution.verify_shard_group(g.r, g.h, g.c, g.o, g.k) res'"
+					 " AS command"
 					 " FROM pg_catalog.pg_dist_shard r"
 					 " CROSS JOIN LATERAL (SELECT p.groupid FROM pg_catalog.pg_dist_placement p"
 					 "  WHERE p.shardid OPERATOR(pg_catalog.=) r.shardid LIMIT 1) p"
@@ -1086,7 +1151,8 @@ verify_shard_groups(VerifyState *st, TupleDesc desc)
 					 "  AND v.logicalrelid OPERATOR(pg_catalog.=) 'attribution.conversions'::pg_catalog.regclass"
 					 " JOIN pg_catalog.pg_dist_shard k ON k.shardminvalue OPERATOR(pg_catalog.=) r.shardminvalue"
 					 "  AND k.logicalrelid OPERATOR(pg_catalog.=) 'attribution.signing_keys'::pg_catalog.regclass"
-					 " WHERE r.logicalrelid OPERATOR(pg_catalog.=) 'attribution.receipts'::pg_catalog.regclass) g,"
+					 " WHERE r.logicalrelid OPERATOR(pg_catalog.=) 'attribution.receipts'::pg_catalog.regclass"
+					 " GROUP BY n.nodename, n.nodeport) n) g,"
 					 " pg_catalog.master_run_on_worker(g.names, g.ports, g.commands, true) w",
 					 true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -1097,60 +1163,22 @@ verify_shard_groups(VerifyState *st, TupleDesc desc)
 		TupleDesc	rdesc = SPI_tuptable->tupdesc;
 		char	   *result = SPI_getvalue(tup, rdesc, 4);
 		bool		isnull;
-		HeapTupleHeader rec;
-		HeapTupleData group;
-		Datum		values[VERIFY_ALL_COLUMNS];
-		bool		nulls[VERIFY_ALL_COLUMNS];
-		VerifyFailure *first = &st->first_failure;
+		ArrayType  *groups;
+		Datum	   *recs;
+		int			nrecs;
 
 		if (!DatumGetBool(SPI_getbinval(tup, rdesc, 3, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not verify a shard group on node %s:%s",
+					 errmsg("could not verify the shard groups on node %s:%s",
 							SPI_getvalue(tup, rdesc, 1), SPI_getvalue(tup, rdesc, 2)),
 					 errdetail("The node reported: %s", result != NULL ? result : "")));
-		rec = DatumGetHeapTupleHeader(InputFunctionCall(&record_in, result,
-														typioparam, desc->tdtypmod));
-		group.t_len = HeapTupleHeaderGetDatumLength(rec);
-		ItemPointerSetInvalid(&group.t_self);
-		group.t_tableOid = InvalidOid;
-		group.t_data = rec;
-		heap_deform_tuple(&group, desc, values, nulls);
-		st->chains += DatumGetInt64(values[1]);
-		st->receipts += DatumGetInt64(values[2]);
-		st->chains_failed += DatumGetInt64(values[3]);
-		st->receipts_failed += DatumGetInt64(values[4]);
-		if (DatumGetBool(values[0]))
-			continue;
-		if (first->failed)
-		{
-			text	   *adv = DatumGetTextPP(values[5]);
-			text	   *type = DatumGetTextPP(values[6]);
-			text	   *id = DatumGetTextPP(values[7]);
-			int			c = key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
-									first->advertiser_id, strlen(first->advertiser_id));
-
-			if (c == 0)
-				c = key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
-							first->aggregate_type, strlen(first->aggregate_type));
-			if (c == 0)
-				c = key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
-							first->aggregate_id, strlen(first->aggregate_id));
-			if (c >= 0)
-				continue;
-		}
-		first->failed = true;
-		first->advertiser_id = TextDatumGetCString(values[5]);
-		first->aggregate_type = TextDatumGetCString(values[6]);
-		first->aggregate_id = TextDatumGetCString(values[7]);
-		first->has_receipt = !nulls[8];
-		if (first->has_receipt)
-		{
-			first->receipt_id = *DatumGetUUIDP(values[8]);
-			first->sequence = DatumGetInt64(values[9]);
-		}
-		first->check = TextDatumGetCString(values[10]);
-		first->detail = TextDatumGetCString(values[11]);
+		groups = DatumGetArrayTypeP(InputFunctionCall(&array_in, result, RECORDOID,
+													  desc->tdtypmod));
+		deconstruct_array(groups, RECORDOID, -1, false, TYPALIGN_DOUBLE,
+						  &recs, NULL, &nrecs);
+		for (int j = 0; j < nrecs; j++)
+			add_group_result(st, desc, DatumGetHeapTupleHeader(recs[j]));
 	}
 }
 

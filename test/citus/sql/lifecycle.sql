@@ -51,6 +51,17 @@ UPDATE attribution.conversions SET tracestate = 'forged=1'
  WHERE advertiser_id = 'adv-l' AND order_id = 'lc-1';
 ROLLBACK;
 
-SELECT order_id, status, refunded_cents, commission_reversed_cents
+-- from PL/pgSQL on the coordinator: approve_due_conversions() approves a
+-- conversion whose offer's hold period has passed
+INSERT INTO attribution.offers (advertiser_id, offer_id, payout_type, payout, hold_period)
+VALUES ('adv-l', 'o-hold', 'cpa', 250, interval '1 microsecond');
+SELECT sequence FROM attribution.track_click('aff-1', click_id => '44444444-4444-4444-8444-444444444444',
+											 offer_id => 'o-hold', advertiser_id => 'adv-l');
+SELECT payload->>'status' AS status
+  FROM attribution.track_conversion('lc-4', 1000, click_id => '44444444-4444-4444-8444-444444444444',
+									advertiser_id => 'adv-l');
+SELECT attribution.approve_due_conversions();
+
+SELECT order_id, status, refunded_cents, commission_cents, commission_reversed_cents
   FROM attribution.conversions WHERE advertiser_id = 'adv-l' ORDER BY order_id COLLATE "C";
 SELECT ok, chains_failed FROM attribution.verify_all();
