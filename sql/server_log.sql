@@ -147,10 +147,15 @@ BEGIN
 END
 $$;
 RESET client_min_messages;
-SELECT logs_used = logs_capacity AS full, logs_written - logs_capacity AS overwritten,
-	   logs_dropped
+-- (another process may log a warning meanwhile: at least ten overwritten)
+SELECT logs_used = logs_capacity AS full, logs_written - logs_capacity >= 10 AS overwritten,
+	   logs_dropped = logs_written - logs_capacity AS dropped_counted
   FROM attribution.telemetry_status;
-SELECT body FROM regress_server_log ORDER BY time_unix_nano LIMIT 1;
+-- the oldest lines are gone, the newest kept
+SELECT count(*) FILTER (WHERE body IN ('line 1', 'line 10')) AS oldest_left,
+	   (array_agg(body ORDER BY time_unix_nano DESC))[1] =
+	   'line ' || (SELECT logs_capacity + 10 FROM attribution.telemetry_status) AS newest_kept
+  FROM regress_server_log;
 
 -- clean up
 ALTER SYSTEM RESET fp_attribution.server_log_min_level;

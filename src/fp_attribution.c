@@ -42,13 +42,15 @@ void		_PG_init(void);
 #define FP_WORKER_RESTART_SECONDS 5
 
 /*
- * Register one of the extension's background workers (the exporter, the
+ * Register one of the extension's background workers (the exporters, the
  * ledger, postbacks): all connect to a database, start once recovery is
  * over and are restarted alike; each is named after its job, which is
- * also its pg_stat_activity.backend_type.
+ * also its pg_stat_activity.backend_type.  number tells apart the workers
+ * of one job (the exporters: fp_attribution.otlp_workers); it is their
+ * argument, and the name of all but the first ends with it.
  */
 static void
-register_worker(const char *function, const char *name)
+register_worker(const char *function, const char *type, int number)
 {
 	BackgroundWorker worker;
 
@@ -58,8 +60,12 @@ register_worker(const char *function, const char *name)
 	worker.bgw_restart_time = FP_WORKER_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "fp_attribution", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
-	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
+	if (number == 0)
+		strlcpy(worker.bgw_name, type, BGW_MAXLEN);
+	else
+		snprintf(worker.bgw_name, BGW_MAXLEN, "%s %d", type, number + 1);
+	strlcpy(worker.bgw_type, type, BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(number);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -88,9 +94,10 @@ _PG_init(void)
 		return;
 
 	fp_attribution_shmem_install_hooks();
-	register_worker("fp_attribution_worker_main", "fp_attribution exporter");
-	register_worker("fp_attribution_ledger_main", "fp_attribution ledger");
-	register_worker("fp_attribution_postback_worker_main", "fp_attribution postbacks");
+	for (int i = 0; i < fp_attribution_otlp_workers; i++)
+		register_worker("fp_attribution_worker_main", "fp_attribution exporter", i);
+	register_worker("fp_attribution_ledger_main", "fp_attribution ledger", 0);
+	register_worker("fp_attribution_postback_worker_main", "fp_attribution postbacks", 0);
 	fp_attribution_telemetry_install_hooks();
 	fp_attribution_server_log_install_hook();
 	fp_attribution_delegation_install_hook();

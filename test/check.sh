@@ -24,7 +24,10 @@ status=0
 bash "$work/test/exported_symbols.sh" "$work/fp_attribution.so" "$work" 2>&1 | tee "$log" || status=1
 as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee -a "$log" || status=1
 as_postgres "make -C $work installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
-as_postgres "make -C $work installcheck SKIP_PGTAP=1" 2>&1 | tee -a "$log" || status=1
+# regress, isolation and TAP apart: make stops at the first failing suite
+as_postgres "make -C $work installcheck SKIP_PGTAP=1 ISOLATION= TAP_TESTS=" 2>&1 | tee -a "$log" || status=1
+as_postgres "make -C $work installcheck SKIP_PGTAP=1 REGRESS= TAP_TESTS=" 2>&1 | tee -a "$log" || status=1
+as_postgres "make -C $work installcheck SKIP_PGTAP=1 REGRESS= ISOLATION=" 2>&1 | tee -a "$log" || status=1
 if [ $status -ne 0 ]; then
 	for f in regression.diffs test/*/regression.diffs; do
 		[ -s "$f" ] && { echo "=== $f"; cat "$f"; }

@@ -18,7 +18,8 @@
  * the precedence holds whether a value came from the environment or from
  * postgresql.conf.
  *
- * All but fp_attribution.otlp_database are PGC_SIGHUP: the worker reads
+ * All but fp_attribution.otlp_database and fp_attribution.otlp_workers
+ * (restart only) are PGC_SIGHUP: the worker reads
  * them after a reload (a session SET could not reach the worker, so none
  * is PGC_SUSET).  Endpoints (http://user:token@host/?key=...) and headers
  * carry secrets, so those settings are GUC_SUPERUSER_ONLY (readable by
@@ -54,6 +55,7 @@ int			fp_attribution_otlp_protocol = FP_OTLP_HTTP_PROTOBUF;
 int			fp_attribution_otlp_compression = FP_OTLP_COMPRESSION_NONE;
 int			fp_attribution_otlp_timeout_ms = 10000;
 int			fp_attribution_otlp_batch_size = 512;
+int			fp_attribution_otlp_workers = 1;
 int			fp_attribution_otlp_schedule_delay_ms = 5000;
 int			fp_attribution_otlp_metric_interval_ms = 60000;
 char	   *fp_attribution_otlp_service_name = NULL;
@@ -583,6 +585,7 @@ fp_attribution_otlp_define_gucs(void)
 
 	/* PGC_POSTMASTER settings can only be defined while preloading */
 	if (process_shared_preload_libraries_in_progress)
+	{
 		DefineCustomStringVariable("fp_attribution.otlp_database",
 								   gettext_noop("Database the export worker connects to, to read affiliate.windows.active."),
 								   gettext_noop("The extension should be installed there; the worker keeps DROP DATABASE of it waiting."),
@@ -590,6 +593,14 @@ fp_attribution_otlp_define_gucs(void)
 								   "postgres",
 								   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 								   NULL, NULL, NULL);
+		DefineCustomIntVariable("fp_attribution.otlp_workers",
+								gettext_noop("Number of export workers sharing the span and log buffers."),
+								gettext_noop("The first one also exports the metrics."),
+								&fp_attribution_otlp_workers,
+								1, 1, FP_TELEMETRY_MAX_EXPORTERS,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+	}
 	DefineCustomBoolVariable("fp_attribution.otlp_enabled",
 							 gettext_noop("Whether the worker exports telemetry over OTLP."),
 							 NULL,

@@ -4,18 +4,19 @@
  *	  What the exporter sends: copies of the telemetry core's records
  *	  (telemetry.h), taken through its consumer API.
  *
- * Spans and log records are read with a cursor kept in FpOtlpStatus: the
- * position of the first record the exporter has not yet accounted for.
- * A fetch copies a batch without moving the cursor past it; the worker
- * moves it (fp_attribution_otlp_commit_cursor) only once the batch is
- * counted as sent, rejected or dropped.  A worker that dies with a batch
- * in hand (an ERROR, pg_cancel_backend) thus leaves it to its successor,
- * which sends it again: every record is counted exactly once, and
- * delivered at least once.  Records that were overwritten before the
- * worker copied them are reported by the telemetry core as lost; they are
- * added to the exporter's "dropped" count and to the core's export-drop
- * count, and the cursor moves past them at once so that a successor does
- * not count them again.
+ * Spans and log records are claimed in batches (telemetry.h): the
+ * exporter workers (fp_attribution.otlp_workers) share one claim position
+ * per signal, and each worker w records the batch it holds in
+ * claims[w][signal] until the batch is counted as sent, rejected or
+ * dropped (fp_attribution_otlp_release_batch).  A worker that dies with a
+ * batch in hand (an ERROR, pg_cancel_backend) thus leaves it to its
+ * successor, the worker with the same number, which copies and sends it
+ * again before it claims anything new: every record is counted exactly
+ * once, and delivered at least once.  Records that were overwritten
+ * before the worker copied them are reported by the telemetry core as
+ * lost; they are added to the exporter's "dropped" count and to the
+ * core's export-drop count, and the claim's start moves past them at once
+ * so that a successor does not count them again.
  * Metrics are a snapshot of cumulative counters, plus the
  * affiliate.windows.active gauge, which is a query and so needs a
  * transaction in fp_attribution.otlp_database, plus the trace-context
@@ -23,9 +24,10 @@
  * process measured when it last integrated the receipt logs (log_worker.c).
  *
  * Locking: the telemetry core takes its ring locks in shared mode for the
- * copy only (see telemetry.h); the cursors are touched by the worker
- * alone (there is one); the counters are atomics.  Nothing is held while encoding or
- * sending.
+ * claim and copy only, and moves the claim positions (atomics) with
+ * compare-and-swap under it (see telemetry_rings.c); claims[w] is read and
+ * written by worker w alone, with no lock; the counters are atomics.
+ * Nothing is held while encoding or sending.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -44,6 +46,9 @@
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
+
+/* This process's number among the exporter workers (worker.c sets it) */
+int			fp_attribution_otlp_worker_number = -1;
 
 /* Bounds of the affiliate.windows.active query (windows_active_gauge) */
 #define GAUGE_LOCK_TIMEOUT "1s"
@@ -178,66 +183,100 @@ count_lost(FpOtlpSignal signal, FpSignal core_signal, uint64 lost)
 	fp_attribution_telemetry_count_export_drops(core_signal, lost);
 }
 
-static uint64 *
-signal_cursor(FpOtlpSignal signal)
+/* The telemetry core's name of a signal with records (spans, logs) */
+static FpSignal
+core_signal(FpOtlpSignal signal)
 {
 	Assert(signal == FP_OTLP_TRACES || signal == FP_OTLP_LOGS);
-	return signal == FP_OTLP_TRACES ? &fp_attribution_otlp_status->span_cursor :
-		&fp_attribution_otlp_status->log_cursor;
+	return signal == FP_OTLP_TRACES ? FP_SIGNAL_SPANS : FP_SIGNAL_LOGS;
+}
+
+/* This worker's claim of a signal */
+static FpOtlpClaim *
+my_claim(FpOtlpSignal signal)
+{
+	Assert(fp_attribution_otlp_worker_number >= 0 &&
+		   fp_attribution_otlp_worker_number < FP_TELEMETRY_MAX_EXPORTERS);
+	return &fp_attribution_otlp_status->claims[fp_attribution_otlp_worker_number][signal];
 }
 
 /*
- * Copy up to max spans or log records that have not been accounted for
- * yet into *records, as they are packed in the ring (read them with the
- * telemetry views), in a buffer owned here, valid until the next fetch of
- * the signal; returns how many, and in *end the position after them, to
- * be committed once the batch is accounted for.  The buffer is kept from
- * one batch to the next: a batch is megabytes, and a fresh allocation
- * each time (malloc'd and returned to the kernel) made the page faults of
- * the copy most of the exporter's cost.
+ * Copy the next batch of spans or log records, up to max, into *records,
+ * as they are packed in the ring (read them with the telemetry views), in
+ * a buffer owned here, valid until the next fetch of the signal; returns
+ * how many.  The batch is this worker's predecessor's when it left one
+ * (see the file banner), else a new claim; it stays this worker's until
+ * fp_attribution_otlp_release_batch.  The buffer is kept from one batch
+ * to the next: a batch is megabytes, and a fresh allocation each time
+ * (malloc'd and returned to the kernel) made the page faults of the copy
+ * most of the exporter's cost.
  */
 int
 fp_attribution_otlp_fetch_packed(FpOtlpSignal signal, char **records,
-								 int max, uint64 *end)
+								 int max)
 {
 	static char *buffer[FP_OTLP_NSIGNALS];
 	static int	capacity[FP_OTLP_NSIGNALS];
-	FpSignal	core = signal == FP_OTLP_TRACES ? FP_SIGNAL_SPANS : FP_SIGNAL_LOGS;
-	uint64	   *cursor = signal_cursor(signal);
+	FpSignal	core = core_signal(signal);
+	FpOtlpClaim *claim = my_claim(signal);
 	uint64		lost = 0;
 	int			n;
 
-	if (capacity[signal] < max)
+	if (capacity[signal] < max || claim->end - claim->start > capacity[signal])
 	{
+		int			size = Max(max, (int) (claim->end - claim->start));
+
 		if (buffer[signal] != NULL)
 			pfree(buffer[signal]);
 		buffer[signal] = MemoryContextAllocHuge(TopMemoryContext,
-												fp_attribution_telemetry_packed_max(core) * max);
-		capacity[signal] = max;
+												fp_attribution_telemetry_packed_max(core) * size);
+		capacity[signal] = size;
 	}
-	*end = *cursor;
 	*records = buffer[signal];
-	n = fp_attribution_telemetry_copy_packed(core, end, *records, max, &lost);
-	count_lost(signal, core, lost);
-	*cursor = *end - n;
+	if (claim->end != 0)
+	{
+		n = fp_attribution_telemetry_copy_packed(core, claim->start, claim->end,
+												 *records, &lost);
+		count_lost(signal, core, lost);
+	}
+	else
+	{
+		uint64		start;
+
+		/* a batch lost whole is counted, and the next one claimed */
+		do
+		{
+			n = fp_attribution_telemetry_claim_packed(core,
+													  &fp_attribution_otlp_status->claimed[signal],
+													  *records, max, &start,
+													  &claim->end, &lost);
+			count_lost(signal, core, lost);
+		} while (n == 0 && claim->end > start);
+	}
+	if (n == 0)
+		claim->end = 0;
+	claim->start = claim->end - n;
 	return n;
 }
 
-/* The batch that ends before end has been counted: never fetch it again */
+/*
+ * This worker's batch of a signal has been counted: never fetch it again.
+ */
 void
-fp_attribution_otlp_commit_cursor(FpOtlpSignal signal, uint64 end)
+fp_attribution_otlp_release_batch(FpOtlpSignal signal)
 {
-	*signal_cursor(signal) = end;
+	FpOtlpClaim *claim = my_claim(signal);
+
+	claim->start = claim->end = 0;
 }
 
 /*
- * Whether at least n records of a signal wait to be fetched: a full batch
+ * Whether at least n records of a signal wait to be claimed: a full batch
  * is exported at once, whatever the schedule delay.
  */
 bool
 fp_attribution_otlp_backlog(FpOtlpSignal signal, int n)
 {
-	FpSignal	core = signal == FP_OTLP_TRACES ? FP_SIGNAL_SPANS : FP_SIGNAL_LOGS;
-
-	return fp_attribution_telemetry_head(core) >= *signal_cursor(signal) + n;
+	return fp_attribution_telemetry_head(core_signal(signal)) >=
+		pg_atomic_read_u64(&fp_attribution_otlp_status->claimed[signal]) + n;
 }

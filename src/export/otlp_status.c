@@ -4,9 +4,11 @@
  *	  The exporter's counters in shared memory and the SQL function behind
  *	  attribution.exporter_status.
  *
- * Locking: only the worker writes.  The export cursors are read and
- * written by the worker alone (they survive its restarts, so records are
- * not sent twice).  The counters are pg_atomic_uint64,
+ * Locking: only the exporter workers write.  The claim positions and
+ * claims of spans and logs are otlp_source.c's (see its protocol): each
+ * worker's claims are written by that worker alone and survive its
+ * restarts, so a batch in hand is neither lost nor sent twice.  The
+ * counters are pg_atomic_uint64,
  * bumped with fetch-add and read without a lock.  last_error and the two
  * timestamps are written and read under the signal's spinlock, held only
  * for a bounded copy (never across anything that can ereport).  The
@@ -66,8 +68,10 @@ fp_attribution_otlp_status_init(void)
 		st->last_error_time = 0;
 		st->last_success_time = 0;
 	}
-	fp_attribution_otlp_status->span_cursor = 0;
-	fp_attribution_otlp_status->log_cursor = 0;
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+		pg_atomic_init_u64(&fp_attribution_otlp_status->claimed[s], 0);
+	memset(fp_attribution_otlp_status->claims, 0,
+		   sizeof(fp_attribution_otlp_status->claims));
 }
 
 /*

@@ -14,7 +14,13 @@
  * exponential backoff and jitter (or after Retry-After, at most
  * RETRY_AFTER_MAX_MS or the schedule delay), up to MAX_ATTEMPTS; anything
  * else drops the batch and counts it.  A batch is counted once, when it
- * is done, and the shared cursor then moves past it (otlp_source.c).
+ * is done, and the worker's claim on it is then released (otlp_source.c).
+ *
+ * fp_attribution.otlp_workers such workers may run (bgw_main_arg is the
+ * worker's number, from 0); they share the spans and logs, each claiming
+ * the next batch in shared memory, so N requests per signal can be in
+ * flight; only worker 0 exports metrics (exports_signal).  A worker that
+ * claims a full batch and sees another waiting wakes the others.
  *
  * The signals are sent concurrently (otlp_http.c: libcurl's multi
  * interface, one easy handle per signal): the worker starts a signal's
@@ -29,8 +35,8 @@
  * it finishes, never in TopMemoryContext, where the worker's transactions
  * leave CurrentMemoryContext.
  *
- * Backends never wait for the worker: they only SetLatch the latch the
- * worker registers with the telemetry core (when a buffer is half full).
+ * Backends never wait for the workers: they only SetLatch the latches the
+ * workers register with the telemetry core (when a buffer is half full).
  * The worker holds no lock while encoding or sending: records are copied
  * out first (otlp_source.c).
  *
@@ -100,7 +106,6 @@ typedef struct SignalState
 	void	   *records;		/* the batch: packed spans or logs, or metric
 								 * points (telemetry.h) */
 	int			nrecords;		/* how many; 0 when there is no batch */
-	uint64		end;			/* ring position after them (spans, logs) */
 	StringInfo	batch;			/* records encoded, or NULL */
 	int			batch_protocol; /* the protocol batch was encoded for */
 	int			attempts;		/* attempts made for batch */
@@ -111,6 +116,16 @@ typedef struct SignalState
 } SignalState;
 
 static SignalState state[FP_OTLP_NSIGNALS];
+
+/*
+ * Whether this worker exports signal s: every worker shares the spans and
+ * logs, the first alone sends the metrics (a snapshot each would repeat).
+ */
+static bool
+exports_signal(FpOtlpSignal s)
+{
+	return s != FP_OTLP_METRICS || fp_attribution_otlp_worker_number == 0;
+}
 
 /*
  * (Re-)encode a signal's records for the current protocol.  A reload may
@@ -153,7 +168,11 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 		case FP_OTLP_TRACES:
 		case FP_OTLP_LOGS:
 			st->nrecords = fp_attribution_otlp_fetch_packed(s, (char **) &st->records,
-															max, &st->end);
+															max);
+			/* more than this batch waits: another worker may take it */
+			if (st->nrecords >= max && fp_attribution_otlp_workers > 1 &&
+				fp_attribution_otlp_backlog(s, max))
+				fp_attribution_telemetry_wake_other_exporters();
 			break;
 		default:
 			st->nrecords = fp_attribution_otlp_fetch_metrics((FpMetricPoint **) &st->records);
@@ -174,13 +193,13 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 
 /*
  * Forget the current batch of a signal, which has been counted (sent,
- * rejected or dropped): only now does the shared cursor move past it.
+ * rejected or dropped): only now is this worker's claim on it released.
  */
 static void
 finish_batch(FpOtlpSignal s, SignalState *st)
 {
 	if (s != FP_OTLP_METRICS && st->nrecords > 0)
-		fp_attribution_otlp_commit_cursor(s, st->end);
+		fp_attribution_otlp_release_batch(s);
 	st->batch = NULL;
 	st->records = NULL;
 	st->nrecords = 0;
@@ -303,6 +322,8 @@ run_signals(TimestampTz now)
 		SignalState *st = &state[s];
 		FpOtlpResult r;
 
+		if (!exports_signal(s))
+			continue;
 		if (st->in_flight)
 		{
 			if (!fp_attribution_otlp_take_result(s, &r))
@@ -348,7 +369,7 @@ final_flush(void)
 	{
 		SignalState *st = &state[s];
 
-		if (st->in_flight || !fp_attribution_otlp_enabled)
+		if (st->in_flight || !fp_attribution_otlp_enabled || !exports_signal(s))
 			continue;
 		if (st->batch == NULL)
 			fetch_batch(s, st, GetCurrentTimestamp());
@@ -394,7 +415,8 @@ final_flush(void)
 static void
 unpublish_latch(int code, Datum arg)
 {
-	fp_attribution_telemetry_set_exporter_latch(NULL);
+	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
+												NULL);
 }
 
 /*
@@ -403,6 +425,7 @@ unpublish_latch(int code, Datum arg)
 void
 fp_attribution_worker_main(Datum main_arg)
 {
+	fp_attribution_otlp_worker_number = DatumGetInt32(main_arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
@@ -420,9 +443,12 @@ fp_attribution_worker_main(Datum main_arg)
 	state[FP_OTLP_METRICS].next_fetch =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 									fp_attribution_otlp_metric_interval_ms);
-	fp_attribution_telemetry_set_exporter_latch(MyLatch);
+	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
+												MyLatch);
 	before_shmem_exit(unpublish_latch, (Datum) 0);
-	ereport(LOG, (errmsg("fp_attribution exporter started")));
+	ereport(LOG, (errmsg("fp_attribution exporter %d of %d started",
+						 fp_attribution_otlp_worker_number + 1,
+						 fp_attribution_otlp_workers)));
 
 	for (;;)
 	{

@@ -18,12 +18,22 @@
  * read or set it.  copied_upto and export_dropped are atomics, read and
  * written without the lock.
  *
+ * Several exporter workers may consume a ring together
+ * (fp_attribution.otlp_workers): each claims the next batch by moving
+ * their shared claim position (an atomic they own) with compare-and-swap
+ * while it holds the ring's lock in shared mode, and copies that batch in
+ * the same acquisition, so no two consumers ever copy the same record, and
+ * writers, who need the lock exclusively, cannot overwrite a batch between
+ * its claim and its copy.  The exporter latches (one slot per worker) are
+ * guarded by the spinlock, like the single one was.
+ *
  * Copyright (c) 2026, fp_attribution developers
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -92,7 +102,7 @@ StaticAssertDecl(sizeof(FpPackedSpan) % MAXIMUM_ALIGNOF == 0 &&
 typedef struct FpRingsShared
 {
 	slock_t		mutex;
-	Latch	   *exporter_latch; /* guarded by mutex */
+	Latch	   *exporter_latches[FP_TELEMETRY_MAX_EXPORTERS];	/* by mutex */
 	FpRing		spans;
 	FpRing		logs;
 	/* then each ring's byte area and starts (ring_bytes) */
@@ -159,7 +169,7 @@ fp_attribution_telemetry_rings_shmem_init(LWLock *spans_lock, LWLock *logs_lock)
 	if (found)
 		return;
 	SpinLockInit(&rings->mutex);
-	rings->exporter_latch = NULL;
+	memset(rings->exporter_latches, 0, sizeof(rings->exporter_latches));
 	area = (char *) rings + MAXALIGN(sizeof(FpRingsShared));
 	ring_init(&rings->spans, spans_lock, fp_attribution_max_spans,
 			  SPAN_PACKED_MAX, area);
@@ -314,14 +324,30 @@ copy_packed_log(char *dst, const char *src)
 }
 
 /*
- * Append n records and wake the exporter if the ring received half its
+ * Set the latch of every exporter worker but except (NULL: all of them).
+ * The latches are copied under the spinlock and set after it.
+ */
+static void
+wake_exporters(Latch *except)
+{
+	Latch	   *latches[FP_TELEMETRY_MAX_EXPORTERS];
+
+	SpinLockAcquire(&rings->mutex);
+	memcpy(latches, rings->exporter_latches, sizeof(latches));
+	SpinLockRelease(&rings->mutex);
+	for (int i = 0; i < FP_TELEMETRY_MAX_EXPORTERS; i++)
+		if (latches[i] != NULL && latches[i] != except)
+			SetLatch(latches[i]);
+}
+
+/*
+ * Append n records and wake the exporters if the ring received half its
  * capacity since the last wake-up.
  */
 static void
 ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 {
 	bool		wake = false;
-	Latch	   *latch;
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
@@ -361,33 +387,28 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 	LWLockRelease(ring->lock);
 
 	if (wake)
-	{
-		SpinLockAcquire(&rings->mutex);
-		latch = rings->exporter_latch;
-		SpinLockRelease(&rings->mutex);
-		if (latch != NULL)
-			SetLatch(latch);
-	}
+		wake_exporters(NULL);
 }
 
 /*
- * Copy up to max records at or after *cursor to out, one after the other
- * (copy says how: unpacked, or as packed), and advance *cursor; returns
- * how many.  consume marks them as copied for the dropped count; the SQL
- * views read without consuming.
+ * Copy the records at positions from .. to - 1 still in the ring to out,
+ * one after the other (copy says how: unpacked, or as packed); returns
+ * how many, and in *lost (when not NULL) how many of those positions were
+ * overwritten already.  consume marks them as copied for the dropped
+ * count; the SQL views read without consuming.  The caller holds the
+ * ring's lock (shared is enough).
  */
 static int
-ring_copy(FpRing *ring, uint64 *cursor, char *out, int max, uint64 *lost,
-		  bool consume, FpCopyFn copy)
+ring_copy_range(FpRing *ring, uint64 from, uint64 to, char *out,
+				uint64 *lost, bool consume, FpCopyFn copy)
 {
-	uint64		pos = Max(*cursor, 1);
+	uint64		pos = Max(from, ring->tail);
 	int			n = 0;
 
-	LWLockAcquire(ring->lock, LW_SHARED);
+	to = Min(to, ring->head);
 	if (lost != NULL)
-		*lost = pos < ring->tail ? ring->tail - pos : 0;
-	pos = Max(pos, ring->tail);
-	for (; pos < ring->head && n < max; pos++, n++)
+		*lost = from < ring->tail ? Min(ring->tail, Max(to, from)) - from : 0;
+	for (; pos < to; pos++, n++)
 		out += copy(out, ring_slot(ring, pos));
 	if (consume)
 	{
@@ -397,8 +418,26 @@ ring_copy(FpRing *ring, uint64 *cursor, char *out, int max, uint64 *lost,
 			   !pg_atomic_compare_exchange_u64(&ring->copied_upto, &old, pos))
 			;
 	}
+	return n;
+}
+
+/*
+ * Copy up to max records at or after *cursor to out (see ring_copy_range)
+ * and advance *cursor; returns how many.
+ */
+static int
+ring_copy(FpRing *ring, uint64 *cursor, char *out, int max, uint64 *lost,
+		  bool consume, FpCopyFn copy)
+{
+	uint64		from;
+	int			n;
+
+	LWLockAcquire(ring->lock, LW_SHARED);
+	from = Max(Max(*cursor, 1), ring->tail);
+	n = ring_copy_range(ring, Max(*cursor, 1), from + max, out, lost,
+						consume, copy);
 	LWLockRelease(ring->lock);
-	*cursor = pos;
+	*cursor = from + n;
 	return n;
 }
 
@@ -444,21 +483,68 @@ fp_attribution_telemetry_count_drops(FpSignal signal, uint64 n)
 	LWLockRelease(ring->lock);
 }
 
+/* How a signal's records are copied as they are packed */
+static FpCopyFn
+packed_copier(FpSignal signal)
+{
+	return signal == FP_SIGNAL_SPANS ? copy_packed_span : copy_packed_log;
+}
+
 /*
- * The exporter's copy: up to max records of a signal as they are packed in
- * the ring, into out, which holds fp_attribution_telemetry_packed_max()
- * bytes per record; read them with the views.
+ * The exporter's claim: move *claimed (the position below which every
+ * record was claimed by one of the exporter workers) past the next batch,
+ * at most max records, and copy that batch as it is packed in the ring
+ * into out, which holds fp_attribution_telemetry_packed_max() bytes per
+ * record (read them with the views).  Returns how many were copied; the
+ * batch is *start .. *end - 1, of which the *lost first ones had been
+ * overwritten (*start = *end: nothing was waiting).  The claim and the
+ * copy happen in one shared acquisition of the ring's lock (see Locking).
  */
 int
-fp_attribution_telemetry_copy_packed(FpSignal signal, uint64 *cursor,
-									 char *out, int max, uint64 *lost)
+fp_attribution_telemetry_claim_packed(FpSignal signal,
+									  pg_atomic_uint64 *claimed, char *out,
+									  int max, uint64 *start, uint64 *end,
+									  uint64 *lost)
 {
+	FpRing	   *ring;
+	uint64		old;
+	int			n;
+
 	fp_attribution_telemetry_require();
-	if (signal == FP_SIGNAL_SPANS)
-		return ring_copy(&rings->spans, cursor, out, max, lost, true,
-						 copy_packed_span);
-	return ring_copy(&rings->logs, cursor, out, max, lost, true,
-					 copy_packed_log);
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	old = pg_atomic_read_u64(claimed);
+	do
+	{
+		*start = Max(old, 1);
+		*end = Max(Min(*start + max, ring->head), *start);
+	} while (*end > *start &&
+			 !pg_atomic_compare_exchange_u64(claimed, &old, *end));
+	n = ring_copy_range(ring, *start, *end, out, lost, true,
+						packed_copier(signal));
+	LWLockRelease(ring->lock);
+	return n;
+}
+
+/*
+ * Copy again a batch claimed earlier (start .. end - 1), for a worker that
+ * takes over its predecessor's claim; like the claim, it returns how many
+ * were copied and in *lost how many of them had been overwritten.
+ */
+int
+fp_attribution_telemetry_copy_packed(FpSignal signal, uint64 start,
+									 uint64 end, char *out, uint64 *lost)
+{
+	FpRing	   *ring;
+	int			n;
+
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	n = ring_copy_range(ring, start, end, out, lost, true,
+						packed_copier(signal));
+	LWLockRelease(ring->lock);
+	return n;
 }
 
 /* The largest packed record of a signal */
@@ -504,13 +590,29 @@ fp_attribution_telemetry_peek_logs(uint64 *cursor, FpLogRecord *out, int max)
 					 unpack_log);
 }
 
+/*
+ * Register (or, with NULL, withdraw) the latch of exporter worker number
+ * worker, which the backends set when a ring fills up.
+ */
 void
-fp_attribution_telemetry_set_exporter_latch(Latch *latch)
+fp_attribution_telemetry_set_exporter_latch(int worker, Latch *latch)
 {
+	Assert(worker >= 0 && worker < FP_TELEMETRY_MAX_EXPORTERS);
 	fp_attribution_telemetry_require();
 	SpinLockAcquire(&rings->mutex);
-	rings->exporter_latch = latch;
+	rings->exporter_latches[worker] = latch;
 	SpinLockRelease(&rings->mutex);
+}
+
+/*
+ * Wake the other exporter workers: one that claimed a full batch and sees
+ * another waiting calls this, so that an idle worker takes it at once.
+ */
+void
+fp_attribution_telemetry_wake_other_exporters(void)
+{
+	fp_attribution_telemetry_require();
+	wake_exporters(MyLatch);
 }
 
 /* Records of a signal that the exporter could not deliver */

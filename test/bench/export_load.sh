@@ -9,10 +9,12 @@
 # the run).  Runs on a private server (test/e2e/cluster.sh); assumes
 # "make install".  Run as root (drops to postgres) or postgres:
 #   test/bench/export_load.sh [seconds, default 60] [protocols...]
+# OTLP_WORKERS=N sets fp_attribution.otlp_workers (default: the default,
+# 1); FP_BENCH_PORT=P puts the receivers on ports P and P + 1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "PATH='$PATH' bash '$0' $*"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' OTLP_WORKERS='${OTLP_WORKERS:-}' FP_BENCH_PORT='${FP_BENCH_PORT:-0}' bash '$0' $*"
 fi
 if [ "${1:-}" != --inner ]; then
 	secs=${1:-60}
@@ -25,7 +27,8 @@ if [ "${1:-}" != --inner ]; then
 fp_attribution.otlp_metric_interval = 60000
 fp_attribution.otlp_timeout = 10000
 fp_attribution.sampling_ratio = 1
-fp_attribution.otlp_protocol = '$proto'" bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
+fp_attribution.otlp_protocol = '$proto'
+${OTLP_WORKERS:+fp_attribution.otlp_workers = $OTLP_WORKERS}" bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
 	done
 	exit 0
 fi

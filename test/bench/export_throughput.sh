@@ -17,13 +17,17 @@
 # drain to 58 s); but the integration of the backlog's receipts takes
 # seconds of CPU on the same shared cores, so it is off by default and the
 # rate measures the exporter alone.  LOG_INTERVAL=1s measures the drain
-# with integration running beside it.
+# with integration running beside it.  Metrics are exported at the default
+# interval (60 s), as the affiliate.windows.active query of a metric export
+# grows with the clicks of the backlog.  OTLP_WORKERS=N (default 1) runs N
+# exporter workers (fp_attribution.otlp_workers); the CPU line sums them.
+# FP_BENCH_PORT=P puts the receivers on ports P and P + 1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-75}
 proto=${2:-http/protobuf}
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "PATH='$PATH' LOG_INTERVAL='${LOG_INTERVAL:-0}' bash '$0' $secs '$proto'"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' LOG_INTERVAL='${LOG_INTERVAL:-0}' OTLP_WORKERS='${OTLP_WORKERS:-}' FP_BENCH_PORT='${FP_BENCH_PORT:-0}' bash '$0' $secs '$proto'"
 fi
 if [ "$secs" != --inner ]; then
 	export E2E_EXTRA_CONF="fp_attribution.max_spans = 65536
@@ -31,7 +35,9 @@ fp_attribution.max_logs = 65536
 fp_attribution.sampling_ratio = 1
 fp_attribution.otlp_enabled = off
 fp_attribution.otlp_protocol = '$proto'
-fp_attribution.log_interval = '${LOG_INTERVAL:-0}'"
+fp_attribution.log_interval = '${LOG_INTERVAL:-0}'
+fp_attribution.otlp_metric_interval = 60000
+${OTLP_WORKERS:+fp_attribution.otlp_workers = $OTLP_WORKERS}"
 	exec bash "$here/../e2e/cluster.sh" bash "$0" --inner "$secs"
 fi
 secs=$2
@@ -78,20 +84,21 @@ done
 # The measured drain
 backlog "$secs"
 spans0=$(sent traces) logs0=$(sent logs)
-wpid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution exporter'")
+wpids=$(q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'fp_attribution exporter'")
 # FP_BENCH_PERF=FILE: profile the worker during the drain (perf record)
 if [ -n "${FP_BENCH_PERF:-}" ]; then
-	perf record -g -o "$FP_BENCH_PERF" -p "$wpid" 2>/dev/null &
+	perf record -g -o "$FP_BENCH_PERF" -p "${wpids// /,}" 2>/dev/null &
 	perf_pid=$!
 fi
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-c0=$(cpu_ticks "$wpid")
+# the exporters' CPU ticks (user + system), summed
+cpu_ticks() { local p; for p in $wpids; do cat "/proc/$p/stat"; done | awk '{ n += $14 + $15 } END { print n }'; }
+c0=$(cpu_ticks)
 t=$(drain)
-c1=$(cpu_ticks "$wpid")
+c1=$(cpu_ticks)
 if [ -n "${FP_BENCH_PERF:-}" ]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 spans=$(($(sent traces) - spans0)) logs=$(($(sent logs) - logs0))
 q "SELECT signal || ': ' || sent || ' sent, ' || dropped || ' dropped, ' || requests || ' requests of ' || round(avg_request_ms::numeric, 2) || ' ms on average' FROM attribution.exporter_status WHERE signal <> 'metrics' ORDER BY signal DESC"
-awk -v s="$spans" -v l="$logs" -v t="$t" -v p="$(q 'SHOW fp_attribution.otlp_protocol')" \
-	'BEGIN { printf "export throughput (%s): %d spans (and %d logs) drained in %.2f s = %.0f spans/s (target >= 100000)\n", p, s, l, t, s / t }'
+awk -v s="$spans" -v l="$logs" -v t="$t" -v p="$(q 'SHOW fp_attribution.otlp_protocol')" -v w="${OTLP_WORKERS:-1}" \
+	'BEGIN { printf "export throughput (%s, %d workers): %d spans (and %d logs) drained in %.2f s = %.0f spans/s (target >= 100000)\n", p, w, s, l, t, s / t }'
 awk -v s="$spans" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
-	'BEGIN { printf "exporter CPU during the drain: %.2f s (user + system) = %.0f spans per CPU-second\n", c / hz, s * hz / (c > 0 ? c : 1) }'
+	'BEGIN { printf "exporter CPU (all workers) during the drain: %.2f s (user + system) = %.0f spans per CPU-second\n", c / hz, s * hz / (c > 0 ? c : 1) }'

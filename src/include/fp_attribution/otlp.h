@@ -55,6 +55,7 @@ extern int	fp_attribution_otlp_protocol;
 extern int	fp_attribution_otlp_compression;
 extern int	fp_attribution_otlp_timeout_ms;
 extern int	fp_attribution_otlp_batch_size;
+extern int	fp_attribution_otlp_workers;
 extern int	fp_attribution_otlp_schedule_delay_ms;
 extern int	fp_attribution_otlp_metric_interval_ms;
 extern char *fp_attribution_otlp_service_name;
@@ -119,10 +120,10 @@ extern void fp_attribution_otlp_redact(char *dst, const char *src,
  * by otlp_source.c, valid until the next fetch of the signal, metrics
  * palloc'd in the caller's memory context.
  */
+extern int	fp_attribution_otlp_worker_number;
 extern int	fp_attribution_otlp_fetch_packed(FpOtlpSignal signal,
-											 char **records, int max,
-											 uint64 *end);
-extern void fp_attribution_otlp_commit_cursor(FpOtlpSignal signal, uint64 end);
+											 char **records, int max);
+extern void fp_attribution_otlp_release_batch(FpOtlpSignal signal);
 extern bool fp_attribution_otlp_backlog(FpOtlpSignal signal, int n);
 extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
@@ -189,11 +190,23 @@ typedef struct FpOtlpSignalStatus
 	TimestampTz last_success_time;
 } FpOtlpSignalStatus;
 
+/*
+ * A batch of spans or logs that an exporter worker claimed and has not yet
+ * accounted for (otlp_source.c): positions start .. end - 1.
+ */
+typedef struct FpOtlpClaim
+{
+	uint64		start;			/* first record not lost before the copy */
+	uint64		end;			/* after the last; 0: no batch claimed */
+} FpOtlpClaim;
+
 typedef struct FpOtlpStatus
 {
 	FpOtlpSignalStatus signal[FP_OTLP_NSIGNALS];
-	uint64		span_cursor;	/* first span not yet accounted for (worker) */
-	uint64		log_cursor;		/* first log not yet accounted for (worker) */
+	/* spans and logs (metrics unused): records below were claimed */
+	pg_atomic_uint64 claimed[FP_OTLP_NSIGNALS];
+	/* each worker's batch in hand, written by that worker only */
+	FpOtlpClaim claims[FP_TELEMETRY_MAX_EXPORTERS][FP_OTLP_NSIGNALS];
 } FpOtlpStatus;
 
 extern FpOtlpStatus *fp_attribution_otlp_status;

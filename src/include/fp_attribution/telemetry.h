@@ -32,18 +32,22 @@
  * blocks or fails when it is full: the oldest record is overwritten, and
  * it is counted as dropped if no consumer had copied it yet.
  *
- * Consumers read with a cursor: the position of the next record they want
- * (start with 0 or 1).  fp_attribution_telemetry_copy_packed() copies, under
- * the ring's lock held in shared mode for the duration of the copy only,
- * up to "max" records at or after *cursor into the caller's buffer, as
- * they are packed in the ring (read them with the views below, without
- * unpacking), and advances *cursor past them.  If *cursor is older than the oldest record
- * still in the ring, the records in between were lost to this consumer:
- * *lost (when not NULL) receives their number, so an exporter can add them
- * to its own "dropped before export" count with
+ * The SQL views read with a cursor: the position of the next record they
+ * want (start with 0 or 1), copying under the ring's lock held in shared
+ * mode for the duration of the copy only.  The exporter workers claim
+ * batches instead: fp_attribution_telemetry_claim_packed() moves a claim
+ * position shared by all of them (an atomic the exporter owns) past up to
+ * "max" records and copies them into the caller's buffer, in one shared
+ * acquisition of the lock, as they are packed in the ring (read them with
+ * the views below, without unpacking), so several workers never copy the
+ * same record; fp_attribution_telemetry_copy_packed() copies a claimed
+ * batch again (a restarted worker resends its predecessor's).  Records of
+ * a batch that were overwritten before the copy were lost to the
+ * exporter: *lost receives their number, so it can add them to its own
+ * "dropped before export" count with
  * fp_attribution_telemetry_count_export_drops().  Encode and send after
  * the copy, with no lock held.
- *
+
  * Metrics are cumulative since start_time_unix_nano (set at server start
  * and by attribution.reset_telemetry('metrics')).  They are read as a
  * snapshot of points, one per series, with
@@ -53,12 +57,13 @@
  * fp_attribution_telemetry_windows_active_point() needs a transaction in a
  * database where the extension is installed.
  *
- * Waking the exporter: the exporter stores its latch with
- * fp_attribution_telemetry_set_exporter_latch(MyLatch) at start (and NULL
- * before exit); a backend that pushes records sets that latch whenever a
- * ring has received half its capacity since the last wake-up, so a burst is
- * exported before it is overwritten.
- *
+ * Waking the exporter: each exporter worker stores its latch with
+ * fp_attribution_telemetry_set_exporter_latch(worker, MyLatch) at start
+ * (and NULL before exit); a backend that pushes records sets every such
+ * latch whenever a ring has received half its capacity since the last
+ * wake-up, so a burst is exported before it is overwritten.  At most
+ * FP_TELEMETRY_MAX_EXPORTERS workers.
+
  * Without shared_preload_libraries there is no shared memory: recording is
  * silently skipped, fp_attribution_telemetry_available() is false, and the
  * consumer functions raise the standard "must be loaded via
@@ -72,6 +77,7 @@
 #define FP_ATTRIBUTION_TELEMETRY_H
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/latch.h"
 
 #include "fp_attribution/clock.h"
@@ -293,6 +299,9 @@ typedef enum FpSignal
 
 #define FP_SIGNAL_COUNT 3
 
+/* Exporter workers that may consume the rings together */
+#define FP_TELEMETRY_MAX_EXPORTERS 8
+
 /* Settings (telemetry.c) */
 extern bool fp_attribution_telemetry_enabled;
 extern int	fp_attribution_max_spans;
@@ -307,9 +316,14 @@ extern void fp_attribution_telemetry_shmem_init(void);
 
 /* Consumer API; see the file banner for the protocol */
 extern bool fp_attribution_telemetry_available(void);
-extern int	fp_attribution_telemetry_copy_packed(FpSignal signal,
-												 uint64 *cursor, char *out,
-												 int max, uint64 *lost);
+extern int	fp_attribution_telemetry_claim_packed(FpSignal signal,
+												  pg_atomic_uint64 *claimed,
+												  char *out, int max,
+												  uint64 *start, uint64 *end,
+												  uint64 *lost);
+extern int	fp_attribution_telemetry_copy_packed(FpSignal signal, uint64 start,
+												 uint64 end, char *out,
+												 uint64 *lost);
 extern Size fp_attribution_telemetry_packed_max(FpSignal signal);
 extern const char *fp_attribution_telemetry_span_view(const char *packed,
 													  FpSpanView *view);
@@ -324,6 +338,8 @@ extern int	fp_attribution_telemetry_collect_metrics(FpMetricPoint *out,
 extern bool fp_attribution_telemetry_windows_active_point(FpMetricPoint *out);
 extern void fp_attribution_telemetry_count_export_drops(FpSignal signal,
 														uint64 n);
-extern void fp_attribution_telemetry_set_exporter_latch(Latch *latch);
+extern void fp_attribution_telemetry_set_exporter_latch(int worker,
+													   Latch *latch);
+extern void fp_attribution_telemetry_wake_other_exporters(void);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */
