@@ -350,7 +350,8 @@ CREATE TRIGGER signing_keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER clicks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.clicks
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('clicks');
-CREATE TRIGGER conversions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+-- (a conversion's UPDATE: conversions_follow_receipts below)
+CREATE TRIGGER conversions_append_only BEFORE DELETE OR TRUNCATE
 	ON attribution.conversions
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
@@ -428,6 +429,24 @@ COMMENT ON FUNCTION attribution.verify_chain(text, text, text) IS
 	'Verify one aggregate''s chain of an advertiser; reports the first failure';
 COMMENT ON FUNCTION attribution.verify_all() IS
 	'Verify every chain; reports totals and the first failure';
+-- On a Citus cluster verify_all() on the coordinator runs this on each
+-- node, for each shard group it holds (src/ledger/verify.c): the owner's
+-- own connection calls it, so nobody else needs it.
+CREATE FUNCTION attribution.verify_shard_group(receipts regclass,
+	receipt_streams regclass, clicks regclass, conversions regclass,
+	signing_keys regclass,
+	OUT ok boolean, OUT chains_checked bigint, OUT receipts_checked bigint,
+	OUT chains_failed bigint, OUT receipts_failed bigint,
+	OUT failed_advertiser_id text, OUT failed_aggregate_type text, OUT failed_aggregate_id text,
+	OUT failed_receipt_id uuid, OUT failed_sequence bigint,
+	OUT failed_check text, OUT detail text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_verify_shard_group'
+	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION attribution.verify_shard_group(regclass, regclass,
+	regclass, regclass, regclass) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.verify_shard_group(regclass, regclass, regclass, regclass, regclass) IS
+	'verify_all() of one Citus shard group, on its node (called by verify_all() on the coordinator)';
 
 -- One JSON object per receipt, in the form the offline recipe reads
 -- (hashes and signature in hex, timestamp exactly as in the envelope).
@@ -786,6 +805,14 @@ COMMENT ON FUNCTION attribution.reverse_conversion IS
 	'approved -> reversed (full commission clawback); returns the receipt; idempotent by command_id';
 COMMENT ON FUNCTION attribution.refund_conversion IS
 	'Refund part of a pending or approved conversion (all of it: reversed); returns the receipt; idempotent by command_id';
+-- Only the commands above and late attribution change a conversion: the
+-- row trigger refuses any other UPDATE (src/commands/lifecycle.c).
+CREATE FUNCTION attribution.conversion_follows_receipt() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_conversion_follows_receipt'
+	LANGUAGE C;
+CREATE TRIGGER conversions_follow_receipts BEFORE UPDATE ON attribution.conversions
+	FOR EACH ROW EXECUTE FUNCTION attribution.conversion_follows_receipt();
+REVOKE ALL ON FUNCTION attribution.conversion_follows_receipt() FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	attribution.approve_conversion(text, text, text, uuid, text, text),
 	attribution.reject_conversion(text, text, text, uuid, text, text),

@@ -114,14 +114,14 @@ SELECT ok, chains_failed, failed_check FROM attribution.verify_all();
 -- nobody changes a conversion but the commands
 SELECT regress_error($$UPDATE attribution.conversions SET status = 'approved' WHERE order_id = 'lc-3'$$);
 -- a change with the triggers bypassed is what verify_all catches
-ALTER TABLE attribution.conversions DISABLE TRIGGER conversions_append_only;
+ALTER TABLE attribution.conversions DISABLE TRIGGER conversions_follow_receipts;
 UPDATE attribution.conversions SET commission_reversed_cents = 0 WHERE order_id = 'lc-2';
-ALTER TABLE attribution.conversions ENABLE TRIGGER conversions_append_only;
+ALTER TABLE attribution.conversions ENABLE TRIGGER conversions_follow_receipts;
 SELECT ok, chains_failed, failed_aggregate_id, failed_sequence, failed_check, detail
   FROM attribution.verify_all();
-ALTER TABLE attribution.conversions DISABLE TRIGGER conversions_append_only;
+ALTER TABLE attribution.conversions DISABLE TRIGGER conversions_follow_receipts;
 UPDATE attribution.conversions SET commission_reversed_cents = 124 WHERE order_id = 'lc-2';
-ALTER TABLE attribution.conversions ENABLE TRIGGER conversions_append_only;
+ALTER TABLE attribution.conversions ENABLE TRIGGER conversions_follow_receipts;
 SELECT ok FROM attribution.verify_all();
 
 -- late clicks: a conversion naming a click not recorded yet is attributed

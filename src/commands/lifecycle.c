@@ -49,10 +49,27 @@
  * conversion already carries returns that receipt and writes nothing (the
  * same command_id with another command is refused, 23505).
  *
- * Conversions are append-only for everyone (the append_only trigger,
- * receipts.c): the single UPDATE these commands issue passes it because
- * fp_attribution_lifecycle_updating is set around that statement, a
- * backend-local flag that only this C code sets, never a setting.
+ * Who may change a conversion.  Nobody but these commands and late
+ * attribution (late_clicks.c): a row trigger, conversion_follows_receipt,
+ * refuses every other UPDATE (as append_only refuses its DELETE and
+ * TRUNCATE, receipts.c).  It lets an UPDATE through in two cases:
+ *
+ * - fp_attribution_lifecycle_updating is set: a backend-local flag that
+ *	 only this C code sets, around its own UPDATE statement, never a
+ *	 setting.  This is the path on one node, and on a Citus worker running
+ *	 a delegated command or a trigger on a shard;
+ * - the new row is what the newest receipt of the conversion's chain
+ *	 says, and this transaction wrote that receipt: every member of the
+ *	 row's payload takes the value the receipt gives it (or keeps its own,
+ *	 fp_attribution_fold_event) and every other column is unchanged.  This
+ *	 is the path of a command that Citus runs on the coordinator (inside
+ *	 BEGIN ... COMMIT, or from PL/pgSQL): its UPDATE reaches the worker on
+ *	 another backend, where the flag is not set, so the command appends its
+ *	 receipt first.  A receipt of a conversion is written only by the
+ *	 extension's commands (append_receipt refuses the built-in types and
+ *	 receipts grant no INSERT), so this lets through exactly the change a
+ *	 command proved, and verify_all still finds the row the fold of its
+ *	 chain.
  *
  * Shared memory: none.  Backend-local state: the saved plans and the flag.
  *
@@ -63,15 +80,20 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/uuid.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/extension.h"
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
@@ -140,6 +162,7 @@ static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr command_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr receipt_plan = NULL;
+static SPIPlanPtr newest_plan = NULL;
 
 /*
  * floor(a * b / c) for a, b >= 0 and c > 0, without overflow; the result
@@ -266,6 +289,9 @@ prepare_plans(void)
 	receipt_plan = fp_attribution_keep_plan("SELECT r.* FROM attribution.receipts r" RECEIPT_KEY
 											" AND r.sequence OPERATOR(pg_catalog.=) $3",
 											3, (Oid[]) {TEXTOID, TEXTOID, INT8OID});
+	newest_plan = fp_attribution_keep_plan("SELECT r.payload, r.xmin FROM attribution.receipts r"
+										   RECEIPT_KEY " ORDER BY r.sequence DESC LIMIT 1",
+										   2, (Oid[]) {TEXTOID, TEXTOID});
 }
 
 /*
@@ -475,7 +501,7 @@ command_payload(LifecycleCommand cmd, const ConversionState *st, int64 amount,
 /*
  * Run an UPDATE of attribution.conversions: the only way a conversion
  * changes, for the commands here and late attribution (late_clicks.c);
- * the append_only trigger lets it through (file header).  Returns the SPI
+ * the conversion_follows_receipt trigger lets it through (file header).  Returns the SPI
  * result code.
  */
 int
@@ -495,6 +521,123 @@ fp_attribution_update_conversion(SPIPlanPtr plan, Datum *args,
 	}
 	PG_END_TRY();
 	return rc;
+}
+
+/*
+ * Whether every column of desc that is not a member of payload (the row's
+ * payload) is the same in both versions of the row.
+ */
+static bool
+other_columns_unchanged(TupleDesc desc, Jsonb *payload, HeapTuple before,
+						HeapTuple after)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		bool		before_null;
+		bool		after_null;
+		Datum		b;
+		Datum		a;
+
+		if (att->attisdropped ||
+			getKeyJsonValueFromContainer(&payload->root, name, strlen(name),
+										 NULL) != NULL)
+			continue;
+		b = heap_getattr(before, i + 1, desc, &before_null);
+		a = heap_getattr(after, i + 1, desc, &after_null);
+		if (before_null != after_null ||
+			(!before_null && !datumIsEqual(b, a, att->attbyval, att->attlen)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether the UPDATE of a conversion of rel from before to after is what
+ * the newest receipt of its chain says, that receipt written by this
+ * transaction (the file header's second case).  The receipt is read as
+ * the table's owner (the updating role need not read receipts), with a
+ * new snapshot, which sees the receipt the command wrote before.
+ */
+static bool
+update_follows_receipt(Relation rel, HeapTuple before, HeapTuple after)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const FpColumnMap *map = fp_attribution_column_map(rel, FP_TABLE_CONVERSIONS);
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Jsonb	   *old_payload = fp_attribution_row_payload("conversion", before, desc);
+	Jsonb	   *new_payload = fp_attribution_row_payload("conversion", after, desc);
+	Datum		key[2];
+	bool		isnull;
+	bool		follows = false;
+	Oid			save_user;
+	int			save_sec;
+	int			rc;
+
+	key[0] = heap_getattr(before,
+						  fp_attribution_required_column(map, FP_COL_ADVERTISER_ID),
+						  desc, &isnull);
+	key[1] = heap_getattr(before,
+						  fp_attribution_required_column(map, FP_COL_ORDER_ID),
+						  desc, &isnull);
+	SPI_connect();
+	prepare_plans();
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	rc = SPI_execute_plan(newest_plan, key, NULL, false, 1);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the conversion's receipts: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	newest = SPI_tuptable->vals[0];
+		TupleDesc	rdesc = SPI_tuptable->tupdesc;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(newest, rdesc,
+																 2, &isnull));
+
+		if (TransactionIdIsCurrentTransactionId(xmin))
+		{
+			Jsonb	   *event = DatumGetJsonbP(SPI_getbinval(newest, rdesc,
+															 1, &isnull));
+			Jsonb	   *expected = fp_attribution_fold_event(caller_cxt,
+															 old_payload, event);
+
+			follows = compareJsonbContainers(&expected->root,
+											 &new_payload->root) == 0 &&
+				other_columns_unchanged(desc, old_payload, before, after);
+		}
+	}
+	SPI_finish();
+	return follows;
+}
+
+/*
+ * attribution.conversion_follows_receipt() BEFORE UPDATE row trigger on
+ * attribution.conversions: lets through the lifecycle commands' and late
+ * attribution's UPDATE only (file header).
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_conversion_follows_receipt);
+Datum
+fp_attribution_conversion_follows_receipt(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversion_follows_receipt must be a BEFORE UPDATE FOR EACH ROW trigger")));
+	if (!fp_attribution_lifecycle_updating &&
+		!update_follows_receipt(trigdata->tg_relation, trigdata->tg_trigtuple,
+								trigdata->tg_newtuple))
+		fp_attribution_refuse_change("conversions", "UPDATE");
+	return PointerGetDatum(trigdata->tg_newtuple);
 }
 
 /*
@@ -594,9 +737,9 @@ change_conversion(FunctionCallInfo fcinfo, LifecycleCommand cmd)
 		const char *from = st.status;
 
 		apply_command(cmd, amount, text_to_cstring(order_id), &st);
-		update_conversion(key, &st);
 		count_change(cmd, from, &st, amount);
 
+		/* the receipt before the UPDATE that follows it (file header) */
 		memset(&env, 0, sizeof(env));
 		env.advertiser_id = text_to_cstring(advertiser_id);
 		env.aggregate_type = "conversion";
@@ -606,6 +749,7 @@ change_conversion(FunctionCallInfo fcinfo, LifecycleCommand cmd)
 		fp_attribution_append_row_event(&env,
 										command_payload(cmd, &st, amount, reason, command_id),
 										fp_attribution_extension_owner());
+		update_conversion(key, &st);
 		rc = SPI_execute_plan(receipt_plan,
 							  (Datum[]) {key[0], key[1], Int64GetDatum(env.sequence)},
 							  NULL, false, 1);

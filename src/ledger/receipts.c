@@ -94,7 +94,6 @@
 #include "fp_attribution/columns.h"
 #include "fp_attribution/extension.h"
 #include "fp_attribution/jcs.h"
-#include "fp_attribution/lifecycle.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
@@ -1316,14 +1315,28 @@ fp_attribution_receipt_envelope_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Refuse op (UPDATE, DELETE or TRUNCATE) on the extension's table (its
+ * logical name: a shard or copy of the table has another).  42501 is also
+ * what a role without the (revoked) privilege gets, so clients see one
+ * SQLSTATE for "receipts cannot be changed" whoever they are.
+ */
+void
+fp_attribution_refuse_change(const char *table, const char *op)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("table \"%s\" is append-only", table),
+			 errdetail("%s is not allowed on it.", op),
+			 errhint("Receipts prove what happened; record a correcting command instead.")));
+}
+
+/*
  * attribution.append_only(table) trigger
  *
  * BEFORE UPDATE OR DELETE OR TRUNCATE (statement) on attribution.receipts,
- * signing_keys, clicks and conversions: always refuses, naming the table
- * by its argument (its logical name: a shard or copy of the table has
- * another).  42501 is also what a
- * role without the (revoked) privilege gets, so clients see one SQLSTATE
- * for "receipts cannot be changed" whoever they are.  A superuser can
+ * signing_keys and clicks, BEFORE DELETE OR TRUNCATE on conversions (whose
+ * UPDATE the lifecycle's row trigger guards, src/commands/lifecycle.c):
+ * always refuses, naming the table by its argument.  A superuser can
  * still disable the trigger; verification is what catches that.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_append_only);
@@ -1337,23 +1350,13 @@ fp_attribution_append_only(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("append_only must be called as a trigger")));
-	/* the lifecycle commands' own UPDATE of a conversion (src/commands/lifecycle.c) */
-	if (fp_attribution_lifecycle_updating &&
-		TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
-		trigdata->tg_trigger->tgnargs == 1 &&
-		strcmp(trigdata->tg_trigger->tgargs[0], "conversions") == 0)
-		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		op = "DELETE";
 	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		op = "TRUNCATE";
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("table \"%s\" is append-only",
-					trigdata->tg_trigger->tgnargs == 1 ?
-					trigdata->tg_trigger->tgargs[0] :
-					RelationGetRelationName(trigdata->tg_relation)),
-			 errdetail("%s is not allowed on it.", op),
-			 errhint("Receipts prove what happened; record a correcting command instead.")));
+	fp_attribution_refuse_change(trigdata->tg_trigger->tgnargs == 1 ?
+								 trigdata->tg_trigger->tgargs[0] :
+								 RelationGetRelationName(trigdata->tg_relation),
+								 op);
 	PG_RETURN_NULL();			/* keep compiler quiet */
 }

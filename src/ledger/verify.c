@@ -38,6 +38,12 @@
  * and no query runs per chain.
  * It raises a progress NOTICE every VERIFY_PROGRESS_CHAINS chains.
  *
+ * On a Citus cluster the coordinator's tables are empty shells: verify_all
+ * has each node run attribution.verify_shard_group(), the same pass over
+ * the shard tables of one shard group, for each group it holds, the nodes
+ * in parallel, and adds their results up (verify_shard_groups;
+ * doc/citus.md).
+ *
  * Failures are result rows, not errors, so one call reports on a whole
  * database.  Every receipt checked adds one to the shared counter
  * verifications_success or verifications_failed, and a bad chain head one
@@ -56,12 +62,16 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/uuid.h"
 
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/log.h"
@@ -125,6 +135,25 @@ typedef struct VerifyScan
 	int			idlen;
 } VerifyScan;
 
+/* The tables a verification reads, as quoted, qualified names */
+typedef struct VerifyTables
+{
+	const char *receipts;
+	const char *heads;
+	const char *clicks;
+	const char *conversions;
+	const char *keys;
+} VerifyTables;
+
+/* The extension's own tables */
+static const VerifyTables EXTENSION_TABLES = {
+	"attribution.receipts", "attribution.receipt_streams", "attribution.clicks",
+	"attribution.conversions", "attribution.signing_keys"
+};
+
+/* Columns of verify_all's result */
+#define VERIFY_ALL_COLUMNS 12
+
 /* State of one verification call */
 typedef struct VerifyState
 {
@@ -158,8 +187,25 @@ typedef struct VerifyState
 } VerifyState;
 
 /*
- * Start a verification: load the public keys (of one advertiser when
- * advertiser_id is not NULL, else all), create the contexts.  Caller is
+ * The quoted, qualified name of a relation, which must exist.
+ */
+static const char *
+relation_name(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  name);
+}
+
+/*
+ * Start a verification: load the public keys from keys_table (a quoted
+ * name) (of one advertiser when advertiser_id is not NULL, else all),
+ * create the contexts.  Caller is
  * connected to SPI; results go to call_cxt, which must outlive SPI_finish.
  *
  * Keys are registered per advertiser, so a receipt is checked only with a
@@ -168,7 +214,8 @@ typedef struct VerifyState
  * on a worker.
  */
 static void
-verify_begin(VerifyState *st, MemoryContext call_cxt, text *advertiser_id)
+verify_begin(VerifyState *st, MemoryContext call_cxt, const char *keys_table,
+			 text *advertiser_id)
 {
 	int			rc;
 
@@ -181,15 +228,16 @@ verify_begin(VerifyState *st, MemoryContext call_cxt, text *advertiser_id)
 										  "fp_attribution verify chain",
 										  ALLOCSET_DEFAULT_SIZES);
 	if (advertiser_id != NULL)
-		rc = SPI_execute_with_args("SELECT key_id, public_key, advertiser_id"
-								   " FROM attribution.signing_keys"
-								   " WHERE advertiser_id OPERATOR(pg_catalog.=) $1",
+		rc = SPI_execute_with_args(psprintf("SELECT key_id, public_key, advertiser_id"
+											" FROM %s"
+											" WHERE advertiser_id OPERATOR(pg_catalog.=) $1",
+											keys_table),
 								   1, (Oid[]) {TEXTOID},
 								   (Datum[]) {PointerGetDatum(advertiser_id)},
 								   NULL, true, 0);
 	else
-		rc = SPI_execute("SELECT key_id, public_key, advertiser_id"
-						 " FROM attribution.signing_keys", true, 0);
+		rc = SPI_execute(psprintf("SELECT key_id, public_key, advertiser_id FROM %s",
+								  keys_table), true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read signing keys: %s",
 			 SPI_result_code_string(rc));
@@ -757,7 +805,7 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt, NULL);
+	verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, NULL);
 	rc = SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
 							   " WHERE r.receipt_id OPERATOR(pg_catalog.=) $1",
 							   1, (Oid[]) {UUIDOID}, &arg, NULL, true, 2);
@@ -860,7 +908,7 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt, PG_GETARG_TEXT_PP(2));
+	verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, PG_GETARG_TEXT_PP(2));
 	args[0] = PG_GETARG_DATUM(2);
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = PG_GETARG_DATUM(1);
@@ -908,49 +956,35 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 }
 
 /*
- * attribution.verify_all()
- *	  returns (ok, chains_checked, receipts_checked, chains_failed,
- *			   receipts_failed, failed_advertiser_id, failed_aggregate_type,
- *			   failed_aggregate_id, failed_receipt_id, failed_sequence,
- *			   failed_check, detail)
- *
- * Every chain, in (advertiser_id, aggregate_type, aggregate_id) order, plus every head
- * whose chain has no receipts left; the failure columns describe the first
- * failure found.
+ * Verify every chain of tables t, in (advertiser_id, aggregate_type,
+ * aggregate_id) order, plus every head whose chain has no receipts left.
+ * Caller has begun st and is connected to SPI; scans' memory goes to cxt.
  */
-PG_FUNCTION_INFO_V1(fp_attribution_verify_all);
-Datum
-fp_attribution_verify_all(PG_FUNCTION_ARGS)
+static void
+verify_tables(VerifyState *st, const VerifyTables *t, MemoryContext cxt)
 {
-	VerifyState st;
-	MemoryContext caller_cxt;
-	TupleDesc	tupdesc;
-	Datum		values[12];
-	bool		nulls[12] = {false};
 	VerifyScan	receipts;
 	VerifyScan	heads;
 	VerifyScan	clicks;
 	VerifyScan	conversions;
 	VerifyScan *scans[] = {&receipts, &heads, &clicks, &conversions};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	caller_cxt = CurrentMemoryContext;
-	SPI_connect();
-	verify_begin(&st, caller_cxt, NULL);
-	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
-			  " ORDER BY r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence",
-			  0, NULL, NULL, NULL, caller_cxt);
-	scan_open(&heads, "SELECT last_sequence, last_hash, advertiser_id, aggregate_type, aggregate_id"
-			  " FROM attribution.receipt_streams"
-			  " ORDER BY advertiser_id, aggregate_type, aggregate_id",
-			  0, NULL, NULL, NULL, caller_cxt);
-	scan_open(&clicks, "SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
-			  " FROM attribution.clicks c ORDER BY c.advertiser_id, c.click_id",
-			  0, NULL, NULL, "click", caller_cxt);
-	scan_open(&conversions, "SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
-			  " FROM attribution.conversions c ORDER BY c.advertiser_id, 1",
-			  0, NULL, NULL, "conversion", caller_cxt);
+	scan_open(&receipts, psprintf("SELECT r.* FROM %s r"
+								  " ORDER BY r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence",
+								  t->receipts),
+			  0, NULL, NULL, NULL, cxt);
+	scan_open(&heads, psprintf("SELECT last_sequence, last_hash, advertiser_id, aggregate_type, aggregate_id"
+							   " FROM %s ORDER BY advertiser_id, aggregate_type, aggregate_id",
+							   t->heads),
+			  0, NULL, NULL, NULL, cxt);
+	scan_open(&clicks, psprintf("SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
+								" FROM %s c ORDER BY c.advertiser_id, c.click_id",
+								t->clicks),
+			  0, NULL, NULL, "click", cxt);
+	scan_open(&conversions, psprintf("SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
+									 " FROM %s c ORDER BY c.advertiser_id, 1",
+									 t->conversions),
+			  0, NULL, NULL, "conversion", cxt);
 
 	for (;;)
 	{
@@ -963,35 +997,268 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 				first = scans[i];
 		if (first->tuple == NULL)
 			break;
-		chain_begin(&st, first->adv, first->advlen, first->type,
+		chain_begin(st, first->adv, first->advlen, first->type,
 					first->typelen, first->id, first->idlen);
-		if (scan_in_chain(&clicks, &st))
+		if (scan_in_chain(&clicks, st))
 			row = &clicks;
-		else if (scan_in_chain(&conversions, &st))
+		else if (scan_in_chain(&conversions, st))
 			row = &conversions;
 
-		walk_chain(&st, &receipts, row != NULL ? row->tuple : NULL,
+		walk_chain(st, &receipts, row != NULL ? row->tuple : NULL,
 				   row != NULL ? row->desc : NULL);
-		if (scan_in_chain(&heads, &st))
+		if (scan_in_chain(&heads, st))
 		{
-			chain_head(&st, true,
+			chain_head(st, true,
 					   DatumGetInt64(SPI_getbinval(heads.tuple, heads.desc, 1, &isnull)),
 					   DatumGetByteaPP(SPI_getbinval(heads.tuple, heads.desc, 2, &isnull)));
 			scan_next(&heads);
 		}
 		else
-			chain_head(&st, false, 0, NULL);
+			chain_head(st, false, 0, NULL);
 		if (row != NULL)
 			scan_next(row);
-		chain_finish(&st);
+		chain_finish(st);
 
-		if (st.chains % VERIFY_PROGRESS_CHAINS == 0)
+		if (st->chains % VERIFY_PROGRESS_CHAINS == 0)
 			ereport(NOTICE,
 					(errmsg("verify_all: " INT64_FORMAT " chains, " INT64_FORMAT " receipts checked, " INT64_FORMAT " chains failed",
-							st.chains, st.receipts, st.chains_failed)));
+							st->chains, st->receipts, st->chains_failed)));
 	}
 	for (int i = 0; i < lengthof(scans); i++)
 		SPI_cursor_close(scans[i]->portal);
+}
+
+/*
+ * Whether the receipts are distributed by Citus: then their rows are in
+ * the shards on the workers, and the coordinator's table is empty.
+ */
+static bool
+receipts_distributed(void)
+{
+	bool		isnull;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+					" WHERE logicalrelid OPERATOR(pg_catalog.=)"
+					" 'attribution.receipts'::pg_catalog.regclass)", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_dist_partition");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  1, &isnull));
+}
+
+/*
+ * Add the result of one shard group, a row of verify_all's type desc, to
+ * st: the totals are sums, and the first failure is the one with the
+ * smallest key, as one pass over all the groups would find first.
+ */
+static void
+add_group_result(VerifyState *st, TupleDesc desc, HeapTupleHeader rec)
+{
+	HeapTupleData group;
+	Datum		values[VERIFY_ALL_COLUMNS];
+	bool		nulls[VERIFY_ALL_COLUMNS];
+	VerifyFailure *first = &st->first_failure;
+
+	group.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&group.t_self);
+	group.t_tableOid = InvalidOid;
+	group.t_data = rec;
+	heap_deform_tuple(&group, desc, values, nulls);
+	st->chains += DatumGetInt64(values[1]);
+	st->receipts += DatumGetInt64(values[2]);
+	st->chains_failed += DatumGetInt64(values[3]);
+	st->receipts_failed += DatumGetInt64(values[4]);
+	if (DatumGetBool(values[0]))
+		return;
+	if (first->failed)
+	{
+		text	   *adv = DatumGetTextPP(values[5]);
+		text	   *type = DatumGetTextPP(values[6]);
+		text	   *id = DatumGetTextPP(values[7]);
+		int			c = key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+								first->advertiser_id, strlen(first->advertiser_id));
+
+		if (c == 0)
+			c = key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+						first->aggregate_type, strlen(first->aggregate_type));
+		if (c == 0)
+			c = key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
+						first->aggregate_id, strlen(first->aggregate_id));
+		if (c >= 0)
+			return;
+	}
+	first->failed = true;
+	first->advertiser_id = TextDatumGetCString(values[5]);
+	first->aggregate_type = TextDatumGetCString(values[6]);
+	first->aggregate_id = TextDatumGetCString(values[7]);
+	first->has_receipt = !nulls[8];
+	if (first->has_receipt)
+	{
+		first->receipt_id = *DatumGetUUIDP(values[8]);
+		first->sequence = DatumGetInt64(values[9]);
+	}
+	first->check = TextDatumGetCString(values[10]);
+	first->detail = TextDatumGetCString(values[11]);
+}
+
+/*
+ * Verify every shard group on its node and add the results up in st
+ * (add_group_result).  Each node gets one command, run on one connection
+ * of its own, all nodes in parallel: attribution.verify_shard_group() for
+ * each shard group it holds (the shards of the five tables with the same
+ * hash range, found in Citus' metadata; one placement of each), the
+ * results gathered into an array of rows of verify_all's type desc
+ * (blessed), which comes back as text.  A node's error is raised here.
+ * Caller is connected to SPI, in a memory context that outlives it.
+ */
+static void
+verify_shard_groups(VerifyState *st, TupleDesc desc)
+{
+	Oid			typinput;
+	Oid			typioparam;
+	FmgrInfo	array_in;
+	int			rc;
+
+	getTypeInputInfo(RECORDARRAYOID, &typinput, &typioparam);
+	fmgr_info(typinput, &array_in);
+	rc = SPI_execute("SELECT w.node_name, w.node_port, w.success, w.result"
+					 " FROM (SELECT pg_catalog.array_agg(n.nodename) AS names,"
+					 " pg_catalog.array_agg(n.nodeport) AS ports,"
+					 " pg_catalog.array_agg(n.command) AS commands"
+					 " FROM (SELECT n.nodename, n.nodeport,"
+					 " 'SELECT pg_catalog.array_agg(res) FROM (VALUES '"
+					 " OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.format("
+					 "'(%L::pg_catalog.regclass, %L::pg_catalog.regclass, %L::pg_catalog.regclass,"
+					 " %L::pg_catalog.regclass, %L::pg_catalog.regclass)',"
+					 " pg_catalog.shard_name(r.logicalrelid, r.shardid),"
+					 " pg_catalog.shard_name(h.logicalrelid, h.shardid),"
+					 " pg_catalog.shard_name(c.logicalrelid, c.shardid),"
+					 " pg_catalog.shard_name(v.logicalrelid, v.shardid),"
+					 " pg_catalog.shard_name(k.logicalrelid, k.shardid)), ', ')"
+					 " OPERATOR(pg_catalog.||) ') g(r, h, c, o, k),"
+					 " LATERAL attribution.verify_shard_group(g.r, g.h, g.c, g.o, g.k) res'"
+					 " AS command"
+					 " FROM pg_catalog.pg_dist_shard r"
+					 " CROSS JOIN LATERAL (SELECT p.groupid FROM pg_catalog.pg_dist_placement p"
+					 "  WHERE p.shardid OPERATOR(pg_catalog.=) r.shardid LIMIT 1) p"
+					 " JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid"
+					 " JOIN pg_catalog.pg_dist_shard h ON h.shardminvalue OPERATOR(pg_catalog.=) r.shardminvalue"
+					 "  AND h.logicalrelid OPERATOR(pg_catalog.=) 'attribution.receipt_streams'::pg_catalog.regclass"
+					 " JOIN pg_catalog.pg_dist_shard c ON c.shardminvalue OPERATOR(pg_catalog.=) r.shardminvalue"
+					 "  AND c.logicalrelid OPERATOR(pg_catalog.=) 'attribution.clicks'::pg_catalog.regclass"
+					 " JOIN pg_catalog.pg_dist_shard v ON v.shardminvalue OPERATOR(pg_catalog.=) r.shardminvalue"
+					 "  AND v.logicalrelid OPERATOR(pg_catalog.=) 'attribution.conversions'::pg_catalog.regclass"
+					 " JOIN pg_catalog.pg_dist_shard k ON k.shardminvalue OPERATOR(pg_catalog.=) r.shardminvalue"
+					 "  AND k.logicalrelid OPERATOR(pg_catalog.=) 'attribution.signing_keys'::pg_catalog.regclass"
+					 " WHERE r.logicalrelid OPERATOR(pg_catalog.=) 'attribution.receipts'::pg_catalog.regclass"
+					 " GROUP BY n.nodename, n.nodeport) n) g,"
+					 " pg_catalog.master_run_on_worker(g.names, g.ports, g.commands, true) w",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not verify the shard groups: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	rdesc = SPI_tuptable->tupdesc;
+		char	   *result = SPI_getvalue(tup, rdesc, 4);
+		bool		isnull;
+		ArrayType  *groups;
+		Datum	   *recs;
+		int			nrecs;
+
+		if (!DatumGetBool(SPI_getbinval(tup, rdesc, 3, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not verify the shard groups on node %s:%s",
+							SPI_getvalue(tup, rdesc, 1), SPI_getvalue(tup, rdesc, 2)),
+					 errdetail("The node reported: %s", result != NULL ? result : "")));
+		groups = DatumGetArrayTypeP(InputFunctionCall(&array_in, result, RECORDOID,
+													  desc->tdtypmod));
+		deconstruct_array(groups, RECORDOID, -1, false, TYPALIGN_DOUBLE,
+						  &recs, NULL, &nrecs);
+		for (int j = 0; j < nrecs; j++)
+			add_group_result(st, desc, DatumGetHeapTupleHeader(recs[j]));
+	}
+}
+
+/*
+ * The row verify_all and verify_shard_group return for st.
+ */
+static Datum
+verify_all_result(const VerifyState *st, TupleDesc tupdesc)
+{
+	Datum		values[VERIFY_ALL_COLUMNS];
+	bool		nulls[VERIFY_ALL_COLUMNS] = {false};
+
+	values[0] = BoolGetDatum(!st->first_failure.failed);
+	values[1] = Int64GetDatum(st->chains);
+	values[2] = Int64GetDatum(st->receipts);
+	values[3] = Int64GetDatum(st->chains_failed);
+	values[4] = Int64GetDatum(st->receipts_failed);
+	if (st->first_failure.failed)
+	{
+		values[5] = CStringGetTextDatum(st->first_failure.advertiser_id);
+		values[6] = CStringGetTextDatum(st->first_failure.aggregate_type);
+		values[7] = CStringGetTextDatum(st->first_failure.aggregate_id);
+	}
+	else
+		nulls[5] = nulls[6] = nulls[7] = true;
+	failure_receipt_datums(&st->first_failure, values + 8, nulls + 8);
+	failure_check_datums(&st->first_failure, values + 10, nulls + 10);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * The result type of verify_all and verify_shard_group, blessed.
+ */
+static TupleDesc
+verify_all_type(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != VERIFY_ALL_COLUMNS)
+		elog(ERROR, "return type must have %d columns", VERIFY_ALL_COLUMNS);
+	return BlessTupleDesc(tupdesc);
+}
+
+/*
+ * attribution.verify_all()
+ *	  returns (ok, chains_checked, receipts_checked, chains_failed,
+ *			   receipts_failed, failed_advertiser_id, failed_aggregate_type,
+ *			   failed_aggregate_id, failed_receipt_id, failed_sequence,
+ *			   failed_check, detail)
+ *
+ * Every chain of the extension's tables (verify_tables), or, when Citus
+ * distributes them, of every shard group, each on its node
+ * (verify_shard_groups); then the receipt logs.  The failure columns
+ * describe the first failure found.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_all);
+Datum
+fp_attribution_verify_all(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc = verify_all_type(fcinfo);
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	VerifyState st;
+	Datum		result;
+
+	SPI_connect();
+	if (receipts_distributed())
+	{
+		memset(&st, 0, sizeof(st));
+		st.call_cxt = caller_cxt;
+		MemoryContextSwitchTo(caller_cxt);
+		verify_shard_groups(&st, tupdesc);
+	}
+	else
+	{
+		verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, NULL);
+		verify_tables(&st, &EXTENSION_TABLES, caller_cxt);
+		verify_count(&st);
+	}
 	/* the chains hold: are the logs complete and their checkpoints kept? */
 	if (!st.first_failure.failed &&
 		!fp_attribution_log_verify_all(caller_cxt, &st.first_failure.advertiser_id,
@@ -1002,23 +1269,42 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 		st.first_failure.failed = true;
 		st.first_failure.aggregate_type = "log";
 	}
+	SPI_finish();
+	result = verify_all_result(&st, tupdesc);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * attribution.verify_shard_group(receipts regclass, receipt_streams
+ *								  regclass, clicks regclass, conversions
+ *								  regclass, signing_keys regclass)
+ *	  returns the columns of verify_all
+ *
+ * verify_all of one Citus shard group, on the node that holds it: the
+ * given shards of the five tables, read as plain tables (Citus plans no
+ * query on a shard).  verify_all on the coordinator sends it to each node.
+ * The receipt logs are verify_all's.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_verify_shard_group);
+Datum
+fp_attribution_verify_shard_group(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc = verify_all_type(fcinfo);
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	VerifyTables t;
+	VerifyState st;
+	Datum		result;
+
+	t.receipts = relation_name(PG_GETARG_OID(0));
+	t.heads = relation_name(PG_GETARG_OID(1));
+	t.clicks = relation_name(PG_GETARG_OID(2));
+	t.conversions = relation_name(PG_GETARG_OID(3));
+	t.keys = relation_name(PG_GETARG_OID(4));
+	SPI_connect();
+	verify_begin(&st, caller_cxt, t.keys, NULL);
+	verify_tables(&st, &t, caller_cxt);
 	verify_count(&st);
 	SPI_finish();
-
-	values[0] = BoolGetDatum(!st.first_failure.failed);
-	values[1] = Int64GetDatum(st.chains);
-	values[2] = Int64GetDatum(st.receipts);
-	values[3] = Int64GetDatum(st.chains_failed);
-	values[4] = Int64GetDatum(st.receipts_failed);
-	if (st.first_failure.failed)
-	{
-		values[5] = CStringGetTextDatum(st.first_failure.advertiser_id);
-		values[6] = CStringGetTextDatum(st.first_failure.aggregate_type);
-		values[7] = CStringGetTextDatum(st.first_failure.aggregate_id);
-	}
-	else
-		nulls[5] = nulls[6] = nulls[7] = true;
-	failure_receipt_datums(&st.first_failure, values + 8, nulls + 8);
-	failure_check_datums(&st.first_failure, values + 10, nulls + 10);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	result = verify_all_result(&st, tupdesc);
+	PG_RETURN_DATUM(result);
 }

@@ -188,8 +188,10 @@ postbacks_xact_callback(XactEvent event, void *arg)
  * The enqueue statements.  A payload holding the whole row (the creating
  * event, a late attribution) is the snapshot itself: no read of the
  * conversions table, which the insert trigger of a table copy (a shard)
- * must not name.  A lifecycle payload holds only what changed: the
- * command has just updated the row, so it is read by key.  Each INSERT is
+ * must not name.  A lifecycle payload holds only what changed: the row
+ * is read by key and each member of the payload replaces its column (the
+ * command writes its receipt before it updates the row, lifecycle.c; the
+ * fold of fp_attribution_fold_event).  Each INSERT is
  * preceded by a probe (a SELECT, which the telemetry does not record as a
  * DB-operation span), so that a conversion whose affiliate has no
  * endpoint, the common case, writes nothing and shows no INSERT.  Every
@@ -220,9 +222,14 @@ prepare_plans(void)
 											  PAYLOAD_SOURCE,
 											  8, types);
 	row_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
-										  "c.order_id, c.click_id, c.affiliate_id, c.offer_id, c.status,"
-										  " c.revenue_cents, c.refunded_cents,"
-										  " c.commission_cents OPERATOR(pg_catalog.-) c.commission_reversed_cents,"
+										  "c.order_id, c.click_id, c.affiliate_id, c.offer_id,"
+										  " COALESCE($8 OPERATOR(pg_catalog.->>) 'status', c.status),"
+										  " c.revenue_cents,"
+										  " COALESCE(($8 OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+										  " c.refunded_cents),"
+										  " c.commission_cents OPERATOR(pg_catalog.-)"
+										  " COALESCE(($8 OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+										  " c.commission_reversed_cents),"
 										  " c.currency," OUTBOX_CONTEXT
 										  ROW_SOURCE,
 										  8, types);

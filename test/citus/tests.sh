@@ -35,6 +35,30 @@ sqltest() {						# sqltest NAME: sql/NAME.sql against expected/NAME.out
 # Set-up and the SQL-level checks (outputs reviewed in expected/)
 sqltest distribute
 sqltest commands
+sqltest lifecycle
+
+# verify_all() runs on each node, one pass per shard group: the totals are
+# those of every chain the cluster holds, and a row changed on a shard
+# behind the triggers' back is found and named as on one node
+check "verify_all() totals over the shard groups" \
+	"$(q -c "SELECT 'true ' || count(*) || ' ' || sum(n) FROM (SELECT count(*) AS n FROM attribution.receipts
+			  GROUP BY advertiser_id, aggregate_type, aggregate_id) c")" \
+	"$(q -c "SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all()")"
+tamper() {						# tamper REFUNDED_CENTS: set adv-l's lc-2 on its shard
+	psql -XAtq -v ON_ERROR_STOP=1 -p "$(worker_port adv-l)" >/dev/null <<SQL
+SET session_replication_role = replica;
+UPDATE $(q -c "SELECT pg_catalog.shard_name('attribution.conversions',
+		pg_catalog.get_shard_id_for_distribution_column('attribution.conversions', 'adv-l'))")
+   SET refunded_cents = $1 WHERE order_id = 'lc-2';
+SQL
+}
+tamper 0
+check "verify_all() finds a row changed on a shard" "f 1 adv-l conversion lc-2 row" \
+	"$(q -c "SELECT concat_ws(' ', ok, chains_failed, failed_advertiser_id, failed_aggregate_type,
+						  failed_aggregate_id, failed_check) FROM attribution.verify_all()")"
+tamper 400
+check "verify_all() passes once the row is put back" "true 0" \
+	"$(q -c "SELECT ok || ' ' || chains_failed FROM attribution.verify_all()")"
 
 check "distribute() on a worker is refused" "ERROR:  55000" \
 	"$(psql -XAtq -p "$CITUS_WORKER1_PORT" -v VERBOSITY=sqlstate -c 'SELECT attribution.distribute()' 2>&1)"
