@@ -57,9 +57,10 @@
 #define FP_LOG_LOCK_KEY INT64CONST(0x66706c67)
 
 /*
- * The statements of the logs, planned once per session and kept
- * (spi_plans.c): integration runs them every interval and proofs once per
- * level, so parsing and planning each time cost more than executing them.
+ * The statements of the logs, planned once per session, generically, and
+ * kept (spi_plans.c): integration runs them every interval and proofs once
+ * per level, so parsing and planning each time cost more than executing
+ * them.
  */
 typedef enum LogPlan
 {
@@ -158,9 +159,9 @@ static int
 log_execute(LogPlan which, Datum *values, bool read_only, long count)
 {
 	if (log_plans[which] == NULL)
-		log_plans[which] = fp_attribution_keep_plan(log_plan_defs[which].sql,
-													log_plan_defs[which].nargs,
-													(Oid *) log_plan_defs[which].types);
+		log_plans[which] = fp_attribution_keep_generic_plan(log_plan_defs[which].sql,
+															log_plan_defs[which].nargs,
+															(Oid *) log_plan_defs[which].types);
 	return SPI_execute_plan(log_plans[which], values, NULL, read_only, count);
 }
 

@@ -83,7 +83,7 @@ build_log() {					# one statement a line: single-user mode
 }
 proofs() {						# proofs N K
 	for _ in $(seq 1 "$2"); do
-		echo "SELECT length(attribution.receipt_proof(receipt_id)) FROM attribution.log_entries WHERE advertiser_id = 'bench';"
+		echo "SELECT length(attribution.receipt_proof(receipt_id)) FROM attribution.receipts WHERE advertiser_id = 'bench';"
 		echo "SELECT cardinality(attribution.consistency_proof('bench', $1 / 2 + 1, $1));"
 	done
 }
