@@ -136,13 +136,15 @@ static const struct
 	 * A batch off the queue: the rows of committed receipts (a command still
 	 * running adds its rows later), each with its receipt's hash.  A receipt
 	 * deleted behind the triggers' back before it was integrated still gets
-	 * its entry, which verify_all() then reports.
+	 * its entry, which verify_all() then reports.  A join on ctid rather than
+	 * ctid = ANY (ARRAY(...)), which was planned as a filter comparing every
+	 * row with the whole batch: quadratic in the batch.
 	 */
 	[PLAN_TAKE_BATCH] = {
-		"WITH q AS (DELETE FROM attribution.log_queue"
-		"  WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		"   SELECT ctid FROM attribution.log_queue LIMIT $1))"
-		"  RETURNING advertiser_id, receipt_id, receipt_hash, \"timestamp\")"
+		"WITH q AS (DELETE FROM attribution.log_queue q"
+		"  USING (SELECT ctid AS c FROM attribution.log_queue LIMIT $1) b"
+		"  WHERE q.ctid OPERATOR(pg_catalog.=) b.c"
+		"  RETURNING q.advertiser_id, q.receipt_id, q.receipt_hash, q.\"timestamp\")"
 		" SELECT advertiser_id, receipt_id, receipt_hash FROM q"
 		" ORDER BY advertiser_id, \"timestamp\", receipt_id",
 		1, {INT4OID}
