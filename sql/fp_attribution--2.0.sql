@@ -1228,18 +1228,20 @@ REVOKE ALL ON attribution.daily_report, attribution.daily_revenue,
 -- formats and the threat model)
 --------------------------------------------------------------------------
 
+-- Two indexes only, since integration maintains them for every receipt:
+-- receipt_proof(receipt_id) finds the receipt's advertiser through
+-- receipts_receipt_id_idx, then the entry by its unique key
 CREATE TABLE attribution.log_entries (
 	advertiser_id text COLLATE "C" NOT NULL,
 	log_index bigint NOT NULL CHECK (log_index >= 0),
 	receipt_id uuid NOT NULL,
+	leaf_hash bytea NOT NULL CHECK (octet_length(leaf_hash) = 32),
 	integrated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (advertiser_id, log_index),
 	UNIQUE (advertiser_id, receipt_id)
 );
--- receipt_proof(receipt_id) finds the entry without the advertiser
-CREATE INDEX log_entries_receipt_id_idx ON attribution.log_entries (receipt_id);
 COMMENT ON TABLE attribution.log_entries IS
-	'Log index of each integrated receipt; the leaf data is the receipt''s receipt_hash';
+	'Log index and leaf hash, SHA-256(0x00 || receipt_hash), of each integrated receipt';
 
 -- Receipts written but not yet integrated: the receipt write adds a row
 -- (insert only: no lock, no hot row), integration deletes the rows it
@@ -1248,20 +1250,24 @@ COMMENT ON TABLE attribution.log_entries IS
 CREATE TABLE attribution.log_queue (
 	advertiser_id text COLLATE "C" NOT NULL,
 	receipt_id uuid NOT NULL,
+	receipt_hash bytea NOT NULL,
 	"timestamp" timestamptz NOT NULL
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 COMMENT ON TABLE attribution.log_queue IS
-	'Receipts waiting to be integrated into their advertiser''s log (timestamp: the receipt''s)';
+	'Receipts waiting to be integrated into their advertiser''s log (receipt_hash and timestamp: the receipt''s)';
 
+-- Only every fourth level is stored (FP_LOG_TILE_HEIGHT in log.h): a hash
+-- at a level in between is recomputed from at most 8 stored ones below it,
+-- so integration writes one row per 15 receipts instead of two per receipt
 CREATE TABLE attribution.log_nodes (
 	advertiser_id text COLLATE "C" NOT NULL,
-	level smallint NOT NULL CHECK (level >= 0 AND level < 63),
+	level smallint NOT NULL CHECK (level > 0 AND level < 63 AND level % 4 = 0),
 	node_index bigint NOT NULL CHECK (node_index >= 0),
 	hash bytea NOT NULL CHECK (octet_length(hash) = 32),
 	PRIMARY KEY (advertiser_id, level, node_index)
 );
 COMMENT ON TABLE attribution.log_nodes IS
-	'Hash of every complete subtree of each log: level l, index i covers entries [i * 2^l, (i + 1) * 2^l); level 0 holds the leaf hashes';
+	'Hash of every complete subtree of each log at levels 4, 8, 12 ...: level l, index i covers entries [i * 2^l, (i + 1) * 2^l); the leaf hashes are in log_entries';
 
 CREATE TABLE attribution.log_checkpoints (
 	advertiser_id text COLLATE "C" NOT NULL,

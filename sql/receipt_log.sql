@@ -140,9 +140,23 @@ UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
 SELECT ok, failed_aggregate_type, failed_aggregate_id, failed_check FROM attribution.verify_all();
 ROLLBACK;
 BEGIN;
-UPDATE attribution.log_nodes SET hash = sha256(hash)
- WHERE advertiser_id = 'default' AND level = 1 AND node_index = 0;
+UPDATE attribution.log_entries SET leaf_hash = sha256(leaf_hash)
+ WHERE advertiser_id = 'default' AND log_index = 1;
 SELECT ok, failed_aggregate_type, failed_aggregate_id, failed_check FROM attribution.verify_all();
+ROLLBACK;
+-- ... and a stored subtree hash edited: a log of 16 entries stores one,
+-- at level 4, and recomputes those below from its leaf hashes
+BEGIN;
+SET LOCAL session_replication_role = origin;
+SELECT count(*) FROM generate_series(1, 16) AS n,
+	LATERAL attribution.track_click('aff-' || n, advertiser_id => 'tiles');
+SELECT attribution.integrate_log() AS integrated;
+SELECT level, node_index FROM attribution.log_nodes WHERE advertiser_id = 'tiles';
+SELECT ok FROM attribution.verify_all();
+SET LOCAL session_replication_role = replica;
+UPDATE attribution.log_nodes SET hash = sha256(hash) WHERE advertiser_id = 'tiles';
+SELECT ok, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id, failed_check
+  FROM attribution.verify_all();
 ROLLBACK;
 -- 5. a forked history re-signed: a click and its receipt deleted, the log
 -- rebuilt and its checkpoints replaced.  The database alone cannot tell;
@@ -154,7 +168,7 @@ DELETE FROM attribution.receipt_streams WHERE aggregate_id = '10000000-0000-4000
 DELETE FROM attribution.log_entries WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_nodes WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_checkpoints WHERE advertiser_id = 'default';
-INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, "timestamp"
+INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, receipt_hash, "timestamp"
   FROM attribution.receipts WHERE advertiser_id = 'default';
 SELECT attribution.integrate_log() AS rebuilt;
 SELECT ok, failed_check FROM attribution.verify_all();

@@ -18,6 +18,18 @@
 
 #include "fp_attribution/spi_plans.h"
 
+/* Keep a prepared plan for the rest of the session */
+static SPIPlanPtr
+keep(SPIPlanPtr plan, const char *sql)
+{
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
 /*
  * Prepare SQL and keep the plan for the rest of the session.  Caller is
  * connected to SPI.
@@ -25,12 +37,20 @@
 SPIPlanPtr
 fp_attribution_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	return keep(SPI_prepare(sql, nargs, argtypes), sql);
+}
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
+/*
+ * The same for a statement whose best plan does not depend on its
+ * parameters' values (key lookups, range scans of a key, inserts of
+ * arrays): always the generic plan.  The plan cache would otherwise plan
+ * the first five executions for their values, and go on doing so
+ * whenever it estimates the generic plan dearer, which for the receipt
+ * logs' statements was most of their cost.
+ */
+SPIPlanPtr
+fp_attribution_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return keep(SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN),
+				sql);
 }

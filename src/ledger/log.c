@@ -7,16 +7,20 @@
  * Every receipt becomes one leaf of its advertiser's log, whose leaf data
  * is the receipt's 32-byte receipt_hash (SHA-256 of its canonical
  * envelope, which covers its ids, sequence, payload hash and the previous
- * receipt's hash).  attribution.log_entries maps log index to receipt;
- * attribution.log_nodes keeps the hash of every complete subtree (level 0
- * holds the leaf hashes), so roots and proofs read O(log n) rows
- * (merkle.c).
+ * receipt's hash).  attribution.log_entries maps log index to receipt and
+ * holds the leaf hash; attribution.log_nodes keeps the hash of every
+ * complete subtree at every FP_LOG_TILE_HEIGHT-th level (log.h), and a
+ * hash at a level in between is recomputed from the stored ones under it
+ * (fp_attribution_log_read_node), so roots and proofs read O(log n) rows
+ * (merkle.c) while integration writes a row per receipt and one more per
+ * 2^FP_LOG_TILE_HEIGHT - 1.
  *
  * Integration (attribution.integrate_log, run by the background worker
  * every fp_attribution.log_interval) takes a batch of committed receipts
- * off attribution.log_queue (where the receipt write puts each receipt,
- * FP_LOG_ENQUEUE_CTE in log.h), appends them to their logs, then signs one checkpoint per
- * advertiser whose log grew.  Commands only insert their queue row, so
+ * off attribution.log_queue (where the receipt write puts each receipt
+ * with its hash, FP_LOG_ENQUEUE_CTE in log.h), appends them to their logs
+ * with one INSERT per table, then signs one checkpoint per advertiser
+ * whose log grew.  Commands only insert their queue row, so
  * they take no lock for the log and share no row; the order of a log is
  * the order of integration.
  *
@@ -53,13 +57,15 @@
 #define FP_LOG_LOCK_KEY INT64CONST(0x66706c67)
 
 /*
- * The statements of the logs, planned once per session and kept
- * (spi_plans.c): integration runs them every interval and proofs once per
- * level, so parsing and planning each time cost more than executing them.
+ * The statements of the logs, planned once per session, generically, and
+ * kept (spi_plans.c): integration runs them every interval and proofs once
+ * per level, so parsing and planning each time cost more than executing
+ * them.
  */
 typedef enum LogPlan
 {
-	PLAN_READ_NODE,
+	PLAN_READ_LEAVES,
+	PLAN_READ_NODES,
 	PLAN_SIZE,
 	PLAN_LATEST_CHECKPOINT,
 	PLAN_INSERT_CHECKPOINT,
@@ -77,12 +83,20 @@ static const struct
 	Oid			types[5];
 }			log_plan_defs[NUM_LOG_PLANS] =
 {
-	[PLAN_READ_NODE] = {
+	[PLAN_READ_LEAVES] = {
+		"SELECT leaf_hash FROM attribution.log_entries"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND log_index OPERATOR(pg_catalog.>=) $2"
+		" AND log_index OPERATOR(pg_catalog.<) $3 ORDER BY log_index",
+		3, {TEXTOID, INT8OID, INT8OID}
+	},
+	[PLAN_READ_NODES] = {
 		"SELECT hash FROM attribution.log_nodes"
 		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
 		" AND level OPERATOR(pg_catalog.=) $2"
-		" AND node_index OPERATOR(pg_catalog.=) $3",
-		3, {TEXTOID, INT2OID, INT8OID}
+		" AND node_index OPERATOR(pg_catalog.>=) $3"
+		" AND node_index OPERATOR(pg_catalog.<) $4 ORDER BY node_index",
+		4, {TEXTOID, INT2OID, INT8OID, INT8OID}
 	},
 	[PLAN_SIZE] = {
 		"SELECT max(log_index) OPERATOR(pg_catalog.+) 1 FROM attribution.log_entries"
@@ -101,10 +115,11 @@ static const struct
 		5, {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID}
 	},
 	[PLAN_INSERT_ENTRIES] = {
-		"INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
-		" SELECT $1, $2 OPERATOR(pg_catalog.+) o OPERATOR(pg_catalog.-) 1, r"
-		" FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
-		3, {TEXTOID, INT8OID, UUIDARRAYOID}
+		"INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id, leaf_hash)"
+		" SELECT $1, $2 OPERATOR(pg_catalog.+) o OPERATOR(pg_catalog.-) 1, r, h"
+		" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4))"
+		" WITH ORDINALITY AS u(r, h, o)",
+		4, {TEXTOID, INT8OID, UUIDARRAYOID, BYTEAARRAYOID}
 	},
 	[PLAN_INSERT_NODES] = {
 		"INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
@@ -118,21 +133,20 @@ static const struct
 	},
 
 	/*
-	 * A batch off the queue (the rows of committed receipts; a command still
-	 * running adds its rows later) with the receipts it names.  A queued
-	 * receipt that is gone was deleted before it was integrated: its queue
-	 * row goes with the batch.
+	 * A batch off the queue: the rows of committed receipts (a command still
+	 * running adds its rows later), each with its receipt's hash.  A receipt
+	 * deleted behind the triggers' back before it was integrated still gets
+	 * its entry, which verify_all() then reports.  A join on ctid rather than
+	 * ctid = ANY (ARRAY(...)), which was planned as a filter comparing every
+	 * row with the whole batch: quadratic in the batch.
 	 */
 	[PLAN_TAKE_BATCH] = {
-		"WITH q AS (DELETE FROM attribution.log_queue"
-		"  WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		"   SELECT ctid FROM attribution.log_queue LIMIT $1))"
-		"  RETURNING advertiser_id, receipt_id)"
-		" SELECT r.advertiser_id, r.receipt_id, r.receipt_hash"
-		" FROM q JOIN attribution.receipts r"
-		"  ON r.receipt_id OPERATOR(pg_catalog.=) q.receipt_id"
-		"  AND r.advertiser_id OPERATOR(pg_catalog.=) q.advertiser_id"
-		" ORDER BY r.advertiser_id, r.\"timestamp\", r.receipt_id",
+		"WITH q AS (DELETE FROM attribution.log_queue q"
+		"  USING (SELECT ctid AS c FROM attribution.log_queue LIMIT $1) b"
+		"  WHERE q.ctid OPERATOR(pg_catalog.=) b.c"
+		"  RETURNING q.advertiser_id, q.receipt_id, q.receipt_hash, q.\"timestamp\")"
+		" SELECT advertiser_id, receipt_id, receipt_hash FROM q"
+		" ORDER BY advertiser_id, \"timestamp\", receipt_id",
 		1, {INT4OID}
 	},
 };
@@ -147,9 +161,9 @@ static int
 log_execute(LogPlan which, Datum *values, bool read_only, long count)
 {
 	if (log_plans[which] == NULL)
-		log_plans[which] = fp_attribution_keep_plan(log_plan_defs[which].sql,
-													log_plan_defs[which].nargs,
-													(Oid *) log_plan_defs[which].types);
+		log_plans[which] = fp_attribution_keep_generic_plan(log_plan_defs[which].sql,
+															log_plan_defs[which].nargs,
+															(Oid *) log_plan_defs[which].types);
 	return SPI_execute_plan(log_plans[which], values, NULL, read_only, count);
 }
 
@@ -273,36 +287,69 @@ fp_attribution_log_reader_init(FpLogReader *reader, const char *advertiser_id)
 }
 
 /*
- * FpMerkleReadNode over attribution.log_nodes; a missing or malformed
- * node is corruption.
+ * The count stored hashes of level (0 or a multiple of FP_LOG_TILE_HEIGHT)
+ * from index first on, into out: leaf hashes from attribution.log_entries,
+ * others from attribution.log_nodes, by one range scan.  Fewer rows than
+ * asked for, or a malformed hash, is corruption.
  */
 void
-fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
+fp_attribution_log_read_stored(FpLogReader *reader, int level, int64 first,
+							   int count, FpMerkleHash *out)
 {
-	FpLogReader *reader = arg;
-	Datum		values[3];
-	bool		isnull;
-	bytea	   *hash;
+	Datum		values[4];
+	int			ret;
 
+	Assert(level % FP_LOG_TILE_HEIGHT == 0);
 	values[0] = reader->advertiser_datum;
-	values[1] = Int16GetDatum(level);
-	values[2] = Int64GetDatum(index);
-	if (log_execute(PLAN_READ_NODE, values, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read attribution.log_nodes");
-	if (SPI_processed == 1)
+	if (level == 0)
 	{
-		hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		if (VARSIZE_ANY_EXHDR(hash) == FP_MERKLE_HASH_LEN)
+		values[1] = Int64GetDatum(first);
+		values[2] = Int64GetDatum(first + count);
+		ret = log_execute(PLAN_READ_LEAVES, values, true, 0);
+	}
+	else
+	{
+		values[1] = Int16GetDatum(level);
+		values[2] = Int64GetDatum(first);
+		values[3] = Int64GetDatum(first + count);
+		ret = log_execute(PLAN_READ_NODES, values, true, 0);
+	}
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the stored hashes of a log");
+	for (uint64 i = 0; i < SPI_processed && i < count; i++)
+	{
+		bool		isnull;
+		bytea	   *hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (VARSIZE_ANY_EXHDR(hash) != FP_MERKLE_HASH_LEN)
+			break;
+		memcpy(out[i], VARDATA_ANY(hash), FP_MERKLE_HASH_LEN);
+		if (i == count - 1)
 		{
-			memcpy(out, VARDATA_ANY(hash), FP_MERKLE_HASH_LEN);
+			SPI_freetuptable(SPI_tuptable);
 			return;
 		}
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("log of advertiser \"%s\" has no valid node at level %d, index " INT64_FORMAT,
-					reader->advertiser_id, level, index)));
+			 errmsg("log of advertiser \"%s\" has no valid hashes at level %d, indexes " INT64_FORMAT " to " INT64_FORMAT,
+					reader->advertiser_id, level, first, first + count - 1)));
+}
+
+/*
+ * FpMerkleReadNode over the stored hashes: the hash at (level, index)
+ * folded from the 2^d hashes under it at the stored level d below.
+ */
+void
+fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
+{
+	int			d = level % FP_LOG_TILE_HEIGHT;
+	FpMerkleHash hashes[1 << (FP_LOG_TILE_HEIGHT - 1)];
+
+	fp_attribution_log_read_stored(arg, level - d, index << d, 1 << d, hashes);
+	fp_merkle_fold(hashes, 1 << d);
+	memcpy(out, hashes[0], FP_MERKLE_HASH_LEN);
 }
 
 /*
@@ -323,9 +370,10 @@ fp_attribution_log_size(const char *advertiser_id)
 }
 
 /*
- * What an append writes, gathered so that one INSERT per table stores a
- * whole batch (a statement per row would cost more than the command that
- * wrote the receipt)
+ * The subtree hashes of stored levels above 0 that an append completes,
+ * gathered so that one INSERT stores a whole batch (a statement per row
+ * would cost more than the command that wrote the receipt); the leaf
+ * hashes go with the entries
  */
 typedef struct LogWriter
 {
@@ -336,12 +384,14 @@ typedef struct LogWriter
 	Datum	   *hashes;
 } LogWriter;
 
-/* FpMerkleWriteNode into the writer's arrays */
+/* FpMerkleWriteNode into the writer's arrays, for the stored levels */
 static void
 write_node(void *arg, int level, int64 index, const uint8 *hash)
 {
 	LogWriter  *w = arg;
 
+	if (level == 0 || level % FP_LOG_TILE_HEIGHT != 0)
+		return;
 	if (w->n == w->cap)
 	{
 		w->cap *= 2;
@@ -357,10 +407,14 @@ write_node(void *arg, int level, int64 index, const uint8 *hash)
 
 /*
  * Sign and store a checkpoint of the advertiser's log at edge->size,
- * after checking that the tree extends the latest stored checkpoint.
+ * after checking that the tree extends the latest stored checkpoint:
+ * the batch appended to a log of first entries with root first_root,
+ * which is that check when the latest checkpoint is at first (else the
+ * root at its size is recomputed from the stored hashes).
  */
 static void
-sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
+sign_checkpoint(const char *advertiser_id, int64 first,
+				const uint8 *first_root, const FpMerkleEdge *edge)
 {
 	const FpSigningKey *key = fp_attribution_signing_key();
 	char	   *origin = fp_attribution_log_origin(advertiser_id);
@@ -383,8 +437,13 @@ sign_checkpoint(const char *advertiser_id, const FpMerkleEdge *edge)
 
 		if (old_size >= edge->size)
 			return;
-		fp_attribution_log_reader_init(&reader, advertiser_id);
-		fp_merkle_root(old_size, fp_attribution_log_read_node, &reader, at_old);
+		if (old_size == first)
+			memcpy(at_old, first_root, FP_MERKLE_HASH_LEN);
+		else
+		{
+			fp_attribution_log_reader_init(&reader, advertiser_id);
+			fp_merkle_root(old_size, fp_attribution_log_read_node, &reader, at_old);
+		}
 		if (VARSIZE_ANY_EXHDR(old_root) != FP_MERKLE_HASH_LEN ||
 			memcmp(VARDATA_ANY(old_root), at_old, FP_MERKLE_HASH_LEN) != 0)
 			ereport(ERROR,
@@ -418,17 +477,20 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 														pending->tupdesc, 1, &isnull));
 	FpLogReader reader;
 	FpMerkleEdge edge;
+	FpMerkleHash first_root;
 	LogWriter	writer;
 	int			n = to - from;
 	int64		first;
 	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
 	Datum		values[4];
 
 	fp_attribution_log_reader_init(&reader, adv);
 	first = fp_attribution_log_size(adv);
 	fp_merkle_edge_load(&edge, first, fp_attribution_log_read_node, &reader);
+	fp_merkle_edge_root(&edge, first_root);
 	writer.n = 0;
-	writer.cap = 2 * n + FP_MERKLE_MAX_LEVELS;
+	writer.cap = n / ((1 << FP_LOG_TILE_HEIGHT) - 1) + FP_MERKLE_MAX_LEVELS;
 	writer.levels = palloc(writer.cap * sizeof(Datum));
 	writer.indexes = palloc(writer.cap * sizeof(Datum));
 	writer.hashes = palloc(writer.cap * sizeof(Datum));
@@ -443,23 +505,28 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 		fp_merkle_leaf_hash((const uint8 *) VARDATA_ANY(receipt_hash),
 							VARSIZE_ANY_EXHDR(receipt_hash), leaf);
 		receipt_ids[i - from] = SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull);
+		leaf_hashes[i - from] = fp_attribution_bytea_datum(leaf, FP_MERKLE_HASH_LEN);
 		fp_merkle_edge_append(&edge, leaf, write_node, &writer);
 	}
 
-	/* entries first .. first + n - 1, then every hash written */
+	/* entries first .. first + n - 1, then the hashes written, if any */
 	values[0] = CStringGetTextDatum(adv);
 	values[1] = Int64GetDatum(first);
 	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
 	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_entries");
-	values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[2] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into attribution.log_nodes");
+	if (writer.n > 0)
+	{
+		values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
+		values[2] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[3] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
+		if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into attribution.log_nodes");
+	}
 	if (fp_attribution_signing_key_file != NULL &&
 		fp_attribution_signing_key_file[0] != '\0')
-		sign_checkpoint(adv, &edge);
+		sign_checkpoint(adv, first, first_root, &edge);
 }
 
 /*

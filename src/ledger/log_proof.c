@@ -139,11 +139,12 @@ fp_attribution_receipt_proof(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	values[0] = UUIDPGetDatum(id);
+	/* the receipt's advertiser first: log_entries is keyed by it */
 	if (SPI_execute_with_args("SELECT e.advertiser_id, e.log_index, r.receipt_hash"
-							  " FROM attribution.log_entries e JOIN attribution.receipts r"
-							  "  ON r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-							  "  AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id"
-							  " WHERE e.receipt_id OPERATOR(pg_catalog.=) $1",
+							  " FROM attribution.receipts r JOIN attribution.log_entries e"
+							  "  ON e.advertiser_id OPERATOR(pg_catalog.=) r.advertiser_id"
+							  "  AND e.receipt_id OPERATOR(pg_catalog.=) r.receipt_id"
+							  " WHERE r.receipt_id OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read attribution.log_entries");
 	if (SPI_processed == 0)

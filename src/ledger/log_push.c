@@ -17,7 +17,10 @@
  * back integration.
  * Connection failures, timeouts and HTTP 429, 502, 503 and 504 are retried
  * with exponential backoff and jitter (1 s doubling to 30 s, as OTLP
- * export); any other answer but 2xx drops that checkpoint.  Failures are
+ * export), or after the answer's Retry-After (seconds or an HTTP date, as
+ * libcurl parses it) when it has one, at most 5 minutes: a witness gets
+ * the newest checkpoint of each log anyway, since a newer one replaces a
+ * waiting one.  Any other answer but 2xx drops that checkpoint.  Failures are
  * logged once per endpoint until it works again, with the URL's secrets
  * redacted (otlp_redact.c).
  *
@@ -48,6 +51,7 @@
 #define PUSH_CONNECT_TIMEOUT_MS 5000
 #define PUSH_BACKOFF_INITIAL_MS 1000
 #define PUSH_BACKOFF_MAX_MS 30000
+#define PUSH_RETRY_AFTER_MAX_MS (5 * 60 * 1000)
 /* How often the loop comes back while a request is in flight */
 #define PUSH_POLL_MS 50
 /* Advertisers whose checkpoints wait per endpoint; the oldest goes first */
@@ -343,12 +347,29 @@ start(PushEndpoint *ep)
 		elog(ERROR, "could not start a libcurl transfer");
 }
 
+/*
+ * Delay before the next attempt after a failed one: the answer's
+ * Retry-After, capped, or the backoff.  libcurl reports no Retry-After
+ * and "Retry-After: 0" alike, as 0; both get the backoff.
+ */
+static int
+retry_wait_ms(PushEndpoint *ep)
+{
+	curl_off_t	retry_after = 0;
+
+	if (curl_easy_getinfo(ep->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+		retry_after > 0)
+		return (int) Min(retry_after * 1000, (curl_off_t) PUSH_RETRY_AFTER_MAX_MS);
+	return backoff_ms(ep->attempts);
+}
+
 /* Account for a finished POST */
 static void
 finish(PushEndpoint *ep, CURLcode rc, TimestampTz now)
 {
 	long		status = 0;
 	bool		retry;
+	int			wait_ms = 0;
 	char		why[128];
 
 	curl_multi_remove_handle(multi, ep->easy);
@@ -371,15 +392,19 @@ finish(PushEndpoint *ep, CURLcode rc, TimestampTz now)
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
 	else
 		snprintf(why, sizeof(why), "HTTP status %ld", status);
+	if (retry)
+	{
+		ep->attempts++;
+		wait_ms = retry_wait_ms(ep);
+	}
 	ereport(ep->failing && retry ? DEBUG1 : LOG,
 			(errmsg("fp_attribution log push to %s failed: %s", ep->redacted, why),
-			 errdetail(retry ? "The checkpoint is sent again later." :
-					   "The checkpoint is dropped; the next one is sent.")));
+			 retry ? errdetail("The checkpoint is sent again in %.1f s.", wait_ms / 1000.0) :
+			 errdetail("The checkpoint is dropped; the next one is sent.")));
 	if (retry)
 	{
 		ep->failing = true;
-		ep->attempts++;
-		ep->next_attempt = TimestampTzPlusMilliseconds(now, backoff_ms(ep->attempts));
+		ep->next_attempt = TimestampTzPlusMilliseconds(now, wait_ms);
 	}
 	else
 	{

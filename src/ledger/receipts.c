@@ -388,11 +388,11 @@ prepare_plans(void)
 											" RETURNING ctid",
 											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
 	/* the receipt, and its row in the log's queue (log.h); the second for a waiting command */
-	insert_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$2")
+	insert_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
 										   "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 										   " VALUES (" RECEIPT_VALUES ")",
 										   RECEIPT_NPARAMS, receipt_types);
-	insert_returning_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$2")
+	insert_returning_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
 													 "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 													 " VALUES (" RECEIPT_VALUES ") RETURNING *",
 													 RECEIPT_NPARAMS, receipt_types);

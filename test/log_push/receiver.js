@@ -1,10 +1,12 @@
 // Checkpoint receiver for test/log_push/run.sh: listens on 127.0.0.1 (an
 // ephemeral port, printed on the first line of stdout), answers the first
-// POST 503 (so the pusher must retry), then checks each body as a
-// c2sp.org/signed-note checkpoint against the verifier key in KEYFILE
-// (`<name>+<hex key hash>+<base64(0x01 || Ed25519 public key)>`, read at
-// each request) with node's crypto: 200 when the signature verifies, 400
-// when not.  Appends one JSON line per request to OUTFILE.
+// POST 503 with "Retry-After: 2" (so the pusher must retry, and wait), then
+// checks each body as a c2sp.org/signed-note checkpoint against the
+// verifier key in KEYFILE (`<name>+<hex key hash>+<base64(0x01 || Ed25519
+// public key)>`, read at each request) with node's crypto: 200 when the
+// signature verifies, 400 when not.  POSTs to /slow always get 503 with
+// "Retry-After: 86400".  Appends one JSON line per request to OUTFILE,
+// with its arrival time in ms.
 // Usage: node receiver.js KEYFILE OUTFILE
 'use strict';
 const crypto = require('crypto');
@@ -54,19 +56,25 @@ const server = http.createServer((req, res) => {
 	const chunks = [];
 	req.on('data', (c) => chunks.push(c));
 	req.on('end', () => {
-		requests++;
 		const note = Buffer.concat(chunks).toString('utf8');
-		const line = { n: requests, method: req.method, path: req.url,
+		const line = { n: 0, method: req.method, path: req.url, t: Date.now(),
 			type: req.headers['content-type'] || '',
 			authorization: req.headers.authorization || '' };
-		if (requests === 1) {
+		const headers = { 'content-type': 'text/plain' };
+		if (req.url === '/slow') {
 			line.status = 503;
+			headers['retry-after'] = '86400';
+		} else if (++requests === 1) {
+			line.n = requests;
+			line.status = 503;
+			headers['retry-after'] = '2';
 		} else {
+			line.n = requests;
 			Object.assign(line, verifyNote(note, fs.readFileSync(keyFile, 'utf8')));
 			line.status = line.ok ? 200 : 400;
 		}
 		fs.appendFileSync(outFile, JSON.stringify(line) + '\n');
-		res.writeHead(line.status, { 'content-type': 'text/plain' });
+		res.writeHead(line.status, headers);
 		res.end();
 	});
 });

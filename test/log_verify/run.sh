@@ -65,7 +65,7 @@ if [ "$sizes" = "acme=7 default=24" ]; then pass "the worker integrated and chec
 printf '%s\n' "$(psql "-c \"SELECT attribution.checkpoint()\"")" >"$tmp/saved-default"
 printf '%s\n' "$(psql "-c \"SELECT attribution.checkpoint('acme')\"")" >"$tmp/saved-acme"
 psql >/dev/null <<'SQL'
-SELECT count(*) FROM generate_series(21, 33) AS n,
+SELECT count(*) FROM generate_series(21, 300) AS n,
 	LATERAL attribution.track_click('aff-' || n % 3,
 		click_id => ('10000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid);
 SELECT count(*) FROM generate_series(1, 4) AS n,
@@ -137,6 +137,10 @@ UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
  WHERE e.advertiser_id = 'default' AND e.log_index = 4 AND s.log_index = 3;
 UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
  WHERE e.advertiser_id = 'default' AND e.log_index = 3 AND s.log_index = 4;"
+tamper "leaf hash rewritten" "
+UPDATE attribution.log_entries SET leaf_hash = sha256(leaf_hash) WHERE advertiser_id = 'default' AND log_index = 5;"
+tamper "stored subtree hash rewritten" "
+UPDATE attribution.log_nodes SET hash = sha256(hash) WHERE advertiser_id = 'default' AND level = 8 AND node_index = 0;"
 tamper "forked history re-signed" "
 DELETE FROM attribution.clicks WHERE click_id = '10000000-0000-4000-8000-000000000002';
 DELETE FROM attribution.receipts WHERE aggregate_id = '10000000-0000-4000-8000-000000000002';
@@ -144,7 +148,7 @@ DELETE FROM attribution.receipt_streams WHERE aggregate_id = '10000000-0000-4000
 DELETE FROM attribution.log_entries WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_nodes WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_checkpoints WHERE advertiser_id = 'default';
-INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, \"timestamp\" FROM attribution.receipts WHERE advertiser_id = 'default';
+INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, receipt_hash, \"timestamp\" FROM attribution.receipts WHERE advertiser_id = 'default';
 SELECT attribution.integrate_log() \\g /dev/null"
 
 echo "$passed passed, $failed failed"

@@ -16,26 +16,39 @@
 #include "fp_attribution/merkle.h"
 #include "fp_attribution/telemetry.h"
 
-/* Reads attribution.log_nodes of one advertiser through SPI */
 /*
  * The receipt write's only contact with the logs: the statement that
  * inserts a receipt (receipts.c) starts with this CTE, which queues the
- * receipt for integration (the receipt's advertiser_id, receipt_id and
- * timestamp are the parameters named; the receipt's INSERT stays the
- * statement's own, so its span is still "INSERT attribution.receipts").  The queue row
- * commits or rolls back with the receipt; an insert into
- * attribution.log_queue (a heap without indexes) takes no lock beyond its
- * row and shares no row or index page with other commands.  Integration
- * (log.c) deletes the rows it appends, so finding pending receipts costs
- * O(batch).  Part of the receipt's statement rather than a second one: a
- * separate SPI INSERT cost 8 % of a track_click.  Both inserts name the
- * advertiser by the same parameter, so on Citus both route to its shards.
+ * receipt for integration (the receipt's advertiser_id, receipt_id,
+ * receipt_hash and timestamp are the parameters named; the receipt's
+ * INSERT stays the statement's own, so its span is still "INSERT
+ * attribution.receipts").  The queue row commits or rolls back with the
+ * receipt; an insert into attribution.log_queue (a heap without indexes)
+ * takes no lock beyond its row and shares no row or index page with other
+ * commands.  Integration (log.c) deletes the rows it appends, so finding
+ * pending receipts costs O(batch), and reads the leaf data from the queue
+ * row rather than looking each receipt up.  Part of the receipt's
+ * statement rather than a second one: a separate SPI INSERT cost 8 % of a
+ * track_click.  Both inserts name the advertiser by the same parameter, so
+ * on Citus both route to its shards.
  */
-#define FP_LOG_ENQUEUE_CTE(advertiser_id, receipt_id, timestamp) \
+#define FP_LOG_ENQUEUE_CTE(advertiser_id, receipt_id, receipt_hash, timestamp) \
 	"WITH log_queued AS (INSERT INTO attribution.log_queue" \
-	" (advertiser_id, receipt_id, \"timestamp\")" \
-	" VALUES (" advertiser_id ", " receipt_id ", " timestamp ")) "
+	" (advertiser_id, receipt_id, receipt_hash, \"timestamp\")" \
+	" VALUES (" advertiser_id ", " receipt_id ", " receipt_hash ", " timestamp ")) "
 
+/*
+ * Levels of stored subtree hashes: the leaf hashes (level 0) are in
+ * attribution.log_entries, and attribution.log_nodes holds the hashes of
+ * levels FP_LOG_TILE_HEIGHT, 2 * FP_LOG_TILE_HEIGHT ... (its CHECK
+ * constraint repeats the figure).  Any other hash is recomputed from the
+ * at most 2^(FP_LOG_TILE_HEIGHT - 1) stored hashes under it at the
+ * nearest stored level below, read by one range scan: the idea of the
+ * tiles of c2sp.org/tlog-tiles, kept one hash per row.
+ */
+#define FP_LOG_TILE_HEIGHT 4
+
+/* Reads the stored hashes of one advertiser's log through SPI */
 typedef struct FpLogReader
 {
 	const char *advertiser_id;
@@ -52,6 +65,9 @@ extern void fp_attribution_log_reader_init(FpLogReader *reader,
 										   const char *advertiser_id);
 extern void fp_attribution_log_read_node(void *arg, int level, int64 index,
 										 uint8 *out);
+extern void fp_attribution_log_read_stored(FpLogReader *reader, int level,
+										   int64 first, int count,
+										   FpMerkleHash *out);
 extern int64 fp_attribution_log_size(const char *advertiser_id);
 extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **advertiser_id,

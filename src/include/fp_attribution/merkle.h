@@ -42,6 +42,7 @@ typedef struct FpMerkleEdge
 extern void fp_merkle_leaf_hash(const uint8 *data, size_t len, uint8 *out);
 extern void fp_merkle_node_hash(const uint8 *left, const uint8 *right,
 								uint8 *out);
+extern void fp_merkle_fold(FpMerkleHash *hashes, int count);
 extern void fp_merkle_edge_load(FpMerkleEdge *edge, int64 size,
 								FpMerkleReadNode read, void *arg);
 extern void fp_merkle_edge_append(FpMerkleEdge *edge, const uint8 *leaf_hash,

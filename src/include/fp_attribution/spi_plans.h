@@ -14,5 +14,7 @@
 
 extern SPIPlanPtr fp_attribution_keep_plan(const char *sql, int nargs,
 										   Oid *argtypes);
+extern SPIPlanPtr fp_attribution_keep_generic_plan(const char *sql, int nargs,
+												   Oid *argtypes);
 
 #endif							/* FP_ATTRIBUTION_SPI_PLANS_H */
