@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/guc.h"
@@ -75,8 +76,9 @@ fp_attribution_auto_approve_tick(TimestampTz now)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
-		if (SPI_execute("SELECT attribution.approve_due_conversions(" CppAsString2(AUTO_APPROVE_BATCH) ")"
-						" FROM pg_catalog.pg_extension WHERE extname = 'fp_attribution'",
+		/* a name in a missing schema is an error even when no row needs it */
+		if (OidIsValid(get_extension_oid("fp_attribution", true)) &&
+			SPI_execute("SELECT attribution.approve_due_conversions(" CppAsString2(AUTO_APPROVE_BATCH) ")",
 						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;

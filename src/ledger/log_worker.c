@@ -32,6 +32,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -123,6 +124,7 @@ integrate_tick(TimestampTz now)
 	volatile bool full = false;
 	volatile TimestampTz oldest = 0;
 	volatile bool distributed = false;
+	bool		installed;
 
 	if (fp_attribution_log_interval_ms == 0)
 	{
@@ -141,16 +143,17 @@ integrate_tick(TimestampTz now)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
-		distributed = log_queue_distributed();
+		/* a name in a missing schema is an error even when no row needs it */
+		installed = OidIsValid(get_extension_oid("fp_attribution", true));
+		distributed = installed && log_queue_distributed();
 
 		/*
 		 * The subquery reads the queue in the statement's snapshot, as it
 		 * was before integrate_log() took its batch off.
 		 */
-		if (!distributed &&
+		if (installed && !distributed &&
 			SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
-						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)"
-						" FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'fp_attribution'",
+						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)",
 						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;
