@@ -54,6 +54,11 @@ SQL
 pgbench -n -c 4 -j 2 -T 6 -f "$tmp/click.sql" >"$tmp/click.log" 2>&1 &
 load=$!
 victim=""
+# some clicks committed first (on a loaded machine the first may take a while)
+for _ in $(seq 1 100); do
+	[ "$(q -c "SELECT count(*) > 2 FROM attribution.clicks WHERE advertiser_id = 'adv-load'" 2>/dev/null)" = t ] && break
+	sleep 0.1
+done
 for _ in $(seq 1 50); do
 	sleep 0.1
 	victim=$(psql -XAtq -p "$port" -c "SELECT pid FROM pg_stat_activity
