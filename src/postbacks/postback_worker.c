@@ -135,9 +135,14 @@ typedef struct PostbackRequest
 	FpSpanId	parent_span_id;
 	FpSpanId	span_id;
 	int64		start_ns;
+	/* its endpoint's count was 0 when claimed, and failures_written then */
+	bool		endpoint_clean;
+	uint64		failures_written;
 } PostbackRequest;
 
 static PostbackRequest requests[MAX_REQUESTS];
+/* Failure counts written by this worker (see write_advertiser_results) */
+static uint64 failures_written = 0;
 static MemoryContext worker_cxt;
 static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
@@ -162,22 +167,18 @@ retry_wait_ms(int attempts, int retry_after_ms)
 
 /*
  * The worker's statements.  The results of a cycle's attempts are written
- * by one UPDATE of the outbox and one of the endpoints per advertiser:
- * arrays of the rows' keys and of their new values, each row taking its
- * values at its key's position (array_position).  Naming the advertiser
+ * by one UPDATE of the outbox and one of the endpoints per advertiser,
+ * joined to arrays of the rows' keys and new values (unnest; Citus
+ * refuses subscripts of a parameter in an UPDATE).  Naming the advertiser
  * keeps every statement on one Citus shard.  The transaction's time goes
  * in as a parameter where a CASE chooses it: Citus refuses a
  * non-immutable function (now()) inside CASE in a modification of a
  * distributed table.
  */
-#define RESULT_OF(array) \
-	" (" array ")[pg_catalog.array_position($2, o.delivery_id)]"
-#define FAILURES_OF(array) \
-	" (" array ")[pg_catalog.array_position($2, e.endpoint_id)]"
 /* An endpoint's consecutive failures once the cycle's results count */
 #define NEW_FAILURES \
-	" (" FAILURES_OF("$4") " OPERATOR(pg_catalog.+)" \
-	" CASE WHEN" FAILURES_OF("$3") " THEN 0 ELSE e.consecutive_failures END)"
+	" (r.failures OPERATOR(pg_catalog.+)" \
+	" CASE WHEN r.reset THEN 0 ELSE e.consecutive_failures END)"
 /* ... and whether they disable it now */
 #define DISABLES \
 	" e.disabled_at IS NULL AND $5 OPERATOR(pg_catalog.>) 0" \
@@ -193,7 +194,8 @@ prepare_plans(void)
 							 " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
 							 " o.commission_cents::text, o.currency, o.receipt_id::text,"
 							 " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-							 " e.url_template, e.method, s.secret"
+							 " e.url_template, e.method, s.secret,"
+							 " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
 							 " FROM attribution.postback_endpoints e"
 							 " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
 							 "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
@@ -208,23 +210,25 @@ prepare_plans(void)
 							 " WHERE e.active AND e.disabled_at IS NULL"
 							 " ORDER BY o.next_attempt_at LIMIT $3",
 							 3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
-	/* $3 HTTP statuses, $4 errors, $5 states, $6 waits in ms, $7 now */
+	/*
+	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now.
+	 * The next attempt's time is computed here: Citus refuses a STABLE
+	 * function (timestamptz + interval) of a column in an UPDATE.
+	 */
 	result_plan = SPI_prepare("UPDATE attribution.postback_outbox o SET"
 							  " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
 							  " last_attempt_at = pg_catalog.now(),"
-							  " last_http_status =" RESULT_OF("$3") ","
-							  " last_error =" RESULT_OF("$4") ","
-							  " state =" RESULT_OF("$5") ","
-							  " next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-							  "  pg_catalog.make_interval(secs =>" RESULT_OF("$6")
-							  "  OPERATOR(pg_catalog./) 1000.0),"
-							  " done_at = CASE WHEN" RESULT_OF("$5")
-							  "  OPERATOR(pg_catalog.<>) 'pending' THEN $7 END"
+							  " last_http_status = r.http_status, last_error = r.error,"
+							  " state = r.state, next_attempt_at = r.next_attempt_at,"
+							  " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
+							  "  THEN $7 END"
+							  " FROM pg_catalog.unnest($2, $3, $4, $5, $6)"
+							  "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
 							  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-							  " AND o.delivery_id OPERATOR(pg_catalog.=) ANY ($2)"
+							  " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
 							  " AND o.state OPERATOR(pg_catalog.=) 'pending'",
 							  7, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-							  TEXTARRAYOID, FLOAT8ARRAYOID, TIMESTAMPTZOID});
+							  TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID});
 
 	/*
 	 * $3 whether a success reset the count, $4 failures since (or in all),
@@ -236,10 +240,12 @@ prepare_plans(void)
 								" consecutive_failures =" NEW_FAILURES ","
 								" disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
 								" disabled_reason = CASE WHEN" DISABLES
-								"  THEN" FAILURES_OF("$6") " ELSE e.disabled_reason END"
+								"  THEN r.reason ELSE e.disabled_reason END"
+								" FROM pg_catalog.unnest($2, $3, $4, $6)"
+								"  AS r(endpoint_id, reset, failures, reason)"
 								" WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
-								" AND e.endpoint_id OPERATOR(pg_catalog.=) ANY ($2)"
-								" AND (" FAILURES_OF("$4") " OPERATOR(pg_catalog.>) 0"
+								" AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+								" AND (r.failures OPERATOR(pg_catalog.>) 0"
 								"  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
 								" RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
 								7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
@@ -355,7 +361,11 @@ make_array(Datum *elems, bool *nulls, int n, Oid type)
  * Write the results of the finished attempts fs[0..n) of one advertiser
  * (in the cycle's transaction): the rows' new states, then the endpoints'
  * failure counts, folded in the order of fs as if written one by one (a
- * success resets the count, a failure adds one).
+ * success resets the count, a failure adds one).  The second statement is
+ * left out when it has nothing to change: only successes, each of an
+ * endpoint whose count the claim read as 0, and no failure written since
+ * (failures_written counts the statements that wrote some; an endpoint's
+ * count rises only here, enable_postback_endpoint() only resets it).
  */
 static void
 write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
@@ -366,7 +376,7 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 	Datum	   *errors = palloc(sizeof(Datum) * n);
 	bool	   *no_error = palloc(sizeof(bool) * n);
 	Datum	   *states = palloc(sizeof(Datum) * n);
-	Datum	   *waits = palloc(sizeof(Datum) * n);
+	Datum	   *next_attempts = palloc(sizeof(Datum) * n);
 	/* per endpoint, in order of first appearance */
 	Datum	   *endpoints = palloc(sizeof(Datum) * n);
 	Datum	   *resets = palloc(sizeof(Datum) * n);
@@ -374,6 +384,7 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 	Datum	   *reasons = palloc(sizeof(Datum) * n);
 	const char **last_error = palloc(sizeof(char *) * n);
 	int			nendpoints = 0;
+	bool		endpoints_change = false;
 	Datum		advertiser = CStringGetTextDatum(fs[0]->rq->advertiser_id);
 	int			rc;
 
@@ -389,7 +400,8 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 		errors[i] = sent ? (Datum) 0 : CStringGetTextDatum(f->res.error);
 		no_error[i] = sent;
 		states[i] = CStringGetTextDatum(f->state);
-		waits[i] = Float8GetDatum((double) f->wait_ms);
+		next_attempts[i] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(DatumGetTimestampTz(xact_now),
+																	f->wait_ms));
 
 		for (e = 0; e < nendpoints; e++)
 			if (DatumGetInt64(endpoints[e]) == f->rq->endpoint_id)
@@ -412,6 +424,15 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 			failures[e] = Int32GetDatum(DatumGetInt32(failures[e]) + 1);
 			last_error[e] = f->res.error;
 		}
+
+		/*
+		 * Only this worker raises an endpoint's count: a success of an
+		 * endpoint whose count was 0 when the row was claimed, with no
+		 * failure written since, has nothing to reset
+		 */
+		if (!sent || !f->rq->endpoint_clean ||
+			f->rq->failures_written != failures_written)
+			endpoints_change = true;
 	}
 	for (int e = 0; e < nendpoints; e++)
 		reasons[e] = CStringGetTextDatum(psprintf("%d failed attempts in a row, the last: %s",
@@ -423,11 +444,19 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 							  make_array(statuses, no_status, n, INT4OID),
 							  make_array(errors, no_error, n, TEXTOID),
 							  make_array(states, NULL, n, TEXTOID),
-						  make_array(waits, NULL, n, FLOAT8OID), xact_now},
+						  make_array(next_attempts, NULL, n, TIMESTAMPTZOID), xact_now},
 						  NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record postback attempts: %s", SPI_result_code_string(rc));
 
+	if (!endpoints_change)
+		return;
+	for (int e = 0; e < nendpoints; e++)
+		if (DatumGetInt32(failures[e]) > 0)
+		{
+			failures_written++;
+			break;
+		}
 	rc = SPI_execute_plan(endpoint_plan,
 						  (Datum[]) {advertiser, make_array(endpoints, NULL, nendpoints, INT8OID),
 							  make_array(resets, NULL, nendpoints, BOOLOID),
@@ -560,6 +589,8 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	url = fp_attribution_postback_expand(column_text(tuple, desc, 21), &v);
 	strlcpy(rq->method, column_text(tuple, desc, 22), sizeof(rq->method));
 	secret = column_text(tuple, desc, 23);
+	rq->endpoint_clean = DatumGetBool(SPI_getbinval(tuple, desc, 24, &isnull));
+	rq->failures_written = failures_written;
 	fp_attribution_otlp_redact(shown, url, sizeof(shown));
 	rq->url_shown = pstrdup(shown);
 
