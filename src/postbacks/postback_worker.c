@@ -168,7 +168,8 @@ retry_wait_ms(int attempts, int retry_after_ms)
 /*
  * The worker's statements.  The results of a cycle's attempts are written
  * by one UPDATE of the outbox and one of the endpoints per advertiser,
- * joined to arrays of the rows' keys and new values (unnest; Citus
+ * joined to arrays of the rows' keys and new values (ROWS FROM unnest:
+ * the multi-array unnest() cannot be schema-qualified; Citus
  * refuses subscripts of a parameter in an UPDATE).  Naming the advertiser
  * keeps every statement on one Citus shard.  The transaction's time goes
  * in as a parameter where a CASE chooses it: Citus refuses a
@@ -187,7 +188,8 @@ retry_wait_ms(int attempts, int retry_after_ms)
 static void
 prepare_plans(void)
 {
-	if (claim_plan != NULL)
+	/* prepared last: a parse error in an earlier one leaves it NULL */
+	if (endpoint_plan != NULL)
 		return;
 	claim_plan = SPI_prepare("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
 							 " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
@@ -222,7 +224,8 @@ prepare_plans(void)
 							  " state = r.state, next_attempt_at = r.next_attempt_at,"
 							  " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
 							  "  THEN $7 END"
-							  " FROM pg_catalog.unnest($2, $3, $4, $5, $6)"
+							  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+							  "  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
 							  "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
 							  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
 							  " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
@@ -241,7 +244,8 @@ prepare_plans(void)
 								" disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
 								" disabled_reason = CASE WHEN" DISABLES
 								"  THEN r.reason ELSE e.disabled_reason END"
-								" FROM pg_catalog.unnest($2, $3, $4, $6)"
+								" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								"  pg_catalog.unnest($4), pg_catalog.unnest($6))"
 								"  AS r(endpoint_id, reset, failures, reason)"
 								" WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
 								" AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
@@ -251,8 +255,12 @@ prepare_plans(void)
 								7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
 								INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 	if (claim_plan == NULL || result_plan == NULL || endpoint_plan == NULL)
+	{
+		/* unkept plans die with this SPI connection: prepare all next time */
+		claim_plan = result_plan = endpoint_plan = NULL;
 		elog(ERROR, "could not prepare the postback worker's statements: %s",
 			 SPI_result_code_string(SPI_result));
+	}
 	SPI_keepplan(claim_plan);
 	SPI_keepplan(result_plan);
 	SPI_keepplan(endpoint_plan);
