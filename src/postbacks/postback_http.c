@@ -57,6 +57,7 @@ typedef struct PostbackSlot
 static PostbackSlot slots[MAX_SLOTS];
 static CURLM *multi = NULL;
 static int	nbusy = 0;
+static int	nfinished = 0;
 
 /* libcurl write callback: the body is not needed */
 static size_t
@@ -205,6 +206,7 @@ finish(PostbackSlot *s, CURLcode rc)
 	s->busy = false;
 	s->done = true;
 	nbusy--;
+	nfinished++;
 }
 
 /* Classify every request libcurl reports finished */
@@ -238,19 +240,21 @@ fp_attribution_postback_http_take(int slot, FpPostbackResult *result)
 		return false;
 	*result = s->result;
 	s->done = false;
+	nfinished--;
 	return true;
 }
 
-/* Requests in flight */
+/* Finished requests whose results wait to be taken */
 int
-fp_attribution_postback_http_busy(void)
+fp_attribution_postback_http_finished(void)
 {
-	return nbusy;
+	return nfinished;
 }
 
 /*
  * Sleep until the latch is set, a request can make progress or timeout_ms
- * pass, then move every request forward.  Exits on postmaster death; the
+ * pass (even with results waiting: the caller chooses when to take them),
+ * then move every request forward.  Exits on postmaster death; the
  * caller resets the latch.  The sleep is curl_multi_wait.c's (the latch
  * and libcurl's sockets in one WaitEventSet), so no request delays
  * another, nor the latch.
@@ -265,9 +269,6 @@ fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
 		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 		collect_finished();
 	}
-	for (int i = 0; i < MAX_SLOTS; i++)
-		if (slots[i].done)
-			timeout_ms = 0;
 	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{

@@ -11,7 +11,8 @@
  *
  * Loop: one transaction per cycle writes the results of the attempts that
  * finished (delivered; retry at next_attempt_at; or failed) and the
- * endpoints' failure counts, then claims due pending rows for the free
+ * endpoints' failure counts (one UPDATE of each table per advertiser,
+ * however many results), then claims due pending rows for the free
  * request slots: at most fp_attribution.postback_concurrency in flight,
  * at most fp_attribution.postback_endpoint_concurrency per endpoint (a
  * LATERAL subquery per enabled endpoint, so an endpoint with a deep
@@ -20,7 +21,9 @@
  * sleeps on its latch and their sockets together; backends set the latch
  * when a transaction that enqueued commits (postbacks.c), and the sleep
  * is at most POLL_MS otherwise (retries that came due, an endpoint
- * re-enabled).
+ * re-enabled).  Without a backlog, cycles are at least BATCH_MS apart, so
+ * a steady trickle of conversions is claimed and written in batches
+ * (wait_for_work).
  *
  * A row stays "pending" while its request is in flight: a crash (of the
  * worker or the server) at any point loses nothing; an attempt whose
@@ -28,6 +31,11 @@
  * (the row's delivery_id), which is why the receiver must deduplicate.
  * At most once is impossible over HTTP; at least once with a stable key
  * is what the receiver can turn into exactly once.
+ *
+ * Commits: the worker's transactions commit asynchronously
+ * (synchronous_commit off): a result lost with the last moments of WAL
+ * in a crash is only an attempt made again, as above, and the commands'
+ * own commits do not wait behind the worker's WAL flushes.
  *
  * Retries: connection errors, timeouts, 429 and 5xx, after
  * fp_attribution.postback_retry_initial doubling with each attempt, times
@@ -80,8 +88,10 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -97,8 +107,8 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 
 /* Longest sleep: retries that came due and re-enabled endpoints wait this */
 #define POLL_MS 1000
-/* Sleep while the extension is missing from the worker's database */
-#define NO_EXTENSION_MS 10000
+/* Shortest time between cycles without a backlog (see wait_for_work) */
+#define BATCH_MS 50
 /*
  * How often rows past fp_attribution.postback_max_age are given up and
  * finished rows past fp_attribution.postback_retention deleted
@@ -125,9 +135,14 @@ typedef struct PostbackRequest
 	FpSpanId	parent_span_id;
 	FpSpanId	span_id;
 	int64		start_ns;
+	/* its endpoint's count was 0 when claimed, and failures_written then */
+	bool		endpoint_clean;
+	uint64		failures_written;
 } PostbackRequest;
 
 static PostbackRequest requests[MAX_REQUESTS];
+/* Failure counts written by this worker (see write_advertiser_results) */
+static uint64 failures_written = 0;
 static MemoryContext worker_cxt;
 static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
@@ -151,21 +166,38 @@ retry_wait_ms(int attempts, int retry_after_ms)
 }
 
 /*
- * The worker's statements.  The transaction's time goes in as a parameter
- * where a CASE chooses it: Citus refuses a non-immutable function (now())
- * inside CASE in a modification of a distributed table.
+ * The worker's statements.  The results of a cycle's attempts are written
+ * by one UPDATE of the outbox and one of the endpoints per advertiser,
+ * joined to arrays of the rows' keys and new values (ROWS FROM unnest:
+ * the multi-array unnest() cannot be schema-qualified; Citus
+ * refuses subscripts of a parameter in an UPDATE).  Naming the advertiser
+ * keeps every statement on one Citus shard.  The transaction's time goes
+ * in as a parameter where a CASE chooses it: Citus refuses a
+ * non-immutable function (now()) inside CASE in a modification of a
+ * distributed table.
  */
+/* An endpoint's consecutive failures once the cycle's results count */
+#define NEW_FAILURES \
+	" (r.failures OPERATOR(pg_catalog.+)" \
+	" CASE WHEN r.reset THEN 0 ELSE e.consecutive_failures END)"
+/* ... and whether they disable it now */
+#define DISABLES \
+	" e.disabled_at IS NULL AND $5 OPERATOR(pg_catalog.>) 0" \
+	" AND" NEW_FAILURES " OPERATOR(pg_catalog.>=) $5"
+
 static void
 prepare_plans(void)
 {
-	if (claim_plan != NULL)
+	/* prepared last: a parse error in an earlier one leaves it NULL */
+	if (endpoint_plan != NULL)
 		return;
 	claim_plan = SPI_prepare("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
 							 " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
 							 " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
 							 " o.commission_cents::text, o.currency, o.receipt_id::text,"
 							 " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-							 " e.url_template, e.method, s.secret"
+							 " e.url_template, e.method, s.secret,"
+							 " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
 							 " FROM attribution.postback_endpoints e"
 							 " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
 							 "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
@@ -180,38 +212,55 @@ prepare_plans(void)
 							 " WHERE e.active AND e.disabled_at IS NULL"
 							 " ORDER BY o.next_attempt_at LIMIT $3",
 							 3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
-	result_plan = SPI_prepare("UPDATE attribution.postback_outbox SET"
-							  " attempts = attempts OPERATOR(pg_catalog.+) 1,"
-							  " last_attempt_at = pg_catalog.now(), last_http_status = $3,"
-							  " last_error = $4, state = $5,"
-							  " next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-							  "  pg_catalog.make_interval(secs => $6 OPERATOR(pg_catalog./) 1000.0),"
-							  " done_at = $7"
-							  " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-							  " AND delivery_id OPERATOR(pg_catalog.=) $2"
-							  " AND state OPERATOR(pg_catalog.=) 'pending'",
-							  7, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID,
-							  TIMESTAMPTZOID});
-	endpoint_plan = SPI_prepare("UPDATE attribution.postback_endpoints SET"
-								" consecutive_failures = CASE WHEN $3 THEN 0"
-								"  ELSE consecutive_failures OPERATOR(pg_catalog.+) 1 END,"
-								" disabled_at = CASE WHEN NOT $3 AND disabled_at IS NULL"
-								"  AND $4 OPERATOR(pg_catalog.>) 0"
-								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
-								"  THEN $6 ELSE disabled_at END,"
-								" disabled_reason = CASE WHEN NOT $3 AND disabled_at IS NULL"
-								"  AND $4 OPERATOR(pg_catalog.>) 0"
-								"  AND consecutive_failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
-								"  THEN $5 ELSE disabled_reason END"
-								" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-								" AND endpoint_id OPERATOR(pg_catalog.=) $2"
-								" AND (NOT $3 OR consecutive_failures OPERATOR(pg_catalog.<>) 0)"
-								" RETURNING disabled_at IS NOT NULL AND consecutive_failures OPERATOR(pg_catalog.=) $4",
-								6, (Oid[]) {TEXTOID, INT8OID, BOOLOID, INT4OID, TEXTOID,
-								TIMESTAMPTZOID});
+	/*
+	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now.
+	 * The next attempt's time is computed here: Citus refuses a STABLE
+	 * function (timestamptz + interval) of a column in an UPDATE.
+	 */
+	result_plan = SPI_prepare("UPDATE attribution.postback_outbox o SET"
+							  " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
+							  " last_attempt_at = pg_catalog.now(),"
+							  " last_http_status = r.http_status, last_error = r.error,"
+							  " state = r.state, next_attempt_at = r.next_attempt_at,"
+							  " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
+							  "  THEN $7 END"
+							  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+							  "  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+							  "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
+							  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+							  " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
+							  " AND o.state OPERATOR(pg_catalog.=) 'pending'",
+							  7, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+							  TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID});
+
+	/*
+	 * $3 whether a success reset the count, $4 failures since (or in all),
+	 * $5 fp_attribution.postback_disable_after, $6 reasons, $7 now; an
+	 * endpoint whose count stays 0 is not written.  Returns the endpoints
+	 * this statement disabled (disabled_at is the transaction's time).
+	 */
+	endpoint_plan = SPI_prepare("UPDATE attribution.postback_endpoints e SET"
+								" consecutive_failures =" NEW_FAILURES ","
+								" disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
+								" disabled_reason = CASE WHEN" DISABLES
+								"  THEN r.reason ELSE e.disabled_reason END"
+								" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								"  pg_catalog.unnest($4), pg_catalog.unnest($6))"
+								"  AS r(endpoint_id, reset, failures, reason)"
+								" WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
+								" AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+								" AND (r.failures OPERATOR(pg_catalog.>) 0"
+								"  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+								" RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
+								7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+								INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 	if (claim_plan == NULL || result_plan == NULL || endpoint_plan == NULL)
+	{
+		/* unkept plans die with this SPI connection: prepare all next time */
+		claim_plan = result_plan = endpoint_plan = NULL;
 		elog(ERROR, "could not prepare the postback worker's statements: %s",
 			 SPI_result_code_string(SPI_result));
+	}
 	SPI_keepplan(claim_plan);
 	SPI_keepplan(result_plan);
 	SPI_keepplan(endpoint_plan);
@@ -262,80 +311,220 @@ record_span(const PostbackRequest *rq, const FpPostbackResult *res, int64 end_ns
 	pfree(span);
 }
 
-/*
- * Write the result of a finished attempt (in the cycle's transaction):
- * the row's new state, the endpoint's failure count, the metrics.
- */
-static void
-write_result(PostbackRequest *rq, const FpPostbackResult *res, TimestampTz now)
+/* A finished attempt of the cycle, and the outcome it gives its row */
+typedef struct FinishedAttempt
 {
-	bool		sent = res->outcome == FP_POSTBACK_SENT;
-	int			attempts = rq->attempts + 1;
-	long		wait_ms = 0;
-	const char *state = "pending";
-	Datum		args[7];
-	char		nulls[7] = "       ";
-	Datum		xact_now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	char		why[FP_POSTBACK_ERROR_LEN + 64];
-	bool		isnull;
-	int			rc;
+	PostbackRequest *rq;
+	FpPostbackResult res;
+	const char *state;			/* pending (a retry), delivered or failed */
+	long		wait_ms;		/* before the retry */
+	bool		written;		/* in its advertiser's statements already */
+} FinishedAttempt;
 
-	if (sent)
-		state = "delivered";
-	else if (res->outcome == FP_POSTBACK_PERMANENT ||
+/* Decide the row's next state of a finished attempt; count it */
+static void
+classify(FinishedAttempt *f, TimestampTz now)
+{
+	int			attempts = f->rq->attempts + 1;
+
+	f->wait_ms = 0;
+	if (f->res.outcome == FP_POSTBACK_SENT)
+		f->state = "delivered";
+	else if (f->res.outcome == FP_POSTBACK_PERMANENT ||
 			 attempts >= fp_attribution_postback_max_attempts)
-		state = "failed";
+		f->state = "failed";
 	else
 	{
-		wait_ms = retry_wait_ms(attempts, res->retry_after_ms);
-		if (TimestampTzPlusMilliseconds(now, wait_ms) >
-			TimestampTzPlusMilliseconds(rq->created_at,
+		f->state = "pending";
+		f->wait_ms = retry_wait_ms(attempts, f->res.retry_after_ms);
+		if (TimestampTzPlusMilliseconds(now, f->wait_ms) >
+			TimestampTzPlusMilliseconds(f->rq->created_at,
 										(int64) fp_attribution_postback_max_age_s * 1000))
-			state = "failed";
+			f->state = "failed";
 	}
-	fp_attribution_telemetry_count_postback(sent ? FP_POSTBACK_METRIC_SENT :
-											strcmp(state, "failed") == 0 ?
+	fp_attribution_telemetry_count_postback(f->res.outcome == FP_POSTBACK_SENT ?
+											FP_POSTBACK_METRIC_SENT :
+											strcmp(f->state, "failed") == 0 ?
 											FP_POSTBACK_METRIC_FAILED :
 											FP_POSTBACK_METRIC_RETRIED,
-											res->elapsed_ms);
+											f->res.elapsed_ms);
+}
 
-	args[0] = CStringGetTextDatum(rq->advertiser_id);
-	args[1] = UUIDPGetDatum(&rq->delivery_id);
-	args[2] = Int32GetDatum(res->http_status);
-	if (res->http_status == 0)
-		nulls[2] = 'n';
-	args[3] = CStringGetTextDatum(res->error);
-	if (sent)
-		nulls[3] = 'n';
-	args[4] = CStringGetTextDatum(state);
-	args[5] = Float8GetDatum((double) wait_ms);
-	args[6] = xact_now;
-	if (!sent && strcmp(state, "failed") != 0)
-		nulls[6] = 'n';
-	rc = SPI_execute_plan(result_plan, args, nulls, false, 0);
+/* A one-dimensional array of n elements of type (nulls may be NULL) */
+static Datum
+make_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Write the results of the finished attempts fs[0..n) of one advertiser
+ * (in the cycle's transaction): the rows' new states, then the endpoints'
+ * failure counts, folded in the order of fs as if written one by one (a
+ * success resets the count, a failure adds one).  The second statement is
+ * left out when it has nothing to change: only successes, each of an
+ * endpoint whose count the claim read as 0, and no failure written since
+ * (failures_written counts the statements that wrote some; an endpoint's
+ * count rises only here, enable_postback_endpoint() only resets it).
+ */
+static void
+write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *statuses = palloc(sizeof(Datum) * n);
+	bool	   *no_status = palloc(sizeof(bool) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	bool	   *no_error = palloc(sizeof(bool) * n);
+	Datum	   *states = palloc(sizeof(Datum) * n);
+	Datum	   *next_attempts = palloc(sizeof(Datum) * n);
+	/* per endpoint, in order of first appearance */
+	Datum	   *endpoints = palloc(sizeof(Datum) * n);
+	Datum	   *resets = palloc(sizeof(Datum) * n);
+	Datum	   *failures = palloc(sizeof(Datum) * n);
+	Datum	   *reasons = palloc(sizeof(Datum) * n);
+	const char **last_error = palloc(sizeof(char *) * n);
+	int			nendpoints = 0;
+	bool		endpoints_change = false;
+	Datum		advertiser = CStringGetTextDatum(fs[0]->rq->advertiser_id);
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		const FinishedAttempt *f = fs[i];
+		bool		sent = f->res.outcome == FP_POSTBACK_SENT;
+		int			e;
+
+		ids[i] = UUIDPGetDatum(&f->rq->delivery_id);
+		statuses[i] = Int32GetDatum(f->res.http_status);
+		no_status[i] = f->res.http_status == 0;
+		errors[i] = sent ? (Datum) 0 : CStringGetTextDatum(f->res.error);
+		no_error[i] = sent;
+		states[i] = CStringGetTextDatum(f->state);
+		next_attempts[i] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(DatumGetTimestampTz(xact_now),
+																	f->wait_ms));
+
+		for (e = 0; e < nendpoints; e++)
+			if (DatumGetInt64(endpoints[e]) == f->rq->endpoint_id)
+				break;
+		if (e == nendpoints)
+		{
+			endpoints[e] = Int64GetDatum(f->rq->endpoint_id);
+			resets[e] = BoolGetDatum(false);
+			failures[e] = Int32GetDatum(0);
+			last_error[e] = NULL;
+			nendpoints++;
+		}
+		if (sent)
+		{
+			resets[e] = BoolGetDatum(true);
+			failures[e] = Int32GetDatum(0);
+		}
+		else
+		{
+			failures[e] = Int32GetDatum(DatumGetInt32(failures[e]) + 1);
+			last_error[e] = f->res.error;
+		}
+
+		/*
+		 * Only this worker raises an endpoint's count: a success of an
+		 * endpoint whose count was 0 when the row was claimed, with no
+		 * failure written since, has nothing to reset
+		 */
+		if (!sent || !f->rq->endpoint_clean ||
+			f->rq->failures_written != failures_written)
+			endpoints_change = true;
+	}
+	for (int e = 0; e < nendpoints; e++)
+		reasons[e] = CStringGetTextDatum(psprintf("%d failed attempts in a row, the last: %s",
+												  fp_attribution_postback_disable_after,
+												  last_error[e] ? last_error[e] : ""));
+
+	rc = SPI_execute_plan(result_plan,
+						  (Datum[]) {advertiser, make_array(ids, NULL, n, UUIDOID),
+							  make_array(statuses, no_status, n, INT4OID),
+							  make_array(errors, no_error, n, TEXTOID),
+							  make_array(states, NULL, n, TEXTOID),
+						  make_array(next_attempts, NULL, n, TIMESTAMPTZOID), xact_now},
+						  NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a postback attempt: %s", SPI_result_code_string(rc));
+		elog(ERROR, "could not record postback attempts: %s", SPI_result_code_string(rc));
 
-	snprintf(why, sizeof(why), "%d failed attempts in a row, the last: %s",
-			 fp_attribution_postback_disable_after, res->error);
+	if (!endpoints_change)
+		return;
+	for (int e = 0; e < nendpoints; e++)
+		if (DatumGetInt32(failures[e]) > 0)
+		{
+			failures_written++;
+			break;
+		}
 	rc = SPI_execute_plan(endpoint_plan,
-						  (Datum[]) {args[0], Int64GetDatum(rq->endpoint_id),
-							  BoolGetDatum(sent),
+						  (Datum[]) {advertiser, make_array(endpoints, NULL, nendpoints, INT8OID),
+							  make_array(resets, NULL, nendpoints, BOOLOID),
+							  make_array(failures, NULL, nendpoints, INT4OID),
 							  Int32GetDatum(fp_attribution_postback_disable_after),
-						  CStringGetTextDatum(why), xact_now},
+						  make_array(reasons, NULL, nendpoints, TEXTOID), xact_now},
 						  NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not record a postback endpoint's failures: %s",
+		elog(ERROR, "could not record postback endpoints' failures: %s",
 			 SPI_result_code_string(rc));
-	if (SPI_processed == 1 &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[row];
+		bool		isnull;
+		int64		endpoint = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+		bool		disabled = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+		const char *error = "";
+
+		if (!disabled)
+			continue;
+		for (int e = 0; e < nendpoints; e++)
+			if (DatumGetInt64(endpoints[e]) == endpoint && last_error[e] != NULL)
+				error = last_error[e];
 		ereport(LOG,
 				(errmsg("postback endpoint %lld of advertiser \"%s\" disabled after %d failed attempts in a row",
-						(long long) rq->endpoint_id, rq->advertiser_id,
+						(long long) endpoint, fs[0]->rq->advertiser_id,
 						fp_attribution_postback_disable_after),
-				 errdetail("The last attempt failed with: %s", res->error),
+				 errdetail("The last attempt failed with: %s", error),
 				 errhint("Call attribution.enable_postback_endpoint(%lld, '%s') once it works again.",
-						 (long long) rq->endpoint_id, rq->advertiser_id)));
+						 (long long) endpoint, fs[0]->rq->advertiser_id)));
+	}
+}
+
+/*
+ * Write the results of the cycle's finished attempts fs[0..n): one pair
+ * of statements per advertiser (see prepare_plans).
+ */
+static void
+write_results(FinishedAttempt *fs, int n, TimestampTz now)
+{
+	FinishedAttempt **group = palloc(sizeof(FinishedAttempt *) * n);
+	Datum		xact_now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	for (int i = 0; i < n; i++)
+		classify(&fs[i], now);
+	for (int first = 0; first < n; first++)
+	{
+		int			ngroup = 0;
+
+		if (fs[first].written)
+			continue;
+		for (int i = first; i < n; i++)
+			if (!fs[i].written &&
+				strcmp(fs[i].rq->advertiser_id, fs[first].rq->advertiser_id) == 0)
+			{
+				fs[i].written = true;
+				group[ngroup++] = &fs[i];
+			}
+		write_advertiser_results(group, ngroup, xact_now);
+	}
 }
 
 /* Free a finished request's slot */
@@ -408,6 +597,8 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	url = fp_attribution_postback_expand(column_text(tuple, desc, 21), &v);
 	strlcpy(rq->method, column_text(tuple, desc, 22), sizeof(rq->method));
 	secret = column_text(tuple, desc, 23);
+	rq->endpoint_clean = DatumGetBool(SPI_getbinval(tuple, desc, 24, &isnull));
+	rq->failures_written = failures_written;
 	fp_attribution_otlp_redact(shown, url, sizeof(shown));
 	rq->url_shown = pstrdup(shown);
 
@@ -528,11 +719,13 @@ delivers_on_this_node(void)
  * give up old rows and delete finished ones now and then, claim due rows for the free
  * slots and start their requests.
  */
-static void
+static bool
 run_cycle(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	FpPostbackResult res;
+	FinishedAttempt *finished = palloc(sizeof(FinishedAttempt) * MAX_REQUESTS);
+	int			nfinished = 0;
+	volatile bool backlog = false;
 	int			nfree = 0;
 	int			max = Min(fp_attribution_postback_concurrency, MAX_REQUESTS);
 	MemoryContext cxt = CurrentMemoryContext;
@@ -553,13 +746,18 @@ run_cycle(void)
 		if (installed)
 			prepare_plans();
 		for (int i = 0; i < MAX_REQUESTS; i++)
-			if (fp_attribution_postback_http_take(i, &res))
+			if (fp_attribution_postback_http_take(i, &finished[nfinished].res))
 			{
-				record_span(&requests[i], &res, fp_attribution_now_unix_nano());
-				if (installed)
-					write_result(&requests[i], &res, now);
-				release_request(&requests[i]);
+				finished[nfinished].rq = &requests[i];
+				finished[nfinished].written = false;
+				record_span(&requests[i], &finished[nfinished].res,
+							fp_attribution_now_unix_nano());
+				nfinished++;
 			}
+		if (installed && nfinished > 0)
+			write_results(finished, nfinished, now);
+		for (int i = 0; i < nfinished; i++)
+			release_request(finished[i].rq);
 		if (installed)
 			expire_and_purge(now);
 		for (int i = 0; i < max; i++)
@@ -588,6 +786,8 @@ run_cycle(void)
 								  NULL, false, 0);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "could not claim postbacks: %s", SPI_result_code_string(rc));
+			/* all free slots taken: more rows may be due */
+			backlog = SPI_processed >= nfree;
 			for (uint64 row = 0; row < SPI_processed; row++)
 			{
 				HeapTuple	tuple = SPI_tuptable->vals[row];
@@ -604,6 +804,9 @@ run_cycle(void)
 					else if (!requests[i].used && slot < 0)
 						slot = i;
 				}
+				/* an endpoint's slots all taken: more of its rows may be due */
+				if (busy + 1 >= fp_attribution_postback_endpoint_concurrency)
+					backlog = true;
 				if (slot < 0 || busy >= fp_attribution_postback_endpoint_concurrency)
 					continue;
 				start_request(slot, tuple, SPI_tuptable->tupdesc, now);
@@ -624,6 +827,47 @@ run_cycle(void)
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return backlog;
+}
+
+/*
+ * Sleep until there is work: a commit that enqueued (the latch), a
+ * finished request, a reload, or POLL_MS after the last cycle's start
+ * (retries that came due).  Without a backlog the next cycle also waits
+ * for BATCH_MS after the last one's start, so that the commits and
+ * answers of that time share one transaction (a trickle of conversions
+ * would otherwise cost two cycles each, one to claim and one to write the
+ * result); with a backlog (the last claim took as many rows as there were
+ * free slots) a finished request starts the next cycle at once.
+ */
+static void
+wait_for_work(TimestampTz cycle_start, bool backlog)
+{
+	long		pace = backlog ? 0 : BATCH_MS;
+	bool		work = false;
+
+	for (;;)
+	{
+		long		elapsed = TimestampDifferenceMilliseconds(cycle_start,
+															  GetCurrentTimestamp());
+
+		work = work || ConfigReloadPending || fp_attribution_postback_http_finished() > 0;
+		if (elapsed >= POLL_MS || (work && elapsed >= pace))
+			return;
+		fp_attribution_postback_http_wait(work ? pace - elapsed : POLL_MS - elapsed,
+										  PG_WAIT_EXTENSION);
+
+		/*
+		 * Read before the reset: a latch set between the two is seen by the
+		 * next wait, which then returns at once
+		 */
+		if (MyLatch->is_set)
+		{
+			work = true;
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 void
@@ -636,6 +880,8 @@ fp_attribution_postback_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(fp_attribution_otlp_database, NULL, 0);
 	pgstat_report_appname("fp_attribution postbacks");
+	/* see "Commits" in the file header */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "fp_attribution postback requests",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -653,6 +899,9 @@ fp_attribution_postback_worker_main(Datum main_arg)
 
 	for (;;)
 	{
+		TimestampTz cycle_start;
+		bool		backlog;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -661,11 +910,11 @@ fp_attribution_postback_worker_main(Datum main_arg)
 			/* a new max_age or retention applies at once */
 			next_expire = next_purge = 0;
 		}
+		cycle_start = GetCurrentTimestamp();
 		MemoryContextSwitchTo(loop_cxt);
-		run_cycle();
+		backlog = run_cycle();
 		MemoryContextReset(loop_cxt);
-		fp_attribution_postback_http_wait(POLL_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		wait_for_work(cycle_start, backlog);
 	}
 }
 

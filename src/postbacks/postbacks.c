@@ -26,7 +26,9 @@
  * Waking: the first enqueue of a transaction registers a callback that
  * sets the postback worker's latch when the transaction commits (its
  * procno is in shared memory; without the preload nobody is woken, and
- * the worker's poll finds the rows).  No lock: the procno is one atomic.
+ * the worker's poll finds the rows), unless fp_attribution.postback_enabled
+ * is off: the worker delivers nothing then.  No lock: the procno is one
+ * atomic.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -150,7 +152,7 @@ postbacks_xact_callback(XactEvent event, void *arg)
 	wake_at_commit = false;
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
 		return;
-	if (fp_attribution_shared == NULL)
+	if (fp_attribution_shared == NULL || !fp_attribution_postback_enabled)
 		return;
 	procno = pg_atomic_read_u32(&fp_attribution_shared->postback_worker_procno);
 	if (procno < ProcGlobal->allProcCount)

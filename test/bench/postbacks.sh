@@ -1,9 +1,12 @@
 #!/bin/bash
 # Benchmark of postbacks, on a private server (test/e2e/cluster.sh) with
-# test/t/postback_receiver.js on 127.0.0.1 (a free port, not recording).
+# test/bench/postback_sink.c (built here with cc) as the affiliates'
+# endpoint on 127.0.0.1:PORT (default 0: a free port).  The sink answers
+# with the least work an answer needs: a real endpoint's CPU is not on
+# this machine, and the benchmark measures the postbacks' own cost.
 # Assumes "make install" was done.  Run as root (drops to postgres) or
 # postgres:
-#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 bash test/bench/postbacks.sh
+#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 PORT=0 bash test/bench/postbacks.sh
 # Prints:
 #   - pgbench TPS of one click + one attributed conversion per
 #     transaction with the affiliate's postback endpoint active (every
@@ -17,7 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
+	exec su postgres -s /bin/bash -c "ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} PORT=${PORT:-0} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
 fi
 if [ "${1:-}" != inner ]; then
 	exec bash "$here/../e2e/cluster.sh" bash "$here/postbacks.sh" inner
@@ -25,7 +28,8 @@ fi
 
 rounds=${ROUNDS:-3} secs=${SECONDS_PER_RUN:-10} backlog=${BACKLOG:-5000}
 work=$(mktemp -d /tmp/fp_postback_bench.XXXXXX)
-RECORD=0 node "$here/../t/postback_receiver.js" bench-secret-0123456789 0 > "$work/port" &
+cc -O2 -o "$work/postback_sink" "$here/postback_sink.c"
+"$work/postback_sink" "${PORT:-0}" > "$work/port" &
 rcv_pid=$!
 trap 'kill $rcv_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do grep -q ready "$work/port" && break; sleep 0.1; done
@@ -67,7 +71,7 @@ for _ in $(seq "$rounds"); do
 		WHERE state = 'pending'" >/dev/null
 	setting fp_attribution.postback_enabled on
 done
-echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog bash test/bench/postbacks.sh"
+echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog PORT=${PORT:-0} bash test/bench/postbacks.sh"
 echo "click + conversion TPS, postbacks on:  ${on[*]}"
 echo "click + conversion TPS, postbacks off: ${off[*]}"
 echo "click + conversion TPS, enqueued only: ${queued[*]}"
