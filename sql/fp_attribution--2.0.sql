@@ -984,58 +984,21 @@ BEGIN ATOMIC
 				THEN sign * coalesce(commission - commission_reversed, 0) ELSE 0 END;
 END;
 
--- A restore brings the rollup back as dumped: the triggers then add
--- nothing (src/reports/report_rollup.c)
-CREATE FUNCTION attribution.restoring_into(rel regclass) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'fp_attribution_restoring_into'
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION attribution.restoring_into(regclass) IS
-	'True while the running statement is a restore (COPY FROM by the owner) into the table';
-
--- The row triggers.  SECURITY DEFINER: a role allowed to INSERT clicks
--- needs no privilege on the rollup.
+-- The row triggers (src/reports/report_rollup.c): C, run as the owner
+-- of the table, so a role allowed to INSERT clicks needs no privilege on
+-- the rollup.  A conversion counts while attributed: an insert adds it,
+-- an update (a lifecycle command, a late attribution) takes the old row
+-- back and adds the new one.  Plain INSERT ... VALUES, each a
+-- single-shard insert on Citus.  A restore brings the rollup back as
+-- dumped: the triggers then add nothing.
 CREATE FUNCTION attribution.report_click() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF NOT attribution.restoring_into(TG_RELID) THEN
-		INSERT INTO attribution.report_deltas (advertiser_id, day, affiliate_id, offer_id, clicks)
-			VALUES (NEW.advertiser_id, (NEW.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date,
-					NEW.affiliate_id, NEW.offer_id, 1);
-	END IF;
-	RETURN NULL;
-END
-$$;
--- A conversion counts while attributed: an insert adds it, an update
--- (a lifecycle command, a late attribution) takes the old row back and
--- adds the new one.  Plain INSERT ... VALUES, each a single-shard insert
--- on Citus.
+	AS 'MODULE_PATHNAME', 'fp_attribution_report_click'
+	LANGUAGE C;
 CREATE FUNCTION attribution.report_conversion() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	d attribution.report_deltas;
-BEGIN
-	IF attribution.restoring_into(TG_RELID) THEN
-		RETURN NULL;
-	END IF;
-	IF TG_OP = 'UPDATE' AND OLD.attributed THEN
-		d := attribution.report_contribution(-1, OLD.advertiser_id, OLD.converted_at,
-			OLD.affiliate_id, OLD.offer_id, OLD.currency, OLD.status, OLD.revenue_cents,
-			OLD.refunded_cents, OLD.commission_cents, OLD.commission_reversed_cents);
-		INSERT INTO attribution.report_deltas VALUES (d.*);
-	END IF;
-	IF NEW.attributed THEN
-		d := attribution.report_contribution(1, NEW.advertiser_id, NEW.converted_at,
-			NEW.affiliate_id, NEW.offer_id, NEW.currency, NEW.status, NEW.revenue_cents,
-			NEW.refunded_cents, NEW.commission_cents, NEW.commission_reversed_cents);
-		INSERT INTO attribution.report_deltas VALUES (d.*);
-	END IF;
-	RETURN NULL;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'fp_attribution_report_conversion'
+	LANGUAGE C;
 REVOKE ALL ON FUNCTION attribution.report_click(),
-	attribution.report_conversion(), attribution.restoring_into(regclass),
+	attribution.report_conversion(),
 	attribution.report_contribution(integer, text, timestamptz, text, text, text,
 		text, bigint, bigint, bigint, bigint)
 	FROM PUBLIC;

@@ -1,16 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * report_rollup.c
- *	  What the report rollup's row triggers (sql/fp_attribution--2.0.sql,
- *	  "Reporting") need from C: whether the row is being restored.
+ *	  The report rollup's row triggers (sql/fp_attribution--2.0.sql,
+ *	  "Reporting"): every click, and every change of an attributed
+ *	  conversion, appends a row to attribution.report_deltas.
+ *
+ * They are C, not PL/pgSQL, for the cost: a click pays for one saved
+ * INSERT ... VALUES, not for the interpreter and the SECURITY DEFINER and
+ * SET search_path of a PL/pgSQL function.  Their SQL names every object
+ * and operator with its schema, and they run as the owner of the table
+ * that fired them (as row_triggers.c does), so an inserting role needs no
+ * privilege on the rollup.  Each INSERT is a plain INSERT ... VALUES, a
+ * single-shard insert on Citus, where the triggers fire on the shards.
+ * It gets the DB-operation span any write of the attribution schema gets
+ * (telemetry_exec.c): it is a statement the command runs.
  *
  * A restore (pg_dump's COPY of the tables, row_guard.c) brings back
  * attribution.report_totals and attribution.report_deltas as dumped, in
- * the same snapshot as the clicks and conversions; the triggers must then
- * add nothing, or every restored row would be counted twice.  They are
- * PL/pgSQL, so they ask here.
+ * the same snapshot as the clicks and conversions; the triggers then add
+ * nothing, or every restored row would be counted twice.
  *
- * Shared memory: none.
+ * Shared memory: none.  Backend-local state: the saved plans.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -19,32 +29,236 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
-#include "utils/syscache.h"
+#include "miscadmin.h"
+#include "utils/rel.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/row_guard.h"
+#include "fp_attribution/spi_plans.h"
 
-PG_FUNCTION_INFO_V1(fp_attribution_restoring_into);
+/* A click's delta: its key and one click */
+static SPIPlanPtr click_plan = NULL;
 
 /*
- * attribution.restoring_into(rel regclass) returns boolean: true when the
- * running statement is a restore into rel, a COPY FROM by a role with the
- * privileges of rel's owner (row_guard.c).  rel is the table the trigger
- * fired on (TG_RELID: a copy or shard of the table has its own owner
- * check, as the C triggers do).
+ * A conversion's delta: what attribution.report_contribution() (the one
+ * definition, shared with rebuild_report()) makes of the row, then the
+ * INSERT of that row, prepared once its type is known
  */
-Datum
-fp_attribution_restoring_into(PG_FUNCTION_ARGS)
-{
-	Oid			relid = PG_GETARG_OID(0);
-	HeapTuple	tuple;
-	Oid			relowner;
+static SPIPlanPtr contribution_plan = NULL;
+static SPIPlanPtr delta_plan = NULL;
+static Oid	delta_type = InvalidOid;	/* its parameter's, the row type */
 
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		PG_RETURN_BOOL(false);
-	relowner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	PG_RETURN_BOOL(fp_attribution_restoring(relowner));
+/* The conversion columns report_contribution() takes after its sign */
+static const FpColumn contribution_columns[] = {
+	FP_COL_ADVERTISER_ID, FP_COL_CONVERTED_AT, FP_COL_AFFILIATE_ID,
+	FP_COL_OFFER_ID, FP_COL_CURRENCY, FP_COL_STATUS, FP_COL_REVENUE_CENTS,
+	FP_COL_REFUNDED_CENTS, FP_COL_COMMISSION_CENTS,
+	FP_COL_COMMISSION_REVERSED_CENTS,
+};
+
+#define CONTRIBUTION_NARGS (1 + lengthof(contribution_columns))
+
+static void
+prepare_plans(void)
+{
+	if (click_plan != NULL)
+		return;
+	click_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
+										  " (advertiser_id, day, affiliate_id, offer_id, clicks)"
+										  " VALUES ($1, ($2 AT TIME ZONE 'UTC')::pg_catalog.date,"
+										  " $3, $4, 1)",
+										  4, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID});
+	contribution_plan = fp_attribution_keep_plan("SELECT attribution.report_contribution("
+												 "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+												 CONTRIBUTION_NARGS,
+												 (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID,
+												 TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+												 INT8OID, INT8OID, INT8OID, INT8OID});
+}
+
+/*
+ * Check how the trigger was fired; false when the row is being restored.
+ */
+static bool
+begin_rollup(FunctionCallInfo fcinfo, const char *name, bool updates)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  (updates && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be an AFTER %s FOR EACH ROW trigger", name,
+						updates ? "INSERT OR UPDATE" : "INSERT")));
+	return !fp_attribution_restoring(trigdata->tg_relation->rd_rel->relowner);
+}
+
+/*
+ * Column c of tuple into values[i] and nulls[i] (SPI's ' ' or 'n').
+ */
+static void
+get_arg(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map, FpColumn c,
+		Datum *values, char *nulls, int i)
+{
+	bool		isnull;
+
+	values[i] = heap_getattr(tuple, fp_attribution_required_column(map, c),
+							 desc, &isnull);
+	nulls[i] = isnull ? 'n' : ' ';
+}
+
+/*
+ * Run a saved INSERT or SELECT; the SELECT must return one row.
+ */
+static void
+run(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (rc != expected || SPI_processed != 1)
+		elog(ERROR, "report rollup statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Connect to SPI as the owner of the trigger's table; the caller's user
+ * and security context are saved in *save_user / *save_sec.
+ */
+static void
+spi_as_owner(TriggerData *trigdata, Oid *save_user, int *save_sec)
+{
+	SPI_connect();
+	prepare_plans();
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+}
+
+static void
+spi_done(Oid save_user, int save_sec)
+{
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+}
+
+/*
+ * attribution.report_click() trigger: the click's delta, one click for its
+ * advertiser, UTC day, affiliate and offer.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_report_click);
+Datum
+fp_attribution_report_click(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	static const FpColumn key[] = {
+		FP_COL_ADVERTISER_ID, FP_COL_CLICKED_AT, FP_COL_AFFILIATE_ID, FP_COL_OFFER_ID
+	};
+	const FpColumnMap *map;
+	Datum		values[lengthof(key)];
+	char		nulls[lengthof(key)];
+	Oid			save_user;
+	int			save_sec;
+
+	if (!begin_rollup(fcinfo, "report_click", false))
+		return PointerGetDatum(NULL);
+	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CLICKS);
+	for (int i = 0; i < lengthof(key); i++)
+		get_arg(trigdata->tg_trigtuple, RelationGetDescr(trigdata->tg_relation),
+				map, key[i], values, nulls, i);
+	spi_as_owner(trigdata, &save_user, &save_sec);
+	run(click_plan, values, nulls, SPI_OK_INSERT);
+	spi_done(save_user, save_sec);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Append what conversion row tuple contributes, times sign, to the
+ * deltas.  Caller is connected to SPI as the table's owner.
+ */
+static void
+append_contribution(TriggerData *trigdata, const FpColumnMap *map,
+					HeapTuple tuple, int sign)
+{
+	Datum		values[CONTRIBUTION_NARGS];
+	char		nulls[CONTRIBUTION_NARGS];
+	Datum		delta;
+	bool		isnull;
+	Oid			type;
+
+	values[0] = Int32GetDatum(sign);
+	nulls[0] = ' ';
+	for (int i = 0; i < lengthof(contribution_columns); i++)
+		get_arg(tuple, RelationGetDescr(trigdata->tg_relation), map,
+				contribution_columns[i], values, nulls, i + 1);
+	run(contribution_plan, values, nulls, SPI_OK_SELECT);
+	delta = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+
+	/*
+	 * A row type is a parameter type a saved plan cannot re-resolve: when
+	 * the extension was created anew in this session, prepare again
+	 */
+	if (type != delta_type)
+	{
+		if (delta_plan != NULL)
+			SPI_freeplan(delta_plan);
+		delta_plan = NULL;
+		delta_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
+											  " VALUES (($1).*)", 1, &type);
+		delta_type = type;
+	}
+	run(delta_plan, &delta, isnull ? "n" : " ", SPI_OK_INSERT);
+}
+
+/*
+ * Whether conversion row tuple is attributed.
+ */
+static bool
+attributed(TriggerData *trigdata, const FpColumnMap *map, HeapTuple tuple)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple,
+									 fp_attribution_required_column(map, FP_COL_ATTRIBUTED),
+									 RelationGetDescr(trigdata->tg_relation), &isnull);
+
+	return !isnull && DatumGetBool(value);
+}
+
+/*
+ * attribution.report_conversion() trigger: a conversion counts while
+ * attributed.  An insert adds it; an update (a lifecycle command, a late
+ * attribution) takes the old row back and adds the new one.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_report_conversion);
+Datum
+fp_attribution_report_conversion(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	bool		update;
+	HeapTuple	old_row;
+	HeapTuple	new_row;
+	const FpColumnMap *map;
+	Oid			save_user;
+	int			save_sec;
+
+	if (!begin_rollup(fcinfo, "report_conversion", true))
+		return PointerGetDatum(NULL);
+	update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	old_row = update ? trigdata->tg_trigtuple : NULL;
+	new_row = update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CONVERSIONS);
+	spi_as_owner(trigdata, &save_user, &save_sec);
+	if (old_row != NULL && attributed(trigdata, map, old_row))
+		append_contribution(trigdata, map, old_row, -1);
+	if (attributed(trigdata, map, new_row))
+		append_contribution(trigdata, map, new_row, 1);
+	spi_done(save_user, save_sec);
+	return PointerGetDatum(NULL);
 }
