@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/rel.h"
 
 #include "fp_attribution/spi_plans.h"
 
@@ -53,4 +55,27 @@ fp_attribution_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	return keep(SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN),
 				sql);
+}
+
+/*
+ * Connect to SPI as the owner of rel, as the C triggers do instead of
+ * SECURITY DEFINER: the calling role needs no privilege on what they
+ * write.  The caller's user and security context are saved in *save_user
+ * and *save_sec for fp_attribution_spi_finish_as_caller().
+ */
+void
+fp_attribution_spi_connect_as_owner(Relation rel, Oid *save_user, int *save_sec)
+{
+	SPI_connect();
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+}
+
+void
+fp_attribution_spi_finish_as_caller(Oid save_user, int save_sec)
+{
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
 }

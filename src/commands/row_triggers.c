@@ -336,28 +336,6 @@ found_click(MemoryContext cxt, FoundClick *click)
 }
 
 /*
- * Connect to SPI as the owner of the trigger's table; the previous user
- * and security context are saved in *save_user / *save_sec.
- */
-static void
-spi_as_owner(TriggerData *trigdata, Oid *save_user, int *save_sec)
-{
-	SPI_connect();
-	prepare_plans();
-	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-}
-
-static void
-spi_done(Oid save_user, int save_sec)
-{
-	SetUserIdAndSecContext(save_user, save_sec);
-	SPI_finish();
-}
-
-/*
  * The new row, built in the executor's memory context.
  */
 static Datum
@@ -402,7 +380,8 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 
 	window_key[0] = get(&edit, FP_COL_ADVERTISER_ID);
 	window_key[1] = get(&edit, FP_COL_AFFILIATE_ID);
-	spi_as_owner(trigdata, &save_user, &save_sec);
+	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
+	prepare_plans();
 	if (lookup(window_plan, window_key) == 1)
 	{
 		bool		isnull;
@@ -416,7 +395,7 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 	}
 	else
 		window = default_window();
-	spi_done(save_user, save_sec);
+	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 
 	set(&edit, FP_COL_WINDOW_ENDS_AT,
 		DirectFunctionCall2(timestamptz_pl_interval,
@@ -615,7 +594,8 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	uuid_or_random(&edit, FP_COL_CONVERSION_ID);
 	converted_at = timestamp_or_now(&edit, FP_COL_CONVERTED_AT);
 
-	spi_as_owner(trigdata, &save_user, &save_sec);
+	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
+	prepare_plans();
 	reason = attribute(&edit, converted_at, &click, cxt);
 	if (reason != NULL)
 		click.offer_id = (Datum) 0;
@@ -624,7 +604,7 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 		hold_for_review(&edit, &click, converted_at);
 	else
 		set_null(&edit, FP_COL_REVIEW_REASON);
-	spi_done(save_user, save_sec);
+	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 
 	set(&edit, FP_COL_ATTRIBUTED, BoolGetDatum(reason == NULL));
 	if (reason == NULL)

@@ -127,28 +127,6 @@ run(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 }
 
 /*
- * Connect to SPI as the owner of the trigger's table; the caller's user
- * and security context are saved in *save_user / *save_sec.
- */
-static void
-spi_as_owner(TriggerData *trigdata, Oid *save_user, int *save_sec)
-{
-	SPI_connect();
-	prepare_plans();
-	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-}
-
-static void
-spi_done(Oid save_user, int save_sec)
-{
-	SetUserIdAndSecContext(save_user, save_sec);
-	SPI_finish();
-}
-
-/*
  * attribution.report_click() trigger: the click's delta, one click for its
  * advertiser, UTC day, affiliate and offer.
  */
@@ -172,9 +150,10 @@ fp_attribution_report_click(PG_FUNCTION_ARGS)
 	for (int i = 0; i < lengthof(key); i++)
 		get_arg(trigdata->tg_trigtuple, RelationGetDescr(trigdata->tg_relation),
 				map, key[i], values, nulls, i);
-	spi_as_owner(trigdata, &save_user, &save_sec);
+	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
+	prepare_plans();
 	run(click_plan, values, nulls, SPI_OK_INSERT);
-	spi_done(save_user, save_sec);
+	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 	return PointerGetDatum(NULL);
 }
 
@@ -254,11 +233,12 @@ fp_attribution_report_conversion(PG_FUNCTION_ARGS)
 	old_row = update ? trigdata->tg_trigtuple : NULL;
 	new_row = update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CONVERSIONS);
-	spi_as_owner(trigdata, &save_user, &save_sec);
+	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
+	prepare_plans();
 	if (old_row != NULL && attributed(trigdata, map, old_row))
 		append_contribution(trigdata, map, old_row, -1);
 	if (attributed(trigdata, map, new_row))
 		append_contribution(trigdata, map, new_row, 1);
-	spi_done(save_user, save_sec);
+	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 	return PointerGetDatum(NULL);
 }

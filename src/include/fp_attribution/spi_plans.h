@@ -11,10 +11,14 @@
 #define FP_ATTRIBUTION_SPI_PLANS_H
 
 #include "executor/spi.h"
+#include "utils/relcache.h"
 
 extern SPIPlanPtr fp_attribution_keep_plan(const char *sql, int nargs,
 										   Oid *argtypes);
 extern SPIPlanPtr fp_attribution_keep_generic_plan(const char *sql, int nargs,
 												   Oid *argtypes);
+extern void fp_attribution_spi_connect_as_owner(Relation rel, Oid *save_user,
+												int *save_sec);
+extern void fp_attribution_spi_finish_as_caller(Oid save_user, int save_sec);
 
 #endif							/* FP_ATTRIBUTION_SPI_PLANS_H */
