@@ -22,16 +22,13 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "commands/extension.h"
-#include "executor/spi.h"
-#include "pgstat.h"
+#include <limits.h>
+
 #include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "fp_attribution/auto_approve.h"
+#include "fp_attribution/worker_statement.h"
 
 /* Conversions approved per transaction; a full batch runs again at once */
 #define AUTO_APPROVE_BATCH 1000
@@ -60,8 +57,7 @@ fp_attribution_auto_approve_define_gucs(void)
 long
 fp_attribution_auto_approve_tick(TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool full = false;
+	bool		full;
 
 	if (auto_approve_interval_ms == 0)
 		return 60 * 1000;
@@ -69,37 +65,9 @@ fp_attribution_auto_approve_tick(TimestampTz now)
 		return (long) ((next_run - now) / 1000) + 1;
 	next_run = TimestampTzPlusMilliseconds(now, auto_approve_interval_ms);
 
-	pgstat_report_activity(STATE_RUNNING, "approving conversions past their hold period");
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		/* a name in a missing schema is an error even when no row needs it */
-		if (OidIsValid(get_extension_oid("fp_attribution", true)) &&
-			SPI_execute("SELECT attribution.approve_due_conversions(" CppAsString2(AUTO_APPROVE_BATCH) ")",
-						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-
-			full = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull)) == AUTO_APPROVE_BATCH;
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	full = fp_attribution_worker_statement("approving conversions past their hold period",
+										   "SELECT attribution.approve_due_conversions("
+										   CppAsString2(AUTO_APPROVE_BATCH) ")") == AUTO_APPROVE_BATCH;
 	if (full)
 		next_run = now;
 	return full ? 0 : auto_approve_interval_ms;

@@ -24,16 +24,11 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "commands/extension.h"
-#include "executor/spi.h"
-#include "pgstat.h"
 #include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "fp_attribution/report_compaction.h"
+#include "fp_attribution/worker_statement.h"
 
 /* fp_attribution.report_compact_interval, in milliseconds; 0: off */
 static int	report_compact_interval_ms = 10 * 1000;
@@ -59,38 +54,13 @@ fp_attribution_report_compaction_define_gucs(void)
 long
 fp_attribution_report_compaction_tick(TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
 	if (report_compact_interval_ms == 0)
 		return 60 * 1000;
 	if (now < next_run)
 		return (long) ((next_run - now) / 1000) + 1;
 	next_run = TimestampTzPlusMilliseconds(now, report_compact_interval_ms);
 
-	pgstat_report_activity(STATE_RUNNING, "folding report rollup");
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		/* a name in a missing schema is an error even when no row needs it */
-		if (OidIsValid(get_extension_oid("fp_attribution", true)) &&
-			SPI_execute("SELECT attribution.compact_reports()", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not fold the report rollup");
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	(void) fp_attribution_worker_statement("folding report rollup",
+										   "SELECT attribution.compact_reports()");
 	return report_compact_interval_ms;
 }
