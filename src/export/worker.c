@@ -113,9 +113,17 @@ typedef struct SignalState
 	TimestampTz next_fetch;		/* when to look for the next batch */
 	bool		in_flight;		/* an attempt at batch is being sent */
 	bool		failing;		/* an error was logged; stay quiet */
+	uint64		sent_in_config; /* config_generation when the attempt began */
 } SignalState;
 
 static SignalState state[FP_OTLP_NSIGNALS];
+
+/*
+ * Reloads processed so far: an attempt begun before the latest says
+ * nothing of the new settings, so its failure, logged, does not silence
+ * theirs.
+ */
+static uint64 config_generation = 0;
 
 /*
  * Whether this worker exports signal s: every worker shares the spans and
@@ -237,7 +245,8 @@ report_failure(FpOtlpSignal s, SignalState *st, const char *what,
 	ereport(st->failing ? DEBUG1 : LOG,
 			(errmsg("fp_attribution exporter: %s %s: %s",
 					what, fp_attribution_otlp_signal_names[s], error)));
-	st->failing = true;
+	if (st->sent_in_config == config_generation)
+		st->failing = true;
 }
 
 /* Give up on a signal's batch: count it as failed and its records dropped */
@@ -259,6 +268,7 @@ start_send(FpOtlpSignal s, SignalState *st, int timeout_ms)
 	if (st->batch_protocol != fp_attribution_otlp_signal_protocol(s))
 		encode_batch(s, st);
 	st->in_flight = true;
+	st->sent_in_config = config_generation;
 	fp_attribution_otlp_start(s, st->batch, timeout_ms);
 }
 
@@ -461,6 +471,7 @@ fp_attribution_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			config_generation++;
 			/* new endpoint or protocol: fresh connections, errors logged anew */
 			fp_attribution_otlp_http_reset();
 			for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
