@@ -100,6 +100,7 @@
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/spi_plans.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_record.h"
 
@@ -188,50 +189,51 @@ retry_wait_ms(int attempts, int retry_after_ms)
 static void
 prepare_plans(void)
 {
-	/* prepared last: a parse error in an earlier one leaves it NULL */
-	if (endpoint_plan != NULL)
-		return;
-	claim_plan = SPI_prepare("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
-							 " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
-							 " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
-							 " o.commission_cents::text, o.currency, o.receipt_id::text,"
-							 " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-							 " e.url_template, e.method, s.secret,"
-							 " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
-							 " FROM attribution.postback_endpoints e"
-							 " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
-							 "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-							 "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-							 "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
-							 "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-							 "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
-							 "  ORDER BY o.next_attempt_at LIMIT $2) o"
-							 " LEFT JOIN attribution.postback_secrets s"
-							 " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-							 " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-							 " WHERE e.active AND e.disabled_at IS NULL"
-							 " ORDER BY o.next_attempt_at LIMIT $3",
-							 3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+	/* each kept as soon as prepared: an error in a later one loses none */
+	if (claim_plan == NULL)
+		claim_plan = fp_attribution_keep_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
+											  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
+											  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
+											  " o.commission_cents::text, o.currency, o.receipt_id::text,"
+											  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
+											  " e.url_template, e.method, s.secret,"
+											  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
+											  " FROM attribution.postback_endpoints e"
+											  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
+											  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+											  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+											  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
+											  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+											  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
+											  "  ORDER BY o.next_attempt_at LIMIT $2) o"
+											  " LEFT JOIN attribution.postback_secrets s"
+											  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+											  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+											  " WHERE e.active AND e.disabled_at IS NULL"
+											  " ORDER BY o.next_attempt_at LIMIT $3",
+											  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+
 	/*
 	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now.
 	 * The next attempt's time is computed here: Citus refuses a STABLE
 	 * function (timestamptz + interval) of a column in an UPDATE.
 	 */
-	result_plan = SPI_prepare("UPDATE attribution.postback_outbox o SET"
-							  " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
-							  " last_attempt_at = pg_catalog.now(),"
-							  " last_http_status = r.http_status, last_error = r.error,"
-							  " state = r.state, next_attempt_at = r.next_attempt_at,"
-							  " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
-							  "  THEN $7 END"
-							  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-							  "  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-							  "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
-							  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-							  " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
-							  " AND o.state OPERATOR(pg_catalog.=) 'pending'",
-							  7, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-							  TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID});
+	if (result_plan == NULL)
+		result_plan = fp_attribution_keep_plan("UPDATE attribution.postback_outbox o SET"
+											   " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
+											   " last_attempt_at = pg_catalog.now(),"
+											   " last_http_status = r.http_status, last_error = r.error,"
+											   " state = r.state, next_attempt_at = r.next_attempt_at,"
+											   " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
+											   "  THEN $7 END"
+											   " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+											   "  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+											   "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
+											   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+											   " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
+											   " AND o.state OPERATOR(pg_catalog.=) 'pending'",
+											   7, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+											   TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID});
 
 	/*
 	 * $3 whether a success reset the count, $4 failures since (or in all),
@@ -239,31 +241,22 @@ prepare_plans(void)
 	 * endpoint whose count stays 0 is not written.  Returns the endpoints
 	 * this statement disabled (disabled_at is the transaction's time).
 	 */
-	endpoint_plan = SPI_prepare("UPDATE attribution.postback_endpoints e SET"
-								" consecutive_failures =" NEW_FAILURES ","
-								" disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
-								" disabled_reason = CASE WHEN" DISABLES
-								"  THEN r.reason ELSE e.disabled_reason END"
-								" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-								"  pg_catalog.unnest($4), pg_catalog.unnest($6))"
-								"  AS r(endpoint_id, reset, failures, reason)"
-								" WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
-								" AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
-								" AND (r.failures OPERATOR(pg_catalog.>) 0"
-								"  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
-								" RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
-								7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
-								INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
-	if (claim_plan == NULL || result_plan == NULL || endpoint_plan == NULL)
-	{
-		/* unkept plans die with this SPI connection: prepare all next time */
-		claim_plan = result_plan = endpoint_plan = NULL;
-		elog(ERROR, "could not prepare the postback worker's statements: %s",
-			 SPI_result_code_string(SPI_result));
-	}
-	SPI_keepplan(claim_plan);
-	SPI_keepplan(result_plan);
-	SPI_keepplan(endpoint_plan);
+	if (endpoint_plan == NULL)
+		endpoint_plan = fp_attribution_keep_plan("UPDATE attribution.postback_endpoints e SET"
+												 " consecutive_failures =" NEW_FAILURES ","
+												 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
+												 " disabled_reason = CASE WHEN" DISABLES
+												 "  THEN r.reason ELSE e.disabled_reason END"
+												 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+												 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
+												 "  AS r(endpoint_id, reset, failures, reason)"
+												 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
+												 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+												 " AND (r.failures OPERATOR(pg_catalog.>) 0"
+												 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+												 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
+												 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+												 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 }
 
 /* The span of a finished attempt, into the telemetry rings */
