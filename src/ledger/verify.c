@@ -61,22 +61,31 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/tuplesort.h"
 #include "utils/uuid.h"
 
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/spi_plans.h"
 #include "fp_attribution/validate.h"
 
 /* Rows fetched from a cursor at a time */
@@ -111,8 +120,8 @@ typedef struct VerifyFailure
 } VerifyFailure;
 
 /*
- * One ordered scan: its cursor, the batch being read and the current
- * row's key.  A scan of a built-in type's rows has a fixed type.
+ * verify_chain's scan of a chain's receipts: its cursor, the batch being
+ * read and the current row's key.
  */
 typedef struct VerifyScan
 {
@@ -122,7 +131,6 @@ typedef struct VerifyScan
 	uint64		next;
 	HeapTuple	tuple;			/* the current row; NULL at the end */
 	TupleDesc	desc;
-	const char *fixed_type;		/* else column aggregate_type gives it */
 	int			adv_attno;
 	int			type_attno;
 	int			id_attno;
@@ -181,10 +189,43 @@ typedef struct VerifyState
 	int64		chains_failed;
 	int64		receipts;
 	int64		receipts_failed;
+	int64		receipts_read;	/* by verify_all's first step */
 	int64		heads_failed;
 	int64		rows_failed;
 	VerifyFailure first_failure;
 } VerifyState;
+
+/* One kept plan per statement text: the tables of shard groups vary */
+typedef struct KeptPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+	struct KeptPlan *next;
+} KeptPlan;
+
+static KeptPlan *kept_plans = NULL;
+
+/*
+ * The plan of sql: prepared on first use, then kept for the session
+ * (fp_attribution_keep_plan).  verify_shard_group runs the same
+ * statements on each shard's tables, and a node holds few shards, so the
+ * list stays short.  Caller is connected to SPI.
+ */
+static SPIPlanPtr
+kept_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	KeptPlan   *k;
+
+	for (k = kept_plans; k != NULL; k = k->next)
+		if (strcmp(k->sql, sql) == 0)
+			return k->plan;
+	k = MemoryContextAlloc(TopMemoryContext, sizeof(KeptPlan));
+	k->plan = fp_attribution_keep_plan(sql, nargs, argtypes);
+	k->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	k->next = kept_plans;
+	kept_plans = k;
+	return k->plan;
+}
 
 /*
  * The quoted, qualified name of a relation, which must exist.
@@ -302,26 +343,28 @@ find_key(const VerifyState *st, const char *advertiser_id, const char *key_id)
 }
 
 /*
- * Check one receipt against the expected sequence and previous hash.
- * Returns NULL if it passes, else the name of the first failing check
- * with *detail set (allocated in the current context).
+ * The checks of one receipt that need nothing but the receipt: its
+ * payload_hash and receipt_hash.  Returns NULL if both pass, else the
+ * name of the first failing check with *detail set (allocated in the
+ * current context).  hash gets the SHA-256 of the canonical envelope;
+ * payload_digest that of the canonical payload, when it has one
+ * (*has_digest).
  */
 static const char *
-check_receipt(const VerifyState *st, const FpStoredReceipt *r,
-			  int64 expected_sequence, const uint8 *expected_prev,
-			  char **detail)
+check_receipt_hashes(const FpStoredReceipt *r, uint8 *hash,
+					 uint8 *payload_digest, bool *has_digest, char **detail)
 {
-	uint8		hash[FP_SHA256_LEN];
 	const char *bad_number = NULL;
 	StringInfoData envelope;
-	const bytea *public_key;
 
-	if (!fp_attribution_payload_hash(r->payload, hash, &bad_number))
+	*has_digest = fp_attribution_payload_hash(r->payload, payload_digest,
+											  &bad_number);
+	if (!*has_digest)
 	{
 		*detail = psprintf("The payload holds the number %s, which canonical JSON cannot represent.", bad_number);
 		return "payload_hash";
 	}
-	if (!fp_attribution_bytea_equals(r->payload_hash, hash, FP_SHA256_LEN))
+	if (!fp_attribution_bytea_equals(r->payload_hash, payload_digest, FP_SHA256_LEN))
 	{
 		*detail = pstrdup("The SHA-256 of the canonical payload differs from payload_hash.");
 		return "payload_hash";
@@ -334,26 +377,24 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 		return "receipt_hash";
 	}
 	fp_attribution_sha256(envelope.data, envelope.len, hash);
+	pfree(envelope.data);
 	if (!fp_attribution_bytea_equals(r->receipt_hash, hash, FP_SHA256_LEN))
 	{
 		*detail = pstrdup("The SHA-256 of the canonical envelope differs from receipt_hash.");
 		return "receipt_hash";
 	}
+	return NULL;
+}
 
-	if (r->env.sequence != expected_sequence)
-	{
-		*detail = psprintf("Expected sequence " INT64_FORMAT ", found " INT64_FORMAT ".",
-						   expected_sequence, r->env.sequence);
-		return "sequence";
-	}
-	if (!fp_attribution_bytea_equals(r->prev_hash, expected_prev, FP_SHA256_LEN))
-	{
-		*detail = expected_sequence == 1 ?
-			pstrdup("The first receipt of a chain must have 32 zero bytes as prev_hash.") :
-			psprintf("prev_hash differs from the receipt_hash of sequence " INT64_FORMAT ".",
-					 expected_sequence - 1);
-		return "prev_hash";
-	}
+/*
+ * The key checks of a receipt whose hashes passed (hash: its
+ * receipt_hash): unknown_key and signature, as check_receipt_hashes.
+ */
+static const char *
+check_receipt_key(const VerifyState *st, const FpStoredReceipt *r,
+				  const uint8 *hash, char **detail)
+{
+	const bytea *public_key;
 
 	if (r->env.key_id == NULL)
 	{
@@ -384,9 +425,76 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 }
 
 /*
+ * Check one receipt against the expected sequence and previous hash.
+ * Returns NULL if it passes, else the name of the first failing check
+ * with *detail set (allocated in the current context).
+ */
+static const char *
+check_receipt(const VerifyState *st, const FpStoredReceipt *r,
+			  int64 expected_sequence, const uint8 *expected_prev,
+			  char **detail)
+{
+	uint8		hash[FP_SHA256_LEN];
+	uint8		payload_digest[FP_SHA256_LEN];
+	bool		has_digest;
+	const char *check = check_receipt_hashes(r, hash, payload_digest,
+											 &has_digest, detail);
+
+	if (check != NULL)
+		return check;
+	if (r->env.sequence != expected_sequence)
+	{
+		*detail = psprintf("Expected sequence " INT64_FORMAT ", found " INT64_FORMAT ".",
+						   expected_sequence, r->env.sequence);
+		return "sequence";
+	}
+	if (!fp_attribution_bytea_equals(r->prev_hash, expected_prev, FP_SHA256_LEN))
+	{
+		*detail = expected_sequence == 1 ?
+			pstrdup("The first receipt of a chain must have 32 zero bytes as prev_hash.") :
+			psprintf("prev_hash differs from the receipt_hash of sequence " INT64_FORMAT ".",
+					 expected_sequence - 1);
+		return "prev_hash";
+	}
+	return check_receipt_key(st, r, hash, detail);
+}
+
+/*
+ * Compare two keys in byte order, as COLLATE "C" orders them.
+ */
+static int
+key_cmp(const char *a, int alen, const char *b, int blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	return c != 0 ? c : alen - blen;
+}
+
+/*
+ * True if the chain (adv, type, id) comes before the chain of failure
+ * first (which has failed) in (advertiser_id, aggregate_type,
+ * aggregate_id) byte order.
+ */
+static bool
+chain_precedes(const VerifyFailure *first, const char *adv, int advlen,
+			   const char *type, int typelen, const char *id, int idlen)
+{
+	int			c = key_cmp(adv, advlen, first->advertiser_id,
+							strlen(first->advertiser_id));
+
+	if (c == 0)
+		c = key_cmp(type, typelen, first->aggregate_type,
+					strlen(first->aggregate_type));
+	if (c == 0)
+		c = key_cmp(id, idlen, first->aggregate_id, strlen(first->aggregate_id));
+	return c < 0;
+}
+
+/*
  * Record a failure of the current chain (the first one only), in the
- * chain context, and, if it is the first of the call, a copy of it in the
- * call context.
+ * chain context, and, if the chain comes before the chain of the call's
+ * first failure so far (verify_all walks chains in hash order), a copy of
+ * it in the call context.
  */
 static void
 note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
@@ -411,7 +519,16 @@ note_failure(VerifyState *st, const FpStoredReceipt *r, const char *check,
 	f->check = check;
 	f->detail = MemoryContextStrdup(st->chain_cxt, detail);
 	if (first->failed)
-		return;
+	{
+		if (!chain_precedes(first, st->advertiser_id, st->advlen,
+							st->aggregate_type, st->typelen,
+							st->aggregate_id, st->idlen))
+			return;
+		pfree(first->advertiser_id);
+		pfree(first->aggregate_type);
+		pfree(first->aggregate_id);
+		pfree(first->detail);
+	}
 	old = MemoryContextSwitchTo(st->call_cxt);
 	*first = *f;
 	first->advertiser_id = pstrdup(f->advertiser_id);
@@ -449,6 +566,19 @@ chain_begin(VerifyState *st, const char *adv, int advlen, const char *type,
 }
 
 /*
+ * Expect the receipt after one of this sequence and receipt_hash: carry
+ * on from what is stored, so one bad receipt is one failure.
+ */
+static void
+chain_advance(VerifyState *st, int64 sequence, const bytea *receipt_hash)
+{
+	st->expected_sequence = sequence + 1;
+	memset(st->expected_prev, 0, FP_SHA256_LEN);
+	if (VARSIZE_ANY_EXHDR(receipt_hash) == FP_SHA256_LEN)
+		memcpy(st->expected_prev, VARDATA_ANY(receipt_hash), FP_SHA256_LEN);
+}
+
+/*
  * Check one receipt of the chain being walked and advance.
  */
 static void
@@ -465,11 +595,7 @@ chain_receipt(VerifyState *st, const FpStoredReceipt *r)
 		st->receipts_failed++;
 		note_failure(st, r, check, detail);
 	}
-	/* carry on from what is stored, so one bad receipt is one failure */
-	st->expected_sequence = r->env.sequence + 1;
-	memset(st->expected_prev, 0, FP_SHA256_LEN);
-	if (VARSIZE_ANY_EXHDR(r->receipt_hash) == FP_SHA256_LEN)
-		memcpy(st->expected_prev, VARDATA_ANY(r->receipt_hash), FP_SHA256_LEN);
+	chain_advance(st, r->env.sequence, r->receipt_hash);
 }
 
 /*
@@ -613,8 +739,7 @@ scan_next(VerifyScan *s)
 		{
 			s->adv_attno = SPI_fnumber(s->desc, "advertiser_id");
 			s->id_attno = SPI_fnumber(s->desc, "aggregate_id");
-			s->type_attno = s->fixed_type != NULL ? 0 :
-				SPI_fnumber(s->desc, "aggregate_type");
+			s->type_attno = SPI_fnumber(s->desc, "aggregate_type");
 		}
 	}
 	s->tuple = s->batch->vals[s->next++];
@@ -628,66 +753,25 @@ scan_next(VerifyScan *s)
 	Assert(!isnull);
 	s->id = VARDATA_ANY(t);
 	s->idlen = VARSIZE_ANY_EXHDR(t);
-	if (s->fixed_type != NULL)
-	{
-		s->type = s->fixed_type;
-		s->typelen = strlen(s->fixed_type);
-	}
-	else
-	{
-		t = DatumGetTextPP(heap_getattr(s->tuple, s->type_attno, s->desc, &isnull));
-		Assert(!isnull);
-		s->type = VARDATA_ANY(t);
-		s->typelen = VARSIZE_ANY_EXHDR(t);
-	}
+	t = DatumGetTextPP(heap_getattr(s->tuple, s->type_attno, s->desc, &isnull));
+	Assert(!isnull);
+	s->type = VARDATA_ANY(t);
+	s->typelen = VARSIZE_ANY_EXHDR(t);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * Open a scan (a read-only cursor over sql) and read its first row.
+ * Open a scan (a read-only cursor over plan with args) and read its
+ * first row.
  */
 static void
-scan_open(VerifyScan *s, const char *sql, int nargs, Oid *argtypes,
-		  Datum *args, const char *fixed_type, MemoryContext parent)
+scan_open(VerifyScan *s, SPIPlanPtr plan, Datum *args, MemoryContext parent)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	memset(s, 0, sizeof(*s));
 	s->portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	s->fixed_type = fixed_type;
 	s->key_cxt = AllocSetContextCreate(parent, "fp_attribution verify keys",
 									   ALLOCSET_SMALL_SIZES);
 	scan_next(s);
-}
-
-/*
- * Compare two keys in byte order, as COLLATE "C" orders them.
- */
-static int
-key_cmp(const char *a, int alen, const char *b, int blen)
-{
-	int			c = memcmp(a, b, Min(alen, blen));
-
-	return c != 0 ? c : alen - blen;
-}
-
-/*
- * Order of two scans' current rows; a finished scan sorts last.
- */
-static int
-scan_cmp(const VerifyScan *a, const VerifyScan *b)
-{
-	int			c;
-
-	if (a->tuple == NULL || b->tuple == NULL)
-		return (a->tuple == NULL) - (b->tuple == NULL);
-	c = key_cmp(a->adv, a->advlen, b->adv, b->advlen);
-	if (c != 0)
-		return c;
-	c = key_cmp(a->type, a->typelen, b->type, b->typelen);
-	return c != 0 ? c : key_cmp(a->id, a->idlen, b->id, b->idlen);
 }
 
 /*
@@ -700,6 +784,18 @@ scan_in_chain(const VerifyScan *s, const VerifyState *st)
 		key_cmp(s->adv, s->advlen, st->advertiser_id, st->advlen) == 0 &&
 		key_cmp(s->type, s->typelen, st->aggregate_type, st->typelen) == 0 &&
 		key_cmp(s->id, s->idlen, st->aggregate_id, st->idlen) == 0;
+}
+
+/*
+ * Note that the chain being walked has a row but no receipts.
+ */
+static void
+row_without_receipt(VerifyState *st)
+{
+	st->rows_failed++;
+	note_failure(st, NULL, "row",
+				 psprintf("The row in attribution.%s has no receipt.",
+						  st->row_table));
 }
 
 /*
@@ -737,12 +833,7 @@ walk_chain(VerifyState *st, VerifyScan *receipts, HeapTuple row,
 	if (saw_first)
 		check_row(st, &first, row, row_desc);
 	if (row != NULL && !saw_first && st->chain_receipts == 0)
-	{
-		st->rows_failed++;
-		note_failure(st, NULL, "row",
-					 psprintf("The row in attribution.%s has no receipt.",
-							  st->row_table));
-	}
+		row_without_receipt(st);
 }
 
 /*
@@ -915,20 +1006,23 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 	chain_begin(&st, adv, strlen(adv), type, strlen(type), id, strlen(id));
 	/* the row check is verify_all's: no table lookup per chain here */
 	st.row_table = NULL;
-	scan_open(&receipts, "SELECT r.* FROM attribution.receipts r"
-			  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
-			  " AND r.aggregate_type OPERATOR(pg_catalog.=) $2"
-			  " AND r.aggregate_id OPERATOR(pg_catalog.=) $3"
-			  " ORDER BY r.sequence",
-			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, args, NULL, caller_cxt);
+	scan_open(&receipts,
+			  kept_plan("SELECT r.* FROM attribution.receipts r"
+						" WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+						" AND r.aggregate_type OPERATOR(pg_catalog.=) $2"
+						" AND r.aggregate_id OPERATOR(pg_catalog.=) $3"
+						" ORDER BY r.sequence",
+						3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}),
+			  args, caller_cxt);
 	walk_chain(&st, &receipts, NULL, NULL);
 	SPI_cursor_close(receipts.portal);
 
-	rc = SPI_execute_with_args("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
-							   " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-							   " AND aggregate_type OPERATOR(pg_catalog.=) $2"
-							   " AND aggregate_id OPERATOR(pg_catalog.=) $3",
-							   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, args, NULL, true, 1);
+	rc = SPI_execute_plan(kept_plan("SELECT last_sequence, last_hash FROM attribution.receipt_streams"
+									" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+									" AND aggregate_type OPERATOR(pg_catalog.=) $2"
+									" AND aggregate_id OPERATOR(pg_catalog.=) $3",
+									3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}),
+						  args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read stream head: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0 && st.chain_receipts == 0)
@@ -956,76 +1050,531 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 }
 
 /*
- * Verify every chain of tables t, in (advertiser_id, aggregate_type,
- * aggregate_id) order, plus every head whose chain has no receipts left.
- * Caller has begun st and is connected to SPI; scans' memory goes to cxt.
+ * verify_all's pass over tables t has two steps, so that every table is
+ * read once, sequentially, in its physical order (ordered index scans
+ * read the heap at random, and at a million receipts that was most of
+ * the time):
+ *
+ * 1. read the receipts, chain heads, clicks and conversions, check what
+ *	  each receipt proves on its own (its hashes, key and signature), and
+ *	  put a narrow item for every row into one sort: the chain's key, the
+ *	  sequence, the stored hashes, the outcome and the row's ctid;
+ * 2. walk the sorted items chain by chain (receipts in sequence order,
+ *	  then the chain's row and head) and check the links, the head and the
+ *	  row.
+ *
+ * The sort is by a 64-bit hash of the chain's key first (then the key
+ * itself, which only ties compare), because comparing three strings that
+ * share long prefixes was the sort's cost; so chains are walked in hash
+ * order, and note_failure keeps the failure of the smallest key.
+ *
+ * Step 2 decides with the items alone whether a chain passes.  For a
+ * chain that does not, it reads the receipts and the row again by ctid
+ * and runs the same checks as verify_chain (chain_receipt, check_row), so
+ * the failures and their details are those of one walk in key order.  A
+ * row is compared with its chain's single receipt through the SHA-256 of
+ * their canonical (JCS) forms, which are equal exactly when the two jsonb
+ * values are (in exact mode a number has a single form); a chain of
+ * several receipts has its payloads folded from the receipts read again.
+ */
+
+/* Columns of a sorted item */
+enum
+{
+	ITEM_CHAIN = 1,				/* int8: hash of the chain's key */
+	ITEM_ADVERTISER,			/* text COLLATE "C" */
+	ITEM_TYPE,					/* text COLLATE "C" */
+	ITEM_ID,					/* text COLLATE "C" */
+	ITEM_KIND,					/* int4: ItemKind */
+	ITEM_SEQUENCE,				/* int8: a receipt's sequence, a head's last */
+	ITEM_TID,					/* tid: a receipt's or row's ctid */
+	ITEM_PREV,					/* bytea: a receipt's prev_hash */
+	ITEM_HASH,					/* bytea: its receipt_hash, a head's last_hash */
+	ITEM_DIGEST,				/* bytea: SHA-256 of the JCS form of the
+								 * receipt's payload or the row's */
+	ITEM_OK,					/* bool: the receipt's own checks passed */
+	ITEM_COLUMNS = ITEM_OK
+};
+
+/* What an item is, in the order a chain's walk takes them */
+typedef enum ItemKind
+{
+	ITEM_RECEIPT,
+	ITEM_ROW,
+	ITEM_HEAD
+} ItemKind;
+
+/* Sort keys: the chain, then kind and sequence within it */
+#define ITEM_SORT_KEYS 6
+
+/* The sort of one pass, and the item it is at */
+typedef struct ItemSort
+{
+	TupleDesc	desc;
+	Tuplesortstate *sort;
+	TupleTableSlot *in;			/* virtual: an item to add */
+	TupleTableSlot *out;		/* the current sorted item */
+	bool		more;			/* false when out is past the end */
+} ItemSort;
+
+/* Statements a pass over tables t runs, kept for the session */
+typedef struct VerifyPlans
+{
+	SPIPlanPtr	receipt;		/* a receipt by ctid */
+	SPIPlanPtr	click;			/* a click row by ctid */
+	SPIPlanPtr	conversion;		/* a conversion row by ctid */
+} VerifyPlans;
+
+/*
+ * Begin the sort of a pass.  It spills to disk beyond
+ * maintenance_work_mem, as an index build does.
  */
 static void
-verify_tables(VerifyState *st, const VerifyTables *t, MemoryContext cxt)
+items_begin(ItemSort *s)
 {
-	VerifyScan	receipts;
-	VerifyScan	heads;
-	VerifyScan	clicks;
-	VerifyScan	conversions;
-	VerifyScan *scans[] = {&receipts, &heads, &clicks, &conversions};
+	static const Oid types[ITEM_COLUMNS] = {INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, INT8OID, TIDOID, BYTEAOID, BYTEAOID, BYTEAOID, BOOLOID};
+	AttrNumber	keys[ITEM_SORT_KEYS] = {ITEM_CHAIN, ITEM_ADVERTISER, ITEM_TYPE,
+	ITEM_ID, ITEM_KIND, ITEM_SEQUENCE};
+	Oid			ops[ITEM_SORT_KEYS] = {Int8LessOperator, TextLessOperator,
+	TextLessOperator, TextLessOperator, Int4LessOperator, Int8LessOperator};
+	Oid			collations[ITEM_SORT_KEYS] = {InvalidOid, C_COLLATION_OID,
+	C_COLLATION_OID, C_COLLATION_OID, InvalidOid, InvalidOid};
+	bool		nulls_first[ITEM_SORT_KEYS] = {false};
 
-	scan_open(&receipts, psprintf("SELECT r.* FROM %s r"
-								  " ORDER BY r.advertiser_id, r.aggregate_type, r.aggregate_id, r.sequence",
-								  t->receipts),
-			  0, NULL, NULL, NULL, cxt);
-	scan_open(&heads, psprintf("SELECT last_sequence, last_hash, advertiser_id, aggregate_type, aggregate_id"
-							   " FROM %s ORDER BY advertiser_id, aggregate_type, aggregate_id",
-							   t->heads),
-			  0, NULL, NULL, NULL, cxt);
-	scan_open(&clicks, psprintf("SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
-								" FROM %s c ORDER BY c.advertiser_id, c.click_id",
-								t->clicks),
-			  0, NULL, NULL, "click", cxt);
-	scan_open(&conversions, psprintf("SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
-									 " FROM %s c ORDER BY c.advertiser_id, 1",
-									 t->conversions),
-			  0, NULL, NULL, "conversion", cxt);
+	s->desc = CreateTemplateTupleDesc(ITEM_COLUMNS);
+	for (int i = 0; i < ITEM_COLUMNS; i++)
+		TupleDescInitEntry(s->desc, i + 1, NULL, types[i], -1, 0);
+	for (int i = ITEM_ADVERTISER; i <= ITEM_ID; i++)
+		TupleDescInitEntryCollation(s->desc, i, C_COLLATION_OID);
+	s->sort = tuplesort_begin_heap(s->desc, ITEM_SORT_KEYS, keys, ops,
+								   collations, nulls_first,
+								   maintenance_work_mem, NULL, TUPLESORT_NONE);
+	s->in = MakeSingleTupleTableSlot(s->desc, &TTSOpsVirtual);
+	s->out = MakeSingleTupleTableSlot(s->desc, &TTSOpsMinimalTuple);
+}
+
+/*
+ * Start an item of kind for the chain of these key columns (text
+ * Datums): the other columns are NULL until set.
+ */
+static void
+item_start(ItemSort *s, ItemKind kind, Datum adv, Datum type, Datum id)
+{
+	text	   *a = DatumGetTextPP(adv);
+	text	   *t = DatumGetTextPP(type);
+	text	   *i = DatumGetTextPP(id);
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(a),
+							VARSIZE_ANY_EXHDR(a), 0);
+	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
+							VARSIZE_ANY_EXHDR(t), h);
+	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(i),
+							VARSIZE_ANY_EXHDR(i), h);
+	ExecClearTuple(s->in);
+	memset(s->in->tts_isnull, true, ITEM_COLUMNS * sizeof(bool));
+	s->in->tts_values[ITEM_CHAIN - 1] = Int64GetDatum((int64) h);
+	s->in->tts_values[ITEM_ADVERTISER - 1] = PointerGetDatum(a);
+	s->in->tts_values[ITEM_TYPE - 1] = PointerGetDatum(t);
+	s->in->tts_values[ITEM_ID - 1] = PointerGetDatum(i);
+	s->in->tts_values[ITEM_KIND - 1] = Int32GetDatum(kind);
+	for (int c = ITEM_CHAIN; c <= ITEM_KIND; c++)
+		s->in->tts_isnull[c - 1] = false;
+}
+
+/* Set column c of the item being built */
+static void
+item_set(ItemSort *s, int c, Datum value)
+{
+	s->in->tts_values[c - 1] = value;
+	s->in->tts_isnull[c - 1] = false;
+}
+
+/* Add the item being built to the sort */
+static void
+item_put(ItemSort *s)
+{
+	ExecStoreVirtualTuple(s->in);
+	tuplesort_puttupleslot(s->sort, s->in);
+}
+
+/* Move to the next sorted item */
+static void
+items_next(ItemSort *s)
+{
+	s->more = tuplesort_gettupleslot(s->sort, true, false, s->out, NULL);
+	if (s->more)
+		slot_getallattrs(s->out);
+}
+
+/* Column c of the current sorted item */
+static inline Datum
+item_get(const ItemSort *s, int c)
+{
+	return s->out->tts_values[c - 1];
+}
+
+static inline bool
+item_null(const ItemSort *s, int c)
+{
+	return s->out->tts_isnull[c - 1];
+}
+
+/*
+ * Feed every row of the read-only query sql (kept plan) to add, a batch
+ * at a time, in st's per-receipt context.
+ */
+static void
+scan_table(const char *sql, void (*add) (VerifyState *, ItemSort *, HeapTuple, TupleDesc),
+		   VerifyState *st, ItemSort *items)
+{
+	Portal		portal = SPI_cursor_open(NULL, kept_plan(sql, 0, NULL), NULL, NULL, true);
 
 	for (;;)
 	{
-		VerifyScan *first = scans[0];
-		VerifyScan *row = NULL;
-		bool		isnull;
-
-		for (int i = 1; i < lengthof(scans); i++)
-			if (scan_cmp(scans[i], first) < 0)
-				first = scans[i];
-		if (first->tuple == NULL)
+		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
+		if (SPI_processed == 0)
 			break;
-		chain_begin(st, first->adv, first->advlen, first->type,
-					first->typelen, first->id, first->idlen);
-		if (scan_in_chain(&clicks, st))
-			row = &clicks;
-		else if (scan_in_chain(&conversions, st))
-			row = &conversions;
-
-		walk_chain(st, &receipts, row != NULL ? row->tuple : NULL,
-				   row != NULL ? row->desc : NULL);
-		if (scan_in_chain(&heads, st))
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			chain_head(st, true,
-					   DatumGetInt64(SPI_getbinval(heads.tuple, heads.desc, 1, &isnull)),
-					   DatumGetByteaPP(SPI_getbinval(heads.tuple, heads.desc, 2, &isnull)));
-			scan_next(&heads);
-		}
-		else
-			chain_head(st, false, 0, NULL);
-		if (row != NULL)
-			scan_next(row);
-		chain_finish(st);
+			MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 
+			CHECK_FOR_INTERRUPTS();
+			add(st, items, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(st->row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
+/* A NOT NULL column of a scan's row, by name */
+static Datum
+row_column(HeapTuple tuple, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, SPI_fnumber(desc, name), desc, &isnull);
+
+	Assert(!isnull);
+	return d;
+}
+
+/*
+ * Item of a receipt (its row with its ctid first), with the outcome of
+ * the checks it passes or fails on its own.
+ */
+static void
+add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
+{
+	FpStoredReceipt r;
+	uint8		hash[FP_SHA256_LEN];
+	uint8		digest[FP_SHA256_LEN];
+	bool		has_digest;
+	char	   *detail;
+	bool		ok;
+	bool		isnull;
+
+	fp_attribution_receipt_from_tuple(tuple, desc, &r);
+	ok = check_receipt_hashes(&r, hash, digest, &has_digest, &detail) == NULL &&
+		check_receipt_key(st, &r, hash, &detail) == NULL;
+	item_start(items, ITEM_RECEIPT, row_column(tuple, desc, "advertiser_id"),
+			   row_column(tuple, desc, "aggregate_type"),
+			   row_column(tuple, desc, "aggregate_id"));
+	item_set(items, ITEM_SEQUENCE, Int64GetDatum(r.env.sequence));
+	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
+	item_set(items, ITEM_PREV, PointerGetDatum(r.prev_hash));
+	item_set(items, ITEM_HASH, PointerGetDatum(r.receipt_hash));
+	if (has_digest)
+		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
+	item_set(items, ITEM_OK, BoolGetDatum(ok));
+	item_put(items);
+	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
+		ereport(NOTICE,
+				(errmsg("verify_all: " INT64_FORMAT " receipts read", st->receipts_read)));
+}
+
+/* Item of a chain head */
+static void
+add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
+{
+	item_start(items, ITEM_HEAD, row_column(tuple, desc, "advertiser_id"),
+			   row_column(tuple, desc, "aggregate_type"),
+			   row_column(tuple, desc, "aggregate_id"));
+	item_set(items, ITEM_SEQUENCE, row_column(tuple, desc, "last_sequence"));
+	item_set(items, ITEM_HASH, row_column(tuple, desc, "last_hash"));
+	item_put(items);
+}
+
+/*
+ * Item of a row of clicks or conversions (ctid, aggregate_id, then the
+ * row), with the digest of its payload.
+ */
+static void
+add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
+		const char *type)
+{
+	uint8		digest[FP_SHA256_LEN];
+	const char *bad_number;
+	bool		isnull;
+
+	item_start(items, ITEM_ROW, row_column(tuple, desc, "advertiser_id"),
+			   CStringGetTextDatum(type), heap_getattr(tuple, 2, desc, &isnull));
+	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
+	if (fp_attribution_payload_hash(fp_attribution_row_payload(type, tuple, desc),
+									digest, &bad_number))
+		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
+	item_put(items);
+}
+
+static void
+add_click(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
+{
+	add_row(st, items, tuple, desc, "click");
+}
+
+static void
+add_conversion(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
+{
+	add_row(st, items, tuple, desc, "conversion");
+}
+
+/*
+ * The row read again by its ctid with plan (NULL if tid is NULL), in
+ * SPI_tuptable.
+ */
+static HeapTuple
+fetch_by_tid(SPIPlanPtr plan, Datum tid)
+{
+	int			rc = SPI_execute_plan(plan, &tid, NULL, true, 1);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read a row again: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		elog(ERROR, "a row read before is gone");
+	return SPI_tuptable->vals[0];
+}
+
+/*
+ * The chain's receipts and row, read again by ctid, checked as
+ * walk_chain does (chain_receipt, check_row), when its items said that
+ * it fails or that its row needs the fold of several receipts.  tids are
+ * its receipts' ctids in sequence order.
+ */
+static void
+recheck_chain(VerifyState *st, const VerifyPlans *plans,
+			  ItemPointerData *tids, int ntids, ItemPointer row_tid)
+{
+	bool		saw_first = false;
+	FpStoredReceipt first;		/* its payload: the fold of the chain */
+
+	st->receipts -= ntids;
+	st->chain_receipts = 0;
+	st->expected_sequence = 1;
+	memset(st->expected_prev, 0, FP_SHA256_LEN);
+	for (int i = 0; i < ntids; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+		FpStoredReceipt r;
+
+		fp_attribution_receipt_from_tuple(fetch_by_tid(plans->receipt,
+													   PointerGetDatum(&tids[i])),
+										  SPI_tuptable->tupdesc, &r);
+		chain_receipt(st, &r);
+		if (st->row_table != NULL && r.env.sequence == 1)
+		{
+			saw_first = true;
+			first = r;
+			first.payload = fp_attribution_fold_event(st->chain_cxt, NULL, r.payload);
+		}
+		else if (saw_first)
+			first.payload = fp_attribution_fold_event(st->chain_cxt, first.payload,
+													  r.payload);
+		MemoryContextSwitchTo(old);
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(st->row_cxt);
+	}
+	if (saw_first)
+	{
+		HeapTuple	row = NULL;
+		TupleDesc	desc = NULL;
+
+		if (row_tid != NULL)
+		{
+			row = fetch_by_tid(strcmp(st->aggregate_type, "click") == 0 ?
+							   plans->click : plans->conversion,
+							   PointerGetDatum(row_tid));
+			desc = SPI_tuptable->tupdesc;
+		}
+		check_row(st, &first, row, desc);
+		if (row != NULL)
+			SPI_freetuptable(SPI_tuptable);
+	}
+}
+
+/*
+ * True if the current sorted item belongs to the chain being walked.
+ */
+static bool
+item_in_chain(const ItemSort *items, const VerifyState *st, int64 chain)
+{
+	text	   *adv;
+	text	   *type;
+	text	   *id;
+
+	if (!items->more || DatumGetInt64(item_get(items, ITEM_CHAIN)) != chain)
+		return false;
+	adv = DatumGetTextPP(item_get(items, ITEM_ADVERTISER));
+	type = DatumGetTextPP(item_get(items, ITEM_TYPE));
+	id = DatumGetTextPP(item_get(items, ITEM_ID));
+	return key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv), st->advertiser_id, st->advlen) == 0 &&
+		key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), st->aggregate_type, st->typelen) == 0 &&
+		key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id), st->aggregate_id, st->idlen) == 0;
+}
+
+/*
+ * Walk the chain of the current sorted item (its receipts, then its row
+ * and head), leaving the sort at the next chain's first item.
+ */
+static void
+walk_sorted_chain(VerifyState *st, const VerifyPlans *plans, ItemSort *items)
+{
+	text	   *adv = DatumGetTextPP(item_get(items, ITEM_ADVERTISER));
+	text	   *type = DatumGetTextPP(item_get(items, ITEM_TYPE));
+	text	   *id = DatumGetTextPP(item_get(items, ITEM_ID));
+	int64		chain = DatumGetInt64(item_get(items, ITEM_CHAIN));
+	bool		failed = false;
+	uint8		first_digest[FP_SHA256_LEN];
+	bool		has_first_digest = false;
+	bool		saw_first = false;
+	ItemPointerData row_tid;
+	bool		has_row = false;
+	bool		row_matches = false;
+	bool		has_head = false;
+	int64		last_sequence = 0;
+	bytea	   *last_hash = NULL;
+	ItemPointerData *tids;
+	int			ntids = 0;
+	int			maxtids = 8;
+
+	chain_begin(st, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+				VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+				VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
+	tids = MemoryContextAlloc(st->chain_cxt, maxtids * sizeof(ItemPointerData));
+	for (; item_in_chain(items, st, chain); items_next(items))
+	{
+		switch ((ItemKind) DatumGetInt32(item_get(items, ITEM_KIND)))
+		{
+			case ITEM_RECEIPT:
+				{
+					int64		sequence = DatumGetInt64(item_get(items, ITEM_SEQUENCE));
+
+					if (!DatumGetBool(item_get(items, ITEM_OK)) ||
+						sequence != st->expected_sequence ||
+						!fp_attribution_bytea_equals(DatumGetByteaPP(item_get(items, ITEM_PREV)),
+													 st->expected_prev, FP_SHA256_LEN))
+						failed = true;
+					if (ntids == 0 && sequence == 1)
+					{
+						saw_first = true;
+						has_first_digest = !item_null(items, ITEM_DIGEST);
+						if (has_first_digest)
+							memcpy(first_digest,
+								   VARDATA_ANY(DatumGetByteaPP(item_get(items, ITEM_DIGEST))),
+								   FP_SHA256_LEN);
+					}
+					st->receipts++;
+					st->chain_receipts++;
+					chain_advance(st, sequence, DatumGetByteaPP(item_get(items, ITEM_HASH)));
+					if (ntids == maxtids)
+					{
+						maxtids *= 2;
+						tids = repalloc(tids, maxtids * sizeof(ItemPointerData));
+					}
+					tids[ntids++] = *(ItemPointer) DatumGetPointer(item_get(items, ITEM_TID));
+					break;
+				}
+			case ITEM_ROW:
+				has_row = true;
+				row_tid = *(ItemPointer) DatumGetPointer(item_get(items, ITEM_TID));
+				row_matches = has_first_digest && ntids == 1 &&
+					!item_null(items, ITEM_DIGEST) &&
+					fp_attribution_bytea_equals(DatumGetByteaPP(item_get(items, ITEM_DIGEST)),
+												first_digest, FP_SHA256_LEN);
+				break;
+			case ITEM_HEAD:
+				has_head = true;
+				last_sequence = DatumGetInt64(item_get(items, ITEM_SEQUENCE));
+				last_hash = DatumGetByteaPCopy(item_get(items, ITEM_HASH));
+				break;
+		}
+	}
+
+	/* walk_chain's checks, in its order */
+	if (failed || (st->row_table != NULL && saw_first && !row_matches))
+		recheck_chain(st, plans, tids, ntids, has_row ? &row_tid : NULL);
+	else if (has_row && ntids == 0)
+		row_without_receipt(st);
+	chain_head(st, has_head, last_sequence, last_hash);
+	chain_finish(st);
+}
+
+/*
+ * Verify every chain of tables t, plus every head whose chain has no
+ * receipts left and every row that has none.  Caller has begun st and is
+ * connected to SPI.
+ */
+static void
+verify_tables(VerifyState *st, const VerifyTables *t)
+{
+	ItemSort	items;
+	VerifyPlans plans;
+	MemoryContext walk_cxt;		/* what walking one chain detoasts */
+
+	plans.receipt = kept_plan(psprintf("SELECT r.* FROM %s r WHERE r.ctid OPERATOR(pg_catalog.=) $1",
+										t->receipts), 1, (Oid[]) {TIDOID});
+	plans.click = kept_plan(psprintf("SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
+									  " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
+									  t->clicks), 1, (Oid[]) {TIDOID});
+	plans.conversion = kept_plan(psprintf("SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
+										   " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
+										   t->conversions), 1, (Oid[]) {TIDOID});
+
+	items_begin(&items);
+	scan_table(psprintf("SELECT r.ctid, r.* FROM %s r", t->receipts),
+			   add_receipt, st, &items);
+	scan_table(psprintf("SELECT advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash"
+						" FROM %s", t->heads),
+			   add_head, st, &items);
+	scan_table(psprintf("SELECT c.ctid, c.click_id::pg_catalog.text AS aggregate_id, c.* FROM %s c",
+						t->clicks),
+			   add_click, st, &items);
+	scan_table(psprintf("SELECT c.ctid, c.order_id COLLATE \"C\" AS aggregate_id, c.* FROM %s c",
+						t->conversions),
+			   add_conversion, st, &items);
+	tuplesort_performsort(items.sort);
+
+	walk_cxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "fp_attribution verify walk",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (items_next(&items); items.more;)
+	{
+		MemoryContext old = MemoryContextSwitchTo(walk_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		walk_sorted_chain(st, &plans, &items);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(walk_cxt);
 		if (st->chains % VERIFY_PROGRESS_CHAINS == 0)
 			ereport(NOTICE,
 					(errmsg("verify_all: " INT64_FORMAT " chains, " INT64_FORMAT " receipts checked, " INT64_FORMAT " chains failed",
 							st->chains, st->receipts, st->chains_failed)));
 	}
-	for (int i = 0; i < lengthof(scans); i++)
-		SPI_cursor_close(scans[i]->portal);
+	MemoryContextDelete(walk_cxt);
+	tuplesort_end(items.sort);
+	ExecDropSingleTupleTableSlot(items.in);
+	ExecDropSingleTupleTableSlot(items.out);
 }
 
 /*
@@ -1076,16 +1625,10 @@ add_group_result(VerifyState *st, TupleDesc desc, HeapTupleHeader rec)
 		text	   *adv = DatumGetTextPP(values[5]);
 		text	   *type = DatumGetTextPP(values[6]);
 		text	   *id = DatumGetTextPP(values[7]);
-		int			c = key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
-								first->advertiser_id, strlen(first->advertiser_id));
 
-		if (c == 0)
-			c = key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
-						first->aggregate_type, strlen(first->aggregate_type));
-		if (c == 0)
-			c = key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
-						first->aggregate_id, strlen(first->aggregate_id));
-		if (c >= 0)
+		if (!chain_precedes(first, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+							VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+							VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id)))
 			return;
 	}
 	first->failed = true;
@@ -1256,7 +1799,7 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	else
 	{
 		verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, NULL);
-		verify_tables(&st, &EXTENSION_TABLES, caller_cxt);
+		verify_tables(&st, &EXTENSION_TABLES);
 		verify_count(&st);
 	}
 	/* the chains hold: are the logs complete and their checkpoints kept? */
@@ -1302,7 +1845,7 @@ fp_attribution_verify_shard_group(PG_FUNCTION_ARGS)
 	t.keys = relation_name(PG_GETARG_OID(4));
 	SPI_connect();
 	verify_begin(&st, caller_cxt, t.keys, NULL);
-	verify_tables(&st, &t, caller_cxt);
+	verify_tables(&st, &t);
 	verify_count(&st);
 	SPI_finish();
 	result = verify_all_result(&st, tupdesc);
