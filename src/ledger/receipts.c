@@ -254,35 +254,100 @@ copy_hash(const bytea *b, uint8 *out)
 		memcpy(out, VARDATA_ANY(b), FP_SHA256_LEN);
 }
 
-/*
- * Fetch a column of a receipts row by name; *isnull tells SQL NULL.
- */
-static Datum
-receipt_column(HeapTuple tuple, TupleDesc desc, const char *name,
-			   bool *isnull)
+/* The columns of a receipts row, in the table's order */
+typedef enum ReceiptColumn
 {
-	int			attnum = SPI_fnumber(desc, name);
+	RC_ADVERTISER_ID,
+	RC_RECEIPT_ID,
+	RC_TIMESTAMP,
+	RC_SEQUENCE,
+	RC_CORRELATION_ID,
+	RC_CAUSATION_ID,
+	RC_AGGREGATE_ID,
+	RC_AGGREGATE_TYPE,
+	RC_PAYLOAD,
+	RC_PAYLOAD_HASH,
+	RC_SIGNATURE,
+	RC_TRACE_ID,
+	RC_SPAN_ID,
+	RC_PREV_HASH,
+	RC_RECEIPT_HASH,
+	RC_KEY_ID,
+	RC_COUNT
+} ReceiptColumn;
 
-	if (attnum <= 0)
-		elog(ERROR, "receipt column \"%s\" not found", name);
-	return heap_getattr(tuple, attnum, desc, isnull);
+static const char *const receipt_column_names[RC_COUNT] = {
+	"advertiser_id", "receipt_id", "timestamp", "sequence", "correlation_id",
+	"causation_id", "aggregate_id", "aggregate_type", "payload", "payload_hash",
+	"signature", "trace_id", "span_id", "prev_hash", "receipt_hash", "key_id"
+};
+
+/*
+ * A receipts row (any tuple with its column names), deformed once, and
+ * where each column is in it.  Verification reads every receipt of a
+ * table this way, all with one descriptor: looking each column up by
+ * name and fetching it on its own cost more than hashing the receipt.
+ */
+typedef struct ReceiptRow
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int			attnum[RC_COUNT];
+} ReceiptRow;
+
+/* The attribute numbers found for the last descriptor, to try first */
+static int	last_attnum[RC_COUNT];
+
+static void
+receipt_row(HeapTuple tuple, TupleDesc desc, ReceiptRow *row)
+{
+	for (int c = 0; c < RC_COUNT; c++)
+	{
+		int			attnum = last_attnum[c];
+
+		if (attnum <= 0 || attnum > desc->natts ||
+			TupleDescAttr(desc, attnum - 1)->attisdropped ||
+			strcmp(NameStr(TupleDescAttr(desc, attnum - 1)->attname),
+				   receipt_column_names[c]) != 0)
+		{
+			attnum = SPI_fnumber(desc, receipt_column_names[c]);
+			if (attnum <= 0)
+				elog(ERROR, "receipt column \"%s\" not found",
+					 receipt_column_names[c]);
+			last_attnum[c] = attnum;
+		}
+		row->attnum[c] = attnum;
+	}
+	row->values = palloc(desc->natts * sizeof(Datum));
+	row->nulls = palloc(desc->natts * sizeof(bool));
+	heap_deform_tuple(tuple, desc, row->values, row->nulls);
 }
 
 /*
- * Fetch a NOT NULL column of a receipts row by name.  A stored row always
- * has one, but a row built in SQL (ROW(...)::attribution.receipts) need
- * not.
+ * A column of a receipts row; *isnull tells SQL NULL.
  */
 static Datum
-required_column(HeapTuple tuple, TupleDesc desc, const char *name)
+receipt_column(const ReceiptRow *row, ReceiptColumn c, bool *isnull)
+{
+	*isnull = row->nulls[row->attnum[c] - 1];
+	return row->values[row->attnum[c] - 1];
+}
+
+/*
+ * A NOT NULL column of a receipts row.  A stored row always has one, but
+ * a row built in SQL (ROW(...)::attribution.receipts) need not.
+ */
+static Datum
+required_column(const ReceiptRow *row, ReceiptColumn c)
 {
 	bool		isnull;
-	Datum		d = receipt_column(tuple, desc, name, &isnull);
+	Datum		d = receipt_column(row, c, &isnull);
 
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("receipt column \"%s\" must not be null", name)));
+				 errmsg("receipt column \"%s\" must not be null",
+						receipt_column_names[c])));
 	return d;
 }
 
@@ -295,33 +360,37 @@ fp_attribution_receipt_from_tuple(HeapTuple tuple, TupleDesc desc,
 								  FpStoredReceipt *r)
 {
 	FpReceiptEnvelope *env = &r->env;
+	ReceiptRow	row;
 	bool		isnull;
 	Datum		d;
 
+	receipt_row(tuple, desc, &row);
 	memset(r, 0, sizeof(*r));
-	env->receipt_id = *DatumGetUUIDP(required_column(tuple, desc, "receipt_id"));
-	env->timestamp = DatumGetTimestampTz(required_column(tuple, desc, "timestamp"));
-	env->sequence = DatumGetInt64(required_column(tuple, desc, "sequence"));
-	env->correlation_id = TextDatumGetCString(required_column(tuple, desc, "correlation_id"));
-	d = receipt_column(tuple, desc, "causation_id", &isnull);
+	env->receipt_id = *DatumGetUUIDP(required_column(&row, RC_RECEIPT_ID));
+	env->timestamp = DatumGetTimestampTz(required_column(&row, RC_TIMESTAMP));
+	env->sequence = DatumGetInt64(required_column(&row, RC_SEQUENCE));
+	env->correlation_id = TextDatumGetCString(required_column(&row, RC_CORRELATION_ID));
+	d = receipt_column(&row, RC_CAUSATION_ID, &isnull);
 	env->has_causation = !isnull;
 	if (!isnull)
 		env->causation_id = *DatumGetUUIDP(d);
-	env->advertiser_id = TextDatumGetCString(required_column(tuple, desc, "advertiser_id"));
-	env->aggregate_id = TextDatumGetCString(required_column(tuple, desc, "aggregate_id"));
-	env->aggregate_type = TextDatumGetCString(required_column(tuple, desc, "aggregate_type"));
-	r->payload = DatumGetJsonbP(required_column(tuple, desc, "payload"));
-	r->payload_hash = DatumGetByteaPP(required_column(tuple, desc, "payload_hash"));
+	env->advertiser_id = TextDatumGetCString(required_column(&row, RC_ADVERTISER_ID));
+	env->aggregate_id = TextDatumGetCString(required_column(&row, RC_AGGREGATE_ID));
+	env->aggregate_type = TextDatumGetCString(required_column(&row, RC_AGGREGATE_TYPE));
+	r->payload = DatumGetJsonbP(required_column(&row, RC_PAYLOAD));
+	r->payload_hash = DatumGetByteaPP(required_column(&row, RC_PAYLOAD_HASH));
 	copy_hash(r->payload_hash, env->payload_hash);
-	d = receipt_column(tuple, desc, "signature", &isnull);
+	d = receipt_column(&row, RC_SIGNATURE, &isnull);
 	r->signature = isnull ? NULL : DatumGetByteaPP(d);
-	env->trace_id = *DatumGetFpTraceId(required_column(tuple, desc, "trace_id"));
-	env->span_id = *DatumGetFpSpanId(required_column(tuple, desc, "span_id"));
-	r->prev_hash = DatumGetByteaPP(required_column(tuple, desc, "prev_hash"));
+	env->trace_id = *DatumGetFpTraceId(required_column(&row, RC_TRACE_ID));
+	env->span_id = *DatumGetFpSpanId(required_column(&row, RC_SPAN_ID));
+	r->prev_hash = DatumGetByteaPP(required_column(&row, RC_PREV_HASH));
 	copy_hash(r->prev_hash, env->prev_hash);
-	r->receipt_hash = DatumGetByteaPP(required_column(tuple, desc, "receipt_hash"));
-	d = receipt_column(tuple, desc, "key_id", &isnull);
+	r->receipt_hash = DatumGetByteaPP(required_column(&row, RC_RECEIPT_HASH));
+	d = receipt_column(&row, RC_KEY_ID, &isnull);
 	env->key_id = isnull ? NULL : TextDatumGetCString(d);
+	pfree(row.values);
+	pfree(row.nulls);
 }
 
 /*

@@ -30,13 +30,13 @@
  *				  change made with triggers bypassed), the row of a receipt
  *				  still exists, and every row has a receipt
  *
- * verify_all is one pass over four ordered scans merged on (advertiser_id,
- * aggregate_type, aggregate_id): receipts, chain heads, clicks and
- * conversions, so a row is checked against the chain of its own
- * advertiser only.  The key columns are COLLATE "C" (clicks: uuid order,
- * which is the byte order of their text), so the merge compares bytes,
- * and no query runs per chain.
- * It raises a progress NOTICE every VERIFY_PROGRESS_CHAINS chains.
+ * verify_all reads each of receipts, chain heads, clicks and conversions
+ * once, sequentially, into one sort of narrow items keyed by (advertiser_id,
+ * aggregate_type, aggregate_id), then walks the sorted chains, so a row is
+ * checked against the chain of its own advertiser only and no query runs
+ * per chain that passes (verify_tables describes the two steps).  It
+ * raises a progress NOTICE every VERIFY_PROGRESS_CHAINS receipts read and
+ * chains walked.
  *
  * On a Citus cluster the coordinator's tables are empty shells: verify_all
  * has each node run attribution.verify_shard_group(), the same pass over
@@ -50,9 +50,10 @@
  * to verifications_failed (counted only when preloaded; see shmem.c).
  *
  * Rows are read through SPI cursors in batches, with a per-receipt and a
- * per-chain memory context, so verification needs memory for one batch of
- * each scan and one chain only (and conversions sorted by order_id in
- * byte order, spilling to disk beyond work_mem).
+ * per-chain memory context, so verification needs memory for one batch,
+ * one chain and verify_all's sort, which spills to disk beyond
+ * maintenance_work_mem.  Statements are prepared once per session and
+ * kept (kept_plan).
  *
  * Copyright (c) 2026, fp_attribution developers
  *

@@ -12,8 +12,18 @@
 #                 aggregates; their ratio is 1.0 when an append costs the
 #                 same whatever the length of the transaction's chain
 #
+# and, as the floor verify_all is measured against, from the same rounds
+# (interleaved with it):
+#
+#   scan          SELECT count(*) over the receipts (reading every row)
+#   scan+sha256   SELECT count(sha256(payload::text)) over them (reading
+#                 every row and hashing its payload once; verify_all also
+#                 canonicalises it, hashes the envelope, sorts and joins)
+#
 # Each timing is the median of ROUNDS (default 3) runs, from the same run
-# of the same server.  Also prints verify_all's NOTICEs (progress) count.
+# of the same server; the load average is printed with them.
+# SHARED_BUFFERS (default 128MB, PostgreSQL's default) sets the server's.
+# Also prints verify_all's NOTICEs (progress) count.
 # Needs the extension installed (make install); run as root or postgres.
 set -euo pipefail
 
@@ -21,6 +31,7 @@ n=${1:-1000000}
 chain=${CHAIN:-100000}
 appends=${APPENDS:-32000}
 rounds=${ROUNDS:-3}
+shared_buffers=${SHARED_BUFFERS:-128MB}
 bin=$(pg_config --bindir)
 tmp=$(mktemp -d /tmp/fp_verify.XXXXXX)
 
@@ -43,6 +54,7 @@ listen_addresses = ''
 unix_socket_directories = '$tmp'
 synchronous_commit = off
 max_wal_size = 4GB
+shared_buffers = $shared_buffers
 CONF
 as_pg "$bin/pg_ctl -D $tmp/data -l $tmp/log -w start" >/dev/null
 psql -c "CREATE EXTENSION fp_attribution"
@@ -63,14 +75,18 @@ total=$(psql -c "SELECT count(*) FROM attribution.receipts")
 echo "loaded $total receipts in $(( $(date +%s) - t0 )) s"
 
 for r in $(seq "$rounds"); do
+	timed "PERFORM count(*) FROM attribution.receipts" >>"$tmp/scan"
+	timed "PERFORM count(sha256(convert_to(payload::text, 'UTF8'))) FROM attribution.receipts" >>"$tmp/hash"
 	timed "PERFORM * FROM attribution.verify_all()" >>"$tmp/all"
 	timed "PERFORM * FROM attribution.verify_chain('bench', 'long')" >>"$tmp/chain"
 done
 ok=$(psql -c "SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all()" 2>"$tmp/notices")
-all=$(median <"$tmp/all")
-one=$(median <"$tmp/chain")
-printf '%-13s %9s receipts %8.2f s %10.0f receipts/s\n' verify_all "$total" "$all" "$(awk -v n="$total" -v t="$all" 'BEGIN { print n / t }')"
-printf '%-13s %9s receipts %8.2f s %10.0f receipts/s\n' verify_chain "$chain" "$one" "$(awk -v n="$chain" -v t="$one" 'BEGIN { print n / t }')"
+rate() { printf '%-13s %9s receipts %8.2f s %10.0f receipts/s  (runs: %s)\n' "$1" "$2" "$3" "$(awk -v n="$2" -v t="$3" 'BEGIN { print n / t }')" "$(tr '\n' ' ' <"$4")"; }
+rate scan "$total" "$(median <"$tmp/scan")" "$tmp/scan"
+rate scan+sha256 "$total" "$(median <"$tmp/hash")" "$tmp/hash"
+rate verify_all "$total" "$(median <"$tmp/all")" "$tmp/all"
+rate verify_chain "$chain" "$(median <"$tmp/chain")" "$tmp/chain"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); shared_buffers=$shared_buffers"
 echo "verify_all: ok, chains, receipts = $ok; $(grep -c NOTICE "$tmp/notices" || true) progress notices"
 
 for r in $(seq "$rounds"); do
