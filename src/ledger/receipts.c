@@ -1095,7 +1095,11 @@ row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
 	JsonbValue	key;
 	JsonbValue	val;
 	JsonbValue *result;
+	Datum	   *values = palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(desc->natts * sizeof(bool));
 
+	/* deformed once: fetching each column on its own walked the row again */
+	heap_deform_tuple(tuple, desc, values, nulls);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
 	key.val.string.val = "event";
@@ -1108,9 +1112,10 @@ row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
 	for (int i = 0; spec->columns[i] != FP_NUM_COLUMNS; i++)
 	{
 		FpColumn	c = spec->columns[i];
-		bool		isnull;
-		Oid			typid;
-		Datum		d = row_column(tuple, desc, map, c, &isnull, &typid);
+		int			attnum = row_attnum(desc, map, c);
+		bool		isnull = nulls[attnum - 1];
+		Oid			typid = TupleDescAttr(desc, attnum - 1)->atttypid;
+		Datum		d = values[attnum - 1];
 
 		/* the fraud rules' reason is there only when set (fraud_rules.c) */
 		if (isnull && c == FP_COL_REVIEW_REASON)
@@ -1122,6 +1127,8 @@ row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
 		pushJsonbValue(&state, WJB_VALUE, &val);
 	}
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	pfree(values);
+	pfree(nulls);
 	return JsonbValueToJsonb(result);
 }
 
@@ -1139,6 +1146,21 @@ fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
 	if (spec == NULL)
 		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
 	return row_payload(spec, tuple, desc, NULL);
+}
+
+/*
+ * The same for many rows of one query, map being
+ * fp_attribution_build_column_map() of their desc: no lookup by name.
+ */
+Jsonb *
+fp_attribution_row_payload_mapped(const char *aggregate_type, HeapTuple tuple,
+								  TupleDesc desc, const FpColumnMap *map)
+{
+	const FpAggregateSpec *spec = find_spec(aggregate_type);
+
+	if (spec == NULL)
+		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
+	return row_payload(spec, tuple, desc, map);
 }
 
 /*

@@ -191,6 +191,8 @@ typedef struct VerifyState
 	int64		receipts;
 	int64		receipts_failed;
 	int64		receipts_read;	/* by verify_all's first step */
+	FpColumnMap row_map;		/* of the rows it reads, whose desc is: */
+	TupleDesc	row_map_desc;
 	int64		heads_failed;
 	int64		rows_failed;
 	VerifyFailure first_failure;
@@ -1073,10 +1075,10 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * chain that does not, it reads the receipts and the row again by ctid
  * and runs the same checks as verify_chain (chain_receipt, check_row), so
  * the failures and their details are those of one walk in key order.  A
- * row is compared with its chain's single receipt through the SHA-256 of
- * their canonical (JCS) forms, which are equal exactly when the two jsonb
- * values are (in exact mode a number has a single form); a chain of
- * several receipts has its payloads folded from the receipts read again.
+ * row passes when its chain has a single receipt whose payload has the
+ * same jsonb bytes (payload_digest); otherwise (a chain of several
+ * receipts to fold, or bytes that differ) it is compared in full with the
+ * receipts read again.
  */
 
 /* Columns of a sorted item */
@@ -1091,8 +1093,8 @@ enum
 	ITEM_TID,					/* tid: a receipt's or row's ctid */
 	ITEM_PREV,					/* bytea: a receipt's prev_hash */
 	ITEM_HASH,					/* bytea: its receipt_hash, a head's last_hash */
-	ITEM_DIGEST,				/* bytea: SHA-256 of the JCS form of the
-								 * receipt's payload or the row's */
+	ITEM_DIGEST,				/* bytea: payload_digest of a built-in
+								 * type's receipt or of a row */
 	ITEM_OK,					/* bool: the receipt's own checks passed */
 	ITEM_COLUMNS = ITEM_OK
 };
@@ -1232,6 +1234,8 @@ scan_table(const char *sql, void (*add) (VerifyState *, ItemSort *, HeapTuple, T
 {
 	Portal		portal = SPI_cursor_open(NULL, kept_plan(sql, 0, NULL), NULL, NULL, true);
 
+	st->row_map_desc = NULL;
+
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
@@ -1263,6 +1267,21 @@ row_column(HeapTuple tuple, TupleDesc desc, const char *name)
 }
 
 /*
+ * The digest of a payload a row is compared through: the SHA-256 of its
+ * jsonb bytes.  Equal bytes are an equal value; a row and its receipt
+ * written from it have equal bytes (the receipt's payload is the row's,
+ * stored as built), and anything else is compared in full (check_row).
+ */
+static Datum
+payload_digest(Jsonb *payload)
+{
+	uint8		digest[FP_SHA256_LEN];
+
+	fp_attribution_sha256(VARDATA(payload), VARSIZE(payload) - VARHDRSZ, digest);
+	return fp_attribution_bytea_datum(digest, FP_SHA256_LEN);
+}
+
+/*
  * Item of a receipt (its row with its ctid first), with the outcome of
  * the checks it passes or fails on its own.
  */
@@ -1271,14 +1290,14 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
 	FpStoredReceipt r;
 	uint8		hash[FP_SHA256_LEN];
-	uint8		digest[FP_SHA256_LEN];
-	bool		has_digest;
+	uint8		payload_hash[FP_SHA256_LEN];
+	bool		has_payload_hash;
 	char	   *detail;
 	bool		ok;
 	bool		isnull;
 
 	fp_attribution_receipt_from_tuple(tuple, desc, &r);
-	ok = check_receipt_hashes(&r, hash, digest, &has_digest, &detail) == NULL &&
+	ok = check_receipt_hashes(&r, hash, payload_hash, &has_payload_hash, &detail) == NULL &&
 		check_receipt_key(st, &r, hash, &detail) == NULL;
 	item_start(items, ITEM_RECEIPT, row_column(tuple, desc, "advertiser_id"),
 			   row_column(tuple, desc, "aggregate_type"),
@@ -1287,8 +1306,8 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
 	item_set(items, ITEM_PREV, PointerGetDatum(r.prev_hash));
 	item_set(items, ITEM_HASH, PointerGetDatum(r.receipt_hash));
-	if (has_digest)
-		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
+	if (fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
+		item_set(items, ITEM_DIGEST, payload_digest(r.payload));
 	item_set(items, ITEM_OK, BoolGetDatum(ok));
 	item_put(items);
 	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
@@ -1316,16 +1335,19 @@ static void
 add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
 		const char *type)
 {
-	uint8		digest[FP_SHA256_LEN];
-	const char *bad_number;
 	bool		isnull;
 
+	if (desc != st->row_map_desc)
+	{
+		fp_attribution_build_column_map(desc, &st->row_map);
+		st->row_map_desc = desc;
+	}
 	item_start(items, ITEM_ROW, row_column(tuple, desc, "advertiser_id"),
 			   CStringGetTextDatum(type), heap_getattr(tuple, 2, desc, &isnull));
 	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
-	if (fp_attribution_payload_hash(fp_attribution_row_payload(type, tuple, desc),
-									digest, &bad_number))
-		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
+	item_set(items, ITEM_DIGEST,
+			 payload_digest(fp_attribution_row_payload_mapped(type, tuple, desc,
+															  &st->row_map)));
 	item_put(items);
 }
 

@@ -19,6 +19,7 @@
 #include "utils/palloc.h"
 #include "utils/uuid.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/ids.h"
 #include "fp_attribution/signing.h"
 
@@ -73,6 +74,9 @@ extern void fp_attribution_append_row_event(FpReceiptEnvelope *env,
 											Jsonb *payload, Oid owner);
 extern Jsonb *fp_attribution_row_payload(const char *aggregate_type,
 										 HeapTuple tuple, TupleDesc desc);
+extern Jsonb *fp_attribution_row_payload_mapped(const char *aggregate_type,
+												HeapTuple tuple, TupleDesc desc,
+												const FpColumnMap *map);
 extern bool fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes,
 										int len);
 extern void fp_attribution_catch_receipt(const char *advertiser_id,
