@@ -1399,11 +1399,10 @@ recheck_chain(VerifyState *st, const VerifyPlans *plans,
 	for (int i = 0; i < ntids; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+		HeapTuple	tuple = fetch_by_tid(plans->receipt, PointerGetDatum(&tids[i]));
 		FpStoredReceipt r;
 
-		fp_attribution_receipt_from_tuple(fetch_by_tid(plans->receipt,
-													   PointerGetDatum(&tids[i])),
-										  SPI_tuptable->tupdesc, &r);
+		fp_attribution_receipt_from_tuple(tuple, SPI_tuptable->tupdesc, &r);
 		chain_receipt(st, &r);
 		if (st->row_table != NULL && r.env.sequence == 1)
 		{

@@ -41,12 +41,19 @@ as_pg() {
 [ "$(id -u)" = 0 ] && chown postgres: "$tmp"
 trap 'as_pg "$bin/pg_ctl -D $tmp/data -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 psql() { as_pg "$bin/psql -X -q -At -v ON_ERROR_STOP=1 -h $tmp -d postgres $(printf '%q ' "$@")"; }
-# seconds a statement takes, measured by the server
+# seconds a statement takes, measured by the server: elapsed, and the CPU
+# time of its backend (user + system, from /proc), which other jobs on a
+# loaded machine change far less
+hz=$(getconf CLK_TCK)
+cpu="(SELECT sum(split_part(substr(s, strpos(s, ') ') + 2), ' ', f)::bigint)
+	FROM pg_read_file('/proc/self/stat') s, unnest(ARRAY[12, 13]) f)"
 timed() {
-	psql -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN $1; RAISE NOTICE 'took %', extract(epoch FROM clock_timestamp() - t0); END \$\$" 2>&1 |
-		sed -n 's/.*took \([0-9.]*\).*/\1/p'
+	psql -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); c0 bigint := $cpu; BEGIN $1;
+		RAISE NOTICE 'took % %', extract(epoch FROM clock_timestamp() - t0), ($cpu - c0) / $hz.0; END \$\$" 2>&1 |
+		sed -n 's/.*took \([0-9.]*\) \([0-9.]*\).*/\1 \2/p'
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median of column $1 (default 1)
+median() { awk -v c="${1:-1}" '{ print $c }' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 as_pg "$bin/initdb -D $tmp/data -A trust" >/dev/null
 cat >>"$tmp/data/postgresql.conf" <<CONF
@@ -81,11 +88,19 @@ for r in $(seq "$rounds"); do
 	timed "PERFORM * FROM attribution.verify_chain('bench', 'long')" >>"$tmp/chain"
 done
 ok=$(psql -c "SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all()" 2>"$tmp/notices")
-rate() { printf '%-13s %9s receipts %8.2f s %10.0f receipts/s  (runs: %s)\n' "$1" "$2" "$3" "$(awk -v n="$2" -v t="$3" 'BEGIN { print n / t }')" "$(tr '\n' ' ' <"$4")"; }
-rate scan "$total" "$(median <"$tmp/scan")" "$tmp/scan"
-rate scan+sha256 "$total" "$(median <"$tmp/hash")" "$tmp/hash"
-rate verify_all "$total" "$(median <"$tmp/all")" "$tmp/all"
-rate verify_chain "$chain" "$(median <"$tmp/chain")" "$tmp/chain"
+# name, receipts, file of "elapsed cpu" runs
+rate() {
+	local t c
+	t=$(median 1 <"$3")
+	c=$(median 2 <"$3")
+	printf '%-13s %9s receipts %8.2f s %10.0f receipts/s; CPU %7.2f s %10.0f receipts/CPU-s  (runs: %s)\n' \
+		"$1" "$2" "$t" "$(awk -v n="$2" -v t="$t" 'BEGIN { print n / t }')" \
+		"$c" "$(awk -v n="$2" -v t="$c" 'BEGIN { print t > 0 ? n / t : 0 }')" "$(tr '\n' ',' <"$3")"
+}
+rate scan "$total" "$tmp/scan"
+rate scan+sha256 "$total" "$tmp/hash"
+rate verify_all "$total" "$tmp/all"
+rate verify_chain "$chain" "$tmp/chain"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); shared_buffers=$shared_buffers"
 echo "verify_all: ok, chains, receipts = $ok; $(grep -c NOTICE "$tmp/notices" || true) progress notices"
 
