@@ -80,12 +80,29 @@ no_passphrase(char *buf, int size, int rwflag, void *userdata)
 }
 
 /*
- * SHA-256 of data into out (FP_SHA256_LEN bytes).
+ * SHA-256 of data into out (FP_SHA256_LEN bytes).  The digest is fetched
+ * from its provider once and its context reused: EVP_Digest() fetches it
+ * again on every call (under a lock, in OpenSSL 3), which cost more than
+ * hashing a receipt.
  */
 void
 fp_attribution_sha256(const void *data, size_t len, uint8 *out)
 {
-	if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
+	static const EVP_MD *sha256 = NULL;
+	static EVP_MD_CTX *ctx = NULL;
+
+	if (sha256 == NULL)
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+		sha256 = EVP_sha256();
+#endif
+	if (ctx == NULL)
+		ctx = EVP_MD_CTX_new();
+	if (sha256 == NULL || ctx == NULL ||
+		EVP_DigestInit_ex(ctx, sha256, NULL) != 1 ||
+		EVP_DigestUpdate(ctx, data, len) != 1 ||
+		EVP_DigestFinal_ex(ctx, out, NULL) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256: %s", openssl_error())));
