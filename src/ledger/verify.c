@@ -349,25 +349,21 @@ find_key(const VerifyState *st, const char *advertiser_id, const char *key_id)
  * The checks of one receipt that need nothing but the receipt: its
  * payload_hash and receipt_hash.  Returns NULL if both pass, else the
  * name of the first failing check with *detail set (allocated in the
- * current context).  hash gets the SHA-256 of the canonical envelope;
- * payload_digest that of the canonical payload, when it has one
- * (*has_digest).
+ * current context).  hash gets the SHA-256 of the canonical envelope.
  */
 static const char *
-check_receipt_hashes(const FpStoredReceipt *r, uint8 *hash,
-					 uint8 *payload_digest, bool *has_digest, char **detail)
+check_receipt_hashes(const FpStoredReceipt *r, uint8 *hash, char **detail)
 {
 	const char *bad_number = NULL;
+	uint8		payload_hash[FP_SHA256_LEN];
 	StringInfoData envelope;
 
-	*has_digest = fp_attribution_payload_hash(r->payload, payload_digest,
-											  &bad_number);
-	if (!*has_digest)
+	if (!fp_attribution_payload_hash(r->payload, payload_hash, &bad_number))
 	{
 		*detail = psprintf("The payload holds the number %s, which canonical JSON cannot represent.", bad_number);
 		return "payload_hash";
 	}
-	if (!fp_attribution_bytea_equals(r->payload_hash, payload_digest, FP_SHA256_LEN))
+	if (!fp_attribution_bytea_equals(r->payload_hash, payload_hash, FP_SHA256_LEN))
 	{
 		*detail = pstrdup("The SHA-256 of the canonical payload differs from payload_hash.");
 		return "payload_hash";
@@ -438,10 +434,7 @@ check_receipt(const VerifyState *st, const FpStoredReceipt *r,
 			  char **detail)
 {
 	uint8		hash[FP_SHA256_LEN];
-	uint8		payload_digest[FP_SHA256_LEN];
-	bool		has_digest;
-	const char *check = check_receipt_hashes(r, hash, payload_digest,
-											 &has_digest, detail);
+	const char *check = check_receipt_hashes(r, hash, detail);
 
 	if (check != NULL)
 		return check;
@@ -1290,14 +1283,12 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
 	FpStoredReceipt r;
 	uint8		hash[FP_SHA256_LEN];
-	uint8		payload_hash[FP_SHA256_LEN];
-	bool		has_payload_hash;
 	char	   *detail;
 	bool		ok;
 	bool		isnull;
 
 	fp_attribution_receipt_from_tuple(tuple, desc, &r);
-	ok = check_receipt_hashes(&r, hash, payload_hash, &has_payload_hash, &detail) == NULL &&
+	ok = check_receipt_hashes(&r, hash, &detail) == NULL &&
 		check_receipt_key(st, &r, hash, &detail) == NULL;
 	item_start(items, ITEM_RECEIPT, row_column(tuple, desc, "advertiser_id"),
 			   row_column(tuple, desc, "aggregate_type"),
