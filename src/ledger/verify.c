@@ -93,8 +93,9 @@
 #define VERIFY_BATCH 1000
 
 /*
- * verify_all raises a NOTICE after this many chains (about a second of
- * work), so a long run shows progress; client_min_messages hides them
+ * verify_all raises a NOTICE after this many receipts read and this many
+ * chains walked (a few seconds of work each), so a long run shows
+ * progress; client_min_messages hides them
  */
 #define VERIFY_PROGRESS_CHAINS 100000
 
