@@ -96,7 +96,7 @@ rate() {
 	printf '%-13s %9s receipts %8.2f s %10.0f receipts/s; CPU %7.2f s %10.0f receipts/CPU-s  (runs, s/CPU s: %s)\n' \
 		"$1" "$2" "$t" "$(awk -v n="$2" -v t="$t" 'BEGIN { print n / t }')" \
 		"$c" "$(awk -v n="$2" -v t="$c" 'BEGIN { print (t > 0 ? n / t : 0) }')" \
-		"$(awk '{ printf "%s%.2f/%.2f", NR > 1 ? ", " : "", $1, $2 }' "$3")"
+		"$(awk '{ printf "%s%.2f/%.2f", (NR > 1 ? ", " : ""), $1, $2 }' "$3")"
 }
 rate scan "$total" "$tmp/scan"
 rate scan+sha256 "$total" "$tmp/hash"
