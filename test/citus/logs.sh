@@ -5,7 +5,8 @@
 # delegated to the worker holding the advertiser), one checkpoint per
 # log signed by that worker; from the coordinator, checkpoint(),
 # receipt_proof(), consistency_proof(), verify_log() of a checkpoint
-# saved earlier and verify_all() hold, and the Go verifier of
+# saved earlier and verify_all() hold, the coordinator pushes the
+# checkpoints, and the Go verifier of
 # test/log_verify accepts the export of both logs; a leaf hash rewritten
 # on its shard is reported by verify_all(), verify_log() and the Go
 # verifier.  Run by tests.sh, after distribute() (PG* at the coordinator).
@@ -29,7 +30,8 @@ shard() {						# shard TABLE ADVERTISER: its shard's name, on its worker
 }
 
 work=$(mktemp -d /tmp/fp_citus_log.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+receiver=
+trap '[ -n "$receiver" ] && kill $receiver 2>/dev/null; rm -rf "$work"' EXIT
 # Debian's Go libraries live in /usr/share/gocode: GOPATH mode, no network
 if ! (cd "$here/../log_verify" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
 		GOCACHE=$work/gocache go build -o "$work/verify" verify.go) >"$work/go_build" 2>&1; then
@@ -87,9 +89,37 @@ printf '%s\n' "$(q -c "SELECT attribution.checkpoint('$a')")" >"$work/saved-a"
 printf '%s\n' "$(q -c "SELECT attribution.checkpoint('$b')")" >"$work/saved-b"
 check "checkpoint() of each log from the coordinator" "$(printf '%s\n' "fp-attribution.invalid/log/$a" 6)" \
 	"$(sed -n '1,2p' "$work/saved-a")"
+# The coordinator pushes the checkpoints its calls return: to
+# test/log_push/receiver.js, which verifies each note against a's verifier
+# key with node's crypto (and answers its first request 503, retried)
+q -c "SELECT attribution.log_verifier_key('$a')" >"$work/key"
+touch "$work/received"
+node "$here/../log_push/receiver.js" "$work/key" "$work/received" >"$work/port" &
+receiver=$!
+for _ in $(seq 1 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+q >/dev/null <<SQL
+ALTER SYSTEM SET fp_attribution.log_push_endpoints = 'http://127.0.0.1:$(head -1 "$work/port")/checkpoints';
+SELECT pg_catalog.pg_reload_conf();
+SQL
+sleep 1
 clicks $a 20
 clicks $b 2
 check "the logs grow" "$a=26/26/0 $b=5/5/0" "$(wait_logs "$a=26/26/0 $b=5/5/0")"
+pushed=
+for _ in $(seq 1 50); do
+	pushed=$(node -e '
+		const ok = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").filter(Boolean)
+			.map(JSON.parse).filter((l) => l.status === 200 && l.size === 26);
+		if (ok.length) console.log(ok[0].origin + " " + ok[0].size);' "$work/received")
+	[ -n "$pushed" ] && break
+	sleep 0.2
+done
+check "the coordinator pushed a's checkpoint, signature verified by node crypto" \
+	"fp-attribution.invalid/log/$a 26" "$pushed"
+q >/dev/null <<SQL
+ALTER SYSTEM RESET fp_attribution.log_push_endpoints;
+SELECT pg_catalog.pg_reload_conf();
+SQL
 
 check "verify_log() of the saved checkpoints: ok" "t 6 26
 t 3 5" \
