@@ -9,7 +9,8 @@
 # checkpoints, and the Go verifier of
 # test/log_verify accepts the export of both logs; a leaf hash rewritten
 # on its shard is reported by verify_all(), verify_log() and the Go
-# verifier.  Run by tests.sh, after distribute() (PG* at the coordinator).
+# verifier; after a move of a's shard group to b's worker, a's log goes on
+# there and all of it still verifies.  Run by tests.sh, after distribute() (PG* at the coordinator).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
@@ -200,4 +201,22 @@ else
 fi
 rewrite_leaf "decode('$original', 'hex')"
 check "verify_all() clean once the leaf is put back" "t" "$(q -c "SELECT ok FROM attribution.verify_all()")"
+
+# The log moves with its advertiser's shard group (citus_move_shard_placement
+# to b's worker): integration, the saved checkpoint and verify_all hold there
+q >/dev/null -c "SELECT pg_catalog.citus_move_shard_placement(
+		pg_catalog.get_shard_id_for_distribution_column('attribution.clicks', '$a'),
+		'127.0.0.1', $pa, '127.0.0.1', $pb, shard_transfer_mode => 'block_writes')"
+check "a's shard group moved to b's worker" "$pb" "$(worker_port $a)"
+clicks $a 3
+check "after the move: a's log integrated on its new worker" "$a=29/29/0 $b=5/5/0" \
+	"$(wait_logs "$a=29/29/0 $b=5/5/0")"
+check "after the move: verify_log() of the checkpoint saved before it" "t 6 29" \
+	"$(q -c "SELECT concat_ws(' ', ok, checkpoint_size, log_size) FROM attribution.verify_log(pg_catalog.pg_read_file('$work/saved-a'))")"
+check "after the move: verify_all() clean" "t" "$(q -c "SELECT ok FROM attribution.verify_all()")"
+if go_verify; then
+	pass "after the move: Go verifier accepts both logs ($(tail -1 "$work/go.out"))"
+else
+	fail "after the move: Go verifier: $(head -3 "$work/go.out")"
+fi
 exit $status
