@@ -3,7 +3,8 @@
  * log_worker.c
  *	  The ledger worker's share of the receipt logs: every
  *	  fp_attribution.log_interval it integrates pending receipts and signs
- *	  checkpoints, in its own transaction.
+ *	  checkpoints, in a transaction of its own (on a Citus coordinator,
+ *	  one per advertiser).
  *
  * Called from the ledger worker's loop (ledger_worker.c), never from the
  * exporter, so a long integration batch holds back no export; an error
@@ -23,8 +24,8 @@
  * a DELETE by ctid across shards, cannot be planned: the coordinator's
  * worker reads which advertisers have queued receipts and calls
  * attribution.integrate_advertiser_log() for each, a call Citus delegates
- * to the worker node holding that advertiser's shards, where it is
- * today's integration of that one log on local shards (doc/citus.md).
+ * to the worker node holding that advertiser's shards, where it is one
+ * node's integration of that one log, on local shards (doc/citus.md).
  * The ledger workers of the worker nodes leave their shards to those
  * calls, so one integrator drives each log.
  *
