@@ -24,6 +24,11 @@
  * they take no lock for the log and share no row; the order of a log is
  * the order of integration.
  *
+ * On Citus each advertiser's log is integrated on the worker node holding
+ * its shards, by attribution.integrate_advertiser_log() (the same
+ * integration for one advertiser, every statement naming it), which the
+ * coordinator's ledger worker calls for each advertiser (log_worker.c).
+ *
  * Lock protocol: integrators serialize on one transaction-level advisory
  * lock (FP_LOG_LOCK_KEY), taken before they read the log's size; readers
  * (proofs, checkpoint, verification) take none and see a committed log.
@@ -38,11 +43,13 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "common/base64.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -150,32 +157,61 @@ static const struct
 		" ORDER BY advertiser_id, \"timestamp\", receipt_id",
 		1, {INT4OID}
 	},
-
 };
 
 static SPIPlanPtr log_plans[NUM_LOG_PLANS];
 
+/* Whether log_plans hold generic plans (-1: none prepared yet) */
+static int	log_plans_generic = -1;
+
+/* The transaction in which log_plans_generic was last checked */
+static LocalTransactionId log_plans_lxid = InvalidLocalTransactionId;
+
 /*
- * Whether the log tables are Citus distributed tables, looked up when
- * the session prepares its first plan (distribute() is run on a fresh
- * install, before any integration).  Citus routes a statement by its
- * parameters' values, which a generic plan does not have: there the plans
- * are left to the plan cache, which Citus keeps on custom plans.
+ * Whether the log tables are Citus distributed tables.  Without Citus a
+ * catalog lookup says no; with it, pg_dist_partition is read (inside SPI).
  */
 static bool
 logs_distributed(void)
 {
 	bool		isnull;
 
-	if (SPI_execute("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-					true, 0) != SPI_OK_SELECT || SPI_processed != 1 ||
-		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (!OidIsValid(get_extension_oid("citus", true)))
 		return false;
 	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
 					" WHERE logicalrelid OPERATOR(pg_catalog.=) 'attribution.log_entries'::pg_catalog.regclass)",
 					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read pg_dist_partition");
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Once per transaction, make sure log_plans are of the kind the tables
+ * need: generic on one node; on Citus left to the plan cache, since Citus
+ * routes a statement by its parameters' values, which a generic plan has
+ * not ("could not create distributed plan"), and keeps such a statement
+ * on custom plans.  A process that used the logs before distribute() (a
+ * ledger worker) then replaces its generic plans.
+ */
+static void
+check_log_plans(void)
+{
+	bool		generic;
+
+	if (log_plans_lxid == MyProc->lxid)
+		return;
+	generic = !logs_distributed();
+	if (generic != log_plans_generic)
+	{
+		for (int i = 0; i < NUM_LOG_PLANS; i++)
+		{
+			if (log_plans[i] != NULL)
+				SPI_freeplan(log_plans[i]);
+			log_plans[i] = NULL;
+		}
+		log_plans_generic = generic;
+	}
+	log_plans_lxid = MyProc->lxid;
 }
 
 /*
@@ -200,12 +236,9 @@ logs_distributed(void)
 static int
 log_execute(LogPlan which, Datum *values, bool read_only, long count)
 {
-	static int	generic = -1;
-
-	if (generic < 0)
-		generic = !logs_distributed();
+	check_log_plans();
 	if (log_plans[which] == NULL)
-		log_plans[which] = (generic ? fp_attribution_keep_generic_plan : fp_attribution_keep_plan)
+		log_plans[which] = (log_plans_generic ? fp_attribution_keep_generic_plan : fp_attribution_keep_plan)
 			(log_plan_defs[which].sql, log_plan_defs[which].nargs, (Oid *) log_plan_defs[which].types);
 	return SPI_execute_plan(log_plans[which], values, NULL, read_only, count);
 }
@@ -589,6 +622,7 @@ lock_logs(void)
 		elog(ERROR, "could not lock the log");
 }
 
+/* max_entries of the integration functions: at least one receipt */
 static void
 check_max_entries(int32 max_entries)
 {
