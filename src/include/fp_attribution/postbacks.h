@@ -93,6 +93,7 @@ extern void fp_attribution_postback_http_start(int slot, const char *method,
 extern bool fp_attribution_postback_http_take(int slot,
 											  FpPostbackResult *result);
 extern int	fp_attribution_postback_http_finished(void);
+extern void fp_attribution_postback_http_progress(void);
 extern void fp_attribution_postback_http_wait(long timeout_ms,
 											  uint32 wait_event_info);
 
