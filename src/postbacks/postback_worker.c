@@ -21,7 +21,8 @@
  * sleeps on its latch and their sockets together; backends set the latch
  * when a transaction that enqueued commits (postbacks.c), and the sleep
  * is at most POLL_MS otherwise (retries that came due, an endpoint
- * re-enabled).  Without a backlog, cycles are at least BATCH_MS apart, so
+ * re-enabled).  Without a backlog, cycles are at least
+ * fp_attribution.postback_batch_delay apart, so
  * a steady trickle of conversions is claimed and written in batches
  * (wait_for_work).
  *
@@ -108,8 +109,6 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 
 /* Longest sleep: retries that came due and re-enabled endpoints wait this */
 #define POLL_MS 1000
-/* Shortest time between cycles without a backlog (see wait_for_work) */
-#define BATCH_MS 50
 /*
  * How often rows past fp_attribution.postback_max_age are given up and
  * finished rows past fp_attribution.postback_retention deleted
@@ -839,19 +838,22 @@ run_cycle(void)
  * Sleep until there is work: a commit that enqueued (the latch), a
  * finished request, a reload, or POLL_MS after the last cycle's start
  * (retries that came due).  Without a backlog the next cycle also waits
- * for BATCH_MS after the last one's start, so that the commits and
+ * for fp_attribution.postback_batch_delay after the last one's start, so
+ * that the commits and
  * answers of that time share one transaction (a trickle of conversions
  * would otherwise cost two cycles each, one to claim and one to write the
  * result); with a backlog (the last claim took as many rows as there were
  * free slots) a finished request starts the next cycle at once.  Once
- * there is work, the rest of that wait is on the latch alone: the answers
- * that arrive meanwhile wait in their sockets for the next cycle, which
- * reads them all at once, instead of waking the worker one by one.
+ * there is work, the rest of that wait is a plain sleep: the answers that
+ * arrive meanwhile wait in their sockets for the next cycle, which reads
+ * them all at once, and the latch stays set, so the commits of that time
+ * neither wake the worker one by one nor signal it (SetLatch of a set
+ * latch does nothing); SIGTERM is seen at the end of the sleep.
  */
 static void
 wait_for_work(TimestampTz cycle_start, bool backlog)
 {
-	long		pace = backlog ? 0 : BATCH_MS;
+	long		pace = backlog ? 0 : fp_attribution_postback_batch_delay_ms;
 	bool		work = false;
 
 	for (;;)
@@ -863,8 +865,8 @@ wait_for_work(TimestampTz cycle_start, bool backlog)
 		if (elapsed >= POLL_MS || (work && elapsed >= pace))
 			return;
 		if (work)
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 pace - elapsed, PG_WAIT_EXTENSION);
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pace - elapsed,
+							 PG_WAIT_EXTENSION);
 		else
 			fp_attribution_postback_http_wait(POLL_MS - elapsed, PG_WAIT_EXTENSION);
 

@@ -29,6 +29,7 @@ extern int	fp_attribution_postback_retry_initial_ms;
 extern int	fp_attribution_postback_retry_max_ms;
 extern int	fp_attribution_postback_disable_after;
 extern int	fp_attribution_postback_retention_s;
+extern int	fp_attribution_postback_batch_delay_ms;
 
 /* Longest error message kept for a delivery */
 #define FP_POSTBACK_ERROR_LEN 256
