@@ -146,7 +146,7 @@ CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
 	LANGUAGE C STABLE PARALLEL SAFE;
 
--- Wait for a transaction still inserting this click (src/ledger/row_guard.c)
+-- Wait for a transaction still inserting this click (src/common/row_guard.c)
 CREATE FUNCTION attribution.await_click(clicks regclass, advertiser_id text,
 	click_id uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
@@ -356,7 +356,7 @@ CREATE TRIGGER conversions_append_only BEFORE DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
--- A restore replays them as they were (src/ledger/row_guard.c).
+-- A restore replays them as they were (src/common/row_guard.c).
 SELECT pg_catalog.pg_extension_config_dump('attribution.windows', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.clicks', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.conversions', '');

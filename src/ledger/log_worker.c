@@ -210,29 +210,3 @@ fp_attribution_log_worker_tick(TimestampTz now)
 	return push_wait >= 0 ? Min(wait, push_wait) : wait;
 }
 
-/*
- * The ledger.integration.lag gauge into *point, as the ledger worker last
- * published it; false when it published none.  Called by the exporter.
- */
-bool
-fp_attribution_log_lag_point(FpMetricPoint *point)
-{
-	uint64		lag_us;
-
-	if (fp_attribution_shared == NULL)
-		return false;
-	lag_us = pg_atomic_read_u64(&fp_attribution_shared->log_lag_us);
-	if (lag_us == FP_LOG_LAG_NONE)
-		return false;
-	memset(point, 0, sizeof(FpMetricPoint));
-	strlcpy(point->name, "ledger.integration.lag", sizeof(point->name));
-	strlcpy(point->description,
-			"How long the oldest receipt waiting for the latest integration run had waited when it was in its log.",
-			sizeof(point->description));
-	strlcpy(point->unit, "s", sizeof(point->unit));
-	point->kind = FP_METRIC_GAUGE;
-	point->value_is_double = true;
-	point->value_double = (double) lag_us / USECS_PER_SEC;
-	point->time_unix_nano = fp_attribution_now_unix_nano();
-	return true;
-}
