@@ -849,7 +849,8 @@ run_cycle(void)
  * arrive meanwhile wait in their sockets for the next cycle, which reads
  * them all at once, and the latch stays set, so the commits of that time
  * neither wake the worker one by one nor signal it (SetLatch of a set
- * latch does nothing); SIGTERM is seen at the end of the sleep.
+ * latch does nothing); SIGTERM is seen at the end of the sleep (at most
+ * POLL_MS, the setting's maximum: no wait is longer anyway).
  */
 static void
 wait_for_work(TimestampTz cycle_start, bool backlog)

@@ -141,7 +141,7 @@ fp_attribution_postbacks_define_gucs(void)
 							gettext_noop("Shortest time between two cycles of the postback worker without a backlog."),
 							gettext_noop("A postback may leave this much later than it could; longer batches cost less CPU per postback."),
 							&fp_attribution_postback_batch_delay_ms,
-							200, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS,
+							200, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 
