@@ -4,15 +4,17 @@
  *	  The postback worker's HTTP transport: libcurl's multi interface,
  *	  up to 256 requests in flight, each in a slot of its own.
  *
- * The worker starts a request in a free slot
- * (fp_attribution_postback_http_start), sleeps in
+ * The worker starts the requests of a cycle, each in a free slot
+ * (fp_attribution_postback_http_start, which only queues it), then moves
+ * every request forward at once (fp_attribution_postback_http_progress:
+ * one curl_multi_perform for the batch, not one per request), sleeps in
  * fp_attribution_postback_http_wait, which waits for its latch and every
- * request's sockets together and moves them all forward, and takes each
- * finished request's result with fp_attribution_postback_http_take.  A
- * request has a total timeout (CURLOPT_TIMEOUT_MS), so a receiver that
- * never answers holds its slot for that long and no other.  Connections
- * are kept in the multi handle's cache and reused; a slot's easy handle
- * is kept too.
+ * request's sockets together, and takes each finished request's result
+ * with fp_attribution_postback_http_take.  A request has a total timeout
+ * (CURLOPT_TIMEOUT_MS), so a receiver that never answers holds its slot
+ * for that long and no other.  Connections are kept in the multi handle's
+ * cache and reused (keep-alive); a slot's easy handle is kept too, with
+ * the options every request shares set once, when it is made.
  *
  * Outcomes: 2xx is sent; 429, 5xx, connection failures and timeouts may
  * be retried (Retry-After, delta-seconds or an HTTP date, is reported);
@@ -98,9 +100,33 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* A slot's easy handle, made on first use with the options every request shares */
+static CURL *
+slot_handle(PostbackSlot *s)
+{
+	CURL	   *curl;
+
+	if (s->easy != NULL)
+		return s->easy;
+	if ((curl = curl_easy_init()) == NULL)
+		elog(ERROR, "could not initialize libcurl");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "fp_attribution-postback/" FP_ATTRIBUTION_VERSION);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(curl, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	s->easy = curl;
+	return curl;
+}
+
 /*
- * Start a request in slot (free).  headers are "Name: value" lines; body
- * is sent for POST.  Everything is copied.
+ * Queue a request in slot (free); fp_attribution_postback_http_progress
+ * sends it.  headers are "Name: value" lines; body is sent for POST.
+ * Everything is copied.
  */
 void
 fp_attribution_postback_http_start(int slot, const char *method,
@@ -109,7 +135,6 @@ fp_attribution_postback_http_start(int slot, const char *method,
 {
 	PostbackSlot	   *s = &slots[slot];
 	CURL	   *curl;
-	int			running;
 
 	Assert(slot >= 0 && slot < MAX_SLOTS && !s->busy && !s->done);
 	if (multi == NULL)
@@ -118,10 +143,7 @@ fp_attribution_postback_http_start(int slot, const char *method,
 			elog(ERROR, "could not initialize libcurl");
 		fp_attribution_check_curl_multi(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) MAX_SLOTS));
 	}
-	if (s->easy == NULL && (s->easy = curl_easy_init()) == NULL)
-		elog(ERROR, "could not initialize libcurl");
-	curl = s->easy;
-	curl_easy_reset(curl);
+	curl = slot_handle(s);
 	for (int i = 0; i < nheaders; i++)
 	{
 		struct curl_slist *h = curl_slist_append(s->headers, headers[i]);
@@ -143,22 +165,12 @@ fp_attribution_postback_http_start(int slot, const char *method,
 	else
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) fp_attribution_postback_timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "fp_attribution-postback/" FP_ATTRIBUTION_VERSION);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, s);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, s->errbuf);
-	curl_easy_setopt(curl, CURLOPT_PRIVATE, s);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	s->errbuf[0] = '\0';
 	s->retry_after_ms = -1;
 	INSTR_TIME_SET_CURRENT(s->start);
 	fp_attribution_check_curl_multi(curl_multi_add_handle(multi, curl));
 	s->busy = true;
 	nbusy++;
-	fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 }
 
 /* Classify a finished request into its slot's result */
@@ -253,6 +265,21 @@ fp_attribution_postback_http_finished(void)
 }
 
 /*
+ * Move every request forward without waiting: send what was queued,
+ * read what arrived, classify what finished.
+ */
+void
+fp_attribution_postback_http_progress(void)
+{
+	int			running;
+
+	if (nbusy == 0)
+		return;
+	fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
+	collect_finished();
+}
+
+/*
  * Sleep until the latch is set, a request can make progress or timeout_ms
  * pass (even with results waiting: the caller chooses when to take them),
  * then move every request forward.  Exits on postmaster death; the
@@ -263,17 +290,6 @@ fp_attribution_postback_http_finished(void)
 void
 fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
 {
-	int			running;
-
-	if (nbusy > 0)
-	{
-		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
-		collect_finished();
-	}
 	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
-	if (nbusy > 0)
-	{
-		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
-		collect_finished();
-	}
+	fp_attribution_postback_http_progress();
 }

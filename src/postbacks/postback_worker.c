@@ -21,7 +21,8 @@
  * sleeps on its latch and their sockets together; backends set the latch
  * when a transaction that enqueued commits (postbacks.c), and the sleep
  * is at most POLL_MS otherwise (retries that came due, an endpoint
- * re-enabled).  Without a backlog, cycles are at least BATCH_MS apart, so
+ * re-enabled).  Without a backlog, cycles are at least
+ * fp_attribution.postback_batch_delay apart, so
  * a steady trickle of conversions is claimed and written in batches
  * (wait_for_work).
  *
@@ -109,8 +110,6 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 
 /* Longest sleep: retries that came due and re-enabled endpoints wait this */
 #define POLL_MS 1000
-/* Shortest time between cycles without a backlog (see wait_for_work) */
-#define BATCH_MS 50
 /*
  * How often rows past fp_attribution.postback_max_age are given up and
  * finished rows past fp_attribution.postback_retention deleted
@@ -215,12 +214,19 @@ prepare_plans(void)
 											  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
 
 	/*
-	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now.
-	 * The next attempt's time is computed here: Citus refuses a STABLE
-	 * function (timestamptz + interval) of a column in an UPDATE.
+	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now,
+	 * $8 'pending'.  The next attempt's time is computed here: Citus
+	 * refuses a STABLE function (timestamptz + interval) of a column in an
+	 * UPDATE.  'pending' is a parameter of a generic plan so that the
+	 * planner cannot prove postback_outbox_due_idx's predicate: with the
+	 * constant it took that index (estimated all but empty, as most rows
+	 * are delivered when the table is analyzed) and read every entry of
+	 * the advertiser there in every cycle: every pending row, thousands
+	 * under a backlog, and the dead entries not yet pruned.  The primary
+	 * key finds the cycle's rows by key.
 	 */
 	if (result_plan == NULL)
-		result_plan = fp_attribution_keep_plan("UPDATE attribution.postback_outbox o SET"
+		result_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_outbox o SET"
 											   " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
 											   " last_attempt_at = pg_catalog.now(),"
 											   " last_http_status = r.http_status, last_error = r.error,"
@@ -232,9 +238,9 @@ prepare_plans(void)
 											   "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
 											   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
 											   " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
-											   " AND o.state OPERATOR(pg_catalog.=) 'pending'",
-											   7, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-											   TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID});
+											   " AND o.state OPERATOR(pg_catalog.=) $8",
+											   8, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+											   TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID, TEXTOID});
 
 	/*
 	 * $3 whether a success reset the count, $4 failures since (or in all),
@@ -446,7 +452,8 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 							  make_array(statuses, no_status, n, INT4OID),
 							  make_array(errors, no_error, n, TEXTOID),
 							  make_array(states, NULL, n, TEXTOID),
-						  make_array(next_attempts, NULL, n, TIMESTAMPTZOID), xact_now},
+							  make_array(next_attempts, NULL, n, TIMESTAMPTZOID), xact_now,
+						  CStringGetTextDatum("pending")},
 						  NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record postback attempts: %s", SPI_result_code_string(rc));
@@ -724,6 +731,8 @@ run_cycle(void)
 	int			max = Min(fp_attribution_postback_concurrency, MAX_REQUESTS);
 	MemoryContext cxt = CurrentMemoryContext;
 
+	/* what arrived while wait_for_work did not look (the pace) */
+	fp_attribution_postback_http_progress();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
@@ -819,6 +828,8 @@ run_cycle(void)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
+	/* send the cycle's requests, all in one go */
+	fp_attribution_postback_http_progress();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return backlog;
@@ -828,16 +839,23 @@ run_cycle(void)
  * Sleep until there is work: a commit that enqueued (the latch), a
  * finished request, a reload, or POLL_MS after the last cycle's start
  * (retries that came due).  Without a backlog the next cycle also waits
- * for BATCH_MS after the last one's start, so that the commits and
+ * for fp_attribution.postback_batch_delay after the last one's start, so
+ * that the commits and
  * answers of that time share one transaction (a trickle of conversions
  * would otherwise cost two cycles each, one to claim and one to write the
  * result); with a backlog (the last claim took as many rows as there were
- * free slots) a finished request starts the next cycle at once.
+ * free slots) a finished request starts the next cycle at once.  Once
+ * there is work, the rest of that wait is a plain sleep: the answers that
+ * arrive meanwhile wait in their sockets for the next cycle, which reads
+ * them all at once, and the latch stays set, so the commits of that time
+ * neither wake the worker one by one nor signal it (SetLatch of a set
+ * latch does nothing); SIGTERM is seen at the end of the sleep (at most
+ * POLL_MS, the setting's maximum: no wait is longer anyway).
  */
 static void
 wait_for_work(TimestampTz cycle_start, bool backlog)
 {
-	long		pace = backlog ? 0 : BATCH_MS;
+	long		pace = backlog ? 0 : fp_attribution_postback_batch_delay_ms;
 	bool		work = false;
 
 	for (;;)
@@ -848,8 +866,11 @@ wait_for_work(TimestampTz cycle_start, bool backlog)
 		work = work || ConfigReloadPending || fp_attribution_postback_http_finished() > 0;
 		if (elapsed >= POLL_MS || (work && elapsed >= pace))
 			return;
-		fp_attribution_postback_http_wait(work ? pace - elapsed : POLL_MS - elapsed,
-										  PG_WAIT_EXTENSION);
+		if (work)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pace - elapsed,
+							 PG_WAIT_EXTENSION);
+		else
+			fp_attribution_postback_http_wait(POLL_MS - elapsed, PG_WAIT_EXTENSION);
 
 		/*
 		 * Read before the reset: a latch set between the two is seen by the

@@ -63,6 +63,7 @@ int			fp_attribution_postback_retry_initial_ms = 1000;
 int			fp_attribution_postback_retry_max_ms = 5 * 60 * 1000;
 int			fp_attribution_postback_disable_after = 10;
 int			fp_attribution_postback_retention_s = 7 * 24 * 60 * 60;
+int			fp_attribution_postback_batch_delay_ms = 200;
 
 /* Receipt event of a conversion -> postback event */
 static const struct
@@ -135,6 +136,12 @@ fp_attribution_postbacks_define_gucs(void)
 							gettext_noop("0 keeps them forever."),
 							&fp_attribution_postback_retention_s,
 							7 * 24 * 60 * 60, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.postback_batch_delay",
+							gettext_noop("Shortest time between two cycles of the postback worker without a backlog."),
+							gettext_noop("A postback may leave this much later than it could; longer batches cost less CPU per postback."),
+							&fp_attribution_postback_batch_delay_ms,
+							200, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 

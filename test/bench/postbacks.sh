@@ -15,8 +15,13 @@
 #     command's own cost, without the worker and the receiver competing
 #     for the CPUs), alternated ROUNDS times, medians and the ratios to
 #     off (on/off target >= 0.95);
+#   - the server's CPU per transaction in the same runs (all of the
+#     server's processes, the worker's delivery included, from /proc:
+#     steadier than TPS on a shared machine), with the postback worker's
+#     and the sink's share of it shown apart;
 #   - delivery throughput: a backlog of BACKLOG signed POST postbacks
-#     enqueued with delivery off, then delivered: requests per second.
+#     enqueued with delivery off, then delivered: requests per second, and
+#     the postback worker's CPU per postback.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" = 0 ]; then
@@ -49,26 +54,63 @@ cat > "$work/convert.sql" <<'SQL'
 SELECT 1 FROM attribution.track_click('aff-pb') c,
 	LATERAL attribution.track_conversion('o-' || c.aggregate_id, 1999, click_id => c.aggregate_id::uuid);
 SQL
+# CPU ticks (utime + stime) of the server's processes: the postmaster
+# with its reaped children (the pgbench backends, once they exited) and
+# its live ones
+server_ticks() {
+	local pm t=0
+	pm=$(head -1 "$PGDATA/postmaster.pid")
+	t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+	for f in /proc/[0-9]*/stat; do
+		t=$((t + $(awk -v pm="$pm" '$4 == pm { s = $14 + $15 } END { print s + 0 }' "$f" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+# ... of one process
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution postbacks'"; }
+hz=$(getconf CLK_TCK)
+# One pgbench run: prints its TPS and the server's CPU per transaction in
+# microseconds (of which the postback worker's, and the sink's apart)
 tps() {
-	pgbench -n -c 2 -j 2 -T "$secs" -f "$work/convert.sql" 2>/dev/null |
-		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+	local s0 w0 r0 s1 w1 r1 out n wpid
+	wpid=$(worker_pid)
+	s0=$(server_ticks) w0=$(ticks "$wpid") r0=$(ticks "$rcv_pid")
+	out=$(pgbench -n -c 2 -j 2 -T "$secs" -f "$work/convert.sql" 2>/dev/null)
+	sleep 0.5	# the backends exit and are reaped
+	s1=$(server_ticks) w1=$(ticks "$wpid") r1=$(ticks "$rcv_pid")
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+	awk -v tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")" -v n="$n" -v hz="$hz" \
+		-v s=$((s1 - s0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) \
+		'BEGIN { printf "%s %.0f %.0f %.0f\n", tps, s * 1e6 / hz / n, w * 1e6 / hz / n, r * 1e6 / hz / n }'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-on=(); off=(); queued=()
+on=(); off=(); queued=(); on_cpu=(); off_cpu=(); queued_cpu=(); on_worker=(); on_sink=()
+run() {
+	local r
+	read -r -a r <<<"$(tps)"
+	eval "$1+=(${r[0]}); $1_cpu+=(${r[1]})"
+	[ "$1" != on ] || { on_worker+=("${r[2]}"); on_sink+=("${r[3]}"); }
+}
 for _ in $(seq "$rounds"); do
 	active true
-	on+=("$(tps)")
+	run on
 	active false
-	off+=("$(tps)")
+	run off
 	# enqueued but not delivered (the worker off): the command's own cost;
 	# the rows are then marked delivered so that the next "on" run does
 	# not deliver them
 	active true
 	setting fp_attribution.postback_enabled off
-	queued+=("$(tps)")
+	run queued
 	q "UPDATE attribution.postback_outbox SET state = 'delivered', done_at = now()
 		WHERE state = 'pending'" >/dev/null
+	# ... and their entries in postback_outbox_due_idx removed: the worker's
+	# claim would otherwise read them all, dead, in the next run's first
+	# cycles (a production outbox loses its dead entries as it goes, to
+	# autovacuum and to the claim's own index scans)
+	q "VACUUM attribution.postback_outbox" >/dev/null
 	setting fp_attribution.postback_enabled on
 done
 echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog PORT=${PORT:-0} bash test/bench/postbacks.sh"
@@ -77,6 +119,13 @@ echo "click + conversion TPS, postbacks off: ${off[*]}"
 echo "click + conversion TPS, enqueued only: ${queued[*]}"
 awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" -v c="$(median "${queued[@]}")" \
 	'BEGIN { printf "medians on %.1f / off %.1f / enqueued only %.1f; ratio on/off: %.3f (target >= 0.95), enqueued only/off: %.3f\n", a, b, c, a / b, c / b }'
+echo "server CPU us/transaction, postbacks on:  ${on_cpu[*]} (of which the postback worker ${on_worker[*]}; the sink, apart: ${on_sink[*]})"
+echo "server CPU us/transaction, postbacks off: ${off_cpu[*]}"
+echo "server CPU us/transaction, enqueued only: ${queued_cpu[*]}"
+awk -v a="$(median "${on_cpu[@]}")" -v b="$(median "${off_cpu[@]}")" -v c="$(median "${queued_cpu[@]}")" \
+	-v w="$(median "${on_worker[@]}")" -v r="$(median "${on_sink[@]}")" \
+	'BEGIN { printf "medians on %.0f (worker %.0f, sink %.0f apart) / off %.0f / enqueued only %.0f us; ratio off/on: %.3f, off/enqueued only: %.3f\n", a, w, r, b, c, b / a, b / c }'
+echo "load average: $(cut -d" " -f1-3 /proc/loadavg)"
 
 # delivery throughput: a backlog enqueued with delivery off, then drained
 for _ in $(seq 600); do
@@ -85,8 +134,18 @@ for _ in $(seq 600); do
 done
 active true
 setting fp_attribution.postback_enabled off
-q "SELECT count(*) FROM generate_series(1, $backlog) i, LATERAL attribution.track_click('aff-pb') c,
+# track_click names i: without it, the planner runs the call once (a
+# materialized function scan) and the backlog is one postback
+q "SELECT count(*) FROM generate_series(1, $backlog) i,
+	LATERAL attribution.track_click('aff-pb', visitor_id => 'v-' || i) c,
 	LATERAL attribution.track_conversion('b-' || c.aggregate_id, 100, click_id => c.aggregate_id::uuid)" >/dev/null
+queued=$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state = 'pending'")
+if [ "$queued" != "$backlog" ]; then
+	echo "postbacks.sh: $queued postbacks pending instead of $backlog" >&2
+	exit 1
+fi
+wpid=$(worker_pid)
+w0=$(ticks "$wpid") r0=$(ticks "$rcv_pid")
 start=$(date +%s.%N)
 setting fp_attribution.postback_enabled on
 for _ in $(seq 3000); do
@@ -94,6 +153,8 @@ for _ in $(seq 3000); do
 	sleep 0.05
 done
 end=$(date +%s.%N)
+w1=$(ticks "$wpid") r1=$(ticks "$rcv_pid")
 failed=$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state <> 'delivered'")
-awk -v n="$backlog" -v s="$start" -v e="$end" -v f="$failed" \
-	'BEGIN { printf "delivery: %d postbacks in %.2f s = %.0f requests/s (%d not delivered)\n", n, e - s, n / (e - s), f }'
+awk -v n="$backlog" -v s="$start" -v e="$end" -v f="$failed" -v hz="$hz" -v w=$((w1 - w0)) -v r=$((r1 - r0)) \
+	'BEGIN { printf "delivery: %d postbacks in %.2f s = %.0f requests/s (%d not delivered); postback worker CPU %.0f us per postback (sink %.0f)\n", n, e - s, n / (e - s), f, w * 1e6 / hz / n, r * 1e6 / hz / n }'
+echo "load average: $(cut -d" " -f1-3 /proc/loadavg)"

@@ -29,6 +29,7 @@ extern int	fp_attribution_postback_retry_initial_ms;
 extern int	fp_attribution_postback_retry_max_ms;
 extern int	fp_attribution_postback_disable_after;
 extern int	fp_attribution_postback_retention_s;
+extern int	fp_attribution_postback_batch_delay_ms;
 
 /* Longest error message kept for a delivery */
 #define FP_POSTBACK_ERROR_LEN 256
@@ -93,6 +94,7 @@ extern void fp_attribution_postback_http_start(int slot, const char *method,
 extern bool fp_attribution_postback_http_take(int slot,
 											  FpPostbackResult *result);
 extern int	fp_attribution_postback_http_finished(void);
+extern void fp_attribution_postback_http_progress(void);
 extern void fp_attribution_postback_http_wait(long timeout_ms,
 											  uint32 wait_event_info);
 
