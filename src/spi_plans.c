@@ -28,7 +28,11 @@
  * shards takes the lock Citus' executor takes for a statement on a shard,
  * which keeps the group from moving meanwhile (lock_group()).  On one node
  * (no citus extension), on a coordinator without shards and for a group on
- * another node, the statement is prepared against the tables.
+ * another node, the statement is prepared against the tables.  A group's
+ * plan is always the generic one: each is run a fraction of the times the
+ * statement is (one group in so many), so the plan cache's first five
+ * custom plans would be paid for in every group, and the statements are
+ * key lookups and inserts whose plan does not depend on the values.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -65,11 +69,11 @@ typedef struct ShardGroup
 /* Citus' ADV_LOCKTAG_CLASS_CITUS_SHARD_METADATA */
 #define CITUS_SHARD_METADATA_LOCK 4
 
-/* A statement prepared for one shard group */
+/* A statement prepared for one shard group, known by its first shard */
 typedef struct GroupPlanKey
 {
 	FpGroupPlan *plan;
-	int			group;
+	uint64		shardid;
 } GroupPlanKey;
 
 typedef struct GroupPlanEntry
@@ -80,10 +84,14 @@ typedef struct GroupPlanEntry
 
 /*
  * Backend-local: the colocation group of attribution.clicks as last read
- * from Citus' metadata, valid until a relcache invalidation of
- * attribution.clicks (Citus sends one whenever the metadata of a
- * distributed table changes) or of any table or shard of the group, and
- * the plans prepared for its shard groups.
+ * from Citus' metadata, valid until a relcache invalidation of one of its
+ * tables (Citus sends one for a distributed table whenever its shards or
+ * placements change); and the plans prepared for shard groups, by shard
+ * id, kept for the session: a plan names its shards, whose names do not
+ * change, and the plan cache revalidates it when they do change (a shard
+ * moved back is a new relation of the same name).  A plan may be running
+ * when the metadata is read again (a trigger's statement under the
+ * command's INSERT), so none is ever freed.
  */
 static bool groups_valid = false;
 static bool groups_callback = false;
@@ -157,7 +165,9 @@ fp_attribution_spi_finish_as_caller(Oid save_user, int save_sec)
 
 /*
  * Relcache invalidation: forget the shard groups when it concerns one of
- * their relations (InvalidOid: every relation).
+ * their tables (InvalidOid: every relation).  Not for a shard: ANALYZE
+ * sends one for a shard, and the shards do not change without their
+ * table's.
  */
 static void
 forget_groups(Datum arg, Oid relid)
@@ -175,18 +185,11 @@ forget_groups(Datum arg, Oid relid)
 			groups_valid = false;
 			return;
 		}
-	for (int g = 0; g < ngroups; g++)
-		for (int t = 0; groups[g].local && t < ntables; t++)
-			if (groups[g].shards[t] == relid)
-			{
-				groups_valid = false;
-				return;
-			}
 }
 
 /*
  * Read the shard groups of attribution.clicks' colocation group from
- * Citus' metadata, dropping the plans of the previous ones.
+ * Citus' metadata.
  */
 static void
 load_groups(void)
@@ -201,18 +204,6 @@ load_groups(void)
 										   "fp_attribution shard groups",
 										   ALLOCSET_SMALL_SIZES);
 		groups_callback = true;
-	}
-	if (group_plans != NULL)
-	{
-		HASH_SEQ_STATUS seq;
-		GroupPlanEntry *entry;
-
-		hash_seq_init(&seq, group_plans);
-		while ((entry = hash_seq_search(&seq)) != NULL)
-			if (entry->plan != NULL)
-				SPI_freeplan(entry->plan);
-		hash_destroy(group_plans);
-		group_plans = NULL;
 	}
 	MemoryContextReset(groups_cxt);
 	ntables = ngroups = 0;
@@ -358,7 +349,7 @@ lock_group(int g)
 
 /*
  * sql with every attribution.<table> of the colocation group replaced by
- * that table's shard in group g.
+ * that table's shard in group g; NULL when a shard is gone.
  */
 static char *
 shard_sql(const char *sql, int g)
@@ -392,9 +383,16 @@ shard_sql(const char *sql, int g)
 				break;
 		}
 		if (t < ntables)
+		{
+			Oid			shard = groups[g].shards[t];
+			char	   *shard_name = get_rel_name(shard);
+
+			if (shard_name == NULL)
+				return NULL;	/* dropped meanwhile */
 			appendStringInfoString(&buf,
-								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(groups[g].shards[t])),
-															  get_rel_name(groups[g].shards[t])));
+								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(shard)),
+															  shard_name));
+		}
 		else
 			appendBinaryStringInfo(&buf, p, end - p);
 		p = end;
@@ -415,6 +413,7 @@ fp_attribution_group_plan(FpGroupPlan *plan, Datum advertiser_id)
 	GroupPlanKey key;
 	GroupPlanEntry *entry;
 	bool		found;
+	char	   *sql;
 
 	if (g < 0 || !groups[g].local)
 	{
@@ -429,19 +428,26 @@ fp_attribution_group_plan(FpGroupPlan *plan, Datum advertiser_id)
 
 		ctl.keysize = sizeof(GroupPlanKey);
 		ctl.entrysize = sizeof(GroupPlanEntry);
-		ctl.hcxt = groups_cxt;
 		group_plans = hash_create("fp_attribution shard group plans", 256, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+								  HASH_ELEM | HASH_BLOBS);
 	}
 	memset(&key, 0, sizeof(key));
 	key.plan = plan;
-	key.group = g;
+	key.shardid = groups[g].shardid;
 	entry = hash_search(group_plans, &key, HASH_ENTER, &found);
 	if (!found)
 		entry->plan = NULL;
 	if (entry->plan == NULL)
-		entry->plan = fp_attribution_keep_plan(shard_sql(plan->sql, g),
-											   plan->nargs, plan->argtypes);
+	{
+		sql = shard_sql(plan->sql, g);
+		if (sql == NULL)
+		{
+			groups[g].local = false;
+			return fp_attribution_group_plan(plan, advertiser_id);
+		}
+		entry->plan = fp_attribution_keep_generic_plan(sql, plan->nargs,
+													   plan->argtypes);
+	}
 	lock_group(g);
 	return entry->plan;
 }
