@@ -32,6 +32,7 @@
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/report_compaction.h"
+#include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/shmem.h"
@@ -115,6 +116,7 @@ _PG_init(void)
 		return;
 
 	fp_attribution_row_triggers_define_gucs();
+	fp_attribution_row_guard_define_gucs();
 	fp_attribution_late_clicks_define_gucs();
 	fp_attribution_fraud_rules_define_gucs();
 	fp_attribution_auto_approve_define_gucs();

@@ -74,22 +74,6 @@ function_owner(Oid funcid)
 }
 
 /*
- * Prepare the command's statements on first use.  Caller is connected to
- * SPI.
- */
-static void
-prepare_plans(FpCommandSpec *spec)
-{
-	if (spec->find_plan != NULL)
-		return;
-	spec->insert_plan = fp_attribution_keep_plan(spec->insert_sql,
-												 spec->insert_nargs,
-												 (Oid *) spec->insert_types);
-	spec->find_plan = fp_attribution_keep_plan(spec->find_sql, 2,
-											   (Oid[]) {TEXTOID, TEXTOID});
-}
-
-/*
  * Put the context columns of a new command into the last
  * FP_COMMAND_CONTEXT_PARAMS parameters of the INSERT: trace_id, span_id,
  * parent_span_id (as text), sampled, tracestate.
@@ -140,7 +124,7 @@ fp_attribution_run_command(FunctionCallInfo fcinfo, FpCommandSpec *spec,
 						   const char *advertiser_id, const char *aggregate_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	int			ncontext = spec->insert_nargs - FP_COMMAND_CONTEXT_PARAMS;
+	int			ncontext = spec->insert.nargs - FP_COMMAND_CONTEXT_PARAMS;
 	FpCommandContext ctx;
 	TupleDesc	result_desc;
 	volatile HeapTuple receipt = NULL;
@@ -160,7 +144,6 @@ fp_attribution_run_command(FunctionCallInfo fcinfo, FpCommandSpec *spec,
 	SetUserIdAndSecContext(function_owner(fcinfo->flinfo->fn_oid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
-	prepare_plans(spec);
 
 	/* never leave receipts.c waiting, whatever the INSERT raises */
 	if (advertiser_id != NULL && aggregate_id != NULL)
@@ -168,7 +151,9 @@ fp_attribution_run_command(FunctionCallInfo fcinfo, FpCommandSpec *spec,
 									 aggregate_id, cxt);
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(spec->insert_plan, values, nulls, false, 0);
+		rc = SPI_execute_plan(fp_attribution_group_plan(&spec->insert,
+														nulls[0] == 'n' ? (Datum) 0 : values[0]),
+							  values, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "could not insert %s: %s", spec->aggregate_type,
 				 SPI_result_code_string(rc));
@@ -191,7 +176,8 @@ fp_attribution_run_command(FunctionCallInfo fcinfo, FpCommandSpec *spec,
 			elog(ERROR, "%s inserted without its key", spec->aggregate_type);
 		key[0] = CStringGetTextDatum(advertiser_id);
 		key[1] = CStringGetTextDatum(aggregate_id);
-		rc = SPI_execute_plan(spec->find_plan, key, NULL, false, 1);
+		rc = SPI_execute_plan(fp_attribution_group_plan(&spec->find, key[0]),
+							  key, NULL, false, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not look up receipt: %s",
 				 SPI_result_code_string(rc));

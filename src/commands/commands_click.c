@@ -50,7 +50,7 @@ static const int insert_args[] = {
 
 #define CLICK_NPARAMS (lengthof(insert_args) + FP_COMMAND_CONTEXT_PARAMS)
 
-static const Oid insert_types[CLICK_NPARAMS] = {
+static Oid insert_types[CLICK_NPARAMS] = {
 	TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INETOID, TEXTOID,
 	TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID
@@ -58,25 +58,31 @@ static const Oid insert_types[CLICK_NPARAMS] = {
 
 static FpCommandSpec click_command = {
 	.aggregate_type = "click",
-	.insert_sql = "INSERT INTO attribution.clicks"
-	" (advertiser_id, click_id, affiliate_id, offer_id, campaign_id,"
-	" visitor_id, ip, user_agent, referrer, landing_url, clicked_at,"
-	" trace_id, span_id, parent_span_id, sampled, tracestate)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-	" $12::attribution.trace_id, $13::attribution.span_id,"
-	" $14::attribution.span_id, $15, $16)"
-	" ON CONFLICT ON CONSTRAINT clicks_pkey DO NOTHING",
-	.insert_nargs = CLICK_NPARAMS,
-	.insert_types = insert_types,
-	.find_sql = "SELECT r.* FROM attribution.clicks c, attribution.receipts r"
-	" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-	" AND c.click_id OPERATOR(pg_catalog.=) $2::pg_catalog.uuid"
-	" AND r.advertiser_id OPERATOR(pg_catalog.=) $1"
-	" AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-	" AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-	" AND r.sequence OPERATOR(pg_catalog.=) 1"
-	" AND r.trace_id OPERATOR(pg_catalog.=) c.trace_id"
-	" AND r.span_id OPERATOR(pg_catalog.=) c.span_id",
+	.insert = {
+		.sql = "INSERT INTO attribution.clicks"
+			" (advertiser_id, click_id, affiliate_id, offer_id, campaign_id,"
+			" visitor_id, ip, user_agent, referrer, landing_url, clicked_at,"
+			" trace_id, span_id, parent_span_id, sampled, tracestate)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+			" $12::attribution.trace_id, $13::attribution.span_id,"
+			" $14::attribution.span_id, $15, $16)"
+			" ON CONFLICT (advertiser_id, click_id) DO NOTHING",
+		.nargs = CLICK_NPARAMS,
+		.argtypes = insert_types
+	},
+	.find = {
+		.sql = "SELECT r.* FROM attribution.clicks c, attribution.receipts r"
+			" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+			" AND c.click_id OPERATOR(pg_catalog.=) $2::pg_catalog.uuid"
+			" AND r.advertiser_id OPERATOR(pg_catalog.=) $1"
+			" AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+			" AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+			" AND r.sequence OPERATOR(pg_catalog.=) 1"
+			" AND r.trace_id OPERATOR(pg_catalog.=) c.trace_id"
+			" AND r.span_id OPERATOR(pg_catalog.=) c.span_id",
+		.nargs = 2,
+		.argtypes = (Oid[]) {TEXTOID, TEXTOID}
+	},
 };
 
 /*

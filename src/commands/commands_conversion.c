@@ -43,32 +43,38 @@ static const int insert_args[] = {
 
 #define CONVERSION_NPARAMS (lengthof(insert_args) + FP_COMMAND_CONTEXT_PARAMS)
 
-static const Oid insert_types[CONVERSION_NPARAMS] = {
+static Oid insert_types[CONVERSION_NPARAMS] = {
 	TEXTOID, TEXTOID, INT8OID, TEXTOID, UUIDOID, TEXTOID, TIMESTAMPTZOID,
 	TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID
 };
 
 static FpCommandSpec conversion_command = {
 	.aggregate_type = "conversion",
-	.insert_sql = "INSERT INTO attribution.conversions"
-	" (advertiser_id, order_id, revenue_cents, currency, click_id,"
-	" visitor_id, converted_at,"
-	" trace_id, span_id, parent_span_id, sampled, tracestate)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7,"
-	" $8::attribution.trace_id, $9::attribution.span_id,"
-	" $10::attribution.span_id, $11, $12)"
-	" ON CONFLICT ON CONSTRAINT conversions_pkey DO NOTHING",
-	.insert_nargs = CONVERSION_NPARAMS,
-	.insert_types = insert_types,
-	.find_sql = "SELECT r.* FROM attribution.conversions c, attribution.receipts r"
-	" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-	" AND c.order_id OPERATOR(pg_catalog.=) $2"
-	" AND r.advertiser_id OPERATOR(pg_catalog.=) $1"
-	" AND r.aggregate_type OPERATOR(pg_catalog.=) 'conversion'"
-	" AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-	" AND r.sequence OPERATOR(pg_catalog.=) 1"
-	" AND r.trace_id OPERATOR(pg_catalog.=) c.trace_id"
-	" AND r.span_id OPERATOR(pg_catalog.=) c.span_id",
+	.insert = {
+		.sql = "INSERT INTO attribution.conversions"
+			" (advertiser_id, order_id, revenue_cents, currency, click_id,"
+			" visitor_id, converted_at,"
+			" trace_id, span_id, parent_span_id, sampled, tracestate)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7,"
+			" $8::attribution.trace_id, $9::attribution.span_id,"
+			" $10::attribution.span_id, $11, $12)"
+			" ON CONFLICT (advertiser_id, order_id) DO NOTHING",
+		.nargs = CONVERSION_NPARAMS,
+		.argtypes = insert_types
+	},
+	.find = {
+		.sql = "SELECT r.* FROM attribution.conversions c, attribution.receipts r"
+			" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+			" AND c.order_id OPERATOR(pg_catalog.=) $2"
+			" AND r.advertiser_id OPERATOR(pg_catalog.=) $1"
+			" AND r.aggregate_type OPERATOR(pg_catalog.=) 'conversion'"
+			" AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+			" AND r.sequence OPERATOR(pg_catalog.=) 1"
+			" AND r.trace_id OPERATOR(pg_catalog.=) c.trace_id"
+			" AND r.span_id OPERATOR(pg_catalog.=) c.span_id",
+		.nargs = 2,
+		.argtypes = (Oid[]) {TEXTOID, TEXTOID}
+	},
 };
 
 /*

@@ -56,9 +56,38 @@ static int	max_clicks_per_ip = 0;
 /* fp_attribution.fraud_self_referral */
 static bool self_referral = true;
 
-static SPIPlanPtr click_plan = NULL;
-static SPIPlanPtr visitor_plan = NULL;
-static SPIPlanPtr ip_plan = NULL;
+/* The lookups; each one's $1 is the advertiser_id (spi_plans.c) */
+static FpGroupPlan click_plan = {
+	.sql = "SELECT k.visitor_id, k.offer_id, k.ip,"
+		" pg_catalog.date_trunc('day', k.clicked_at, 'UTC')"
+		" FROM attribution.clicks k"
+		" WHERE k.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND k.click_id OPERATOR(pg_catalog.=) $2",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, UUIDOID}
+};
+static FpGroupPlan visitor_plan = {
+	.sql = "SELECT 1 FROM attribution.affiliate_visitors v"
+		" WHERE v.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND v.affiliate_id OPERATOR(pg_catalog.=) $2"
+		" AND v.visitor_id OPERATOR(pg_catalog.=) $3",
+	.nargs = 3,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TEXTOID}
+};
+/* $4 the day's start; at most $5 rows are read */
+static FpGroupPlan ip_plan = {
+	.sql = "SELECT pg_catalog.count(*) FROM"
+		" (SELECT FROM attribution.clicks c"
+		" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND c.offer_id OPERATOR(pg_catalog.=) $2"
+		" AND c.ip OPERATOR(pg_catalog.=) $3"
+		" AND c.clicked_at OPERATOR(pg_catalog.>=) $4"
+		" AND c.clicked_at OPERATOR(pg_catalog.<)"
+		" ($4 OPERATOR(pg_catalog.+) '1 day'::pg_catalog.interval)"
+		" LIMIT $5) s",
+	.nargs = 5,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, INETOID, TIMESTAMPTZOID, INT8OID}
+};
 
 void
 fp_attribution_fraud_rules_define_gucs(void)
@@ -86,41 +115,13 @@ fp_attribution_fraud_rules_define_gucs(void)
 							 NULL, NULL, NULL);
 }
 
-static void
-prepare_plans(void)
-{
-	if (ip_plan != NULL)
-		return;
-	click_plan = fp_attribution_keep_plan("SELECT k.visitor_id, k.offer_id, k.ip,"
-										  " pg_catalog.date_trunc('day', k.clicked_at, 'UTC')"
-										  " FROM attribution.clicks k"
-										  " WHERE k.advertiser_id OPERATOR(pg_catalog.=) $1"
-										  " AND k.click_id OPERATOR(pg_catalog.=) $2",
-										  2, (Oid[]) {TEXTOID, UUIDOID});
-	visitor_plan = fp_attribution_keep_plan("SELECT 1 FROM attribution.affiliate_visitors v"
-											" WHERE v.advertiser_id OPERATOR(pg_catalog.=) $1"
-											" AND v.affiliate_id OPERATOR(pg_catalog.=) $2"
-											" AND v.visitor_id OPERATOR(pg_catalog.=) $3",
-											3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-	/* $4 the day's start; at most $5 rows are read */
-	ip_plan = fp_attribution_keep_plan("SELECT pg_catalog.count(*) FROM"
-									   " (SELECT FROM attribution.clicks c"
-									   " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-									   " AND c.offer_id OPERATOR(pg_catalog.=) $2"
-									   " AND c.ip OPERATOR(pg_catalog.=) $3"
-									   " AND c.clicked_at OPERATOR(pg_catalog.>=) $4"
-									   " AND c.clicked_at OPERATOR(pg_catalog.<)"
-									   " ($4 OPERATOR(pg_catalog.+) '1 day'::pg_catalog.interval)"
-									   " LIMIT $5) s",
-									   5, (Oid[]) {TEXTOID, TEXTOID, INETOID,
-										   TIMESTAMPTZOID, INT8OID});
-}
 
-/* Run a saved plan returning at most one row; the number of rows */
+/* Run a lookup (args[0]: the advertiser_id); the number of rows, at most one */
 static uint64
-run(SPIPlanPtr plan, Datum *args)
+run(FpGroupPlan *plan, Datum *args)
 {
-	int			rc = SPI_execute_plan(plan, args, NULL, true, 1);
+	int			rc = SPI_execute_plan(fp_attribution_group_plan(plan, args[0]),
+									  args, NULL, true, 1);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "fraud rule lookup failed: %s", SPI_result_code_string(rc));
@@ -144,20 +145,19 @@ fp_attribution_fraud_rules(const FpFraudInput *in)
 		Datum		click[4];
 		bool		isnull[4];
 
-		prepare_plans();
-		if (run(click_plan, (Datum[]) {in->advertiser_id, in->click_id}) != 1)
+		if (run(&click_plan, (Datum[]) {in->advertiser_id, in->click_id}) != 1)
 			return NULL;
 		for (int i = 0; i < 4; i++)
 			click[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									 i + 1, &isnull[i]);
 		if (self_referral &&
 			(in->visitor_id != (Datum) 0 || !isnull[0]) &&
-			run(visitor_plan,
+			run(&visitor_plan,
 				(Datum[]) {in->advertiser_id, in->affiliate_id,
 			in->visitor_id != (Datum) 0 ? in->visitor_id : click[0]}) == 1)
 			rule = "self_referral";
 		if (rule == NULL && max_clicks_per_ip > 0 && !isnull[1] && !isnull[2] &&
-			run(ip_plan, (Datum[]) {in->advertiser_id, click[1], click[2], click[3],
+			run(&ip_plan, (Datum[]) {in->advertiser_id, click[1], click[2], click[3],
 			Int64GetDatum((int64) max_clicks_per_ip + 1)}) == 1 &&
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										1, &isnull[3])) > max_clicks_per_ip)

@@ -53,9 +53,33 @@
 /* fp_attribution.late_click_grace, in seconds; 0 turns it off */
 static int	late_click_grace_s = 60 * 60;
 
-static SPIPlanPtr waiting_plan = NULL;
+/* $3 recorded since, $4 clicked_at, $5 window_ends_at */
+static FpGroupPlan waiting_plan = {
+	.sql = "SELECT c.order_id, c.revenue_cents, c.currency,"
+		" c.converted_at OPERATOR(pg_catalog.-) $4"
+		" FROM attribution.conversions c"
+		" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND c.click_id OPERATOR(pg_catalog.=) $2"
+		" AND c.unattributed_reason OPERATOR(pg_catalog.=) 'unknown_click'"
+		" AND c.status OPERATOR(pg_catalog.=) 'pending'"
+		" AND c.refunded_cents OPERATOR(pg_catalog.=) 0"
+		" AND c.recorded_at OPERATOR(pg_catalog.>=) $3"
+		" AND c.converted_at OPERATOR(pg_catalog.>=) $4"
+		" AND c.converted_at OPERATOR(pg_catalog.<) $5"
+		" ORDER BY c.order_id FOR UPDATE",
+	.nargs = 5,
+	.argtypes = (Oid[]) {TEXTOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+static FpGroupPlan cause_plan = {
+	.sql = "SELECT r.receipt_id FROM attribution.receipts r"
+		" WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+		" AND r.aggregate_id OPERATOR(pg_catalog.=) $2::pg_catalog.text"
+		" AND r.sequence OPERATOR(pg_catalog.=) 1",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, UUIDOID}
+};
 static SPIPlanPtr attribute_plan = NULL;
-static SPIPlanPtr cause_plan = NULL;
 
 void
 fp_attribution_late_clicks_define_gucs(void)
@@ -78,23 +102,8 @@ fp_attribution_late_clicks_enabled(void)
 static void
 prepare_plans(void)
 {
-	if (waiting_plan != NULL)
+	if (attribute_plan != NULL)
 		return;
-	/* $3 recorded since, $4 clicked_at, $5 window_ends_at */
-	waiting_plan = fp_attribution_keep_plan("SELECT c.order_id, c.revenue_cents, c.currency,"
-											" c.converted_at OPERATOR(pg_catalog.-) $4"
-											" FROM attribution.conversions c"
-											" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-											" AND c.click_id OPERATOR(pg_catalog.=) $2"
-											" AND c.unattributed_reason OPERATOR(pg_catalog.=) 'unknown_click'"
-											" AND c.status OPERATOR(pg_catalog.=) 'pending'"
-											" AND c.refunded_cents OPERATOR(pg_catalog.=) 0"
-											" AND c.recorded_at OPERATOR(pg_catalog.>=) $3"
-											" AND c.converted_at OPERATOR(pg_catalog.>=) $4"
-											" AND c.converted_at OPERATOR(pg_catalog.<) $5"
-											" ORDER BY c.order_id FOR UPDATE",
-											5, (Oid[]) {TEXTOID, UUIDOID, TIMESTAMPTZOID,
-												TIMESTAMPTZOID, TIMESTAMPTZOID});
 	attribute_plan = fp_attribution_keep_plan("UPDATE attribution.conversions c SET attributed = true,"
 											  " unattributed_reason = NULL, affiliate_id = $3,"
 											  " window_ends_at = $4, latency = $5, offer_id = $6,"
@@ -104,12 +113,6 @@ prepare_plans(void)
 											  " AND c.order_id OPERATOR(pg_catalog.=) $2 RETURNING c.*",
 											  9, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 												  INTERVALOID, TEXTOID, INT8OID, INT8OID, TEXTOID});
-	cause_plan = fp_attribution_keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
-										  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
-										  " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-										  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2::pg_catalog.text"
-										  " AND r.sequence OPERATOR(pg_catalog.=) 1",
-										  2, (Oid[]) {TEXTOID, UUIDOID});
 }
 
 /*
@@ -183,7 +186,7 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 	 * Caused by the click's receipt, written by the trigger before this one
 	 * in this statement: read with a new snapshot, which sees it
 	 */
-	rc = SPI_execute_plan(cause_plan,
+	rc = SPI_execute_plan(fp_attribution_group_plan(&cause_plan, advertiser_id),
 						  (Datum[]) {advertiser_id, click_column(trigdata, "click_id", &isnull)},
 						  NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
@@ -246,7 +249,8 @@ fp_attribution_clicks_attribute_late(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
-	rc = SPI_execute_plan(waiting_plan, args, NULL, false, 0);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&waiting_plan, args[0]),
+						  args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "late click lookup failed: %s", SPI_result_code_string(rc));
 	waiting = SPI_tuptable;

@@ -158,7 +158,16 @@ typedef struct ConversionState
 	int64		commission_reversed_cents;
 } ConversionState;
 
-static SPIPlanPtr offer_plan = NULL;
+/* an offer by ($1 advertiser_id, $2 offer_id) (spi_plans.c) */
+static FpGroupPlan offer_plan = {
+	.sql = "SELECT o.payout_type, o.payout, o.currency,"
+		" o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
+		" FROM attribution.offers o"
+		" WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID}
+};
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr command_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
@@ -214,12 +223,6 @@ prepare_plans(void)
 	if (lock_plan != NULL)
 		return;
 	/* an inactive offer pays nothing, as no offer does */
-	offer_plan = fp_attribution_keep_plan("SELECT o.payout_type, o.payout, o.currency,"
-										  " o.hold_period OPERATOR(pg_catalog.=) '0'::pg_catalog.interval"
-										  " FROM attribution.offers o"
-										  " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-										  " AND o.offer_id OPERATOR(pg_catalog.=) $2 AND o.active",
-										  2, (Oid[]) {TEXTOID, TEXTOID});
 	lock_plan = fp_attribution_keep_plan("SELECT c.status, c.revenue_cents, c.refunded_cents,"
 										 " c.commission_cents, c.commission_reversed_cents,"
 										 " c.currency"
@@ -262,8 +265,8 @@ fp_attribution_earn(Datum advertiser_id, Datum offer_id, int64 revenue_cents,
 	earning->commission_cents = 0;
 	if (offer_id == (Datum) 0)
 		return;
-	prepare_plans();
-	rc = SPI_execute_plan(offer_plan, (Datum[]) {advertiser_id, offer_id}, NULL, false, 1);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&offer_plan, advertiser_id),
+						  (Datum[]) {advertiser_id, offer_id}, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "offer lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

@@ -81,11 +81,48 @@ typedef struct FoundClick
 	TimestampTz window_ends_at;
 } FoundClick;
 
-static SPIPlanPtr window_plan = NULL;
-static SPIPlanPtr click_plan = NULL;
-static SPIPlanPtr await_plan = NULL;
-static SPIPlanPtr visitor_plan = NULL;
-static SPIPlanPtr visitor_any_plan = NULL;
+#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
+
+/* The lookups; each one's $1 is the row's advertiser_id (spi_plans.c) */
+static FpGroupPlan window_plan = {
+	.sql = "SELECT w.attribution_window FROM attribution.windows w"
+		" WHERE w.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND w.affiliate_id OPERATOR(pg_catalog.=) $2",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID}
+};
+static FpGroupPlan click_plan = {
+	.sql = "SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+		" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND c.click_id OPERATOR(pg_catalog.=) $2",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, UUIDOID}
+};
+static FpGroupPlan await_plan = {
+	.sql = "SELECT attribution.await_click('attribution.clicks'::pg_catalog.regclass, $1, $2)",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, UUIDOID}
+};
+
+/* the latest click whose window covers the conversion time */
+static FpGroupPlan visitor_plan = {
+	.sql = "SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
+		" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+		" AND c.clicked_at OPERATOR(pg_catalog.<=) $3"
+		" AND c.window_ends_at OPERATOR(pg_catalog.>) $3"
+		" ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
+	.nargs = 3,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID}
+};
+static FpGroupPlan visitor_any_plan = {
+	.sql = "SELECT FROM attribution.clicks c"
+		" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
+		" AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
+	.nargs = 3,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID}
+};
 
 /*
  * Define fp_attribution.attribution_window.
@@ -268,46 +305,14 @@ stamp_trace_context(RowEdit *edit)
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 }
 
-#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
-
-static void
-prepare_plans(void)
-{
-	if (window_plan != NULL)
-		return;
-	window_plan = fp_attribution_keep_plan("SELECT w.attribution_window FROM attribution.windows w"
-										   " WHERE w.advertiser_id OPERATOR(pg_catalog.=) $1"
-										   " AND w.affiliate_id OPERATOR(pg_catalog.=) $2",
-										   2, (Oid[]) {TEXTOID, TEXTOID});
-	click_plan = fp_attribution_keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-										  " WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-										  " AND c.click_id OPERATOR(pg_catalog.=) $2",
-										  2, (Oid[]) {TEXTOID, UUIDOID});
-	await_plan = fp_attribution_keep_plan("SELECT attribution.await_click("
-										  "'attribution.clicks'::pg_catalog.regclass, $1, $2)",
-										  2, (Oid[]) {TEXTOID, UUIDOID});
-	/* the latest click whose window covers the conversion time */
-	visitor_plan = fp_attribution_keep_plan("SELECT " CLICK_COLUMNS " FROM attribution.clicks c"
-											" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-											" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
-											" AND c.clicked_at OPERATOR(pg_catalog.<=) $3"
-											" AND c.window_ends_at OPERATOR(pg_catalog.>) $3"
-											" ORDER BY c.clicked_at DESC, c.click_id DESC LIMIT 1",
-											3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
-	visitor_any_plan = fp_attribution_keep_plan("SELECT FROM attribution.clicks c"
-												" WHERE c.advertiser_id OPERATOR(pg_catalog.=) $1"
-												" AND c.visitor_id OPERATOR(pg_catalog.=) $2"
-												" AND c.clicked_at OPERATOR(pg_catalog.<=) $3 LIMIT 1",
-												3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
-}
-
 /*
- * Run a saved read-only lookup; returns the number of rows.
+ * Run a lookup (args[0]: the advertiser_id); returns the number of rows.
  */
 static uint64
-lookup(SPIPlanPtr plan, Datum *args)
+lookup(FpGroupPlan *plan, Datum *args)
 {
-	int			rc = SPI_execute_plan(plan, args, NULL, false, 1);
+	int			rc = SPI_execute_plan(fp_attribution_group_plan(plan, args[0]),
+									  args, NULL, false, 1);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "attribution lookup failed: %s", SPI_result_code_string(rc));
@@ -381,8 +386,7 @@ fp_attribution_clicks_before_insert(PG_FUNCTION_ARGS)
 	window_key[0] = get(&edit, FP_COL_ADVERTISER_ID);
 	window_key[1] = get(&edit, FP_COL_AFFILIATE_ID);
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	prepare_plans();
-	if (lookup(window_plan, window_key) == 1)
+	if (lookup(&window_plan, window_key) == 1)
 	{
 		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -457,14 +461,14 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 	{
 		Datum		key[2] = {advertiser_id, get(edit, FP_COL_CLICK_ID)};
 
-		if (lookup(click_plan, key) == 0)
+		if (lookup(&click_plan, key) == 0)
 		{
 			bool		isnull;
 
-			if (lookup(await_plan, key) != 1 ||
+			if (lookup(&await_plan, key) != 1 ||
 				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull)) ||
-				lookup(click_plan, key) == 0)
+				lookup(&click_plan, key) == 0)
 			{
 				/*
 				 * Before recording "unknown_click", take the click's key
@@ -475,7 +479,7 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 				if (!fp_attribution_late_clicks_enabled())
 					return "unknown_click";
 				fp_attribution_lock_click_key(key[0], key[1], true);
-				if (lookup(click_plan, key) == 0)
+				if (lookup(&click_plan, key) == 0)
 					return "unknown_click";
 			}
 		}
@@ -491,12 +495,12 @@ attribute(RowEdit *edit, TimestampTz converted_at, FoundClick *click,
 		Datum		args[3] = {advertiser_id, get(edit, FP_COL_VISITOR_ID),
 		TimestampTzGetDatum(converted_at)};
 
-		if (lookup(visitor_plan, args) == 1)
+		if (lookup(&visitor_plan, args) == 1)
 		{
 			found_click(cxt, click);
 			return NULL;
 		}
-		return lookup(visitor_any_plan, args) == 1 ?
+		return lookup(&visitor_any_plan, args) == 1 ?
 			"window_expired" : "no_click_for_visitor";
 	}
 	return "no_click_reference";
@@ -595,7 +599,6 @@ fp_attribution_conversions_before_insert(PG_FUNCTION_ARGS)
 	converted_at = timestamp_or_now(&edit, FP_COL_CONVERTED_AT);
 
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	prepare_plans();
 	reason = attribute(&edit, converted_at, &click, cxt);
 	if (reason != NULL)
 		click.offer_id = (Datum) 0;

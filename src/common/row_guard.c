@@ -17,6 +17,18 @@
  * row equals its receipts.  Anyone else's COPY is an ordinary insert.
  * pg_dump --inserts is therefore not a supported backup format.
  *
+ * On a Citus node the rows of a shard also arrive by COPY FROM when Citus
+ * writes them: the rows of an INSERT ... SELECT that the coordinator
+ * pulls to itself, of a COPY on the coordinator, and of a shard being
+ * moved or split.  A move or split copies rows that already carry their
+ * receipts, over a session with a replication origin set up: a restore.
+ * The first two come on a connection of Citus' own (application_name
+ * "citus_internal gpid=...", no replication origin) and cannot be told
+ * apart on the worker; they are new rows, as an INSERT ... SELECT on one
+ * node is, unless fp_attribution.restore is on: a restore through the
+ * coordinator sets it with SET LOCAL, which Citus forwards to the workers
+ * (doc/citus.md).
+ *
  * In-flight clicks.  A conversion that names a click inserted by a
  * transaction that has not committed yet cannot see it; recording it as
  * "unknown_click" would be wrong for good.  As a unique-index check does,
@@ -43,12 +55,14 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "replication/origin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
@@ -57,10 +71,34 @@
 
 #include "fp_attribution/row_guard.h"
 
+/* The application_name prefix of Citus' connections between its nodes */
+#define CITUS_INTERNAL_APPLICATION_NAME "citus_internal gpid="
+
+/* fp_attribution.restore */
+static bool restore_through_citus = false;
+
+/*
+ * Define fp_attribution.restore.
+ */
+void
+fp_attribution_row_guard_define_gucs(void)
+{
+	DefineCustomBoolVariable("fp_attribution.restore",
+							 gettext_noop("Takes the rows Citus copies into the shards as restored."),
+							 gettext_noop("Set it with SET LOCAL in the transaction that restores "
+										  "a dump through a Citus coordinator; otherwise such "
+										  "rows are new rows."),
+							 &restore_through_citus,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+}
+
 /*
  * True when the statement being run at top level is a COPY FROM issued by
- * a role with the privileges of the owner of relation relowner: a restore
- * of rows that already have receipts (see the file header).
+ * a role with the privileges of the owner of relation relowner, and not
+ * Citus writing new rows into a shard: a restore of rows that already have
+ * receipts (see the file header).
  */
 bool
 fp_attribution_restoring(Oid relowner)
@@ -73,6 +111,12 @@ fp_attribution_restoring(Oid relowner)
 	stmt = linitial_node(PlannedStmt, ActivePortal->stmts);
 	if (stmt->utilityStmt == NULL || !IsA(stmt->utilityStmt, CopyStmt) ||
 		!((CopyStmt *) stmt->utilityStmt)->is_from)
+		return false;
+	if (replorigin_session_origin == InvalidRepOriginId &&
+		application_name != NULL &&
+		strncmp(application_name, CITUS_INTERNAL_APPLICATION_NAME,
+				strlen(CITUS_INTERNAL_APPLICATION_NAME)) == 0 &&
+		!restore_through_citus)
 		return false;
 	return has_privs_of_role(GetOuterUserId(), relowner);
 }

@@ -150,14 +150,6 @@ static const FpAggregateSpec aggregate_specs[] = {
 };
 
 /* Saved plans, prepared on first use in each backend */
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr advance_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-static SPIPlanPtr insert_returning_plan = NULL;
-static SPIPlanPtr start_plan = NULL;
-static SPIPlanPtr tail_plan = NULL;
-static SPIPlanPtr cause_plan = NULL;
-static SPIPlanPtr key_plan = NULL;
 
 /*
  * A chain head this transaction has written: its key, what it holds and
@@ -418,68 +410,88 @@ fp_attribution_bytea_datum(const uint8 *bytes, int len)
 #define RECEIPT_NPARAMS 16
 
 /*
- * Prepare the saved plans on first use.  Plans survive DROP/CREATE
- * EXTENSION in a session because the plan cache re-resolves every name;
- * that is also why the trace and span ids are passed as text and cast in
- * the statement, rather than as parameters of our types' (changing) OIDs.
+ * The statements, each prepared on first use per shard group of its
+ * advertiser_id (spi_plans.c).  Plans survive DROP/CREATE EXTENSION in a
+ * session because the plan cache re-resolves every name; that is also why
+ * the trace and span ids are passed as text and cast in the statement,
+ * rather than as parameters of our types' (changing) OIDs.
  */
-static void
-prepare_plans(void)
-{
-	Oid			receipt_types[RECEIPT_NPARAMS] = {UUIDOID, TIMESTAMPTZOID,
-		INT8OID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
-	BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID};
+static Oid	receipt_types[RECEIPT_NPARAMS] = {UUIDOID, TIMESTAMPTZOID,
+	INT8OID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
+BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID};
 
-	if (start_plan != NULL)
-		return;
+static FpGroupPlan lock_plan = {
+	.sql = "SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND aggregate_type OPERATOR(pg_catalog.=) $2"
+		" AND aggregate_id OPERATOR(pg_catalog.=) $3 FOR UPDATE",
+	.nargs = 3,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TEXTOID}
+};
+static FpGroupPlan cause_plan = {
+	.sql = "SELECT r.receipt_id FROM attribution.receipts r"
+		" WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
+		" AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
+		" AND r.sequence OPERATOR(pg_catalog.=) 1",
+	.nargs = 2,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID}
+};
+static FpGroupPlan key_plan = {
+	.sql = "INSERT INTO attribution.signing_keys"
+		" (advertiser_id, key_id, algorithm, public_key, public_key_pem)"
+		" VALUES ($1, $2, 'ed25519', $3, $4)"
+		" ON CONFLICT (advertiser_id, key_id) DO NOTHING",
+	.nargs = 4,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, BYTEAOID, TEXTOID}
+};
+static FpGroupPlan advance_plan = {
+	.sql = "UPDATE attribution.receipt_streams"
+		" SET last_sequence = $5, last_hash = $6"
+		" WHERE ctid OPERATOR(pg_catalog.=) $1"
+		" AND advertiser_id OPERATOR(pg_catalog.=) $2"
+		" AND aggregate_type OPERATOR(pg_catalog.=) $3"
+		" AND aggregate_id OPERATOR(pg_catalog.=) $4"
+		" RETURNING ctid",
+	.nargs = 6,
+	.argtypes = (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID}
+};
 
-	lock_plan = fp_attribution_keep_plan("SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
-										 " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-										 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
-										 " AND aggregate_id OPERATOR(pg_catalog.=) $3 FOR UPDATE",
-										 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-	cause_plan = fp_attribution_keep_plan("SELECT r.receipt_id FROM attribution.receipts r"
-										  " WHERE r.advertiser_id OPERATOR(pg_catalog.=) $1"
-										  " AND r.aggregate_type OPERATOR(pg_catalog.=) 'click'"
-										  " AND r.aggregate_id OPERATOR(pg_catalog.=) $2"
-										  " AND r.sequence OPERATOR(pg_catalog.=) 1",
-										  2, (Oid[]) {TEXTOID, TEXTOID});
-	key_plan = fp_attribution_keep_plan("INSERT INTO attribution.signing_keys"
-										" (advertiser_id, key_id, algorithm, public_key, public_key_pem)"
-										" VALUES ($1, $2, 'ed25519', $3, $4)"
-										" ON CONFLICT (advertiser_id, key_id) DO NOTHING",
-										4, (Oid[]) {TEXTOID, TEXTOID, BYTEAOID, TEXTOID});
-	advance_plan = fp_attribution_keep_plan("UPDATE attribution.receipt_streams"
-											" SET last_sequence = $5, last_hash = $6"
-											" WHERE ctid OPERATOR(pg_catalog.=) $1"
-											" AND advertiser_id OPERATOR(pg_catalog.=) $2"
-											" AND aggregate_type OPERATOR(pg_catalog.=) $3"
-											" AND aggregate_id OPERATOR(pg_catalog.=) $4"
-											" RETURNING ctid",
-											6, (Oid[]) {TIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
-	/* the receipt, and its row in the log's queue (log.h); the second for a waiting command */
-	insert_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
-										   "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-										   " VALUES (" RECEIPT_VALUES ")",
-										   RECEIPT_NPARAMS, receipt_types);
-	insert_returning_plan = fp_attribution_keep_plan(FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
-													 "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
-													 " VALUES (" RECEIPT_VALUES ") RETURNING *",
-													 RECEIPT_NPARAMS, receipt_types);
-	start_plan = fp_attribution_keep_plan("INSERT INTO attribution.receipt_streams"
-										  " (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
-										  " VALUES ($1, $2, $3, $4, $5)"
-										  " ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
-										  " RETURNING ctid",
-										  5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID});
-	/* the one receipt of a row's chain that has no head yet */
-	tail_plan = fp_attribution_keep_plan("SELECT sequence, receipt_hash FROM attribution.receipts"
-										 " WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-										 " AND aggregate_type OPERATOR(pg_catalog.=) $2"
-										 " AND aggregate_id OPERATOR(pg_catalog.=) $3"
-										 " ORDER BY sequence DESC LIMIT 1",
-										 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-}
+/* the receipt, and its row in the log's queue (log.h); the second for a waiting command */
+static FpGroupPlan insert_plan = {
+	.sql = FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
+		"INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+		" VALUES (" RECEIPT_VALUES ")",
+	.nargs = RECEIPT_NPARAMS,
+	.argtypes = receipt_types
+};
+static FpGroupPlan insert_returning_plan = {
+	.sql = FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
+		"INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+		" VALUES (" RECEIPT_VALUES ") RETURNING *",
+	.nargs = RECEIPT_NPARAMS,
+	.argtypes = receipt_types
+};
+static FpGroupPlan start_plan = {
+	.sql = "INSERT INTO attribution.receipt_streams"
+		" (advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash)"
+		" VALUES ($1, $2, $3, $4, $5)"
+		" ON CONFLICT (advertiser_id, aggregate_type, aggregate_id) DO NOTHING"
+		" RETURNING ctid",
+	.nargs = 5,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT8OID, BYTEAOID}
+};
+
+/* the one receipt of a row's chain that has no head yet */
+static FpGroupPlan tail_plan = {
+	.sql = "SELECT sequence, receipt_hash FROM attribution.receipts"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
+		" AND aggregate_type OPERATOR(pg_catalog.=) $2"
+		" AND aggregate_id OPERATOR(pg_catalog.=) $3"
+		" ORDER BY sequence DESC LIMIT 1",
+	.nargs = 3,
+	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TEXTOID}
+};
 
 /*
  * Record the signing key's public half in attribution.signing_keys for the
@@ -500,7 +512,8 @@ register_signing_key(const FpSigningKey *key, Datum advertiser_id)
 	values[1] = CStringGetTextDatum(key->key_id);
 	values[2] = fp_attribution_bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[3] = CStringGetTextDatum(key->public_key_pem);
-	rc = SPI_execute_plan(key_plan, values, NULL, false, 0);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&key_plan, advertiser_id),
+						  values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not register signing key: %s",
 			 SPI_result_code_string(rc));
@@ -519,7 +532,8 @@ find_click_receipt(const char *advertiser_id, const char *click_id,
 
 	args[0] = CStringGetTextDatum(advertiser_id);
 	args[1] = CStringGetTextDatum(click_id);
-	rc = SPI_execute_plan(cause_plan, args, NULL, true, 1);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&cause_plan, args[0]),
+						  args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up click receipt: %s",
 			 SPI_result_code_string(rc));
@@ -664,13 +678,15 @@ write_receipt_row(Datum *values, const char *nulls, bool catch)
 
 	if (!catch)
 	{
-		rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+		rc = SPI_execute_plan(fp_attribution_group_plan(&insert_plan, values[15]),
+							  values, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "could not write receipt: %s",
 				 SPI_result_code_string(rc));
 		return;
 	}
-	rc = SPI_execute_plan(insert_returning_plan, values, nulls, false, 1);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&insert_returning_plan, values[15]),
+						  values, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not write receipt: %s",
 			 SPI_result_code_string(rc));
@@ -690,7 +706,8 @@ headless_tail(Datum *key_args, FpReceiptEnvelope *env)
 	bool		isnull;
 	int			rc;
 
-	rc = SPI_execute_plan(tail_plan, key_args, NULL, false, 1);
+	rc = SPI_execute_plan(fp_attribution_group_plan(&tail_plan, key_args[0]),
+						  key_args, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read receipt chain: %s",
 			 SPI_result_code_string(rc));
@@ -764,7 +781,6 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	bool		written = false;
 	int			rc;
 
-	prepare_plans();
 	if (fp_attribution_sign_receipts)
 		key = fp_attribution_signing_key();
 
@@ -846,7 +862,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 		}
 		else
 		{
-			rc = SPI_execute_plan(lock_plan, key_args, NULL, false, 1);
+			rc = SPI_execute_plan(fp_attribution_group_plan(&lock_plan, key_args[0]),
+								  key_args, NULL, false, 1);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "could not lock receipt chain: %s",
 					 SPI_result_code_string(rc));
@@ -876,7 +893,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			Datum		head_args[6] = {PointerGetDatum(&head_tid),
 				values[15], values[6], values[5], values[2], values[13]};
 
-			rc = SPI_execute_plan(advance_plan, head_args, NULL, false, 1);
+			rc = SPI_execute_plan(fp_attribution_group_plan(&advance_plan, head_args[1]),
+								  head_args, NULL, false, 1);
 			if (rc != SPI_OK_UPDATE_RETURNING)
 				elog(ERROR, "could not advance receipt chain: %s",
 					 SPI_result_code_string(rc));
@@ -901,7 +919,8 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 			Datum		start_args[5] = {values[15], values[6], values[5],
 				values[2], values[13]};
 
-			rc = SPI_execute_plan(start_plan, start_args, NULL, false, 1);
+			rc = SPI_execute_plan(fp_attribution_group_plan(&start_plan, start_args[0]),
+								  start_args, NULL, false, 1);
 			if (rc != SPI_OK_INSERT_RETURNING)
 				elog(ERROR, "could not start receipt chain: %s",
 					 SPI_result_code_string(rc));

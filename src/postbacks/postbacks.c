@@ -16,7 +16,7 @@
  * receipt: a rolled-back command leaves no row, so nothing is sent, and a
  * committed one leaves its rows for the worker, however the server stops.
  * The row is a snapshot of the conversion as the receipt leaves it (see
- * prepare_plans).
+ * the enqueue statements).
  * Receipt events map to postback events: conversion_tracked and
  * conversion_attributed (a late click attributed it: the affiliate hears
  * of it then) are "tracked"; conversion_approved, _rejected, _reversed
@@ -79,10 +79,6 @@ static const struct
 	{"conversion_refunded", "refunded"},
 };
 
-static SPIPlanPtr payload_probe = NULL;
-static SPIPlanPtr payload_insert = NULL;
-static SPIPlanPtr row_probe = NULL;
-static SPIPlanPtr row_insert = NULL;
 static bool callback_registered = false;
 static bool wake_at_commit = false;
 
@@ -206,44 +202,53 @@ postbacks_xact_callback(XactEvent event, void *arg)
  * DB-operation span), so that a conversion whose affiliate has no
  * endpoint, the common case, writes nothing and shows no INSERT.  Every
  * name is schema-qualified: a direct INSERT runs this under the writer's
- * search_path.
+ * search_path.  Each is prepared per shard group of its $1, the
+ * advertiser_id (spi_plans.c).
  */
-static void
-prepare_plans(void)
-{
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
+static Oid	postback_types[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
 	TEXTOID, BOOLOID, JSONBOID};
 
-	if (row_insert != NULL)
-		return;
-	payload_probe = fp_attribution_keep_plan("SELECT 1" PAYLOAD_SOURCE " LIMIT 1", 8, types);
-	row_probe = fp_attribution_keep_plan("SELECT 1" ROW_SOURCE " LIMIT 1", 8, types);
-	payload_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
-											  "r.p OPERATOR(pg_catalog.->>) 'order_id',"
-											  " (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
-											  " e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
-											  " r.p OPERATOR(pg_catalog.->>) 'status',"
-											  " (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
-											  " (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
-											  " (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
-											  " OPERATOR(pg_catalog.-)"
-											  " (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
-											  " r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
-											  PAYLOAD_SOURCE,
-											  8, types);
-	row_insert = fp_attribution_keep_plan(OUTBOX_COLUMNS
-										  "c.order_id, c.click_id, c.affiliate_id, c.offer_id,"
-										  " COALESCE($8 OPERATOR(pg_catalog.->>) 'status', c.status),"
-										  " c.revenue_cents,"
-										  " COALESCE(($8 OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
-										  " c.refunded_cents),"
-										  " c.commission_cents OPERATOR(pg_catalog.-)"
-										  " COALESCE(($8 OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
-										  " c.commission_reversed_cents),"
-										  " c.currency," OUTBOX_CONTEXT
-										  ROW_SOURCE,
-										  8, types);
-}
+static FpGroupPlan payload_probe = {
+	.sql = "SELECT 1" PAYLOAD_SOURCE " LIMIT 1",
+	.nargs = 8,
+	.argtypes = postback_types
+};
+static FpGroupPlan row_probe = {
+	.sql = "SELECT 1" ROW_SOURCE " LIMIT 1",
+	.nargs = 8,
+	.argtypes = postback_types
+};
+static FpGroupPlan payload_insert = {
+	.sql = OUTBOX_COLUMNS
+		"r.p OPERATOR(pg_catalog.->>) 'order_id',"
+		" (r.p OPERATOR(pg_catalog.->>) 'click_id')::pg_catalog.uuid,"
+		" e.affiliate_id, r.p OPERATOR(pg_catalog.->>) 'offer_id',"
+		" r.p OPERATOR(pg_catalog.->>) 'status',"
+		" (r.p OPERATOR(pg_catalog.->>) 'revenue_cents')::pg_catalog.int8,"
+		" (r.p OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+		" (r.p OPERATOR(pg_catalog.->>) 'commission_cents')::pg_catalog.int8"
+		" OPERATOR(pg_catalog.-)"
+		" (r.p OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+		" r.p OPERATOR(pg_catalog.->>) 'currency'," OUTBOX_CONTEXT
+		PAYLOAD_SOURCE,
+	.nargs = 8,
+	.argtypes = postback_types
+};
+static FpGroupPlan row_insert = {
+	.sql = OUTBOX_COLUMNS
+		"c.order_id, c.click_id, c.affiliate_id, c.offer_id,"
+		" COALESCE($8 OPERATOR(pg_catalog.->>) 'status', c.status),"
+		" c.revenue_cents,"
+		" COALESCE(($8 OPERATOR(pg_catalog.->>) 'refunded_cents')::pg_catalog.int8,"
+		" c.refunded_cents),"
+		" c.commission_cents OPERATOR(pg_catalog.-)"
+		" COALESCE(($8 OPERATOR(pg_catalog.->>) 'commission_reversed_cents')::pg_catalog.int8,"
+		" c.commission_reversed_cents),"
+		" c.currency," OUTBOX_CONTEXT
+		ROW_SOURCE,
+	.nargs = 8,
+	.argtypes = postback_types
+};
 
 /* The member "name" of a receipt payload (an object), or NULL */
 static JsonbValue *
@@ -302,7 +307,6 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	if (strcmp(env->aggregate_type, "conversion") != 0 ||
 		(event = payload_event(payload)) == NULL)
 		return;
-	prepare_plans();
 	/* the command's sampling decides whether its attempts become spans */
 	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
 		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
@@ -318,12 +322,16 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
 	args[7] = JsonbPGetDatum(payload);
 	whole_row = has_member(payload, "affiliate_id");
-	rc = SPI_execute_plan(whole_row ? payload_probe : row_probe, args, NULL, false, 1);
+	rc = SPI_execute_plan(fp_attribution_group_plan(whole_row ? &payload_probe : &row_probe,
+													args[0]),
+						  args, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up postback endpoints: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		return;
-	rc = SPI_execute_plan(whole_row ? payload_insert : row_insert, args, NULL, false, 0);
+	rc = SPI_execute_plan(fp_attribution_group_plan(whole_row ? &payload_insert : &row_insert,
+													args[0]),
+						  args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

@@ -41,7 +41,13 @@
 #include "fp_attribution/spi_plans.h"
 
 /* A click's delta: its key and one click */
-static SPIPlanPtr click_plan = NULL;
+static FpGroupPlan click_plan = {
+	.sql = "INSERT INTO attribution.report_deltas"
+		" (advertiser_id, day, affiliate_id, offer_id, clicks)"
+		" VALUES ($1, ($2 AT TIME ZONE 'UTC')::pg_catalog.date, $3, $4, 1)",
+	.nargs = 4,
+	.argtypes = (Oid[]) {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
+};
 
 /*
  * A conversion's delta: what attribution.report_contribution() (the one
@@ -65,13 +71,8 @@ static const FpColumn contribution_columns[] = {
 static void
 prepare_plans(void)
 {
-	if (click_plan != NULL)
+	if (contribution_plan != NULL)
 		return;
-	click_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
-										  " (advertiser_id, day, affiliate_id, offer_id, clicks)"
-										  " VALUES ($1, ($2 AT TIME ZONE 'UTC')::pg_catalog.date,"
-										  " $3, $4, 1)",
-										  4, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID});
 	contribution_plan = fp_attribution_keep_plan("SELECT attribution.report_contribution("
 												 "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 												 CONTRIBUTION_NARGS,
@@ -151,8 +152,8 @@ fp_attribution_report_click(PG_FUNCTION_ARGS)
 		get_arg(trigdata->tg_trigtuple, RelationGetDescr(trigdata->tg_relation),
 				map, key[i], values, nulls, i);
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	prepare_plans();
-	run(click_plan, values, nulls, SPI_OK_INSERT);
+	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
+		SPI_OK_INSERT);
 	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 	return PointerGetDatum(NULL);
 }

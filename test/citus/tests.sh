@@ -36,6 +36,7 @@ sqltest() {						# sqltest NAME: sql/NAME.sql against expected/NAME.out
 sqltest distribute
 sqltest commands
 sqltest lifecycle
+sqltest bulk_load
 
 # verify_all() runs on each node, one pass per shard group: the totals are
 # those of every chain the cluster holds, and a row changed on a shard

@@ -14,6 +14,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "fp_attribution/spi_plans.h"
+
 /* The trace context parameters that end every command's INSERT */
 #define FP_COMMAND_CONTEXT_PARAMS 5
 
@@ -22,16 +24,13 @@ typedef struct FpCommandSpec
 {
 	const char *aggregate_type;
 	/*
-	 * INSERT ... ON CONFLICT DO NOTHING of the row; its last parameters are
-	 * trace_id, span_id, parent_span_id (text), sampled and tracestate
+	 * INSERT ... ON CONFLICT DO NOTHING of the row; its first parameter is
+	 * advertiser_id, its last ones trace_id, span_id, parent_span_id
+	 * (text), sampled and tracestate
 	 */
-	const char *insert_sql;
-	int			insert_nargs;
-	const Oid  *insert_types;
+	FpGroupPlan insert;
 	/* the receipt of an existing row, by ($1 advertiser_id, $2 aggregate_id) */
-	const char *find_sql;
-	SPIPlanPtr	insert_plan;	/* both prepared on first use */
-	SPIPlanPtr	find_plan;
+	FpGroupPlan find;
 } FpCommandSpec;
 
 extern char *fp_attribution_text_arg(FunctionCallInfo fcinfo, int arg);

@@ -13,6 +13,21 @@
 #include "executor/spi.h"
 #include "utils/relcache.h"
 
+/*
+ * A statement on the command path whose rows all belong to one advertiser,
+ * prepared per shard group on a Citus node (spi_plans.c).  Its SQL names
+ * the tables as attribution.<table>.
+ */
+typedef struct FpGroupPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	SPIPlanPtr	plan;			/* against the tables, when prepared */
+} FpGroupPlan;
+
+extern SPIPlanPtr fp_attribution_group_plan(FpGroupPlan *plan,
+											 Datum advertiser_id);
 extern SPIPlanPtr fp_attribution_keep_plan(const char *sql, int nargs,
 										   Oid *argtypes);
 extern SPIPlanPtr fp_attribution_keep_generic_plan(const char *sql, int nargs,
