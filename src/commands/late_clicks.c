@@ -180,9 +180,11 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 	memset(&env, 0, sizeof(env));
 
 	/*
-	 * Caused by the click's receipt, written by the trigger before this one
-	 * in this statement: read with a new snapshot, which sees it
+	 * Caused by the click's receipt, collected by the trigger before this
+	 * one in this statement (statement_batch.c): written now and read with
+	 * a new snapshot, which sees it
 	 */
+	fp_attribution_write_pending_receipts();
 	rc = SPI_execute_plan(cause_plan,
 						  (Datum[]) {advertiser_id, click_column(trigdata, "click_id", &isnull)},
 						  NULL, false, 1);
