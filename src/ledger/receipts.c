@@ -101,6 +101,7 @@
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/postbacks.h"
+#include "fp_attribution/random_uuid.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
@@ -796,12 +797,7 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 	if (cause_click_id != NULL || !row_created)
 		fp_attribution_batch_flush(&receipt_batch);
 
-	if (!pg_strong_random(env->receipt_id.data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random receipt id")));
-	env->receipt_id.data[6] = (env->receipt_id.data[6] & 0x0f) | 0x40;
-	env->receipt_id.data[8] = (env->receipt_id.data[8] & 0x3f) | 0x80;
+	fp_attribution_random_uuid(&env->receipt_id);
 	env->timestamp = GetCurrentTimestamp();
 	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
 	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
