@@ -228,6 +228,7 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 static bool
 conversion_names_click(Datum advertiser_id, Datum click_id)
 {
+	static Oid	probe_index = InvalidOid;	/* the index found last time */
 	RangeVar   *rv;
 	Relation	rel;
 	const FpColumnMap *map;
@@ -241,6 +242,9 @@ conversion_names_click(Datum advertiser_id, Datum click_id)
 	rel = table_openrv(rv, AccessShareLock);
 	map = fp_attribution_column_map(rel, FP_TABLE_CONVERSIONS);
 	indexes = RelationGetIndexList(rel);
+	/* the index found last time, if the table still has it, is tried first */
+	if (list_member_oid(indexes, probe_index))
+		indexes = lcons_oid(probe_index, list_delete_oid(indexes, probe_index));
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
@@ -267,6 +271,7 @@ conversion_names_click(Datum advertiser_id, Datum click_id)
 								  GetTransactionSnapshot(), 2, key);
 		found = HeapTupleIsValid(systable_getnext(scan));
 		systable_endscan(scan);
+		probe_index = RelationGetRelid(index);
 		index_close(index, AccessShareLock);
 		break;
 	}
