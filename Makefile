@@ -24,7 +24,7 @@ REGRESS      = setup ids traceparent clicks conversions tenants lifecycle bad_in
                otlp_settings receipts receipts_tamper receipts_signing receipt_log docs \
                telemetry_spans telemetry_metrics telemetry_logs telemetry_outcomes telemetry_lifecycle \
                fraud_rules lifecycle_reports \
-               telemetry_latin1 trigger_copies server_log postbacks security cleanup
+               telemetry_latin1 trigger_copies server_log postbacks security statement_batches cleanup
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
                iso_receipt_chain iso_receipt_commands iso_telemetry iso_lifecycle iso_late_click \

@@ -373,10 +373,21 @@ CREATE TRIGGER clicks_write_receipt AFTER INSERT ON attribution.clicks
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('click');
 CREATE TRIGGER conversions_write_receipt AFTER INSERT ON attribution.conversions
 	FOR EACH ROW EXECUTE FUNCTION attribution.write_receipt('conversion');
+-- The row triggers collect some of the rows they write (the receipts of
+-- the new rows, the report rollup's click deltas) and this statement
+-- trigger writes them when the statement ends, with one INSERT per kind
+-- instead of one per row (src/commands/statement_batch.c).
+CREATE FUNCTION attribution.write_statement_batches() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_write_statement_batches'
+	LANGUAGE C;
+CREATE TRIGGER write_statement_batches AFTER INSERT ON attribution.clicks
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.write_statement_batches();
+CREATE TRIGGER write_statement_batches AFTER INSERT ON attribution.conversions
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.write_statement_batches();
 -- Only these triggers may use the trigger functions (CREATE TRIGGER needs
 -- EXECUTE; firing does not).
-REVOKE ALL ON FUNCTION attribution.write_receipt(), attribution.append_only()
-	FROM PUBLIC;
+REVOKE ALL ON FUNCTION attribution.write_receipt(), attribution.append_only(),
+	attribution.write_statement_batches() FROM PUBLIC;
 
 CREATE FUNCTION attribution.append_receipt(aggregate_type text, aggregate_id text,
 	payload jsonb, causation_id uuid DEFAULT NULL, advertiser_id text DEFAULT 'default')

@@ -36,6 +36,7 @@
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/server_log.h"
 #include "fp_attribution/shmem.h"
+#include "fp_attribution/statement_batch.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/trace_context.h"
 
@@ -130,6 +131,7 @@ _PG_init(void)
 	fp_attribution_postbacks_define_gucs();
 
 	MarkGUCPrefixReserved("fp_attribution");
+	fp_attribution_statement_batch_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -22,6 +22,7 @@
 #include "utils/uuid.h"
 
 #include "fp_attribution/commands.h"
+#include "fp_attribution/random_uuid.h"
 
 /* The arguments of attribution.track_click, in order */
 enum
@@ -93,12 +94,7 @@ random_uuid(void)
 {
 	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 
-	if (!pg_strong_random(uuid->data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;
+	fp_attribution_random_uuid(uuid);
 	return UUIDPGetDatum(uuid);
 }
 

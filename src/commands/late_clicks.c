@@ -31,23 +31,33 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "fp_attribution/columns.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
+#include "fp_attribution/statement_batch.h"
 #include "fp_attribution/telemetry_record.h"
 
 /* fp_attribution.late_click_grace, in seconds; 0 turns it off */
@@ -183,9 +193,11 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 	memset(&env, 0, sizeof(env));
 
 	/*
-	 * Caused by the click's receipt, written by the trigger before this one
-	 * in this statement: read with a new snapshot, which sees it
+	 * Caused by the click's receipt, collected by the trigger before this
+	 * one in this statement (statement_batch.c): written now and read with
+	 * a new snapshot, which sees it
 	 */
+	fp_attribution_write_pending_receipts();
 	rc = SPI_execute_plan(fp_attribution_group_plan(&cause_plan, advertiser_id),
 						  (Datum[]) {advertiser_id, click_column(trigdata, "click_id", &isnull)},
 						  NULL, false, 1);
@@ -205,6 +217,70 @@ attribute_late(TriggerData *trigdata, HeapTuple waiting, TupleDesc wdesc,
 	memcpy(&env.span_id, DatumGetPointer(click_column(trigdata, "span_id", &isnull)),
 		   FP_SPAN_ID_LEN);
 	fp_attribution_append_row_event(&env, payload, owner);
+}
+
+/*
+ * Whether a conversion of the advertiser names the click, as a probe of
+ * the conversions' index on (advertiser_id, click_id) with a new snapshot
+ * (the one the lookup would take) finds.  Nearly every click is named by
+ * none, and the probe costs a tenth of waiting_plan's executor start-up,
+ * which then runs only for the few that are.  With Citus loaded the
+ * conversions of the click's advertiser are in a shard that only a query
+ * finds, so there it says yes and the query decides.
+ */
+static bool
+conversion_names_click(Datum advertiser_id, Datum click_id)
+{
+	static Oid	probe_index = InvalidOid;	/* the index found last time */
+	RangeVar   *rv;
+	Relation	rel;
+	const FpColumnMap *map;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = true;
+
+	if (!fp_attribution_batching())
+		return true;
+	rv = makeRangeVar("attribution", "conversions", -1);
+	rel = table_openrv(rv, AccessShareLock);
+	map = fp_attribution_column_map(rel, FP_TABLE_CONVERSIONS);
+	indexes = RelationGetIndexList(rel);
+	/* the index found last time, if the table still has it, is tried first */
+	if (list_member_oid(indexes, probe_index))
+		indexes = lcons_oid(probe_index, list_delete_oid(indexes, probe_index));
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+		ScanKeyData key[2];
+		SysScanDesc scan;
+
+		if (form->indnkeyatts < 2 || !form->indisvalid ||
+			!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+			form->indkey.values[0] != fp_attribution_required_column(map, FP_COL_ADVERTISER_ID) ||
+			form->indkey.values[1] != fp_attribution_required_column(map, FP_COL_CLICK_ID) ||
+			index->rd_rel->relam != BTREE_AM_OID)
+		{
+			index_close(index, AccessShareLock);
+			continue;
+		}
+		ScanKeyEntryInitialize(&key[0], 0, form->indkey.values[0],
+							   BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, advertiser_id);
+		ScanKeyEntryInitialize(&key[1], 0, form->indkey.values[1],
+							   BTEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_UUID_EQ, click_id);
+		scan = systable_beginscan(rel, RelationGetRelid(index), true,
+								  GetTransactionSnapshot(), 2, key);
+		found = HeapTupleIsValid(systable_getnext(scan));
+		systable_endscan(scan);
+		probe_index = RelationGetRelid(index);
+		index_close(index, AccessShareLock);
+		break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /*
@@ -244,6 +320,8 @@ fp_attribution_clicks_attribute_late(PG_FUNCTION_ARGS)
 	args[4] = click_column(trigdata, "window_ends_at", &isnull);
 
 	fp_attribution_lock_click_key(args[0], args[1], false);
+	if (!conversion_names_click(args[0], args[1]))
+		return PointerGetDatum(NULL);
 	SPI_connect();
 	prepare_plans();
 	GetUserIdAndSecContext(&save_user, &save_sec);

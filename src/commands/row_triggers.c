@@ -49,6 +49,7 @@
 #include "fp_attribution/ids.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
+#include "fp_attribution/random_uuid.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/row_triggers.h"
 #include "fp_attribution/spi_plans.h"
@@ -258,12 +259,7 @@ uuid_or_random(RowEdit *edit, FpColumn c)
 	if (!is_null(edit, c))
 		return;
 	uuid = palloc(sizeof(pg_uuid_t));
-	if (!pg_strong_random(uuid->data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;
+	fp_attribution_random_uuid(uuid);
 	set(edit, c, UUIDPGetDatum(uuid));
 }
 

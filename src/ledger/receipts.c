@@ -38,7 +38,12 @@
  * receipt is written with the row, whose primary key already serializes
  * its creators (a second inserter of the same key waits and then inserts
  * nothing, so writes no receipt), and most chains never grow.  That
- * receipt is sequence 1 with no statement but its INSERT.  The first
+ * receipt is sequence 1 with no statement but its INSERT, and that INSERT
+ * is shared: the receipts of all the rows a statement inserts are
+ * collected and written when it ends, with one INSERT ... SELECT FROM
+ * unnest() (statement_batch.c), except the one a command waits for.
+ * Every other append, and the lookup of a causing click's receipt, writes
+ * the collected receipts first.  The first
  * append to such a chain (a lifecycle command or a late attribution)
  * finds no head in step 1, continues after the receipt it reads and
  * creates the head in step 2, racing like any new chain.  Verification
@@ -97,9 +102,11 @@
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/postbacks.h"
+#include "fp_attribution/random_uuid.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
+#include "fp_attribution/statement_batch.h"
 #include "fp_attribution/trace_context.h"
 #include "fp_attribution/validate.h"
 
@@ -150,6 +157,7 @@ static const FpAggregateSpec aggregate_specs[] = {
 };
 
 /* Saved plans, prepared on first use in each backend */
+static SPIPlanPtr insert_batch_plan = NULL;
 
 /*
  * A chain head this transaction has written: its key, what it holds and
@@ -409,6 +417,40 @@ fp_attribution_bytea_datum(const uint8 *bytes, int len)
 	" $12::attribution.span_id, $13, $14, $15, $16"
 #define RECEIPT_NPARAMS 16
 
+static const Oid receipt_types[RECEIPT_NPARAMS] = {UUIDOID, TIMESTAMPTZOID,
+	INT8OID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
+BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID};
+
+/*
+ * Many receipts at once (write_receipts below): the RECEIPT_COLUMNS
+ * parameters as arrays, one element per receipt, unnested once for the
+ * receipts and once for the log's queue
+ */
+#define RECEIPT_ARRAYS \
+	"pg_catalog.unnest($1::pg_catalog.uuid[]), pg_catalog.unnest($2::pg_catalog.timestamptz[])," \
+	" pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.text[])," \
+	" pg_catalog.unnest($5::pg_catalog.uuid[]), pg_catalog.unnest($6::pg_catalog.text[])," \
+	" pg_catalog.unnest($7::pg_catalog.text[]), pg_catalog.unnest($8::pg_catalog.jsonb[])," \
+	" pg_catalog.unnest($9::pg_catalog.bytea[]), pg_catalog.unnest($10::pg_catalog.bytea[])," \
+	" pg_catalog.unnest($11::pg_catalog.text[]), pg_catalog.unnest($12::pg_catalog.text[])," \
+	" pg_catalog.unnest($13::pg_catalog.bytea[]), pg_catalog.unnest($14::pg_catalog.bytea[])," \
+	" pg_catalog.unnest($15::pg_catalog.text[]), pg_catalog.unnest($16::pg_catalog.text[])"
+#define RECEIPT_UNNESTED \
+	"r.receipt_id, r.ts, r.sequence, r.correlation_id, r.causation_id," \
+	" r.aggregate_id, r.aggregate_type, r.payload, r.payload_hash, r.signature," \
+	" r.trace_id::attribution.trace_id, r.span_id::attribution.span_id," \
+	" r.prev_hash, r.receipt_hash, r.key_id, r.advertiser_id"
+
+static void write_receipts(FpStatementBatch *batch);
+
+/* The first receipts of rows inserted by the current statement */
+static FpStatementBatch receipt_batch = {
+	.what = "receipts",
+	.ncolumns = RECEIPT_NPARAMS,
+	.types = receipt_types,
+	.flush = write_receipts,
+};
+
 /*
  * The statements, each prepared on first use per shard group of its
  * advertiser_id (spi_plans.c).  Plans survive DROP/CREATE EXTENSION in a
@@ -416,10 +458,6 @@ fp_attribution_bytea_datum(const uint8 *bytes, int len)
  * the trace and span ids are passed as text and cast in the statement,
  * rather than as parameters of our types' (changing) OIDs.
  */
-static Oid	receipt_types[RECEIPT_NPARAMS] = {UUIDOID, TIMESTAMPTZOID,
-	INT8OID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
-BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID};
-
 static FpGroupPlan lock_plan = {
 	.sql = "SELECT last_sequence, last_hash, ctid FROM attribution.receipt_streams"
 		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
@@ -463,14 +501,14 @@ static FpGroupPlan insert_plan = {
 		"INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 		" VALUES (" RECEIPT_VALUES ")",
 	.nargs = RECEIPT_NPARAMS,
-	.argtypes = receipt_types
+	.argtypes = (Oid *) receipt_types
 };
 static FpGroupPlan insert_returning_plan = {
 	.sql = FP_LOG_ENQUEUE_CTE("$16", "$1", "$14", "$2")
 		"INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
 		" VALUES (" RECEIPT_VALUES ") RETURNING *",
 	.nargs = RECEIPT_NPARAMS,
-	.argtypes = receipt_types
+	.argtypes = (Oid *) receipt_types
 };
 static FpGroupPlan start_plan = {
 	.sql = "INSERT INTO attribution.receipt_streams"
@@ -492,6 +530,29 @@ static FpGroupPlan tail_plan = {
 	.nargs = 3,
 	.argtypes = (Oid[]) {TEXTOID, TEXTOID, TEXTOID}
 };
+
+/* many first receipts at once (write_receipts); never on Citus, see statement_batch.c */
+static void
+prepare_batch_plan(void)
+{
+	if (insert_batch_plan != NULL)
+		return;
+	insert_batch_plan = fp_attribution_keep_plan("WITH r AS MATERIALIZED (SELECT * FROM ROWS FROM (" RECEIPT_ARRAYS ")"
+												 " AS r(receipt_id, ts, sequence, correlation_id, causation_id,"
+												 " aggregate_id, aggregate_type, payload, payload_hash, signature,"
+												 " trace_id, span_id, prev_hash, receipt_hash, key_id, advertiser_id)), "
+												 FP_LOG_ENQUEUE_SELECT_CTE("r.advertiser_id", "r.receipt_id",
+																		   "r.receipt_hash", "r.ts", "r")
+												 "INSERT INTO attribution.receipts (" RECEIPT_COLUMNS ")"
+												 " SELECT " RECEIPT_UNNESTED " FROM r",
+												 RECEIPT_NPARAMS,
+												 (Oid[]) {UUIDARRAYOID, TIMESTAMPTZARRAYOID,
+												 INT8ARRAYOID, TEXTARRAYOID, UUIDARRAYOID,
+												 TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
+												 BYTEAARRAYOID, BYTEAARRAYOID, TEXTARRAYOID,
+												 TEXTARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID,
+												 TEXTARRAYOID, TEXTARRAYOID});
+}
 
 /*
  * Record the signing key's public half in attribution.signing_keys for the
@@ -697,6 +758,49 @@ write_receipt_row(Datum *values, const char *nulls, bool catch)
 }
 
 /*
+ * Flush of receipt_batch: write its receipts with one statement, or with
+ * the single-row INSERT when there is one.
+ */
+static void
+write_receipts(FpStatementBatch *batch)
+{
+	int			n = fp_attribution_batch_size(batch);
+	Datum		values[RECEIPT_NPARAMS];
+	char		nulls[RECEIPT_NPARAMS];
+	bool		isnull;
+	int			rc;
+
+	prepare_batch_plan();
+	if (n == 1)
+	{
+		for (int i = 0; i < RECEIPT_NPARAMS; i++)
+		{
+			values[i] = fp_attribution_batch_value(batch, i, 0, &isnull);
+			nulls[i] = isnull ? 'n' : ' ';
+		}
+		fp_attribution_batch_reset(batch);
+		write_receipt_row(values, nulls, false);
+		return;
+	}
+	for (int i = 0; i < RECEIPT_NPARAMS; i++)
+		values[i] = fp_attribution_batch_array(batch, i);
+	fp_attribution_batch_reset(batch);
+	rc = SPI_execute_plan(insert_batch_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != n)
+		elog(ERROR, "could not write receipts: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Write the receipts of the rows inserted so far that wait for the end of
+ * their statement: before reading receipts they may be among.
+ */
+void
+fp_attribution_write_pending_receipts(void)
+{
+	fp_attribution_batch_flush(&receipt_batch);
+}
+
+/*
  * Where a chain without a head continues: after its one receipt, if it is
  * a row's chain (see the file header), else at sequence 1.
  */
@@ -783,13 +887,11 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 
 	if (fp_attribution_sign_receipts)
 		key = fp_attribution_signing_key();
+	/* what follows may read receipts: write the collected ones first */
+	if (cause_click_id != NULL || !row_created)
+		fp_attribution_batch_flush(&receipt_batch);
 
-	if (!pg_strong_random(env->receipt_id.data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random receipt id")));
-	env->receipt_id.data[6] = (env->receipt_id.data[6] & 0x0f) | 0x40;
-	env->receipt_id.data[8] = (env->receipt_id.data[8] & 0x3f) | 0x80;
+	fp_attribution_random_uuid(&env->receipt_id);
 	env->timestamp = GetCurrentTimestamp();
 	fp_attribution_hex_encode(env->trace_id.bytes, FP_TRACE_ID_LEN, trace_hex);
 	fp_attribution_hex_encode(env->span_id.bytes, FP_SPAN_ID_LEN, span_hex);
@@ -846,11 +948,18 @@ append_receipt(FpReceiptEnvelope *env, Jsonb *payload, Oid owner,
 
 		if (row_created)
 		{
-			/* a row's first receipt: no head (see the file header) */
+			/*
+			 * a row's first receipt: no head (see the file header); written
+			 * when the statement ends, with the other rows' receipts, unless
+			 * a command waits for it
+			 */
 			env->sequence = 1;
 			memset(env->prev_hash, 0, FP_SHA256_LEN);
 			seal_receipt(env, key, values, receipt_hash, signature);
-			write_receipt_row(values, nulls, catch);
+			if (catch || !fp_attribution_batching())
+				write_receipt_row(values, nulls, catch);
+			else
+				fp_attribution_batch_add(&receipt_batch, owner, values, nulls);
 			break;
 		}
 		if (cached != NULL)

@@ -7,11 +7,15 @@
  *
  * They are C, not PL/pgSQL, for the cost: a click pays for one saved
  * INSERT ... VALUES, not for the interpreter and the SECURITY DEFINER and
- * SET search_path of a PL/pgSQL function.  Their SQL names every object
+ * SET search_path of a PL/pgSQL function.  Less: a click's delta is
+ * collected and written when its statement ends (statement_batch.c), one
+ * delta per key for all the statement's clicks; a statement of one click
+ * writes it with that INSERT ... VALUES.  Their SQL names every object
  * and operator with its schema, and they run as the owner of the table
  * that fired them (as row_triggers.c does), so an inserting role needs no
  * privilege on the rollup.  Each INSERT is a plain INSERT ... VALUES, a
- * single-shard insert on Citus, where the triggers fire on the shards.
+ * single-shard insert on Citus, where the triggers fire on the shards
+ * (and write each click's delta at once: no batches there).
  * It gets the DB-operation span any write of the attribution schema gets
  * (telemetry_exec.c): it is a statement the command runs.
  *
@@ -39,6 +43,7 @@
 #include "fp_attribution/columns.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/spi_plans.h"
+#include "fp_attribution/statement_batch.h"
 
 /* A click's delta: its key and one click */
 static FpGroupPlan click_plan = {
@@ -47,6 +52,25 @@ static FpGroupPlan click_plan = {
 		" VALUES ($1, ($2 AT TIME ZONE 'UTC')::pg_catalog.date, $3, $4, 1)",
 	.nargs = 4,
 	.argtypes = (Oid[]) {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
+};
+
+/* The deltas of many clicks: one per key, with the key's clicks */
+static SPIPlanPtr clicks_plan = NULL;
+
+/* The columns of a click's delta key, in the plans' parameter order */
+static const FpColumn click_key[] = {
+	FP_COL_ADVERTISER_ID, FP_COL_CLICKED_AT, FP_COL_AFFILIATE_ID, FP_COL_OFFER_ID
+};
+static const Oid click_key_types[] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+
+static void write_click_deltas(FpStatementBatch *batch);
+
+/* The clicks inserted by the current statement (statement_batch.c) */
+static FpStatementBatch click_batch = {
+	.what = "report click deltas",
+	.ncolumns = lengthof(click_key),
+	.types = click_key_types,
+	.flush = write_click_deltas,
 };
 
 /*
@@ -73,6 +97,19 @@ prepare_plans(void)
 {
 	if (contribution_plan != NULL)
 		return;
+	clicks_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
+										   " (advertiser_id, day, affiliate_id, offer_id, clicks)"
+										   " SELECT d.advertiser_id,"
+										   " (d.clicked_at AT TIME ZONE 'UTC')::pg_catalog.date,"
+										   " d.affiliate_id, d.offer_id, pg_catalog.count(*)"
+										   " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+										   " pg_catalog.unnest($2::pg_catalog.timestamptz[]),"
+										   " pg_catalog.unnest($3::pg_catalog.text[]),"
+										   " pg_catalog.unnest($4::pg_catalog.text[]))"
+										   " AS d(advertiser_id, clicked_at, affiliate_id, offer_id)"
+										   " GROUP BY 1, 2, 3, 4",
+										   4, (Oid[]) {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+										   TEXTARRAYOID, TEXTARRAYOID});
 	contribution_plan = fp_attribution_keep_plan("SELECT attribution.report_contribution("
 												 "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 												 CONTRIBUTION_NARGS,
@@ -128,29 +165,66 @@ run(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 }
 
 /*
+ * Flush of click_batch: one delta per key with its clicks, or the
+ * single-row INSERT for one click.
+ */
+static void
+write_click_deltas(FpStatementBatch *batch)
+{
+	Datum		values[lengthof(click_key)];
+	char		nulls[lengthof(click_key)];
+	bool		isnull;
+	int			rc;
+
+	prepare_plans();
+	if (fp_attribution_batch_size(batch) == 1)
+	{
+		for (int i = 0; i < lengthof(click_key); i++)
+		{
+			values[i] = fp_attribution_batch_value(batch, i, 0, &isnull);
+			nulls[i] = isnull ? 'n' : ' ';
+		}
+		fp_attribution_batch_reset(batch);
+		run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
+			SPI_OK_INSERT);
+		return;
+	}
+	for (int i = 0; i < lengthof(click_key); i++)
+		values[i] = fp_attribution_batch_array(batch, i);
+	fp_attribution_batch_reset(batch);
+	rc = SPI_execute_plan(clicks_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "report rollup statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * attribution.report_click() trigger: the click's delta, one click for its
- * advertiser, UTC day, affiliate and offer.
+ * advertiser, UTC day, affiliate and offer, collected for the end of the
+ * statement (write_click_deltas) where Citus does not rule that out.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_report_click);
 Datum
 fp_attribution_report_click(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	static const FpColumn key[] = {
-		FP_COL_ADVERTISER_ID, FP_COL_CLICKED_AT, FP_COL_AFFILIATE_ID, FP_COL_OFFER_ID
-	};
 	const FpColumnMap *map;
-	Datum		values[lengthof(key)];
-	char		nulls[lengthof(key)];
+	Datum		values[lengthof(click_key)];
+	char		nulls[lengthof(click_key)];
 	Oid			save_user;
 	int			save_sec;
 
 	if (!begin_rollup(fcinfo, "report_click", false))
 		return PointerGetDatum(NULL);
 	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CLICKS);
-	for (int i = 0; i < lengthof(key); i++)
+	for (int i = 0; i < lengthof(click_key); i++)
 		get_arg(trigdata->tg_trigtuple, RelationGetDescr(trigdata->tg_relation),
-				map, key[i], values, nulls, i);
+				map, click_key[i], values, nulls, i);
+	if (fp_attribution_batching())
+	{
+		fp_attribution_batch_add(&click_batch, trigdata->tg_relation->rd_rel->relowner,
+								 values, nulls);
+		return PointerGetDatum(NULL);
+	}
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
 	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
 		SPI_OK_INSERT);

@@ -259,6 +259,13 @@ receipt_written(RowRecords *r)
 }
 
 /*
+ * The row is deformed into arrays on the stack when it has at most this
+ * many columns (the three tables have fewer), else into palloc'd ones
+ * that the trigger's per-tuple memory context frees
+ */
+#define ROW_STACK_COLUMNS 32
+
+/*
  * attribution.telemetry_row_written(table), AFTER INSERT FOR EACH ROW on
  * clicks, conversions and receipts, the argument naming which: the event
  * span, the business log record(s) and the business metric increments of
@@ -281,6 +288,8 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	FpSpanId	span_id;
 	bool		sampled;
 	RowRecords	r;
+	Datum		stack_values[ROW_STACK_COLUMNS];
+	bool		stack_nulls[ROW_STACK_COLUMNS];
 	TupleDesc	desc;
 	bool		log_room;
 	PendingSpan *ps;
@@ -313,8 +322,16 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 	r.table = table;
 	r.desc = desc;
 	r.map = fp_attribution_column_map(trigdata->tg_relation, row_tables[table]);
-	r.values = palloc(desc->natts * sizeof(Datum));
-	r.nulls = palloc(desc->natts * sizeof(bool));
+	if (desc->natts <= ROW_STACK_COLUMNS)
+	{
+		r.values = stack_values;
+		r.nulls = stack_nulls;
+	}
+	else
+	{
+		r.values = palloc(desc->natts * sizeof(Datum));
+		r.nulls = palloc(desc->natts * sizeof(bool));
+	}
 	heap_deform_tuple(trigdata->tg_trigtuple, desc, r.values, r.nulls);
 	d = row_datum(&r, FP_COL_TRACE_ID, &isnull, NULL);
 	if (isnull)
@@ -378,7 +395,5 @@ fp_attribution_telemetry_row_written(PG_FUNCTION_ARGS)
 		receipt_written(&r);
 	if (log_room)
 		fp_attribution_pending_keep_log(r.log);
-	pfree(r.values);
-	pfree(r.nulls);
 	return PointerGetDatum(NULL);
 }

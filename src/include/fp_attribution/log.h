@@ -37,6 +37,13 @@
 	" (advertiser_id, receipt_id, receipt_hash, \"timestamp\")" \
 	" VALUES (" advertiser_id ", " receipt_id ", " receipt_hash ", " timestamp ")) "
 
+/* The same for many receipts: the named columns of each row of from */
+#define FP_LOG_ENQUEUE_SELECT_CTE(advertiser_id, receipt_id, receipt_hash, timestamp, from) \
+	"log_queued AS (INSERT INTO attribution.log_queue" \
+	" (advertiser_id, receipt_id, receipt_hash, \"timestamp\")" \
+	" SELECT " advertiser_id ", " receipt_id ", " receipt_hash ", " timestamp \
+	" FROM " from ") "
+
 /*
  * Levels of stored subtree hashes: the leaf hashes (level 0) are in
  * attribution.log_entries, and attribution.log_nodes holds the hashes of

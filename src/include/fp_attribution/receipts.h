@@ -83,6 +83,7 @@ extern void fp_attribution_catch_receipt(const char *advertiser_id,
 										 const char *aggregate_id,
 										 MemoryContext cxt);
 extern HeapTuple fp_attribution_caught_receipt(void);
+extern void fp_attribution_write_pending_receipts(void);
 extern void fp_attribution_refuse_change(const char *table, const char *op)
 			pg_attribute_noreturn();
 
