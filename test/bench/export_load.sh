@@ -47,9 +47,13 @@ sleep 1
 
 echo "SELECT 1 FROM attribution.track_click('aff-' || (random() * 100)::int, ip => '203.0.113.7');" > "$work/click.sql"
 wpids=$(q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'fp_attribution exporter'")
-# the exporters' CPU ticks (user + system), summed
-cpu_ticks() { local p; for p in $wpids; do cat "/proc/$p/stat"; done | awk '{ n += $14 + $15 } END { print n }'; }
-c0=$(cpu_ticks)
+# the exporters' CPU time, summed (nanoseconds on the CPU from the
+# scheduler, finer than the 10 ms ticks of /proc/PID/stat), and their
+# voluntary context switches (each a wait for the latch or a socket: their
+# wake-ups)
+cpu_ns() { local p; for p in $wpids; do cat /proc/"$p"/task/*/schedstat; done | awk '{ n += $1 } END { printf "%.0f", n }'; }
+wakeups() { local p; for p in $wpids; do cat "/proc/$p/status"; done | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n }'; }
+c0=$(cpu_ns) v0=$(wakeups)
 tps=$(pgbench -n -M prepared -c "${CLIENTS:-8}" -j 2 -T "$secs" -f "$work/click.sql" 2>/dev/null |
 	sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
 # let the exporter finish what is queued (at most a schedule delay and a request)
@@ -58,15 +62,17 @@ settled="SELECT bool_and(e.sent + e.rejected + e.dropped =
 	FROM attribution.exporter_status e, attribution.telemetry_status t
 	WHERE e.signal IN ('traces', 'logs')"
 for _ in $(seq 150); do [ "$(q "$settled")" = t ] && break; sleep 0.1; done
-c1=$(cpu_ticks)
+c1=$(cpu_ns) v1=$(wakeups)
 echo "== $proto: track_click at $tps clicks/s for $secs s, ${CLIENTS:-8} clients, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-q "SELECT format('%-6s written %s, exported %s, dropped %s (%s %%), exporter %s records/s',
+q "SELECT format('%-6s written %s, exported %s, dropped %s (%s %%), exporter %s records/s, %s requests of %s records on average',
 		e.signal, w.written, e.sent, e.dropped,
-		round(100.0 * e.dropped / greatest(w.written, 1), 2), round(e.sent / $secs.0))
+		round(100.0 * e.dropped / greatest(w.written, 1), 2), round(e.sent / $secs.0),
+		e.requests, round(e.sent / greatest(e.requests, 1)))
 	FROM attribution.exporter_status e, attribution.telemetry_status t,
 		LATERAL (SELECT CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END) w(written)
 	WHERE e.signal IN ('traces', 'logs') ORDER BY e.signal DESC"
-q "SELECT format('exporter CPU (%s workers): %s s (user + system), %s µs per record exported',
-		$(echo $wpids | wc -w), round($((c1 - c0)) / $(getconf CLK_TCK).0, 2),
-		round($((c1 - c0)) * 1e6 / $(getconf CLK_TCK) / greatest(sum(sent), 1), 2))
+q "SELECT format('exporter CPU (%s workers): %s s, %s µs per record exported; %s wake-ups, %s per request',
+		$(echo $wpids | wc -w), round($((c1 - c0)) / 1e9, 3),
+		round($((c1 - c0)) / 1e3 / greatest(sum(sent), 1), 2),
+		$((v1 - v0)), round($((v1 - v0)) / greatest(sum(requests), 1), 1))
 	FROM attribution.exporter_status WHERE signal IN ('traces', 'logs')"
