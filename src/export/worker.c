@@ -36,8 +36,7 @@
  * leave CurrentMemoryContext.
  *
  * Backends never wait for the workers: they only SetLatch the latches the
- * workers register with the telemetry core (each time a ring has received
- * a full batch, fp_attribution_telemetry_set_exporter_batch).
+ * workers register with the telemetry core (when a buffer is half full).
  * The worker holds no lock while encoding or sending: records are copied
  * out first (otlp_source.c).
  *
@@ -191,16 +190,9 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 	MemoryContextSwitchTo(old);
 	st->attempts = 0;
 	st->retry_at = now;
-
-	/*
-	 * The next full batch goes as soon as it is queued (run_signals checks
-	 * the backlog), a partial one at the schedule, as in OpenTelemetry's
-	 * batch processor.  Looking again at once after a full batch sent the
-	 * few records queued meanwhile in a request of their own: more
-	 * requests, and with several workers, each woken with the others, more
-	 * of them.
-	 */
-	st->next_fetch = TimestampTzPlusMilliseconds(now, delay);
+	/* a full batch suggests more is waiting: look again at once */
+	st->next_fetch = (s != FP_OTLP_METRICS && st->nrecords >= max) ?
+		now : TimestampTzPlusMilliseconds(now, delay);
 	if (st->nrecords > 0)
 		encode_batch(s, st);
 	else
@@ -463,7 +455,6 @@ fp_attribution_worker_main(Datum main_arg)
 									fp_attribution_otlp_metric_interval_ms);
 	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
 												MyLatch);
-	fp_attribution_telemetry_set_exporter_batch(fp_attribution_otlp_batch_size);
 	before_shmem_exit(unpublish_latch, (Datum) 0);
 	ereport(LOG, (errmsg("fp_attribution exporter %d of %d started",
 						 fp_attribution_otlp_worker_number + 1,
@@ -481,7 +472,6 @@ fp_attribution_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			config_generation++;
-			fp_attribution_telemetry_set_exporter_batch(fp_attribution_otlp_batch_size);
 			/* new endpoint or protocol: fresh connections, errors logged anew */
 			fp_attribution_otlp_http_reset();
 			for (int s = 0; s < FP_OTLP_NSIGNALS; s++)

@@ -15,8 +15,8 @@
  * overwrites its oldest record (counted as dropped unless a consumer had
  * copied it), so a writer never waits for a consumer to make room.  The
  * exporter latch pointer is guarded by the spinlock "mutex", held only to
- * read or set it.  copied_upto, export_dropped and wake_batch are atomics,
- * read and written without the lock.
+ * read or set it.  copied_upto and export_dropped are atomics, read and
+ * written without the lock.
  *
  * Several exporter workers may consume a ring together
  * (fp_attribution.otlp_workers): each claims the next batch by moving
@@ -71,7 +71,7 @@ typedef struct FpRing
 	uint64		tail;			/* oldest position still in the ring */
 	uint64		written;		/* records written since the last reset */
 	uint64		dropped;		/* overwritten before any consumer copied */
-	uint64		wake_at;		/* wake the exporters when head reaches it */
+	uint64		wake_at;		/* wake the exporter when head reaches it */
 	pg_atomic_uint64 copied_upto;	/* positions below were copied */
 	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
 } FpRing;
@@ -103,7 +103,6 @@ typedef struct FpRingsShared
 {
 	slock_t		mutex;
 	Latch	   *exporter_latches[FP_TELEMETRY_MAX_EXPORTERS];	/* by mutex */
-	pg_atomic_uint32 wake_batch;	/* the exporters' batch size, 0: unknown */
 	FpRing		spans;
 	FpRing		logs;
 	/* then each ring's byte area and starts (ring_bytes) */
@@ -171,7 +170,6 @@ fp_attribution_telemetry_rings_shmem_init(LWLock *spans_lock, LWLock *logs_lock)
 		return;
 	SpinLockInit(&rings->mutex);
 	memset(rings->exporter_latches, 0, sizeof(rings->exporter_latches));
-	pg_atomic_init_u32(&rings->wake_batch, 0);
 	area = (char *) rings + MAXALIGN(sizeof(FpRingsShared));
 	ring_init(&rings->spans, spans_lock, fp_attribution_max_spans,
 			  SPAN_PACKED_MAX, area);
@@ -343,26 +341,8 @@ wake_exporters(Latch *except)
 }
 
 /*
- * Records a ring receives between two wake-ups of the exporters: a full
- * batch, or half the ring when that is less.  Waking at half the ring
- * only, with the default 2,048-record rings and 512-record batches, left
- * the worker 1,535 records behind when it woke, 513 before the writers
- * overwrote what it had not claimed yet; woken per batch it claims each
- * one as soon as it is complete.  A wake-up of a worker that is already
- * awake costs the backend only the check that its latch is set.
- */
-static uint64
-wake_interval(const FpRing *ring)
-{
-	uint32		batch = pg_atomic_read_u32(&rings->wake_batch);
-	uint64		half = Max(ring->capacity / 2, 1);
-
-	return batch > 0 ? Min(batch, half) : half;
-}
-
-/*
- * Append n records and wake the exporters if the ring received
- * wake_interval records since the last wake-up.
+ * Append n records and wake the exporters if the ring received half its
+ * capacity since the last wake-up.
  */
 static void
 ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
@@ -401,7 +381,7 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 	}
 	if (ring->head >= ring->wake_at)
 	{
-		ring->wake_at = ring->head + wake_interval(ring);
+		ring->wake_at = ring->head + Max(ring->capacity / 2, 1);
 		wake = true;
 	}
 	LWLockRelease(ring->lock);
@@ -622,18 +602,6 @@ fp_attribution_telemetry_set_exporter_latch(int worker, Latch *latch)
 	SpinLockAcquire(&rings->mutex);
 	rings->exporter_latches[worker] = latch;
 	SpinLockRelease(&rings->mutex);
-}
-
-/*
- * The exporters' batch size (fp_attribution.otlp_batch_size, which a
- * reload may change): backends wake them each time a ring has received
- * that many records, or half the ring when that is less (wake_interval).
- */
-void
-fp_attribution_telemetry_set_exporter_batch(int n)
-{
-	fp_attribution_telemetry_require();
-	pg_atomic_write_u32(&rings->wake_batch, (uint32) Max(n, 0));
 }
 
 /*

@@ -59,12 +59,10 @@
  *
  * Waking the exporter: each exporter worker stores its latch with
  * fp_attribution_telemetry_set_exporter_latch(worker, MyLatch) at start
- * (and NULL before exit), and its batch size with
- * fp_attribution_telemetry_set_exporter_batch(n); a backend that pushes
- * records sets every such latch whenever a ring has received a full batch
- * (or half its capacity, when that is less) since the last wake-up, so
- * each batch is claimed as soon as it is complete, long before it is
- * overwritten.  At most FP_TELEMETRY_MAX_EXPORTERS workers.
+ * (and NULL before exit); a backend that pushes records sets every such
+ * latch whenever a ring has received half its capacity since the last
+ * wake-up, so a burst is exported before it is overwritten.  At most
+ * FP_TELEMETRY_MAX_EXPORTERS workers.
 
  * Without shared_preload_libraries there is no shared memory: recording is
  * silently skipped, fp_attribution_telemetry_available() is false, and the
@@ -342,7 +340,6 @@ extern void fp_attribution_telemetry_count_export_drops(FpSignal signal,
 														uint64 n);
 extern void fp_attribution_telemetry_set_exporter_latch(int worker,
 													   Latch *latch);
-extern void fp_attribution_telemetry_set_exporter_batch(int n);
 extern void fp_attribution_telemetry_wake_other_exporters(void);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */
