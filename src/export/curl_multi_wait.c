@@ -13,9 +13,9 @@
  * (connection set-up).  The callers run curl_multi_perform afterwards,
  * whatever woke them.
  *
- * A caller whose transfers made no progress the last time may say so
- * (writes_stalled): the sockets' writability is then left out, and the
- * sleep capped at STALLED_WRITE_SLEEP_MS instead.  libcurl 7.88 asks to
+ * A caller whose transfers sent nothing after a wake-up for a writable
+ * socket may say so (writes_stalled): the sockets' writability is then
+ * left out, and the sleep capped at STALLED_WRITE_SLEEP_MS instead.  libcurl 7.88 asks to
  * write on an HTTP/2 connection whose send window the peer has not opened
  * yet; the socket is writable, so every wait returned at once and the
  * exporter spun through waits and curl_multi_perform calls until the
@@ -54,15 +54,17 @@ fp_attribution_check_curl_multi(CURLMcode mc)
 /*
  * Sleep until the latch is set, one of multi's transfers (busy: it has
  * some) can make progress or timeout_ms pass; with writes_stalled, not
- * for a socket's writability (see the file banner).  Exits on postmaster
- * death; the caller resets the latch.
+ * for a socket's writability (see the file banner).  Returns whether a
+ * writable socket ended the sleep.  Exits on postmaster death; the caller
+ * resets the latch.
  */
-void
+bool
 fp_attribution_curl_multi_sleep(CURLM *multi, bool busy, bool writes_stalled,
 								long timeout_ms, uint32 wait_event_info)
 {
 	WaitEventSet *set;
 	WaitEvent	event;
+	int			n;
 	fd_set		rd,
 				wr,
 				ex;
@@ -104,6 +106,7 @@ fp_attribution_curl_multi_sleep(CURLM *multi, bool busy, bool writes_stalled,
 			AddWaitEventToSet(set, events, fd, NULL, NULL);
 	}
 	/* one event is enough: curl_multi_perform looks at every socket */
-	(void) WaitEventSetWait(set, Max(timeout_ms, 0), &event, 1, wait_event_info);
+	n = WaitEventSetWait(set, Max(timeout_ms, 0), &event, 1, wait_event_info);
 	FreeWaitEventSet(set);
+	return n > 0 && (event.events & WL_SOCKET_WRITEABLE) != 0;
 }

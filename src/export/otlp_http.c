@@ -350,8 +350,8 @@ partial_from_json(FpOtlpSignal signal, char *body, int len,
 static CURLM *multi = NULL;
 static Transfer transfers[FP_OTLP_NSIGNALS];
 static int	nbusy = 0;			/* transfers added to multi, not finished */
-static bool writes_stalled = false; /* the last curl_multi_perform sent no
-									 * byte of a request in flight */
+static bool writes_stalled = false; /* woken for a writable socket, the
+									 * last curl_multi_perform sent no byte */
 static bool reset_pending = false;	/* drop connections once none is busy */
 
 static void release_transfer(Transfer *t);
@@ -674,8 +674,9 @@ fp_attribution_otlp_cancel(FpOtlpSignal signal)
 
 /*
  * Request bytes libcurl has sent so far, over the requests in flight:
- * when a curl_multi_perform leaves it unchanged, the next sleep does not
- * wait for the sockets' writability (curl_multi_wait.c).
+ * when a curl_multi_perform after a wake-up for a writable socket leaves
+ * it unchanged, the next sleep does not wait for the sockets' writability
+ * (curl_multi_wait.c).
  */
 static curl_off_t
 bytes_sent(void)
@@ -709,19 +710,21 @@ void
 fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
 {
 	int			running;
+	bool		writable;
 
 	/* a request that ended when it was started waits for the caller */
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 		if (transfers[s].done)
 			timeout_ms = 0;
-	fp_attribution_curl_multi_sleep(multi, nbusy > 0, writes_stalled,
-									timeout_ms, wait_event_info);
+	writable = fp_attribution_curl_multi_sleep(multi, nbusy > 0, writes_stalled,
+											   timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{
 		curl_off_t	sent = bytes_sent();
 
 		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
-		writes_stalled = bytes_sent() == sent;
+		/* only a wake-up for writing that wrote nothing is a stall */
+		writes_stalled = writable && bytes_sent() == sent;
 		collect_finished();
 	}
 }

@@ -269,8 +269,8 @@ fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
 		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
 		collect_finished();
 	}
-	fp_attribution_curl_multi_sleep(multi, nbusy > 0, false, timeout_ms,
-									wait_event_info);
+	(void) fp_attribution_curl_multi_sleep(multi, nbusy > 0, false, timeout_ms,
+										   wait_event_info);
 	if (nbusy > 0)
 	{
 		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
