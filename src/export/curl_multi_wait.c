@@ -15,14 +15,15 @@
  *
  * A caller whose transfers sent nothing after a wake-up for a writable
  * socket may say so (writes_stalled): the sockets' writability is then
- * left out, and the sleep capped at STALLED_WRITE_SLEEP_MS instead.  libcurl 7.88 asks to
- * write on an HTTP/2 connection whose send window the peer has not opened
- * yet; the socket is writable, so every wait returned at once and the
- * exporter spun through waits and curl_multi_perform calls until the
- * peer's WINDOW_UPDATE came (gRPC requests larger than the 64 kB initial
- * window: 6x the CPU per record of http/protobuf).  The WINDOW_UPDATE is
- * a read, which still wakes the sleep; the cap bounds the delay of any
- * other write that no read announces.
+ * left out, and the sleep capped at STALLED_WRITE_SLEEP_MS instead.
+ * libcurl 7.88 asks to write on an HTTP/2 connection whose send window
+ * the peer has not opened yet; the socket is writable, so every wait
+ * returned at once and the exporter spun through waits and
+ * curl_multi_perform calls until the peer's WINDOW_UPDATE came (gRPC
+ * requests larger than the 64 kB initial window: 3-4x the CPU per record
+ * it takes now).  The WINDOW_UPDATE is a read, which still wakes the
+ * sleep; the cap bounds the delay of any other write that no read
+ * announces.
  *
  * Shared memory: none.
  *
