@@ -146,7 +146,7 @@ CREATE FUNCTION attribution.default_attribution_window() RETURNS interval
 	AS 'MODULE_PATHNAME', 'fp_attribution_default_attribution_window'
 	LANGUAGE C STABLE PARALLEL SAFE;
 
--- Wait for a transaction still inserting this click (src/ledger/row_guard.c)
+-- Wait for a transaction still inserting this click (src/common/row_guard.c)
 CREATE FUNCTION attribution.await_click(clicks regclass, advertiser_id text,
 	click_id uuid) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'fp_attribution_await_click'
@@ -356,7 +356,7 @@ CREATE TRIGGER conversions_append_only BEFORE DELETE OR TRUNCATE
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('conversions');
 
 -- Users' data: without this pg_dump would skip the rows of these tables.
--- A restore replays them as they were (src/ledger/row_guard.c).
+-- A restore replays them as they were (src/common/row_guard.c).
 SELECT pg_catalog.pg_extension_config_dump('attribution.windows', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.clicks', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.conversions', '');
@@ -1271,6 +1271,19 @@ CREATE FUNCTION attribution.integrate_log(max_entries integer DEFAULT 10000)
 REVOKE ALL ON FUNCTION attribution.integrate_log(integer) FROM PUBLIC;
 COMMENT ON FUNCTION attribution.integrate_log(integer) IS
 	'Append pending receipts to their advertisers'' logs and sign checkpoints; what the worker runs';
+
+-- One advertiser's share of integrate_log(): on Citus, distribute() makes
+-- it a function distributed by advertiser_id, and the coordinator's ledger
+-- worker calls it for each advertiser with queued receipts, each call
+-- delegated to the worker holding that advertiser's shards
+CREATE FUNCTION attribution.integrate_advertiser_log(advertiser_id text,
+	max_entries integer DEFAULT 10000, OUT integrated bigint, OUT checkpoint text)
+	AS 'MODULE_PATHNAME', 'fp_attribution_integrate_advertiser_log'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION attribution.integrate_advertiser_log(text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.integrate_advertiser_log(text, integer) IS
+	'Append one advertiser''s pending receipts to its log and sign a checkpoint; the note signed, if any';
 
 CREATE FUNCTION attribution.checkpoint(advertiser_id text DEFAULT 'default')
 	RETURNS text

@@ -186,6 +186,26 @@ ROLLBACK;
 RESET session_replication_role;
 SELECT ok, failed_check FROM attribution.verify_all();
 
+-- one advertiser's share (what the coordinator's ledger worker calls for
+-- each advertiser on Citus): up to max_entries of its receipts only, and
+-- the note of the checkpoint it signed; the other advertiser's stay queued
+SELECT count(*) FROM generate_series(1, 3) AS n,
+	LATERAL attribution.track_click('aff-' || n, advertiser_id => 'acme');
+SELECT count(*) FROM attribution.track_click('aff-1');
+SELECT advertiser_id, tree_size, checkpoint_size, pending FROM attribution.log_status
+ WHERE advertiser_id IN ('acme', 'default') ORDER BY 1;
+SELECT integrated, split_part(checkpoint, E'\n', 1) AS origin, split_part(checkpoint, E'\n', 2) AS size
+  FROM attribution.integrate_advertiser_log('acme', 2);
+SELECT integrated, split_part(checkpoint, E'\n', 2) AS size
+  FROM attribution.integrate_advertiser_log('acme');
+SELECT integrated, checkpoint IS NULL AS no_checkpoint
+  FROM attribution.integrate_advertiser_log('acme');
+SELECT advertiser_id, tree_size, checkpoint_size, pending FROM attribution.log_status
+ WHERE advertiser_id IN ('acme', 'default') ORDER BY 1;
+SELECT regress_error($$SELECT attribution.integrate_advertiser_log('acme', 0)$$);
+SELECT attribution.integrate_log() AS integrated;
+SELECT ok, failed_check FROM attribution.verify_all();
+
 COPY (SELECT) TO PROGRAM 'rm -f regress_signing.pem';
 \c :regress_db
 DROP DATABASE regress_fp_log;

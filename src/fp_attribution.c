@@ -18,6 +18,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "utils/guc.h"
 
 #include "fp_attribution/auto_approve.h"
@@ -70,6 +73,40 @@ register_worker(const char *function, const char *type, int number)
 	RegisterBackgroundWorker(&worker);
 }
 
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/*
+ * Shared memory of every subsystem is reserved and attached here, so that
+ * the subsystems depend on shmem.c and never the other way round.
+ */
+static void
+fp_attribution_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(fp_attribution_shmem_size());
+	RequestAddinShmemSpace(fp_attribution_otlp_status_size());
+	fp_attribution_telemetry_shmem_request();
+}
+
+/*
+ * Create or attach the segments.  Runs in the postmaster (and again in each
+ * EXEC_BACKEND child, and after a crash-restart).
+ */
+static void
+fp_attribution_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	fp_attribution_shmem_init();
+	fp_attribution_otlp_status_init();
+	fp_attribution_telemetry_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
 void
 _PG_init(void)
 {
@@ -95,7 +132,10 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	fp_attribution_shmem_install_hooks();
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = fp_attribution_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = fp_attribution_shmem_startup;
 	for (int i = 0; i < fp_attribution_otlp_workers; i++)
 		register_worker("fp_attribution_worker_main", "fp_attribution exporter", i);
 	register_worker("fp_attribution_ledger_main", "fp_attribution ledger", 0);

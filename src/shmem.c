@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  Reservation and attachment of fp_attribution's shared memory.
+ *	  The fixed shared-memory segment: counters and single-word gauges.
  *
- * Locking: the segment is created once under AddinShmemInitLock.  The
- * counters in FpAttributionCounters are pg_atomic_uint64 and are updated
- * with fetch-add and read with pg_atomic_read_u64, so neither side takes a
- * lock; a reader may see one counter a moment ahead of another, which is
- * fine for monitoring.  reset_time is written only by the reset function
+ * Locking: the segment is created once under AddinShmemInitLock, taken by
+ * the startup hook in fp_attribution.c.  The counters in
+ * FpAttributionCounters are pg_atomic_uint64 and are updated with fetch-add
+ * and read with pg_atomic_read_u64, so neither side takes a lock; a reader
+ * may see one counter a moment ahead of another, which is fine for
+ * monitoring.  reset_time is written only by the reset function
  * and read for display; a torn read is impossible on the 64-bit platforms
  * PostgreSQL supports for atomics, and harmless otherwise.
  *
@@ -26,52 +27,32 @@
  */
 #include "postgres.h"
 
-#include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-#include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
-#include "fp_attribution/telemetry.h"
 
 FpAttributionSharedState *fp_attribution_shared = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static Size
+Size
 fp_attribution_shmem_size(void)
 {
 	return MAXALIGN(sizeof(FpAttributionSharedState));
 }
 
-static void
-fp_attribution_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(fp_attribution_shmem_size());
-	RequestAddinShmemSpace(fp_attribution_otlp_status_size());
-	fp_attribution_telemetry_shmem_request();
-}
-
 /*
- * Create or attach the segment.  Runs in the postmaster (and again in each
- * EXEC_BACKEND child); a postmaster crash-restart calls it again, hence the
- * reset of the pointer first.
+ * Create or attach the segment, with AddinShmemInitLock held by the
+ * caller (the startup hook in fp_attribution.c, which also sets up the
+ * other subsystems' segments; shmem.c itself depends on none of them).
+ * A postmaster crash-restart calls it again, hence the reset of the
+ * pointer first.
  */
-static void
-fp_attribution_shmem_startup(void)
+void
+fp_attribution_shmem_init(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
 	fp_attribution_shared = NULL;
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	fp_attribution_shared = ShmemInitStruct("fp_attribution state",
 											fp_attribution_shmem_size(),
 											&found);
@@ -88,22 +69,6 @@ fp_attribution_shmem_startup(void)
 						   PG_UINT32_MAX);
 		pg_atomic_init_u64(&fp_attribution_shared->log_lag_us, FP_LOG_LAG_NONE);
 	}
-	fp_attribution_otlp_status_init();
-	fp_attribution_telemetry_shmem_init();
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * Chain our hooks in front of any previous ones.  Called from _PG_init
- * only while shared_preload_libraries is being processed.
- */
-void
-fp_attribution_shmem_install_hooks(void)
-{
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = fp_attribution_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = fp_attribution_shmem_startup;
 }
 
 /*

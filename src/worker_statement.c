@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * worker_statement.c
- *	  One SQL statement of a background worker's periodic job, in a
- *	  transaction of its own.
+ *	  A background worker's periodic job, in a transaction of its own.
  *
- * The ledger worker's automatic approval and report fold each call one
- * function of the extension that returns a count.  A failure is reported
- * and rolled back, and the worker goes on: the job runs again at its next
- * interval.  In a database without the extension nothing runs (naming a
- * function in a missing schema is an error even when no row needs it).
+ * The ledger worker's jobs (receipt-log integration, automatic approval,
+ * the report fold) each run SQL of the extension in a transaction of
+ * their own.  A failure is reported and rolled back, and the worker goes
+ * on: the job runs again at its next interval.  In a database without the
+ * extension nothing runs (naming a function in a missing schema is an
+ * error even when no row needs it).
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -26,35 +26,35 @@
 #include "fp_attribution/worker_statement.h"
 
 /*
- * Run sql, a SELECT of one bigint, as the worker's activity; returns the
- * bigint, or -1 when the extension is not installed or the statement
- * failed.
+ * Run job(arg) as the worker's activity, inside a transaction with a
+ * snapshot and SPI connected, and commit.  The job's allocations outside
+ * SPI go to the transaction's memory: what it keeps goes in a context of
+ * the caller's.  Returns true when the job ran and committed; false when
+ * the extension is not installed or the job failed (reported, rolled
+ * back).
  */
-int64
-fp_attribution_worker_statement(const char *activity, const char *sql)
+bool
+fp_attribution_worker_job(const char *activity, FpWorkerJob job, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile int64 result = -1;
+	volatile bool done = false;
 
 	pgstat_report_activity(STATE_RUNNING, activity);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
+		bool		installed;
+
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
-		if (OidIsValid(get_extension_oid("fp_attribution", true)) &&
-			SPI_execute(sql, false, 0) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
-
-			result = isnull ? 0 : DatumGetInt64(d);
-		}
+		installed = OidIsValid(get_extension_oid("fp_attribution", true));
+		if (installed)
+			job(arg);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		done = installed;
 	}
 	PG_CATCH();
 	{
@@ -62,10 +62,45 @@ fp_attribution_worker_statement(const char *activity, const char *sql)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		result = -1;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return result;
+	return done;
+}
+
+typedef struct StatementJob
+{
+	const char *sql;
+	int64		result;
+} StatementJob;
+
+/* The job of fp_attribution_worker_statement */
+static void
+statement_job(void *arg)
+{
+	StatementJob *st = arg;
+
+	if (SPI_execute(st->sql, false, 0) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		st->result = isnull ? 0 : DatumGetInt64(d);
+	}
+}
+
+/*
+ * Run sql, a SELECT of one bigint, as a job; returns the bigint, or -1
+ * when the extension is not installed or the statement failed.
+ */
+int64
+fp_attribution_worker_statement(const char *activity, const char *sql)
+{
+	StatementJob st = {sql, -1};
+
+	if (!fp_attribution_worker_job(activity, statement_job, &st))
+		return -1;
+	return st.result;
 }

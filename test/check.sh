@@ -22,6 +22,7 @@ make -s install
 
 status=0
 bash "$work/test/exported_symbols.sh" "$work/fp_attribution.so" "$work" 2>&1 | tee "$log" || status=1
+bash "$work/test/module_layers.sh" "$work" 2>&1 | tee -a "$log" || status=1
 as_postgres "make -C $work installcheck-pgtap" 2>&1 | tee -a "$log" || status=1
 as_postgres "make -C $work installcheck-nopreload" 2>&1 | tee -a "$log" || status=1
 # regress, isolation and TAP apart: make stops at the first failing suite

@@ -43,6 +43,7 @@
 #include "utils/guc.h"
 
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/redact.h"
 
 bool		fp_attribution_otlp_enabled = true;
 char	   *fp_attribution_otlp_endpoint = NULL;
@@ -140,7 +141,7 @@ ignore_env(const char *name, const char *value, const char *why)
 		size_t		size = strlen(value) + sizeof("***@?***");
 		char	   *redacted = palloc(size);
 
-		fp_attribution_otlp_redact(redacted, value, size);
+		fp_attribution_redact_urls(redacted, value, size);
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ignoring environment variable %s=\"%s\"", name, redacted),

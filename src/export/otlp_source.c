@@ -43,7 +43,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
-#include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/shmem.h"
 
@@ -151,6 +150,33 @@ windows_active_gauge(FpMetricPoint *point)
 }
 
 /*
+ * The ledger.integration.lag gauge into *point, as the ledger worker last
+ * published it (shmem.c); false when it published none.
+ */
+static bool
+log_lag_point(FpMetricPoint *point)
+{
+	uint64		lag_us;
+
+	if (fp_attribution_shared == NULL)
+		return false;
+	lag_us = pg_atomic_read_u64(&fp_attribution_shared->log_lag_us);
+	if (lag_us == FP_LOG_LAG_NONE)
+		return false;
+	memset(point, 0, sizeof(FpMetricPoint));
+	strlcpy(point->name, "ledger.integration.lag", sizeof(point->name));
+	strlcpy(point->description,
+			"How long the oldest receipt waiting for the latest integration run had waited when it was in its log.",
+			sizeof(point->description));
+	strlcpy(point->unit, "s", sizeof(point->unit));
+	point->kind = FP_METRIC_GAUGE;
+	point->value_is_double = true;
+	point->value_double = (double) lag_us / USECS_PER_SEC;
+	point->time_unix_nano = fp_attribution_now_unix_nano();
+	return true;
+}
+
+/*
  * Snapshot every metric point into *points (palloc'd in the current
  * context); returns how many.  Runs one short transaction for the
  * affiliate.windows.active gauge.
@@ -166,7 +192,7 @@ fp_attribution_otlp_fetch_metrics(FpMetricPoint **points)
 	n += trace_context_points(&p[n], fp_attribution_now_unix_nano());
 	if (windows_active_gauge(&p[n]))
 		n++;
-	if (fp_attribution_log_lag_point(&p[n]))
+	if (log_lag_point(&p[n]))
 		n++;
 
 	*points = p;

@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/redact.h"
 #include "fp_attribution/shmem.h"
 
 FpOtlpStatus *fp_attribution_otlp_status = NULL;
@@ -86,7 +87,7 @@ fp_attribution_otlp_status_error(FpOtlpSignal signal, const char *error)
 	TimestampTz now = GetCurrentTimestamp();
 	char		redacted[sizeof(st->last_error)];
 
-	fp_attribution_otlp_redact(redacted, error, sizeof(redacted));
+	fp_attribution_redact_urls(redacted, error, sizeof(redacted));
 	SpinLockAcquire(&st->mutex);
 	strlcpy(st->last_error, redacted, sizeof(st->last_error));
 	st->last_error_time = now;

@@ -82,6 +82,7 @@
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/redact.h"
 #include "fp_attribution/shmem.h"
 
 PGDLLEXPORT void fp_attribution_worker_main(Datum main_arg);
@@ -240,7 +241,7 @@ report_failure(FpOtlpSignal s, SignalState *st, const char *what,
 	char		error[sizeof(r->error)];
 
 	/* the error names the URL, which may hold credentials */
-	fp_attribution_otlp_redact(error, r->error, sizeof(error));
+	fp_attribution_redact_urls(error, r->error, sizeof(error));
 	fp_attribution_otlp_status_error(s, error);
 	ereport(st->failing ? DEBUG1 : LOG,
 			(errmsg("fp_attribution exporter: %s %s: %s",

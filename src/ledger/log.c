@@ -24,6 +24,11 @@
  * they take no lock for the log and share no row; the order of a log is
  * the order of integration.
  *
+ * On Citus each advertiser's log is integrated on the worker node holding
+ * its shards, by attribution.integrate_advertiser_log() (the same
+ * integration for one advertiser, every statement naming it), which the
+ * coordinator's ledger worker calls for each advertiser (log_worker.c).
+ *
  * Lock protocol: integrators serialize on one transaction-level advisory
  * lock (FP_LOG_LOCK_KEY), taken before they read the log's size; readers
  * (proofs, checkpoint, verification) take none and see a committed log.
@@ -36,12 +41,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "common/base64.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -153,6 +161,74 @@ static const struct
 
 static SPIPlanPtr log_plans[NUM_LOG_PLANS];
 
+/* Whether log_plans hold generic plans (-1: none prepared yet) */
+static int	log_plans_generic = -1;
+
+/* The transaction in which log_plans_generic was last checked */
+static LocalTransactionId log_plans_lxid = InvalidLocalTransactionId;
+
+/*
+ * Whether the log tables are Citus distributed tables.  Without Citus a
+ * catalog lookup says no; with it, pg_dist_partition is read (inside SPI).
+ */
+static bool
+logs_distributed(void)
+{
+	bool		isnull;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+					" WHERE logicalrelid OPERATOR(pg_catalog.=) 'attribution.log_entries'::pg_catalog.regclass)",
+					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read pg_dist_partition");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Once per transaction, make sure log_plans are of the kind the tables
+ * need: generic on one node; on Citus left to the plan cache, since Citus
+ * routes a statement by its parameters' values, which a generic plan has
+ * not ("could not create distributed plan"), and keeps such a statement
+ * on custom plans.  A process that used the logs before distribute() (a
+ * ledger worker) then replaces its generic plans.
+ */
+static void
+check_log_plans(void)
+{
+	bool		generic;
+
+	if (log_plans_lxid == MyProc->lxid)
+		return;
+	generic = !logs_distributed();
+	if (generic != log_plans_generic)
+	{
+		for (int i = 0; i < NUM_LOG_PLANS; i++)
+		{
+			if (log_plans[i] != NULL)
+				SPI_freeplan(log_plans[i]);
+			log_plans[i] = NULL;
+		}
+		log_plans_generic = generic;
+	}
+	log_plans_lxid = MyProc->lxid;
+}
+
+/*
+ * PLAN_TAKE_BATCH for one advertiser, the batch of
+ * integrate_advertiser_log(): every table named with the advertiser, so
+ * that on Citus the statement is one shard's, pushed down whole (a ctid
+ * join across shards cannot be planned).  Not a kept generic plan: Citus
+ * routes a statement by its parameters' values, and it runs once per call.
+ */
+#define TAKE_ADVERTISER_BATCH_SQL \
+	"WITH q AS (DELETE FROM attribution.log_queue q" \
+	"  USING (SELECT ctid AS c FROM attribution.log_queue" \
+	"   WHERE advertiser_id OPERATOR(pg_catalog.=) $1 LIMIT $2) b" \
+	"  WHERE q.advertiser_id OPERATOR(pg_catalog.=) $1 AND q.ctid OPERATOR(pg_catalog.=) b.c" \
+	"  RETURNING q.receipt_id, q.receipt_hash, q.\"timestamp\")" \
+	" SELECT $1, receipt_id, receipt_hash FROM q ORDER BY \"timestamp\", receipt_id"
+
 /*
  * Run one of the logs' statements (inside SPI); returns the SPI result
  * code.
@@ -160,10 +236,10 @@ static SPIPlanPtr log_plans[NUM_LOG_PLANS];
 static int
 log_execute(LogPlan which, Datum *values, bool read_only, long count)
 {
+	check_log_plans();
 	if (log_plans[which] == NULL)
-		log_plans[which] = fp_attribution_keep_generic_plan(log_plan_defs[which].sql,
-															log_plan_defs[which].nargs,
-															(Oid *) log_plan_defs[which].types);
+		log_plans[which] = (log_plans_generic ? fp_attribution_keep_generic_plan : fp_attribution_keep_plan)
+			(log_plan_defs[which].sql, log_plan_defs[which].nargs, (Oid *) log_plan_defs[which].types);
 	return SPI_execute_plan(log_plans[which], values, NULL, read_only, count);
 }
 
@@ -410,9 +486,10 @@ write_node(void *arg, int level, int64 index, const uint8 *hash)
  * after checking that the tree extends the latest stored checkpoint:
  * the batch appended to a log of first entries with root first_root,
  * which is that check when the latest checkpoint is at first (else the
- * root at its size is recomputed from the stored hashes).
+ * root at its size is recomputed from the stored hashes).  Returns the
+ * note, or NULL when the latest checkpoint is already at that size.
  */
-static void
+static char *
 sign_checkpoint(const char *advertiser_id, int64 first,
 				const uint8 *first_root, const FpMerkleEdge *edge)
 {
@@ -436,7 +513,7 @@ sign_checkpoint(const char *advertiser_id, int64 first,
 		FpMerkleHash at_old;
 
 		if (old_size >= edge->size)
-			return;
+			return NULL;
 		if (old_size == first)
 			memcpy(at_old, first_root, FP_MERKLE_HASH_LEN);
 		else
@@ -462,14 +539,15 @@ sign_checkpoint(const char *advertiser_id, int64 first,
 	values[4] = CStringGetTextDatum(note);
 	if (log_execute(PLAN_INSERT_CHECKPOINT, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_checkpoints");
-	fp_attribution_log_push_note(advertiser_id, note);
+	return note;
 }
 
 /*
  * Append the rows of one advertiser (rows [from, to) of the pending
- * receipts, all of that advertiser) to its log; sign a checkpoint.
+ * receipts, all of that advertiser) to its log; sign a checkpoint when a
+ * signing key is set, and return its note (else NULL).
  */
-static void
+static char *
 integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 {
 	bool		isnull;
@@ -524,9 +602,34 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 		if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert into attribution.log_nodes");
 	}
-	if (fp_attribution_signing_key_file != NULL &&
-		fp_attribution_signing_key_file[0] != '\0')
-		sign_checkpoint(adv, first, first_root, &edge);
+	if (fp_attribution_signing_key_file == NULL ||
+		fp_attribution_signing_key_file[0] == '\0')
+		return NULL;
+	return sign_checkpoint(adv, first, first_root, &edge);
+}
+
+/*
+ * Take integration's lock (inside SPI): integrators of a node serialize on
+ * it before they read a log's size.
+ */
+static void
+lock_logs(void)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(FP_LOG_LOCK_KEY);
+	if (log_execute(PLAN_LOCK, values, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the log");
+}
+
+/* max_entries of the integration functions: at least one receipt */
+static void
+check_max_entries(int32 max_entries)
+{
+	if (max_entries <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_entries must be positive")));
 }
 
 /*
@@ -546,15 +649,11 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 	SPITupleTable *pending;
 	uint64		n;
 	uint64		start = 0;
+	char	   *note;
 
-	if (max_entries <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_entries must be positive")));
+	check_max_entries(max_entries);
 	SPI_connect();
-	values[0] = Int64GetDatum(FP_LOG_LOCK_KEY);
-	if (log_execute(PLAN_LOCK, values, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the log");
+	lock_logs();
 	values[0] = Int32GetDatum(max_entries);
 	if (log_execute(PLAN_TAKE_BATCH, values, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pending receipts");
@@ -568,9 +667,66 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 			strcmp(TextDatumGetCString(SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull)),
 				   TextDatumGetCString(SPI_getbinval(pending->vals[start], pending->tupdesc, 1, &isnull))) == 0)
 			continue;
-		integrate_advertiser(pending, start, i);
+		note = integrate_advertiser(pending, start, i);
+		if (note != NULL)
+			fp_attribution_log_push_note(TextDatumGetCString(SPI_getbinval(pending->vals[start],
+																		   pending->tupdesc, 1, &isnull)),
+										 note);
 		start = i;
 	}
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * attribution.integrate_advertiser_log(advertiser_id text, max_entries
+ *		integer, OUT integrated bigint, OUT checkpoint text)
+ *
+ * integrate_log() for one advertiser: append up to max_entries of its
+ * committed receipts (oldest first) to its log and sign a checkpoint when
+ * a signing key is set.  Returns how many were integrated and the note of
+ * the checkpoint signed (NULL when none was).  distribute() distributes it
+ * by advertiser_id, so that on Citus a call is delegated to the worker
+ * holding the advertiser's shards, where every statement is on a local
+ * shard (log_worker.c calls it from the coordinator).
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_integrate_advertiser_log);
+Datum
+fp_attribution_integrate_advertiser_log(PG_FUNCTION_ARGS)
+{
+	text	   *advertiser_id = PG_GETARG_TEXT_PP(0);
+	int32		max_entries = PG_GETARG_INT32(1);
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	char	   *note = NULL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	uint64		n;
+
+	check_max_entries(max_entries);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	SPI_connect();
+	lock_logs();
+	values[0] = PointerGetDatum(advertiser_id);
+	values[1] = Int32GetDatum(max_entries);
+	if (SPI_execute_with_args(TAKE_ADVERTISER_BATCH_SQL, 2, (Oid[]) {TEXTOID, INT4OID},
+							  values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pending receipts");
+	n = SPI_processed;
+	if (n > 0)
+		note = integrate_advertiser(SPI_tuptable, 0, n);
+	values[0] = Int64GetDatum((int64) n);
+	nulls[1] = note == NULL;
+	if (note != NULL)
+	{
+		/* in the caller's memory: SPI's goes at SPI_finish */
+		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
+
+		values[1] = CStringGetTextDatum(note);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

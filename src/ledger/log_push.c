@@ -22,7 +22,7 @@
  * the newest checkpoint of each log anyway, since a newer one replaces a
  * waiting one.  Any other answer but 2xx drops that checkpoint.  Failures are
  * logged once per endpoint until it works again, with the URL's secrets
- * redacted (otlp_redact.c).
+ * redacted (redact.c).
  *
  * Only the ledger worker runs this, all in its own memory: no shared state, no
  * lock.  Outboxes live in the worker's memory, so checkpoints waiting when
@@ -46,6 +46,7 @@
 
 #include "fp_attribution/log.h"
 #include "fp_attribution/otlp.h"
+#include "fp_attribution/redact.h"
 
 #define PUSH_TIMEOUT_MS 10000
 #define PUSH_CONNECT_TIMEOUT_MS 5000
@@ -185,7 +186,7 @@ configure(void)
 		if (nendpoints == PUSH_MAX_ENDPOINTS)
 			break;
 		ep->url = MemoryContextStrdup(push_cxt, url);
-		fp_attribution_otlp_redact(ep->redacted, url, sizeof(ep->redacted));
+		fp_attribution_redact_urls(ep->redacted, url, sizeof(ep->redacted));
 		nendpoints++;
 	}
 }

@@ -3,7 +3,8 @@
  * log_worker.c
  *	  The ledger worker's share of the receipt logs: every
  *	  fp_attribution.log_interval it integrates pending receipts and signs
- *	  checkpoints, in its own transaction.
+ *	  checkpoints, in a transaction of its own (on a Citus coordinator,
+ *	  one per advertiser).
  *
  * Called from the ledger worker's loop (ledger_worker.c), never from the
  * exporter, so a long integration batch holds back no export; an error
@@ -19,10 +20,14 @@
  * last successful run's lag plus the time since that run, so a stuck
  * integration shows a lag growing by about one interval per failed run.
  *
- * On Citus, attribution.log_queue is a distributed table, and the batch's
- * DELETE by ctid cannot be planned on it (doc/citus.md): the worker does
- * not integrate while the queue is distributed and says so once per
- * worker process at LOG.
+ * On Citus (attribution.log_queue distributed), integrate_log()'s batch,
+ * a DELETE by ctid across shards, cannot be planned: the coordinator's
+ * worker reads which advertisers have queued receipts and calls
+ * attribution.integrate_advertiser_log() for each, a call Citus delegates
+ * to the worker node holding that advertiser's shards, where it is one
+ * node's integration of that one log, on local shards (doc/citus.md).
+ * The ledger workers of the worker nodes leave their shards to those
+ * calls, so one integrator drives each log.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -30,19 +35,17 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
-#include "pgstat.h"
+#include "nodes/pg_list.h"
 #include "storage/lmgr.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "fp_attribution/log.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/telemetry.h"
+#include "fp_attribution/worker_statement.h"
 
 /* Receipts integrated per transaction; a full batch runs again at once */
 #define LOG_WORKER_BATCH 10000
@@ -52,9 +55,6 @@ static TimestampTz next_run = 0;
 /* The lag measured by the last successful run, and when it committed */
 static int64 last_lag_us = 0;
 static TimestampTz last_success = 0;
-
-/* Whether the skip on a Citus cluster has been logged by this process */
-static bool citus_skip_logged = false;
 
 /*
  * Publish the lag for the exporter: the last successful run's, plus the
@@ -113,18 +113,114 @@ log_queue_distributed(void)
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* What a run found, in the tick's memory */
+typedef struct IntegrateRun
+{
+	MemoryContext cxt;			/* the tick's: outlives the run's transaction */
+	bool		full;			/* a batch was full: run again at once */
+	TimestampTz oldest;			/* the oldest queued receipt, 0 if none */
+	List	   *advertisers;	/* on a Citus coordinator: those with queued
+								 * receipts, oldest first */
+} IntegrateRun;
+
+/*
+ * The run on one node, or on a Citus coordinator the list of advertisers
+ * to integrate (each then in a transaction of its own, on its worker:
+ * integrate_advertiser_job).  A Citus worker node leaves the integration
+ * of its shards to the coordinator's calls.
+ */
+static void
+integrate_job(void *arg)
+{
+	IntegrateRun *run = arg;
+	bool		isnull;
+
+	if (!log_queue_distributed())
+	{
+		/*
+		 * The subquery reads the queue in the statement's snapshot, as it
+		 * was before integrate_log() took its batch off.
+		 */
+		if (SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
+						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)",
+						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			Datum		d;
+
+			run->full = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull)) == LOG_WORKER_BATCH;
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			run->oldest = isnull ? 0 : DatumGetTimestampTz(d);
+		}
+		return;
+	}
+	if (SPI_execute("SELECT pg_catalog.citus_is_coordinator()", true, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+	if (SPI_execute("SELECT q.advertiser_id, min(q.\"timestamp\") FROM attribution.log_queue q"
+					" GROUP BY 1 ORDER BY 2, 1",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read attribution.log_queue");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		MemoryContext old = MemoryContextSwitchTo(run->cxt);
+
+		run->advertisers = lappend(run->advertisers,
+								   SPI_getvalue(row, SPI_tuptable->tupdesc, 1));
+		MemoryContextSwitchTo(old);
+		if (i == 0)
+			run->oldest = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+}
+
+/* The argument of integrate_advertiser_job */
+typedef struct AdvertiserJob
+{
+	IntegrateRun *run;
+	const char *advertiser_id;
+} AdvertiserJob;
+
+/*
+ * One advertiser's integration on a Citus cluster: the call of
+ * integrate_advertiser_log() is delegated to the worker holding the
+ * advertiser's shards (its argument a constant, alone in the statement,
+ * outside a transaction block, as Citus' delegation requires); the
+ * checkpoint it signed is pushed from here, where the pushes are.
+ */
+static void
+integrate_advertiser_job(void *arg)
+{
+	AdvertiserJob *job = arg;
+	const char *adv = job->advertiser_id;
+	bool		isnull;
+	Datum		note;
+
+	if (SPI_execute(psprintf("SELECT integrated, checkpoint"
+							 " FROM attribution.integrate_advertiser_log(%s, %d)",
+							 quote_literal_cstr(adv), LOG_WORKER_BATCH),
+					false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not integrate the log of advertiser \"%s\"", adv);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									&isnull)) == LOG_WORKER_BATCH)
+		job->run->full = true;
+	note = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+		fp_attribution_log_push_note(adv, TextDatumGetCString(note));
+}
+
 /*
  * Run integration when it is due; returns the milliseconds until the next
- * run.
+ * run.  On a Citus coordinator, each advertiser is a transaction of its
+ * own: one that fails (its worker down) holds back no other.
  */
 static long
 integrate_tick(TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool full = false;
-	volatile TimestampTz oldest = 0;
-	volatile bool distributed = false;
-	bool		installed;
+	IntegrateRun run = {CurrentMemoryContext, false, 0, NIL};
+	bool		ok;
+	ListCell   *lc;
 
 	if (fp_attribution_log_interval_ms == 0)
 	{
@@ -135,65 +231,30 @@ integrate_tick(TimestampTz now)
 		return (long) ((next_run - now) / 1000) + 1;
 	next_run = TimestampTzPlusMilliseconds(now, fp_attribution_log_interval_ms);
 
-	pgstat_report_activity(STATE_RUNNING, "integrating receipt logs");
 	fp_attribution_log_push_begin();
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
+	ok = fp_attribution_worker_job("integrating receipt logs", integrate_job, &run);
+	fp_attribution_log_push_end(ok);
+	foreach(lc, run.advertisers)
 	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		/* a name in a missing schema is an error even when no row needs it */
-		installed = OidIsValid(get_extension_oid("fp_attribution", true));
-		distributed = installed && log_queue_distributed();
+		AdvertiserJob job = {&run, lfirst(lc)};
+		bool		adv_ok;
 
-		/*
-		 * The subquery reads the queue in the statement's snapshot, as it
-		 * was before integrate_log() took its batch off.
-		 */
-		if (installed && !distributed &&
-			SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
-						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)",
-						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d;
-
-			full = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull)) == LOG_WORKER_BATCH;
-			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-			oldest = isnull ? 0 : DatumGetTimestampTz(d);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		/* a distributed queue has no lag we measure: none is exported */
-		last_success = distributed ? 0 : GetCurrentTimestamp();
-		last_lag_us = oldest == 0 ? 0 : Max(last_success - oldest, 0);
-		fp_attribution_log_push_end(true);
-		publish_lag(false);
+		fp_attribution_log_push_begin();
+		adv_ok = fp_attribution_worker_job("integrating receipt logs",
+										   integrate_advertiser_job, &job);
+		fp_attribution_log_push_end(adv_ok);
+		ok &= adv_ok;
 	}
-	PG_CATCH();
+	list_free_deep(run.advertisers);
+	if (ok)
 	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		fp_attribution_log_push_end(false);
-		publish_lag(true);
+		last_success = GetCurrentTimestamp();
+		last_lag_us = run.oldest == 0 ? 0 : Max(last_success - run.oldest, 0);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	if (distributed && !citus_skip_logged)
-		ereport(LOG,
-				(errmsg("fp_attribution ledger: receipts are not integrated into the logs on this Citus cluster"),
-				 errdetail("attribution.log_queue is a distributed table."),
-				 errhint("See doc/citus.md of fp_attribution.")));
-	citus_skip_logged |= distributed;
-	if (full)
+	publish_lag(!ok);
+	if (run.full)
 		next_run = now;
-	return full ? 0 : fp_attribution_log_interval_ms;
+	return run.full ? 0 : fp_attribution_log_interval_ms;
 }
 
 /*
@@ -210,29 +271,3 @@ fp_attribution_log_worker_tick(TimestampTz now)
 	return push_wait >= 0 ? Min(wait, push_wait) : wait;
 }
 
-/*
- * The ledger.integration.lag gauge into *point, as the ledger worker last
- * published it; false when it published none.  Called by the exporter.
- */
-bool
-fp_attribution_log_lag_point(FpMetricPoint *point)
-{
-	uint64		lag_us;
-
-	if (fp_attribution_shared == NULL)
-		return false;
-	lag_us = pg_atomic_read_u64(&fp_attribution_shared->log_lag_us);
-	if (lag_us == FP_LOG_LAG_NONE)
-		return false;
-	memset(point, 0, sizeof(FpMetricPoint));
-	strlcpy(point->name, "ledger.integration.lag", sizeof(point->name));
-	strlcpy(point->description,
-			"How long the oldest receipt waiting for the latest integration run had waited when it was in its log.",
-			sizeof(point->description));
-	strlcpy(point->unit, "s", sizeof(point->unit));
-	point->kind = FP_METRIC_GAUGE;
-	point->value_is_double = true;
-	point->value_double = (double) lag_us / USECS_PER_SEC;
-	point->time_unix_nano = fp_attribution_now_unix_nano();
-	return true;
-}

@@ -46,28 +46,6 @@ fp_attribution_format_timestamp(TimestampTz ts, char *buf)
 }
 
 /*
- * Format a uuid in its canonical lower-case text form into buf (37 bytes).
- * Hex digits are written directly: this runs for every row the telemetry
- * trigger sees, where snprintf cost more than the rest of the row.
- */
-void
-fp_attribution_format_uuid(const pg_uuid_t *uuid, char *buf)
-{
-	/* bytes per dash-separated group; each encoding ends in a NUL */
-	static const int groups[] = {4, 2, 2, 2, 6};
-	const uint8 *in = uuid->data;
-
-	for (int g = 0; g < lengthof(groups); g++)
-	{
-		if (g > 0)
-			*buf++ = '-';
-		fp_attribution_hex_encode(in, groups[g], buf);
-		in += groups[g];
-		buf += 2 * groups[g];
-	}
-}
-
-/*
  * Append ,"name":"<hex of bytes>" to out.
  */
 static void

@@ -93,6 +93,7 @@
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/extension.h"
+#include "fp_attribution/ids.h"
 #include "fp_attribution/jcs.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/postbacks.h"

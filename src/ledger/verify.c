@@ -73,7 +73,7 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
-#include "fp_attribution/lifecycle.h"
+#include "fp_attribution/chain_fold.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"

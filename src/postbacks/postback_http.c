@@ -39,6 +39,7 @@
 #include "fp_attribution/curl_multi_wait.h"
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
+#include "fp_attribution/redact.h"
 
 #define MAX_SLOTS 256
 
@@ -199,7 +200,7 @@ finish(PostbackSlot *s, CURLcode rc)
 			FP_POSTBACK_RETRYABLE : FP_POSTBACK_PERMANENT;
 		snprintf(error, sizeof(error), "HTTP %ld", status);
 	}
-	fp_attribution_otlp_redact(r->error, error, sizeof(r->error));
+	fp_attribution_redact_urls(r->error, error, sizeof(r->error));
 	fp_attribution_check_curl_multi(curl_multi_remove_handle(multi, s->easy));
 	curl_slist_free_all(s->headers);
 	s->headers = NULL;

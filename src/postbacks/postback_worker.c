@@ -99,6 +99,7 @@
 
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
+#include "fp_attribution/redact.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/telemetry.h"
@@ -592,7 +593,7 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	secret = column_text(tuple, desc, 23);
 	rq->endpoint_clean = DatumGetBool(SPI_getbinval(tuple, desc, 24, &isnull));
 	rq->failures_written = failures_written;
-	fp_attribution_otlp_redact(shown, url, sizeof(shown));
+	fp_attribution_redact_urls(shown, url, sizeof(shown));
 	rq->url_shown = pstrdup(shown);
 
 	r = pg_prng_uint64(&prng);

@@ -48,6 +48,7 @@
 
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
+#include "fp_attribution/redact.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/telemetry_record.h"
@@ -345,7 +346,7 @@ fp_attribution_postback_template_check(PG_FUNCTION_ARGS)
 	{
 		char		shown[512];
 
-		fp_attribution_otlp_redact(shown, url, sizeof(shown));
+		fp_attribution_redact_urls(shown, url, sizeof(shown));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid postback URL template \"%s\"", shown),
@@ -358,7 +359,7 @@ fp_attribution_postback_template_check(PG_FUNCTION_ARGS)
  * attribution.redact_url(url text) returns text
  *
  * The text with every URL's userinfo and query string (and fragment)
- * replaced by "***" (otlp_redact.c), as every message shows them.
+ * replaced by "***" (redact.c), as every message shows them.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_redact_url);
 Datum
@@ -374,6 +375,6 @@ fp_attribution_redact_url(PG_FUNCTION_ARGS)
 	 */
 	size = add_size(mul_size(strlen(url), 2), 16);
 	shown = palloc(size);
-	fp_attribution_otlp_redact(shown, url, size);
+	fp_attribution_redact_urls(shown, url, size);
 	PG_RETURN_TEXT_P(cstring_to_text(shown));
 }

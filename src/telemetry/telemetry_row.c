@@ -34,7 +34,7 @@
 #include "utils/uuid.h"
 
 #include "fp_attribution/columns.h"
-#include "fp_attribution/receipts.h"
+#include "fp_attribution/ids.h"
 #include "fp_attribution/row_guard.h"
 #include "fp_attribution/telemetry.h"
 #include "fp_attribution/telemetry_pending.h"

@@ -3,8 +3,8 @@
 # test/citus/cluster.sh (PG* point at the coordinator).  The SQL files in
 # sql/ run on the coordinator and are compared with expected/ (diffs
 # printed on failure); the rest (delegation, trace context from each
-# source, concurrent writers, a worker backend killed mid-load) are shell
-# checks.  One PASS/FAIL line per check.
+# source, concurrent writers, a worker backend killed mid-load, the
+# receipt logs) are shell checks.  One PASS/FAIL line per check.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/results				# kept for review, as pg_regress keeps its own
@@ -72,21 +72,9 @@ for adv in adv-a adv-b; do
 	check "track_click for $adv is one task on its worker" "1 $(worker_port $adv)" "$tasks $node"
 done
 
-# Receipt-log integration is skipped on a distributed queue (doc/citus.md):
-# the ledger worker of each node says so once, and never tries the
-# DELETE by ctid that Citus cannot plan.  commands.sql queued receipts and
-# the worker integrates every second (fp_attribution.log_interval).
-sleep 3
-for n in coordinator worker1 worker2; do
-	log=$CITUS_DIR/$n/server.log
-	check "$n: integration skipped on a distributed log_queue, said once, no ctid error" "1 0" \
-		"$(grep -c 'fp_attribution ledger: receipts are not integrated into the logs on this Citus cluster' "$log") $(grep -c 'with ctid on where clause' "$log")"
-done
-check "receipts stay queued on the cluster" "t" \
-	"$(q -c 'SELECT count(*) > 0 FROM attribution.log_queue')"
-
 bash "$here/trace_context.sh" || status=1
 bash "$here/concurrency.sh" || status=1
 bash "$here/postbacks.sh" || status=1
 bash "$here/reports.sh" || status=1
+bash "$here/logs.sh" || status=1
 exit $status

@@ -15,6 +15,8 @@
 #ifndef FP_ATTRIBUTION_IDS_H
 #define FP_ATTRIBUTION_IDS_H
 
+#include "utils/uuid.h"
+
 #define FP_TRACE_ID_LEN 16
 #define FP_SPAN_ID_LEN 8
 
@@ -39,5 +41,6 @@ extern bool fp_attribution_hex_decode(const char *hex, int hexlen,
 extern void fp_attribution_hex_encode(const uint8 *in, int inlen, char *out);
 extern bool fp_attribution_id_is_zero(const uint8 *bytes, int len);
 extern Datum fp_attribution_id_datum(const uint8 *bytes, int len);
+extern void fp_attribution_format_uuid(const pg_uuid_t *uuid, char *buf);
 
 #endif							/* FP_ATTRIBUTION_IDS_H */

@@ -29,7 +29,5 @@ extern void fp_attribution_earn(Datum advertiser_id, Datum offer_id,
 								FpEarning *earning);
 extern int	fp_attribution_update_conversion(SPIPlanPtr plan, Datum *args,
 											 const char *nulls);
-extern Jsonb *fp_attribution_fold_event(MemoryContext cxt, Jsonb *state,
-										Jsonb *event);
 
 #endif							/* FP_ATTRIBUTION_LIFECYCLE_H */

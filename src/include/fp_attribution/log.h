@@ -83,6 +83,5 @@ extern void fp_attribution_log_push_note(const char *advertiser_id,
 										 const char *note);
 extern void fp_attribution_log_push_end(bool committed);
 extern long fp_attribution_log_push_run(TimestampTz now);
-extern bool fp_attribution_log_lag_point(FpMetricPoint *point);
 
 #endif							/* FP_ATTRIBUTION_LOG_H */

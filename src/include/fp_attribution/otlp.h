@@ -110,10 +110,6 @@ extern void fp_attribution_otlp_target(FpOtlpSignal signal, FpOtlpTarget *target
 extern int	fp_attribution_otlp_signal_protocol(FpOtlpSignal signal);
 extern int	fp_attribution_otlp_signal_timeout(FpOtlpSignal signal);
 
-/* Secrets of URLs hidden from messages (otlp_redact.c) */
-extern void fp_attribution_otlp_redact(char *dst, const char *src,
-									   size_t dstsize);
-
 /*
  * Record sources (otlp_source.c): copies of the telemetry core's records
  * (telemetry.h); spans and logs packed as in the rings, in buffers owned

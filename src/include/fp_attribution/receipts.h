@@ -60,7 +60,6 @@ extern char *fp_attribution_correlation_id;
 
 extern void fp_attribution_receipts_define_gucs(void);
 extern bool fp_attribution_format_timestamp(TimestampTz ts, char *buf);
-extern void fp_attribution_format_uuid(const pg_uuid_t *uuid, char *buf);
 extern Datum fp_attribution_bytea_datum(const uint8 *bytes, int len);
 extern bool fp_attribution_receipt_envelope(StringInfo out,
 											const FpReceiptEnvelope *env);

@@ -45,7 +45,8 @@ typedef struct FpAttributionSharedState
 /* NULL unless loaded via shared_preload_libraries */
 extern FpAttributionSharedState *fp_attribution_shared;
 
-extern void fp_attribution_shmem_install_hooks(void);
+extern Size fp_attribution_shmem_size(void);
+extern void fp_attribution_shmem_init(void);
 extern void fp_attribution_require_shmem(void);
 
 #define FP_COUNT(field) \

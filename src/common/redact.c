@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * otlp_redact.c
+ * redact.c
  *	  Remove the secrets of URLs from a message before it is shown.
  *
  * Endpoints may carry credentials (http://user:token@host/) or tokens in
  * their query string, and the exporter's errors name the URL they failed
  * on.  Every message that reaches the server log or
- * attribution.exporter_status goes through fp_attribution_otlp_redact
+ * attribution.exporter_status goes through fp_attribution_redact_urls
  * first, which replaces the userinfo and the query string (and fragment)
  * of every URL in it by "***".
  *
@@ -27,7 +27,7 @@
  */
 #include "postgres.h"
 
-#include "fp_attribution/otlp.h"
+#include "fp_attribution/redact.h"
 
 #define REDACTED "***"
 
@@ -57,7 +57,7 @@ append(char *dst, size_t dstsize, size_t *used, const char *s, size_t len)
  * it twice gives the same result as once.
  */
 void
-fp_attribution_otlp_redact(char *dst, const char *src, size_t dstsize)
+fp_attribution_redact_urls(char *dst, const char *src, size_t dstsize)
 {
 	size_t		used = 0;
 	const char *p = src;
