@@ -350,6 +350,8 @@ partial_from_json(FpOtlpSignal signal, char *body, int len,
 static CURLM *multi = NULL;
 static Transfer transfers[FP_OTLP_NSIGNALS];
 static int	nbusy = 0;			/* transfers added to multi, not finished */
+static bool writes_stalled = false; /* woken for a writable socket, the
+									 * last curl_multi_perform sent no byte */
 static bool reset_pending = false;	/* drop connections once none is busy */
 
 static void release_transfer(Transfer *t);
@@ -507,6 +509,8 @@ fp_attribution_otlp_start(FpOtlpSignal signal, const StringInfo body,
 	INSTR_TIME_SET_CURRENT(t->start);
 	/* connect and write what the socket takes now, rather than after a wait */
 	fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
+	/* the new request has writes of its own to make */
+	writes_stalled = false;
 	collect_finished();
 }
 
@@ -669,6 +673,28 @@ fp_attribution_otlp_cancel(FpOtlpSignal signal)
 }
 
 /*
+ * Request bytes libcurl has sent so far, over the requests in flight:
+ * when a curl_multi_perform after a wake-up for a writable socket leaves
+ * it unchanged, the next sleep does not wait for the sockets' writability
+ * (curl_multi_wait.c).
+ */
+static curl_off_t
+bytes_sent(void)
+{
+	curl_off_t	total = 0;
+
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		curl_off_t	n;
+
+		if (transfers[s].busy &&
+			curl_easy_getinfo(transfers[s].easy, CURLINFO_SIZE_UPLOAD_T, &n) == CURLE_OK)
+			total += n;
+	}
+	return total;
+}
+
+/*
  * Sleep until the latch is set, a request in flight can make progress or
  * timeout_ms pass, then move every request forward; results are then
  * available to fp_attribution_otlp_take_result.  Exits on postmaster
@@ -684,15 +710,21 @@ void
 fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
 {
 	int			running;
+	bool		writable;
 
 	/* a request that ended when it was started waits for the caller */
 	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
 		if (transfers[s].done)
 			timeout_ms = 0;
-	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
+	writable = fp_attribution_curl_multi_sleep(multi, nbusy > 0, writes_stalled,
+											   timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{
+		curl_off_t	sent = bytes_sent();
+
 		fp_attribution_check_curl_multi(curl_multi_perform(multi, &running));
+		/* only a wake-up for writing that wrote nothing is a stall */
+		writes_stalled = writable && bytes_sent() == sent;
 		collect_finished();
 	}
 }

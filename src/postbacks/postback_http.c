@@ -290,6 +290,7 @@ fp_attribution_postback_http_progress(void)
 void
 fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
 {
-	fp_attribution_curl_multi_sleep(multi, nbusy > 0, timeout_ms, wait_event_info);
+	(void) fp_attribution_curl_multi_sleep(multi, nbusy > 0, false, timeout_ms,
+										   wait_event_info);
 	fp_attribution_postback_http_progress();
 }

@@ -13,7 +13,8 @@
 #include <curl/curl.h>
 
 extern void fp_attribution_check_curl_multi(CURLMcode mc);
-extern void fp_attribution_curl_multi_sleep(CURLM *multi, bool busy,
+extern bool fp_attribution_curl_multi_sleep(CURLM *multi, bool busy,
+											bool writes_stalled,
 											long timeout_ms,
 											uint32 wait_event_info);
 
