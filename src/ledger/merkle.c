@@ -14,10 +14,8 @@
  * Pure functions: no SPI, no fmgr.  Storage is reached through the
  * caller's read and write callbacks.
  *
- * Hashing uses one SHA-256 implementation fetched from OpenSSL and one
- * digest context, both kept for the life of the process: EVP_Digest()
- * looks the algorithm up on every call, which cost as much as hashing a
- * leaf, and integration hashes about two blocks per receipt.
+ * Hashing goes through fp_attribution_sha256_parts (signing.c), which
+ * keeps OpenSSL's SHA-256 and one digest context for the process.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -25,41 +23,22 @@
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
-
 #include "port/pg_bitutils.h"
 
 #include "fp_attribution/merkle.h"
 #include "fp_attribution/signing.h"
 
-static EVP_MD *merkle_md = NULL;
-static EVP_MD_CTX *merkle_ctx = NULL;
-
 /*
- * SHA-256(prefix || a || b), b optional (NULL); the algorithm and context
- * are created on first use (in OpenSSL's allocator, for the process).
+ * SHA-256(prefix || a || b), b optional (NULL)
  */
 static void
 merkle_hash(uint8 prefix, const uint8 *a, size_t alen, const uint8 *b,
 			uint8 *out)
 {
-	if (merkle_ctx == NULL)
-	{
-		merkle_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-		merkle_ctx = merkle_md != NULL ? EVP_MD_CTX_new() : NULL;
-		if (merkle_ctx == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not set up SHA-256 for the receipt logs")));
-	}
-	if (EVP_DigestInit_ex2(merkle_ctx, merkle_md, NULL) != 1 ||
-		EVP_DigestUpdate(merkle_ctx, &prefix, 1) != 1 ||
-		EVP_DigestUpdate(merkle_ctx, a, alen) != 1 ||
-		(b != NULL && EVP_DigestUpdate(merkle_ctx, b, FP_MERKLE_HASH_LEN) != 1) ||
-		EVP_DigestFinal_ex(merkle_ctx, out, NULL) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256")));
+	const void *parts[] = {&prefix, a, b};
+	size_t		lens[] = {1, alen, FP_MERKLE_HASH_LEN};
+
+	fp_attribution_sha256_parts(b != NULL ? 3 : 2, parts, lens, out);
 }
 
 /*

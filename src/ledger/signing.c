@@ -80,16 +80,19 @@ no_passphrase(char *buf, int size, int rwflag, void *userdata)
 }
 
 /*
- * SHA-256 of data into out (FP_SHA256_LEN bytes).  The digest is fetched
- * from its provider once and its context reused: EVP_Digest() fetches it
- * again on every call (under a lock, in OpenSSL 3), which cost more than
- * hashing a receipt.
+ * SHA-256 of the concatenation of nparts buffers into out (FP_SHA256_LEN
+ * bytes).  The digest is fetched from its provider once and its context
+ * reused: EVP_Digest() fetches it again on every call (under a lock, in
+ * OpenSSL 3), which cost more than hashing a receipt.  The receipts and
+ * the Merkle log both hash through here.
  */
 void
-fp_attribution_sha256(const void *data, size_t len, uint8 *out)
+fp_attribution_sha256_parts(int nparts, const void *const *parts,
+							const size_t *lens, uint8 *out)
 {
 	static const EVP_MD *sha256 = NULL;
 	static EVP_MD_CTX *ctx = NULL;
+	bool		ok;
 
 	if (sha256 == NULL)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -99,13 +102,23 @@ fp_attribution_sha256(const void *data, size_t len, uint8 *out)
 #endif
 	if (ctx == NULL)
 		ctx = EVP_MD_CTX_new();
-	if (sha256 == NULL || ctx == NULL ||
-		EVP_DigestInit_ex(ctx, sha256, NULL) != 1 ||
-		EVP_DigestUpdate(ctx, data, len) != 1 ||
-		EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+	ok = sha256 != NULL && ctx != NULL &&
+		EVP_DigestInit_ex(ctx, sha256, NULL) == 1;
+	for (int i = 0; ok && i < nparts; i++)
+		ok = EVP_DigestUpdate(ctx, parts[i], lens[i]) == 1;
+	if (!ok || EVP_DigestFinal_ex(ctx, out, NULL) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256: %s", openssl_error())));
+}
+
+/*
+ * SHA-256 of data into out (FP_SHA256_LEN bytes).
+ */
+void
+fp_attribution_sha256(const void *data, size_t len, uint8 *out)
+{
+	fp_attribution_sha256_parts(1, &data, &len, out);
 }
 
 /*

@@ -264,7 +264,10 @@ async function main() {
 
 			return d.received.metrics.slice().reverse().find((r) => {
 				const m = metricsByName(r.request);
-				return m['affiliate.clicks.total'] && m['affiliate.clicks.total'].sum.dataPoints[0].asInt === clicks;
+				// both commands' values: an export taken between them has the click only
+				return m['affiliate.clicks.total'] && m['affiliate.clicks.total'].sum.dataPoints[0].asInt === clicks &&
+					m['affiliate.revenue.cents'] &&
+					m['affiliate.revenue.cents'].sum.dataPoints.some((p) => attrs(p.attributes).currency === 'EUR' && p.asInt === revenue);
 			});
 		});
 		const m = metricsByName(req.request);

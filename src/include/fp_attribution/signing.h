@@ -29,6 +29,8 @@ extern char *fp_attribution_signing_key_file;
 
 extern void fp_attribution_signing_key_file_assign(const char *newval,
 												   void *extra);
+extern void fp_attribution_sha256_parts(int nparts, const void *const *parts,
+										const size_t *lens, uint8 *out);
 extern void fp_attribution_sha256(const void *data, size_t len, uint8 *out);
 extern void fp_attribution_key_id(const uint8 *public_key, char *out);
 extern const FpSigningKey *fp_attribution_signing_key(void);
