@@ -15,7 +15,7 @@
 
 /*
  * A statement on the command path whose rows all belong to one advertiser,
- * prepared per shard group on a Citus node (spi_plans.c).  Its SQL names
+ * prepared per shard group on a Citus node (shard_group_plans.c).  Its SQL names
  * the tables as attribution.<table>.
  */
 typedef struct FpGroupPlan
