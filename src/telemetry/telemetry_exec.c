@@ -93,6 +93,8 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	static const char schema[] = " attribution.";
 	int			oplen = strlen(opname);
 	char		name[FP_SPAN_NAME_LEN];
+	int			room = sizeof(name) - oplen - (sizeof(schema) - 1) - 1;
+	int			rellen = Min(w->relname_len, room);
 
 	if (p == NULL)
 		return NULL;
@@ -100,12 +102,13 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 
 	/*
 	 * "<operation> attribution.<table>", the semantic conventions' name;
-	 * built with known lengths, as strlcat scans what it appends to
+	 * built with known lengths, as strlcat scans what it appends to and
+	 * strlcpy copies byte by byte
 	 */
 	memcpy(name, opname, oplen);
 	memcpy(name + oplen, schema, sizeof(schema) - 1);
-	strlcpy(name + oplen + sizeof(schema) - 1, w->relname,
-			sizeof(name) - oplen - sizeof(schema) + 1);
+	memcpy(name + oplen + sizeof(schema) - 1, w->relname, rellen);
+	name[oplen + sizeof(schema) - 1 + rellen] = '\0';
 	fp_attribution_span_init(span, "", FP_SPAN_KIND_INTERNAL);
 	fp_attribution_copy_text(span->name, name, sizeof(span->name));
 	span->trace_id = cmd->trace_id;
@@ -117,7 +120,7 @@ new_db_span(OpenWrite *w, PendingCommand *cmd)
 	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.operation.name"),
 							 opname);
 	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.collection.name"),
-							 span->name + strlen(opname) + 1);
+							 span->name + oplen + 1);
 	fp_attribution_attr_utf8(fp_attribution_span_attr(span, "db.query.summary"),
 							 span->name);
 	return p;
@@ -135,6 +138,7 @@ typedef struct RelClass
 								 * of the extension */
 	FpTable		table;
 	char		relname[NAMEDATALEN];	/* logical name */
+	int			relname_len;	/* strlen(relname) */
 } RelClass;
 
 #define REL_CLASS_CACHE 16
@@ -232,6 +236,7 @@ classify_rel(Oid relid)
 					sizeof(rc->relname));
 	}
 	RelationClose(rel);
+	rc->relname_len = strlen(rc->relname);
 	return rc;
 }
 
@@ -264,7 +269,9 @@ start_write(QueryDesc *query, const RelClass *rc)
 	w = fp_attribution_pending_alloc(sizeof(OpenWrite));
 	w->query = query;
 	w->table = rc->table;
-	strlcpy(w->relname, rc->relname, sizeof(w->relname));
+	/* known length: strlcpy copies byte by byte */
+	memcpy(w->relname, rc->relname, rc->relname_len + 1);
+	w->relname_len = rc->relname_len;
 	w->start_ns = fp_attribution_telemetry_clock();
 	w->span = NULL;
 	if (pending->current != NULL && pending->current->sampled)

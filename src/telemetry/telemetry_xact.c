@@ -246,7 +246,7 @@ command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
 		log = cmd->logs[0];
 		fp_attribution_log_init(log, FP_SEVERITY_INFO, "fp.command.started", cmd->start_ns,
 				 &cmd->trace_id, &cmd->span_id, cmd->flags);
-		strlcpy(log->body, "command started", sizeof(log->body));
+		fp_attribution_copy_name(log->body, "command started", sizeof(log->body));
 		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
 		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.trace.source"),
 								 fp_attribution_context_source_name(cmd->source));
@@ -258,7 +258,7 @@ command_logs(PendingCommand *cmd, const char *outcome, FpLogRecord **out,
 	{
 		fp_attribution_log_init(log, FP_SEVERITY_INFO, "fp.command.succeeded", cmd->end_ns,
 				 &cmd->trace_id, &cmd->span_id, cmd->flags);
-		strlcpy(log->body, "command succeeded", sizeof(log->body));
+		fp_attribution_copy_name(log->body, "command succeeded", sizeof(log->body));
 		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.name"), command);
 		fp_attribution_attr_utf8(fp_attribution_log_attr(log, "fp.command.outcome"), outcome);
 		fp_attribution_attr_double(fp_attribution_log_attr(log, "fp.command.duration"),

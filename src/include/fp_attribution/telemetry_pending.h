@@ -137,6 +137,7 @@ typedef struct OpenWrite
 	QueryDesc  *query;
 	FpTable		table;
 	char		relname[NAMEDATALEN];
+	int			relname_len;	/* strlen(relname) */
 	int64		start_ns;
 	PendingSpan *span;			/* NULL when no sampled command owns it */
 } OpenWrite;
