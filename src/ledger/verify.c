@@ -796,6 +796,27 @@ row_without_receipt(VerifyState *st)
 }
 
 /*
+ * Check receipt r of the chain being walked (chain_receipt) and fold it
+ * into *first, the chain's first receipt whose payload is the fold so far
+ * (*saw_first once there is one; only for a chain of a built-in type).
+ */
+static void
+check_and_fold(VerifyState *st, const FpStoredReceipt *r, bool *saw_first,
+			   FpStoredReceipt *first)
+{
+	chain_receipt(st, r);
+	if (st->row_table != NULL && r->env.sequence == 1)
+	{
+		*saw_first = true;
+		*first = *r;
+		first->payload = fp_attribution_fold_event(st->chain_cxt, NULL, r->payload);
+	}
+	else if (*saw_first)
+		first->payload = fp_attribution_fold_event(st->chain_cxt, first->payload,
+												   r->payload);
+}
+
+/*
  * Check the receipts of the chain being walked that the scan returns
  * next, and the chain's first receipt against its row if the chain is of
  * a built-in type (row is then the table's row, or NULL).
@@ -813,16 +834,7 @@ walk_chain(VerifyState *st, VerifyScan *receipts, HeapTuple row,
 		FpStoredReceipt r;
 
 		fp_attribution_receipt_from_tuple(receipts->tuple, receipts->desc, &r);
-		chain_receipt(st, &r);
-		if (st->row_table != NULL && r.env.sequence == 1)
-		{
-			saw_first = true;
-			first = r;
-			first.payload = fp_attribution_fold_event(st->chain_cxt, NULL, r.payload);
-		}
-		else if (saw_first)
-			first.payload = fp_attribution_fold_event(st->chain_cxt, first.payload,
-													  r.payload);
+		check_and_fold(st, &r, &saw_first, &first);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(st->row_cxt);
 		scan_next(receipts);
@@ -1395,16 +1407,7 @@ recheck_chain(VerifyState *st, const VerifyPlans *plans,
 		FpStoredReceipt r;
 
 		fp_attribution_receipt_from_tuple(tuple, SPI_tuptable->tupdesc, &r);
-		chain_receipt(st, &r);
-		if (st->row_table != NULL && r.env.sequence == 1)
-		{
-			saw_first = true;
-			first = r;
-			first.payload = fp_attribution_fold_event(st->chain_cxt, NULL, r.payload);
-		}
-		else if (saw_first)
-			first.payload = fp_attribution_fold_event(st->chain_cxt, first.payload,
-													  r.payload);
+		check_and_fold(st, &r, &saw_first, &first);
 		MemoryContextSwitchTo(old);
 		SPI_freetuptable(SPI_tuptable);
 		MemoryContextReset(st->row_cxt);
