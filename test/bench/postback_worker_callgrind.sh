@@ -26,21 +26,10 @@ fi
 many=${MANY:-1000} few=${FEW:-200}
 bindir=$(pg_config --bindir)
 work=$(mktemp -d /tmp/fp_postback_cg.XXXXXX)
-cc -O2 -o "$work/postback_sink" "$here/postback_sink.c"
-"$work/postback_sink" "${PORT:-0}" > "$work/port" &
-rcv_pid=$!
+. "$here/postback_bench_lib.sh"
+start_sink "$work"
 trap 'kill $rcv_pid 2>/dev/null; "$bindir/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-for _ in $(seq 50); do grep -q ready "$work/port" && break; sleep 0.1; done
-port=$(sed -n 's/^ready //p' "$work/port")
-
-q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-setting() {
-	q "ALTER SYSTEM SET $1 = $2" >/dev/null
-	q "SELECT pg_reload_conf()" >/dev/null
-}
-id=$(q "INSERT INTO attribution.postback_endpoints (affiliate_id, url_template, method)
-	VALUES ('aff-pb', 'http://127.0.0.1:$port/ok/pb?o={order_id}&s={status}', 'POST') RETURNING endpoint_id")
-q "INSERT INTO attribution.postback_secrets (endpoint_id, secret) VALUES ($id, 'bench-secret-0123456789')" >/dev/null
+add_endpoint
 
 # measure N: the callgrind file of the worker that delivered N postbacks
 measure() {
@@ -87,4 +76,4 @@ awk -v a="$(total "$work/worker.$many")" -v b="$(total "$work/worker.$few")" -v 
 	'BEGIN { printf "postback worker: %.0f instructions per postback (%d for %d, %d for %d)\n", (a - b) / (m - f), a, m, b, f }'
 echo "per postback, inclusive, the 40 heaviest functions:"
 join <(functions "$work/worker.$many" | sort) <(functions "$work/worker.$few" | sort) |
-	awk -v m="$many" -v f="$few" '{ printf "%10.0f %s\n", ($2 - $3) / (m - f), $1 }' | sort -rn | head -40
+	awk -v m="$many" -v f="$few" '{ printf "%10.0f %s\n", ($2 - $3) / (m - f), $1 }' | sort -rn | sed -n 1,40p

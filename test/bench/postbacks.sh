@@ -33,21 +33,10 @@ fi
 
 rounds=${ROUNDS:-3} secs=${SECONDS_PER_RUN:-10} backlog=${BACKLOG:-5000}
 work=$(mktemp -d /tmp/fp_postback_bench.XXXXXX)
-cc -O2 -o "$work/postback_sink" "$here/postback_sink.c"
-"$work/postback_sink" "${PORT:-0}" > "$work/port" &
-rcv_pid=$!
+. "$here/postback_bench_lib.sh"
+start_sink "$work"
 trap 'kill $rcv_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do grep -q ready "$work/port" && break; sleep 0.1; done
-port=$(sed -n 's/^ready //p' "$work/port")
-
-q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-setting() {
-	q "ALTER SYSTEM SET $1 = $2" >/dev/null
-	q "SELECT pg_reload_conf()" >/dev/null
-}
-id=$(q "INSERT INTO attribution.postback_endpoints (affiliate_id, url_template, method)
-	VALUES ('aff-pb', 'http://127.0.0.1:$port/ok/pb?o={order_id}&s={status}', 'POST') RETURNING endpoint_id")
-q "INSERT INTO attribution.postback_secrets (endpoint_id, secret) VALUES ($id, 'bench-secret-0123456789')" >/dev/null
+add_endpoint
 active() { q "UPDATE attribution.postback_endpoints SET active = $1" >/dev/null; }
 
 cat > "$work/convert.sql" <<'SQL'
