@@ -6,21 +6,10 @@
 # pass before and after, and every committed click must have its receipt.
 # Run by tests.sh (PG* point at the coordinator).
 set -uo pipefail
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-check() {
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/check_lib.sh"
 tmp=$(mktemp -d /tmp/fp_citus_load.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 verify_all() { q -c "SELECT ok || ' ' || chains_failed FROM attribution.verify_all()"; }
-worker_port() {
-	q -c "SELECT nodeport FROM pg_catalog.pg_dist_placement p
-		  JOIN pg_catalog.pg_dist_node n USING (groupid)
-		 WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column('attribution.clicks', '$1')"
-}
 
 check "verify_all() before the load" "true 0" "$(verify_all)"
 

@@ -13,18 +13,7 @@
 # there and all of it still verifies.  Run by tests.sh, after distribute() (PG* at the coordinator).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-check() {						# check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
-worker_port() {					# the worker holding ADVERTISER's shards
-	q -c "SELECT nodeport FROM pg_catalog.pg_dist_placement p
-		  JOIN pg_catalog.pg_dist_node n USING (groupid)
-		 WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column('attribution.clicks', '$1')"
-}
+. "$(dirname "$0")/check_lib.sh"
 shard() {						# shard TABLE ADVERTISER: its shard's name, on its worker
 	q -c "SELECT pg_catalog.shard_name('attribution.$1',
 			pg_catalog.get_shard_id_for_distribution_column('attribution.$1', '$2'))"

@@ -8,13 +8,7 @@
 # after distribute().
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-check() {						# check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/check_lib.sh"
 
 work=$(mktemp -d /tmp/fp_citus_pb.XXXXXX)
 node "$here/../t/postback_receiver.js" citus-secret-0123456789 0 >"$work/out" 2>&1 &

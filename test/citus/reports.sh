@@ -6,13 +6,7 @@
 # (compact_reports(), what its ledger worker runs; a worker node's call
 # folds nothing), and the views equal the rows before and after.
 set -uo pipefail
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-check() {						# check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/check_lib.sh"
 
 # clicks, attributed conversions and approved ones: in the report | in the rows
 report_vs_rows() {

@@ -9,18 +9,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/results				# kept for review, as pg_regress keeps its own
 mkdir -p "$out"
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-check() {						# check NAME EXPECTED ACTUAL
-	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
-worker_port() {					# the worker holding ADVERTISER's shards
-	q -c "SELECT nodeport FROM pg_catalog.pg_dist_placement p
-		  JOIN pg_catalog.pg_dist_node n USING (groupid)
-		 WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column('attribution.clicks', '$1')"
-}
+. "$(dirname "$0")/check_lib.sh"
 sqltest() {						# sqltest NAME: sql/NAME.sql against expected/NAME.out
 	psql -X -a -q -v ON_ERROR_STOP=0 -v VERBOSITY=terse \
 		<"$here/sql/$1.sql" >"$out/$1.out" 2>&1

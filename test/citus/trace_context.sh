@@ -8,10 +8,7 @@
 # that reach a worker, doc/citus.md); a signed receipt must be signed with
 # a key registered for its advertiser and verify.  Run by tests.sh.
 set -uo pipefail
-status=0
-pass() { echo "PASS citus: $*"; }
-fail() { echo "FAIL citus: $*"; status=1; }
-q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+. "$(dirname "$0")/check_lib.sh"
 n=0
 # expect NAME TRACE_ID PARENT_SPAN_ID CORRELATION: the last click of adv-trace
 # (click id 00000000-0000-4000-8000-00000000000$n) and its receipt
