@@ -39,7 +39,7 @@ fi
 # not beside the staged copy
 export FP_SOURCE_DIR=$src
 for t in "$work"/test/e2e/run.sh "$work"/test/otel_client/run.sh "$work"/test/offline_verify/run.sh \
-	"$work"/test/dump_restore/run.sh "$work"/test/jcs_property/run.sh "$work"/test/log_verify/run.sh \
+	"$work"/test/dump_restore/run.sh "$work"/test/upgrade/run.sh "$work"/test/jcs_property/run.sh "$work"/test/log_verify/run.sh \
 	"$work"/test/log_push/run.sh \
 	"$work"/test/citus/run.sh; do
 	[ -x "$t" ] || continue
