@@ -78,6 +78,8 @@ typedef struct DecimalForm
 
 static bool append_container(StringInfo out, JsonbContainer *jc, bool exact,
 							 const char **bad_number);
+static bool append_members(StringInfo out, JcsMember *members, int n,
+						   bool exact, const char **bad_number);
 
 /*
  * Text as UTF-8: a no-op in a UTF-8 database, a conversion otherwise
@@ -533,22 +535,33 @@ append_container(StringInfo out, JsonbContainer *jc, bool exact,
 			Assert(tok == WJB_VALUE);
 			n++;
 		}
-		qsort(members, n, sizeof(JcsMember), member_cmp);
-
-		appendStringInfoChar(out, '{');
-		for (int i = 0; i < n; i++)
-		{
-			if (i > 0)
-				appendStringInfoChar(out, ',');
-			append_utf8_string(out, members[i].key, members[i].keylen);
-			appendStringInfoChar(out, ':');
-			if (!append_value(out, &members[i].value, exact, bad_number))
-				return false;
-		}
-		appendStringInfoChar(out, '}');
+		if (!append_members(out, members, n, exact, bad_number))
+			return false;
 		pfree(members);
 		return true;
 	}
+}
+
+/*
+ * Append an object of these members (keys in UTF-8), sorted here.
+ */
+static bool
+append_members(StringInfo out, JcsMember *members, int n, bool exact,
+			   const char **bad_number)
+{
+	qsort(members, n, sizeof(JcsMember), member_cmp);
+	appendStringInfoChar(out, '{');
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		append_utf8_string(out, members[i].key, members[i].keylen);
+		appendStringInfoChar(out, ':');
+		if (!append_value(out, &members[i].value, exact, bad_number))
+			return false;
+	}
+	appendStringInfoChar(out, '}');
+	return true;
 }
 
 /*
@@ -562,4 +575,31 @@ fp_attribution_jcs_append_jsonb(StringInfo out, JsonbContainer *jc,
 								bool exact, const char **bad_number)
 {
 	return append_container(out, jc, exact, bad_number);
+}
+
+/*
+ * Append the JCS form of the object with these n members (keys in the
+ * server encoding, values scalars), as fp_attribution_jcs_append_jsonb
+ * writes the same object stored as jsonb: verification hashes a row's
+ * payload this way without building the jsonb (src/ledger/receipts.c).
+ * Keys must differ from each other, as a jsonb object's do.
+ */
+bool
+fp_attribution_jcs_append_object(StringInfo out, const char *const *keys,
+								 const JsonbValue *values, int n, bool exact,
+								 const char **bad_number)
+{
+	JcsMember  *members = palloc(sizeof(JcsMember) * Max(n, 1));
+	bool		ok;
+
+	for (int i = 0; i < n; i++)
+	{
+		members[i].keylen = strlen(keys[i]);
+		members[i].key = as_utf8(keys[i], &members[i].keylen);
+		members[i].ascii = is_ascii(members[i].key, members[i].keylen);
+		members[i].value = values[i];
+	}
+	ok = append_members(out, members, n, exact, bad_number);
+	pfree(members);
+	return ok;
 }

@@ -1108,10 +1108,15 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * chain that does not, it reads the receipts and the row again by ctid
  * and runs the same checks as verify_chain (chain_receipt, check_row), so
  * the failures and their details are those of one walk in key order.  A
- * row passes when its chain has a single receipt whose payload has the
- * same jsonb bytes (payload_digest); otherwise (a chain of several
- * receipts to fold, or bytes that differ) it is compared in full with the
- * receipts read again.
+ * row passes when its chain has a single receipt, which passed its own
+ * checks, whose payload_hash is the SHA-256 of the JCS form of the row's
+ * payload, written from the row's columns without building a jsonb
+ * (fp_attribution_row_payload_hash: the JCS writer the receipt's hash was
+ * checked with, over the members receipts are written from); otherwise (a
+ * chain of several receipts to fold, or hashes that differ) it is
+ * compared in full with the receipts read again.  The canonical form pins
+ * the value (exact JCS refuses a number that is not already canonical),
+ * so equal hashes are equal payloads.
  */
 
 /* Columns of a sorted item */
@@ -1126,8 +1131,8 @@ enum
 	ITEM_TID,					/* tid: a receipt's or row's ctid */
 	ITEM_PREV,					/* bytea: a receipt's prev_hash */
 	ITEM_HASH,					/* bytea: its receipt_hash, a head's last_hash */
-	ITEM_DIGEST,				/* bytea: payload_digest of a built-in
-								 * type's receipt or of a row */
+	ITEM_DIGEST,				/* bytea: the payload_hash of a built-in
+								 * type's receipt, or of a row's payload */
 	ITEM_OK,					/* bool: the receipt's own checks passed */
 	ITEM_COLUMNS = ITEM_OK
 };
@@ -1344,23 +1349,8 @@ head_column(HeapTuple tuple, TupleDesc desc, const char *name)
 }
 
 /*
- * The digest of a payload a row is compared through: the SHA-256 of its
- * jsonb bytes.  Equal bytes are an equal value; a row and its receipt
- * written from it have equal bytes (the receipt's payload is the row's,
- * stored as built), and anything else is compared in full (check_row).
- */
-static Datum
-payload_digest(Jsonb *payload)
-{
-	uint8		digest[FP_SHA256_LEN];
-
-	fp_attribution_sha256(VARDATA(payload), VARSIZE(payload) - VARHDRSZ, digest);
-	return fp_attribution_bytea_datum(digest, FP_SHA256_LEN);
-}
-
-/*
- * Item of a receipt (its row with its ctid first), with the outcome of
- * the checks it passes or fails on its own.
+ * Item of a receipt, with the outcome of the checks it passes or fails
+ * on its own.
  */
 static void
 add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
@@ -1380,8 +1370,9 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
 	item_set(items, ITEM_PREV, PointerGetDatum(r.prev_hash));
 	item_set(items, ITEM_HASH, PointerGetDatum(r.receipt_hash));
-	if (fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
-		item_set(items, ITEM_DIGEST, payload_digest(r.payload));
+	/* checked: the SHA-256 of the JCS form of its payload */
+	if (ok && fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
+		item_set(items, ITEM_DIGEST, PointerGetDatum(r.payload_hash));
 	item_set(items, ITEM_OK, BoolGetDatum(ok));
 	item_put(items);
 	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
@@ -1404,19 +1395,24 @@ add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 
 /*
  * Item of a row of clicks or conversions (aggregate type type, id: its
- * aggregate_id as text), with the digest of its payload.
+ * aggregate_id as text), with the payload_hash its creating event's
+ * receipt has if the row is unchanged (none if a number of the row has no
+ * canonical form: check_row then compares it in full).
  */
 static void
 add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
 		const char *type, text *id)
 {
+	uint8		digest[FP_SHA256_LEN];
+	const char *bad_number;
+
 	item_start(items, ITEM_ROW,
 			   DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ADVERTISER_ID)),
 			   cstring_to_text(type), id);
 	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
-	item_set(items, ITEM_DIGEST,
-			 payload_digest(fp_attribution_row_payload_mapped(type, tuple, desc,
-															  &st->row_map)));
+	if (fp_attribution_row_payload_hash(type, tuple, desc, &st->row_map, digest,
+										&bad_number))
+		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
 	item_put(items);
 }
 
