@@ -1211,54 +1211,74 @@ fp_attribution_aggregate_table(const char *aggregate_type)
 	return spec != NULL ? spec->table : NULL;
 }
 
+/* Most members a creating event's payload has: "event" and the columns */
+#define ROW_PAYLOAD_MAX_MEMBERS (FP_NUM_COLUMNS + 1)
+
 /*
- * The payload of the creating event of a row of spec's type: the event
- * name and the spec's columns of the row (map: the table's, or NULL to
- * find them by name in desc).
+ * The members of the payload of the creating event of a row of spec's
+ * type: the event name and the spec's columns of the row (map: the
+ * table's, or NULL to find them by name in desc), in spec order, into
+ * keys and values (ROW_PAYLOAD_MAX_MEMBERS each).  Returns their number.
+ */
+static int
+row_payload_members(const FpAggregateSpec *spec, HeapTuple tuple,
+					TupleDesc desc, const FpColumnMap *map, const char **keys,
+					JsonbValue *values)
+{
+	Datum	   *datums = palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = palloc(desc->natts * sizeof(bool));
+	int			n = 0;
+
+	/* deformed once: fetching each column on its own walked the row again */
+	heap_deform_tuple(tuple, desc, datums, nulls);
+	keys[n] = "event";
+	values[n].type = jbvString;
+	values[n].val.string.val = (char *) spec->event;
+	values[n].val.string.len = strlen(spec->event);
+	n++;
+	for (int i = 0; spec->columns[i] != FP_NUM_COLUMNS; i++)
+	{
+		FpColumn	c = spec->columns[i];
+		int			attnum = row_attnum(desc, map, c);
+		bool		isnull = nulls[attnum - 1];
+
+		/* the fraud rules' reason is there only when set (fraud_rules.c) */
+		if (isnull && c == FP_COL_REVIEW_REASON)
+			continue;
+		keys[n] = fp_attribution_column_names[c];
+		column_value(datums[attnum - 1], isnull,
+					 TupleDescAttr(desc, attnum - 1)->atttypid, &values[n]);
+		n++;
+	}
+	pfree(datums);
+	pfree(nulls);
+	return n;
+}
+
+/*
+ * The payload of the creating event of a row of spec's type, as jsonb
+ * (row_payload_members).
  */
 static Jsonb *
 row_payload(const FpAggregateSpec *spec, HeapTuple tuple, TupleDesc desc,
 			const FpColumnMap *map)
 {
 	JsonbParseState *state = NULL;
+	const char *keys[ROW_PAYLOAD_MAX_MEMBERS];
+	JsonbValue	values[ROW_PAYLOAD_MAX_MEMBERS];
+	int			n = row_payload_members(spec, tuple, desc, map, keys, values);
 	JsonbValue	key;
-	JsonbValue	val;
-	JsonbValue *result;
-	Datum	   *values = palloc(desc->natts * sizeof(Datum));
-	bool	   *nulls = palloc(desc->natts * sizeof(bool));
 
-	/* deformed once: fetching each column on its own walked the row again */
-	heap_deform_tuple(tuple, desc, values, nulls);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	key.type = jbvString;
-	key.val.string.val = "event";
-	key.val.string.len = strlen("event");
-	val.type = jbvString;
-	val.val.string.val = (char *) spec->event;
-	val.val.string.len = strlen(spec->event);
-	pushJsonbValue(&state, WJB_KEY, &key);
-	pushJsonbValue(&state, WJB_VALUE, &val);
-	for (int i = 0; spec->columns[i] != FP_NUM_COLUMNS; i++)
+	for (int i = 0; i < n; i++)
 	{
-		FpColumn	c = spec->columns[i];
-		int			attnum = row_attnum(desc, map, c);
-		bool		isnull = nulls[attnum - 1];
-		Oid			typid = TupleDescAttr(desc, attnum - 1)->atttypid;
-		Datum		d = values[attnum - 1];
-
-		/* the fraud rules' reason is there only when set (fraud_rules.c) */
-		if (isnull && c == FP_COL_REVIEW_REASON)
-			continue;
-		key.val.string.val = (char *) fp_attribution_column_names[c];
-		key.val.string.len = strlen(fp_attribution_column_names[c]);
-		column_value(d, isnull, typid, &val);
+		key.val.string.val = (char *) keys[i];
+		key.val.string.len = strlen(keys[i]);
 		pushJsonbValue(&state, WJB_KEY, &key);
-		pushJsonbValue(&state, WJB_VALUE, &val);
+		pushJsonbValue(&state, WJB_VALUE, &values[i]);
 	}
-	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	pfree(values);
-	pfree(nulls);
-	return JsonbValueToJsonb(result);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 /*
@@ -1278,18 +1298,34 @@ fp_attribution_row_payload(const char *aggregate_type, HeapTuple tuple,
 }
 
 /*
- * The same for many rows of one query, map being
- * fp_attribution_build_column_map() of their desc: no lookup by name.
+ * The payload_hash a receipt of the creating event of this row (of a
+ * built-in type's table, map being fp_attribution_build_column_map() of
+ * desc) has, into out: the SHA-256 of the payload's JCS form, written
+ * from the row's members without building the jsonb, as
+ * fp_attribution_payload_hash writes the jsonb.  Returns false, with
+ * *bad_number set, if a number has no canonical form.  verify_all
+ * compares a row with its receipt through it.
  */
-Jsonb *
-fp_attribution_row_payload_mapped(const char *aggregate_type, HeapTuple tuple,
-								  TupleDesc desc, const FpColumnMap *map)
+bool
+fp_attribution_row_payload_hash(const char *aggregate_type, HeapTuple tuple,
+								TupleDesc desc, const FpColumnMap *map,
+								uint8 *out, const char **bad_number)
 {
 	const FpAggregateSpec *spec = find_spec(aggregate_type);
+	const char *keys[ROW_PAYLOAD_MAX_MEMBERS];
+	JsonbValue	values[ROW_PAYLOAD_MAX_MEMBERS];
+	int			n;
+	StringInfoData buf;
 
 	if (spec == NULL)
 		elog(ERROR, "\"%s\" is not a built-in aggregate type", aggregate_type);
-	return row_payload(spec, tuple, desc, map);
+	n = row_payload_members(spec, tuple, desc, map, keys, values);
+	initStringInfo(&buf);
+	if (!fp_attribution_jcs_append_object(&buf, keys, values, n, true, bad_number))
+		return false;
+	fp_attribution_sha256(buf.data, buf.len, out);
+	pfree(buf.data);
+	return true;
 }
 
 /*

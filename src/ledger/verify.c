@@ -61,7 +61,11 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
@@ -73,12 +77,15 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplesort.h"
 #include "utils/uuid.h"
 
@@ -145,21 +152,18 @@ typedef struct VerifyScan
 	int			idlen;
 } VerifyScan;
 
-/* The tables a verification reads, as quoted, qualified names */
+/* The tables verify_all reads */
 typedef struct VerifyTables
 {
-	const char *receipts;
-	const char *heads;
-	const char *clicks;
-	const char *conversions;
-	const char *keys;
+	Oid			receipts;
+	Oid			heads;
+	Oid			clicks;
+	Oid			conversions;
+	Oid			keys;
 } VerifyTables;
 
-/* The extension's own tables */
-static const VerifyTables EXTENSION_TABLES = {
-	"attribution.receipts", "attribution.receipt_streams", "attribution.clicks",
-	"attribution.conversions", "attribution.signing_keys"
-};
+/* The extension's keys table, which verify_receipt and verify_chain read */
+#define EXTENSION_KEYS "attribution.signing_keys"
 
 /* Columns of verify_all's result */
 #define VERIFY_ALL_COLUMNS 12
@@ -245,6 +249,29 @@ relation_name(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  name);
+}
+
+/*
+ * The extension's own tables, in the schema its script creates.
+ */
+static void
+extension_tables(VerifyTables *t)
+{
+	Oid			schema = get_namespace_oid("attribution", false);
+	static const char *const names[] = {"receipts", "receipt_streams", "clicks",
+	"conversions", "signing_keys"};
+	Oid		   *oids[] = {&t->receipts, &t->heads, &t->clicks, &t->conversions,
+	&t->keys};
+
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		*oids[i] = get_relname_relid(names[i], schema);
+		if (!OidIsValid(*oids[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table \"%s\" of extension fp_attribution does not exist",
+							names[i])));
+	}
 }
 
 /*
@@ -905,7 +932,7 @@ fp_attribution_verify_receipt(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, NULL);
+	verify_begin(&st, caller_cxt, EXTENSION_KEYS, NULL);
 	rc = SPI_execute_with_args("SELECT r.* FROM attribution.receipts r"
 							   " WHERE r.receipt_id OPERATOR(pg_catalog.=) $1",
 							   1, (Oid[]) {UUIDOID}, &arg, NULL, true, 2);
@@ -1008,7 +1035,7 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	caller_cxt = CurrentMemoryContext;
 	SPI_connect();
-	verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, PG_GETARG_TEXT_PP(2));
+	verify_begin(&st, caller_cxt, EXTENSION_KEYS, PG_GETARG_TEXT_PP(2));
 	args[0] = PG_GETARG_DATUM(2);
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = PG_GETARG_DATUM(1);
@@ -1081,10 +1108,15 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * chain that does not, it reads the receipts and the row again by ctid
  * and runs the same checks as verify_chain (chain_receipt, check_row), so
  * the failures and their details are those of one walk in key order.  A
- * row passes when its chain has a single receipt whose payload has the
- * same jsonb bytes (payload_digest); otherwise (a chain of several
- * receipts to fold, or bytes that differ) it is compared in full with the
- * receipts read again.
+ * row passes when its chain has a single receipt, which passed its own
+ * checks, whose payload_hash is the SHA-256 of the JCS form of the row's
+ * payload, written from the row's columns without building a jsonb
+ * (fp_attribution_row_payload_hash: the JCS writer the receipt's hash was
+ * checked with, over the members receipts are written from); otherwise (a
+ * chain of several receipts to fold, or hashes that differ) it is
+ * compared in full with the receipts read again.  The canonical form pins
+ * the value (exact JCS refuses a number that is not already canonical),
+ * so equal hashes are equal payloads.
  */
 
 /* Columns of a sorted item */
@@ -1099,8 +1131,8 @@ enum
 	ITEM_TID,					/* tid: a receipt's or row's ctid */
 	ITEM_PREV,					/* bytea: a receipt's prev_hash */
 	ITEM_HASH,					/* bytea: its receipt_hash, a head's last_hash */
-	ITEM_DIGEST,				/* bytea: payload_digest of a built-in
-								 * type's receipt or of a row */
+	ITEM_DIGEST,				/* bytea: the payload_hash of a built-in
+								 * type's receipt, or of a row's payload */
 	ITEM_OK,					/* bool: the receipt's own checks passed */
 	ITEM_COLUMNS = ITEM_OK
 };
@@ -1164,15 +1196,12 @@ items_begin(ItemSort *s)
 }
 
 /*
- * Start an item of kind for the chain of these key columns (text
- * Datums): the other columns are NULL until set.
+ * Start an item of kind for the chain of these key columns (text): the
+ * other columns are NULL until set.
  */
 static void
-item_start(ItemSort *s, ItemKind kind, Datum adv, Datum type, Datum id)
+item_start(ItemSort *s, ItemKind kind, text *a, text *t, text *i)
 {
-	text	   *a = DatumGetTextPP(adv);
-	text	   *t = DatumGetTextPP(type);
-	text	   *i = DatumGetTextPP(id);
 	uint64		h;
 
 	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(a),
@@ -1231,65 +1260,97 @@ item_null(const ItemSort *s, int c)
 }
 
 /*
- * Feed every row of the read-only query sql (kept plan) to add, a batch
- * at a time, in st's per-receipt context.
+ * Feed every row of table relid to add, in its physical order, in st's
+ * per-receipt context.  The rows are read in place from the table's
+ * buffers with the query's snapshot: an SPI cursor copied each of them
+ * (twice) and cost more than the pass's sort.  The caller must be allowed
+ * to read the table, as a query would check.
  */
 static void
-scan_table(const char *sql, void (*add) (VerifyState *, ItemSort *, HeapTuple, TupleDesc),
+scan_table(Oid relid, void (*add) (VerifyState *, ItemSort *, HeapTuple, TupleDesc),
 		   VerifyState *st, ItemSort *items)
 {
-	Portal		portal = SPI_cursor_open(NULL, kept_plan(sql, 0, NULL), NULL, NULL, true);
+	Relation	rel = table_open(relid, AccessShareLock);
+	AclResult	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	TableScanDesc scan;
+	HeapTuple	tuple;
 
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	if (rel->rd_tableam != GetHeapamTableAmRoutine())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is not a heap table",
+						RelationGetRelationName(rel)),
+				 errdetail("verify_all reads the receipts and the rows they record from heap tables only.")));
 	st->row_map_desc = NULL;
-
-	for (;;)
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+		MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 
-			CHECK_FOR_INTERRUPTS();
-			add(st, items, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(st->row_cxt);
-		}
-		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+		add(st, items, tuple, RelationGetDescr(rel));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(st->row_cxt);
 	}
-	SPI_cursor_close(portal);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
 }
 
-/* A NOT NULL column of a scan's row, by name */
+/*
+ * Map the columns of rows of desc (once per table: its rows share it).
+ */
+static void
+map_columns(VerifyState *st, TupleDesc desc)
+{
+	if (desc != st->row_map_desc)
+	{
+		fp_attribution_build_column_map(desc, &st->row_map);
+		st->row_map_desc = desc;
+	}
+}
+
+/* A NOT NULL column of the row (st's map is of its desc) */
 static Datum
-row_column(HeapTuple tuple, TupleDesc desc, const char *name)
+mapped_column(const VerifyState *st, HeapTuple tuple, TupleDesc desc,
+			  FpColumn col)
 {
 	bool		isnull;
-	Datum		d = heap_getattr(tuple, SPI_fnumber(desc, name), desc, &isnull);
+	Datum		d = heap_getattr(tuple,
+								 fp_attribution_required_column(&st->row_map, col),
+								 desc, &isnull);
 
-	Assert(!isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column \"%s\" must not be null",
+						fp_attribution_column_names[col])));
+	return d;
+}
+
+/* A NOT NULL column of a chain head, by name (heads are few) */
+static Datum
+head_column(HeapTuple tuple, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	int			attnum = SPI_fnumber(desc, name);
+	Datum		d;
+
+	if (attnum <= 0)
+		elog(ERROR, "column \"%s\" of a chain head not found", name);
+	d = heap_getattr(tuple, attnum, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column \"%s\" must not be null", name)));
 	return d;
 }
 
 /*
- * The digest of a payload a row is compared through: the SHA-256 of its
- * jsonb bytes.  Equal bytes are an equal value; a row and its receipt
- * written from it have equal bytes (the receipt's payload is the row's,
- * stored as built), and anything else is compared in full (check_row).
- */
-static Datum
-payload_digest(Jsonb *payload)
-{
-	uint8		digest[FP_SHA256_LEN];
-
-	fp_attribution_sha256(VARDATA(payload), VARSIZE(payload) - VARHDRSZ, digest);
-	return fp_attribution_bytea_datum(digest, FP_SHA256_LEN);
-}
-
-/*
- * Item of a receipt (its row with its ctid first), with the outcome of
- * the checks it passes or fails on its own.
+ * Item of a receipt, with the outcome of the checks it passes or fails
+ * on its own.
  */
 static void
 add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
@@ -1298,20 +1359,20 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	uint8		hash[FP_SHA256_LEN];
 	char	   *detail;
 	bool		ok;
-	bool		isnull;
 
 	fp_attribution_receipt_from_tuple(tuple, desc, &r);
 	ok = check_receipt_hashes(&r, hash, &detail) == NULL &&
 		check_receipt_key(st, &r, hash, &detail) == NULL;
-	item_start(items, ITEM_RECEIPT, row_column(tuple, desc, "advertiser_id"),
-			   row_column(tuple, desc, "aggregate_type"),
-			   row_column(tuple, desc, "aggregate_id"));
+	item_start(items, ITEM_RECEIPT, cstring_to_text(r.env.advertiser_id),
+			   cstring_to_text(r.env.aggregate_type),
+			   cstring_to_text(r.env.aggregate_id));
 	item_set(items, ITEM_SEQUENCE, Int64GetDatum(r.env.sequence));
-	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
+	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
 	item_set(items, ITEM_PREV, PointerGetDatum(r.prev_hash));
 	item_set(items, ITEM_HASH, PointerGetDatum(r.receipt_hash));
-	if (fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
-		item_set(items, ITEM_DIGEST, payload_digest(r.payload));
+	/* checked: the SHA-256 of the JCS form of its payload */
+	if (ok && fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
+		item_set(items, ITEM_DIGEST, PointerGetDatum(r.payload_hash));
 	item_set(items, ITEM_OK, BoolGetDatum(ok));
 	item_put(items);
 	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
@@ -1323,48 +1384,57 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 static void
 add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
-	item_start(items, ITEM_HEAD, row_column(tuple, desc, "advertiser_id"),
-			   row_column(tuple, desc, "aggregate_type"),
-			   row_column(tuple, desc, "aggregate_id"));
-	item_set(items, ITEM_SEQUENCE, row_column(tuple, desc, "last_sequence"));
-	item_set(items, ITEM_HASH, row_column(tuple, desc, "last_hash"));
+	item_start(items, ITEM_HEAD,
+			   DatumGetTextPP(head_column(tuple, desc, "advertiser_id")),
+			   DatumGetTextPP(head_column(tuple, desc, "aggregate_type")),
+			   DatumGetTextPP(head_column(tuple, desc, "aggregate_id")));
+	item_set(items, ITEM_SEQUENCE, head_column(tuple, desc, "last_sequence"));
+	item_set(items, ITEM_HASH, head_column(tuple, desc, "last_hash"));
 	item_put(items);
 }
 
 /*
- * Item of a row of clicks or conversions (ctid, aggregate_id, then the
- * row), with the digest of its payload.
+ * Item of a row of clicks or conversions (aggregate type type, id: its
+ * aggregate_id as text), with the payload_hash its creating event's
+ * receipt has if the row is unchanged (none if a number of the row has no
+ * canonical form: check_row then compares it in full).
  */
 static void
 add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
-		const char *type)
+		const char *type, text *id)
 {
-	bool		isnull;
+	uint8		digest[FP_SHA256_LEN];
+	const char *bad_number;
 
-	if (desc != st->row_map_desc)
-	{
-		fp_attribution_build_column_map(desc, &st->row_map);
-		st->row_map_desc = desc;
-	}
-	item_start(items, ITEM_ROW, row_column(tuple, desc, "advertiser_id"),
-			   CStringGetTextDatum(type), heap_getattr(tuple, 2, desc, &isnull));
-	item_set(items, ITEM_TID, heap_getattr(tuple, 1, desc, &isnull));
-	item_set(items, ITEM_DIGEST,
-			 payload_digest(fp_attribution_row_payload_mapped(type, tuple, desc,
-															  &st->row_map)));
+	item_start(items, ITEM_ROW,
+			   DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ADVERTISER_ID)),
+			   cstring_to_text(type), id);
+	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
+	if (fp_attribution_row_payload_hash(type, tuple, desc, &st->row_map, digest,
+										&bad_number))
+		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
 	item_put(items);
 }
 
+/* A click's aggregate_id is its click_id's text */
 static void
 add_click(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
-	add_row(st, items, tuple, desc, "click");
+	char		id[UUID_LEN * 2 + 5];
+
+	map_columns(st, desc);
+	fp_attribution_format_uuid(DatumGetUUIDP(mapped_column(st, tuple, desc, FP_COL_CLICK_ID)),
+							   id);
+	add_row(st, items, tuple, desc, "click", cstring_to_text(id));
 }
 
+/* A conversion's is its order_id */
 static void
 add_conversion(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
-	add_row(st, items, tuple, desc, "conversion");
+	map_columns(st, desc);
+	add_row(st, items, tuple, desc, "conversion",
+			DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ORDER_ID)));
 }
 
 /*
@@ -1550,26 +1620,19 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 	MemoryContext walk_cxt;		/* what walking one chain detoasts */
 
 	plans.receipt = kept_plan(psprintf("SELECT r.* FROM %s r WHERE r.ctid OPERATOR(pg_catalog.=) $1",
-										t->receipts), 1, (Oid[]) {TIDOID});
+										relation_name(t->receipts)), 1, (Oid[]) {TIDOID});
 	plans.click = kept_plan(psprintf("SELECT c.click_id::pg_catalog.text AS aggregate_id, c.*"
 									  " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
-									  t->clicks), 1, (Oid[]) {TIDOID});
+									  relation_name(t->clicks)), 1, (Oid[]) {TIDOID});
 	plans.conversion = kept_plan(psprintf("SELECT c.order_id COLLATE \"C\" AS aggregate_id, c.*"
 										   " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
-										   t->conversions), 1, (Oid[]) {TIDOID});
+										   relation_name(t->conversions)), 1, (Oid[]) {TIDOID});
 
 	items_begin(&items);
-	scan_table(psprintf("SELECT r.ctid, r.* FROM %s r", t->receipts),
-			   add_receipt, st, &items);
-	scan_table(psprintf("SELECT advertiser_id, aggregate_type, aggregate_id, last_sequence, last_hash"
-						" FROM %s", t->heads),
-			   add_head, st, &items);
-	scan_table(psprintf("SELECT c.ctid, c.click_id::pg_catalog.text AS aggregate_id, c.* FROM %s c",
-						t->clicks),
-			   add_click, st, &items);
-	scan_table(psprintf("SELECT c.ctid, c.order_id COLLATE \"C\" AS aggregate_id, c.* FROM %s c",
-						t->conversions),
-			   add_conversion, st, &items);
+	scan_table(t->receipts, add_receipt, st, &items);
+	scan_table(t->heads, add_head, st, &items);
+	scan_table(t->clicks, add_click, st, &items);
+	scan_table(t->conversions, add_conversion, st, &items);
 	tuplesort_performsort(items.sort);
 
 	walk_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -1815,8 +1878,11 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		verify_begin(&st, caller_cxt, EXTENSION_TABLES.keys, NULL);
-		verify_tables(&st, &EXTENSION_TABLES);
+		VerifyTables t;
+
+		extension_tables(&t);
+		verify_begin(&st, caller_cxt, relation_name(t.keys), NULL);
+		verify_tables(&st, &t);
 		verify_count(&st);
 	}
 	/* the chains hold: are the logs complete and their checkpoints kept? */
@@ -1855,13 +1921,13 @@ fp_attribution_verify_shard_group(PG_FUNCTION_ARGS)
 	VerifyState st;
 	Datum		result;
 
-	t.receipts = relation_name(PG_GETARG_OID(0));
-	t.heads = relation_name(PG_GETARG_OID(1));
-	t.clicks = relation_name(PG_GETARG_OID(2));
-	t.conversions = relation_name(PG_GETARG_OID(3));
-	t.keys = relation_name(PG_GETARG_OID(4));
+	t.receipts = PG_GETARG_OID(0);
+	t.heads = PG_GETARG_OID(1);
+	t.clicks = PG_GETARG_OID(2);
+	t.conversions = PG_GETARG_OID(3);
+	t.keys = PG_GETARG_OID(4);
 	SPI_connect();
-	verify_begin(&st, caller_cxt, t.keys, NULL);
+	verify_begin(&st, caller_cxt, relation_name(t.keys), NULL);
 	verify_tables(&st, &t);
 	verify_count(&st);
 	SPI_finish();

@@ -15,6 +15,10 @@
 
 extern bool fp_attribution_jcs_append_jsonb(StringInfo out, JsonbContainer *jc,
 											bool exact, const char **bad_number);
+extern bool fp_attribution_jcs_append_object(StringInfo out,
+											 const char *const *keys,
+											 const JsonbValue *values, int n,
+											 bool exact, const char **bad_number);
 extern void fp_attribution_jcs_append_string(StringInfo out, const char *s,
 											 int len);
 

@@ -73,9 +73,10 @@ extern void fp_attribution_append_row_event(FpReceiptEnvelope *env,
 											Jsonb *payload, Oid owner);
 extern Jsonb *fp_attribution_row_payload(const char *aggregate_type,
 										 HeapTuple tuple, TupleDesc desc);
-extern Jsonb *fp_attribution_row_payload_mapped(const char *aggregate_type,
-												HeapTuple tuple, TupleDesc desc,
-												const FpColumnMap *map);
+extern bool fp_attribution_row_payload_hash(const char *aggregate_type,
+											HeapTuple tuple, TupleDesc desc,
+											const FpColumnMap *map, uint8 *out,
+											const char **bad_number);
 extern bool fp_attribution_bytea_equals(const bytea *b, const uint8 *bytes,
 										int len);
 extern void fp_attribution_catch_receipt(const char *advertiser_id,
