@@ -37,10 +37,6 @@
 #define WT_LEN 2
 #define WT_I32 5
 
-/* OTLP SpanFlags (see otlp_encode.c) */
-#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
-#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
-
 /*
  * Bounds on encoded sizes: tags and lengths of a message are at most a
  * dozen bytes per field, the strings are bounded by telemetry.h.
