@@ -15,8 +15,13 @@
  * overwrites its oldest record (counted as dropped unless a consumer had
  * copied it), so a writer never waits for a consumer to make room.  The
  * exporter latch pointer is guarded by the spinlock "mutex", held only to
- * read or set it.  copied_upto and export_dropped are atomics, read and
- * written without the lock.
+ * read or set them.  copied_upto and export_dropped are atomics, read and
+ * written without the lock; so are waiting and wake_batch, which the
+ * exporter workers set before they sleep and a writer reads (and waiting
+ * exchanges) while it holds the lock exclusively: a worker that sets its
+ * bit and then reads head under the shared lock either sees the records
+ * of a push, or that push, ordered after it by the lock, sees the bit
+ * and wakes it (see fp_attribution_telemetry_await_batch).
  *
  * Several exporter workers may consume a ring together
  * (fp_attribution.otlp_workers): each claims the next batch by moving
@@ -71,9 +76,10 @@ typedef struct FpRing
 	uint64		tail;			/* oldest position still in the ring */
 	uint64		written;		/* records written since the last reset */
 	uint64		dropped;		/* overwritten before any consumer copied */
-	uint64		wake_at;		/* wake the exporter when head reaches it */
 	pg_atomic_uint64 copied_upto;	/* positions below were copied */
 	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
+	pg_atomic_uint32 waiting;	/* workers asleep until a full batch, by bit */
+	pg_atomic_uint32 wake_batch;	/* records that make a full batch */
 } FpRing;
 
 /* The packed form of a span: see pack_span */
@@ -148,9 +154,10 @@ ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
 	ring->byte_head = 0;
 	ring->head = ring->tail = 1;
 	ring->written = ring->dropped = 0;
-	ring->wake_at = 1 + capacity / 2;
 	pg_atomic_init_u64(&ring->copied_upto, 1);
 	pg_atomic_init_u64(&ring->export_dropped, 0);
+	pg_atomic_init_u32(&ring->waiting, 0);
+	pg_atomic_init_u32(&ring->wake_batch, 1);
 }
 
 /*
@@ -341,8 +348,21 @@ wake_exporters(Latch *except)
 }
 
 /*
- * Append n records and wake the exporters if the ring received half its
- * capacity since the last wake-up.
+ * Records not yet copied by an exporter; the caller holds the ring's lock
+ */
+static inline uint64
+ring_backlog(FpRing *ring)
+{
+	return ring->head - Max(pg_atomic_read_u64(&ring->copied_upto), ring->tail);
+}
+
+/*
+ * Append n records and, when that makes a full batch wait, wake the
+ * exporter workers that sleep until one does (OpenTelemetry's batching
+ * rule).  A worker that is busy sending is not woken: it looks for the
+ * next full batch itself when its request ends, so each wake-up finds
+ * work (waking at every batch's worth of records, busy or not, cost a
+ * wake-up per request more).
  */
 static void
 ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
@@ -379,11 +399,9 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 		ring->head++;
 		ring->written++;
 	}
-	if (ring->head >= ring->wake_at)
-	{
-		ring->wake_at = ring->head + Max(ring->capacity / 2, 1);
-		wake = true;
-	}
+	if (pg_atomic_read_u32(&ring->waiting) != 0 &&
+		ring_backlog(ring) >= pg_atomic_read_u32(&ring->wake_batch))
+		wake = pg_atomic_exchange_u32(&ring->waiting, 0) != 0;
 	LWLockRelease(ring->lock);
 
 	if (wake)
@@ -602,6 +620,37 @@ fp_attribution_telemetry_set_exporter_latch(int worker, Latch *latch)
 	SpinLockAcquire(&rings->mutex);
 	rings->exporter_latches[worker] = latch;
 	SpinLockRelease(&rings->mutex);
+}
+
+/*
+ * Exporter worker number worker is about to sleep holding no batch of
+ * signal: have the backends wake it as soon as batch records wait to be
+ * copied.  Returns true if they already do, and then the worker must not
+ * sleep (the backends that pushed them saw no one waiting).
+ */
+bool
+fp_attribution_telemetry_await_batch(FpSignal signal, int worker, int batch)
+{
+	FpRing	   *ring;
+	bool		ready;
+
+	Assert(worker >= 0 && worker < FP_TELEMETRY_MAX_EXPORTERS);
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	pg_atomic_write_u32(&ring->wake_batch, Max(batch, 1));
+	pg_atomic_fetch_or_u32(&ring->waiting, 1 << worker);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	ready = ring_backlog(ring) >= batch;
+	LWLockRelease(ring->lock);
+	return ready;
+}
+
+/* The worker is awake again: a push need not wake it for this signal */
+void
+fp_attribution_telemetry_awake(FpSignal signal, int worker)
+{
+	fp_attribution_telemetry_require();
+	pg_atomic_fetch_and_u32(&ring_of(signal)->waiting, ~(1 << worker));
 }
 
 /*

@@ -121,6 +121,7 @@ extern int	fp_attribution_otlp_fetch_packed(FpOtlpSignal signal,
 											 char **records, int max);
 extern void fp_attribution_otlp_release_batch(FpOtlpSignal signal);
 extern bool fp_attribution_otlp_backlog(FpOtlpSignal signal, int n);
+extern bool fp_attribution_otlp_await_batch(FpOtlpSignal signal, bool waiting);
 extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
 /* Encoders (otlp_encode.c, otlp_json.c, otlp_protobuf.c) */

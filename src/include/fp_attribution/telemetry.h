@@ -59,10 +59,12 @@
  *
  * Waking the exporter: each exporter worker stores its latch with
  * fp_attribution_telemetry_set_exporter_latch(worker, MyLatch) at start
- * (and NULL before exit); a backend that pushes records sets every such
- * latch whenever a ring has received half its capacity since the last
- * wake-up, so a burst is exported before it is overwritten.  At most
- * FP_TELEMETRY_MAX_EXPORTERS workers.
+ * (and NULL before exit).  A worker about to sleep without a batch of a
+ * signal in hand calls fp_attribution_telemetry_await_batch(signal,
+ * worker, batch size), and fp_attribution_telemetry_awake() when it wakes;
+ * a backend whose push leaves a full batch uncopied while a worker awaits
+ * one sets the latches, so a full batch is exported as soon as it is
+ * queued.  At most FP_TELEMETRY_MAX_EXPORTERS workers.
 
  * Without shared_preload_libraries there is no shared memory: recording is
  * silently skipped, fp_attribution_telemetry_available() is false, and the
@@ -341,5 +343,8 @@ extern void fp_attribution_telemetry_count_export_drops(FpSignal signal,
 extern void fp_attribution_telemetry_set_exporter_latch(int worker,
 													   Latch *latch);
 extern void fp_attribution_telemetry_wake_other_exporters(void);
+extern bool fp_attribution_telemetry_await_batch(FpSignal signal, int worker,
+												 int batch);
+extern void fp_attribution_telemetry_awake(FpSignal signal, int worker);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */
