@@ -388,7 +388,7 @@ put_id_field(StringInfo b, const char *key, int key_len, const uint8 *id,
 
 /* A KeyValue; the AnyValue oneof is written whatever its value */
 static void
-put_attribute(StringInfo b, const FpAttribute *a)
+put_attribute(StringInfo b, const FpAttrView *a)
 {
 	PUT_LITERAL(b, "{\"key\":");
 	put_str(b, a->key);
@@ -396,46 +396,49 @@ put_attribute(StringInfo b, const FpAttribute *a)
 	{
 		case FP_ATTR_INT:
 			PUT_LITERAL(b, ",\"value\":{\"intValue\":\"");
-			b->len += pg_lltoa(a->value.i, b->data + b->len);
+			b->len += pg_lltoa(a->i, b->data + b->len);
 			PUT_LITERAL(b, "\"}}");
 			break;
 		case FP_ATTR_DOUBLE:
 			PUT_LITERAL(b, ",\"value\":{\"doubleValue\":");
-			double_json(b, a->value.d);
+			double_json(b, a->d);
 			PUT_LITERAL(b, "}}");
 			break;
 		case FP_ATTR_BOOL:
-			if (a->value.b)
+			if (a->b)
 				PUT_LITERAL(b, ",\"value\":{\"boolValue\":true}}");
 			else
 				PUT_LITERAL(b, ",\"value\":{\"boolValue\":false}}");
 			break;
 		default:
 			PUT_LITERAL(b, ",\"value\":{\"stringValue\":");
-			put_str(b, a->value.str);
+			put_str(b, a->str);
 			PUT_LITERAL(b, "}}");
 			break;
 	}
 }
 
-/* ,"key":[attributes], or nothing when there are none */
+/*
+ * ,"attributes":[...] for n packed attributes (telemetry.h), or nothing
+ * when there are none
+ */
 static void
-put_attributes(StringInfo b, const char *key, int key_len,
-			   const FpAttribute *attrs, int n)
+put_attributes(StringInfo b, const char *packed, int n)
 {
 	if (n == 0)
 		return;
-	put_raw(b, key, key_len);
+	PUT_LITERAL(b, ",\"attributes\":[");
 	for (int i = 0; i < n; i++)
 	{
+		FpAttrView	a;
+
+		packed = fp_attribution_telemetry_attr_view(packed, &a);
 		if (i > 0)
 			PUT_LITERAL(b, ",");
-		put_attribute(b, &attrs[i]);
+		put_attribute(b, &a);
 	}
 	PUT_LITERAL(b, "]");
 }
-
-#define PUT_ATTRIBUTES(b, k, attrs, n) put_attributes(b, k, sizeof(k) - 1, attrs, n)
 
 /*
  * The frame shared by both requests, up to their records:
@@ -513,7 +516,7 @@ put_span(StringInfo b, const FpSpanView *v)
 	PUT_UINT_FIELD(b, ",\"kind\":", h->kind);
 	PUT_UINT64_FIELD(b, ",\"startTimeUnixNano\":", h->start_time_unix_nano);
 	PUT_UINT64_FIELD(b, ",\"endTimeUnixNano\":", h->end_time_unix_nano);
-	PUT_ATTRIBUTES(b, ",\"attributes\":[", v->attrs, v->n_attrs);
+	put_attributes(b, v->attrs, v->n_attrs);
 	PUT_UINT_FIELD(b, ",\"droppedAttributesCount\":", v->dropped_attributes_count);
 	if (v->n_events > 0)
 	{
@@ -528,7 +531,20 @@ put_span(StringInfo b, const FpSpanView *v)
 			ev_start = b->len;
 			PUT_UINT64_FIELD(b, ",\"timeUnixNano\":", ev->time_unix_nano);
 			PUT_STR_FIELD(b, ",\"name\":", ev->name);
-			PUT_ATTRIBUTES(b, ",\"attributes\":[", ev->attrs, ev->n_attrs);
+			if (ev->n_attrs > 0)
+			{
+				PUT_LITERAL(b, ",\"attributes\":[");
+				for (int i = 0; i < ev->n_attrs; i++)
+				{
+					FpAttrView	a;
+
+					fp_attribution_attr_view_of(&ev->attrs[i], &a);
+					if (i > 0)
+						PUT_LITERAL(b, ",");
+					put_attribute(b, &a);
+				}
+				PUT_LITERAL(b, "]");
+			}
 			close_object(b, ev_start);
 		}
 		PUT_LITERAL(b, "]");
@@ -572,8 +588,9 @@ fp_attribution_otlp_json_spans(const char *packed, int n)
 
 /* A LogRecord, its fields in logs.proto's order (as message_json) */
 static void
-put_log(StringInfo b, const FpLogRecord *r)
+put_log(StringInfo b, const FpLogView *lv)
 {
+	const FpLogRecord *r = lv->head;
 	int			start = b->len;
 
 	PUT_UINT64_FIELD(b, ",\"timeUnixNano\":", r->time_unix_nano);
@@ -585,7 +602,7 @@ put_log(StringInfo b, const FpLogRecord *r)
 		put_str(b, r->body);
 		PUT_LITERAL(b, "}");
 	}
-	PUT_ATTRIBUTES(b, ",\"attributes\":[", r->attrs, r->n_attrs);
+	put_attributes(b, lv->attrs, lv->n_attrs);
 	PUT_UINT_FIELD(b, ",\"droppedAttributesCount\":", r->dropped_attributes_count);
 	PUT_UINT_FIELD(b, ",\"flags\":", r->flags);
 	PUT_ID_FIELD(b, ",\"traceId\":", r->trace_id);
@@ -604,13 +621,13 @@ fp_attribution_otlp_json_logs(const char *packed, int n)
 	begin_request(b, "resourceLogs", "scopeLogs", "logRecords");
 	for (int i = 0; i < n; i++)
 	{
-		const FpLogRecord *r;
+		FpLogView	lv;
 
-		packed = fp_attribution_telemetry_log_view(packed, &r);
+		packed = fp_attribution_telemetry_log_view(packed, &lv);
 		enlargeStringInfo(b, LOG_JSON_MAX);
 		if (i > 0)
 			PUT_LITERAL(b, ",");
-		put_log(b, r);
+		put_log(b, &lv);
 	}
 	end_request(b);
 	return b;

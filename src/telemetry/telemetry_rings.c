@@ -91,17 +91,45 @@ typedef struct FpPackedSpan
 	int			n_events;
 	int			n_attrs;
 	int			trace_state_len;	/* without the NUL */
+	uint32		attrs_len;		/* bytes of the packed attributes */
+	uint32		pad;
 } FpPackedSpan;
+
+/* What follows a log record's head: the length of its packed attributes */
+typedef struct FpPackedLog
+{
+	uint32		attrs_len;
+	uint32		pad;
+} FpPackedLog;
+
+/*
+ * A packed attribute: its type, the length of its key, the length of its
+ * string value (0 for other types), then the key and its NUL, then the
+ * value: the string and its NUL, or a byte (bool), or 8 bytes (int64 and
+ * double, unaligned).  A typical attribute takes 40-60 bytes instead of
+ * FpAttribute's 168: the copy of a batch out of the ring was mostly the
+ * fixed attributes.
+ */
+#define PACKED_ATTR_HEAD 3
+#define PACKED_ATTR_MAX (PACKED_ATTR_HEAD + FP_ATTR_KEY_LEN + FP_ATTR_VALUE_LEN)
+
+StaticAssertDecl(FP_ATTR_KEY_LEN <= 256 && FP_ATTR_VALUE_LEN <= 256,
+				 "packed attribute lengths fit in a byte");
 
 /* The largest packed span: the spans ring's slot size */
 #define SPAN_PACKED_MAX \
 	(MAXALIGN(SPAN_HEAD_SIZE) + sizeof(FpPackedSpan) + \
 	 FP_SPAN_MAX_EVENTS * sizeof(FpSpanEvent) + \
-	 FP_SPAN_MAX_ATTRS * sizeof(FpAttribute) + FP_TRACESTATE_MAX_LEN + 1)
+	 FP_SPAN_MAX_ATTRS * PACKED_ATTR_MAX + FP_TRACESTATE_MAX_LEN + 1)
+
+/* The largest packed log record: the logs ring's slot size */
+#define LOG_HEAD_SIZE offsetof(FpLogRecord, attrs)
+#define LOG_PACKED_MAX \
+	(MAXALIGN(LOG_HEAD_SIZE) + sizeof(FpPackedLog) + \
+	 FP_LOG_MAX_ATTRS * PACKED_ATTR_MAX)
 
 StaticAssertDecl(sizeof(FpPackedSpan) % MAXIMUM_ALIGNOF == 0 &&
-				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0 &&
-				 sizeof(FpAttribute) % MAXIMUM_ALIGNOF == 0,
+				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0,
 				 "packed span parts keep their alignment");
 
 /* The rings and what wakes the exporter */
@@ -138,7 +166,7 @@ fp_attribution_telemetry_rings_shmem_size(void)
 	Size		size = MAXALIGN(sizeof(FpRingsShared));
 
 	size = add_size(size, ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
-	return add_size(size, ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+	return add_size(size, ring_bytes(fp_attribution_max_logs, LOG_PACKED_MAX));
 }
 
 static void
@@ -181,7 +209,7 @@ fp_attribution_telemetry_rings_shmem_init(LWLock *spans_lock, LWLock *logs_lock)
 	ring_init(&rings->spans, spans_lock, fp_attribution_max_spans,
 			  SPAN_PACKED_MAX, area);
 	ring_init(&rings->logs, logs_lock, fp_attribution_max_logs,
-			  sizeof(FpLogRecord),
+			  LOG_PACKED_MAX,
 			  area + ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
 }
 
@@ -206,14 +234,120 @@ typedef Size (*FpPackFn) (char *dst, const void *record);
 /* Copying a record out of a slot: returns the bytes written */
 typedef Size (*FpCopyFn) (char *dst, const char *src);
 
+/* Pack n attributes at dst (see PACKED_ATTR_HEAD); returns the end */
+static char *
+pack_attrs(char *dst, const FpAttribute *attrs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const FpAttribute *a = &attrs[i];
+		int			key_len = strlen(a->key);
+		char	   *p = dst + PACKED_ATTR_HEAD;
+
+		dst[0] = a->type;
+		dst[1] = key_len;
+		dst[2] = 0;
+		memcpy(p, a->key, key_len + 1);
+		p += key_len + 1;
+		switch (a->type)
+		{
+			case FP_ATTR_STRING:
+				{
+					int			len = strlen(a->value.str);
+
+					dst[2] = len;
+					memcpy(p, a->value.str, len + 1);
+					p += len + 1;
+				}
+				break;
+			case FP_ATTR_BOOL:
+				*p++ = a->value.b;
+				break;
+			default:
+				memcpy(p, &a->value.i, sizeof(int64));
+				p += sizeof(int64);
+				break;
+		}
+		dst = p;
+	}
+	return dst;
+}
+
+/*
+ * The packed attribute at src into *a (pointing into src); returns the
+ * packed attribute after it.
+ */
+const char *
+fp_attribution_telemetry_attr_view(const char *src, FpAttrView *a)
+{
+	const char *p = src + PACKED_ATTR_HEAD;
+
+	a->type = (uint8) src[0];
+	a->key_len = (uint8) src[1];
+	a->key = p;
+	p += a->key_len + 1;
+	a->str = p;
+	a->str_len = 0;
+	switch (a->type)
+	{
+		case FP_ATTR_STRING:
+			a->str_len = (uint8) src[2];
+			p += a->str_len + 1;
+			break;
+		case FP_ATTR_BOOL:
+			a->b = *p++ != 0;
+			break;
+		case FP_ATTR_INT:
+			memcpy(&a->i, p, sizeof(int64));
+			p += sizeof(int64);
+			break;
+		default:
+			memcpy(&a->d, p, sizeof(double));
+			p += sizeof(double);
+			break;
+	}
+	return p;
+}
+
+/* Unpack n packed attributes at src into attrs; returns the end of src */
+static const char *
+unpack_attrs(FpAttribute *attrs, const char *src, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		FpAttrView	v;
+
+		src = fp_attribution_telemetry_attr_view(src, &v);
+		memcpy(attrs[i].key, v.key, v.key_len + 1);
+		attrs[i].type = v.type;
+		switch (v.type)
+		{
+			case FP_ATTR_STRING:
+				memcpy(attrs[i].value.str, v.str, v.str_len + 1);
+				break;
+			case FP_ATTR_BOOL:
+				attrs[i].value.b = v.b;
+				break;
+			case FP_ATTR_INT:
+				attrs[i].value.i = v.i;
+				break;
+			default:
+				attrs[i].value.d = v.d;
+				break;
+		}
+	}
+	return src;
+}
+
 /*
  * A span slot holds only what is defined, in an order that keeps every
- * part aligned, so that the exporter encodes straight from a copy of the
- * slot (fp_attribution_telemetry_span_view) without unpacking it: the
- * fixed head (the record up to trace_state, MAXALIGNed), FpPackedSpan,
- * the events in use, the attributes in use, and last the tracestate
- * string.  That is a third of the record or less, and the copy under the
- * lock is most of the cost of recording a span.
+ * part that needs it aligned, so that the exporter encodes straight from
+ * a copy of the slot (fp_attribution_telemetry_span_view) without
+ * unpacking it: the fixed head (the record up to trace_state,
+ * MAXALIGNed), FpPackedSpan, the events in use, the attributes in use
+ * packed (PACKED_ATTR_HEAD), and last the tracestate string.  That is a
+ * tenth of the record or less, and the copy under the lock is most of
+ * the cost of recording a span.
  */
 
 static Size
@@ -230,8 +364,9 @@ pack_span(char *dst, const void *record)
 	c->trace_state_len = strlen(s->trace_state);
 	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
 	p += s->n_events * sizeof(FpSpanEvent);
-	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
-	p += s->n_attrs * sizeof(FpAttribute);
+	c->attrs_len = pack_attrs(p, s->attrs, s->n_attrs) - p;
+	c->pad = 0;
+	p += c->attrs_len;
 	memcpy(p, s->trace_state, c->trace_state_len + 1);
 	p += c->trace_state_len + 1;
 	return p - dst;
@@ -253,8 +388,8 @@ fp_attribution_telemetry_span_view(const char *src, FpSpanView *v)
 	v->events = (const FpSpanEvent *) p;
 	p += c->n_events * sizeof(FpSpanEvent);
 	v->n_attrs = c->n_attrs;
-	v->attrs = (const FpAttribute *) p;
-	p += c->n_attrs * sizeof(FpAttribute);
+	v->attrs = p;
+	p += c->attrs_len;
 	v->trace_state = p;
 	p += c->trace_state_len + 1;
 	return src + MAXALIGN(p - src);
@@ -274,7 +409,7 @@ unpack_span(char *dst, const char *src)
 	s->n_events = v.n_events;
 	memcpy(s->events, v.events, v.n_events * sizeof(FpSpanEvent));
 	s->n_attrs = v.n_attrs;
-	memcpy(s->attrs, v.attrs, v.n_attrs * sizeof(FpAttribute));
+	(void) unpack_attrs(s->attrs, v.attrs, v.n_attrs);
 	return sizeof(FpSpanRecord);
 }
 
@@ -289,33 +424,47 @@ copy_packed_span(char *dst, const char *src)
 	return size;
 }
 
-/* A log slot is the record up to its last attribute in use */
+/*
+ * A log slot is the record up to its attributes (MAXALIGNed), FpPackedLog,
+ * then the attributes in use, packed
+ */
 static Size
 pack_log(char *dst, const void *record)
 {
-	Size		size = FP_LOG_RECORD_SIZE(((const FpLogRecord *) record)->n_attrs);
+	const FpLogRecord *log = record;
+	FpPackedLog *c = (FpPackedLog *) (dst + MAXALIGN(LOG_HEAD_SIZE));
+	char	   *p = (char *) (c + 1);
 
-	memcpy(dst, record, size);
-	return size;
+	memcpy(dst, log, LOG_HEAD_SIZE);
+	c->attrs_len = pack_attrs(p, log->attrs, log->n_attrs) - p;
+	c->pad = 0;
+	return p + c->attrs_len - dst;
 }
 
 /*
- * A packed log record is a prefix of FpLogRecord (only its first n_attrs
- * attributes are there); returns the packed record after it.
+ * Where the parts of a packed log record lie; returns the packed record
+ * after it.  src is MAXALIGNed.
  */
 const char *
-fp_attribution_telemetry_log_view(const char *src, const FpLogRecord **log)
+fp_attribution_telemetry_log_view(const char *src, FpLogView *v)
 {
-	*log = (const FpLogRecord *) src;
-	return src + MAXALIGN(FP_LOG_RECORD_SIZE((*log)->n_attrs));
+	const FpPackedLog *c = (const FpPackedLog *) (src + MAXALIGN(LOG_HEAD_SIZE));
+
+	v->head = (const FpLogRecord *) src;
+	v->n_attrs = v->head->n_attrs;
+	v->attrs = (const char *) (c + 1);
+	return src + MAXALIGN(v->attrs + c->attrs_len - src);
 }
 
 /* Copy a log record as an FpLogRecord */
 static Size
 unpack_log(char *dst, const char *src)
 {
-	memcpy(dst, src,
-		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+	FpLogView	v;
+
+	(void) fp_attribution_telemetry_log_view(src, &v);
+	memcpy(dst, src, LOG_HEAD_SIZE);
+	(void) unpack_attrs(((FpLogRecord *) dst)->attrs, v.attrs, v.n_attrs);
 	return sizeof(FpLogRecord);
 }
 
@@ -323,8 +472,8 @@ unpack_log(char *dst, const char *src)
 static Size
 copy_packed_log(char *dst, const char *src)
 {
-	const FpLogRecord *log;
-	Size		size = fp_attribution_telemetry_log_view(src, &log) - src;
+	FpLogView	v;
+	Size		size = fp_attribution_telemetry_log_view(src, &v) - src;
 
 	memcpy(dst, src, size);
 	return size;
@@ -570,7 +719,7 @@ Size
 fp_attribution_telemetry_packed_max(FpSignal signal)
 {
 	return signal == FP_SIGNAL_SPANS ? MAXALIGN(SPAN_PACKED_MAX) :
-		MAXALIGN(sizeof(FpLogRecord));
+		MAXALIGN(LOG_PACKED_MAX);
 }
 
 /*
