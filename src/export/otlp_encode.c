@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * otlp_encode.c
- *	  Build OTLP export requests: spans and log records in protobuf are
- *	  written straight from the packed records (otlp_protobuf.c); for
- *	  http/json, and for metrics in every protocol, a tree of protobuf-c
- *	  messages (generated from proto/) is built and serialized as
- *	  OTLP/JSON (otlp_json.c) or protobuf.
+ *	  Build OTLP export requests: spans and log records are written
+ *	  straight from the packed records, in protobuf (otlp_protobuf.c) or
+ *	  OTLP/JSON (otlp_json.c); for metrics, a tree of protobuf-c messages
+ *	  (generated from proto/) is built and serialized as OTLP/JSON
+ *	  (otlp_json.c) or protobuf.
  *
  * Every request carries one resource (service.name, service.version,
  * service.instance.id, telemetry.sdk.*, deployment.environment.name,
@@ -32,17 +32,7 @@
 #include "postmaster/postmaster.h"
 
 #include "fp_attribution/otlp.h"
-#include "logs_service.pb-c.h"
 #include "metrics_service.pb-c.h"
-#include "trace_service.pb-c.h"
-
-/*
- * OTLP SpanFlags: the low byte is the W3C trace flags; bit 8 says that
- * bit 9 is known, bit 9 that the parent span is remote.  We always know.
- * (otlp_protobuf.c writes the same.)
- */
-#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
-#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
 
 /* The namespace the semantic conventions give for service.instance.id UUIDs */
 static const uint8 instance_id_namespace[16] = {
@@ -54,14 +44,6 @@ typedef Opentelemetry__Proto__Common__V1__KeyValue PbKeyValue;
 typedef Opentelemetry__Proto__Common__V1__AnyValue PbAnyValue;
 typedef Opentelemetry__Proto__Common__V1__InstrumentationScope PbScope;
 typedef Opentelemetry__Proto__Resource__V1__Resource PbResource;
-typedef Opentelemetry__Proto__Trace__V1__Span PbSpan;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event PbEvent;
-typedef Opentelemetry__Proto__Trace__V1__Status PbStatus;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans PbScopeSpans;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans PbResourceSpans;
-typedef Opentelemetry__Proto__Logs__V1__LogRecord PbLogRecord;
-typedef Opentelemetry__Proto__Logs__V1__ScopeLogs PbScopeLogs;
-typedef Opentelemetry__Proto__Logs__V1__ResourceLogs PbResourceLogs;
 typedef Opentelemetry__Proto__Metrics__V1__Metric PbMetric;
 typedef Opentelemetry__Proto__Metrics__V1__Sum PbSum;
 typedef Opentelemetry__Proto__Metrics__V1__Gauge PbGauge;
@@ -315,134 +297,25 @@ id_bytes(const uint8 *data, size_t len)
 }
 
 /*
- * ExportTraceServiceRequest for n packed spans, serialized.
+ * ExportTraceServiceRequest for n packed spans, serialized for the
+ * protocol the traces are sent with: both writers work straight from the
+ * packed records.
  */
 StringInfo
 fp_attribution_otlp_encode_spans(const char *packed, int n)
 {
-	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req;
-	PbResourceSpans *rs;
-	PbScopeSpans *ss;
-
-	if (fp_attribution_otlp_signal_protocol(FP_OTLP_TRACES) != FP_OTLP_HTTP_JSON)
-		return fp_attribution_otlp_protobuf_spans(packed, n);
-	rs = palloc(sizeof(PbResourceSpans));
-	ss = palloc(sizeof(PbScopeSpans));
-	opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&req);
-	opentelemetry__proto__trace__v1__resource_spans__init(rs);
-	opentelemetry__proto__trace__v1__scope_spans__init(ss);
-	req.n_resource_spans = 1;
-	req.resource_spans = palloc(sizeof(PbResourceSpans *));
-	req.resource_spans[0] = rs;
-	rs->resource = resource();
-	rs->schema_url = FP_OTLP_SCHEMA_URL;
-	rs->n_scope_spans = 1;
-	rs->scope_spans = palloc(sizeof(PbScopeSpans *));
-	rs->scope_spans[0] = ss;
-	ss->scope = scope();
-	ss->schema_url = FP_OTLP_SCHEMA_URL;
-	ss->n_spans = n;
-	ss->spans = palloc(sizeof(PbSpan *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		FpSpanView	v;
-		const FpSpanRecord *in;
-		PbSpan	   *s = palloc(sizeof(PbSpan));
-
-		packed = fp_attribution_telemetry_span_view(packed, &v);
-		in = v.head;
-		opentelemetry__proto__trace__v1__span__init(s);
-		s->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
-		s->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
-		s->parent_span_id = id_bytes(in->parent_span_id.bytes,
-									 sizeof(in->parent_span_id.bytes));
-		s->trace_state = (char *) v.trace_state;
-		s->flags = in->flags | SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE |
-			(in->parent_is_remote ? SPAN_FLAGS_CONTEXT_IS_REMOTE : 0);
-		s->name = (char *) in->name;
-		s->kind = in->kind;
-		s->start_time_unix_nano = in->start_time_unix_nano;
-		s->end_time_unix_nano = in->end_time_unix_nano;
-		s->n_attributes = v.n_attrs;
-		s->attributes = key_values(v.attrs, v.n_attrs);
-		s->dropped_attributes_count = v.dropped_attributes_count;
-		s->n_events = v.n_events;
-		s->events = palloc(sizeof(PbEvent *) * Max(v.n_events, 1));
-		for (int e = 0; e < v.n_events; e++)
-		{
-			PbEvent    *ev = palloc(sizeof(PbEvent));
-
-			opentelemetry__proto__trace__v1__span__event__init(ev);
-			ev->time_unix_nano = v.events[e].time_unix_nano;
-			ev->name = (char *) v.events[e].name;
-			ev->n_attributes = v.events[e].n_attrs;
-			ev->attributes = key_values(v.events[e].attrs, v.events[e].n_attrs);
-			s->events[e] = ev;
-		}
-		if (in->status_code != FP_STATUS_UNSET)
-		{
-			s->status = palloc(sizeof(PbStatus));
-			opentelemetry__proto__trace__v1__status__init(s->status);
-			s->status->code = in->status_code;
-			s->status->message = (char *) in->status_message;
-		}
-		ss->spans[i] = s;
-	}
-	return serialize(FP_OTLP_TRACES, &req.base);
+	if (fp_attribution_otlp_signal_protocol(FP_OTLP_TRACES) == FP_OTLP_HTTP_JSON)
+		return fp_attribution_otlp_json_spans(packed, n);
+	return fp_attribution_otlp_protobuf_spans(packed, n);
 }
 
-/*
- * ExportLogsServiceRequest for n packed log records, serialized.
- */
+/* ExportLogsServiceRequest for n packed log records, likewise */
 StringInfo
 fp_attribution_otlp_encode_logs(const char *packed, int n)
 {
-	Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest req;
-	PbResourceLogs *rl;
-	PbScopeLogs *sl;
-
-	if (fp_attribution_otlp_signal_protocol(FP_OTLP_LOGS) != FP_OTLP_HTTP_JSON)
-		return fp_attribution_otlp_protobuf_logs(packed, n);
-	rl = palloc(sizeof(PbResourceLogs));
-	sl = palloc(sizeof(PbScopeLogs));
-	opentelemetry__proto__collector__logs__v1__export_logs_service_request__init(&req);
-	opentelemetry__proto__logs__v1__resource_logs__init(rl);
-	opentelemetry__proto__logs__v1__scope_logs__init(sl);
-	req.n_resource_logs = 1;
-	req.resource_logs = palloc(sizeof(PbResourceLogs *));
-	req.resource_logs[0] = rl;
-	rl->resource = resource();
-	rl->schema_url = FP_OTLP_SCHEMA_URL;
-	rl->n_scope_logs = 1;
-	rl->scope_logs = palloc(sizeof(PbScopeLogs *));
-	rl->scope_logs[0] = sl;
-	sl->scope = scope();
-	sl->schema_url = FP_OTLP_SCHEMA_URL;
-	sl->n_log_records = n;
-	sl->log_records = palloc(sizeof(PbLogRecord *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		const FpLogRecord *in;
-		PbLogRecord *r = palloc(sizeof(PbLogRecord));
-
-		packed = fp_attribution_telemetry_log_view(packed, &in);
-		opentelemetry__proto__logs__v1__log_record__init(r);
-		r->time_unix_nano = in->time_unix_nano;
-		r->observed_time_unix_nano = in->observed_time_unix_nano;
-		r->severity_number = in->severity_number;
-		r->severity_text = (char *) in->severity_text;
-		r->event_name = (char *) in->event_name;
-		if (in->body[0])
-			r->body = string_value(in->body);
-		r->n_attributes = in->n_attrs;
-		r->attributes = key_values(in->attrs, in->n_attrs);
-		r->dropped_attributes_count = in->dropped_attributes_count;
-		r->trace_id = id_bytes(in->trace_id.bytes, sizeof(in->trace_id.bytes));
-		r->span_id = id_bytes(in->span_id.bytes, sizeof(in->span_id.bytes));
-		r->flags = in->flags;
-		sl->log_records[i] = r;
-	}
-	return serialize(FP_OTLP_LOGS, &req.base);
+	if (fp_attribution_otlp_signal_protocol(FP_OTLP_LOGS) == FP_OTLP_HTTP_JSON)
+		return fp_attribution_otlp_json_logs(packed, n);
+	return fp_attribution_otlp_protobuf_logs(packed, n);
 }
 
 /* The NumberDataPoint or HistogramDataPoint of a point */

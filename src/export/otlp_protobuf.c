@@ -37,10 +37,6 @@
 #define WT_LEN 2
 #define WT_I32 5
 
-/* OTLP SpanFlags (see otlp_encode.c) */
-#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
-#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
-
 /*
  * Bounds on encoded sizes: tags and lengths of a message are at most a
  * dozen bytes per field, the strings are bounded by telemetry.h.
@@ -198,39 +194,53 @@ end_message(StringInfo b, int start, int reserve)
 
 /* KeyValue (common.proto): key = 1, value = 2 (AnyValue) */
 static void
-put_attribute(StringInfo b, int field, const FpAttribute *a)
+put_attribute(StringInfo b, int field, const FpAttrView *a)
 {
 	int			kv = begin_message(b, field, 1);
 	int			v;
 
-	put_string(b, 1, a->key);
+	if (a->key_len > 0)
+		put_bytes(b, 1, a->key, a->key_len);
 	v = begin_message(b, 2, 1);
 	/* AnyValue: a oneof, written whatever its value */
 	switch (a->type)
 	{
 		case FP_ATTR_INT:
 			put_tag(b, 3, WT_VARINT);
-			put_varint(b, (uint64) a->value.i);
+			put_varint(b, (uint64) a->i);
 			break;
 		case FP_ATTR_DOUBLE:
 			{
 				uint64		bits;
 
-				memcpy(&bits, &a->value.d, sizeof(bits));
+				memcpy(&bits, &a->d, sizeof(bits));
 				put_tag(b, 4, WT_I64);
 				put_le(b, bits, 8);
 			}
 			break;
 		case FP_ATTR_BOOL:
 			put_tag(b, 2, WT_VARINT);
-			put_varint(b, a->value.b ? 1 : 0);
+			put_varint(b, a->b ? 1 : 0);
 			break;
 		default:
-			put_bytes(b, 1, a->value.str, strlen(a->value.str));
+			put_bytes(b, 1, a->str, a->str_len);
 			break;
 	}
 	end_message(b, v, 1);
 	end_message(b, kv, 1);
+}
+
+/* n packed attributes (telemetry.h), each as a KeyValue */
+static void
+put_attributes(StringInfo b, int field, const char *packed, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		FpAttrView	a;
+
+		packed = fp_attribution_telemetry_attr_view(packed, &a);
+		put_attribute(b, field, &a);
+	}
 }
 
 /* A KeyValue with a string value */
@@ -316,8 +326,7 @@ put_span(StringInfo b, const FpSpanView *v)
 	put_uint(b, 6, h->kind);
 	put_fixed64(b, 7, (uint64) h->start_time_unix_nano);
 	put_fixed64(b, 8, (uint64) h->end_time_unix_nano);
-	for (int i = 0; i < v->n_attrs; i++)
-		put_attribute(b, 9, &v->attrs[i]);
+	put_attributes(b, 9, v->attrs, v->n_attrs);
 	put_uint(b, 10, v->dropped_attributes_count);
 	for (int e = 0; e < v->n_events; e++)
 	{
@@ -327,7 +336,12 @@ put_span(StringInfo b, const FpSpanView *v)
 		put_fixed64(b, 1, (uint64) ev->time_unix_nano);
 		put_string(b, 2, ev->name);
 		for (int i = 0; i < ev->n_attrs; i++)
-			put_attribute(b, 3, &ev->attrs[i]);
+		{
+			FpAttrView	a;
+
+			fp_attribution_attr_view_of(&ev->attrs[i], &a);
+			put_attribute(b, 3, &a);
+		}
 		end_message(b, em, 2);
 	}
 	if (h->status_code != FP_STATUS_UNSET)
@@ -372,8 +386,9 @@ fp_attribution_otlp_protobuf_spans(const char *packed, int n)
  * span_id = 10, observed_time_unix_nano = 11, event_name = 12.
  */
 static void
-put_log(StringInfo b, const FpLogRecord *r)
+put_log(StringInfo b, const FpLogView *lv)
 {
+	const FpLogRecord *r = lv->head;
 	int			m = begin_message(b, 2, 2);
 
 	put_fixed64(b, 1, (uint64) r->time_unix_nano);
@@ -386,8 +401,7 @@ put_log(StringInfo b, const FpLogRecord *r)
 		put_bytes(b, 1, r->body, strlen(r->body));
 		end_message(b, bm, 2);
 	}
-	for (int i = 0; i < r->n_attrs; i++)
-		put_attribute(b, 6, &r->attrs[i]);
+	put_attributes(b, 6, lv->attrs, lv->n_attrs);
 	put_uint(b, 7, r->dropped_attributes_count);
 	put_fixed32(b, 8, r->flags);
 	put_id(b, 9, r->trace_id.bytes, sizeof(r->trace_id.bytes));
@@ -408,11 +422,11 @@ fp_attribution_otlp_protobuf_logs(const char *packed, int n)
 	begin_request(b, &outer, &inner);
 	for (int i = 0; i < n; i++)
 	{
-		const FpLogRecord *r;
+		FpLogView	lv;
 
-		packed = fp_attribution_telemetry_log_view(packed, &r);
+		packed = fp_attribution_telemetry_log_view(packed, &lv);
 		enlargeStringInfo(b, LOG_WIRE_MAX);
-		put_log(b, r);
+		put_log(b, &lv);
 	}
 	end_request(b, outer, inner);
 	b->data[b->len] = '\0';

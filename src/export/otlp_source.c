@@ -306,3 +306,22 @@ fp_attribution_otlp_backlog(FpOtlpSignal signal, int n)
 	return fp_attribution_telemetry_head(core_signal(signal)) >=
 		pg_atomic_read_u64(&fp_attribution_otlp_status->claimed[signal]) + n;
 }
+
+/*
+ * Whether at least a batch of a signal is queued (waiting) and from now on
+ * the backends wake this worker when one is, or (not waiting) stop doing
+ * that; see fp_attribution_telemetry_await_batch.
+ */
+bool
+fp_attribution_otlp_await_batch(FpOtlpSignal signal, bool waiting)
+{
+	if (!waiting)
+	{
+		fp_attribution_telemetry_awake(core_signal(signal),
+									   fp_attribution_otlp_worker_number);
+		return false;
+	}
+	return fp_attribution_telemetry_await_batch(core_signal(signal),
+												fp_attribution_otlp_worker_number,
+												fp_attribution_otlp_batch_size);
+}

@@ -7,8 +7,8 @@
  * wait event "Extension") ships spans, log records and metrics to the
  * collector.  Each signal is a small state machine: fetch a batch (spans
  * and logs as soon as fp_attribution.otlp_batch_size records are queued,
- * found on the backends' wake-up or right after a full batch was sent,
- * else after fp_attribution.otlp_schedule_delay; metrics every
+ * found when the backends wake the worker or when its previous request
+ * ends, else after fp_attribution.otlp_schedule_delay; metrics every
  * fp_attribution.otlp_metric_interval), encode it, send it; a retryable
  * failure keeps the encoded batch and schedules another attempt with
  * exponential backoff and jitter (or after Retry-After, at most
@@ -36,7 +36,9 @@
  * leave CurrentMemoryContext.
  *
  * Backends never wait for the workers: they only SetLatch the latches the
- * workers register with the telemetry core (when a buffer is half full).
+ * workers register with the telemetry core, when a push leaves a full
+ * batch queued while a worker sleeps without a batch of that signal
+ * (await_batches).
  * The worker holds no lock while encoding or sending: records are copied
  * out first (otlp_source.c).
  *
@@ -191,9 +193,12 @@ fetch_batch(FpOtlpSignal s, SignalState *st, TimestampTz now)
 	MemoryContextSwitchTo(old);
 	st->attempts = 0;
 	st->retry_at = now;
-	/* a full batch suggests more is waiting: look again at once */
-	st->next_fetch = (s != FP_OTLP_METRICS && st->nrecords >= max) ?
-		now : TimestampTzPlusMilliseconds(now, delay);
+	/*
+	 * The next partial batch waits for the schedule delay; a full one goes
+	 * as soon as it is queued (run_signals), so under load every request
+	 * is full
+	 */
+	st->next_fetch = TimestampTzPlusMilliseconds(now, delay);
 	if (st->nrecords > 0)
 		encode_batch(s, st);
 	else
@@ -422,10 +427,40 @@ final_flush(void)
 	}
 }
 
+/*
+ * Before sleeping: have the backends wake the worker when a full batch of
+ * a signal it holds no batch of is queued.  Returns false when one already
+ * is, and the worker must not sleep.
+ */
+static bool
+await_batches(void)
+{
+	bool		sleep = true;
+
+	for (int s = 0; s < FP_OTLP_NSIGNALS; s++)
+	{
+		if (s == FP_OTLP_METRICS || state[s].batch != NULL ||
+			!fp_attribution_otlp_enabled)
+			continue;
+		if (fp_attribution_otlp_await_batch(s, true))
+			sleep = false;
+	}
+	return sleep;
+}
+
+/* Awake: the backends need not wake the worker until it sleeps again */
+static void
+stop_awaiting(void)
+{
+	fp_attribution_otlp_await_batch(FP_OTLP_TRACES, false);
+	fp_attribution_otlp_await_batch(FP_OTLP_LOGS, false);
+}
+
 /* Withdraw the latch from the telemetry core when the worker exits */
 static void
 unpublish_latch(int code, Datum arg)
 {
+	stop_awaiting();
 	fp_attribution_telemetry_set_exporter_latch(fp_attribution_otlp_worker_number,
 												NULL);
 }
@@ -484,7 +519,10 @@ fp_attribution_worker_main(Datum main_arg)
 		if (ShutdownRequestPending)
 			break;
 		/* the latch, the requests in flight or the next scheduled event */
+		if (!await_batches())
+			timeout = 0;
 		fp_attribution_otlp_wait(timeout, FP_WAIT_EVENT_EXPORTER);
+		stop_awaiting();
 		ResetLatch(MyLatch);
 	}
 

@@ -15,8 +15,13 @@
  * overwrites its oldest record (counted as dropped unless a consumer had
  * copied it), so a writer never waits for a consumer to make room.  The
  * exporter latch pointer is guarded by the spinlock "mutex", held only to
- * read or set it.  copied_upto and export_dropped are atomics, read and
- * written without the lock.
+ * read or set them.  copied_upto and export_dropped are atomics, read and
+ * written without the lock; so are waiting and wake_batch, which the
+ * exporter workers set before they sleep and a writer reads (and waiting
+ * exchanges) while it holds the lock exclusively: a worker that sets its
+ * bit and then reads head under the shared lock either sees the records
+ * of a push, or that push, ordered after it by the lock, sees the bit
+ * and wakes it (see fp_attribution_telemetry_await_batch).
  *
  * Several exporter workers may consume a ring together
  * (fp_attribution.otlp_workers): each claims the next batch by moving
@@ -47,11 +52,12 @@
  * A ring of at most capacity packed records.  They lie one after the other
  * in a byte area (a record never wraps: one that might not fit before the
  * end of the area starts at its beginning), and starts[pos % capacity]
- * gives the byte position of the record at pos.  Packed densely, a batch
- * of records spans a third of the pages that one slot of the largest
- * record size each would: the first touch of each page, by the backends
- * that write and by the exporter that copies, was most of the cost of the
- * copy.  The area holds capacity + 1 of the largest records, so a record
+ * gives the byte position of the record at pos.  Packed densely (a
+ * click's spans average some 520 bytes against a 4,840-byte largest
+ * span), a batch of records spans a tenth of the pages that one slot of
+ * the largest record size each would: the first touch of each page, by
+ * the backends that write and by the exporter that copies, was most of
+ * the cost of the copy.  The area holds capacity + 1 of the largest records, so a record
  * is only ever overwritten because capacity newer ones follow it, never
  * for room (see ring_push).  Byte positions only grow; a record's place
  * in the area is its byte position modulo area_size.  The area, starts,
@@ -71,9 +77,10 @@ typedef struct FpRing
 	uint64		tail;			/* oldest position still in the ring */
 	uint64		written;		/* records written since the last reset */
 	uint64		dropped;		/* overwritten before any consumer copied */
-	uint64		wake_at;		/* wake the exporter when head reaches it */
 	pg_atomic_uint64 copied_upto;	/* positions below were copied */
 	pg_atomic_uint64 export_dropped;	/* reported by the exporter */
+	pg_atomic_uint32 waiting;	/* workers asleep until a full batch, by bit */
+	pg_atomic_uint32 wake_batch;	/* records that make a full batch */
 } FpRing;
 
 /* The packed form of a span: see pack_span */
@@ -85,17 +92,45 @@ typedef struct FpPackedSpan
 	int			n_events;
 	int			n_attrs;
 	int			trace_state_len;	/* without the NUL */
+	uint32		attrs_len;		/* bytes of the packed attributes */
+	uint32		pad;
 } FpPackedSpan;
+
+/* What follows a log record's head: the length of its packed attributes */
+typedef struct FpPackedLog
+{
+	uint32		attrs_len;
+	uint32		pad;
+} FpPackedLog;
+
+/*
+ * A packed attribute: its type, the length of its key, the length of its
+ * string value (0 for other types), then the key and its NUL, then the
+ * value: the string and its NUL, or a byte (bool), or 8 bytes (int64 and
+ * double, unaligned).  A typical attribute takes 40-60 bytes instead of
+ * FpAttribute's 168: the copy of a batch out of the ring was mostly the
+ * fixed attributes.
+ */
+#define PACKED_ATTR_HEAD 3
+#define PACKED_ATTR_MAX (PACKED_ATTR_HEAD + FP_ATTR_KEY_LEN + FP_ATTR_VALUE_LEN)
+
+StaticAssertDecl(FP_ATTR_KEY_LEN <= 256 && FP_ATTR_VALUE_LEN <= 256,
+				 "packed attribute lengths fit in a byte");
 
 /* The largest packed span: the spans ring's slot size */
 #define SPAN_PACKED_MAX \
 	(MAXALIGN(SPAN_HEAD_SIZE) + sizeof(FpPackedSpan) + \
 	 FP_SPAN_MAX_EVENTS * sizeof(FpSpanEvent) + \
-	 FP_SPAN_MAX_ATTRS * sizeof(FpAttribute) + FP_TRACESTATE_MAX_LEN + 1)
+	 FP_SPAN_MAX_ATTRS * PACKED_ATTR_MAX + FP_TRACESTATE_MAX_LEN + 1)
+
+/* The largest packed log record: the logs ring's slot size */
+#define LOG_HEAD_SIZE offsetof(FpLogRecord, attrs)
+#define LOG_PACKED_MAX \
+	(MAXALIGN(LOG_HEAD_SIZE) + sizeof(FpPackedLog) + \
+	 FP_LOG_MAX_ATTRS * PACKED_ATTR_MAX)
 
 StaticAssertDecl(sizeof(FpPackedSpan) % MAXIMUM_ALIGNOF == 0 &&
-				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0 &&
-				 sizeof(FpAttribute) % MAXIMUM_ALIGNOF == 0,
+				 sizeof(FpSpanEvent) % MAXIMUM_ALIGNOF == 0,
 				 "packed span parts keep their alignment");
 
 /* The rings and what wakes the exporter */
@@ -132,7 +167,7 @@ fp_attribution_telemetry_rings_shmem_size(void)
 	Size		size = MAXALIGN(sizeof(FpRingsShared));
 
 	size = add_size(size, ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
-	return add_size(size, ring_bytes(fp_attribution_max_logs, sizeof(FpLogRecord)));
+	return add_size(size, ring_bytes(fp_attribution_max_logs, LOG_PACKED_MAX));
 }
 
 static void
@@ -148,9 +183,10 @@ ring_init(FpRing *ring, LWLock *lock, int capacity, Size record_size,
 	ring->byte_head = 0;
 	ring->head = ring->tail = 1;
 	ring->written = ring->dropped = 0;
-	ring->wake_at = 1 + capacity / 2;
 	pg_atomic_init_u64(&ring->copied_upto, 1);
 	pg_atomic_init_u64(&ring->export_dropped, 0);
+	pg_atomic_init_u32(&ring->waiting, 0);
+	pg_atomic_init_u32(&ring->wake_batch, 1);
 }
 
 /*
@@ -174,7 +210,7 @@ fp_attribution_telemetry_rings_shmem_init(LWLock *spans_lock, LWLock *logs_lock)
 	ring_init(&rings->spans, spans_lock, fp_attribution_max_spans,
 			  SPAN_PACKED_MAX, area);
 	ring_init(&rings->logs, logs_lock, fp_attribution_max_logs,
-			  sizeof(FpLogRecord),
+			  LOG_PACKED_MAX,
 			  area + ring_bytes(fp_attribution_max_spans, SPAN_PACKED_MAX));
 }
 
@@ -199,14 +235,120 @@ typedef Size (*FpPackFn) (char *dst, const void *record);
 /* Copying a record out of a slot: returns the bytes written */
 typedef Size (*FpCopyFn) (char *dst, const char *src);
 
+/* Pack n attributes at dst (see PACKED_ATTR_HEAD); returns the end */
+static char *
+pack_attrs(char *dst, const FpAttribute *attrs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const FpAttribute *a = &attrs[i];
+		int			key_len = strlen(a->key);
+		char	   *p = dst + PACKED_ATTR_HEAD;
+
+		dst[0] = a->type;
+		dst[1] = key_len;
+		dst[2] = 0;
+		memcpy(p, a->key, key_len + 1);
+		p += key_len + 1;
+		switch (a->type)
+		{
+			case FP_ATTR_STRING:
+				{
+					int			len = strlen(a->value.str);
+
+					dst[2] = len;
+					memcpy(p, a->value.str, len + 1);
+					p += len + 1;
+				}
+				break;
+			case FP_ATTR_BOOL:
+				*p++ = a->value.b;
+				break;
+			default:
+				memcpy(p, &a->value.i, sizeof(int64));
+				p += sizeof(int64);
+				break;
+		}
+		dst = p;
+	}
+	return dst;
+}
+
+/*
+ * The packed attribute at src into *a (pointing into src); returns the
+ * packed attribute after it.
+ */
+const char *
+fp_attribution_telemetry_attr_view(const char *src, FpAttrView *a)
+{
+	const char *p = src + PACKED_ATTR_HEAD;
+
+	a->type = (uint8) src[0];
+	a->key_len = (uint8) src[1];
+	a->key = p;
+	p += a->key_len + 1;
+	a->str = p;
+	a->str_len = 0;
+	switch (a->type)
+	{
+		case FP_ATTR_STRING:
+			a->str_len = (uint8) src[2];
+			p += a->str_len + 1;
+			break;
+		case FP_ATTR_BOOL:
+			a->b = *p++ != 0;
+			break;
+		case FP_ATTR_INT:
+			memcpy(&a->i, p, sizeof(int64));
+			p += sizeof(int64);
+			break;
+		default:
+			memcpy(&a->d, p, sizeof(double));
+			p += sizeof(double);
+			break;
+	}
+	return p;
+}
+
+/* Unpack n packed attributes at src into attrs; returns the end of src */
+static const char *
+unpack_attrs(FpAttribute *attrs, const char *src, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		FpAttrView	v;
+
+		src = fp_attribution_telemetry_attr_view(src, &v);
+		memcpy(attrs[i].key, v.key, v.key_len + 1);
+		attrs[i].type = v.type;
+		switch (v.type)
+		{
+			case FP_ATTR_STRING:
+				memcpy(attrs[i].value.str, v.str, v.str_len + 1);
+				break;
+			case FP_ATTR_BOOL:
+				attrs[i].value.b = v.b;
+				break;
+			case FP_ATTR_INT:
+				attrs[i].value.i = v.i;
+				break;
+			default:
+				attrs[i].value.d = v.d;
+				break;
+		}
+	}
+	return src;
+}
+
 /*
  * A span slot holds only what is defined, in an order that keeps every
- * part aligned, so that the exporter encodes straight from a copy of the
- * slot (fp_attribution_telemetry_span_view) without unpacking it: the
- * fixed head (the record up to trace_state, MAXALIGNed), FpPackedSpan,
- * the events in use, the attributes in use, and last the tracestate
- * string.  That is a third of the record or less, and the copy under the
- * lock is most of the cost of recording a span.
+ * part that needs it aligned, so that the exporter encodes straight from
+ * a copy of the slot (fp_attribution_telemetry_span_view) without
+ * unpacking it: the fixed head (the record up to trace_state,
+ * MAXALIGNed), FpPackedSpan, the events in use, the attributes in use
+ * packed (PACKED_ATTR_HEAD), and last the tracestate string.  That is a
+ * tenth of the record or less, and the copy under the lock is most of
+ * the cost of recording a span.
  */
 
 static Size
@@ -223,8 +365,9 @@ pack_span(char *dst, const void *record)
 	c->trace_state_len = strlen(s->trace_state);
 	memcpy(p, s->events, s->n_events * sizeof(FpSpanEvent));
 	p += s->n_events * sizeof(FpSpanEvent);
-	memcpy(p, s->attrs, s->n_attrs * sizeof(FpAttribute));
-	p += s->n_attrs * sizeof(FpAttribute);
+	c->attrs_len = pack_attrs(p, s->attrs, s->n_attrs) - p;
+	c->pad = 0;
+	p += c->attrs_len;
 	memcpy(p, s->trace_state, c->trace_state_len + 1);
 	p += c->trace_state_len + 1;
 	return p - dst;
@@ -246,8 +389,8 @@ fp_attribution_telemetry_span_view(const char *src, FpSpanView *v)
 	v->events = (const FpSpanEvent *) p;
 	p += c->n_events * sizeof(FpSpanEvent);
 	v->n_attrs = c->n_attrs;
-	v->attrs = (const FpAttribute *) p;
-	p += c->n_attrs * sizeof(FpAttribute);
+	v->attrs = p;
+	p += c->attrs_len;
 	v->trace_state = p;
 	p += c->trace_state_len + 1;
 	return src + MAXALIGN(p - src);
@@ -267,7 +410,7 @@ unpack_span(char *dst, const char *src)
 	s->n_events = v.n_events;
 	memcpy(s->events, v.events, v.n_events * sizeof(FpSpanEvent));
 	s->n_attrs = v.n_attrs;
-	memcpy(s->attrs, v.attrs, v.n_attrs * sizeof(FpAttribute));
+	(void) unpack_attrs(s->attrs, v.attrs, v.n_attrs);
 	return sizeof(FpSpanRecord);
 }
 
@@ -282,33 +425,47 @@ copy_packed_span(char *dst, const char *src)
 	return size;
 }
 
-/* A log slot is the record up to its last attribute in use */
+/*
+ * A log slot is the record up to its attributes (MAXALIGNed), FpPackedLog,
+ * then the attributes in use, packed
+ */
 static Size
 pack_log(char *dst, const void *record)
 {
-	Size		size = FP_LOG_RECORD_SIZE(((const FpLogRecord *) record)->n_attrs);
+	const FpLogRecord *log = record;
+	FpPackedLog *c = (FpPackedLog *) (dst + MAXALIGN(LOG_HEAD_SIZE));
+	char	   *p = (char *) (c + 1);
 
-	memcpy(dst, record, size);
-	return size;
+	memcpy(dst, log, LOG_HEAD_SIZE);
+	c->attrs_len = pack_attrs(p, log->attrs, log->n_attrs) - p;
+	c->pad = 0;
+	return p + c->attrs_len - dst;
 }
 
 /*
- * A packed log record is a prefix of FpLogRecord (only its first n_attrs
- * attributes are there); returns the packed record after it.
+ * Where the parts of a packed log record lie; returns the packed record
+ * after it.  src is MAXALIGNed.
  */
 const char *
-fp_attribution_telemetry_log_view(const char *src, const FpLogRecord **log)
+fp_attribution_telemetry_log_view(const char *src, FpLogView *v)
 {
-	*log = (const FpLogRecord *) src;
-	return src + MAXALIGN(FP_LOG_RECORD_SIZE((*log)->n_attrs));
+	const FpPackedLog *c = (const FpPackedLog *) (src + MAXALIGN(LOG_HEAD_SIZE));
+
+	v->head = (const FpLogRecord *) src;
+	v->n_attrs = v->head->n_attrs;
+	v->attrs = (const char *) (c + 1);
+	return src + MAXALIGN(v->attrs + c->attrs_len - src);
 }
 
 /* Copy a log record as an FpLogRecord */
 static Size
 unpack_log(char *dst, const char *src)
 {
-	memcpy(dst, src,
-		   FP_LOG_RECORD_SIZE(((const FpLogRecord *) src)->n_attrs));
+	FpLogView	v;
+
+	(void) fp_attribution_telemetry_log_view(src, &v);
+	memcpy(dst, src, LOG_HEAD_SIZE);
+	(void) unpack_attrs(((FpLogRecord *) dst)->attrs, v.attrs, v.n_attrs);
 	return sizeof(FpLogRecord);
 }
 
@@ -316,8 +473,8 @@ unpack_log(char *dst, const char *src)
 static Size
 copy_packed_log(char *dst, const char *src)
 {
-	const FpLogRecord *log;
-	Size		size = fp_attribution_telemetry_log_view(src, &log) - src;
+	FpLogView	v;
+	Size		size = fp_attribution_telemetry_log_view(src, &v) - src;
 
 	memcpy(dst, src, size);
 	return size;
@@ -341,8 +498,21 @@ wake_exporters(Latch *except)
 }
 
 /*
- * Append n records and wake the exporters if the ring received half its
- * capacity since the last wake-up.
+ * Records not yet copied by an exporter; the caller holds the ring's lock
+ */
+static inline uint64
+ring_backlog(FpRing *ring)
+{
+	return ring->head - Max(pg_atomic_read_u64(&ring->copied_upto), ring->tail);
+}
+
+/*
+ * Append n records and, when that makes a full batch wait, wake the
+ * exporter workers that sleep until one does (OpenTelemetry's batching
+ * rule).  A worker that is busy sending is not woken: it looks for the
+ * next full batch itself when its request ends, so each wake-up finds
+ * work (waking at every batch's worth of records, busy or not, cost a
+ * wake-up per request more).
  */
 static void
 ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
@@ -379,11 +549,9 @@ ring_push(FpRing *ring, void *const *records, int n, FpPackFn pack)
 		ring->head++;
 		ring->written++;
 	}
-	if (ring->head >= ring->wake_at)
-	{
-		ring->wake_at = ring->head + Max(ring->capacity / 2, 1);
-		wake = true;
-	}
+	if (pg_atomic_read_u32(&ring->waiting) != 0 &&
+		ring_backlog(ring) >= pg_atomic_read_u32(&ring->wake_batch))
+		wake = pg_atomic_exchange_u32(&ring->waiting, 0) != 0;
 	LWLockRelease(ring->lock);
 
 	if (wake)
@@ -552,7 +720,7 @@ Size
 fp_attribution_telemetry_packed_max(FpSignal signal)
 {
 	return signal == FP_SIGNAL_SPANS ? MAXALIGN(SPAN_PACKED_MAX) :
-		MAXALIGN(sizeof(FpLogRecord));
+		MAXALIGN(LOG_PACKED_MAX);
 }
 
 /*
@@ -602,6 +770,37 @@ fp_attribution_telemetry_set_exporter_latch(int worker, Latch *latch)
 	SpinLockAcquire(&rings->mutex);
 	rings->exporter_latches[worker] = latch;
 	SpinLockRelease(&rings->mutex);
+}
+
+/*
+ * Exporter worker number worker is about to sleep holding no batch of
+ * signal: have the backends wake it as soon as batch records wait to be
+ * copied.  Returns true if they already do, and then the worker must not
+ * sleep (the backends that pushed them saw no one waiting).
+ */
+bool
+fp_attribution_telemetry_await_batch(FpSignal signal, int worker, int batch)
+{
+	FpRing	   *ring;
+	bool		ready;
+
+	Assert(worker >= 0 && worker < FP_TELEMETRY_MAX_EXPORTERS);
+	fp_attribution_telemetry_require();
+	ring = ring_of(signal);
+	pg_atomic_write_u32(&ring->wake_batch, Max(batch, 1));
+	pg_atomic_fetch_or_u32(&ring->waiting, 1 << worker);
+	LWLockAcquire(ring->lock, LW_SHARED);
+	ready = ring_backlog(ring) >= batch;
+	LWLockRelease(ring->lock);
+	return ready;
+}
+
+/* The worker is awake again: a push need not wake it for this signal */
+void
+fp_attribution_telemetry_awake(FpSignal signal, int worker)
+{
+	fp_attribution_telemetry_require();
+	pg_atomic_fetch_and_u32(&ring_of(signal)->waiting, ~(1 << worker));
 }
 
 /*

@@ -7,8 +7,8 @@
 # test/bench/discard_receiver.js on 127.0.0.1, once per protocol
 # (http/protobuf, http/json, grpc).  Prints, per signal, the records
 # written, exported (sent), dropped (overwritten before export, or in a
-# batch given up on) and the exporter's throughput (sent per second of
-# the run), and the exporter workers' CPU time over the run with the
+# batch given up on), the exporter's throughput (sent per second of
+# the run) and its requests' size and duration, and the exporter workers' CPU time over the run with the
 # microseconds of it per record exported (spans and logs together).  Runs on a private server (test/e2e/cluster.sh); assumes
 # "make install".  Run as root (drops to postgres) or postgres:
 #   test/bench/export_load.sh [seconds, default 60] [protocols...]
@@ -64,10 +64,11 @@ settled="SELECT bool_and(e.sent + e.rejected + e.dropped =
 for _ in $(seq 150); do [ "$(q "$settled")" = t ] && break; sleep 0.1; done
 c1=$(cpu_ns) v1=$(wakeups)
 echo "== $proto: track_click at $tps clicks/s for $secs s, ${CLIENTS:-8} clients, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-q "SELECT format('%-6s written %s, exported %s, dropped %s (%s %%), exporter %s records/s, %s requests of %s records on average',
+q "SELECT format('%-6s written %s, exported %s, dropped %s (%s %%), exporter %s records/s, %s requests of %s records and %s ms on average',
 		e.signal, w.written, e.sent, e.dropped,
 		round(100.0 * e.dropped / greatest(w.written, 1), 2), round(e.sent / $secs.0),
-		e.requests, round(e.sent / greatest(e.requests, 1)))
+		e.requests, round(e.sent / greatest(e.requests, 1)),
+		round(e.avg_request_ms::numeric, 1))
 	FROM attribution.exporter_status e, attribution.telemetry_status t,
 		LATERAL (SELECT CASE e.signal WHEN 'traces' THEN t.spans_written ELSE t.logs_written END) w(written)
 	WHERE e.signal IN ('traces', 'logs') ORDER BY e.signal DESC"

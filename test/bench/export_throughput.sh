@@ -76,9 +76,11 @@ sent() { q "SELECT sent FROM attribution.exporter_status WHERE signal = '$1'"; }
 # Warm-up laps: backlogs larger than the ring, until the worker has
 # touched every page of it once; the first touch of a shared-memory page
 # by a process is a page fault, which would otherwise be most of what is
-# measured.  The rings pack records densely, so a lap of the ring's
-# capacity in records covers only about a third of its byte area: four
-# laps cover it all (FP_BENCH_WARMUP_LAPS).
+# measured.  The rings pack records densely (attributes at their length),
+# so a lap of the ring's capacity in records covers only about a ninth of
+# its byte area (a click's spans average ~520 bytes, the byte area is sized
+# for 4,840-byte spans): eight laps cover most of it, and the minor page
+# faults printed below show what is left (FP_BENCH_WARMUP_LAPS).
 for _ in $(seq "${FP_BENCH_WARMUP_LAPS:-4}"); do
 	backlog 85
 	drain >/dev/null

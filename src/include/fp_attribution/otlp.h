@@ -121,6 +121,7 @@ extern int	fp_attribution_otlp_fetch_packed(FpOtlpSignal signal,
 											 char **records, int max);
 extern void fp_attribution_otlp_release_batch(FpOtlpSignal signal);
 extern bool fp_attribution_otlp_backlog(FpOtlpSignal signal, int n);
+extern bool fp_attribution_otlp_await_batch(FpOtlpSignal signal, bool waiting);
 extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
 
 /* Encoders (otlp_encode.c, otlp_json.c, otlp_protobuf.c) */
@@ -133,11 +134,20 @@ extern int	fp_attribution_otlp_fetch_metrics(FpMetricPoint **points);
  */
 #define FP_OTLP_SCHEMA_URL "https://opentelemetry.io/schemas/1.45.0"
 
+/*
+ * OTLP SpanFlags: the low byte is the W3C trace flags; bit 8 says that
+ * bit 9 is known, bit 9 that the parent span is remote.  We always know.
+ */
+#define SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE 0x100
+#define SPAN_FLAGS_CONTEXT_IS_REMOTE 0x200
+
 extern List *fp_attribution_otlp_resource_pairs(void);
 extern StringInfo fp_attribution_otlp_encode_spans(const char *packed, int n);
 extern StringInfo fp_attribution_otlp_encode_logs(const char *packed, int n);
 extern StringInfo fp_attribution_otlp_encode_metrics(const FpMetricPoint *points, int n);
 extern void fp_attribution_otlp_json(StringInfo out, const void *message);
+extern StringInfo fp_attribution_otlp_json_spans(const char *packed, int n);
+extern StringInfo fp_attribution_otlp_json_logs(const char *packed, int n);
 extern StringInfo fp_attribution_otlp_protobuf_spans(const char *packed, int n);
 extern StringInfo fp_attribution_otlp_protobuf_logs(const char *packed, int n);
 

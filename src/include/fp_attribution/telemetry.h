@@ -59,10 +59,12 @@
  *
  * Waking the exporter: each exporter worker stores its latch with
  * fp_attribution_telemetry_set_exporter_latch(worker, MyLatch) at start
- * (and NULL before exit); a backend that pushes records sets every such
- * latch whenever a ring has received half its capacity since the last
- * wake-up, so a burst is exported before it is overwritten.  At most
- * FP_TELEMETRY_MAX_EXPORTERS workers.
+ * (and NULL before exit).  A worker about to sleep without a batch of a
+ * signal in hand calls fp_attribution_telemetry_await_batch(signal,
+ * worker, batch size), and fp_attribution_telemetry_awake() when it wakes;
+ * a backend whose push leaves a full batch uncopied while a worker awaits
+ * one sets the latches, so a full batch is exported as soon as it is
+ * queued.  At most FP_TELEMETRY_MAX_EXPORTERS workers.
 
  * Without shared_preload_libraries there is no shared memory: recording is
  * silently skipped, fp_attribution_telemetry_available() is false, and the
@@ -187,8 +189,41 @@ typedef struct FpSpanRecord
 	(offsetof(FpSpanRecord, attrs) + (n_attrs) * sizeof(FpAttribute))
 
 /*
+ * An attribute as the consumers read it, from a packed record
+ * (fp_attribution_telemetry_attr_view) or an FpAttribute
+ * (fp_attribution_attr_view_of): key and string value NUL-terminated,
+ * with their lengths.
+ */
+typedef struct FpAttrView
+{
+	const char *key;
+	int			key_len;
+	uint8		type;			/* FpAttrType */
+	const char *str;			/* FP_ATTR_STRING */
+	int			str_len;
+	bool		b;				/* FP_ATTR_BOOL */
+	int64		i;				/* FP_ATTR_INT */
+	double		d;				/* FP_ATTR_DOUBLE */
+} FpAttrView;
+
+static inline void
+fp_attribution_attr_view_of(const FpAttribute *a, FpAttrView *v)
+{
+	v->key = a->key;
+	v->key_len = strlen(a->key);
+	v->type = a->type;
+	v->str = a->value.str;
+	v->str_len = a->type == FP_ATTR_STRING ? strlen(a->value.str) : 0;
+	v->b = a->value.b;
+	v->i = a->value.i;
+	v->d = a->value.d;
+}
+
+/*
  * A packed span (as the ring and the exporter's copy hold it), read in
- * place: head gives the fields before trace_state, the rest are here.
+ * place: head gives the fields before trace_state, the rest are here;
+ * attrs are n_attrs packed attributes, read one after the other with
+ * fp_attribution_telemetry_attr_view.
  */
 typedef struct FpSpanView
 {
@@ -198,7 +233,7 @@ typedef struct FpSpanView
 	int			n_events;
 	const FpSpanEvent *events;
 	int			n_attrs;
-	const FpAttribute *attrs;
+	const char *attrs;
 } FpSpanView;
 
 /* opentelemetry.proto.logs.v1.SeverityNumber, the values we use */
@@ -234,6 +269,17 @@ typedef struct FpLogRecord
 
 #define FP_LOG_RECORD_SIZE(n_attrs) \
 	(offsetof(FpLogRecord, attrs) + (n_attrs) * sizeof(FpAttribute))
+
+/*
+ * A packed log record, read in place: head gives the fields before attrs,
+ * attrs its n_attrs packed attributes (see FpSpanView).
+ */
+typedef struct FpLogView
+{
+	const FpLogRecord *head;
+	int			n_attrs;
+	const char *attrs;
+} FpLogView;
 
 /* Which OTLP Metric.data a point belongs to */
 typedef enum FpMetricKind
@@ -328,7 +374,9 @@ extern Size fp_attribution_telemetry_packed_max(FpSignal signal);
 extern const char *fp_attribution_telemetry_span_view(const char *packed,
 													  FpSpanView *view);
 extern const char *fp_attribution_telemetry_log_view(const char *packed,
-													 const FpLogRecord **log);
+													 FpLogView *view);
+extern const char *fp_attribution_telemetry_attr_view(const char *packed,
+													  FpAttrView *attr);
 
 /* Position of the next record to be written (head of the ring) */
 extern uint64 fp_attribution_telemetry_head(FpSignal signal);
@@ -341,5 +389,8 @@ extern void fp_attribution_telemetry_count_export_drops(FpSignal signal,
 extern void fp_attribution_telemetry_set_exporter_latch(int worker,
 													   Latch *latch);
 extern void fp_attribution_telemetry_wake_other_exporters(void);
+extern bool fp_attribution_telemetry_await_batch(FpSignal signal, int worker,
+												 int batch);
+extern void fp_attribution_telemetry_awake(FpSignal signal, int worker);
 
 #endif							/* FP_ATTRIBUTION_TELEMETRY_H */
