@@ -42,8 +42,9 @@
  * transaction block (Citus runs a command called inside one on the
  * coordinator, where the command resolves its own context and its span
  * is this node's command span), only for a statement with one command
- * call and no table (the forms Citus sends whole; two calls run here, each
- * a command of this node), not when the traceparent argument is an
+ * call and nothing else in FROM (the forms Citus sends whole; two calls,
+ * or a call per row of something else, run here, each a command of this
+ * node), not when the traceparent argument is an
  * expression unknown until execution, and not in a generic plan
  * (parameters without values), which may serve other calls that must not
  * inherit this call's context; Citus delegates a call with parameters
@@ -385,8 +386,9 @@ pass_context(FuncExpr *call, DelegatedCommand *cmd, ParamListInfo bound_params)
 /*
  * The planner hook: look for command calls in the two forms Citus sends
  * whole to a worker, SELECT command(...) and SELECT ... FROM command(...),
- * from no table.  A statement with more than one call is not sent whole:
- * each command runs here and resolves its own context.
+ * with nothing else in FROM.  A statement with more than one call, or
+ * with a table or another function in FROM, is not sent whole: each
+ * command runs here and resolves its own context.
  */
 static PlannedStmt *
 delegation_planner(Query *parse, const char *query_string, int cursor_options,
@@ -399,7 +401,7 @@ delegation_planner(Query *parse, const char *query_string, int cursor_options,
 		FuncExpr   *call = NULL;
 		DelegatedCommand *cmd = NULL;
 		int			calls = 0;
-		bool		tables = false;
+		bool		other_from = false; /* FROM has more than commands */
 
 		if (!commands_valid)
 			load_commands();
@@ -424,7 +426,7 @@ delegation_planner(Query *parse, const char *query_string, int cursor_options,
 
 				if (rte->rtekind != RTE_FUNCTION)
 				{
-					tables = true;
+					other_from = true;
 					continue;
 				}
 				foreach(f, rte->functions)
@@ -432,7 +434,9 @@ delegation_planner(Query *parse, const char *query_string, int cursor_options,
 					Node	   *expr = ((RangeTblFunction *) lfirst(f))->funcexpr;
 					DelegatedCommand *c = command_call(expr, bound_params);
 
-					if (c != NULL)
+					if (c == NULL)
+						other_from = true;
+					else
 					{
 						cmd = c;
 						call = (FuncExpr *) expr;
@@ -440,7 +444,7 @@ delegation_planner(Query *parse, const char *query_string, int cursor_options,
 					}
 				}
 			}
-			if (calls == 1 && !tables)
+			if (calls == 1 && !other_from)
 				pass_context(call, cmd, bound_params);
 		}
 	}
