@@ -71,9 +71,6 @@
 
 #include "fp_attribution/row_guard.h"
 
-/* The application_name prefix of Citus' connections between its nodes */
-#define CITUS_INTERNAL_APPLICATION_NAME "citus_internal gpid="
-
 /* fp_attribution.restore */
 static bool restore_through_citus = false;
 
@@ -113,10 +110,7 @@ fp_attribution_restoring(Oid relowner)
 		!((CopyStmt *) stmt->utilityStmt)->is_from)
 		return false;
 	if (replorigin_session_origin == InvalidRepOriginId &&
-		application_name != NULL &&
-		strncmp(application_name, CITUS_INTERNAL_APPLICATION_NAME,
-				strlen(CITUS_INTERNAL_APPLICATION_NAME)) == 0 &&
-		!restore_through_citus)
+		fp_attribution_citus_internal_connection() && !restore_through_citus)
 		return false;
 	return has_privs_of_role(GetOuterUserId(), relowner);
 }

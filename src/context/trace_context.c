@@ -58,6 +58,7 @@
 #include "fp_attribution/tracestate_ot.h"
 
 FpCommandBegunHook fp_attribution_command_begun_hook = NULL;
+FpCallForwardedHook fp_attribution_call_forwarded_hook = NULL;
 
 char	   *fp_attribution_traceparent_setting = NULL;
 char	   *fp_attribution_tracestate_setting = NULL;
@@ -273,13 +274,12 @@ fp_attribution_incoming_traceparent(char *out, char **tracestate)
 }
 
 /*
- * Resolve the context of a new command and give it a fresh span id, and
- * tell fp_attribution_command_begun_hook.  traceparent and tracestate are
- * the explicit arguments (may be NULL).
+ * Resolve the context of a new span and give it a fresh span id.
+ * traceparent and tracestate are the explicit arguments (may be NULL).
  */
 void
-fp_attribution_begin_command(const char *traceparent, const char *tracestate,
-							 FpCommandContext *ctx)
+fp_attribution_resolve_context(const char *traceparent, const char *tracestate,
+							   FpCommandContext *ctx)
 {
 	FpTraceParent parent;
 	char	   *state = NULL;
@@ -324,7 +324,18 @@ fp_attribution_begin_command(const char *traceparent, const char *tracestate,
 	}
 	ctx->tracestate = state;
 	random_id(ctx->span_id.bytes, FP_SPAN_ID_LEN);
+}
 
+/*
+ * Resolve the context of a new command (fp_attribution_resolve_context),
+ * remember it for current_traceparent() and tell
+ * fp_attribution_command_begun_hook.
+ */
+void
+fp_attribution_begin_command(const char *traceparent, const char *tracestate,
+							 FpCommandContext *ctx)
+{
+	fp_attribution_resolve_context(traceparent, tracestate, ctx);
 	last_command = *ctx;
 	last_command.tracestate = NULL;
 	last_command_lxid = FP_MY_LOCAL_XID();

@@ -25,6 +25,12 @@
  *	  (fp_attribution_telemetry_name_command).  A direct INSERT refused before its
  *	  first row is one failed command, resolved when the error passes.  A
  *	  resolved context that writes neither table is not a command.
+ *	- A command call that Citus sends whole to a worker (delegation.c)
+ *	  gets a CLIENT span on this node, the parent of the worker's command
+ *	  span: planned with the call, started by the next ExecutorStart (the
+ *	  statement's own, unless EXPLAIN without ANALYZE), ended as a command
+ *	  is.  Its name and attributes are the command's; it is not counted
+ *	  or logged as a command here (the worker does that).
  *	- A DB-operation span covers each INSERT, UPDATE or DELETE statement on
  *	  a table of the attribution schema run during a command
  *	  (ExecutorStart to ExecutorEnd).
@@ -412,6 +418,13 @@ telemetry_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	bool		ours = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		fp_attribution_telemetry_active() && write_target(queryDesc, &target);
 
+	/* the statement of a command call planned to be forwarded starts */
+	if (pending->forward.armed)
+	{
+		if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+			fp_attribution_pending_start_forward();
+		pending->forward.armed = false;
+	}
 	if (ours && pending->current != NULL && pending->current->kind == FP_COMMAND_UNKNOWN)
 		pending->current->kind = fp_attribution_command_of_table(target.table);
 	if (ours && pending->current == NULL &&

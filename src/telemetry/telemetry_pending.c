@@ -434,7 +434,9 @@ command_log_count(const PendingCommand *cmd)
 void
 fp_attribution_pending_retire_command(PendingCommand *cmd)
 {
-	if (cmd->kind != FP_COMMAND_UNKNOWN)
+	if (cmd->forwarded)
+		pending->dropped_spans += cmd->sampled ? 1 : 0;
+	else if (cmd->kind != FP_COMMAND_UNKNOWN)
 	{
 		FpLatencyTally *t = cmd->head.aborted ?
 			fp_attribution_pending_latency(pending->rolled_back,
@@ -535,33 +537,32 @@ fp_attribution_pending_command_of_span(const FpSpanId *span_id)
 }
 
 /*
- * Called by attribution.new_command_context() once the context of a new
- * command is resolved: start its span.  A recorded command gets its
- * records now (see PendingCommand), so that the abort callback has only
- * to fill them in.
+ * Start a command with context ctx at time now: a command of this node
+ * (its span a SERVER span, with the command's log records), or the span
+ * of a call forwarded to another node (forwarded: a CLIENT span only; the
+ * node that runs the command logs and counts it).  A recorded command
+ * gets its records now (see PendingCommand), so that the abort callback
+ * has only to fill them in.
  */
-void
-fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
+static PendingCommand *
+start_command(const FpCommandContext *ctx, bool forwarded, int64 now)
 {
 	PendingCommand *cmd;
 	bool		sampled = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
+	int			n_logs = forwarded ? 0 : COMMAND_LOGS;
 	Size		bytes = sizeof(PendingCommand) + sizeof(ListCell) +
-		COMMAND_LOGS * (sizeof(FpLogRecord) + sizeof(void *)) +
+		n_logs * (sizeof(FpLogRecord) + sizeof(void *)) +
 		(sampled ? sizeof(FpSpanRecord) + sizeof(void *) : 0);
 	bool		recorded;
-	int64		now;
 
-	if (!fp_attribution_telemetry_active())
-		return;
-	now = fp_attribution_telemetry_clock();
 	fp_attribution_pending_end_current(now);
 
 	/* no room: retire_command counts its records as dropped */
 	recorded = (!sampled || pending->reserved_spans < fp_attribution_max_spans) &&
-		pending->reserved_logs + COMMAND_LOGS <= fp_attribution_max_logs && fits(bytes);
+		pending->reserved_logs + n_logs <= fp_attribution_max_logs && fits(bytes);
 	if (recorded)
 	{
-		take(&pending->reserved_logs, COMMAND_LOGS);
+		take(&pending->reserved_logs, n_logs);
 		if (sampled)
 			take(&pending->reserved_spans, 1);
 	}
@@ -580,6 +581,7 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	cmd->recorded = recorded;
 	cmd->wrote_row = false;
 	cmd->failed = false;
+	cmd->forwarded = forwarded;
 	cmd->start_ns = now;
 	cmd->end_ns = 0;
 	cmd->trace_id = ctx->trace_id;
@@ -593,14 +595,15 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	memset(cmd->logs, 0, sizeof(cmd->logs));
 	if (cmd->recorded)
 	{
-		for (int i = 0; i < COMMAND_LOGS; i++)
+		for (int i = 0; i < n_logs; i++)
 			cmd->logs[i] = pending_bytes_alloc(sizeof(FpLogRecord));
 		if (sampled)
 		{
 			FpSpanRecord *span = pending_bytes_alloc(sizeof(FpSpanRecord));
 
 			/* named when it ends, after what it wrote */
-			fp_attribution_span_init(span, "", FP_SPAN_KIND_SERVER);
+			fp_attribution_span_init(span, "", forwarded ? FP_SPAN_KIND_CLIENT :
+									 FP_SPAN_KIND_SERVER);
 			span->trace_id = ctx->trace_id;
 			span->span_id = ctx->span_id;
 			span->parent_span_id = ctx->parent_span_id;
@@ -619,8 +622,86 @@ fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
 	}
 	pending->commands = fp_attribution_pending_append(pending->commands, cmd);
 	pending->current = cmd;
+	return cmd;
+}
 
-	fp_attribution_pending_command_in_write(cmd);
+/*
+ * Called by attribution.new_command_context() once the context of a new
+ * command is resolved: start its span.
+ */
+void
+fp_attribution_telemetry_begin_command(const FpCommandContext *ctx)
+{
+	if (!fp_attribution_telemetry_active())
+		return;
+	fp_attribution_pending_command_in_write(start_command(ctx, false,
+														  fp_attribution_telemetry_clock()));
+}
+
+/*
+ * fp_attribution_call_forwarded_hook: delegation.c sends the call of
+ * command to another node with ctx, the context of the span that forwards
+ * it.  Kept until its statement starts (PlannedForward).  false when no
+ * span is recorded for it: telemetry is off, or command is not one of
+ * the commands telemetry names.
+ */
+bool
+fp_attribution_telemetry_plan_forward(const FpCommandContext *ctx,
+									  const char *command,
+									  const char *affiliate_id,
+									  const char *entity_id)
+{
+	PlannedForward *f = &pending->forward;
+	FpCommandKind kind = FP_COMMAND_UNKNOWN;
+
+	if (!fp_attribution_telemetry_active())
+		return false;
+	for (int k = FP_COMMAND_UNKNOWN + 1; k < FP_COMMAND_KINDS; k++)
+		if (strcmp(command, fp_attribution_command_name(k)) == 0)
+			kind = k;
+	if (kind == FP_COMMAND_UNKNOWN)
+		return false;
+	f->armed = (ctx->flags & FP_TRACE_FLAG_SAMPLED) != 0;
+	if (!f->armed)
+		return true;			/* a span that records nothing */
+	f->kind = kind;
+	f->source = ctx->source;
+	f->start_ns = fp_attribution_telemetry_clock();
+	f->trace_id = ctx->trace_id;
+	f->span_id = ctx->span_id;
+	f->parent_span_id = ctx->parent_span_id;
+	f->flags = ctx->flags;
+	strlcpy(f->tracestate, ctx->tracestate ? ctx->tracestate : "",
+			sizeof(f->tracestate));
+	fp_attribution_copy_text(f->affiliate_id, affiliate_id ? affiliate_id : "",
+							 sizeof(f->affiliate_id));
+	fp_attribution_copy_text(f->entity_id, entity_id ? entity_id : "",
+							 sizeof(f->entity_id));
+	return true;
+}
+
+/*
+ * The statement that forwards the planned call starts (telemetry_exec.c):
+ * start its span, as the running command, from when the call was planned.
+ */
+void
+fp_attribution_pending_start_forward(void)
+{
+	PlannedForward *f = &pending->forward;
+	FpCommandContext ctx;
+	PendingCommand *cmd;
+
+	f->armed = false;
+	ctx.trace_id = f->trace_id;
+	ctx.span_id = f->span_id;
+	ctx.parent_span_id = f->parent_span_id;
+	ctx.flags = f->flags;
+	ctx.source = f->source;
+	ctx.tracestate = f->tracestate[0] != '\0' ? f->tracestate : NULL;
+	cmd = start_command(&ctx, true, f->start_ns);
+	cmd->kind = f->kind;
+	memcpy(cmd->affiliate_id, f->affiliate_id, sizeof(cmd->affiliate_id));
+	memcpy(cmd->entity_id, f->entity_id, sizeof(cmd->entity_id));
 }
 
 /*

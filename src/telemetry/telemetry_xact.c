@@ -313,6 +313,8 @@ command_outcome(PendingCommand *cmd, XactOutcome outcome)
 		return cmd->failed ? "failed" : "rolled_back";
 	if (outcome == OUTCOME_PREPARE)
 		return "prepared";
+	if (cmd->forwarded)
+		return "forwarded";
 	return cmd->wrote_row ? "created" : "replayed";
 }
 
@@ -352,16 +354,19 @@ build(XactOutcome outcome)
 
 		if (cmd->kind == FP_COMMAND_UNKNOWN)
 			continue;
-		latency = fp_attribution_pending_latency(&pending->handover.commands[0][0],
-												 &pending->handover.commands_used,
-												 2 * cmd->kind + cmd->head.aborted);
-		fp_attribution_telemetry_tally_command(latency,
-											   cmd->end_ns - cmd->start_ns);
-		if (cmd->span != NULL)
-			fp_attribution_telemetry_tally_exemplar(latency, cmd->end_ns,
-													(cmd->end_ns - cmd->start_ns) / 1e9,
-													&cmd->trace_id, &cmd->span_id);
-		pending->handover.n_logs += command_logs(cmd, NULL, pending->handover.logs + pending->handover.n_logs, false);
+		if (!cmd->forwarded)
+		{
+			latency = fp_attribution_pending_latency(&pending->handover.commands[0][0],
+													 &pending->handover.commands_used,
+													 2 * cmd->kind + cmd->head.aborted);
+			fp_attribution_telemetry_tally_command(latency,
+												   cmd->end_ns - cmd->start_ns);
+			if (cmd->span != NULL)
+				fp_attribution_telemetry_tally_exemplar(latency, cmd->end_ns,
+														(cmd->end_ns - cmd->start_ns) / 1e9,
+														&cmd->trace_id, &cmd->span_id);
+			pending->handover.n_logs += command_logs(cmd, NULL, pending->handover.logs + pending->handover.n_logs, false);
+		}
 		if (cmd->span != NULL)
 		{
 			finish_command_span(cmd, command_outcome(cmd, outcome));
@@ -393,7 +398,7 @@ build(XactOutcome outcome)
 	{
 		PendingCommand *cmd = lfirst(lc);
 
-		if (cmd->kind != FP_COMMAND_UNKNOWN)
+		if (cmd->kind != FP_COMMAND_UNKNOWN && !cmd->forwarded)
 			pending->handover.n_logs += command_logs(cmd, command_outcome(cmd, outcome),
 											pending->handover.logs + pending->handover.n_logs, true);
 	}
@@ -476,7 +481,10 @@ telemetry_xact_callback(XactEvent event, void *arg)
 
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
 		pending->anchor_wall = 0;		/* read after the build, or not needed */
+		pending->forward.armed = false; /* planned, never started */
+	}
 	if (pending->cxt == NULL && pending->n_tallies == 0)
 		return;
 	if (pending->commands == NIL && pending->spans == NIL && pending->logs == NIL &&
@@ -556,6 +564,7 @@ fp_attribution_telemetry_install_hooks(void)
 {
 	fp_attribution_telemetry_install_executor_hooks();
 	fp_attribution_command_begun_hook = fp_attribution_telemetry_begin_command;
+	fp_attribution_call_forwarded_hook = fp_attribution_telemetry_plan_forward;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = telemetry_ProcessUtility;
 	RegisterXactCallback(telemetry_xact_callback, NULL);

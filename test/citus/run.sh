@@ -4,6 +4,7 @@
 # SELECT attribution.distribute().  Prints one PASS/FAIL line per check
 # (test/check.sh counts them); exits non-zero on any failure.
 #
+# Installs the OTLP test receiver's packages (npm ci) when missing.
 # Run as root: builds and installs Citus first when it is missing, with
 # ../shared/citus/build.sh beside the checkout (FP_SOURCE_DIR names the
 # checkout when this copy of the tree was staged elsewhere, as check.sh
@@ -24,6 +25,13 @@ if [ ! -f "$(pg_config --pkglibdir)/citus.so" ]; then
 		echo "FAIL citus: ../shared/citus/build.sh failed"
 		exit 1
 	fi
+fi
+# the OTLP test receiver of exported_spans.js (as test/e2e/run.sh)
+rcv="$here/../otlp_receiver"
+if [ ! -d "$rcv/node_modules/@opentelemetry/otlp-transformer" ] &&
+	! (cd "$rcv" && npm ci --no-audit --no-fund --silent); then
+	echo "FAIL citus: npm ci of test/otlp_receiver failed"
+	exit 1
 fi
 if [ "$(id -u)" = 0 ]; then
 	exec su postgres -s /bin/bash -c "PATH='$PATH' CITUS_PORTS='${CITUS_PORTS:-}' CITUS_SHOW_LOG=1 bash '$here/cluster.sh' bash '$here/tests.sh'"

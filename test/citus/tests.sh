@@ -3,7 +3,7 @@
 # test/citus/cluster.sh (PG* point at the coordinator).  The SQL files in
 # sql/ run on the coordinator and are compared with expected/ (diffs
 # printed on failure); the rest (delegation, trace context from each
-# source, concurrent writers, a worker backend killed mid-load, the
+# source, the spans the nodes export, concurrent writers, a worker backend killed mid-load, the
 # receipt logs) are shell checks.  One PASS/FAIL line per check.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +63,7 @@ for adv in adv-a adv-b; do
 done
 
 bash "$here/trace_context.sh" || status=1
+node "$here/exported_spans.js" || status=1
 bash "$here/concurrency.sh" || status=1
 bash "$here/postbacks.sh" || status=1
 bash "$here/reports.sh" || status=1

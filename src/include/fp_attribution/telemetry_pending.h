@@ -68,6 +68,7 @@ typedef struct PendingCommand
 	bool		recorded;		/* has room for its span and logs */
 	bool		wrote_row;
 	bool		failed;			/* an error passed through it (sqlstate) */
+	bool		forwarded;		/* sent to another node: a span only */
 	int64		start_ns;
 	int64		end_ns;			/* 0 while it runs */
 	FpTraceId	trace_id;
@@ -143,6 +144,28 @@ typedef struct OpenWrite
 } OpenWrite;
 
 /*
+ * A command call that delegation.c is sending whole to another node, in
+ * the statement being planned.  Its span (a PendingCommand marked
+ * forwarded) starts at the next ExecutorStart, the statement's, unless
+ * that is EXPLAIN without ANALYZE; forgotten at transaction end.  Only
+ * sampled calls are kept: an unsampled one records nothing here.
+ */
+typedef struct PlannedForward
+{
+	bool		armed;
+	FpCommandKind kind;
+	FpContextSource source;
+	int64		start_ns;		/* when it was planned */
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+	FpSpanId	parent_span_id;
+	uint8		flags;
+	char		tracestate[FP_TRACESTATE_MAX_LEN + 1];	/* "" for none */
+	char		affiliate_id[FP_ATTR_VALUE_LEN];
+	char		entity_id[FP_ATTR_VALUE_LEN];
+} PlannedForward;
+
+/*
  * What the transaction hands over: arrays of pointers to its records,
  * with room for every record it reserved, so that filling them at abort
  * allocates nothing.
@@ -176,6 +199,7 @@ typedef struct FpPending
 	List	   *logs;			/* PendingLog: business and rule records */
 	List	   *open_writes;	/* OpenWrite, innermost last */
 	PendingCommand *current;	/* the running command, if any */
+	PlannedForward forward;
 	Tally	  **tallies;		/* in creation order: series are created in
 								 * it */
 	int			n_tallies;
@@ -281,6 +305,11 @@ extern PendingLog *fp_attribution_pending_new_log(PendingLog *scratch,
 												  uint8 flags);
 extern void fp_attribution_pending_keep_log(PendingLog *log);
 extern PendingCommand *fp_attribution_pending_command_of_span(const FpSpanId *span_id);
+extern bool fp_attribution_telemetry_plan_forward(const FpCommandContext *ctx,
+												  const char *command,
+												  const char *affiliate_id,
+												  const char *entity_id);
+extern void fp_attribution_pending_start_forward(void);
 extern Tally *fp_attribution_pending_tally(SubTransactionId subid,
 										   TallyKind kind, int command,
 										   const char *key);

@@ -41,11 +41,30 @@ typedef struct FpCommandContext
 typedef void (*FpCommandBegunHook) (const FpCommandContext *ctx);
 extern FpCommandBegunHook fp_attribution_command_begun_hook;
 
+/*
+ * Called by the planner hook of delegation.c when it is about to send a
+ * command's call to another node, with ctx the context of the span that
+ * forwards it (the call carries that span as its traceparent): command is
+ * the function's name, affiliate_id and entity_id (click_id or order_id)
+ * what the call names, or NULL.  Returns false when no span will be
+ * recorded for it (telemetry off, or not a command telemetry knows): the
+ * call then carries the caller's context unchanged.  A hook, like the one
+ * above.
+ */
+typedef bool (*FpCallForwardedHook) (const FpCommandContext *ctx,
+									 const char *command,
+									 const char *affiliate_id,
+									 const char *entity_id);
+extern FpCallForwardedHook fp_attribution_call_forwarded_hook;
+
 extern char *fp_attribution_traceparent_setting;
 extern char *fp_attribution_tracestate_setting;
 extern double fp_attribution_sampling_ratio;
 
 extern void fp_attribution_trace_context_define_gucs(void);
+extern void fp_attribution_resolve_context(const char *traceparent,
+										   const char *tracestate,
+										   FpCommandContext *ctx);
 extern void fp_attribution_begin_command(const char *traceparent,
 										 const char *tracestate,
 										 FpCommandContext *ctx);
