@@ -1274,27 +1274,32 @@ SELECT pg_catalog.pg_extension_config_dump('attribution.log_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_checkpoints', '');
 
-CREATE FUNCTION attribution.integrate_log(max_entries integer DEFAULT 10000)
+-- sign: also sign a checkpoint of every log that grew since its latest
+-- one (the worker integrates every log_batch_delay with sign false and
+-- signs every log_interval)
+CREATE FUNCTION attribution.integrate_log(max_entries integer DEFAULT 10000,
+	sign boolean DEFAULT true)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'fp_attribution_integrate_log'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION attribution.integrate_log(integer) FROM PUBLIC;
-COMMENT ON FUNCTION attribution.integrate_log(integer) IS
-	'Append pending receipts to their advertisers'' logs and sign checkpoints; what the worker runs';
+REVOKE ALL ON FUNCTION attribution.integrate_log(integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.integrate_log(integer, boolean) IS
+	'Append pending receipts to their advertisers'' logs and, with sign, sign a checkpoint of every grown log; what the worker runs';
 
 -- One advertiser's share of integrate_log(): on Citus, distribute() makes
 -- it a function distributed by advertiser_id, and the coordinator's ledger
 -- worker calls it for each advertiser with queued receipts, each call
 -- delegated to the worker holding that advertiser's shards
 CREATE FUNCTION attribution.integrate_advertiser_log(advertiser_id text,
-	max_entries integer DEFAULT 10000, OUT integrated bigint, OUT checkpoint text)
+	max_entries integer DEFAULT 10000, sign boolean DEFAULT true,
+	OUT integrated bigint, OUT checkpoint text)
 	AS 'MODULE_PATHNAME', 'fp_attribution_integrate_advertiser_log'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION attribution.integrate_advertiser_log(text, integer) FROM PUBLIC;
-COMMENT ON FUNCTION attribution.integrate_advertiser_log(text, integer) IS
-	'Append one advertiser''s pending receipts to its log and sign a checkpoint; the note signed, if any';
+REVOKE ALL ON FUNCTION attribution.integrate_advertiser_log(text, integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION attribution.integrate_advertiser_log(text, integer, boolean) IS
+	'Append one advertiser''s pending receipts to its log and, with sign, sign a checkpoint if it grew; the note signed, if any';
 
 CREATE FUNCTION attribution.checkpoint(advertiser_id text DEFAULT 'default')
 	RETURNS text

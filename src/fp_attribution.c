@@ -143,6 +143,7 @@ _PG_init(void)
 	for (int i = 0; i < fp_attribution_otlp_workers; i++)
 		register_worker("fp_attribution_worker_main", "fp_attribution exporter", i);
 	register_worker("fp_attribution_ledger_main", "fp_attribution ledger", 0);
+	register_worker("fp_attribution_maintenance_main", "fp_attribution maintenance", 0);
 	register_worker("fp_attribution_postback_worker_main", "fp_attribution postbacks", 0);
 	fp_attribution_telemetry_install_hooks();
 	fp_attribution_server_log_install_hook();

@@ -81,6 +81,7 @@ typedef enum LogPlan
 	PLAN_INSERT_NODES,
 	PLAN_LOCK,
 	PLAN_TAKE_BATCH,
+	PLAN_LOGS,
 	NUM_LOG_PLANS
 } LogPlan;
 
@@ -156,6 +157,19 @@ static const struct
 		" SELECT advertiser_id, receipt_id, receipt_hash FROM q"
 		" ORDER BY advertiser_id, \"timestamp\", receipt_id",
 		1, {INT4OID}
+	},
+
+	/*
+	 * The advertisers that have a log: a loose scan of log_entries' primary
+	 * key, one probe per advertiser rather than a read of every entry
+	 */
+	[PLAN_LOGS] = {
+		"WITH RECURSIVE a(id) AS ("
+		" SELECT min(advertiser_id) FROM attribution.log_entries"
+		" UNION ALL SELECT (SELECT min(e.advertiser_id) FROM attribution.log_entries e"
+		"  WHERE e.advertiser_id OPERATOR(pg_catalog.>) a.id) FROM a WHERE a.id IS NOT NULL)"
+		" SELECT id FROM a WHERE id IS NOT NULL",
+		0, {InvalidOid}
 	},
 };
 
@@ -245,6 +259,7 @@ log_execute(LogPlan which, Datum *values, bool read_only, long count)
 
 char	   *fp_attribution_log_origin_prefix = NULL;
 int			fp_attribution_log_interval_ms = 1000;
+int			fp_attribution_log_batch_delay_ms = 200;
 
 /*
  * Settings of the log.
@@ -260,10 +275,17 @@ fp_attribution_log_define_gucs(void)
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("fp_attribution.log_interval",
-							gettext_noop("How often the worker integrates receipts into the logs and signs checkpoints."),
+							gettext_noop("How often the worker signs checkpoints of the grown logs, and integrates receipts when idle."),
 							gettext_noop("0 turns integration by the worker off."),
 							&fp_attribution_log_interval_ms,
 							1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("fp_attribution.log_batch_delay",
+							gettext_noop("How soon the worker integrates again after a run that found receipts."),
+							gettext_noop("The longest a receipt waits for integration under load, about; at most log_interval applies."),
+							&fp_attribution_log_batch_delay_ms,
+							200, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	fp_attribution_log_push_define_gucs();
@@ -482,20 +504,20 @@ write_node(void *arg, int level, int64 index, const uint8 *hash)
 }
 
 /*
- * Sign and store a checkpoint of the advertiser's log at edge->size,
- * after checking that the tree extends the latest stored checkpoint:
- * the batch appended to a log of first entries with root first_root,
- * which is that check when the latest checkpoint is at first (else the
- * root at its size is recomputed from the stored hashes).  Returns the
- * note, or NULL when the latest checkpoint is already at that size.
+ * Sign and store a checkpoint of the advertiser's log at size, whose root
+ * is root, after checking that the tree extends the latest stored
+ * checkpoint.  known_root is the root at known_size, which is that check
+ * when the latest checkpoint is at known_size (integration passes the
+ * root before its batch; else the root at the checkpoint's size is
+ * recomputed from the stored hashes).  Returns the note, or NULL when the
+ * latest checkpoint is already at that size.
  */
 static char *
-sign_checkpoint(const char *advertiser_id, int64 first,
-				const uint8 *first_root, const FpMerkleEdge *edge)
+sign_checkpoint(const char *advertiser_id, int64 size, const uint8 *root,
+				int64 known_size, const uint8 *known_root)
 {
 	const FpSigningKey *key = fp_attribution_signing_key();
 	char	   *origin = fp_attribution_log_origin(advertiser_id);
-	FpMerkleHash root;
 	char	   *note;
 	Datum		values[5];
 	bool		isnull;
@@ -512,10 +534,10 @@ sign_checkpoint(const char *advertiser_id, int64 first,
 		FpLogReader reader;
 		FpMerkleHash at_old;
 
-		if (old_size >= edge->size)
+		if (old_size >= size)
 			return NULL;
-		if (old_size == first)
-			memcpy(at_old, first_root, FP_MERKLE_HASH_LEN);
+		if (old_size == known_size)
+			memcpy(at_old, known_root, FP_MERKLE_HASH_LEN);
 		else
 		{
 			fp_attribution_log_reader_init(&reader, advertiser_id);
@@ -530,10 +552,9 @@ sign_checkpoint(const char *advertiser_id, int64 first,
 					 errhint("Run attribution.verify_all(); no new checkpoint is signed.")));
 	}
 
-	fp_merkle_edge_root(edge, root);
-	note = fp_note_sign(fp_note_checkpoint_body(origin, edge->size, root),
+	note = fp_note_sign(fp_note_checkpoint_body(origin, size, root),
 						origin, key->public_key);
-	values[1] = Int64GetDatum(edge->size);
+	values[1] = Int64GetDatum(size);
 	values[2] = fp_attribution_bytea_datum(root, FP_MERKLE_HASH_LEN);
 	values[3] = fp_attribution_bytea_datum(key->public_key, FP_ED25519_PUBLIC_KEY_LEN);
 	values[4] = CStringGetTextDatum(note);
@@ -542,13 +563,44 @@ sign_checkpoint(const char *advertiser_id, int64 first,
 	return note;
 }
 
+/* Whether checkpoints can be signed: a signing key is set */
+static bool
+signing_enabled(void)
+{
+	return fp_attribution_signing_key_file != NULL &&
+		fp_attribution_signing_key_file[0] != '\0';
+}
+
+/*
+ * Sign a checkpoint of the advertiser's log as it is now (inside SPI),
+ * when a signing key is set and the log grew since its latest checkpoint;
+ * returns the note, else NULL.  The log's root is recomputed from the
+ * stored hashes: O(log n) reads, once per log and signature.
+ */
+char *
+fp_attribution_log_sign(const char *advertiser_id)
+{
+	FpLogReader reader;
+	FpMerkleHash root;
+	int64		size;
+
+	if (!signing_enabled())
+		return NULL;
+	size = fp_attribution_log_size(advertiser_id);
+	if (size == 0)
+		return NULL;
+	fp_attribution_log_reader_init(&reader, advertiser_id);
+	fp_merkle_root(size, fp_attribution_log_read_node, &reader, root);
+	return sign_checkpoint(advertiser_id, size, root, -1, NULL);
+}
+
 /*
  * Append the rows of one advertiser (rows [from, to) of the pending
- * receipts, all of that advertiser) to its log; sign a checkpoint when a
- * signing key is set, and return its note (else NULL).
+ * receipts, all of that advertiser) to its log; when sign is set and a
+ * signing key is, sign a checkpoint and return its note (else NULL).
  */
 static char *
-integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
+integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to, bool sign)
 {
 	bool		isnull;
 	char	   *adv = TextDatumGetCString(SPI_getbinval(pending->vals[from],
@@ -556,6 +608,7 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 	FpLogReader reader;
 	FpMerkleEdge edge;
 	FpMerkleHash first_root;
+	FpMerkleHash root;
 	LogWriter	writer;
 	int			n = to - from;
 	int64		first;
@@ -602,10 +655,10 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to)
 		if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert into attribution.log_nodes");
 	}
-	if (fp_attribution_signing_key_file == NULL ||
-		fp_attribution_signing_key_file[0] == '\0')
+	if (!sign || !signing_enabled())
 		return NULL;
-	return sign_checkpoint(adv, first, first_root, &edge);
+	fp_merkle_edge_root(&edge, root);
+	return sign_checkpoint(adv, edge.size, root, first, first_root);
 }
 
 /*
@@ -633,23 +686,61 @@ check_max_entries(int32 max_entries)
 }
 
 /*
- * attribution.integrate_log(max_entries integer) returns bigint
+ * Sign a checkpoint of every log that grew since its latest checkpoint
+ * (inside SPI), skipping the done advertisers (signed already, sorted);
+ * the notes go to the push.  The logs are found by a loose scan of
+ * log_entries' primary key (one probe per advertiser), so the cost is
+ * O(advertisers log n), not O(n).
+ */
+static void
+sign_grown_logs(char **done, int ndone)
+{
+	SPITupleTable *logs;
+	uint64		n;
+
+	if (!signing_enabled())
+		return;
+	if (log_execute(PLAN_LOGS, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the advertisers of attribution.log_entries");
+	logs = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	   *adv = SPI_getvalue(logs->vals[i], logs->tupdesc, 1);
+		char	   *note;
+
+		if (bsearch(&adv, done, ndone, sizeof(char *), pg_qsort_strcmp) != NULL)
+			continue;
+		note = fp_attribution_log_sign(adv);
+		if (note != NULL)
+			fp_attribution_log_push_note(adv, note);
+	}
+}
+
+/*
+ * attribution.integrate_log(max_entries integer, sign boolean) returns
+ *		bigint
  *
  * Append up to max_entries committed receipts that are not in their
- * advertiser's log yet (oldest first within an advertiser); sign a
- * checkpoint for each log that grew, when a signing key is set.
- * Returns the number of receipts integrated.
+ * advertiser's log yet (oldest first within an advertiser).  With sign
+ * (and a signing key set), then sign a checkpoint of every log that grew
+ * since its latest one: those of the batch and those an unsigned call
+ * grew before (the worker integrates every fp_attribution.log_batch_delay
+ * but signs every fp_attribution.log_interval).  Returns the number of
+ * receipts integrated.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_integrate_log);
 Datum
 fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 {
 	int32		max_entries = PG_GETARG_INT32(0);
+	bool		sign = PG_GETARG_BOOL(1);
 	Datum		values[1];
 	SPITupleTable *pending;
 	uint64		n;
 	uint64		start = 0;
-	char	   *note;
+	char	  **done;
+	int			ndone = 0;
 
 	check_max_entries(max_entries);
 	SPI_connect();
@@ -659,36 +750,44 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read pending receipts");
 	pending = SPI_tuptable;
 	n = SPI_processed;
+	done = palloc(Max(n, 1) * sizeof(char *));
 	for (uint64 i = 1; i <= n; i++)
 	{
 		bool		isnull;
+		char	   *adv = TextDatumGetCString(SPI_getbinval(pending->vals[start],
+															pending->tupdesc, 1, &isnull));
+		char	   *note;
 
 		if (i < n &&
 			strcmp(TextDatumGetCString(SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull)),
-				   TextDatumGetCString(SPI_getbinval(pending->vals[start], pending->tupdesc, 1, &isnull))) == 0)
+				   adv) == 0)
 			continue;
-		note = integrate_advertiser(pending, start, i);
+		note = integrate_advertiser(pending, start, i, sign);
 		if (note != NULL)
-			fp_attribution_log_push_note(TextDatumGetCString(SPI_getbinval(pending->vals[start],
-																		   pending->tupdesc, 1, &isnull)),
-										 note);
+			fp_attribution_log_push_note(adv, note);
+		/* the batch is sorted by advertiser_id, COLLATE "C": strcmp order */
+		done[ndone++] = adv;
 		start = i;
 	}
+	if (sign)
+		sign_grown_logs(done, ndone);
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
 }
 
 /*
  * attribution.integrate_advertiser_log(advertiser_id text, max_entries
- *		integer, OUT integrated bigint, OUT checkpoint text)
+ *		integer, sign boolean, OUT integrated bigint, OUT checkpoint text)
  *
  * integrate_log() for one advertiser: append up to max_entries of its
- * committed receipts (oldest first) to its log and sign a checkpoint when
- * a signing key is set.  Returns how many were integrated and the note of
- * the checkpoint signed (NULL when none was).  distribute() distributes it
- * by advertiser_id, so that on Citus a call is delegated to the worker
- * holding the advertiser's shards, where every statement is on a local
- * shard (log_worker.c calls it from the coordinator).
+ * committed receipts (oldest first) to its log and, with sign and a
+ * signing key set, sign a checkpoint when the log grew since its latest
+ * one (by this call or an earlier unsigned one).  Returns how many were
+ * integrated and the note of the checkpoint signed (NULL when none was).
+ * distribute() distributes it by advertiser_id, so that on Citus a call is
+ * delegated to the worker holding the advertiser's shards, where every
+ * statement is on a local shard (log_worker.c calls it from the
+ * coordinator).
  */
 PG_FUNCTION_INFO_V1(fp_attribution_integrate_advertiser_log);
 Datum
@@ -696,6 +795,7 @@ fp_attribution_integrate_advertiser_log(PG_FUNCTION_ARGS)
 {
 	text	   *advertiser_id = PG_GETARG_TEXT_PP(0);
 	int32		max_entries = PG_GETARG_INT32(1);
+	bool		sign = PG_GETARG_BOOL(2);
 	TupleDesc	tupdesc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
@@ -716,7 +816,9 @@ fp_attribution_integrate_advertiser_log(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read pending receipts");
 	n = SPI_processed;
 	if (n > 0)
-		note = integrate_advertiser(SPI_tuptable, 0, n);
+		note = integrate_advertiser(SPI_tuptable, 0, n, sign);
+	else if (sign)
+		note = fp_attribution_log_sign(text_to_cstring(advertiser_id));
 	values[0] = Int64GetDatum((int64) n);
 	nulls[1] = note == NULL;
 	if (note != NULL)

@@ -1,10 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * log_worker.c
- *	  The ledger worker's share of the receipt logs: every
- *	  fp_attribution.log_interval it integrates pending receipts and signs
- *	  checkpoints, in a transaction of its own (on a Citus coordinator,
- *	  one per advertiser).
+ *	  The ledger worker's share of the receipt logs: it integrates pending
+ *	  receipts and signs checkpoints, in a transaction of its own (on a
+ *	  Citus coordinator, one per advertiser).
+ *
+ * Two paces: integration runs again fp_attribution.log_batch_delay
+ * (200 ms) after a run that found receipts (at once after a full batch),
+ * so a receipt waits about that long under load, while a checkpoint of a
+ * grown log is signed at most once per fp_attribution.log_interval (1 s):
+ * a signature (~0.6 M instructions) per log and batch would cost more
+ * than the batch's integration, and auditors need no fresher checkpoint
+ * than the interval.  After a run that found none the worker sleeps
+ * log_interval (an idle database is not polled every batch delay), so
+ * the first receipts after a quiet spell wait up to log_interval.  A
+ * signing run signs every log that grew since its latest checkpoint
+ * (integrate_log(sign => true): a loose scan of the logs' keys), so
+ * growth left unsigned by a worker that stopped is signed by the next.
  *
  * Called from the ledger worker's loop (ledger_worker.c), never from the
  * exporter, so a long integration batch holds back no export; an error
@@ -40,6 +52,7 @@
 #include "nodes/pg_list.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "fp_attribution/log.h"
@@ -51,6 +64,17 @@
 #define LOG_WORKER_BATCH 10000
 
 static TimestampTz next_run = 0;
+
+/* When integration next signs checkpoints (0: at the first run) */
+static TimestampTz next_sign = 0;
+
+/*
+ * On a Citus coordinator: the advertisers whose logs grew without a
+ * checkpoint (runs that did not sign), in TopMemoryContext; NIL with
+ * seeded false until the first signing run adds every log.
+ */
+static List *unsigned_logs = NIL;
+static bool unsigned_seeded = false;
 
 /* The lag measured by the last successful run, and when it committed */
 static int64 last_lag_us = 0;
@@ -117,11 +141,57 @@ log_queue_distributed(void)
 typedef struct IntegrateRun
 {
 	MemoryContext cxt;			/* the tick's: outlives the run's transaction */
+	bool		sign;			/* sign checkpoints of the grown logs */
 	bool		full;			/* a batch was full: run again at once */
+	bool		found;			/* receipts were integrated */
 	TimestampTz oldest;			/* the oldest queued receipt, 0 if none */
 	List	   *advertisers;	/* on a Citus coordinator: those with queued
 								 * receipts, oldest first */
 } IntegrateRun;
+
+/* Whether a list of advertiser ids has this one */
+static bool
+has_advertiser(List *advertisers, const char *advertiser_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, advertisers)
+	{
+		if (strcmp(lfirst(lc), advertiser_id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Remember a log that grew without a checkpoint (Citus coordinator) */
+static void
+add_unsigned_log(const char *advertiser_id)
+{
+	MemoryContext old;
+
+	if (has_advertiser(unsigned_logs, advertiser_id))
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	unsigned_logs = lappend(unsigned_logs, pstrdup(advertiser_id));
+	MemoryContextSwitchTo(old);
+}
+
+/* Forget a log once a checkpoint covers it (Citus coordinator) */
+static void
+remove_unsigned_log(const char *advertiser_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, unsigned_logs)
+	{
+		if (strcmp(lfirst(lc), advertiser_id) == 0)
+		{
+			pfree(lfirst(lc));
+			unsigned_logs = foreach_delete_current(unsigned_logs, lc);
+			return;
+		}
+	}
+}
 
 /*
  * The run on one node, or on a Citus coordinator the list of advertisers
@@ -141,14 +211,17 @@ integrate_job(void *arg)
 		 * The subquery reads the queue in the statement's snapshot, as it
 		 * was before integrate_log() took its batch off.
 		 */
-		if (SPI_execute("SELECT attribution.integrate_log(" CppAsString2(LOG_WORKER_BATCH) "),"
-						" (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)",
+		if (SPI_execute(psprintf("SELECT attribution.integrate_log(%d, %s),"
+								 " (SELECT min(q.\"timestamp\") FROM attribution.log_queue q)",
+								 LOG_WORKER_BATCH, run->sign ? "true" : "false"),
 						false, 0) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			Datum		d;
+			int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
 
-			run->full = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull)) == LOG_WORKER_BATCH;
+			run->full = n == LOG_WORKER_BATCH;
+			run->found = n > 0;
 			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 			run->oldest = isnull ? 0 : DatumGetTimestampTz(d);
 		}
@@ -173,6 +246,16 @@ integrate_job(void *arg)
 		if (i == 0)
 			run->oldest = DatumGetTimestampTz(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
 	}
+	if (run->sign && !unsigned_seeded)
+	{
+		/* the first signing run of this worker: every log, once */
+		if (SPI_execute("SELECT DISTINCT e.advertiser_id FROM attribution.log_entries e",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read attribution.log_entries");
+		for (uint64 i = 0; i < SPI_processed; i++)
+			add_unsigned_log(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		unsigned_seeded = true;
+	}
 }
 
 /* The argument of integrate_advertiser_job */
@@ -180,6 +263,7 @@ typedef struct AdvertiserJob
 {
 	IntegrateRun *run;
 	const char *advertiser_id;
+	bool		found;			/* receipts of it were integrated */
 } AdvertiserJob;
 
 /*
@@ -197,14 +281,17 @@ integrate_advertiser_job(void *arg)
 	bool		isnull;
 	Datum		note;
 
+	int64		n;
+
 	if (SPI_execute(psprintf("SELECT integrated, checkpoint"
-							 " FROM attribution.integrate_advertiser_log(%s, %d)",
-							 quote_literal_cstr(adv), LOG_WORKER_BATCH),
+							 " FROM attribution.integrate_advertiser_log(%s, %d, %s)",
+							 quote_literal_cstr(adv), LOG_WORKER_BATCH,
+							 job->run->sign ? "true" : "false"),
 					false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not integrate the log of advertiser \"%s\"", adv);
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-									&isnull)) == LOG_WORKER_BATCH)
-		job->run->full = true;
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	job->run->full |= n == LOG_WORKER_BATCH;
+	job->found = n > 0;
 	note = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (!isnull)
 		fp_attribution_log_push_note(adv, TextDatumGetCString(note));
@@ -213,14 +300,16 @@ integrate_advertiser_job(void *arg)
 /*
  * Run integration when it is due; returns the milliseconds until the next
  * run.  On a Citus coordinator, each advertiser is a transaction of its
- * own: one that fails (its worker down) holds back no other.
+ * own: one that fails (its worker down) holds back no other; a signing
+ * run also calls the advertisers whose logs grew unsigned since.
  */
 static long
 integrate_tick(TimestampTz now)
 {
-	IntegrateRun run = {CurrentMemoryContext, false, 0, NIL};
+	IntegrateRun run = {CurrentMemoryContext, now >= next_sign, false, false, 0, NIL};
 	bool		ok;
 	ListCell   *lc;
+	long		wait;
 
 	if (fp_attribution_log_interval_ms == 0)
 	{
@@ -229,20 +318,35 @@ integrate_tick(TimestampTz now)
 	}
 	if (now < next_run)
 		return (long) ((next_run - now) / 1000) + 1;
-	next_run = TimestampTzPlusMilliseconds(now, fp_attribution_log_interval_ms);
 
 	fp_attribution_log_push_begin();
 	ok = fp_attribution_worker_job("integrating receipt logs", integrate_job, &run);
 	fp_attribution_log_push_end(ok);
+	if (run.sign)
+	{
+		MemoryContext old = MemoryContextSwitchTo(run.cxt);
+
+		foreach(lc, unsigned_logs)
+		{
+			if (!has_advertiser(run.advertisers, lfirst(lc)))
+				run.advertisers = lappend(run.advertisers, pstrdup(lfirst(lc)));
+		}
+		MemoryContextSwitchTo(old);
+	}
 	foreach(lc, run.advertisers)
 	{
-		AdvertiserJob job = {&run, lfirst(lc)};
+		AdvertiserJob job = {&run, lfirst(lc), false};
 		bool		adv_ok;
 
 		fp_attribution_log_push_begin();
 		adv_ok = fp_attribution_worker_job("integrating receipt logs",
 										   integrate_advertiser_job, &job);
 		fp_attribution_log_push_end(adv_ok);
+		if (adv_ok && run.sign)
+			remove_unsigned_log(job.advertiser_id);
+		else if (adv_ok && job.found)
+			add_unsigned_log(job.advertiser_id);
+		run.found |= job.found;
 		ok &= adv_ok;
 	}
 	list_free_deep(run.advertisers);
@@ -250,11 +354,25 @@ integrate_tick(TimestampTz now)
 	{
 		last_success = GetCurrentTimestamp();
 		last_lag_us = run.oldest == 0 ? 0 : Max(last_success - run.oldest, 0);
+		if (run.sign)
+			next_sign = TimestampTzPlusMilliseconds(now, fp_attribution_log_interval_ms);
 	}
 	publish_lag(!ok);
+
+	/*
+	 * Busy: again after the batch delay (at once after a full batch); idle:
+	 * after the interval, or at the next signing when a log grew unsigned.
+	 */
 	if (run.full)
-		next_run = now;
-	return run.full ? 0 : fp_attribution_log_interval_ms;
+		wait = 0;
+	else if (run.found)
+		wait = Min(fp_attribution_log_batch_delay_ms, fp_attribution_log_interval_ms);
+	else
+		wait = fp_attribution_log_interval_ms;
+	next_run = TimestampTzPlusMilliseconds(now, wait);
+	if (!run.sign && next_sign < next_run)
+		next_run = next_sign;
+	return (long) Max((next_run - GetCurrentTimestamp()) / 1000, 0);
 }
 
 /*

@@ -2,9 +2,10 @@
 # Benchmark: integration lag of the receipt logs at the highest command
 # rate this machine reaches.  pgbench runs attribution.track_click
 # (prepared, CLIENTS clients, SECONDS seconds, 20 advertisers) against a
-# private server whose worker integrates every LOG_INTERVAL (default the
-# setting's default, 1s) and signs a checkpoint per advertiser and run;
-# meanwhile a sampler reads attribution.log_status every 100 ms.
+# private server whose worker integrates every LOG_BATCH_DELAY while
+# receipts come and signs a checkpoint per grown log every LOG_INTERVAL
+# (defaults: the settings' defaults, 200ms and 1s); meanwhile a sampler
+# reads attribution.log_status every 100 ms.
 # Reported:
 #   tps                 the command rate pgbench reached
 #   pending age         oldest_pending_age over all advertisers, per sample
@@ -23,6 +24,7 @@ set -euo pipefail
 SECONDS_RUN=${SECONDS_RUN:-20}
 CLIENTS=${CLIENTS:-4}
 LOG_INTERVAL=${LOG_INTERVAL:-1s}
+LOG_BATCH_DELAY=${LOG_BATCH_DELAY:-200ms}
 bin=$(pg_config --bindir)
 tmp=$(mktemp -d /tmp/fp_loglag.XXXXXX)
 
@@ -40,6 +42,7 @@ unix_socket_directories = '$tmp'
 synchronous_commit = off
 fp_attribution.signing_key_file = 'signing.pem'
 fp_attribution.log_interval = '$LOG_INTERVAL'
+fp_attribution.log_batch_delay = '$LOG_BATCH_DELAY'
 fp_attribution.telemetry = off
 CONF
 as_pg "cd $tmp/data && openssl genpkey -algorithm ed25519 -out signing.pem 2>/dev/null && chmod 600 signing.pem"
@@ -58,7 +61,7 @@ chmod 644 "$tmp/click.sql"
 as_pg "while :; do $psql -c \"SELECT coalesce(extract(epoch FROM max(oldest_pending_age)) * 1000, 0)::int FROM attribution.log_status\"; sleep 0.1; done" >"$tmp/samples" 2>/dev/null &
 sampler=$!
 cmd="$bin/pgbench -n -M prepared -h $tmp -c $CLIENTS -j $CLIENTS -T $SECONDS_RUN -f $tmp/click.sql postgres"
-echo "command: $cmd  (fp_attribution.log_interval = $LOG_INTERVAL)"
+echo "command: $cmd  (fp_attribution.log_interval = $LOG_INTERVAL, log_batch_delay = $LOG_BATCH_DELAY)"
 tps=$(as_pg "$cmd" | grep -oP 'tps = \K[0-9.]+' | head -1)
 stop=$(date +%s.%N)
 pending=$(as_pg "$psql -c 'SELECT count(*) FROM attribution.log_queue'")
@@ -82,3 +85,4 @@ SELECT format('logs: %s, entries: %s, checkpoints: %s; verify_all ok: %s',
 		(SELECT ok FROM attribution.verify_all()));
 SQL
 echo "behind at the end: $pending receipts queued, queue empty after $drained s"
+echo "load average (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"

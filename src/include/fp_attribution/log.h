@@ -64,6 +64,7 @@ typedef struct FpLogReader
 
 extern char *fp_attribution_log_origin_prefix;
 extern int	fp_attribution_log_interval_ms;
+extern int	fp_attribution_log_batch_delay_ms;
 
 extern void fp_attribution_log_define_gucs(void);
 extern char *fp_attribution_log_origin(const char *advertiser_id);
@@ -76,6 +77,7 @@ extern void fp_attribution_log_read_stored(FpLogReader *reader, int level,
 										   int64 first, int count,
 										   FpMerkleHash *out);
 extern int64 fp_attribution_log_size(const char *advertiser_id);
+extern char *fp_attribution_log_sign(const char *advertiser_id);
 extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **advertiser_id,
 										  char **location,
