@@ -192,28 +192,37 @@ static void
 prepare_plans(void)
 {
 	/* each kept as soon as prepared: an error in a later one loses none */
+	/*
+	 * The claim: every enabled endpoint, and for each its oldest due rows
+	 * through postback_outbox_due_idx ('pending' a constant, so that its
+	 * predicate is proven), whose order is the LIMIT's.  A generic plan:
+	 * the plan cache otherwise planned it again in every cycle for its
+	 * values (the in-flight keys, the LIMITs), to the same plan (a third
+	 * of the worker's instructions per postback); no table's statistics
+	 * make reading an endpoint's rows in another order cheaper.
+	 */
 	if (claim_plan == NULL)
-		claim_plan = fp_attribution_keep_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
-											  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
-											  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
-											  " o.commission_cents::text, o.currency, o.receipt_id::text,"
-											  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-											  " e.url_template, e.method, s.secret,"
-											  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
-											  " FROM attribution.postback_endpoints e"
-											  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
-											  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-											  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-											  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
-											  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-											  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
-											  "  ORDER BY o.next_attempt_at LIMIT $2) o"
-											  " LEFT JOIN attribution.postback_secrets s"
-											  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-											  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-											  " WHERE e.active AND e.disabled_at IS NULL"
-											  " ORDER BY o.next_attempt_at LIMIT $3",
-											  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+		claim_plan = fp_attribution_keep_generic_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
+													  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
+													  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
+													  " o.commission_cents::text, o.currency, o.receipt_id::text,"
+													  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
+													  " e.url_template, e.method, s.secret,"
+													  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
+													  " FROM attribution.postback_endpoints e"
+													  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
+													  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+													  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+													  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
+													  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+													  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
+													  "  ORDER BY o.next_attempt_at LIMIT $2) o"
+													  " LEFT JOIN attribution.postback_secrets s"
+													  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+													  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+													  " WHERE e.active AND e.disabled_at IS NULL"
+													  " ORDER BY o.next_attempt_at LIMIT $3",
+													  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
 
 	/*
 	 * One execution per finished attempt, by the row's whole primary key
@@ -250,23 +259,25 @@ prepare_plans(void)
 	 * $5 fp_attribution.postback_disable_after, $6 reasons, $7 now; an
 	 * endpoint whose count stays 0 is not written.  Returns the endpoints
 	 * this statement disabled (disabled_at is the transaction's time).
+	 * Generic, like the others: an advertiser's few endpoints are read
+	 * whichever way the join goes.
 	 */
 	if (endpoint_plan == NULL)
-		endpoint_plan = fp_attribution_keep_plan("UPDATE attribution.postback_endpoints e SET"
-												 " consecutive_failures =" NEW_FAILURES ","
-												 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
-												 " disabled_reason = CASE WHEN" DISABLES
-												 "  THEN r.reason ELSE e.disabled_reason END"
-												 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-												 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
-												 "  AS r(endpoint_id, reset, failures, reason)"
-												 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
-												 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
-												 " AND (r.failures OPERATOR(pg_catalog.>) 0"
-												 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
-												 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
-												 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
-												 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
+		endpoint_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_endpoints e SET"
+														 " consecutive_failures =" NEW_FAILURES ","
+														 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
+														 " disabled_reason = CASE WHEN" DISABLES
+														 "  THEN r.reason ELSE e.disabled_reason END"
+														 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+														 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
+														 "  AS r(endpoint_id, reset, failures, reason)"
+														 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
+														 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+														 " AND (r.failures OPERATOR(pg_catalog.>) 0"
+														 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+														 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
+														 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+														 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 }
 
 /* The span of a finished attempt, into the telemetry rings */
