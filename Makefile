@@ -28,7 +28,7 @@ REGRESS      = setup ids traceparent clicks conversions tenants lifecycle bad_in
 REGRESS_OPTS = --temp-instance=tmp_regress $(FP_TEMP_CONFIG) --load-extension=plpgsql
 ISOLATION    = iso_click_idempotency iso_conversion_idempotency \
                iso_receipt_chain iso_receipt_commands iso_telemetry iso_lifecycle iso_late_click \
-               iso_click_in_flight iso_auto_approve iso_report_rollup
+               iso_click_in_flight iso_auto_approve iso_report_rollup iso_postback_endpoints
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso \
                  --temp-instance=tmp_check_iso $(FP_TEMP_CONFIG)
 # TAP tests (test/t/*.pl) start their own servers, e.g. with tiny buffers

@@ -1420,6 +1420,19 @@ CREATE INDEX postback_endpoints_affiliate_idx
 	ON attribution.postback_endpoints (advertiser_id, affiliate_id);
 COMMENT ON TABLE attribution.postback_endpoints IS
 	'Per advertiser and affiliate postback URL templates, the events that fire them, and their state';
+-- Each backend keeps which (advertiser, affiliate, event) has an active
+-- endpoint (src/postbacks/postbacks.c); a change of what that depends on
+-- empties every backend's copy at commit.  Not the postback worker's
+-- failure counts.
+CREATE FUNCTION attribution.postback_endpoints_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_postback_endpoints_changed'
+	LANGUAGE C;
+CREATE TRIGGER postback_endpoints_changed
+	AFTER INSERT OR DELETE OR TRUNCATE
+		OR UPDATE OF advertiser_id, affiliate_id, active, events
+	ON attribution.postback_endpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.postback_endpoints_changed();
+REVOKE ALL ON FUNCTION attribution.postback_endpoints_changed() FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('attribution.postback_endpoints', '');
 
 CREATE TABLE attribution.postback_secrets (

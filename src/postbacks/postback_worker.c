@@ -11,8 +11,8 @@
  *
  * Loop: one transaction per cycle writes the results of the attempts that
  * finished (delivered; retry at next_attempt_at; or failed) and the
- * endpoints' failure counts (one UPDATE of each table per advertiser,
- * however many results), then claims due pending rows for the free
+ * endpoints' failure counts (an UPDATE of the outbox by key per result,
+ * one of the endpoints per advertiser), then claims due pending rows for the free
  * request slots: at most fp_attribution.postback_concurrency in flight,
  * at most fp_attribution.postback_endpoint_concurrency per endpoint (a
  * LATERAL subquery per enabled endpoint, so an endpoint with a deep
@@ -168,10 +168,12 @@ retry_wait_ms(int attempts, int retry_after_ms)
 
 /*
  * The worker's statements.  The results of a cycle's attempts are written
- * by one UPDATE of the outbox and one of the endpoints per advertiser,
- * joined to arrays of the rows' keys and new values (ROWS FROM unnest:
- * the multi-array unnest() cannot be schema-qualified; Citus
- * refuses subscripts of a parameter in an UPDATE).  Naming the advertiser
+ * by one UPDATE of the outbox per attempt and one of the endpoints per
+ * advertiser, the latter joined to arrays of the endpoints' keys and new
+ * values (ROWS FROM unnest: the multi-array unnest() cannot be
+ * schema-qualified; Citus refuses subscripts of a parameter in an
+ * UPDATE).  An advertiser has few endpoints, so reading all of them is
+ * no cost, where the outbox has all its postbacks.  Naming the advertiser
  * keeps every statement on one Citus shard.  The transaction's time goes
  * in as a parameter where a CASE chooses it: Citus refuses a
  * non-immutable function (now()) inside CASE in a modification of a
@@ -190,80 +192,92 @@ static void
 prepare_plans(void)
 {
 	/* each kept as soon as prepared: an error in a later one loses none */
+	/*
+	 * The claim: every enabled endpoint, and for each its oldest due rows
+	 * through postback_outbox_due_idx ('pending' a constant, so that its
+	 * predicate is proven), whose order is the LIMIT's.  A generic plan:
+	 * the plan cache otherwise planned it again in every cycle for its
+	 * values (the in-flight keys, the LIMITs), to the same plan (a third
+	 * of the worker's instructions per postback); no table's statistics
+	 * make reading an endpoint's rows in another order cheaper.
+	 */
 	if (claim_plan == NULL)
-		claim_plan = fp_attribution_keep_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
-											  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
-											  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
-											  " o.commission_cents::text, o.currency, o.receipt_id::text,"
-											  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-											  " e.url_template, e.method, s.secret,"
-											  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
-											  " FROM attribution.postback_endpoints e"
-											  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
-											  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-											  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-											  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
-											  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-											  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
-											  "  ORDER BY o.next_attempt_at LIMIT $2) o"
-											  " LEFT JOIN attribution.postback_secrets s"
-											  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-											  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-											  " WHERE e.active AND e.disabled_at IS NULL"
-											  " ORDER BY o.next_attempt_at LIMIT $3",
-											  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+		claim_plan = fp_attribution_keep_generic_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
+													  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
+													  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
+													  " o.commission_cents::text, o.currency, o.receipt_id::text,"
+													  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
+													  " e.url_template, e.method, s.secret,"
+													  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
+													  " FROM attribution.postback_endpoints e"
+													  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
+													  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+													  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+													  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
+													  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+													  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
+													  "  ORDER BY o.next_attempt_at LIMIT $2) o"
+													  " LEFT JOIN attribution.postback_secrets s"
+													  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+													  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+													  " WHERE e.active AND e.disabled_at IS NULL"
+													  " ORDER BY o.next_attempt_at LIMIT $3",
+													  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
 
 	/*
-	 * $3 HTTP statuses, $4 errors, $5 states, $6 next attempts, $7 now,
-	 * $8 'pending'.  The next attempt's time is computed here: Citus
-	 * refuses a STABLE function (timestamptz + interval) of a column in an
-	 * UPDATE.  'pending' is a parameter of a generic plan so that the
-	 * planner cannot prove postback_outbox_due_idx's predicate: with the
-	 * constant it took that index (estimated all but empty, as most rows
-	 * are delivered when the table is analyzed) and read every entry of
-	 * the advertiser there in every cycle: every pending row, thousands
-	 * under a backlog, and the dead entries not yet pruned.  The primary
-	 * key finds the cycle's rows by key.
+	 * One execution per finished attempt, by the row's whole primary key
+	 * ($1, $2): $3 HTTP status, $4 error, $5 state, $6 next attempt, $7
+	 * now, $8 'pending'.  Not one statement joined to arrays of the
+	 * cycle's keys: that join's generic plan, made while the outbox was
+	 * small or never analyzed (estimated a row or two per advertiser),
+	 * read every row of the advertiser and hashed them, in every cycle,
+	 * until the table was analyzed and the plan remade (2.45 M
+	 * instructions per postback with 600 queued).  No statistics make a
+	 * scan of the advertiser's rows cheaper than the unique key.  The
+	 * next attempt's time is computed here: Citus refuses a STABLE
+	 * function (timestamptz + interval) of a column in an UPDATE.
+	 * 'pending' is a parameter so that the planner cannot prove
+	 * postback_outbox_due_idx's predicate and take that index on
+	 * advertiser_id alone.
 	 */
 	if (result_plan == NULL)
 		result_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_outbox o SET"
 											   " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
 											   " last_attempt_at = pg_catalog.now(),"
-											   " last_http_status = r.http_status, last_error = r.error,"
-											   " state = r.state, next_attempt_at = r.next_attempt_at,"
-											   " done_at = CASE WHEN r.state OPERATOR(pg_catalog.<>) 'pending'"
+											   " last_http_status = $3, last_error = $4,"
+											   " state = $5, next_attempt_at = $6,"
+											   " done_at = CASE WHEN $5 OPERATOR(pg_catalog.<>) $8"
 											   "  THEN $7 END"
-											   " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-											   "  pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-											   "  AS r(delivery_id, http_status, error, state, next_attempt_at)"
 											   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-											   " AND o.delivery_id OPERATOR(pg_catalog.=) r.delivery_id"
+											   " AND o.delivery_id OPERATOR(pg_catalog.=) $2"
 											   " AND o.state OPERATOR(pg_catalog.=) $8",
-											   8, (Oid[]) {TEXTOID, UUIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-											   TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID, TEXTOID});
+											   8, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID,
+											   TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID});
 
 	/*
 	 * $3 whether a success reset the count, $4 failures since (or in all),
 	 * $5 fp_attribution.postback_disable_after, $6 reasons, $7 now; an
 	 * endpoint whose count stays 0 is not written.  Returns the endpoints
 	 * this statement disabled (disabled_at is the transaction's time).
+	 * Generic, like the others: an advertiser's few endpoints are read
+	 * whichever way the join goes.
 	 */
 	if (endpoint_plan == NULL)
-		endpoint_plan = fp_attribution_keep_plan("UPDATE attribution.postback_endpoints e SET"
-												 " consecutive_failures =" NEW_FAILURES ","
-												 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
-												 " disabled_reason = CASE WHEN" DISABLES
-												 "  THEN r.reason ELSE e.disabled_reason END"
-												 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-												 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
-												 "  AS r(endpoint_id, reset, failures, reason)"
-												 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
-												 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
-												 " AND (r.failures OPERATOR(pg_catalog.>) 0"
-												 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
-												 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
-												 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
-												 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
+		endpoint_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_endpoints e SET"
+														 " consecutive_failures =" NEW_FAILURES ","
+														 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
+														 " disabled_reason = CASE WHEN" DISABLES
+														 "  THEN r.reason ELSE e.disabled_reason END"
+														 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+														 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
+														 "  AS r(endpoint_id, reset, failures, reason)"
+														 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
+														 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+														 " AND (r.failures OPERATOR(pg_catalog.>) 0"
+														 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+														 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
+														 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+														 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 }
 
 /* The span of a finished attempt, into the telemetry rings */
@@ -367,8 +381,8 @@ make_array(Datum *elems, bool *nulls, int n, Oid type)
 
 /*
  * Write the results of the finished attempts fs[0..n) of one advertiser
- * (in the cycle's transaction): the rows' new states, then the endpoints'
- * failure counts, folded in the order of fs as if written one by one (a
+ * (in the cycle's transaction): each row's new state, then the endpoints'
+ * failure counts in one statement, folded in the order of fs as if written one by one (a
  * success resets the count, a failure adds one).  The second statement is
  * left out when it has nothing to change: only successes, each of an
  * endpoint whose count the claim read as 0, and no failure written since
@@ -378,13 +392,6 @@ make_array(Datum *elems, bool *nulls, int n, Oid type)
 static void
 write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *statuses = palloc(sizeof(Datum) * n);
-	bool	   *no_status = palloc(sizeof(bool) * n);
-	Datum	   *errors = palloc(sizeof(Datum) * n);
-	bool	   *no_error = palloc(sizeof(bool) * n);
-	Datum	   *states = palloc(sizeof(Datum) * n);
-	Datum	   *next_attempts = palloc(sizeof(Datum) * n);
 	/* per endpoint, in order of first appearance */
 	Datum	   *endpoints = palloc(sizeof(Datum) * n);
 	Datum	   *resets = palloc(sizeof(Datum) * n);
@@ -394,6 +401,7 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 	int			nendpoints = 0;
 	bool		endpoints_change = false;
 	Datum		advertiser = CStringGetTextDatum(fs[0]->rq->advertiser_id);
+	Datum		pending = CStringGetTextDatum("pending");
 	int			rc;
 
 	for (int i = 0; i < n; i++)
@@ -402,14 +410,19 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 		bool		sent = f->res.outcome == FP_POSTBACK_SENT;
 		int			e;
 
-		ids[i] = UUIDPGetDatum(&f->rq->delivery_id);
-		statuses[i] = Int32GetDatum(f->res.http_status);
-		no_status[i] = f->res.http_status == 0;
-		errors[i] = sent ? (Datum) 0 : CStringGetTextDatum(f->res.error);
-		no_error[i] = sent;
-		states[i] = CStringGetTextDatum(f->state);
-		next_attempts[i] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(DatumGetTimestampTz(xact_now),
-																	f->wait_ms));
+		rc = SPI_execute_plan(result_plan,
+							  (Datum[]) {advertiser, UUIDPGetDatum(&f->rq->delivery_id),
+								  Int32GetDatum(f->res.http_status),
+								  sent ? (Datum) 0 : CStringGetTextDatum(f->res.error),
+								  CStringGetTextDatum(f->state),
+								  TimestampTzGetDatum(TimestampTzPlusMilliseconds(DatumGetTimestampTz(xact_now),
+																				  f->wait_ms)),
+							  xact_now, pending},
+							  (char[]) {' ', ' ', f->res.http_status == 0 ? 'n' : ' ',
+							  sent ? 'n' : ' ', ' ', ' ', ' ', ' '},
+							  false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a postback attempt: %s", SPI_result_code_string(rc));
 
 		for (e = 0; e < nendpoints; e++)
 			if (DatumGetInt64(endpoints[e]) == f->rq->endpoint_id)
@@ -446,17 +459,6 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 		reasons[e] = CStringGetTextDatum(psprintf("%d failed attempts in a row, the last: %s",
 												  fp_attribution_postback_disable_after,
 												  last_error[e] ? last_error[e] : ""));
-
-	rc = SPI_execute_plan(result_plan,
-						  (Datum[]) {advertiser, make_array(ids, NULL, n, UUIDOID),
-							  make_array(statuses, no_status, n, INT4OID),
-							  make_array(errors, no_error, n, TEXTOID),
-							  make_array(states, NULL, n, TEXTOID),
-							  make_array(next_attempts, NULL, n, TIMESTAMPTZOID), xact_now,
-						  CStringGetTextDatum("pending")},
-						  NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "could not record postback attempts: %s", SPI_result_code_string(rc));
 
 	if (!endpoints_change)
 		return;
@@ -500,8 +502,9 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 }
 
 /*
- * Write the results of the cycle's finished attempts fs[0..n): one pair
- * of statements per advertiser (see prepare_plans).
+ * Write the results of the cycle's finished attempts fs[0..n): one UPDATE
+ * of the outbox per attempt, of the endpoints per advertiser (see
+ * prepare_plans).
  */
 static void
 write_results(FinishedAttempt *fs, int n, TimestampTz now)

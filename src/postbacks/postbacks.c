@@ -23,6 +23,27 @@
  * and _refunded their own.  An unattributed conversion has no affiliate
  * and so no postback.
  *
+ * Endpoint cache: most conversions are of an affiliate without an active
+ * endpoint, and the creating event's (the payload names the affiliate)
+ * is looked up in a backend-local hash by (advertiser, affiliate, event):
+ * found without endpoints, the enqueue costs a hash lookup; found with
+ * some, it goes straight to the INSERT.  A miss runs the probe with the
+ * latest snapshot and keeps its answer.  Every change of an endpoint that
+ * the probe looks at (a row inserted or deleted, TRUNCATE, an UPDATE of
+ * advertiser_id, affiliate_id, active or events; not the worker's failure
+ * counts) sends a relcache invalidation of attribution.postback_endpoints
+ * at its commit (the trigger postback_endpoints_changed), and the enqueue
+ * reads the invalidations first: a committed change is seen by the next
+ * command, as the probe would see it.  The latest snapshot, not the
+ * command's: an invalidation read before the probe is of a change that
+ * snapshot sees, one read while the probe runs (a lock taken) drops its
+ * answer (cache_generation).  So a transaction with an older snapshot
+ * (REPEATABLE READ) may skip an endpoint deactivated since it began, or
+ * find none to insert for one created since: the INSERT reads the
+ * endpoints with the command's snapshot as before.  Not on a Citus node,
+ * where the endpoints are shards whose triggers fire on their own nodes:
+ * there the probe runs every time.
+ *
  * Waking: the first enqueue of a transaction registers a callback that
  * sets the postback worker's latch when the transaction commits (its
  * procno is in shared memory; without the preload nobody is woken, and
@@ -37,13 +58,20 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
 #include "fp_attribution/otlp.h"
@@ -81,6 +109,25 @@ static const struct
 
 static bool callback_registered = false;
 static bool wake_at_commit = false;
+
+/* The endpoint cache (see the file header) */
+typedef struct EndpointCacheEntry
+{
+	/* length-prefixed advertiser and affiliate, and the event's index */
+	char		key[600];
+	bool		any;			/* an active endpoint wants the event */
+} EndpointCacheEntry;
+
+/* Most entries; beyond, the cache starts again empty */
+#define ENDPOINT_CACHE_MAX 10000
+
+static HTAB *endpoint_cache = NULL;
+/* attribution.postback_endpoints, and whether the cache is used */
+static Oid	endpoints_relid = InvalidOid;
+static bool cache_usable = false;
+/* one more at each invalidation that emptied the cache */
+static uint64 cache_generation = 0;
+static bool cache_callback_registered = false;
 
 void
 fp_attribution_postbacks_define_gucs(void)
@@ -250,6 +297,47 @@ static FpGroupPlan row_insert = {
 	.argtypes = postback_types
 };
 
+/* Relcache invalidation: forget the endpoint cache when it concerns the table */
+static void
+forget_endpoints(Datum arg, Oid relid)
+{
+	if (endpoint_cache == NULL || (OidIsValid(relid) && relid != endpoints_relid))
+		return;
+	hash_destroy(endpoint_cache);
+	endpoint_cache = NULL;
+	cache_generation++;
+}
+
+/*
+ * The endpoint cache, created empty when there is none; NULL when it is
+ * not used (a Citus node, or the table is missing).
+ */
+static HTAB *
+endpoint_cache_get(void)
+{
+	HASHCTL		ctl;
+	Oid			nsp;
+
+	if (!cache_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_endpoints, (Datum) 0);
+		cache_callback_registered = true;
+	}
+	if (endpoint_cache != NULL && hash_get_num_entries(endpoint_cache) < ENDPOINT_CACHE_MAX)
+		return cache_usable ? endpoint_cache : NULL;
+	if (endpoint_cache != NULL)
+		hash_destroy(endpoint_cache);
+	nsp = get_namespace_oid("attribution", true);
+	endpoints_relid = OidIsValid(nsp) ? get_relname_relid("postback_endpoints", nsp) : InvalidOid;
+	cache_usable = OidIsValid(endpoints_relid) &&
+		!OidIsValid(get_extension_oid("citus", true));
+	ctl.keysize = sizeof(((EndpointCacheEntry *) NULL)->key);
+	ctl.entrysize = sizeof(EndpointCacheEntry);
+	endpoint_cache = hash_create("fp_attribution postback endpoints", 64, &ctl,
+								 HASH_ELEM | HASH_STRINGS);
+	return cache_usable ? endpoint_cache : NULL;
+}
+
 /* The member "name" of a receipt payload (an object), or NULL */
 static JsonbValue *
 payload_member(Jsonb *payload, const char *name)
@@ -262,27 +350,49 @@ payload_member(Jsonb *payload, const char *name)
 	return findJsonbValueFromContainer(&payload->root, JB_FOBJECT, &key);
 }
 
-/* Does the payload hold member "name"? */
-static bool
-has_member(Jsonb *payload, const char *name)
-{
-	return payload_member(payload, name) != NULL;
-}
-
-/* The postback event of a receipt payload's "event", or NULL */
-static const char *
+/* The index in event_map of a receipt payload's "event", or -1 */
+static int
 payload_event(Jsonb *payload)
 {
 	JsonbValue *v = payload_member(payload, "event");
 
 	if (v == NULL || v->type != jbvString)
-		return NULL;
+		return -1;
 	for (int i = 0; i < lengthof(event_map); i++)
 		if (strlen(event_map[i].receipt_event) == v->val.string.len &&
 			memcmp(event_map[i].receipt_event, v->val.string.val,
 				   v->val.string.len) == 0)
-			return event_map[i].event;
-	return NULL;
+			return i;
+	return -1;
+}
+
+/*
+ * The endpoint cache's answer for the creating event of a conversion of
+ * advertiser and affiliate: 1 an active endpoint wants the event, 0 none,
+ * -1 not known (the probe answers, with the latest snapshot, and key is
+ * where the answer goes; "" when the cache is not used).
+ */
+static int
+cached_endpoints(const char *advertiser, const JsonbValue *affiliate,
+				 const char *event, char *key, size_t keysize)
+{
+	HTAB	   *cache;
+	EndpointCacheEntry *entry;
+
+	key[0] = '\0';
+	/* a change committed since the last command empties the cache */
+	AcceptInvalidationMessages();
+	cache = endpoint_cache_get();
+	if (cache == NULL ||
+		snprintf(key, keysize, "%zu:%s%d:%.*s%s", strlen(advertiser), advertiser,
+				 affiliate->val.string.len, affiliate->val.string.len,
+				 affiliate->val.string.val, event) >= (int) keysize)
+	{
+		key[0] = '\0';
+		return -1;
+	}
+	entry = hash_search(cache, key, HASH_FIND, NULL);
+	return entry == NULL ? -1 : entry->any;
 }
 
 /*
@@ -294,6 +404,7 @@ payload_event(Jsonb *payload)
 void
 fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 {
+	int			event_index;
 	const char *event;
 	char		trace_hex[2 * FP_TRACE_ID_LEN + 1];
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
@@ -301,12 +412,27 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	FpSpanId	cmd_span;
 	uint8		flags = FP_TRACE_FLAG_SAMPLED;
 	Datum		args[8];
-	bool		whole_row;
+	JsonbValue *affiliate = NULL;
+	char		key[sizeof(((EndpointCacheEntry *) NULL)->key)];
+	int			known = -1;
+	uint64		generation = cache_generation;
 	int			rc;
 
 	if (strcmp(env->aggregate_type, "conversion") != 0 ||
-		(event = payload_event(payload)) == NULL)
+		(event_index = payload_event(payload)) < 0)
 		return;
+	event = event_map[event_index].event;
+	key[0] = '\0';
+	if ((affiliate = payload_member(payload, "affiliate_id")) != NULL)
+	{
+		/* unattributed: no affiliate, no postback */
+		if (affiliate->type != jbvString)
+			return;
+		known = cached_endpoints(env->advertiser_id, affiliate, event, key, sizeof(key));
+		if (known == 0)
+			return;
+		generation = cache_generation;
+	}
 	/* the command's sampling decides whether its attempts become spans */
 	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
 		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
@@ -321,15 +447,28 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	args[5] = CStringGetTextDatum(span_hex);
 	args[6] = BoolGetDatum((flags & FP_TRACE_FLAG_SAMPLED) != 0);
 	args[7] = JsonbPGetDatum(payload);
-	whole_row = has_member(payload, "affiliate_id");
-	rc = SPI_execute_plan(fp_attribution_group_plan(whole_row ? &payload_probe : &row_probe,
-													args[0]),
-						  args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not look up postback endpoints: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return;
-	rc = SPI_execute_plan(fp_attribution_group_plan(whole_row ? &payload_insert : &row_insert,
+	if (known < 0)
+	{
+		SPIPlanPtr	probe = fp_attribution_group_plan(affiliate != NULL ? &payload_probe : &row_probe,
+													  args[0]);
+
+		rc = key[0] != '\0' ?
+			SPI_execute_snapshot(probe, args, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								 true, false, 1) :
+			SPI_execute_plan(probe, args, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not look up postback endpoints: %s", SPI_result_code_string(rc));
+		/* kept unless an invalidation came while the probe ran */
+		if (key[0] != '\0' && generation == cache_generation && endpoint_cache != NULL)
+		{
+			EndpointCacheEntry *entry = hash_search(endpoint_cache, key, HASH_ENTER, NULL);
+
+			entry->any = SPI_processed > 0;
+		}
+		if (SPI_processed == 0)
+			return;
+	}
+	rc = SPI_execute_plan(fp_attribution_group_plan(affiliate != NULL ? &payload_insert : &row_insert,
 													args[0]),
 						  args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -342,6 +481,25 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 		callback_registered = true;
 	}
 	wake_at_commit = true;
+}
+
+/*
+ * Trigger postback_endpoints_changed (AFTER, FOR EACH STATEMENT): a
+ * relcache invalidation of the table at commit, which empties every
+ * backend's endpoint cache (see the file header).
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_postback_endpoints_changed);
+Datum
+fp_attribution_postback_endpoints_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("postback_endpoints_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /*
