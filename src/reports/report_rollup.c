@@ -13,9 +13,13 @@
  * writes it with that INSERT ... VALUES.  Their SQL names every object
  * and operator with its schema, and they run as the owner of the table
  * that fired them (as row_triggers.c does), so an inserting role needs no
- * privilege on the rollup.  Each INSERT is a plain INSERT ... VALUES, a
- * single-shard insert on Citus, where the triggers fire on the shards
- * (and write each click's delta at once: no batches there).
+ * privilege on the rollup.  Each INSERT names its advertiser's shard
+ * group (shard_group_plans.c): on Citus, where the triggers fire on the
+ * shards (and write each click's delta at once: no batches there), it
+ * runs against the group's shards.  A conversion's delta is one
+ * INSERT ... SELECT FROM attribution.report_contribution(), whose body the
+ * planner inlines: the expressions of the one definition, evaluated in the
+ * INSERT, with no function call.
  * It gets the DB-operation span any write of the attribution schema gets
  * (telemetry_exec.c): it is a statement the command runs.
  *
@@ -73,15 +77,6 @@ static FpStatementBatch click_batch = {
 	.flush = write_click_deltas,
 };
 
-/*
- * A conversion's delta: what attribution.report_contribution() (the one
- * definition, shared with rebuild_report()) makes of the row, then the
- * INSERT of that row, prepared once its type is known
- */
-static SPIPlanPtr contribution_plan = NULL;
-static SPIPlanPtr delta_plan = NULL;
-static Oid	delta_type = InvalidOid;	/* its parameter's, the row type */
-
 /* The conversion columns report_contribution() takes after its sign */
 static const FpColumn contribution_columns[] = {
 	FP_COL_ADVERTISER_ID, FP_COL_CONVERTED_AT, FP_COL_AFFILIATE_ID,
@@ -92,10 +87,24 @@ static const FpColumn contribution_columns[] = {
 
 #define CONTRIBUTION_NARGS (1 + lengthof(contribution_columns))
 
+/*
+ * A conversion's delta: what attribution.report_contribution() (the one
+ * definition, shared with rebuild_report()) makes of the row, inserted by
+ * one statement into which the planner inlines the function's body
+ */
+static FpGroupPlan contribution_plan = {
+	.sql = "INSERT INTO attribution.report_deltas"
+		" SELECT * FROM attribution.report_contribution("
+		"$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+	.nargs = CONTRIBUTION_NARGS,
+	.argtypes = (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID}
+};
+
 static void
-prepare_plans(void)
+prepare_clicks_plan(void)
 {
-	if (contribution_plan != NULL)
+	if (clicks_plan != NULL)
 		return;
 	clicks_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
 										   " (advertiser_id, day, affiliate_id, offer_id, clicks)"
@@ -110,12 +119,6 @@ prepare_plans(void)
 										   " GROUP BY 1, 2, 3, 4",
 										   4, (Oid[]) {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 										   TEXTARRAYOID, TEXTARRAYOID});
-	contribution_plan = fp_attribution_keep_plan("SELECT attribution.report_contribution("
-												 "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-												 CONTRIBUTION_NARGS,
-												 (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID,
-												 TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-												 INT8OID, INT8OID, INT8OID, INT8OID});
 }
 
 /*
@@ -153,14 +156,14 @@ get_arg(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map, FpColumn c,
 }
 
 /*
- * Run a saved INSERT or SELECT; the SELECT must return one row.
+ * Run a saved INSERT of one row.
  */
 static void
-run(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+run(SPIPlanPtr plan, Datum *values, const char *nulls)
 {
 	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
 
-	if (rc != expected || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
 		elog(ERROR, "report rollup statement failed: %s", SPI_result_code_string(rc));
 }
 
@@ -176,7 +179,7 @@ write_click_deltas(FpStatementBatch *batch)
 	bool		isnull;
 	int			rc;
 
-	prepare_plans();
+	prepare_clicks_plan();
 	if (fp_attribution_batch_size(batch) == 1)
 	{
 		for (int i = 0; i < lengthof(click_key); i++)
@@ -185,8 +188,7 @@ write_click_deltas(FpStatementBatch *batch)
 			nulls[i] = isnull ? 'n' : ' ';
 		}
 		fp_attribution_batch_reset(batch);
-		run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
-			SPI_OK_INSERT);
+		run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls);
 		return;
 	}
 	for (int i = 0; i < lengthof(click_key); i++)
@@ -226,8 +228,7 @@ fp_attribution_report_click(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
-		SPI_OK_INSERT);
+	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls);
 	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 	return PointerGetDatum(NULL);
 }
@@ -242,33 +243,13 @@ append_contribution(TriggerData *trigdata, const FpColumnMap *map,
 {
 	Datum		values[CONTRIBUTION_NARGS];
 	char		nulls[CONTRIBUTION_NARGS];
-	Datum		delta;
-	bool		isnull;
-	Oid			type;
 
 	values[0] = Int32GetDatum(sign);
 	nulls[0] = ' ';
 	for (int i = 0; i < lengthof(contribution_columns); i++)
 		get_arg(tuple, RelationGetDescr(trigdata->tg_relation), map,
 				contribution_columns[i], values, nulls, i + 1);
-	run(contribution_plan, values, nulls, SPI_OK_SELECT);
-	delta = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-
-	/*
-	 * A row type is a parameter type a saved plan cannot re-resolve: when
-	 * the extension was created anew in this session, prepare again
-	 */
-	if (type != delta_type)
-	{
-		if (delta_plan != NULL)
-			SPI_freeplan(delta_plan);
-		delta_plan = NULL;
-		delta_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
-											  " VALUES (($1).*)", 1, &type);
-		delta_type = type;
-	}
-	run(delta_plan, &delta, isnull ? "n" : " ", SPI_OK_INSERT);
+	run(fp_attribution_group_plan(&contribution_plan, values[1]), values, nulls);
 }
 
 /*
@@ -309,7 +290,6 @@ fp_attribution_report_conversion(PG_FUNCTION_ARGS)
 	new_row = update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CONVERSIONS);
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	prepare_plans();
 	if (old_row != NULL && attributed(trigdata, map, old_row))
 		append_contribution(trigdata, map, old_row, -1);
 	if (attributed(trigdata, map, new_row))
