@@ -969,36 +969,16 @@ SELECT pg_catalog.pg_extension_config_dump('attribution.report_deltas', '');
 
 -- What one attributed conversion row contributes to the rollup, times
 -- sign (-1 takes an old row back): the one definition the trigger and
--- rebuild_report() share.  A set of one row, with no SET clause and not
--- STRICT, so the planner inlines it into the statement that reads it FROM
--- (the trigger's saved INSERT, rebuild_report()'s join): called as a
--- function, every conversion paid for parsing and planning the body and
--- for the SET clause's GUC nest level, 0.9 M instructions.  It needs no
--- fixed search_path: a BEGIN ATOMIC body is parsed when the function is
--- created, with the script's, and stored resolved.
+-- rebuild_report() share, in C (src/reports/report_rollup.c), which the
+-- trigger calls without SQL: as a SQL expression its 20 columns were
+-- compiled anew by every conversion's INSERT.
 CREATE FUNCTION attribution.report_contribution(sign integer, advertiser text,
 	converted_at timestamptz, affiliate_id text, offer_id text, currency text,
 	status text, revenue bigint, refunded bigint, commission bigint,
 	commission_reversed bigint)
-	RETURNS SETOF attribution.report_deltas
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1
-BEGIN ATOMIC
-	SELECT advertiser, (converted_at AT TIME ZONE 'UTC')::date,
-		   affiliate_id, offer_id, currency, 0,
-		   sign, sign * (status = 'pending')::integer,
-		   sign * (status = 'approved')::integer,
-		   sign * (status = 'rejected')::integer,
-		   sign * (status = 'reversed')::integer,
-		   sign * revenue, sign * refunded,
-		   sign * (commission IS NOT NULL)::integer,
-		   sign * coalesce(commission, 0), sign * coalesce(commission_reversed, 0),
-		   sign * (commission IS NOT NULL AND status IN ('approved', 'reversed'))::integer,
-		   CASE WHEN status IN ('approved', 'reversed') THEN sign * coalesce(commission, 0) ELSE 0 END,
-		   CASE WHEN status IN ('approved', 'reversed')
-				THEN sign * coalesce(commission_reversed, 0) ELSE 0 END,
-		   CASE WHEN status = 'pending'
-				THEN sign * coalesce(commission - commission_reversed, 0) ELSE 0 END;
-END;
+	RETURNS attribution.report_deltas
+	AS 'MODULE_PATHNAME', 'fp_attribution_report_contribution'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- The row triggers (src/reports/report_rollup.c): C, run as the owner
 -- of the table, so a role allowed to INSERT clicks needs no privilege on

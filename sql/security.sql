@@ -7,7 +7,7 @@
 -- the extension's own objects
 CREATE VIEW regress_ext_functions AS
 	SELECT p.oid, p.oid::regprocedure::text AS signature, p.prolang, p.proisstrict,
-		   p.prosecdef, p.proconfig, p.prosqlbody IS NOT NULL AS prestored, p.pronargs, p.proargtypes, p.prorettype, p.proname
+		   p.prosecdef, p.proconfig, p.pronargs, p.proargtypes, p.prorettype, p.proname
 	  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
 	 WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
 	   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'fp_attribution');
@@ -110,14 +110,11 @@ ROLLBACK;
 SELECT 'the server is still up' AS survived;
 
 -- search_path: every function written in SQL or PL/pgSQL, and every
--- SECURITY DEFINER function, runs with a fixed search_path; a SQL function
--- with a BEGIN ATOMIC body (prestored) resolved its names when it was
--- created, so it needs none unless SECURITY DEFINER
+-- SECURITY DEFINER function, runs with a fixed search_path
 SELECT signature AS function_without_fixed_search_path
   FROM regress_ext_functions
- WHERE (prosecdef OR (prolang IN (SELECT oid FROM pg_language
-								   WHERE lanname IN ('sql', 'plpgsql'))
-					  AND NOT prestored))
+ WHERE (prosecdef OR prolang IN (SELECT oid FROM pg_language
+								  WHERE lanname IN ('sql', 'plpgsql')))
    AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)
  ORDER BY signature COLLATE "C";
 

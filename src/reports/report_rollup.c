@@ -16,10 +16,9 @@
  * privilege on the rollup.  Each INSERT names its advertiser's shard
  * group (shard_group_plans.c): on Citus, where the triggers fire on the
  * shards (and write each click's delta at once: no batches there), it
- * runs against the group's shards.  A conversion's delta is one
- * INSERT ... SELECT FROM attribution.report_contribution(), whose body the
- * planner inlines: the expressions of the one definition, evaluated in the
- * INSERT, with no function call.
+ * runs against the group's shards.  A conversion's delta is computed
+ * here (contribution(), which attribution.report_contribution() also
+ * serves) and inserted with its values.
  * It gets the DB-operation span any write of the attribution schema gets
  * (telemetry_exec.c): it is a statement the command runs.
  *
@@ -40,9 +39,14 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "common/int.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/row_guard.h"
@@ -77,7 +81,7 @@ static FpStatementBatch click_batch = {
 	.flush = write_click_deltas,
 };
 
-/* The conversion columns report_contribution() takes after its sign */
+/* The conversion columns a contribution is made of, after its sign */
 static const FpColumn contribution_columns[] = {
 	FP_COL_ADVERTISER_ID, FP_COL_CONVERTED_AT, FP_COL_AFFILIATE_ID,
 	FP_COL_OFFER_ID, FP_COL_CURRENCY, FP_COL_STATUS, FP_COL_REVENUE_CENTS,
@@ -85,20 +89,40 @@ static const FpColumn contribution_columns[] = {
 	FP_COL_COMMISSION_REVERSED_CENTS,
 };
 
-#define CONTRIBUTION_NARGS (1 + lengthof(contribution_columns))
+/* contribution()'s inputs: the sign, then contribution_columns */
+enum
+{
+	IN_SIGN, IN_ADVERTISER, IN_CONVERTED_AT, IN_AFFILIATE, IN_OFFER,
+	IN_CURRENCY, IN_STATUS, IN_REVENUE, IN_REFUNDED, IN_COMMISSION,
+	IN_COMMISSION_REVERSED, CONTRIBUTION_NARGS
+};
 
-/*
- * A conversion's delta: what attribution.report_contribution() (the one
- * definition, shared with rebuild_report()) makes of the row, inserted by
- * one statement into which the planner inlines the function's body
- */
-static FpGroupPlan contribution_plan = {
+/* Its outputs: the columns of attribution.report_deltas, in order */
+enum
+{
+	OUT_ADVERTISER, OUT_DAY, OUT_AFFILIATE, OUT_OFFER, OUT_CURRENCY,
+	OUT_CLICKS, OUT_CONVERSIONS, OUT_PENDING, OUT_APPROVED, OUT_REJECTED,
+	OUT_REVERSED, OUT_REVENUE, OUT_REFUNDED, OUT_COMMISSIONED,
+	OUT_COMMISSION, OUT_COMMISSION_REVERSED, OUT_EARNED,
+	OUT_EARNED_COMMISSION, OUT_EARNED_REVERSED, OUT_PENDING_COMMISSION,
+	DELTA_NCOLUMNS
+};
+
+/* A conversion's delta, as contribution() made it */
+static FpGroupPlan delta_plan = {
 	.sql = "INSERT INTO attribution.report_deltas"
-		" SELECT * FROM attribution.report_contribution("
-		"$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-	.nargs = CONTRIBUTION_NARGS,
-	.argtypes = (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID}
+		" (advertiser_id, day, affiliate_id, offer_id, currency, clicks,"
+		" conversions, pending, approved, rejected, reversed, revenue_cents,"
+		" refunded_cents, commissioned, commission_cents,"
+		" commission_reversed_cents, earned, earned_commission_cents,"
+		" earned_reversed_cents, pending_commission_cents)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+		" $14, $15, $16, $17, $18, $19, $20)",
+	.nargs = DELTA_NCOLUMNS,
+	.argtypes = (Oid[]) {TEXTOID, DATEOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID}
 };
 
 static void
@@ -234,6 +258,159 @@ fp_attribution_report_click(PG_FUNCTION_ARGS)
 }
 
 /*
+ * value times sign, as SQL's bigint multiplication: an error on overflow
+ */
+static int64
+times_sign(int64 value, int32 sign)
+{
+	int64		result;
+
+	if (pg_mul_s64_overflow(value, sign, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return result;
+}
+
+/*
+ * Output column col: value times sign, NULL if either is
+ */
+static void
+set_times_sign(Datum *out, bool *outnull, int col, const bool *innull,
+			   int32 sign, bool value_null, int64 value)
+{
+	outnull[col] = innull[IN_SIGN] || value_null;
+	out[col] = outnull[col] ? (Datum) 0 : Int64GetDatum(times_sign(value, sign));
+}
+
+/*
+ * Whether a text Datum is s
+ */
+static bool
+text_is(Datum value, const char *s)
+{
+	text	   *t = DatumGetTextPP(value);
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/*
+ * What one attributed conversion (in, innull: the sign, then
+ * contribution_columns) contributes to the rollup, times sign (-1 takes an
+ * old row back), as a row of attribution.report_deltas (out, outnull): the
+ * one definition the trigger and rebuild_report() (through
+ * attribution.report_contribution()) share.  Written out in C rather than
+ * as a SQL expression of 20 columns, which each of the trigger's INSERTs
+ * compiled anew (half the cost of a conversion's delta).  A NULL input
+ * gives NULL where SQL's arithmetic on it would: status compares as
+ * unknown, a missing commission counts as none.
+ */
+static void
+contribution(const Datum *in, const bool *innull, Datum *out, bool *outnull)
+{
+	int32		sign = innull[IN_SIGN] ? 0 : DatumGetInt32(in[IN_SIGN]);
+	bool		no_status = innull[IN_STATUS];
+	bool		pending = !no_status && text_is(in[IN_STATUS], "pending");
+	bool		approved = !no_status && text_is(in[IN_STATUS], "approved");
+	bool		rejected = !no_status && text_is(in[IN_STATUS], "rejected");
+	bool		reversed = !no_status && text_is(in[IN_STATUS], "reversed");
+	bool		earning = approved || reversed;
+	bool		has_commission = !innull[IN_COMMISSION];
+	int64		commission = has_commission ? DatumGetInt64(in[IN_COMMISSION]) : 0;
+	int64		commission_reversed = innull[IN_COMMISSION_REVERSED] ? 0 :
+		DatumGetInt64(in[IN_COMMISSION_REVERSED]);
+	int64		due = 0;
+
+	out[OUT_ADVERTISER] = in[IN_ADVERTISER];
+	outnull[OUT_ADVERTISER] = innull[IN_ADVERTISER];
+	outnull[OUT_DAY] = innull[IN_CONVERTED_AT];
+	out[OUT_DAY] = outnull[OUT_DAY] ? (Datum) 0 :
+		DirectFunctionCall1(timestamp_date,
+							DirectFunctionCall2(timestamptz_zone,
+												CStringGetTextDatum("UTC"),
+												in[IN_CONVERTED_AT]));
+	out[OUT_AFFILIATE] = in[IN_AFFILIATE];
+	outnull[OUT_AFFILIATE] = innull[IN_AFFILIATE];
+	out[OUT_OFFER] = in[IN_OFFER];
+	outnull[OUT_OFFER] = innull[IN_OFFER];
+	out[OUT_CURRENCY] = in[IN_CURRENCY];
+	outnull[OUT_CURRENCY] = innull[IN_CURRENCY];
+	out[OUT_CLICKS] = Int64GetDatum(0);
+	outnull[OUT_CLICKS] = false;
+
+	set_times_sign(out, outnull, OUT_CONVERSIONS, innull, sign, false, 1);
+	set_times_sign(out, outnull, OUT_PENDING, innull, sign, no_status, pending);
+	set_times_sign(out, outnull, OUT_APPROVED, innull, sign, no_status, approved);
+	set_times_sign(out, outnull, OUT_REJECTED, innull, sign, no_status, rejected);
+	set_times_sign(out, outnull, OUT_REVERSED, innull, sign, no_status, reversed);
+	set_times_sign(out, outnull, OUT_REVENUE, innull, sign, innull[IN_REVENUE],
+				   innull[IN_REVENUE] ? 0 : DatumGetInt64(in[IN_REVENUE]));
+	set_times_sign(out, outnull, OUT_REFUNDED, innull, sign, innull[IN_REFUNDED],
+				   innull[IN_REFUNDED] ? 0 : DatumGetInt64(in[IN_REFUNDED]));
+	set_times_sign(out, outnull, OUT_COMMISSIONED, innull, sign, false, has_commission);
+	set_times_sign(out, outnull, OUT_COMMISSION, innull, sign, false, commission);
+	set_times_sign(out, outnull, OUT_COMMISSION_REVERSED, innull, sign, false,
+				   commission_reversed);
+	/* commission IS NOT NULL AND status IN (...): unknown only with one */
+	set_times_sign(out, outnull, OUT_EARNED, innull, sign,
+				   has_commission && no_status, has_commission && earning);
+	/* CASE WHEN status ...: an unknown status takes the ELSE 0 */
+	set_times_sign(out, outnull, OUT_EARNED_COMMISSION, innull, sign, false,
+				   earning ? commission : 0);
+	set_times_sign(out, outnull, OUT_EARNED_REVERSED, innull, sign, false,
+				   earning ? commission_reversed : 0);
+	/* coalesce(commission - commission_reversed, 0) */
+	if (pending && has_commission && !innull[IN_COMMISSION_REVERSED] &&
+		pg_sub_s64_overflow(commission, commission_reversed, &due))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	set_times_sign(out, outnull, OUT_PENDING_COMMISSION, innull, sign, false,
+				   pending && has_commission && !innull[IN_COMMISSION_REVERSED] ? due : 0);
+	/* ELSE 0 is 0 whatever the sign */
+	if (!pending)
+		outnull[OUT_PENDING_COMMISSION] = false;
+	if (!earning)
+		outnull[OUT_EARNED_COMMISSION] = outnull[OUT_EARNED_REVERSED] = false;
+}
+
+/*
+ * attribution.report_contribution(sign integer, advertiser text,
+ *		converted_at timestamptz, affiliate_id text, offer_id text,
+ *		currency text, status text, revenue bigint, refunded bigint,
+ *		commission bigint, commission_reversed bigint)
+ *	  returns attribution.report_deltas
+ *
+ * contribution(), for rebuild_report().  Not STRICT: a NULL argument
+ * gives the NULLs contribution() documents.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_report_contribution);
+Datum
+fp_attribution_report_contribution(PG_FUNCTION_ARGS)
+{
+	Datum		in[CONTRIBUTION_NARGS];
+	bool		innull[CONTRIBUTION_NARGS];
+	Datum		out[DELTA_NCOLUMNS];
+	bool		outnull[DELTA_NCOLUMNS];
+	TupleDesc	desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (desc->natts != DELTA_NCOLUMNS)
+		elog(ERROR, "attribution.report_deltas must have %d columns",
+			 DELTA_NCOLUMNS);
+	for (int i = 0; i < CONTRIBUTION_NARGS; i++)
+	{
+		innull[i] = PG_ARGISNULL(i);
+		in[i] = innull[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	contribution(in, innull, out, outnull);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc),
+													  out, outnull)));
+}
+
+/*
  * Append what conversion row tuple contributes, times sign, to the
  * deltas.  Caller is connected to SPI as the table's owner.
  */
@@ -241,15 +418,22 @@ static void
 append_contribution(TriggerData *trigdata, const FpColumnMap *map,
 					HeapTuple tuple, int sign)
 {
-	Datum		values[CONTRIBUTION_NARGS];
-	char		nulls[CONTRIBUTION_NARGS];
+	Datum		in[CONTRIBUTION_NARGS];
+	bool		innull[CONTRIBUTION_NARGS];
+	Datum		out[DELTA_NCOLUMNS];
+	bool		outnull[DELTA_NCOLUMNS];
+	char		nulls[DELTA_NCOLUMNS];
 
-	values[0] = Int32GetDatum(sign);
-	nulls[0] = ' ';
+	in[IN_SIGN] = Int32GetDatum(sign);
+	innull[IN_SIGN] = false;
 	for (int i = 0; i < lengthof(contribution_columns); i++)
-		get_arg(tuple, RelationGetDescr(trigdata->tg_relation), map,
-				contribution_columns[i], values, nulls, i + 1);
-	run(fp_attribution_group_plan(&contribution_plan, values[1]), values, nulls);
+		in[i + 1] = heap_getattr(tuple,
+								 fp_attribution_required_column(map, contribution_columns[i]),
+								 RelationGetDescr(trigdata->tg_relation), &innull[i + 1]);
+	contribution(in, innull, out, outnull);
+	for (int i = 0; i < DELTA_NCOLUMNS; i++)
+		nulls[i] = outnull[i] ? 'n' : ' ';
+	run(fp_attribution_group_plan(&delta_plan, out[OUT_ADVERTISER]), out, nulls);
 }
 
 /*
