@@ -56,16 +56,10 @@ static int	max_clicks_per_ip = 0;
 /* fp_attribution.fraud_self_referral */
 static bool self_referral = true;
 
-/* The lookups; each one's $1 is the advertiser_id (spi_plans.c) */
-static FpGroupPlan click_plan = {
-	.sql = "SELECT k.visitor_id, k.offer_id, k.ip,"
-		" pg_catalog.date_trunc('day', k.clicked_at, 'UTC')"
-		" FROM attribution.clicks k"
-		" WHERE k.advertiser_id OPERATOR(pg_catalog.=) $1"
-		" AND k.click_id OPERATOR(pg_catalog.=) $2",
-	.nargs = 2,
-	.argtypes = (Oid[]) {TEXTOID, UUIDOID}
-};
+/*
+ * The lookups; each one's $1 is the advertiser_id (spi_plans.c).  The
+ * click's own columns come with it from the attribution's lookup.
+ */
 static FpGroupPlan visitor_plan = {
 	.sql = "SELECT 1 FROM attribution.affiliate_visitors v"
 		" WHERE v.advertiser_id OPERATOR(pg_catalog.=) $1"
@@ -140,27 +134,29 @@ fp_attribution_fraud_rules(const FpFraudInput *in)
 	if (min_click_age_s > 0 &&
 		in->converted_at - in->clicked_at < (int64) min_click_age_s * USECS_PER_SEC)
 		rule = "click_too_fast";
-	if (rule == NULL && (self_referral || max_clicks_per_ip > 0))
+	if (rule == NULL && self_referral)
 	{
-		Datum		click[4];
-		bool		isnull[4];
+		Datum		visitor_id = in->visitor_id != (Datum) 0 ? in->visitor_id :
+			in->click_visitor_id;
 
-		if (run(&click_plan, (Datum[]) {in->advertiser_id, in->click_id}) != 1)
-			return NULL;
-		for (int i = 0; i < 4; i++)
-			click[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									 i + 1, &isnull[i]);
-		if (self_referral &&
-			(in->visitor_id != (Datum) 0 || !isnull[0]) &&
+		if (visitor_id != (Datum) 0 &&
 			run(&visitor_plan,
-				(Datum[]) {in->advertiser_id, in->affiliate_id,
-			in->visitor_id != (Datum) 0 ? in->visitor_id : click[0]}) == 1)
+				(Datum[]) {in->advertiser_id, in->affiliate_id, visitor_id}) == 1)
 			rule = "self_referral";
-		if (rule == NULL && max_clicks_per_ip > 0 && !isnull[1] && !isnull[2] &&
-			run(&ip_plan, (Datum[]) {in->advertiser_id, click[1], click[2], click[3],
-			Int64GetDatum((int64) max_clicks_per_ip + 1)}) == 1 &&
+	}
+	if (rule == NULL && max_clicks_per_ip > 0 &&
+		in->offer_id != (Datum) 0 && in->ip != (Datum) 0)
+	{
+		Datum		day = DirectFunctionCall3(timestamptz_trunc_zone,
+											  CStringGetTextDatum("day"),
+											  TimestampTzGetDatum(in->clicked_at),
+											  CStringGetTextDatum("UTC"));
+		bool		isnull;
+
+		if (run(&ip_plan, (Datum[]) {in->advertiser_id, in->offer_id, in->ip, day,
+				Int64GetDatum((int64) max_clicks_per_ip + 1)}) == 1 &&
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										1, &isnull[3])) > max_clicks_per_ip)
+										1, &isnull)) > max_clicks_per_ip)
 			rule = "too_many_clicks_per_ip";
 	}
 	if (rule != NULL)

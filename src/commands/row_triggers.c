@@ -78,11 +78,13 @@ typedef struct FoundClick
 	Datum		click_id;
 	Datum		affiliate_id;
 	Datum		offer_id;		/* 0 when the click names no offer */
+	Datum		visitor_id;		/* 0 when the click names no visitor */
+	Datum		ip;				/* 0 when the click has no IP address */
 	TimestampTz clicked_at;
 	TimestampTz window_ends_at;
 } FoundClick;
 
-#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id"
+#define CLICK_COLUMNS "c.click_id, c.affiliate_id, c.clicked_at, c.window_ends_at, c.offer_id, c.visitor_id, c.ip"
 
 /* The lookups; each one's $1 is the row's advertiser_id (spi_plans.c) */
 static FpGroupPlan window_plan = {
@@ -333,6 +335,10 @@ found_click(MemoryContext cxt, FoundClick *click)
 	click->window_ends_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
 	click->offer_id = SPI_getbinval(tuple, desc, 5, &isnull);
 	click->offer_id = isnull ? (Datum) 0 : datumCopy(click->offer_id, false, -1);
+	click->visitor_id = SPI_getbinval(tuple, desc, 6, &isnull);
+	click->visitor_id = isnull ? (Datum) 0 : datumCopy(click->visitor_id, false, -1);
+	click->ip = SPI_getbinval(tuple, desc, 7, &isnull);
+	click->ip = isnull ? (Datum) 0 : datumCopy(click->ip, false, -1);
 	MemoryContextSwitchTo(old);
 }
 
@@ -551,6 +557,9 @@ hold_for_review(RowEdit *edit, const FoundClick *click, TimestampTz converted_at
 	in.affiliate_id = click->affiliate_id;
 	in.visitor_id = is_null(edit, FP_COL_VISITOR_ID) ? (Datum) 0 :
 		get(edit, FP_COL_VISITOR_ID);
+	in.click_visitor_id = click->visitor_id;
+	in.offer_id = click->offer_id;
+	in.ip = click->ip;
 	in.clicked_at = click->clicked_at;
 	in.converted_at = converted_at;
 	rule = fp_attribution_fraud_rules(&in);

@@ -13,9 +13,12 @@
  * writes it with that INSERT ... VALUES.  Their SQL names every object
  * and operator with its schema, and they run as the owner of the table
  * that fired them (as row_triggers.c does), so an inserting role needs no
- * privilege on the rollup.  Each INSERT is a plain INSERT ... VALUES, a
- * single-shard insert on Citus, where the triggers fire on the shards
- * (and write each click's delta at once: no batches there).
+ * privilege on the rollup.  Each INSERT names its advertiser's shard
+ * group (shard_group_plans.c): on Citus, where the triggers fire on the
+ * shards (and write each click's delta at once: no batches there), it
+ * runs against the group's shards.  A conversion's delta is computed
+ * here (contribution(), which attribution.report_contribution() also
+ * serves) and inserted with its values.
  * It gets the DB-operation span any write of the attribution schema gets
  * (telemetry_exec.c): it is a statement the command runs.
  *
@@ -36,9 +39,14 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "common/int.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/row_guard.h"
@@ -73,16 +81,7 @@ static FpStatementBatch click_batch = {
 	.flush = write_click_deltas,
 };
 
-/*
- * A conversion's delta: what attribution.report_contribution() (the one
- * definition, shared with rebuild_report()) makes of the row, then the
- * INSERT of that row, prepared once its type is known
- */
-static SPIPlanPtr contribution_plan = NULL;
-static SPIPlanPtr delta_plan = NULL;
-static Oid	delta_type = InvalidOid;	/* its parameter's, the row type */
-
-/* The conversion columns report_contribution() takes after its sign */
+/* The conversion columns a contribution is made of, after its sign */
 static const FpColumn contribution_columns[] = {
 	FP_COL_ADVERTISER_ID, FP_COL_CONVERTED_AT, FP_COL_AFFILIATE_ID,
 	FP_COL_OFFER_ID, FP_COL_CURRENCY, FP_COL_STATUS, FP_COL_REVENUE_CENTS,
@@ -90,12 +89,46 @@ static const FpColumn contribution_columns[] = {
 	FP_COL_COMMISSION_REVERSED_CENTS,
 };
 
-#define CONTRIBUTION_NARGS (1 + lengthof(contribution_columns))
+/* contribution()'s inputs: the sign, then contribution_columns */
+enum
+{
+	IN_SIGN, IN_ADVERTISER, IN_CONVERTED_AT, IN_AFFILIATE, IN_OFFER,
+	IN_CURRENCY, IN_STATUS, IN_REVENUE, IN_REFUNDED, IN_COMMISSION,
+	IN_COMMISSION_REVERSED, CONTRIBUTION_NARGS
+};
+
+/* Its outputs: the columns of attribution.report_deltas, in order */
+enum
+{
+	OUT_ADVERTISER, OUT_DAY, OUT_AFFILIATE, OUT_OFFER, OUT_CURRENCY,
+	OUT_CLICKS, OUT_CONVERSIONS, OUT_PENDING, OUT_APPROVED, OUT_REJECTED,
+	OUT_REVERSED, OUT_REVENUE, OUT_REFUNDED, OUT_COMMISSIONED,
+	OUT_COMMISSION, OUT_COMMISSION_REVERSED, OUT_EARNED,
+	OUT_EARNED_COMMISSION, OUT_EARNED_REVERSED, OUT_PENDING_COMMISSION,
+	DELTA_NCOLUMNS
+};
+
+/* A conversion's delta, as contribution() made it */
+static FpGroupPlan delta_plan = {
+	.sql = "INSERT INTO attribution.report_deltas"
+		" (advertiser_id, day, affiliate_id, offer_id, currency, clicks,"
+		" conversions, pending, approved, rejected, reversed, revenue_cents,"
+		" refunded_cents, commissioned, commission_cents,"
+		" commission_reversed_cents, earned, earned_commission_cents,"
+		" earned_reversed_cents, pending_commission_cents)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+		" $14, $15, $16, $17, $18, $19, $20)",
+	.nargs = DELTA_NCOLUMNS,
+	.argtypes = (Oid[]) {TEXTOID, DATEOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID}
+};
 
 static void
-prepare_plans(void)
+prepare_clicks_plan(void)
 {
-	if (contribution_plan != NULL)
+	if (clicks_plan != NULL)
 		return;
 	clicks_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
 										   " (advertiser_id, day, affiliate_id, offer_id, clicks)"
@@ -110,12 +143,6 @@ prepare_plans(void)
 										   " GROUP BY 1, 2, 3, 4",
 										   4, (Oid[]) {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 										   TEXTARRAYOID, TEXTARRAYOID});
-	contribution_plan = fp_attribution_keep_plan("SELECT attribution.report_contribution("
-												 "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-												 CONTRIBUTION_NARGS,
-												 (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID,
-												 TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-												 INT8OID, INT8OID, INT8OID, INT8OID});
 }
 
 /*
@@ -153,14 +180,14 @@ get_arg(HeapTuple tuple, TupleDesc desc, const FpColumnMap *map, FpColumn c,
 }
 
 /*
- * Run a saved INSERT or SELECT; the SELECT must return one row.
+ * Run a saved INSERT of one row.
  */
 static void
-run(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+run(SPIPlanPtr plan, Datum *values, const char *nulls)
 {
 	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
 
-	if (rc != expected || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
 		elog(ERROR, "report rollup statement failed: %s", SPI_result_code_string(rc));
 }
 
@@ -176,7 +203,7 @@ write_click_deltas(FpStatementBatch *batch)
 	bool		isnull;
 	int			rc;
 
-	prepare_plans();
+	prepare_clicks_plan();
 	if (fp_attribution_batch_size(batch) == 1)
 	{
 		for (int i = 0; i < lengthof(click_key); i++)
@@ -185,8 +212,7 @@ write_click_deltas(FpStatementBatch *batch)
 			nulls[i] = isnull ? 'n' : ' ';
 		}
 		fp_attribution_batch_reset(batch);
-		run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
-			SPI_OK_INSERT);
+		run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls);
 		return;
 	}
 	for (int i = 0; i < lengthof(click_key); i++)
@@ -226,10 +252,162 @@ fp_attribution_report_click(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls,
-		SPI_OK_INSERT);
+	run(fp_attribution_group_plan(&click_plan, values[0]), values, nulls);
 	fp_attribution_spi_finish_as_caller(save_user, save_sec);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * value times sign, as SQL's bigint multiplication: an error on overflow
+ */
+static int64
+times_sign(int64 value, int32 sign)
+{
+	int64		result;
+
+	if (pg_mul_s64_overflow(value, sign, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return result;
+}
+
+/*
+ * Output column col: value times sign, NULL if either is
+ */
+static void
+set_times_sign(Datum *out, bool *outnull, int col, const bool *innull,
+			   int32 sign, bool value_null, int64 value)
+{
+	outnull[col] = innull[IN_SIGN] || value_null;
+	out[col] = outnull[col] ? (Datum) 0 : Int64GetDatum(times_sign(value, sign));
+}
+
+/*
+ * Whether a text Datum is s
+ */
+static bool
+text_is(Datum value, const char *s)
+{
+	text	   *t = DatumGetTextPP(value);
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/*
+ * What one attributed conversion (in, innull: the sign, then
+ * contribution_columns) contributes to the rollup, times sign (-1 takes an
+ * old row back), as a row of attribution.report_deltas (out, outnull): the
+ * one definition the trigger and rebuild_report() (through
+ * attribution.report_contribution()) share.  Written out in C rather than
+ * as a SQL expression of 20 columns, which each of the trigger's INSERTs
+ * compiled anew (half the cost of a conversion's delta).  A NULL input
+ * gives NULL where SQL's arithmetic on it would: status compares as
+ * unknown, a missing commission counts as none.
+ */
+static void
+contribution(const Datum *in, const bool *innull, Datum *out, bool *outnull)
+{
+	int32		sign = innull[IN_SIGN] ? 0 : DatumGetInt32(in[IN_SIGN]);
+	bool		no_status = innull[IN_STATUS];
+	bool		pending = !no_status && text_is(in[IN_STATUS], "pending");
+	bool		approved = !no_status && text_is(in[IN_STATUS], "approved");
+	bool		rejected = !no_status && text_is(in[IN_STATUS], "rejected");
+	bool		reversed = !no_status && text_is(in[IN_STATUS], "reversed");
+	bool		earning = approved || reversed;
+	bool		has_commission = !innull[IN_COMMISSION];
+	int64		commission = has_commission ? DatumGetInt64(in[IN_COMMISSION]) : 0;
+	int64		commission_reversed = innull[IN_COMMISSION_REVERSED] ? 0 :
+		DatumGetInt64(in[IN_COMMISSION_REVERSED]);
+	int64		due = 0;
+
+	out[OUT_ADVERTISER] = in[IN_ADVERTISER];
+	outnull[OUT_ADVERTISER] = innull[IN_ADVERTISER];
+	outnull[OUT_DAY] = innull[IN_CONVERTED_AT];
+	out[OUT_DAY] = outnull[OUT_DAY] ? (Datum) 0 :
+		DirectFunctionCall1(timestamp_date,
+							DirectFunctionCall2(timestamptz_zone,
+												CStringGetTextDatum("UTC"),
+												in[IN_CONVERTED_AT]));
+	out[OUT_AFFILIATE] = in[IN_AFFILIATE];
+	outnull[OUT_AFFILIATE] = innull[IN_AFFILIATE];
+	out[OUT_OFFER] = in[IN_OFFER];
+	outnull[OUT_OFFER] = innull[IN_OFFER];
+	out[OUT_CURRENCY] = in[IN_CURRENCY];
+	outnull[OUT_CURRENCY] = innull[IN_CURRENCY];
+	out[OUT_CLICKS] = Int64GetDatum(0);
+	outnull[OUT_CLICKS] = false;
+
+	set_times_sign(out, outnull, OUT_CONVERSIONS, innull, sign, false, 1);
+	set_times_sign(out, outnull, OUT_PENDING, innull, sign, no_status, pending);
+	set_times_sign(out, outnull, OUT_APPROVED, innull, sign, no_status, approved);
+	set_times_sign(out, outnull, OUT_REJECTED, innull, sign, no_status, rejected);
+	set_times_sign(out, outnull, OUT_REVERSED, innull, sign, no_status, reversed);
+	set_times_sign(out, outnull, OUT_REVENUE, innull, sign, innull[IN_REVENUE],
+				   innull[IN_REVENUE] ? 0 : DatumGetInt64(in[IN_REVENUE]));
+	set_times_sign(out, outnull, OUT_REFUNDED, innull, sign, innull[IN_REFUNDED],
+				   innull[IN_REFUNDED] ? 0 : DatumGetInt64(in[IN_REFUNDED]));
+	set_times_sign(out, outnull, OUT_COMMISSIONED, innull, sign, false, has_commission);
+	set_times_sign(out, outnull, OUT_COMMISSION, innull, sign, false, commission);
+	set_times_sign(out, outnull, OUT_COMMISSION_REVERSED, innull, sign, false,
+				   commission_reversed);
+	/* commission IS NOT NULL AND status IN (...): unknown only with one */
+	set_times_sign(out, outnull, OUT_EARNED, innull, sign,
+				   has_commission && no_status, has_commission && earning);
+	/* CASE WHEN status ...: an unknown status takes the ELSE 0 */
+	set_times_sign(out, outnull, OUT_EARNED_COMMISSION, innull, sign, false,
+				   earning ? commission : 0);
+	set_times_sign(out, outnull, OUT_EARNED_REVERSED, innull, sign, false,
+				   earning ? commission_reversed : 0);
+	/* coalesce(commission - commission_reversed, 0) */
+	if (pending && has_commission && !innull[IN_COMMISSION_REVERSED] &&
+		pg_sub_s64_overflow(commission, commission_reversed, &due))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	set_times_sign(out, outnull, OUT_PENDING_COMMISSION, innull, sign, false,
+				   pending && has_commission && !innull[IN_COMMISSION_REVERSED] ? due : 0);
+	/* ELSE 0 is 0 whatever the sign */
+	if (!pending)
+		outnull[OUT_PENDING_COMMISSION] = false;
+	if (!earning)
+		outnull[OUT_EARNED_COMMISSION] = outnull[OUT_EARNED_REVERSED] = false;
+}
+
+/*
+ * attribution.report_contribution(sign integer, advertiser text,
+ *		converted_at timestamptz, affiliate_id text, offer_id text,
+ *		currency text, status text, revenue bigint, refunded bigint,
+ *		commission bigint, commission_reversed bigint)
+ *	  returns attribution.report_deltas
+ *
+ * contribution(), for rebuild_report().  Not STRICT: a NULL argument
+ * gives the NULLs contribution() documents.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_report_contribution);
+Datum
+fp_attribution_report_contribution(PG_FUNCTION_ARGS)
+{
+	Datum		in[CONTRIBUTION_NARGS];
+	bool		innull[CONTRIBUTION_NARGS];
+	Datum		out[DELTA_NCOLUMNS];
+	bool		outnull[DELTA_NCOLUMNS];
+	TupleDesc	desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (desc->natts != DELTA_NCOLUMNS)
+		elog(ERROR, "attribution.report_deltas must have %d columns",
+			 DELTA_NCOLUMNS);
+	for (int i = 0; i < CONTRIBUTION_NARGS; i++)
+	{
+		innull[i] = PG_ARGISNULL(i);
+		in[i] = innull[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	contribution(in, innull, out, outnull);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc),
+													  out, outnull)));
 }
 
 /*
@@ -240,35 +418,22 @@ static void
 append_contribution(TriggerData *trigdata, const FpColumnMap *map,
 					HeapTuple tuple, int sign)
 {
-	Datum		values[CONTRIBUTION_NARGS];
-	char		nulls[CONTRIBUTION_NARGS];
-	Datum		delta;
-	bool		isnull;
-	Oid			type;
+	Datum		in[CONTRIBUTION_NARGS];
+	bool		innull[CONTRIBUTION_NARGS];
+	Datum		out[DELTA_NCOLUMNS];
+	bool		outnull[DELTA_NCOLUMNS];
+	char		nulls[DELTA_NCOLUMNS];
 
-	values[0] = Int32GetDatum(sign);
-	nulls[0] = ' ';
+	in[IN_SIGN] = Int32GetDatum(sign);
+	innull[IN_SIGN] = false;
 	for (int i = 0; i < lengthof(contribution_columns); i++)
-		get_arg(tuple, RelationGetDescr(trigdata->tg_relation), map,
-				contribution_columns[i], values, nulls, i + 1);
-	run(contribution_plan, values, nulls, SPI_OK_SELECT);
-	delta = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-
-	/*
-	 * A row type is a parameter type a saved plan cannot re-resolve: when
-	 * the extension was created anew in this session, prepare again
-	 */
-	if (type != delta_type)
-	{
-		if (delta_plan != NULL)
-			SPI_freeplan(delta_plan);
-		delta_plan = NULL;
-		delta_plan = fp_attribution_keep_plan("INSERT INTO attribution.report_deltas"
-											  " VALUES (($1).*)", 1, &type);
-		delta_type = type;
-	}
-	run(delta_plan, &delta, isnull ? "n" : " ", SPI_OK_INSERT);
+		in[i + 1] = heap_getattr(tuple,
+								 fp_attribution_required_column(map, contribution_columns[i]),
+								 RelationGetDescr(trigdata->tg_relation), &innull[i + 1]);
+	contribution(in, innull, out, outnull);
+	for (int i = 0; i < DELTA_NCOLUMNS; i++)
+		nulls[i] = outnull[i] ? 'n' : ' ';
+	run(fp_attribution_group_plan(&delta_plan, out[OUT_ADVERTISER]), out, nulls);
 }
 
 /*
@@ -309,7 +474,6 @@ fp_attribution_report_conversion(PG_FUNCTION_ARGS)
 	new_row = update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	map = fp_attribution_column_map(trigdata->tg_relation, FP_TABLE_CONVERSIONS);
 	fp_attribution_spi_connect_as_owner(trigdata->tg_relation, &save_user, &save_sec);
-	prepare_plans();
 	if (old_row != NULL && attributed(trigdata, map, old_row))
 		append_contribution(trigdata, map, old_row, -1);
 	if (attributed(trigdata, map, new_row))

@@ -21,6 +21,9 @@ typedef struct FpFraudInput
 	Datum		click_id;		/* uuid */
 	Datum		affiliate_id;	/* text, the click's */
 	Datum		visitor_id;		/* text, the conversion's; (Datum) 0: none */
+	Datum		click_visitor_id;	/* text, the click's; (Datum) 0: none */
+	Datum		offer_id;		/* text, the click's; (Datum) 0: none */
+	Datum		ip;				/* inet, the click's; (Datum) 0: none */
 	TimestampTz clicked_at;
 	TimestampTz converted_at;
 } FpFraudInput;
