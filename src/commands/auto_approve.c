@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * auto_approve.c
- *	  The ledger worker's automatic approval: every
+ *	  The maintenance worker's automatic approval: every
  *	  fp_attribution.auto_approve_interval (0: never) it approves the
  *	  pending conversions whose offer's hold period has passed, in its own
  *	  transaction.
@@ -11,7 +11,7 @@
  * an ordinary command: its receipt ("reason": "hold period passed"), its
  * own root trace, span, logs and metrics.  A conversion held by a fraud
  * rule (review_reason set) or with no offer is never approved
- * automatically.  Called from the ledger worker's loop (ledger_worker.c);
+ * automatically.  Called from the maintenance worker's loop (ledger_worker.c);
  * an error is logged and retried at the next interval.
  *
  * Shared memory: none.  Worker-local state: the time of the next run.

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * report_compaction.c
- *	  The ledger worker's folding of the report rollup: every
+ *	  The maintenance worker's folding of the report rollup: every
  *	  fp_attribution.report_compact_interval (0: never) it folds the
  *	  deltas the commands appended into the totals, in its own
  *	  transaction.
@@ -10,7 +10,7 @@
  * "Reporting" explains the rollup): one fold per advertiser with deltas.
  * The reports are exact whether or not it runs; unfolded deltas only make
  * them slower to read, and a fold costs about what the reads of its
- * deltas would.  Called from the ledger worker's loop (ledger_worker.c);
+ * deltas would.  Called from the maintenance worker's loop (ledger_worker.c);
  * an error is logged and retried at the next interval; a database without
  * the extension is skipped quietly.  On Citus,
  * compact_reports() folds on the coordinator only (every node sees all
