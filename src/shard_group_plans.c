@@ -45,11 +45,11 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "fp_attribution/relcache_forget.h"
 #include "fp_attribution/spi_plans.h"
 
 /* One shard group: a hash range and the shards of the group's tables */
@@ -135,7 +135,7 @@ load_groups(void)
 
 	if (!groups_callback)
 	{
-		CacheRegisterRelcacheCallback(forget_groups, (Datum) 0);
+		fp_attribution_on_relcache_inval(forget_groups);
 		groups_cxt = AllocSetContextCreate(TopMemoryContext,
 										   "fp_attribution shard groups",
 										   ALLOCSET_SMALL_SIZES);

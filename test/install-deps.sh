@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+	libkrb5-dev	# libpq/libpq-be.h includes <gssapi/gssapi.h> (Debian builds with GSS)
 	libprotobuf-c-dev protobuf-c-compiler
 	libcurl4-openssl-dev libssl-dev zlib1g-dev
 	libipc-run-perl

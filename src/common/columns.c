@@ -25,11 +25,11 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "fp_attribution/columns.h"
 #include "fp_attribution/ids.h"
+#include "fp_attribution/relcache_forget.h"
 #include "fp_attribution/validate.h"
 
 const char *const fp_attribution_column_names[FP_NUM_COLUMNS] = {
@@ -126,8 +126,6 @@ static struct
 	FpColumnMap map;
 }			maps[FP_NUM_ROW_TABLES];
 
-static bool callback_registered = false;
-
 /*
  * Relcache invalidation: forget the map of the table (of every table when
  * relid is InvalidOid).
@@ -167,11 +165,7 @@ fp_attribution_build_column_map(TupleDesc desc, FpColumnMap *map)
 const FpColumnMap *
 fp_attribution_column_map(Relation rel, FpRowTable table)
 {
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(forget_maps, (Datum) 0);
-		callback_registered = true;
-	}
+	fp_attribution_on_relcache_inval(forget_maps);
 	if (maps[table].relid != RelationGetRelid(rel))
 	{
 		maps[table].relid = InvalidOid;

@@ -149,6 +149,8 @@ static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
 			result_plan,
 			endpoint_plan;
+/* whether they were prepared for a distributed outbox */
+static bool plans_distributed = false;
 static TimestampTz next_expire = 0;
 static TimestampTz next_purge = 0;
 
@@ -188,41 +190,64 @@ retry_wait_ms(int attempts, int retry_after_ms)
 	" e.disabled_at IS NULL AND $5 OPERATOR(pg_catalog.>) 0" \
 	" AND" NEW_FAILURES " OPERATOR(pg_catalog.>=) $5"
 
+/*
+ * Prepare the worker's statements, as generic plans where the outbox is
+ * a plain table.  Where it is a Citus distributed table they are not
+ * generic: Citus cannot plan the claim's join with parameters in a
+ * generic plan, and routes the UPDATEs by their parameters' values.
+ */
 static void
-prepare_plans(void)
+prepare_plans(bool distributed)
 {
-	/* each kept as soon as prepared: an error in a later one loses none */
+	SPIPlanPtr	(*keep) (const char *, int, Oid *) =
+		distributed ? fp_attribution_keep_plan : fp_attribution_keep_generic_plan;
+
+	if (distributed != plans_distributed)
+	{
+		SPIPlanPtr *plans[] = {&claim_plan, &result_plan, &endpoint_plan};
+
+		for (int i = 0; i < lengthof(plans); i++)
+		{
+			if (*plans[i] != NULL)
+				SPI_freeplan(*plans[i]);
+			*plans[i] = NULL;
+		}
+		plans_distributed = distributed;
+	}
+
 	/*
+	 * Each is kept as soon as prepared: an error in a later one loses none.
+	 *
 	 * The claim: every enabled endpoint, and for each its oldest due rows
 	 * through postback_outbox_due_idx ('pending' a constant, so that its
-	 * predicate is proven), whose order is the LIMIT's.  A generic plan:
-	 * the plan cache otherwise planned it again in every cycle for its
-	 * values (the in-flight keys, the LIMITs), to the same plan (a third
-	 * of the worker's instructions per postback); no table's statistics
-	 * make reading an endpoint's rows in another order cheaper.
+	 * predicate is proven), whose order is the LIMIT's.  A generic plan on
+	 * one node: the plan cache otherwise planned it again in every cycle
+	 * for its values (the in-flight keys, the LIMITs), to the same plan (a
+	 * third of the worker's instructions per postback); no table's
+	 * statistics make reading an endpoint's rows in another order cheaper.
 	 */
 	if (claim_plan == NULL)
-		claim_plan = fp_attribution_keep_generic_plan("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
-													  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
-													  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
-													  " o.commission_cents::text, o.currency, o.receipt_id::text,"
-													  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
-													  " e.url_template, e.method, s.secret,"
-													  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
-													  " FROM attribution.postback_endpoints e"
-													  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
-													  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-													  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-													  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
-													  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-													  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
-													  "  ORDER BY o.next_attempt_at LIMIT $2) o"
-													  " LEFT JOIN attribution.postback_secrets s"
-													  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
-													  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
-													  " WHERE e.active AND e.disabled_at IS NULL"
-													  " ORDER BY o.next_attempt_at LIMIT $3",
-													  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
+		claim_plan = keep("SELECT o.advertiser_id, o.delivery_id, o.endpoint_id, o.attempts,"
+						  " o.created_at, o.event, o.order_id, o.click_id::text, o.affiliate_id,"
+						  " o.offer_id, o.status, o.revenue_cents::text, o.refunded_cents::text,"
+						  " o.commission_cents::text, o.currency, o.receipt_id::text,"
+						  " o.trace_id::text, o.span_id::text, o.sampled, o.delivery_id::text,"
+						  " e.url_template, e.method, s.secret,"
+						  " e.consecutive_failures OPERATOR(pg_catalog.=) 0"
+						  " FROM attribution.postback_endpoints e"
+						  " CROSS JOIN LATERAL (SELECT * FROM attribution.postback_outbox o"
+						  "  WHERE o.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+						  "  AND o.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+						  "  AND o.state OPERATOR(pg_catalog.=) 'pending'"
+						  "  AND o.next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+						  "  AND o.delivery_id OPERATOR(pg_catalog.<>) ALL ($1)"
+						  "  ORDER BY o.next_attempt_at LIMIT $2) o"
+						  " LEFT JOIN attribution.postback_secrets s"
+						  " ON s.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+						  " AND s.endpoint_id OPERATOR(pg_catalog.=) e.endpoint_id"
+						  " WHERE e.active AND e.disabled_at IS NULL"
+						  " ORDER BY o.next_attempt_at LIMIT $3",
+						  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
 
 	/*
 	 * One execution per finished attempt, by the row's whole primary key
@@ -241,18 +266,18 @@ prepare_plans(void)
 	 * advertiser_id alone.
 	 */
 	if (result_plan == NULL)
-		result_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_outbox o SET"
-											   " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
-											   " last_attempt_at = pg_catalog.now(),"
-											   " last_http_status = $3, last_error = $4,"
-											   " state = $5, next_attempt_at = $6,"
-											   " done_at = CASE WHEN $5 OPERATOR(pg_catalog.<>) $8"
-											   "  THEN $7 END"
-											   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-											   " AND o.delivery_id OPERATOR(pg_catalog.=) $2"
-											   " AND o.state OPERATOR(pg_catalog.=) $8",
-											   8, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID,
-											   TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID});
+		result_plan = keep("UPDATE attribution.postback_outbox o SET"
+						   " attempts = o.attempts OPERATOR(pg_catalog.+) 1,"
+						   " last_attempt_at = pg_catalog.now(),"
+						   " last_http_status = $3, last_error = $4,"
+						   " state = $5, next_attempt_at = $6,"
+						   " done_at = CASE WHEN $5 OPERATOR(pg_catalog.<>) $8"
+						   "  THEN $7 END"
+						   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+						   " AND o.delivery_id OPERATOR(pg_catalog.=) $2"
+						   " AND o.state OPERATOR(pg_catalog.=) $8",
+						   8, (Oid[]) {TEXTOID, UUIDOID, INT4OID, TEXTOID,
+						   TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID});
 
 	/*
 	 * $3 whether a success reset the count, $4 failures since (or in all),
@@ -263,21 +288,21 @@ prepare_plans(void)
 	 * whichever way the join goes.
 	 */
 	if (endpoint_plan == NULL)
-		endpoint_plan = fp_attribution_keep_generic_plan("UPDATE attribution.postback_endpoints e SET"
-														 " consecutive_failures =" NEW_FAILURES ","
-														 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
-														 " disabled_reason = CASE WHEN" DISABLES
-														 "  THEN r.reason ELSE e.disabled_reason END"
-														 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-														 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
-														 "  AS r(endpoint_id, reset, failures, reason)"
-														 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
-														 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
-														 " AND (r.failures OPERATOR(pg_catalog.>) 0"
-														 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
-														 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
-														 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
-														 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
+		endpoint_plan = keep("UPDATE attribution.postback_endpoints e SET"
+							 " consecutive_failures =" NEW_FAILURES ","
+							 " disabled_at = CASE WHEN" DISABLES " THEN $7 ELSE e.disabled_at END,"
+							 " disabled_reason = CASE WHEN" DISABLES
+							 "  THEN r.reason ELSE e.disabled_reason END"
+							 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+							 "  pg_catalog.unnest($4), pg_catalog.unnest($6))"
+							 "  AS r(endpoint_id, reset, failures, reason)"
+							 " WHERE e.advertiser_id OPERATOR(pg_catalog.=) $1"
+							 " AND e.endpoint_id OPERATOR(pg_catalog.=) r.endpoint_id"
+							 " AND (r.failures OPERATOR(pg_catalog.>) 0"
+							 "  OR e.consecutive_failures OPERATOR(pg_catalog.<>) 0)"
+							 " RETURNING e.endpoint_id, e.disabled_at OPERATOR(pg_catalog.=) $7",
+							 7, (Oid[]) {TEXTOID, INT8ARRAYOID, BOOLARRAYOID, INT4ARRAYOID,
+							 INT4OID, TEXTARRAYOID, TIMESTAMPTZOID});
 }
 
 /* The span of a finished attempt, into the telemetry rings */
@@ -693,29 +718,42 @@ expire_and_purge(TimestampTz now)
 	}
 }
 
+/* Where the outbox is, as this node's worker sees it */
+typedef enum OutboxPlacement
+{
+	OUTBOX_LOCAL,				/* a plain table: deliver */
+	OUTBOX_DISTRIBUTED,			/* Citus coordinator: deliver for the cluster */
+	OUTBOX_ELSEWHERE			/* Citus worker of a distributed outbox: do not */
+} OutboxPlacement;
+
 /*
- * Does this node's worker deliver?  On Citus, once attribution.distribute()
- * has distributed the outbox, every node sees all of it through Citus (the
- * workers hold its shell too), and each node's worker would send every
- * postback: only the coordinator's delivers then, for the whole cluster
- * (its statements each name the row's advertiser, so Citus routes them to
- * the shard).  Without Citus, or with the outbox local, it always does.
+ * On Citus, once attribution.distribute() has distributed the outbox,
+ * every node sees all of it through Citus (the workers hold its shell
+ * too), and each node's worker would send every postback: only the
+ * coordinator's delivers then, for the whole cluster (its statements each
+ * name the row's advertiser, so Citus routes them to the shard).  Without
+ * Citus, or with the outbox local, it always does.
  */
-static bool
-delivers_on_this_node(void)
+static OutboxPlacement
+outbox_placement(void)
 {
 	bool		isnull;
+	Datum		distributed,
+				coordinator;
 
 	if (!OidIsValid(get_extension_oid("citus", true)))
-		return true;
-	if (SPI_execute("SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
+		return OUTBOX_LOCAL;
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition"
 					" WHERE logicalrelid OPERATOR(pg_catalog.=)"
-					" 'attribution.postback_outbox'::pg_catalog.regclass)"
-					" OR pg_catalog.citus_is_coordinator()", true, 1) != SPI_OK_SELECT ||
+					" 'attribution.postback_outbox'::pg_catalog.regclass),"
+					" pg_catalog.citus_is_coordinator()", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not tell whether this Citus node delivers postbacks");
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-									  &isnull));
+	distributed = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	coordinator = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!DatumGetBool(distributed))
+		return OUTBOX_LOCAL;
+	return DatumGetBool(coordinator) ? OUTBOX_DISTRIBUTED : OUTBOX_ELSEWHERE;
 }
 
 /*
@@ -748,9 +786,13 @@ run_cycle(void)
 			elog(ERROR, "SPI_connect failed");
 		pgstat_report_activity(STATE_RUNNING, "delivering postbacks");
 		if (installed)
-			installed = delivers_on_this_node();
-		if (installed)
-			prepare_plans();
+		{
+			OutboxPlacement placement = outbox_placement();
+
+			installed = placement != OUTBOX_ELSEWHERE;
+			if (installed)
+				prepare_plans(placement == OUTBOX_DISTRIBUTED);
+		}
 		for (int i = 0; i < MAX_REQUESTS; i++)
 			if (fp_attribution_postback_http_take(i, &finished[nfinished].res))
 			{

@@ -77,6 +77,7 @@
 #include "fp_attribution/otlp.h"
 #include "fp_attribution/postbacks.h"
 #include "fp_attribution/redact.h"
+#include "fp_attribution/relcache_forget.h"
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/telemetry_record.h"
@@ -127,7 +128,6 @@ static Oid	endpoints_relid = InvalidOid;
 static bool cache_usable = false;
 /* one more at each invalidation that emptied the cache */
 static uint64 cache_generation = 0;
-static bool cache_callback_registered = false;
 
 void
 fp_attribution_postbacks_define_gucs(void)
@@ -318,11 +318,7 @@ endpoint_cache_get(void)
 	HASHCTL		ctl;
 	Oid			nsp;
 
-	if (!cache_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(forget_endpoints, (Datum) 0);
-		cache_callback_registered = true;
-	}
+	fp_attribution_on_relcache_inval(forget_endpoints);
 	if (endpoint_cache != NULL && hash_get_num_entries(endpoint_cache) < ENDPOINT_CACHE_MAX)
 		return cache_usable ? endpoint_cache : NULL;
 	if (endpoint_cache != NULL)

@@ -58,11 +58,11 @@
 #include "executor/executor.h"
 #include "parser/parsetree.h"
 #include "utils/elog.h"
-#include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "fp_attribution/compat.h"
 #include "fp_attribution/telemetry.h"
+#include "fp_attribution/relcache_forget.h"
 #include "fp_attribution/telemetry_pending.h"
 #include "fp_attribution/telemetry_record.h"
 #include "fp_attribution/trace_context.h"
@@ -151,7 +151,6 @@ typedef struct RelClass
 
 static RelClass rel_classes[REL_CLASS_CACHE];
 static int	n_rel_classes = 0;
-static bool rel_callback_registered = false;
 
 static void
 forget_rel_classes(Datum arg, Oid relid)
@@ -212,11 +211,7 @@ classify_rel(Oid relid)
 	for (int i = 0; i < n_rel_classes; i++)
 		if (rel_classes[i].relid == relid)
 			return &rel_classes[i];
-	if (!rel_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(forget_rel_classes, (Datum) 0);
-		rel_callback_registered = true;
-	}
+	fp_attribution_on_relcache_inval(forget_rel_classes);
 	if (n_rel_classes == REL_CLASS_CACHE)
 		n_rel_classes = 0;
 	rc = &rel_classes[n_rel_classes++];
