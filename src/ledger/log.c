@@ -561,6 +561,33 @@ fp_attribution_log_sign(const char *advertiser_id)
 }
 
 /*
+ * Insert entries first .. first + n - 1 of the advertiser's log (a text
+ * datum) by SQL: the receipts of pending, with the leaf hashes leaves.
+ * For Citus, whose log_entries is in shards elsewhere; on one node
+ * fp_attribution_log_append_entries writes them in place (log_entries.c).
+ */
+static void
+insert_entries(Datum advertiser, int64 first, const FpLogPending *pending,
+			   const FpMerkleHash *leaves, int n)
+{
+	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
+	Datum		values[4];
+
+	for (int i = 0; i < n; i++)
+	{
+		receipt_ids[i] = UUIDPGetDatum(&pending[i].receipt_id);
+		leaf_hashes[i] = fp_attribution_bytea_datum(leaves[i], FP_MERKLE_HASH_LEN);
+	}
+	values[0] = advertiser;
+	values[1] = Int64GetDatum(first);
+	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_entries");
+}
+
+/*
  * Append n pending receipts of one advertiser to its log, in their order;
  * when sign is set and a signing key is, sign a checkpoint and return its
  * note (else NULL).
@@ -575,8 +602,7 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 	FpMerkleHash root;
 	LogWriter	writer;
 	int64		first;
-	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
-	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
+	FpMerkleHash *leaves = palloc(n * sizeof(FpMerkleHash));
 	Datum		values[4];
 
 	fp_attribution_log_reader_init(&reader, adv);
@@ -592,22 +618,17 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 	for (int i = 0; i < n; i++)
 	{
 		const bytea *receipt_hash = pending[i].receipt_hash;
-		FpMerkleHash leaf;
 
 		fp_merkle_leaf_hash((const uint8 *) VARDATA_ANY(receipt_hash),
-							VARSIZE_ANY_EXHDR(receipt_hash), leaf);
-		receipt_ids[i] = UUIDPGetDatum(&pending[i].receipt_id);
-		leaf_hashes[i] = fp_attribution_bytea_datum(leaf, FP_MERKLE_HASH_LEN);
-		fp_merkle_edge_append(&edge, leaf, write_node, &writer);
+							VARSIZE_ANY_EXHDR(receipt_hash), leaves[i]);
+		fp_merkle_edge_append(&edge, leaves[i], write_node, &writer);
 	}
 
 	/* entries first .. first + n - 1, then the hashes written, if any */
 	values[0] = CStringGetTextDatum(adv);
-	values[1] = Int64GetDatum(first);
-	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into attribution.log_entries");
+	if (!log_plans_generic ||
+		!fp_attribution_log_append_entries(adv, first, pending, leaves, n))
+		insert_entries(values[0], first, pending, leaves, n);
 	if (writer.n > 0)
 	{
 		values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
