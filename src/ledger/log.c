@@ -19,10 +19,11 @@
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt
  * with its hash, FP_LOG_ENQUEUE_CTE in log.h; log_queue.c takes them off),
- * appends them to their logs with one INSERT per table, then signs one
- * checkpoint per advertiser whose log grew.  Commands only insert their
- * queue row, so they take no lock for the log and share no row; the order
- * of a log is the order of integration.
+ * appends them to their logs (the entries in place on one node,
+ * log_entries.c, else by one INSERT; the stored subtree hashes by one
+ * INSERT), then signs one checkpoint per advertiser whose log grew.
+ * Commands only insert their queue row, so they take no lock for the log
+ * and share no row; the order of a log is the order of integration.
  *
  * On Citus each advertiser's log is integrated on the worker node holding
  * its shards, by attribution.integrate_advertiser_log() (the same
