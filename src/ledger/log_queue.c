@@ -14,6 +14,11 @@
  * The batch is sorted in C, by advertiser_id (COLLATE "C": byte order),
  * timestamp and receipt_id, as the statement's ORDER BY did.
  *
+ * A batch holds the rows of committed receipts only: a command still
+ * running adds its rows to a later batch.  A receipt deleted behind the
+ * triggers' back before it was integrated still gets its entry (its queue
+ * row says what it was), which verify_all() then reports.
+ *
  * On Citus the queue is a distributed table, whose rows are in the shards
  * on the worker nodes: integrate_advertiser_log() takes one advertiser's
  * batch by a statement naming that advertiser, which Citus routes to the
@@ -131,8 +136,8 @@ fp_attribution_log_take_batch(int32 max_entries, int *n)
 	TupleDesc	desc = RelationGetDescr(rel);
 	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	FpLogPending *pending = palloc(Min(max_entries, 1024) * sizeof(FpLogPending));
 	int			cap = Min(max_entries, 1024);
+	FpLogPending *pending = palloc(cap * sizeof(FpLogPending));
 	HeapTuple	tuple;
 
 	*n = 0;
@@ -159,7 +164,11 @@ fp_attribution_log_take_batch(int32 max_entries, int *n)
 	}
 	table_endscan(scan);
 
-	/* what the scan saw is what is deleted: no other integrator runs */
+	/*
+	 * What the scan saw is what is deleted: no other integrator runs.  A row
+	 * deleted meanwhile by hand fails the run ("tuple concurrently
+	 * deleted"), which then leaves the queue as it was for the next run.
+	 */
 	for (int i = 0; i < *n; i++)
 		simple_table_tuple_delete(rel, &pending[i].tid, snapshot);
 	UnregisterSnapshot(snapshot);
