@@ -18,11 +18,12 @@
  * Integration (attribution.integrate_log, run by the background worker
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt
- * with its hash, FP_LOG_ENQUEUE_CTE in log.h), appends them to their logs
- * with one INSERT per table, then signs one checkpoint per advertiser
- * whose log grew.  Commands only insert their queue row, so
- * they take no lock for the log and share no row; the order of a log is
- * the order of integration.
+ * with its hash, FP_LOG_ENQUEUE_CTE in log.h; log_queue.c takes them off),
+ * appends them to their logs (the entries in place on one node,
+ * log_entries.c, else by one INSERT; the stored subtree hashes by one
+ * INSERT), then signs one checkpoint per advertiser whose log grew.
+ * Commands only insert their queue row, so they take no lock for the log
+ * and share no row; the order of a log is the order of integration.
  *
  * On Citus each advertiser's log is integrated on the worker node holding
  * its shards, by attribution.integrate_advertiser_log() (the same
@@ -80,7 +81,6 @@ typedef enum LogPlan
 	PLAN_INSERT_ENTRIES,
 	PLAN_INSERT_NODES,
 	PLAN_LOCK,
-	PLAN_TAKE_BATCH,
 	PLAN_LOGS,
 	NUM_LOG_PLANS
 } LogPlan;
@@ -139,24 +139,6 @@ static const struct
 	[PLAN_LOCK] = {
 		"SELECT pg_catalog.pg_advisory_xact_lock($1)",
 		1, {INT8OID}
-	},
-
-	/*
-	 * A batch off the queue: the rows of committed receipts (a command still
-	 * running adds its rows later), each with its receipt's hash.  A receipt
-	 * deleted behind the triggers' back before it was integrated still gets
-	 * its entry, which verify_all() then reports.  A join on ctid rather than
-	 * ctid = ANY (ARRAY(...)), which was planned as a filter comparing every
-	 * row with the whole batch: quadratic in the batch.
-	 */
-	[PLAN_TAKE_BATCH] = {
-		"WITH q AS (DELETE FROM attribution.log_queue q"
-		"  USING (SELECT ctid AS c FROM attribution.log_queue LIMIT $1) b"
-		"  WHERE q.ctid OPERATOR(pg_catalog.=) b.c"
-		"  RETURNING q.advertiser_id, q.receipt_id, q.receipt_hash, q.\"timestamp\")"
-		" SELECT advertiser_id, receipt_id, receipt_hash FROM q"
-		" ORDER BY advertiser_id, \"timestamp\", receipt_id",
-		1, {INT4OID}
 	},
 
 	/*
@@ -227,21 +209,6 @@ check_log_plans(void)
 	}
 	log_plans_lxid = MyProc->lxid;
 }
-
-/*
- * PLAN_TAKE_BATCH for one advertiser, the batch of
- * integrate_advertiser_log(): every table named with the advertiser, so
- * that on Citus the statement is one shard's, pushed down whole (a ctid
- * join across shards cannot be planned).  Not a kept generic plan: Citus
- * routes a statement by its parameters' values, and it runs once per call.
- */
-#define TAKE_ADVERTISER_BATCH_SQL \
-	"WITH q AS (DELETE FROM attribution.log_queue q" \
-	"  USING (SELECT ctid AS c FROM attribution.log_queue" \
-	"   WHERE advertiser_id OPERATOR(pg_catalog.=) $1 LIMIT $2) b" \
-	"  WHERE q.advertiser_id OPERATOR(pg_catalog.=) $1 AND q.ctid OPERATOR(pg_catalog.=) b.c" \
-	"  RETURNING q.receipt_id, q.receipt_hash, q.\"timestamp\")" \
-	" SELECT $1, receipt_id, receipt_hash FROM q ORDER BY \"timestamp\", receipt_id"
 
 /*
  * Run one of the logs' statements (inside SPI); returns the SPI result
@@ -595,25 +562,48 @@ fp_attribution_log_sign(const char *advertiser_id)
 }
 
 /*
- * Append the rows of one advertiser (rows [from, to) of the pending
- * receipts, all of that advertiser) to its log; when sign is set and a
- * signing key is, sign a checkpoint and return its note (else NULL).
+ * Insert entries first .. first + n - 1 of the advertiser's log (a text
+ * datum) by SQL: the receipts of pending, with the leaf hashes leaves.
+ * For Citus, whose log_entries is in shards elsewhere; on one node
+ * fp_attribution_log_append_entries writes them in place (log_entries.c).
+ */
+static void
+insert_entries(Datum advertiser, int64 first, const FpLogPending *pending,
+			   const FpMerkleHash *leaves, int n)
+{
+	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
+	Datum		values[4];
+
+	for (int i = 0; i < n; i++)
+	{
+		receipt_ids[i] = UUIDPGetDatum(&pending[i].receipt_id);
+		leaf_hashes[i] = fp_attribution_bytea_datum(leaves[i], FP_MERKLE_HASH_LEN);
+	}
+	values[0] = advertiser;
+	values[1] = Int64GetDatum(first);
+	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_entries");
+}
+
+/*
+ * Append n pending receipts of one advertiser to its log, in their order;
+ * when sign is set and a signing key is, sign a checkpoint and return its
+ * note (else NULL).
  */
 static char *
-integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to, bool sign)
+integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 {
-	bool		isnull;
-	char	   *adv = TextDatumGetCString(SPI_getbinval(pending->vals[from],
-														pending->tupdesc, 1, &isnull));
+	const char *adv = pending[0].advertiser_id;
 	FpLogReader reader;
 	FpMerkleEdge edge;
 	FpMerkleHash first_root;
 	FpMerkleHash root;
 	LogWriter	writer;
-	int			n = to - from;
 	int64		first;
-	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
-	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
+	FpMerkleHash *leaves = palloc(n * sizeof(FpMerkleHash));
 	Datum		values[4];
 
 	fp_attribution_log_reader_init(&reader, adv);
@@ -626,27 +616,20 @@ integrate_advertiser(SPITupleTable *pending, uint64 from, uint64 to, bool sign)
 	writer.indexes = palloc(writer.cap * sizeof(Datum));
 	writer.hashes = palloc(writer.cap * sizeof(Datum));
 
-	for (uint64 i = from; i < to; i++)
+	for (int i = 0; i < n; i++)
 	{
-		bytea	   *receipt_hash;
-		FpMerkleHash leaf;
+		const bytea *receipt_hash = pending[i].receipt_hash;
 
-		receipt_hash = DatumGetByteaPP(SPI_getbinval(pending->vals[i],
-													 pending->tupdesc, 3, &isnull));
 		fp_merkle_leaf_hash((const uint8 *) VARDATA_ANY(receipt_hash),
-							VARSIZE_ANY_EXHDR(receipt_hash), leaf);
-		receipt_ids[i - from] = SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull);
-		leaf_hashes[i - from] = fp_attribution_bytea_datum(leaf, FP_MERKLE_HASH_LEN);
-		fp_merkle_edge_append(&edge, leaf, write_node, &writer);
+							VARSIZE_ANY_EXHDR(receipt_hash), leaves[i]);
+		fp_merkle_edge_append(&edge, leaves[i], write_node, &writer);
 	}
 
 	/* entries first .. first + n - 1, then the hashes written, if any */
 	values[0] = CStringGetTextDatum(adv);
-	values[1] = Int64GetDatum(first);
-	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into attribution.log_entries");
+	if (!log_plans_generic ||
+		!fp_attribution_log_append_entries(adv, first, pending, leaves, n))
+		insert_entries(values[0], first, pending, leaves, n);
 	if (writer.n > 0)
 	{
 		values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
@@ -735,38 +718,34 @@ fp_attribution_integrate_log(PG_FUNCTION_ARGS)
 {
 	int32		max_entries = PG_GETARG_INT32(0);
 	bool		sign = PG_GETARG_BOOL(1);
-	Datum		values[1];
-	SPITupleTable *pending;
-	uint64		n;
-	uint64		start = 0;
+	FpLogPending *pending;
+	int			n;
+	int			start = 0;
 	char	  **done;
 	int			ndone = 0;
 
 	check_max_entries(max_entries);
 	SPI_connect();
 	lock_logs();
-	values[0] = Int32GetDatum(max_entries);
-	if (log_execute(PLAN_TAKE_BATCH, values, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pending receipts");
-	pending = SPI_tuptable;
-	n = SPI_processed;
+	if (!log_plans_generic)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("integrate_log() cannot integrate Citus distributed logs"),
+				 errhint("Call attribution.integrate_advertiser_log() for each advertiser.")));
+	pending = fp_attribution_log_take_batch(max_entries, &n);
 	done = palloc(Max(n, 1) * sizeof(char *));
-	for (uint64 i = 1; i <= n; i++)
+	for (int i = 1; i <= n; i++)
 	{
-		bool		isnull;
-		char	   *adv = TextDatumGetCString(SPI_getbinval(pending->vals[start],
-															pending->tupdesc, 1, &isnull));
+		const char *adv = pending[start].advertiser_id;
 		char	   *note;
 
-		if (i < n &&
-			strcmp(TextDatumGetCString(SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull)),
-				   adv) == 0)
+		if (i < n && strcmp(pending[i].advertiser_id, adv) == 0)
 			continue;
-		note = integrate_advertiser(pending, start, i, sign);
+		note = integrate_advertiser(pending + start, i - start, sign);
 		if (note != NULL)
 			fp_attribution_log_push_note(adv, note);
 		/* the batch is sorted by advertiser_id, COLLATE "C": strcmp order */
-		done[ndone++] = adv;
+		done[ndone++] = pending[start].advertiser_id;
 		start = i;
 	}
 	if (sign)
@@ -801,7 +780,8 @@ fp_attribution_integrate_advertiser_log(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, false};
 	char	   *note = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
-	uint64		n;
+	FpLogPending *pending;
+	int			n;
 
 	check_max_entries(max_entries);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -809,14 +789,9 @@ fp_attribution_integrate_advertiser_log(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	SPI_connect();
 	lock_logs();
-	values[0] = PointerGetDatum(advertiser_id);
-	values[1] = Int32GetDatum(max_entries);
-	if (SPI_execute_with_args(TAKE_ADVERTISER_BATCH_SQL, 2, (Oid[]) {TEXTOID, INT4OID},
-							  values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pending receipts");
-	n = SPI_processed;
+	pending = fp_attribution_log_take_advertiser_batch(advertiser_id, max_entries, &n);
 	if (n > 0)
-		note = integrate_advertiser(SPI_tuptable, 0, n, sign);
+		note = integrate_advertiser(pending, n, sign);
 	else if (sign)
 		note = fp_attribution_log_sign(text_to_cstring(advertiser_id));
 	values[0] = Int64GetDatum((int64) n);

@@ -33,11 +33,13 @@
  * integration shows a lag growing by about one interval per failed run.
  *
  * On Citus (attribution.log_queue distributed), integrate_log()'s batch,
- * a DELETE by ctid across shards, cannot be planned: the coordinator's
- * worker reads which advertisers have queued receipts and calls
- * attribution.integrate_advertiser_log() for each, a call Citus delegates
- * to the worker node holding that advertiser's shards, where it is one
- * node's integration of that one log, on local shards (doc/citus.md).
+ * read and deleted in place on one node (log_queue.c), is in shards
+ * elsewhere (and a DELETE by ctid across shards cannot be planned): the
+ * coordinator's worker reads which advertisers have queued receipts and
+ * calls attribution.integrate_advertiser_log() for each, a call Citus
+ * delegates to the worker node holding that advertiser's shards, where it
+ * is one node's integration of that one log, on local shards
+ * (doc/citus.md).
  * The ledger workers of the worker nodes leave their shards to those
  * calls, so one integrator drives each log.
  *
@@ -104,9 +106,9 @@ publish_lag(bool failed)
 /*
  * Whether attribution.log_queue is a Citus distributed table (inside the
  * run's transaction and SPI).  The queue is locked first, in the mode
- * integrate_log()'s DELETE takes anyway: distribute() (Citus'
+ * integrate_log()'s deletion takes anyway: distribute() (Citus'
  * create_distributed_table) then cannot commit between this check and the
- * DELETE, and the check, run in a snapshot taken after the lock, sees a
+ * deletion, and the check, run in a snapshot taken after the lock, sees a
  * distribution that committed before it.  Citus' catalog exists only with
  * the extension, hence two statements.
  */

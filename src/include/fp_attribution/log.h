@@ -12,6 +12,9 @@
 #define FP_ATTRIBUTION_LOG_H
 
 #include "executor/spi.h"
+#include "storage/itemptr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "fp_attribution/merkle.h"
 #include "fp_attribution/telemetry.h"
@@ -66,6 +69,16 @@ extern char *fp_attribution_log_origin_prefix;
 extern int	fp_attribution_log_interval_ms;
 extern int	fp_attribution_log_batch_delay_ms;
 
+/* A receipt taken off attribution.log_queue for integration (log_queue.c) */
+typedef struct FpLogPending
+{
+	char	   *advertiser_id;
+	pg_uuid_t	receipt_id;
+	bytea	   *receipt_hash;	/* the leaf data */
+	TimestampTz timestamp;
+	ItemPointerData tid;		/* its queue row's, on one node */
+} FpLogPending;
+
 extern void fp_attribution_log_define_gucs(void);
 extern char *fp_attribution_log_origin(const char *advertiser_id);
 extern char *fp_attribution_log_advertiser(const char *origin);
@@ -78,6 +91,14 @@ extern void fp_attribution_log_read_stored(FpLogReader *reader, int level,
 										   FpMerkleHash *out);
 extern int64 fp_attribution_log_size(const char *advertiser_id);
 extern char *fp_attribution_log_sign(const char *advertiser_id);
+extern FpLogPending *fp_attribution_log_take_batch(int32 max_entries, int *n);
+extern bool fp_attribution_log_append_entries(const char *advertiser_id,
+											  int64 first,
+											  const FpLogPending *pending,
+											  const FpMerkleHash *leaves, int n);
+extern FpLogPending *fp_attribution_log_take_advertiser_batch(text *advertiser_id,
+															  int32 max_entries,
+															  int *n);
 extern bool fp_attribution_log_verify_all(MemoryContext cxt,
 										  char **advertiser_id,
 										  char **location,
