@@ -211,10 +211,10 @@ word_needs_escape(const char *p)
 	memcpy(&w, p, sizeof(w));
 	quote = w ^ EVERY_BYTE('"');
 	backslash = w ^ EVERY_BYTE('\\');
-	return (((w - EVERY_BYTE(0x20)) & ~w) |
-			((quote - EVERY_BYTE(0x01)) & ~quote) |
-			((backslash - EVERY_BYTE(0x01)) & ~backslash)) &
-		EVERY_BYTE(0x80);
+	return ((((w - EVERY_BYTE(0x20)) & ~w) |
+			 ((quote - EVERY_BYTE(0x01)) & ~quote) |
+			 ((backslash - EVERY_BYTE(0x01)) & ~backslash)) &
+			EVERY_BYTE(0x80)) != 0;
 }
 
 /*
