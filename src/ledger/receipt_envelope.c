@@ -74,6 +74,9 @@ fp_attribution_format_timestamp(TimestampTz ts, char *buf)
 	return true;
 }
 
+/* Append a string literal to out, its length known when compiled */
+#define append_literal(out, s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
+
 /*
  * Append ,"name":"value" to out; value needs no escaping.  (The envelope
  * is built for every receipt written and verified: appendStringInfo's
@@ -82,11 +85,11 @@ fp_attribution_format_timestamp(TimestampTz ts, char *buf)
 static void
 append_member(StringInfo out, const char *name, const char *value)
 {
-	appendStringInfoString(out, ",\"");
+	append_literal(out, ",\"");
 	appendStringInfoString(out, name);
-	appendStringInfoString(out, "\":\"");
+	append_literal(out, "\":\"");
 	appendStringInfoString(out, value);
-	appendStringInfoChar(out, '"');
+	appendStringInfoCharMacro(out, '"');
 }
 
 /*
@@ -121,13 +124,13 @@ fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
 	if (!fp_attribution_format_timestamp(env->timestamp, ts))
 		return false;
 
-	appendStringInfoString(out, "{\"advertiser_id\":");
+	append_literal(out, "{\"advertiser_id\":");
 	fp_attribution_jcs_append_string(out, env->advertiser_id,
 									 strlen(env->advertiser_id));
-	appendStringInfoString(out, ",\"aggregate_id\":");
+	append_literal(out, ",\"aggregate_id\":");
 	fp_attribution_jcs_append_string(out, env->aggregate_id,
 									 strlen(env->aggregate_id));
-	appendStringInfoString(out, ",\"aggregate_type\":");
+	append_literal(out, ",\"aggregate_type\":");
 	fp_attribution_jcs_append_string(out, env->aggregate_type,
 									 strlen(env->aggregate_type));
 	if (env->has_causation)
@@ -136,29 +139,29 @@ fp_attribution_receipt_envelope(StringInfo out, const FpReceiptEnvelope *env)
 		append_member(out, "causation_id", uuid);
 	}
 	else
-		appendStringInfoString(out, ",\"causation_id\":null");
-	appendStringInfoString(out, ",\"correlation_id\":");
+		append_literal(out, ",\"causation_id\":null");
+	append_literal(out, ",\"correlation_id\":");
 	fp_attribution_jcs_append_string(out, env->correlation_id,
 									 strlen(env->correlation_id));
 	if (env->key_id != NULL)
 	{
-		appendStringInfoString(out, ",\"key_id\":");
+		append_literal(out, ",\"key_id\":");
 		fp_attribution_jcs_append_string(out, env->key_id,
 										 strlen(env->key_id));
 	}
 	else
-		appendStringInfoString(out, ",\"key_id\":null");
+		append_literal(out, ",\"key_id\":null");
 	append_hex_member(out, "payload_hash", env->payload_hash, FP_SHA256_LEN);
 	append_hex_member(out, "prev_hash", env->prev_hash, FP_SHA256_LEN);
 	fp_attribution_format_uuid(&env->receipt_id, uuid);
 	append_member(out, "receipt_id", uuid);
-	appendStringInfoString(out, ",\"sequence\":");
+	append_literal(out, ",\"sequence\":");
 	pg_lltoa(env->sequence, sequence);
 	appendStringInfoString(out, sequence);
 	append_hex_member(out, "span_id", env->span_id.bytes, FP_SPAN_ID_LEN);
 	append_member(out, "timestamp", ts);
 	append_hex_member(out, "trace_id", env->trace_id.bytes, FP_TRACE_ID_LEN);
-	appendStringInfoString(out, ",\"version\":1}");
+	append_literal(out, ",\"version\":1}");
 	return true;
 }
 

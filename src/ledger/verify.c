@@ -66,13 +66,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
-#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -590,16 +588,26 @@ chain_begin(VerifyState *st, const char *adv, int advlen, const char *type,
 }
 
 /*
- * Expect the receipt after one of this sequence and receipt_hash: carry
- * on from what is stored, so one bad receipt is one failure.
+ * Expect the receipt after one of this sequence and receipt_hash (NULL:
+ * one not 32 bytes long): carry on from what is stored, so one bad
+ * receipt is one failure.
  */
 static void
-chain_advance(VerifyState *st, int64 sequence, const bytea *receipt_hash)
+chain_advance_to(VerifyState *st, int64 sequence, const uint8 *receipt_hash)
 {
 	st->expected_sequence = sequence + 1;
 	memset(st->expected_prev, 0, FP_SHA256_LEN);
-	if (VARSIZE_ANY_EXHDR(receipt_hash) == FP_SHA256_LEN)
-		memcpy(st->expected_prev, VARDATA_ANY(receipt_hash), FP_SHA256_LEN);
+	if (receipt_hash != NULL)
+		memcpy(st->expected_prev, receipt_hash, FP_SHA256_LEN);
+}
+
+/* chain_advance_to a receipt_hash that is NULL if not 32 bytes long */
+static void
+chain_advance(VerifyState *st, int64 sequence, const bytea *receipt_hash)
+{
+	chain_advance_to(st, sequence,
+					 VARSIZE_ANY_EXHDR(receipt_hash) == FP_SHA256_LEN ?
+					 (const uint8 *) VARDATA_ANY(receipt_hash) : NULL);
 }
 
 /*
@@ -1119,23 +1127,25 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * so equal hashes are equal payloads.
  */
 
-/* Columns of a sorted item */
-enum
-{
-	ITEM_CHAIN = 1,				/* int8: hash of the chain's key */
-	ITEM_ADVERTISER,			/* text COLLATE "C" */
-	ITEM_TYPE,					/* text COLLATE "C" */
-	ITEM_ID,					/* text COLLATE "C" */
-	ITEM_KIND,					/* int4: ItemKind */
-	ITEM_SEQUENCE,				/* int8: a receipt's sequence, a head's last */
-	ITEM_TID,					/* tid: a receipt's or row's ctid */
-	ITEM_PREV,					/* bytea: a receipt's prev_hash */
-	ITEM_HASH,					/* bytea: its receipt_hash, a head's last_hash */
-	ITEM_DIGEST,				/* bytea: the payload_hash of a built-in
-								 * type's receipt, or of a row's payload */
-	ITEM_OK,					/* bool: the receipt's own checks passed */
-	ITEM_COLUMNS = ITEM_OK
-};
+/*
+ * A sorted item is one bytea, which the sort orders as bytes (bytea's
+ * sort support: its first 8 bytes as an abbreviated key, then memcmp), so
+ * comparing two items is one memcmp at most; as a heap tuple of eleven
+ * columns, an item was deformed column by column in every comparison
+ * that its chain's hash tied.  Its bytes, laid out so that their order is
+ * the walk's:
+ *
+ *	chain		the 64-bit hash of the chain's key, big-endian with its sign
+ *				bit flipped (ordered as an int8)
+ *	key			advertiser_id, aggregate_type and aggregate_id, each ended by
+ *				a zero byte (text holds none, so the bytes order keys as
+ *				COLLATE "C" does, a prefix first)
+ *	kind		1 byte: ItemKind
+ *	sequence	8 bytes, as chain: a receipt's sequence, a head's last
+ *	tid			a receipt's or row's ctid (zeros for a head)
+ *	flags		1 byte of ITEM_ flags
+ *	hashes		32 bytes each, those the flags name, in the flags' order
+ */
 
 /* What an item is, in the order a chain's walk takes them */
 typedef enum ItemKind
@@ -1145,17 +1155,46 @@ typedef enum ItemKind
 	ITEM_HEAD
 } ItemKind;
 
-/* Sort keys: the chain, then kind and sequence within it */
-#define ITEM_SORT_KEYS 6
+#define ITEM_OK			0x01	/* the receipt's own checks passed */
+#define ITEM_PREV_ZERO	0x02	/* its prev_hash is 32 zero bytes (not
+								 * stored) */
+#define ITEM_PREV		0x04	/* its prev_hash follows (neither flag: it
+								 * is not 32 bytes long) */
+#define ITEM_HASH		0x08	/* its receipt_hash, or a head's last_hash,
+								 * follows (absent: not 32 bytes long) */
+#define ITEM_DIGEST		0x10	/* the payload_hash of a built-in type's
+								 * receipt, or of a row's payload, follows */
 
-/* The sort of one pass, and the item it is at */
+/* A sorted item, read back (pointers into its bytes) */
+typedef struct SortedItem
+{
+	const char *chain;			/* chain hash and key: the chain's identity */
+	int			chainlen;
+	const char *adv;
+	int			advlen;
+	const char *type;
+	int			typelen;
+	const char *id;
+	int			idlen;
+	ItemKind	kind;
+	int64		sequence;
+	ItemPointerData tid;
+	uint8		flags;
+	const uint8 *prev;			/* NULL unless flagged */
+	const uint8 *hash;
+	const uint8 *digest;
+} SortedItem;
+
+/* The sort of one pass, an item being built and the current sorted item */
 typedef struct ItemSort
 {
-	TupleDesc	desc;
 	Tuplesortstate *sort;
-	TupleTableSlot *in;			/* virtual: an item to add */
-	TupleTableSlot *out;		/* the current sorted item */
-	bool		more;			/* false when out is past the end */
+	StringInfoData buf;			/* the item being built, as a bytea */
+	int			flags_at;		/* offset of its flags byte */
+	MemoryContext cxt;			/* holds the current sorted item */
+	Datum		datum;			/* the current sorted item, or 0 */
+	SortedItem	item;			/* read from it */
+	bool		more;			/* false when past the end */
 } ItemSort;
 
 /* Statements a pass over tables t runs, kept for the session */
@@ -1166,6 +1205,9 @@ typedef struct VerifyPlans
 	SPIPlanPtr	conversion;		/* a conversion row by ctid */
 } VerifyPlans;
 
+/* The 32 zero bytes of a first receipt's prev_hash */
+static const uint8 zero_hash[FP_SHA256_LEN];
+
 /*
  * Begin the sort of a pass.  It spills to disk beyond
  * maintenance_work_mem, as an index build does.
@@ -1173,90 +1215,158 @@ typedef struct VerifyPlans
 static void
 items_begin(ItemSort *s)
 {
-	static const Oid types[ITEM_COLUMNS] = {INT8OID, TEXTOID, TEXTOID, TEXTOID,
-	INT4OID, INT8OID, TIDOID, BYTEAOID, BYTEAOID, BYTEAOID, BOOLOID};
-	AttrNumber	keys[ITEM_SORT_KEYS] = {ITEM_CHAIN, ITEM_ADVERTISER, ITEM_TYPE,
-	ITEM_ID, ITEM_KIND, ITEM_SEQUENCE};
-	Oid			ops[ITEM_SORT_KEYS] = {Int8LessOperator, TextLessOperator,
-	TextLessOperator, TextLessOperator, Int4LessOperator, Int8LessOperator};
-	Oid			collations[ITEM_SORT_KEYS] = {InvalidOid, C_COLLATION_OID,
-	C_COLLATION_OID, C_COLLATION_OID, InvalidOid, InvalidOid};
-	bool		nulls_first[ITEM_SORT_KEYS] = {false};
+	memset(s, 0, sizeof(*s));
+	s->cxt = CurrentMemoryContext;
+	s->sort = tuplesort_begin_datum(BYTEAOID, ByteaLessOperator, InvalidOid,
+									false, maintenance_work_mem, NULL,
+									TUPLESORT_NONE);
+	initStringInfo(&s->buf);
+}
 
-	s->desc = CreateTemplateTupleDesc(ITEM_COLUMNS);
-	for (int i = 0; i < ITEM_COLUMNS; i++)
-		TupleDescInitEntry(s->desc, i + 1, NULL, types[i], -1, 0);
-	for (int i = ITEM_ADVERTISER; i <= ITEM_ID; i++)
-		TupleDescInitEntryCollation(s->desc, i, C_COLLATION_OID);
-	s->sort = tuplesort_begin_heap(s->desc, ITEM_SORT_KEYS, keys, ops,
-								   collations, nulls_first,
-								   maintenance_work_mem, NULL, TUPLESORT_NONE);
-	s->in = MakeSingleTupleTableSlot(s->desc, &TTSOpsVirtual);
-	s->out = MakeSingleTupleTableSlot(s->desc, &TTSOpsMinimalTuple);
+/* Append v in 8 bytes that order as the int8 v does */
+static void
+append_ordered(StringInfo buf, int64 v)
+{
+	uint64		u = (uint64) v ^ (UINT64CONST(1) << 63);
+	uint8		bytes[8];
+
+	for (int i = 0; i < 8; i++)
+		bytes[i] = (uint8) (u >> (56 - 8 * i));
+	appendBinaryStringInfo(buf, (const char *) bytes, 8);
+}
+
+/* The int8 of append_ordered's 8 bytes at p */
+static int64
+read_ordered(const char *p)
+{
+	uint64		u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = (u << 8) | (uint8) p[i];
+	return (int64) (u ^ (UINT64CONST(1) << 63));
 }
 
 /*
- * Start an item of kind for the chain of these key columns (text): the
- * other columns are NULL until set.
+ * Start an item of kind for the chain of this key (not terminated), with
+ * sequence and tid (NULL: none); no flags, no hashes yet.
  */
 static void
-item_start(ItemSort *s, ItemKind kind, text *a, text *t, text *i)
+item_start(ItemSort *s, ItemKind kind, const char *adv, int advlen,
+		   const char *type, int typelen, const char *id, int idlen,
+		   int64 sequence, ItemPointer tid)
 {
+	static const ItemPointerData no_tid;
 	uint64		h;
 
-	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(a),
-							VARSIZE_ANY_EXHDR(a), 0);
-	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
-							VARSIZE_ANY_EXHDR(t), h);
-	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(i),
-							VARSIZE_ANY_EXHDR(i), h);
-	ExecClearTuple(s->in);
-	memset(s->in->tts_isnull, true, ITEM_COLUMNS * sizeof(bool));
-	s->in->tts_values[ITEM_CHAIN - 1] = Int64GetDatum((int64) h);
-	s->in->tts_values[ITEM_ADVERTISER - 1] = PointerGetDatum(a);
-	s->in->tts_values[ITEM_TYPE - 1] = PointerGetDatum(t);
-	s->in->tts_values[ITEM_ID - 1] = PointerGetDatum(i);
-	s->in->tts_values[ITEM_KIND - 1] = Int32GetDatum(kind);
-	for (int c = ITEM_CHAIN; c <= ITEM_KIND; c++)
-		s->in->tts_isnull[c - 1] = false;
+	h = hash_bytes_extended((const unsigned char *) adv, advlen, 0);
+	h = hash_bytes_extended((const unsigned char *) type, typelen, h);
+	h = hash_bytes_extended((const unsigned char *) id, idlen, h);
+	resetStringInfo(&s->buf);
+	appendStringInfoSpaces(&s->buf, VARHDRSZ);
+	append_ordered(&s->buf, (int64) h);
+	appendBinaryStringInfo(&s->buf, adv, advlen);
+	appendStringInfoCharMacro(&s->buf, '\0');
+	appendBinaryStringInfo(&s->buf, type, typelen);
+	appendStringInfoCharMacro(&s->buf, '\0');
+	appendBinaryStringInfo(&s->buf, id, idlen);
+	appendStringInfoCharMacro(&s->buf, '\0');
+	appendStringInfoCharMacro(&s->buf, (char) kind);
+	append_ordered(&s->buf, sequence);
+	appendBinaryStringInfo(&s->buf, (const char *) (tid != NULL ? tid : &no_tid),
+						   sizeof(ItemPointerData));
+	s->flags_at = s->buf.len;
+	appendStringInfoCharMacro(&s->buf, '\0');
 }
 
-/* Set column c of the item being built */
+/* Set flag of the item being built */
 static void
-item_set(ItemSort *s, int c, Datum value)
+item_flag(ItemSort *s, uint8 flag)
 {
-	s->in->tts_values[c - 1] = value;
-	s->in->tts_isnull[c - 1] = false;
+	s->buf.data[s->flags_at] |= flag;
 }
 
-/* Add the item being built to the sort */
+/*
+ * Append the hash that flag names to the item being built, if it is 32
+ * bytes long (else the flag stays unset).  Hashes go in the flags' order.
+ */
+static void
+item_hash(ItemSort *s, uint8 flag, const bytea *hash)
+{
+	if (VARSIZE_ANY_EXHDR(hash) != FP_SHA256_LEN)
+		return;
+	item_flag(s, flag);
+	appendBinaryStringInfo(&s->buf, VARDATA_ANY(hash), FP_SHA256_LEN);
+}
+
+/* Add the item being built to the sort (which copies it) */
 static void
 item_put(ItemSort *s)
 {
-	ExecStoreVirtualTuple(s->in);
-	tuplesort_puttupleslot(s->sort, s->in);
+	SET_VARSIZE(s->buf.data, s->buf.len);
+	tuplesort_putdatum(s->sort, PointerGetDatum(s->buf.data), false);
 }
 
-/* Move to the next sorted item */
+/* A key column of an item at *p, moving *p past its zero byte */
+static const char *
+item_key(const char **p, int *len)
+{
+	const char *key = *p;
+
+	*len = strlen(key);
+	*p += *len + 1;
+	return key;
+}
+
+/* The 32 bytes of the hash flag names at *p if the item has it, or NULL */
+static const uint8 *
+item_read_hash(const SortedItem *it, uint8 flag, const char **p)
+{
+	const uint8 *hash = (const uint8 *) *p;
+
+	if (!(it->flags & flag))
+		return NULL;
+	*p += FP_SHA256_LEN;
+	return hash;
+}
+
+/*
+ * Move to the next sorted item, freeing the current one (so walking a
+ * long chain holds one item at a time).
+ */
 static void
 items_next(ItemSort *s)
 {
-	s->more = tuplesort_gettupleslot(s->sort, true, false, s->out, NULL);
-	if (s->more)
-		slot_getallattrs(s->out);
-}
+	bool		isnull;
+	const char *p;
+	SortedItem *it = &s->item;
+	MemoryContext old;
 
-/* Column c of the current sorted item */
-static inline Datum
-item_get(const ItemSort *s, int c)
-{
-	return s->out->tts_values[c - 1];
-}
-
-static inline bool
-item_null(const ItemSort *s, int c)
-{
-	return s->out->tts_isnull[c - 1];
+	if (s->datum != 0)
+		pfree(DatumGetPointer(s->datum));
+	s->datum = 0;
+	old = MemoryContextSwitchTo(s->cxt);
+	s->more = tuplesort_getdatum(s->sort, true, &s->datum, &isnull, NULL);
+	MemoryContextSwitchTo(old);
+	if (!s->more)
+		return;
+	p = VARDATA_ANY(DatumGetPointer(s->datum));
+	it->chain = p;
+	p += 8;
+	it->adv = item_key(&p, &it->advlen);
+	it->type = item_key(&p, &it->typelen);
+	it->id = item_key(&p, &it->idlen);
+	it->chainlen = p - it->chain;
+	it->kind = (ItemKind) *p++;
+	it->sequence = read_ordered(p);
+	p += 8;
+	memcpy(&it->tid, p, sizeof(ItemPointerData));
+	p += sizeof(ItemPointerData);
+	it->flags = (uint8) *p++;
+	it->prev = item_read_hash(it, ITEM_PREV, &p);
+	it->hash = item_read_hash(it, ITEM_HASH, &p);
+	it->digest = item_read_hash(it, ITEM_DIGEST, &p);
+	Assert(p == VARDATA_ANY(DatumGetPointer(s->datum)) +
+		   VARSIZE_ANY_EXHDR(DatumGetPointer(s->datum)));
 }
 
 /*
@@ -1363,17 +1473,22 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	fp_attribution_receipt_from_tuple(tuple, desc, &r);
 	ok = check_receipt_hashes(&r, hash, &detail) == NULL &&
 		check_receipt_key(st, &r, hash, &detail) == NULL;
-	item_start(items, ITEM_RECEIPT, cstring_to_text(r.env.advertiser_id),
-			   cstring_to_text(r.env.aggregate_type),
-			   cstring_to_text(r.env.aggregate_id));
-	item_set(items, ITEM_SEQUENCE, Int64GetDatum(r.env.sequence));
-	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
-	item_set(items, ITEM_PREV, PointerGetDatum(r.prev_hash));
-	item_set(items, ITEM_HASH, PointerGetDatum(r.receipt_hash));
+	item_start(items, ITEM_RECEIPT,
+			   r.env.advertiser_id, strlen(r.env.advertiser_id),
+			   r.env.aggregate_type, strlen(r.env.aggregate_type),
+			   r.env.aggregate_id, strlen(r.env.aggregate_id),
+			   r.env.sequence, &tuple->t_self);
+	if (ok)
+		item_flag(items, ITEM_OK);
+	/* a first receipt's, which is most receipts', takes no room */
+	if (fp_attribution_bytea_equals(r.prev_hash, zero_hash, FP_SHA256_LEN))
+		item_flag(items, ITEM_PREV_ZERO);
+	else
+		item_hash(items, ITEM_PREV, r.prev_hash);
+	item_hash(items, ITEM_HASH, r.receipt_hash);
 	/* checked: the SHA-256 of the JCS form of its payload */
 	if (ok && fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
-		item_set(items, ITEM_DIGEST, PointerGetDatum(r.payload_hash));
-	item_set(items, ITEM_OK, BoolGetDatum(ok));
+		item_hash(items, ITEM_DIGEST, r.payload_hash);
 	item_put(items);
 	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
 		ereport(NOTICE,
@@ -1384,35 +1499,42 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 static void
 add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
-	item_start(items, ITEM_HEAD,
-			   DatumGetTextPP(head_column(tuple, desc, "advertiser_id")),
-			   DatumGetTextPP(head_column(tuple, desc, "aggregate_type")),
-			   DatumGetTextPP(head_column(tuple, desc, "aggregate_id")));
-	item_set(items, ITEM_SEQUENCE, head_column(tuple, desc, "last_sequence"));
-	item_set(items, ITEM_HASH, head_column(tuple, desc, "last_hash"));
+	text	   *adv = DatumGetTextPP(head_column(tuple, desc, "advertiser_id"));
+	text	   *type = DatumGetTextPP(head_column(tuple, desc, "aggregate_type"));
+	text	   *id = DatumGetTextPP(head_column(tuple, desc, "aggregate_id"));
+
+	item_start(items, ITEM_HEAD, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+			   VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+			   VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
+			   DatumGetInt64(head_column(tuple, desc, "last_sequence")), NULL);
+	item_hash(items, ITEM_HASH,
+			  DatumGetByteaPP(head_column(tuple, desc, "last_hash")));
 	item_put(items);
 }
 
 /*
  * Item of a row of clicks or conversions (aggregate type type, id: its
- * aggregate_id as text), with the payload_hash its creating event's
- * receipt has if the row is unchanged (none if a number of the row has no
- * canonical form: check_row then compares it in full).
+ * aggregate_id), with the payload_hash its creating event's receipt has
+ * if the row is unchanged (none if a number of the row has no canonical
+ * form: check_row then compares it in full).
  */
 static void
 add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
-		const char *type, text *id)
+		const char *type, const char *id, int idlen)
 {
+	text	   *adv = DatumGetTextPP(mapped_column(st, tuple, desc,
+												   FP_COL_ADVERTISER_ID));
 	uint8		digest[FP_SHA256_LEN];
 	const char *bad_number;
 
-	item_start(items, ITEM_ROW,
-			   DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ADVERTISER_ID)),
-			   cstring_to_text(type), id);
-	item_set(items, ITEM_TID, PointerGetDatum(&tuple->t_self));
+	item_start(items, ITEM_ROW, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
+			   type, strlen(type), id, idlen, 0, &tuple->t_self);
 	if (fp_attribution_row_payload_hash(type, tuple, desc, &st->row_map, digest,
 										&bad_number))
-		item_set(items, ITEM_DIGEST, fp_attribution_bytea_datum(digest, FP_SHA256_LEN));
+	{
+		item_flag(items, ITEM_DIGEST);
+		appendBinaryStringInfo(&items->buf, (const char *) digest, FP_SHA256_LEN);
+	}
 	item_put(items);
 }
 
@@ -1425,16 +1547,19 @@ add_click(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	map_columns(st, desc);
 	fp_attribution_format_uuid(DatumGetUUIDP(mapped_column(st, tuple, desc, FP_COL_CLICK_ID)),
 							   id);
-	add_row(st, items, tuple, desc, "click", cstring_to_text(id));
+	add_row(st, items, tuple, desc, "click", id, strlen(id));
 }
 
 /* A conversion's is its order_id */
 static void
 add_conversion(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 {
+	text	   *id;
+
 	map_columns(st, desc);
-	add_row(st, items, tuple, desc, "conversion",
-			DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ORDER_ID)));
+	id = DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ORDER_ID));
+	add_row(st, items, tuple, desc, "conversion", VARDATA_ANY(id),
+			VARSIZE_ANY_EXHDR(id));
 }
 
 /*
@@ -1501,36 +1626,15 @@ recheck_chain(VerifyState *st, const VerifyPlans *plans,
 }
 
 /*
- * True if the current sorted item belongs to the chain being walked.
- */
-static bool
-item_in_chain(const ItemSort *items, const VerifyState *st, int64 chain)
-{
-	text	   *adv;
-	text	   *type;
-	text	   *id;
-
-	if (!items->more || DatumGetInt64(item_get(items, ITEM_CHAIN)) != chain)
-		return false;
-	adv = DatumGetTextPP(item_get(items, ITEM_ADVERTISER));
-	type = DatumGetTextPP(item_get(items, ITEM_TYPE));
-	id = DatumGetTextPP(item_get(items, ITEM_ID));
-	return key_cmp(VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv), st->advertiser_id, st->advlen) == 0 &&
-		key_cmp(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), st->aggregate_type, st->typelen) == 0 &&
-		key_cmp(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id), st->aggregate_id, st->idlen) == 0;
-}
-
-/*
  * Walk the chain of the current sorted item (its receipts, then its row
  * and head), leaving the sort at the next chain's first item.
  */
 static void
 walk_sorted_chain(VerifyState *st, const VerifyPlans *plans, ItemSort *items)
 {
-	text	   *adv = DatumGetTextPP(item_get(items, ITEM_ADVERTISER));
-	text	   *type = DatumGetTextPP(item_get(items, ITEM_TYPE));
-	text	   *id = DatumGetTextPP(item_get(items, ITEM_ID));
-	int64		chain = DatumGetInt64(item_get(items, ITEM_CHAIN));
+	const SortedItem *it = &items->item;
+	int			chainlen = it->chainlen;
+	char	   *chain = palloc(chainlen);
 	bool		failed = false;
 	uint8		first_digest[FP_SHA256_LEN];
 	bool		has_first_digest = false;
@@ -1545,55 +1649,56 @@ walk_sorted_chain(VerifyState *st, const VerifyPlans *plans, ItemSort *items)
 	int			ntids = 0;
 	int			maxtids = 8;
 
-	chain_begin(st, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
-				VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
-				VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
+	memcpy(chain, it->chain, chainlen);
+	chain_begin(st, it->adv, it->advlen, it->type, it->typelen, it->id,
+				it->idlen);
 	tids = MemoryContextAlloc(st->chain_cxt, maxtids * sizeof(ItemPointerData));
-	for (; item_in_chain(items, st, chain); items_next(items))
+	for (; items->more && it->chainlen == chainlen &&
+		 memcmp(it->chain, chain, chainlen) == 0; items_next(items))
 	{
-		switch ((ItemKind) DatumGetInt32(item_get(items, ITEM_KIND)))
+		switch (it->kind)
 		{
 			case ITEM_RECEIPT:
 				{
-					int64		sequence = DatumGetInt64(item_get(items, ITEM_SEQUENCE));
+					const uint8 *prev = it->flags & ITEM_PREV_ZERO ? zero_hash : it->prev;
 
-					if (!DatumGetBool(item_get(items, ITEM_OK)) ||
-						sequence != st->expected_sequence ||
-						!fp_attribution_bytea_equals(DatumGetByteaPP(item_get(items, ITEM_PREV)),
-													 st->expected_prev, FP_SHA256_LEN))
+					if (!(it->flags & ITEM_OK) ||
+						it->sequence != st->expected_sequence ||
+						prev == NULL ||
+						memcmp(prev, st->expected_prev, FP_SHA256_LEN) != 0)
 						failed = true;
-					if (ntids == 0 && sequence == 1)
-					{
-						saw_first = true;
-						has_first_digest = !item_null(items, ITEM_DIGEST);
-						if (has_first_digest)
-							memcpy(first_digest,
-								   VARDATA_ANY(DatumGetByteaPP(item_get(items, ITEM_DIGEST))),
-								   FP_SHA256_LEN);
-					}
-					st->receipts++;
-					st->chain_receipts++;
-					chain_advance(st, sequence, DatumGetByteaPP(item_get(items, ITEM_HASH)));
-					if (ntids == maxtids)
-					{
-						maxtids *= 2;
-						tids = repalloc(tids, maxtids * sizeof(ItemPointerData));
-					}
-					tids[ntids++] = *(ItemPointer) DatumGetPointer(item_get(items, ITEM_TID));
-					break;
 				}
+				if (ntids == 0 && it->sequence == 1)
+				{
+					saw_first = true;
+					has_first_digest = it->digest != NULL;
+					if (has_first_digest)
+						memcpy(first_digest, it->digest, FP_SHA256_LEN);
+				}
+				st->receipts++;
+				st->chain_receipts++;
+				chain_advance_to(st, it->sequence, it->hash);
+				if (ntids == maxtids)
+				{
+					maxtids *= 2;
+					tids = repalloc(tids, maxtids * sizeof(ItemPointerData));
+				}
+				tids[ntids++] = it->tid;
+				break;
 			case ITEM_ROW:
 				has_row = true;
-				row_tid = *(ItemPointer) DatumGetPointer(item_get(items, ITEM_TID));
+				row_tid = it->tid;
 				row_matches = has_first_digest && ntids == 1 &&
-					!item_null(items, ITEM_DIGEST) &&
-					fp_attribution_bytea_equals(DatumGetByteaPP(item_get(items, ITEM_DIGEST)),
-												first_digest, FP_SHA256_LEN);
+					it->digest != NULL &&
+					memcmp(it->digest, first_digest, FP_SHA256_LEN) == 0;
 				break;
 			case ITEM_HEAD:
 				has_head = true;
-				last_sequence = DatumGetInt64(item_get(items, ITEM_SEQUENCE));
-				last_hash = DatumGetByteaPCopy(item_get(items, ITEM_HASH));
+				last_sequence = it->sequence;
+				/* one not 32 bytes long differs as the stored one did */
+				last_hash = it->hash != NULL ?
+					DatumGetByteaPP(fp_attribution_bytea_datum(it->hash, FP_SHA256_LEN)) :
+					DatumGetByteaPP(fp_attribution_bytea_datum(zero_hash, 0));
 				break;
 		}
 	}
@@ -1653,8 +1758,7 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 	}
 	MemoryContextDelete(walk_cxt);
 	tuplesort_end(items.sort);
-	ExecDropSingleTupleTableSlot(items.in);
-	ExecDropSingleTupleTableSlot(items.out);
+	pfree(items.buf.data);
 }
 
 /*
