@@ -1484,8 +1484,14 @@ CREATE TABLE attribution.postback_outbox (
 	FOREIGN KEY (advertiser_id, endpoint_id)
 		REFERENCES attribution.postback_endpoints ON DELETE RESTRICT
 );
+-- Without deduplication: an entry lives from the enqueue to the attempt's
+-- result, and the claim's index scans mark the dead ones so that later
+-- scans skip them, which a posting list (the postbacks of a transaction
+-- share next_attempt_at) allows only once all of its rows are dead; until
+-- then every claim visits each of them in the heap.
 CREATE INDEX postback_outbox_due_idx ON attribution.postback_outbox
-	(advertiser_id, endpoint_id, next_attempt_at) WHERE state = 'pending';
+	(advertiser_id, endpoint_id, next_attempt_at) WITH (deduplicate_items = off)
+	WHERE state = 'pending';
 -- The postback worker deletes finished rows oldest first
 CREATE INDEX postback_outbox_done_idx ON attribution.postback_outbox
 	(done_at) WHERE state <> 'pending';

@@ -76,6 +76,7 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
@@ -566,11 +567,29 @@ release_request(PostbackRequest *rq)
 	rq->used = false;
 }
 
-/* Text of column col of the claimed row, or NULL */
-static char *
-column_text(HeapTuple tuple, TupleDesc desc, int col)
+/*
+ * A claimed row's columns, deformed once: each read of a column by itself
+ * walks the text columns before it
+ */
+#define CLAIM_COLUMNS 24
+typedef struct ClaimedRow
 {
-	return SPI_getvalue(tuple, desc, col);
+	Datum		values[CLAIM_COLUMNS];
+	bool		nulls[CLAIM_COLUMNS];
+} ClaimedRow;
+
+/* Column col (from 1, as in the claim's SELECT list) */
+#define column_value(row, col) ((row)->values[(col) - 1])
+
+/*
+ * Column col as a C string, or NULL: a text column (the claim casts the
+ * others it needs as strings), so its datum needs no output function,
+ * nor the catalog lookup of one
+ */
+static char *
+column_text(const ClaimedRow *row, int col)
+{
+	return row->nulls[col - 1] ? NULL : TextDatumGetCString(column_value(row, col));
 }
 
 /*
@@ -582,7 +601,6 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 {
 	PostbackRequest    *rq = &requests[slot];
 	FpPostbackValues v;
-	bool		isnull;
 	char	   *url;
 	char	   *body = NULL;
 	char	   *secret;
@@ -593,40 +611,44 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
 	char		shown[1024];
 	uint64		r;
+	ClaimedRow	row;
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
+	if (desc->natts != CLAIM_COLUMNS)
+		elog(ERROR, "unexpected postback claim row");
+	heap_deform_tuple(tuple, desc, row.values, row.nulls);
 	memset(&v, 0, sizeof(v));
 	rq->used = true;
-	rq->advertiser_id = column_text(tuple, desc, 1);
-	rq->delivery_id = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull));
-	rq->endpoint_id = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
-	rq->attempts = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
-	rq->created_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 5, &isnull));
-	rq->event = column_text(tuple, desc, 6);
+	rq->advertiser_id = column_text(&row, 1);
+	rq->delivery_id = *DatumGetUUIDP(column_value(&row, 2));
+	rq->endpoint_id = DatumGetInt64(column_value(&row, 3));
+	rq->attempts = DatumGetInt32(column_value(&row, 4));
+	rq->created_at = DatumGetTimestampTz(column_value(&row, 5));
+	rq->event = column_text(&row, 6);
 	v.event = rq->event;
 	v.advertiser_id = rq->advertiser_id;
-	v.order_id = column_text(tuple, desc, 7);
-	v.click_id = column_text(tuple, desc, 8);
-	v.affiliate_id = column_text(tuple, desc, 9);
-	v.offer_id = column_text(tuple, desc, 10);
-	v.status = column_text(tuple, desc, 11);
-	v.revenue_cents = column_text(tuple, desc, 12);
-	v.refunded_cents = column_text(tuple, desc, 13);
-	v.commission_cents = column_text(tuple, desc, 14);
-	v.currency = column_text(tuple, desc, 15);
-	v.receipt_id = column_text(tuple, desc, 16);
-	v.trace_id = column_text(tuple, desc, 17);
+	v.order_id = column_text(&row, 7);
+	v.click_id = column_text(&row, 8);
+	v.affiliate_id = column_text(&row, 9);
+	v.offer_id = column_text(&row, 10);
+	v.status = column_text(&row, 11);
+	v.revenue_cents = column_text(&row, 12);
+	v.refunded_cents = column_text(&row, 13);
+	v.commission_cents = column_text(&row, 14);
+	v.currency = column_text(&row, 15);
+	v.receipt_id = column_text(&row, 16);
+	v.trace_id = column_text(&row, 17);
 	if (!fp_attribution_hex_decode(v.trace_id, 2 * FP_TRACE_ID_LEN, rq->trace_id.bytes,
 								   FP_TRACE_ID_LEN) ||
-		!fp_attribution_hex_decode(column_text(tuple, desc, 18), 2 * FP_SPAN_ID_LEN,
+		!fp_attribution_hex_decode(column_text(&row, 18), 2 * FP_SPAN_ID_LEN,
 								   rq->parent_span_id.bytes, FP_SPAN_ID_LEN))
 		elog(ERROR, "invalid trace context in postback outbox");
-	rq->sampled = DatumGetBool(SPI_getbinval(tuple, desc, 19, &isnull));
-	v.delivery_id = column_text(tuple, desc, 20);
-	url = fp_attribution_postback_expand(column_text(tuple, desc, 21), &v);
-	strlcpy(rq->method, column_text(tuple, desc, 22), sizeof(rq->method));
-	secret = column_text(tuple, desc, 23);
-	rq->endpoint_clean = DatumGetBool(SPI_getbinval(tuple, desc, 24, &isnull));
+	rq->sampled = DatumGetBool(column_value(&row, 19));
+	v.delivery_id = column_text(&row, 20);
+	url = fp_attribution_postback_expand(column_text(&row, 21), &v);
+	strlcpy(rq->method, column_text(&row, 22), sizeof(rq->method));
+	secret = column_text(&row, 23);
+	rq->endpoint_clean = DatumGetBool(column_value(&row, 24));
 	rq->failures_written = failures_written;
 	fp_attribution_redact_urls(shown, url, sizeof(shown));
 	rq->url_shown = pstrdup(shown);

@@ -170,6 +170,35 @@ $node->safe_psql('postgres', 'SELECT pg_sleep(2.5)');
 cmp_ok($node->safe_psql('postgres', $outbox_reads) - $reads, '<', 2000,
 	'the worker reads a few outbox rows per postback, not the backlog in every cycle');
 
+# --- an analyzed outbox: each row of a cycle's attempts gets its own
+# outcome (503 then 200, 404 given up, 200), still with a few reads per
+# postback.
+endpoint('aff-mixed', "$base/script/mixed");
+control('POST', 'script?name=mixed&answers=503,404');
+$node->safe_psql('postgres', 'ALTER SYSTEM SET fp_attribution.postback_enabled = off');
+$node->reload;
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM generate_series(1, 8) i,
+		LATERAL attribution.track_click('aff-mixed', visitor_id => 'vm' || i) c,
+		LATERAL attribution.track_conversion('mixed-' || i, 100, click_id => c.aggregate_id::uuid)});
+$node->safe_psql('postgres', 'ANALYZE attribution.postback_outbox');
+$reads = $node->safe_psql('postgres', $outbox_reads);
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET fp_attribution.postback_enabled');
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox
+	 WHERE affiliate_id = 'aff-mixed' AND state <> 'pending'}, '8'),
+	'the postbacks of the analyzed outbox are finished');
+is($node->safe_psql('postgres', q{
+	SELECT state, attempts, last_http_status, coalesce(last_error, '-'), count(*)
+	  FROM attribution.postback_outbox WHERE affiliate_id = 'aff-mixed'
+	 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2}),
+	"delivered|1|200|-|6\ndelivered|2|200|-|1\nfailed|1|404|HTTP 404|1",
+	'each row has its own result');
+is(scalar(@{ seen('/script/mixed') }), 9, 'nine requests');
+cmp_ok($node->safe_psql('postgres', $outbox_reads) - $reads, '<', 200,
+	'the worker reads a few outbox rows per postback');
+
 # --- 503 then success, POST with a signed JSON body
 control('POST', 'script?name=flaky&answers=503,200');
 endpoint('aff-flaky', "$base/script/flaky", 'POST', 1);
