@@ -31,14 +31,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "executor/executor.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 
@@ -109,9 +106,8 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 								  const FpLogPending *pending,
 								  const FpMerkleHash *leaves, int n)
 {
-	Oid			relid = get_relname_relid("log_entries", get_namespace_oid("attribution", false));
-	Relation	rel;
-	AclResult	acl;
+	Relation	rel = fp_attribution_open_table("log_entries", RowExclusiveLock,
+												ACL_INSERT);
 	EState	   *estate;
 	ResultRelInfo *rri;
 	BulkInsertState bistate;
@@ -121,11 +117,6 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 	Datum		advertiser = CStringGetTextDatum(advertiser_id);
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table \"log_entries\" of extension fp_attribution does not exist")));
-	rel = table_open(relid, RowExclusiveLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_tableam != GetHeapamTableAmRoutine() ||
 		RelationGetDescr(rel)->natts != ENTRY_NATTS || has_insert_triggers(rel))
@@ -133,10 +124,6 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 		table_close(rel, RowExclusiveLock);
 		return false;
 	}
-	acl = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
 
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);

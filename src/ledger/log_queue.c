@@ -41,18 +41,16 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
+#include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
 
 /* The columns of attribution.log_queue, in the order of its script */
@@ -102,19 +100,9 @@ pending_cmp(const void *a, const void *b)
 static Relation
 open_queue(void)
 {
-	Oid			relid = get_relname_relid("log_queue", get_namespace_oid("attribution", false));
-	Relation	rel;
-	AclResult	acl;
+	Relation	rel = fp_attribution_open_table("log_queue", RowExclusiveLock,
+												ACL_SELECT | ACL_DELETE);
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table \"log_queue\" of extension fp_attribution does not exist")));
-	rel = table_open(relid, RowExclusiveLock);
-	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT | ACL_DELETE);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
 	if (rel->rd_tableam != GetHeapamTableAmRoutine() ||
 		RelationGetDescr(rel)->natts != QUEUE_NATTS)
 		ereport(ERROR,

@@ -65,7 +65,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -88,6 +87,7 @@
 #include "utils/uuid.h"
 
 #include "fp_attribution/chain_fold.h"
+#include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
 #include "fp_attribution/receipts.h"
 #include "fp_attribution/shmem.h"
@@ -255,21 +255,13 @@ relation_name(Oid relid)
 static void
 extension_tables(VerifyTables *t)
 {
-	Oid			schema = get_namespace_oid("attribution", false);
 	static const char *const names[] = {"receipts", "receipt_streams", "clicks",
 	"conversions", "signing_keys"};
 	Oid		   *oids[] = {&t->receipts, &t->heads, &t->clicks, &t->conversions,
 	&t->keys};
 
 	for (int i = 0; i < lengthof(names); i++)
-	{
-		*oids[i] = get_relname_relid(names[i], schema);
-		if (!OidIsValid(*oids[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("table \"%s\" of extension fp_attribution does not exist",
-							names[i])));
-	}
+		*oids[i] = fp_attribution_table_oid(names[i]);
 }
 
 /*
