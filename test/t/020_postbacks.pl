@@ -89,6 +89,23 @@ sub convert
 		SELECT count(*) FROM attribution.track_conversion(\$o\$$order\$o\$, 1999, 'EUR', visitor_id => 'v$n');});
 	return $order;
 }
+# $count postbacks of the affiliate enqueued with delivery off (orders
+# "$prefix-1" ...), in one statement; resume_delivery() turns it back on
+sub enqueue_paused
+{
+	my ($affiliate, $prefix, $count) = @_;
+	$node->safe_psql('postgres', 'ALTER SYSTEM SET fp_attribution.postback_enabled = off');
+	$node->reload;
+	$node->safe_psql('postgres', qq{
+		SELECT count(*) FROM generate_series(1, $count) i,
+			LATERAL attribution.track_click('$affiliate', visitor_id => 'v$prefix-' || i) c,
+			LATERAL attribution.track_conversion('$prefix-' || i, 100, click_id => c.aggregate_id::uuid)});
+}
+sub resume_delivery
+{
+	$node->safe_psql('postgres', 'ALTER SYSTEM RESET fp_attribution.postback_enabled');
+	$node->reload;
+}
 sub delivery
 {
 	my ($order, $cols) = @_;
@@ -147,18 +164,12 @@ my $outbox_reads = q{
 	SELECT sum(pg_stat_get_tuples_fetched(indexrelid)) FROM pg_index
 	 WHERE indrelid = 'attribution.postback_outbox'::regclass};
 endpoint('aff-bulk', "$base/ok/bulk?o={order_id}");
-$node->safe_psql('postgres', 'ALTER SYSTEM SET fp_attribution.postback_enabled = off');
-$node->reload;
-$node->safe_psql('postgres', q{
-	SELECT count(*) FROM generate_series(1, 200) i,
-		LATERAL attribution.track_click('aff-bulk', visitor_id => 'vb' || i) c,
-		LATERAL attribution.track_conversion('bulk-' || i, 100, click_id => c.aggregate_id::uuid)});
+enqueue_paused('aff-bulk', 'bulk', 200);
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM attribution.postback_outbox WHERE affiliate_id = 'aff-bulk' AND state = 'pending'}),
 	'200', 'a backlog of 200 postbacks');
 my $reads = $node->safe_psql('postgres', $outbox_reads);
-$node->safe_psql('postgres', 'ALTER SYSTEM RESET fp_attribution.postback_enabled');
-$node->reload;
+resume_delivery();
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) FROM attribution.postback_outbox WHERE affiliate_id = 'aff-bulk' AND state = 'delivered'},
 	'200'), 'the backlog is delivered');
@@ -175,16 +186,10 @@ cmp_ok($node->safe_psql('postgres', $outbox_reads) - $reads, '<', 2000,
 # postback.
 endpoint('aff-mixed', "$base/script/mixed");
 control('POST', 'script?name=mixed&answers=503,404');
-$node->safe_psql('postgres', 'ALTER SYSTEM SET fp_attribution.postback_enabled = off');
-$node->reload;
-$node->safe_psql('postgres', q{
-	SELECT count(*) FROM generate_series(1, 8) i,
-		LATERAL attribution.track_click('aff-mixed', visitor_id => 'vm' || i) c,
-		LATERAL attribution.track_conversion('mixed-' || i, 100, click_id => c.aggregate_id::uuid)});
+enqueue_paused('aff-mixed', 'mixed', 8);
 $node->safe_psql('postgres', 'ANALYZE attribution.postback_outbox');
 $reads = $node->safe_psql('postgres', $outbox_reads);
-$node->safe_psql('postgres', 'ALTER SYSTEM RESET fp_attribution.postback_enabled');
-$node->reload;
+resume_delivery();
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) FROM attribution.postback_outbox
 	 WHERE affiliate_id = 'aff-mixed' AND state <> 'pending'}, '8'),
