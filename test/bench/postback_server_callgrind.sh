@@ -26,12 +26,8 @@ if [ "${1:-}" != inner ]; then
 fi
 
 txns=${TXNS:-400}
-bindir=$(pg_config --bindir)
-work=$(mktemp -d /tmp/fp_postback_scg.XXXXXX)
 . "$here/postback_bench_lib.sh"
-start_sink "$work"
-trap 'kill $rcv_pid 2>/dev/null; "$bindir/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-add_endpoint
+start_callgrind_bench fp_postback_scg
 # the catalogs CREATE EXTENSION changed (and template1's, from initdb)
 # vacuumed and analyzed now, not by autovacuum in the first mode's run
 vacuumdb --all --analyze --quiet
@@ -46,12 +42,9 @@ measure() {
 	local mode=$1 log="$work/log.$1" f pid type
 	q "UPDATE attribution.postback_endpoints SET active = $2" >/dev/null
 	setting fp_attribution.postback_enabled "$3"
-	"$bindir/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
 	mkdir "$work/$mode"
 	# a child's counts start at its fork (it inherits its parent's)
-	valgrind --tool=callgrind --callgrind-out-file="$work/$mode/cg.%p" --zero-before=fork_process \
-		"$bindir/postgres" -D "$PGDATA" > "$log" 2>&1 &
-	for _ in $(seq 600); do pg_isready -q && break; sleep 0.5; done
+	restart_under_callgrind "$work/$mode/cg" "$log" --zero-before=fork_process
 	# the processes that stay (most never log)
 	q "SELECT pid || '|' || backend_type || '|' FROM pg_stat_activity WHERE pid <> pg_backend_pid()" > "$work/$mode/types"
 	pgbench -n -c 2 -j 2 -t $((txns / 2)) -f "$work/convert.sql" >/dev/null 2>&1
@@ -59,8 +52,7 @@ measure() {
 		for _ in $(seq 2400); do [ "$(pending)" = 0 ] && break; sleep 0.5; done
 	fi
 	sleep 3	# autovacuum catches up with what the run left
-	"$bindir/pg_ctl" -D "$PGDATA" -m fast -w -t 600 stop >/dev/null
-	"$bindir/pg_ctl" -D "$PGDATA" -l "$work/server.log" -w start >/dev/null
+	restart_plain "$work/server.log"
 	for f in "$work/$mode"/cg.*; do
 		pid=${f##*.}
 		type=$(cat "$work/$mode/types" "$log" | sed -n "s/^$pid|\([^|]*\)|.*/\1/p" | tail -1)

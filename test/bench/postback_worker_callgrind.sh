@@ -24,12 +24,8 @@ if [ "${1:-}" != inner ]; then
 fi
 
 many=${MANY:-1000} few=${FEW:-200}
-bindir=$(pg_config --bindir)
-work=$(mktemp -d /tmp/fp_postback_cg.XXXXXX)
 . "$here/postback_bench_lib.sh"
-start_sink "$work"
-trap 'kill $rcv_pid 2>/dev/null; "$bindir/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-add_endpoint
+start_callgrind_bench fp_postback_cg
 
 # measure N: the callgrind file of the worker that delivered N postbacks
 measure() {
@@ -43,10 +39,7 @@ measure() {
 	# planned on a never analyzed outbox, the worker's generic plan of its
 	# result UPDATE reads every row of the advertiser in every cycle
 	q "ANALYZE attribution.postback_outbox" >/dev/null
-	"$bindir/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
-	valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
-		"$bindir/postgres" -D "$PGDATA" > "$work/server.log" 2>&1 &
-	for _ in $(seq 600); do pg_isready -q && break; sleep 0.5; done
+	restart_under_callgrind "$work/cg" "$work/server.log"
 	for _ in $(seq 600); do
 		wpid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution postbacks'")
 		[ -n "$wpid" ] && break
@@ -57,8 +50,7 @@ measure() {
 		[ "$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state = 'pending'")" = 0 ] && break
 		sleep 0.5
 	done
-	"$bindir/pg_ctl" -D "$PGDATA" -m fast -w -t 600 stop >/dev/null
-	"$bindir/pg_ctl" -D "$PGDATA" -l "$work/server2.log" -w start >/dev/null
+	restart_plain "$work/server2.log"
 	[ "$(q "SELECT count(*) FROM attribution.postback_outbox WHERE state <> 'delivered'")" = 0 ] ||
 		{ echo "postback_worker_callgrind.sh: postbacks not delivered" >&2; exit 1; }
 	mv "$work/cg.$wpid" "$work/worker.$n"
