@@ -42,7 +42,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
@@ -52,6 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "fp_attribution/columns.h"
+#include "fp_attribution/extension_tables.h"
 #include "fp_attribution/late_clicks.h"
 #include "fp_attribution/lifecycle.h"
 #include "fp_attribution/receipts.h"
@@ -232,7 +232,6 @@ static bool
 conversion_names_click(Datum advertiser_id, Datum click_id)
 {
 	static Oid	probe_index = InvalidOid;	/* the index found last time */
-	RangeVar   *rv;
 	Relation	rel;
 	const FpColumnMap *map;
 	List	   *indexes;
@@ -241,8 +240,7 @@ conversion_names_click(Datum advertiser_id, Datum click_id)
 
 	if (!fp_attribution_batching())
 		return true;
-	rv = makeRangeVar("attribution", "conversions", -1);
-	rel = table_openrv(rv, AccessShareLock);
+	rel = table_open(fp_attribution_table_oid("conversions"), AccessShareLock);
 	map = fp_attribution_column_map(rel, FP_TABLE_CONVERSIONS);
 	indexes = RelationGetIndexList(rel);
 	/* the index found last time, if the table still has it, is tried first */

@@ -2,7 +2,8 @@
  *
  * extension_tables.c
  *	  Finding the extension's own tables for C code that works on them in
- *	  place instead of through SQL (verify_all, log integration).
+ *	  place instead of through SQL (verify_all, log integration, the late
+ *	  attribution probe).
  *
  * These are the logical tables of the schema the extension's script
  * creates, found by name there as a statement naming them would be; the
