@@ -199,6 +199,8 @@ typedef struct VerifyState
 	int64		heads_failed;
 	int64		rows_failed;
 	VerifyFailure first_failure;
+	FpLogCoverage *coverage;	/* verify_all's receipts for log_missing, or
+								 * NULL */
 } VerifyState;
 
 /* One kept plan per statement text: the tables of shard groups vary */
@@ -1482,6 +1484,9 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	if (ok && fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
 		item_hash(items, ITEM_DIGEST, r.payload_hash);
 	item_put(items);
+	if (st->coverage != NULL)
+		fp_attribution_log_coverage_add(st->coverage, r.env.advertiser_id,
+										&r.env.receipt_id);
 	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
 		ereport(NOTICE,
 				(errmsg("verify_all: " INT64_FORMAT " receipts read", st->receipts_read)));
@@ -1962,11 +1967,13 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc = verify_all_type(fcinfo);
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	VerifyState st;
+	FpLogCoverage coverage;
 	Datum		result;
 
 	SPI_connect();
 	if (receipts_distributed())
 	{
+		/* the receipts are read on the nodes: log_missing runs its query */
 		memset(&st, 0, sizeof(st));
 		st.call_cxt = caller_cxt;
 		MemoryContextSwitchTo(caller_cxt);
@@ -1978,12 +1985,15 @@ fp_attribution_verify_all(PG_FUNCTION_ARGS)
 
 		extension_tables(&t);
 		verify_begin(&st, caller_cxt, relation_name(t.keys), NULL);
+		fp_attribution_log_coverage_begin(&coverage);
+		st.coverage = &coverage;
 		verify_tables(&st, &t);
 		verify_count(&st);
 	}
 	/* the chains hold: are the logs complete and their checkpoints kept? */
 	if (!st.first_failure.failed &&
-		!fp_attribution_log_verify_all(caller_cxt, &st.first_failure.advertiser_id,
+		!fp_attribution_log_verify_all(caller_cxt, st.coverage,
+									   &st.first_failure.advertiser_id,
 									   &st.first_failure.aggregate_id,
 									   &st.first_failure.check,
 									   &st.first_failure.detail))
