@@ -93,6 +93,7 @@
 #include "fp_attribution/shmem.h"
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/validate.h"
+#include "fp_attribution/verify_match.h"
 
 /* Rows fetched from a cursor at a time */
 #define VERIFY_BATCH 1000
@@ -1179,11 +1180,17 @@ typedef struct SortedItem
 	const uint8 *digest;
 } SortedItem;
 
-/* The sort of one pass, an item being built and the current sorted item */
+/*
+ * The sort of one pass, the match of its click and conversion chains, an
+ * item being built and the current sorted item
+ */
 typedef struct ItemSort
 {
 	Tuplesortstate *sort;
+	FpVerifyMatch *match;		/* NULL: everything is sorted */
 	StringInfoData buf;			/* the item being built, as a bytea */
+	int			chainlen;		/* bytes of its data naming its chain */
+	bool		to_match;		/* it goes to match, not sort */
 	int			flags_at;		/* offset of its flags byte */
 	MemoryContext cxt;			/* holds the current sorted item */
 	Datum		datum;			/* the current sorted item, or 0 */
@@ -1203,16 +1210,16 @@ typedef struct VerifyPlans
 static const uint8 zero_hash[FP_SHA256_LEN];
 
 /*
- * Begin the sort of a pass.  It spills to disk beyond
- * maintenance_work_mem, as an index build does.
+ * Begin the sort of a pass, without a match: every item is sorted.  It
+ * spills to disk beyond work_mem_kb, as an index build does.
  */
 static void
-items_begin(ItemSort *s)
+items_begin(ItemSort *s, int work_mem_kb)
 {
 	memset(s, 0, sizeof(*s));
 	s->cxt = CurrentMemoryContext;
 	s->sort = tuplesort_begin_datum(BYTEAOID, ByteaLessOperator, InvalidOid,
-									false, maintenance_work_mem, NULL,
+									false, work_mem_kb, NULL,
 									TUPLESORT_NONE);
 	initStringInfo(&s->buf);
 }
@@ -1241,8 +1248,9 @@ read_ordered(const char *p)
 }
 
 /*
- * Start an item of kind for the chain of this key (not terminated), with
- * sequence and tid (NULL: none); no flags, no hashes yet.
+ * Start an item of kind for the chain of this key (not terminated, but
+ * type is), with sequence and tid (NULL: none); no flags, no hashes yet.
+ * The items of chains of a built-in type go to the match, if there is one.
  */
 static void
 item_start(ItemSort *s, ItemKind kind, const char *adv, int advlen,
@@ -1264,6 +1272,8 @@ item_start(ItemSort *s, ItemKind kind, const char *adv, int advlen,
 	appendStringInfoCharMacro(&s->buf, '\0');
 	appendBinaryStringInfo(&s->buf, id, idlen);
 	appendStringInfoCharMacro(&s->buf, '\0');
+	s->chainlen = s->buf.len - VARHDRSZ;
+	s->to_match = s->match != NULL && fp_attribution_aggregate_table(type) != NULL;
 	appendStringInfoCharMacro(&s->buf, (char) kind);
 	append_ordered(&s->buf, sequence);
 	appendBinaryStringInfo(&s->buf, (const char *) (tid != NULL ? tid : &no_tid),
@@ -1292,12 +1302,16 @@ item_hash(ItemSort *s, uint8 flag, const bytea *hash)
 	appendBinaryStringInfo(&s->buf, VARDATA_ANY(hash), FP_SHA256_LEN);
 }
 
-/* Add the item being built to the sort (which copies it) */
+/* Add the item being built to the sort or the match (which copy it) */
 static void
 item_put(ItemSort *s)
 {
 	SET_VARSIZE(s->buf.data, s->buf.len);
-	tuplesort_putdatum(s->sort, PointerGetDatum(s->buf.data), false);
+	if (s->to_match)
+		fp_attribution_verify_match_put(s->match, (bytea *) s->buf.data,
+										s->chainlen);
+	else
+		tuplesort_putdatum(s->sort, PointerGetDatum(s->buf.data), false);
 }
 
 /* A key column of an item at *p, moving *p past its zero byte */
@@ -1324,26 +1338,13 @@ item_read_hash(const SortedItem *it, uint8 flag, const char **p)
 }
 
 /*
- * Move to the next sorted item, freeing the current one (so walking a
- * long chain holds one item at a time).
+ * Read item (pointing into it).
  */
 static void
-items_next(ItemSort *s)
+item_parse(const bytea *item, SortedItem *it)
 {
-	bool		isnull;
-	const char *p;
-	SortedItem *it = &s->item;
-	MemoryContext old;
+	const char *p = VARDATA_ANY(item);
 
-	if (s->datum != 0)
-		pfree(DatumGetPointer(s->datum));
-	s->datum = 0;
-	old = MemoryContextSwitchTo(s->cxt);
-	s->more = tuplesort_getdatum(s->sort, true, &s->datum, &isnull, NULL);
-	MemoryContextSwitchTo(old);
-	if (!s->more)
-		return;
-	p = VARDATA_ANY(DatumGetPointer(s->datum));
 	it->chain = p;
 	p += 8;
 	it->adv = item_key(&p, &it->advlen);
@@ -1359,8 +1360,27 @@ items_next(ItemSort *s)
 	it->prev = item_read_hash(it, ITEM_PREV, &p);
 	it->hash = item_read_hash(it, ITEM_HASH, &p);
 	it->digest = item_read_hash(it, ITEM_DIGEST, &p);
-	Assert(p == VARDATA_ANY(DatumGetPointer(s->datum)) +
-		   VARSIZE_ANY_EXHDR(DatumGetPointer(s->datum)));
+	Assert(p == VARDATA_ANY(item) + VARSIZE_ANY_EXHDR(item));
+}
+
+/*
+ * Move to the next sorted item, freeing the current one (so walking a
+ * long chain holds one item at a time).
+ */
+static void
+items_next(ItemSort *s)
+{
+	bool		isnull;
+	MemoryContext old;
+
+	if (s->datum != 0)
+		pfree(DatumGetPointer(s->datum));
+	s->datum = 0;
+	old = MemoryContextSwitchTo(s->cxt);
+	s->more = tuplesort_getdatum(s->sort, true, &s->datum, &isnull, NULL);
+	MemoryContextSwitchTo(old);
+	if (s->more)
+		item_parse((const bytea *) DatumGetPointer(s->datum), &s->item);
 }
 
 /*
@@ -1501,7 +1521,7 @@ add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	text	   *id = DatumGetTextPP(head_column(tuple, desc, "aggregate_id"));
 
 	item_start(items, ITEM_HEAD, VARDATA_ANY(adv), VARSIZE_ANY_EXHDR(adv),
-			   VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type),
+			   text_to_cstring(type), VARSIZE_ANY_EXHDR(type),
 			   VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
 			   DatumGetInt64(head_column(tuple, desc, "last_sequence")), NULL);
 	item_hash(items, ITEM_HASH,
@@ -1710,9 +1730,94 @@ walk_sorted_chain(VerifyState *st, const VerifyPlans *plans, ItemSort *items)
 }
 
 /*
+ * Raise the progress NOTICE if another VERIFY_PROGRESS_CHAINS chains are
+ * done.
+ */
+static void
+chain_progress(const VerifyState *st)
+{
+	if (st->chains % VERIFY_PROGRESS_CHAINS == 0)
+		ereport(NOTICE,
+				(errmsg("verify_all: " INT64_FORMAT " chains, " INT64_FORMAT " receipts checked, " INT64_FORMAT " chains failed",
+						st->chains, st->receipts, st->chains_failed)));
+}
+
+/*
+ * True if the items of a chain are those of a chain that
+ * walk_sorted_chain passes without reading anything again: one receipt,
+ * the first, which passed its own checks, whose prev_hash is zero, and a
+ * row whose payload has the receipt's payload_hash; no head (a chain of
+ * one receipt of a built-in type has none).
+ */
+static bool
+one_receipt_chain_passes(const bytea *const *group, int n)
+{
+	SortedItem	a;
+	SortedItem	b;
+	const SortedItem *receipt = &a;
+	const SortedItem *row = &b;
+
+	if (n != 2)
+		return false;
+	item_parse(group[0], &a);
+	item_parse(group[1], &b);
+	if (a.kind != ITEM_RECEIPT)
+	{
+		receipt = &b;
+		row = &a;
+	}
+	return receipt->kind == ITEM_RECEIPT && row->kind == ITEM_ROW &&
+		(receipt->flags & ITEM_OK) && (receipt->flags & ITEM_PREV_ZERO) &&
+		receipt->sequence == 1 && receipt->digest != NULL &&
+		row->digest != NULL &&
+		memcmp(receipt->digest, row->digest, FP_SHA256_LEN) == 0;
+}
+
+/* What the match's callbacks work on */
+typedef struct MatchTarget
+{
+	VerifyState *st;
+	ItemSort   *items;
+} MatchTarget;
+
+/*
+ * The match's chain callback: count a chain of one receipt and its row
+ * that passes; sort the items of any other, for walk_sorted_chain.
+ */
+static void
+match_chain(void *arg, const bytea *const *group, int n)
+{
+	MatchTarget *target = arg;
+
+	if (one_receipt_chain_passes(group, n))
+	{
+		target->st->chains++;
+		target->st->receipts++;
+		chain_progress(target->st);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		tuplesort_putdatum(target->items->sort, PointerGetDatum(group[i]), false);
+}
+
+/* The match's item callback: sort it */
+static void
+match_item(void *arg, const bytea *item)
+{
+	MatchTarget *target = arg;
+
+	tuplesort_putdatum(target->items->sort, PointerGetDatum(item), false);
+}
+
+/*
  * Verify every chain of tables t, plus every head whose chain has no
  * receipts left and every row that has none.  Caller has begun st and is
  * connected to SPI.
+ *
+ * The items of click and conversion chains go to a match by chain
+ * (verify_match.c), which counts those of one receipt and its row that
+ * pass (most chains) and sorts the others; all other items are sorted.
+ * Each of the two gets half of maintenance_work_mem.
  */
 static void
 verify_tables(VerifyState *st, const VerifyTables *t)
@@ -1720,6 +1825,7 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 	ItemSort	items;
 	VerifyPlans plans;
 	MemoryContext walk_cxt;		/* what walking one chain detoasts */
+	MatchTarget target = {st, &items};
 
 	plans.receipt = kept_plan(psprintf("SELECT r.* FROM %s r WHERE r.ctid OPERATOR(pg_catalog.=) $1",
 										relation_name(t->receipts)), 1, (Oid[]) {TIDOID});
@@ -1730,11 +1836,16 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 										   " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
 										   relation_name(t->conversions)), 1, (Oid[]) {TIDOID});
 
-	items_begin(&items);
+	items_begin(&items, maintenance_work_mem / 2);
+	items.match = fp_attribution_verify_match_begin(maintenance_work_mem / 2,
+													match_chain, match_item,
+													&target);
 	scan_table(t->receipts, add_receipt, st, &items);
 	scan_table(t->heads, add_head, st, &items);
 	scan_table(t->clicks, add_click, st, &items);
 	scan_table(t->conversions, add_conversion, st, &items);
+	fp_attribution_verify_match_end(items.match);
+	items.match = NULL;
 	tuplesort_performsort(items.sort);
 
 	walk_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -1748,10 +1859,7 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 		walk_sorted_chain(st, &plans, &items);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(walk_cxt);
-		if (st->chains % VERIFY_PROGRESS_CHAINS == 0)
-			ereport(NOTICE,
-					(errmsg("verify_all: " INT64_FORMAT " chains, " INT64_FORMAT " receipts checked, " INT64_FORMAT " chains failed",
-							st->chains, st->receipts, st->chains_failed)));
+		chain_progress(st);
 	}
 	MemoryContextDelete(walk_cxt);
 	tuplesort_end(items.sort);
