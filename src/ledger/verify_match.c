@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/buffile.h"
 #include "utils/memutils.h"
 
@@ -329,6 +330,7 @@ resolve(FpVerifyMatch *m)
 	{
 		int			n = 0;
 
+		CHECK_FOR_INTERRUPTS();
 		if (c->nitems > m->maxgroup)
 		{
 			m->maxgroup = Max(c->nitems, 2 * m->maxgroup);
@@ -363,6 +365,7 @@ load(FpVerifyMatch *m, int p)
 	{
 		Size		len;
 
+		CHECK_FOR_INTERRUPTS();
 		if (BufFileRead(file, buf.data, VARHDRSZ) != VARHDRSZ)
 			elog(ERROR, "could not read a temporary file of verify_all");
 		len = VARSIZE(buf.data);
