@@ -1113,8 +1113,9 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * Most chains are a click's of one receipt: sorting their two items was
  * 18 % of verify_all at a million receipts, against a hash lookup per
  * item now.  A chain decided in step 2 is one that step 3 would pass
- * without reading anything again, so only the totals and the order in
- * which progress is counted differ, never a failure.
+ * without reading anything again, so only the order in which chains are
+ * counted (what a progress notice says when) differs, never a total or a
+ * failure.
  *
  * The sort is by a 64-bit hash of the chain's key first (then the key
  * itself, which only ties compare), because comparing three strings that
