@@ -217,15 +217,43 @@ word_needs_escape(const char *p)
 			EVERY_BYTE(0x80)) != 0;
 }
 
+/* The length of u's longest prefix that needs no escaping */
+static int
+plain_prefix(const char *u, int len)
+{
+	int			i = 0;
+
+	while (i + 8 <= len && !word_needs_escape(u + i))
+		i += 8;
+	while (i < len && (unsigned char) u[i] >= 0x20 && u[i] != '"' && u[i] != '\\')
+		i++;
+	return i;
+}
+
 /*
  * Append a JSON string in JCS form: the ECMAScript JSON.stringify escapes,
- * everything else as is.  u is UTF-8.
+ * everything else as is.  u is UTF-8.  Nearly every string needs no
+ * escaping: it is copied with its quotes at once, room checked once
+ * inline (three appends and their calls, for each of the two dozen
+ * strings of a receipt and of its row, were 6 % of verify_all's
+ * instructions besides SHA-256).
  */
 static void
 append_utf8_string(StringInfo out, const char *u, int len)
 {
 	int			run = 0;
 
+	if (plain_prefix(u, len) == len)
+	{
+		if (out->len + len + 2 >= out->maxlen)
+			enlargeStringInfo(out, len + 2);
+		out->data[out->len] = '"';
+		memcpy(out->data + out->len + 1, u, len);
+		out->data[out->len + 1 + len] = '"';
+		out->len += len + 2;
+		out->data[out->len] = '\0';
+		return;
+	}
 	appendStringInfoCharMacro(out, '"');
 	for (int i = 0; i < len; i++)
 	{

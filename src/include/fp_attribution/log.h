@@ -20,6 +20,19 @@
 #include "fp_attribution/telemetry.h"
 
 /*
+ * verify_all's keyed multiset hash of the (advertiser_id, receipt_id) of
+ * every receipt less those of every log entry and queue row
+ * (log_coverage.c): zero when every receipt is in its log or queued.
+ */
+#define FP_LOG_COVERAGE_LIMBS 4
+typedef struct FpLogCoverage
+{
+	uint8		key[16];		/* random, this call's */
+	uint64		sum[FP_LOG_COVERAGE_LIMBS]; /* modulo 2^256, little-endian */
+	int64		count;			/* receipts less rows */
+} FpLogCoverage;
+
+/*
  * The receipt write's only contact with the logs: the statement that
  * inserts a receipt (receipts.c) starts with this CTE, which queues the
  * receipt for integration (the receipt's advertiser_id, receipt_id,
@@ -100,10 +113,15 @@ extern FpLogPending *fp_attribution_log_take_advertiser_batch(text *advertiser_i
 															  int32 max_entries,
 															  int *n);
 extern bool fp_attribution_log_verify_all(MemoryContext cxt,
+										  FpLogCoverage *coverage,
 										  char **advertiser_id,
 										  char **location,
 										  const char **check, char **detail);
 extern long fp_attribution_log_worker_tick(TimestampTz now);
+extern void fp_attribution_log_coverage_begin(FpLogCoverage *c);
+extern void fp_attribution_log_coverage_add(FpLogCoverage *c, const char *adv,
+											const pg_uuid_t *receipt_id);
+extern bool fp_attribution_log_coverage_complete(FpLogCoverage *c);
 
 /* Checkpoint push (log_push.c), run by the ledger worker */
 extern char *fp_attribution_log_push_endpoints;
