@@ -1070,15 +1070,14 @@ wait_for_work(TimestampTz cycle_start, bool backlog)
 															  GetCurrentTimestamp());
 		bool		queued = false;
 
-		if (fp_attribution_postback_http_finished() > finished)
+		/* sending may collect more answers: each gets its turn */
+		while (fp_attribution_postback_http_finished() > finished)
 		{
-			bool		due = send_queued();
-
-			fp_attribution_postback_http_progress();
 			finished = fp_attribution_postback_http_finished();
 			work = true;
-			if (due && backlog)
+			if (send_queued() && backlog)
 				return;
+			fp_attribution_postback_http_progress();
 		}
 		work = work || ConfigReloadPending;
 		if (elapsed >= POLL_MS || (work && elapsed >= pace))
