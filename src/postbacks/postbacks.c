@@ -29,8 +29,9 @@
  * which keeps the ids of the active endpoints that want the event: found
  * without endpoints, the enqueue costs a hash lookup; found with some, it
  * goes straight to the INSERT of one row per cached id (no read of the
- * endpoints: that join's executor start-up and scan were a third of the
- * enqueue).  A miss runs the probe with the latest snapshot and keeps its
+ * endpoints under the command: 17 k of the enqueue's 286 k instructions;
+ * the INSERT's own start-up, CHECK, indexes and foreign key check are
+ * most of the rest).  A miss runs the probe with the latest snapshot and keeps its
  * answer, unless it names more than ENDPOINTS_CACHED endpoints (then the
  * probe runs every time).  Every change of an endpoint that the probe
  * looks at (a row inserted or deleted, TRUNCATE, an UPDATE of
