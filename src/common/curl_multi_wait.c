@@ -53,7 +53,8 @@ fp_attribution_check_curl_multi(CURLMcode mc)
 }
 
 /*
- * Sleep until the latch is set, one of multi's transfers (busy: it has
+ * Sleep until the latch is set (unless latch is false: a caller that
+ * knows it has work already), one of multi's transfers (busy: it has
  * some) can make progress or timeout_ms pass; with writes_stalled, not
  * for a socket's writability (see the file banner).  Returns whether a
  * writable socket ended the sleep.  Exits on postmaster death; the caller
@@ -61,7 +62,7 @@ fp_attribution_check_curl_multi(CURLMcode mc)
  */
 bool
 fp_attribution_curl_multi_sleep(CURLM *multi, bool busy, bool writes_stalled,
-								long timeout_ms, uint32 wait_event_info)
+								bool latch, long timeout_ms, uint32 wait_event_info)
 {
 	WaitEventSet *set;
 	WaitEvent	event;
@@ -96,7 +97,8 @@ fp_attribution_curl_multi_sleep(CURLM *multi, bool busy, bool writes_stalled,
 		}
 	}
 	set = FP_CREATE_WAIT_EVENT_SET(nevents);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	if (latch)
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (int fd = 0; fd <= max_fd; fd++)
 	{

@@ -717,7 +717,7 @@ fp_attribution_otlp_wait(long timeout_ms, uint32 wait_event_info)
 		if (transfers[s].done)
 			timeout_ms = 0;
 	writable = fp_attribution_curl_multi_sleep(multi, nbusy > 0, writes_stalled,
-											   timeout_ms, wait_event_info);
+											   true, timeout_ms, wait_event_info);
 	if (nbusy > 0)
 	{
 		curl_off_t	sent = bytes_sent();

@@ -257,6 +257,20 @@ fp_attribution_postback_http_take(int slot, FpPostbackResult *result)
 	return true;
 }
 
+/* Whether slot's request is in flight (sent, not finished) */
+bool
+fp_attribution_postback_http_busy(int slot)
+{
+	return slots[slot].busy;
+}
+
+/* The result of slot's request once it finished, until taken; else NULL */
+const FpPostbackResult *
+fp_attribution_postback_http_result(int slot)
+{
+	return slots[slot].done ? &slots[slot].result : NULL;
+}
+
 /* Finished requests whose results wait to be taken */
 int
 fp_attribution_postback_http_finished(void)
@@ -280,17 +294,17 @@ fp_attribution_postback_http_progress(void)
 }
 
 /*
- * Sleep until the latch is set, a request can make progress or timeout_ms
- * pass (even with results waiting: the caller chooses when to take them),
- * then move every request forward.  Exits on postmaster death; the
+ * Sleep until the latch is set (unless latch is false), a request can
+ * make progress or timeout_ms pass (even with results waiting: the caller
+ * chooses when to take them), then move every request forward.  Exits on postmaster death; the
  * caller resets the latch.  The sleep is curl_multi_wait.c's (the latch
  * and libcurl's sockets in one WaitEventSet), so no request delays
  * another, nor the latch.
  */
 void
-fp_attribution_postback_http_wait(long timeout_ms, uint32 wait_event_info)
+fp_attribution_postback_http_wait(long timeout_ms, bool latch, uint32 wait_event_info)
 {
-	(void) fp_attribution_curl_multi_sleep(multi, nbusy > 0, false, timeout_ms,
+	(void) fp_attribution_curl_multi_sleep(multi, nbusy > 0, false, latch, timeout_ms,
 										   wait_event_info);
 	fp_attribution_postback_http_progress();
 }

@@ -12,19 +12,35 @@
  * Loop: one transaction per cycle writes the results of the attempts that
  * finished (delivered; retry at next_attempt_at; or failed) and the
  * endpoints' failure counts (an UPDATE of the outbox by key per result,
- * one of the endpoints per advertiser), then claims due pending rows for the free
- * request slots: at most fp_attribution.postback_concurrency in flight,
- * at most fp_attribution.postback_endpoint_concurrency per endpoint (a
- * LATERAL subquery per enabled endpoint, so an endpoint with a deep
- * backlog cannot take every slot), oldest due first.  After the commit
- * the requests start (postback_http.c, libcurl multi), and the worker
- * sleeps on its latch and their sockets together; backends set the latch
- * when a transaction that enqueued commits (postbacks.c), and the sleep
- * is at most POLL_MS otherwise (retries that came due, an endpoint
- * re-enabled).  Without a backlog, cycles are at least
- * fp_attribution.postback_batch_delay apart, so
+ * one of the endpoints per advertiser), then claims due pending rows
+ * (a LATERAL subquery per enabled endpoint, so an endpoint with a deep
+ * backlog cannot take every slot; oldest due first) and queues them:
+ * at most fp_attribution.postback_concurrency requests are in flight, at
+ * most fp_attribution.postback_endpoint_concurrency per endpoint.  After
+ * the commit the requests start (postback_http.c, libcurl multi), and the
+ * worker sleeps on its latch and their sockets together; backends set the
+ * latch when a transaction that enqueued commits (postbacks.c), and the
+ * sleep is at most POLL_MS otherwise (retries that came due, an endpoint
+ * re-enabled).  Cycles are at least fp_attribution.postback_batch_delay
+ * apart unless an endpoint with a backlog runs out of claimed rows, so
  * a steady trickle of conversions is claimed and written in batches
  * (wait_for_work).
+ *
+ * Claiming ahead: a claim takes up to CLAIM_AHEAD rows per request slot
+ * (fp_attribution.postback_endpoint_concurrency times that per endpoint);
+ * those beyond the slots wait in the worker's memory, and each request
+ * that finishes between cycles gives its slot to the next queued row of
+ * its endpoint (send_queued), with no transaction.  Under a backlog a
+ * cycle's fixed cost (its transaction, the claim) is shared by that many
+ * more postbacks: with one endpoint at the default 4 slots a cycle wrote
+ * and claimed 2-4 postbacks, now up to 16.  A queued row is sent only
+ * until the next cycle, which drops the queue and claims again: a row is
+ * never sent after a cycle that would not claim it (its endpoint
+ * deactivated, disabled, or rescheduled), and no row of an endpoint is
+ * sent after one of its attempts failed until that result is written
+ * (its consecutive failures and perhaps its disabling).  Its URL, body
+ * and signature are made when it is sent, so a dropped row costs only
+ * its columns' copy.
  *
  * A row stays "pending" while its request is in flight: a crash (of the
  * worker or the server) at any point loses nothing; an attempt whose
@@ -95,6 +111,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -119,18 +136,25 @@ PGDLLEXPORT void fp_attribution_postback_worker_main(Datum main_arg);
 /* Most finished rows deleted in one cycle's transaction */
 #define PURGE_BATCH 1000
 #define MAX_REQUESTS 256
+/* Rows claimed per request slot a claim has (see "Claiming ahead") */
+#define CLAIM_AHEAD 4
 
 /* One request: the row it delivers and what its span needs */
 typedef struct PostbackRequest
 {
 	bool		used;
-	char	   *advertiser_id;	/* in the worker's context */
+	bool		sent;			/* false: claimed, queued (not sent yet) */
+	MemoryContext cxt;			/* its strings; deleted with it */
+	char	   *advertiser_id;
 	pg_uuid_t	delivery_id;
 	int64		endpoint_id;
 	int			attempts;		/* made before this one */
 	TimestampTz created_at;
 	char	   *event;
-	char	   *url_shown;		/* redacted */
+	FpPostbackValues values;	/* of its macros and body */
+	char	   *url_template;
+	char	   *secret;			/* NULL: unsigned */
+	char	   *url_shown;		/* redacted, once sent */
 	char		method[8];
 	bool		sampled;
 	FpTraceId	trace_id;
@@ -146,6 +170,8 @@ static PostbackRequest requests[MAX_REQUESTS];
 /* Failure counts written by this worker (see write_advertiser_results) */
 static uint64 failures_written = 0;
 static MemoryContext worker_cxt;
+/* Owner of the HMAC contexts of requests sent between transactions */
+static ResourceOwner send_owner;
 static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
 			result_plan,
@@ -557,13 +583,12 @@ write_results(FinishedAttempt *fs, int n, TimestampTz now)
 	}
 }
 
-/* Free a finished request's slot */
+/* Free a finished or queued request's slot */
 static void
 release_request(PostbackRequest *rq)
 {
-	pfree(rq->advertiser_id);
-	pfree(rq->event);
-	pfree(rq->url_shown);
+	MemoryContextDelete(rq->cxt);
+	rq->cxt = NULL;
 	rq->used = false;
 }
 
@@ -593,17 +618,72 @@ column_text(const ClaimedRow *row, int col)
 }
 
 /*
- * Start the request of a claimed row in slot (free); strings are copied
- * into worker_cxt.
+ * Queue a claimed row in slot (free): its columns, copied into a context
+ * of the request's own (the tuple is the claim's); send_request sends it.
  */
 static void
-start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
+queue_request(int slot, HeapTuple tuple, TupleDesc desc)
 {
-	PostbackRequest    *rq = &requests[slot];
-	FpPostbackValues v;
+	PostbackRequest *rq = &requests[slot];
+	FpPostbackValues *v = &rq->values;
+	ClaimedRow	row;
+	MemoryContext old;
+
+	if (desc->natts != CLAIM_COLUMNS)
+		elog(ERROR, "unexpected postback claim row");
+	rq->cxt = AllocSetContextCreate(worker_cxt, "fp_attribution postback request",
+									ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(rq->cxt);
+	heap_deform_tuple(tuple, desc, row.values, row.nulls);
+	memset(v, 0, sizeof(*v));
+	rq->used = true;
+	rq->sent = false;
+	rq->advertiser_id = column_text(&row, 1);
+	rq->delivery_id = *DatumGetUUIDP(column_value(&row, 2));
+	rq->endpoint_id = DatumGetInt64(column_value(&row, 3));
+	rq->attempts = DatumGetInt32(column_value(&row, 4));
+	rq->created_at = DatumGetTimestampTz(column_value(&row, 5));
+	rq->event = column_text(&row, 6);
+	v->event = rq->event;
+	v->advertiser_id = rq->advertiser_id;
+	v->order_id = column_text(&row, 7);
+	v->click_id = column_text(&row, 8);
+	v->affiliate_id = column_text(&row, 9);
+	v->offer_id = column_text(&row, 10);
+	v->status = column_text(&row, 11);
+	v->revenue_cents = column_text(&row, 12);
+	v->refunded_cents = column_text(&row, 13);
+	v->commission_cents = column_text(&row, 14);
+	v->currency = column_text(&row, 15);
+	v->receipt_id = column_text(&row, 16);
+	v->trace_id = column_text(&row, 17);
+	if (!fp_attribution_hex_decode(v->trace_id, 2 * FP_TRACE_ID_LEN, rq->trace_id.bytes,
+								   FP_TRACE_ID_LEN) ||
+		!fp_attribution_hex_decode(column_text(&row, 18), 2 * FP_SPAN_ID_LEN,
+								   rq->parent_span_id.bytes, FP_SPAN_ID_LEN))
+		elog(ERROR, "invalid trace context in postback outbox");
+	rq->sampled = DatumGetBool(column_value(&row, 19));
+	v->delivery_id = column_text(&row, 20);
+	rq->url_template = column_text(&row, 21);
+	strlcpy(rq->method, column_text(&row, 22), sizeof(rq->method));
+	rq->secret = column_text(&row, 23);
+	rq->endpoint_clean = DatumGetBool(column_value(&row, 24));
+	rq->failures_written = failures_written;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Send the queued request in slot: its URL, body, signature and headers,
+ * made now (a queued request may be dropped unsent, see run_cycle).  In
+ * or between the cycles' transactions.
+ */
+static void
+send_request(int slot)
+{
+	PostbackRequest *rq = &requests[slot];
+	const FpPostbackValues *v = &rq->values;
 	char	   *url;
 	char	   *body = NULL;
-	char	   *secret;
 	const char *headers[8];
 	int			nheaders = 0;
 	char		traceparent[80];
@@ -611,45 +691,11 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	char		span_hex[2 * FP_SPAN_ID_LEN + 1];
 	char		shown[1024];
 	uint64		r;
-	ClaimedRow	row;
-	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+	MemoryContext old = MemoryContextSwitchTo(rq->cxt);
+	ResourceOwner owner = CurrentResourceOwner;
 
-	if (desc->natts != CLAIM_COLUMNS)
-		elog(ERROR, "unexpected postback claim row");
-	heap_deform_tuple(tuple, desc, row.values, row.nulls);
-	memset(&v, 0, sizeof(v));
-	rq->used = true;
-	rq->advertiser_id = column_text(&row, 1);
-	rq->delivery_id = *DatumGetUUIDP(column_value(&row, 2));
-	rq->endpoint_id = DatumGetInt64(column_value(&row, 3));
-	rq->attempts = DatumGetInt32(column_value(&row, 4));
-	rq->created_at = DatumGetTimestampTz(column_value(&row, 5));
-	rq->event = column_text(&row, 6);
-	v.event = rq->event;
-	v.advertiser_id = rq->advertiser_id;
-	v.order_id = column_text(&row, 7);
-	v.click_id = column_text(&row, 8);
-	v.affiliate_id = column_text(&row, 9);
-	v.offer_id = column_text(&row, 10);
-	v.status = column_text(&row, 11);
-	v.revenue_cents = column_text(&row, 12);
-	v.refunded_cents = column_text(&row, 13);
-	v.commission_cents = column_text(&row, 14);
-	v.currency = column_text(&row, 15);
-	v.receipt_id = column_text(&row, 16);
-	v.trace_id = column_text(&row, 17);
-	if (!fp_attribution_hex_decode(v.trace_id, 2 * FP_TRACE_ID_LEN, rq->trace_id.bytes,
-								   FP_TRACE_ID_LEN) ||
-		!fp_attribution_hex_decode(column_text(&row, 18), 2 * FP_SPAN_ID_LEN,
-								   rq->parent_span_id.bytes, FP_SPAN_ID_LEN))
-		elog(ERROR, "invalid trace context in postback outbox");
-	rq->sampled = DatumGetBool(column_value(&row, 19));
-	v.delivery_id = column_text(&row, 20);
-	url = fp_attribution_postback_expand(column_text(&row, 21), &v);
-	strlcpy(rq->method, column_text(&row, 22), sizeof(rq->method));
-	secret = column_text(&row, 23);
-	rq->endpoint_clean = DatumGetBool(column_value(&row, 24));
-	rq->failures_written = failures_written;
+	Assert(rq->used && !rq->sent);
+	url = fp_attribution_postback_expand(rq->url_template, v);
 	fp_attribution_redact_urls(shown, url, sizeof(shown));
 	rq->url_shown = pstrdup(shown);
 
@@ -662,16 +708,16 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 	snprintf(traceparent, sizeof(traceparent), "traceparent: 00-%s-%s-%02x",
 			 trace_hex, span_hex, rq->sampled ? FP_TRACE_FLAG_SAMPLED : 0);
 	headers[nheaders++] = traceparent;
-	headers[nheaders++] = psprintf("Idempotency-Key: %s", v.delivery_id);
-	headers[nheaders++] = psprintf("X-Fp-Event: %s", v.event);
+	headers[nheaders++] = psprintf("Idempotency-Key: %s", v->delivery_id);
+	headers[nheaders++] = psprintf("X-Fp-Event: %s", v->event);
 	/* no "Expect: 100-continue" round trip for a small body */
 	headers[nheaders++] = "Expect:";
 	if (strcmp(rq->method, "POST") == 0)
 	{
-		body = fp_attribution_postback_body(&v);
+		body = fp_attribution_postback_body(v);
 		headers[nheaders++] = "Content-Type: application/json";
 	}
-	if (secret != NULL)
+	if (rq->secret != NULL)
 	{
 		const char *message = body;
 
@@ -684,14 +730,91 @@ start_request(int slot, HeapTuple tuple, TupleDesc desc, TimestampTz now)
 			message = *target == '/' ? pnstrdup(target, strcspn(target, "#")) :
 				psprintf("/%.*s", (int) strcspn(target, "#"), target);
 		}
+		/* the HMAC context is a resource: none is current between cycles */
+		CurrentResourceOwner = send_owner;
 		headers[nheaders++] = psprintf("X-Fp-Signature: %s",
-									   fp_attribution_postback_signature(secret,
+									   fp_attribution_postback_signature(rq->secret,
 																		 (int64) time(NULL),
 																		 message));
+		CurrentResourceOwner = owner;
 	}
 	rq->start_ns = fp_attribution_now_unix_nano();
 	fp_attribution_postback_http_start(slot, rq->method, url, body, headers, nheaders);
+	rq->sent = true;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Send the queued requests that may go now (in slot order, which the
+ * claim filled oldest due first): at most
+ * fp_attribution.postback_concurrency in flight, and
+ * fp_attribution.postback_endpoint_concurrency per endpoint; none of an
+ * endpoint whose attempt failed since the last cycle (its results, and
+ * perhaps its disabling, are written first).  Returns whether the next
+ * cycle is due: an endpoint with a finished request has nothing left to
+ * send (its next rows must be claimed) or is held back by a failure.
+ */
+static bool
+send_queued(void)
+{
+	int			max = Min(fp_attribution_postback_concurrency, MAX_REQUESTS);
+	int64		endpoints[MAX_REQUESTS];
+	int			busy[MAX_REQUESTS];
+	int			queued[MAX_REQUESTS];
+	bool		finished[MAX_REQUESTS];
+	bool		failed[MAX_REQUESTS];
+	int			of[MAX_REQUESTS];	/* each request's endpoint, by index */
+	int			nendpoints = 0;
+	int			inflight = 0;
+	bool		due = false;
+
+	for (int i = 0; i < MAX_REQUESTS; i++)
+	{
+		const FpPostbackResult *res;
+		int			e;
+
+		if (!requests[i].used)
+			continue;
+		for (e = 0; e < nendpoints; e++)
+			if (endpoints[e] == requests[i].endpoint_id)
+				break;
+		if (e == nendpoints)
+		{
+			endpoints[e] = requests[i].endpoint_id;
+			busy[e] = queued[e] = 0;
+			finished[e] = failed[e] = false;
+			nendpoints++;
+		}
+		of[i] = e;
+		if (!requests[i].sent)
+			queued[e]++;
+		else if (fp_attribution_postback_http_busy(i))
+		{
+			busy[e]++;
+			inflight++;
+		}
+		else if ((res = fp_attribution_postback_http_result(i)) != NULL)
+		{
+			finished[e] = true;
+			failed[e] = failed[e] || res->outcome != FP_POSTBACK_SENT;
+		}
+	}
+	for (int i = 0; i < MAX_REQUESTS && inflight < max; i++)
+	{
+		int			e = of[i];
+
+		if (!requests[i].used || requests[i].sent || failed[e] ||
+			busy[e] >= fp_attribution_postback_endpoint_concurrency)
+			continue;
+		send_request(i);
+		busy[e]++;
+		queued[e]--;
+		inflight++;
+	}
+	for (int e = 0; e < nendpoints; e++)
+		if (finished[e] && (failed[e] || queued[e] == 0))
+			due = true;
+	return due;
 }
 
 /*
@@ -830,13 +953,23 @@ run_cycle(void)
 			release_request(finished[i].rq);
 		if (installed)
 			expire_and_purge(now);
-		for (int i = 0; i < max; i++)
+		/* the queue of the last claim: claimed again below, if still due */
+		for (int i = 0; i < MAX_REQUESTS; i++)
+			if (requests[i].used && !requests[i].sent)
+				release_request(&requests[i]);
+		for (int i = 0; i < MAX_REQUESTS; i++)
 			if (!requests[i].used)
 				nfree++;
+		nfree = Min(nfree, max * CLAIM_AHEAD);
 		if (installed && fp_attribution_postback_enabled && nfree > 0)
 		{
 			Datum	   *inflight = palloc(sizeof(Datum) * MAX_REQUESTS);
 			int			n = 0;
+			int			per_endpoint = fp_attribution_postback_endpoint_concurrency * CLAIM_AHEAD;
+			int64	   *endpoints = palloc(sizeof(int64) * nfree);
+			int		   *claimed = palloc(sizeof(int) * nfree);
+			int			nendpoints = 0;
+			int			slot = 0;
 			int			rc;
 
 			for (int i = 0; i < MAX_REQUESTS; i++)
@@ -851,12 +984,12 @@ run_cycle(void)
 			rc = SPI_execute_plan(claim_plan,
 								  (Datum[]) {PointerGetDatum(construct_array(inflight, n, UUIDOID,
 																			 UUID_LEN, false, TYPALIGN_CHAR)),
-									  Int32GetDatum(fp_attribution_postback_endpoint_concurrency),
+									  Int32GetDatum(per_endpoint),
 								  Int32GetDatum(nfree)},
 								  NULL, false, 0);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "could not claim postbacks: %s", SPI_result_code_string(rc));
-			/* all free slots taken: more rows may be due */
+			/* as many rows as asked for: more may be due */
 			backlog = SPI_processed >= nfree;
 			for (uint64 row = 0; row < SPI_processed; row++)
 			{
@@ -864,24 +997,27 @@ run_cycle(void)
 				bool		isnull;
 				int64		endpoint = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
 																   3, &isnull));
-				int			busy = 0;
-				int			slot = -1;
+				int			e;
 
-				for (int i = 0; i < max; i++)
+				for (e = 0; e < nendpoints; e++)
+					if (endpoints[e] == endpoint)
+						break;
+				if (e == nendpoints)
 				{
-					if (requests[i].used && requests[i].endpoint_id == endpoint)
-						busy++;
-					else if (!requests[i].used && slot < 0)
-						slot = i;
+					endpoints[e] = endpoint;
+					claimed[e] = 0;
+					nendpoints++;
 				}
-				/* an endpoint's slots all taken: more of its rows may be due */
-				if (busy + 1 >= fp_attribution_postback_endpoint_concurrency)
+				/* ... or as many of an endpoint's rows */
+				if (++claimed[e] >= per_endpoint)
 					backlog = true;
-				if (slot < 0 || busy >= fp_attribution_postback_endpoint_concurrency)
-					continue;
-				start_request(slot, tuple, SPI_tuptable->tupdesc, now);
+				while (requests[slot].used)
+					slot++;
+				queue_request(slot, tuple, SPI_tuptable->tupdesc);
 			}
 		}
+		/* the cycle's requests start, all in one go, after the commit */
+		send_queued();
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -895,7 +1031,6 @@ run_cycle(void)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
-	/* send the cycle's requests, all in one go */
 	fp_attribution_postback_http_progress();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -905,39 +1040,56 @@ run_cycle(void)
 /*
  * Sleep until there is work: a commit that enqueued (the latch), a
  * finished request, a reload, or POLL_MS after the last cycle's start
- * (retries that came due).  Without a backlog the next cycle also waits
- * for fp_attribution.postback_batch_delay after the last one's start, so
- * that the commits and
- * answers of that time share one transaction (a trickle of conversions
- * would otherwise cost two cycles each, one to claim and one to write the
- * result); with a backlog (the last claim took as many rows as there were
- * free slots) a finished request starts the next cycle at once.  Once
- * there is work, the rest of that wait is a plain sleep: the answers that
- * arrive meanwhile wait in their sockets for the next cycle, which reads
- * them all at once, and the latch stays set, so the commits of that time
- * neither wake the worker one by one nor signal it (SetLatch of a set
- * latch does nothing); SIGTERM is seen at the end of the sleep (at most
- * POLL_MS, the setting's maximum: no wait is longer anyway).
+ * (retries that came due).  The next cycle also waits for
+ * fp_attribution.postback_batch_delay after the last one's start, so
+ * that the commits and answers of that time share one transaction (a
+ * trickle of conversions would otherwise cost two cycles each, one to
+ * claim and one to write the result); with a backlog (the last claim took
+ * as many rows as it asked for) it starts at once when an endpoint with a
+ * finished request has no queued row left to send (send_queued).
+ * Meanwhile each finished request's slot goes to a queued row (see
+ * "Claiming ahead").  Once there is work, the rest of that wait watches
+ * the sockets only while rows are queued, and is a plain sleep otherwise:
+ * the answers that arrive meanwhile wait in their sockets for the next
+ * cycle, which reads them all at once, and the latch stays set, so the
+ * commits of that time neither wake the worker one by one nor signal it
+ * (SetLatch of a set latch does nothing); SIGTERM is seen at the end of
+ * the sleep (at most POLL_MS, the setting's maximum: no wait is longer
+ * anyway).
  */
 static void
 wait_for_work(TimestampTz cycle_start, bool backlog)
 {
-	long		pace = backlog ? 0 : fp_attribution_postback_batch_delay_ms;
+	long		pace = fp_attribution_postback_batch_delay_ms;
 	bool		work = false;
+	int			finished = 0;
 
 	for (;;)
 	{
 		long		elapsed = TimestampDifferenceMilliseconds(cycle_start,
 															  GetCurrentTimestamp());
+		bool		queued = false;
 
-		work = work || ConfigReloadPending || fp_attribution_postback_http_finished() > 0;
+		/* sending may collect more answers: each gets its turn */
+		while (fp_attribution_postback_http_finished() > finished)
+		{
+			finished = fp_attribution_postback_http_finished();
+			work = true;
+			if (send_queued() && backlog)
+				return;
+			fp_attribution_postback_http_progress();
+		}
+		work = work || ConfigReloadPending;
 		if (elapsed >= POLL_MS || (work && elapsed >= pace))
 			return;
-		if (work)
+		for (int i = 0; i < MAX_REQUESTS && !queued; i++)
+			queued = requests[i].used && !requests[i].sent;
+		if (work && !queued)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pace - elapsed,
 							 PG_WAIT_EXTENSION);
 		else
-			fp_attribution_postback_http_wait(POLL_MS - elapsed, PG_WAIT_EXTENSION);
+			fp_attribution_postback_http_wait((work ? pace : POLL_MS) - elapsed, !work,
+											  PG_WAIT_EXTENSION);
 
 		/*
 		 * Read before the reset: a latch set between the two is seen by the
@@ -967,6 +1119,7 @@ fp_attribution_postback_worker_main(Datum main_arg)
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "fp_attribution postback requests",
 									   ALLOCSET_DEFAULT_SIZES);
+	send_owner = ResourceOwnerCreate(NULL, "fp_attribution postback requests");
 	loop_cxt = AllocSetContextCreate(TopMemoryContext,
 									 "fp_attribution postback worker loop",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -14,7 +14,7 @@
 
 extern void fp_attribution_check_curl_multi(CURLMcode mc);
 extern bool fp_attribution_curl_multi_sleep(CURLM *multi, bool busy,
-											bool writes_stalled,
+											bool writes_stalled, bool latch,
 											long timeout_ms,
 											uint32 wait_event_info);
 

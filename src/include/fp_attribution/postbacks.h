@@ -93,9 +93,11 @@ extern void fp_attribution_postback_http_start(int slot, const char *method,
 											   int nheaders);
 extern bool fp_attribution_postback_http_take(int slot,
 											  FpPostbackResult *result);
+extern bool fp_attribution_postback_http_busy(int slot);
+extern const FpPostbackResult *fp_attribution_postback_http_result(int slot);
 extern int	fp_attribution_postback_http_finished(void);
 extern void fp_attribution_postback_http_progress(void);
-extern void fp_attribution_postback_http_wait(long timeout_ms,
+extern void fp_attribution_postback_http_wait(long timeout_ms, bool latch,
 											  uint32 wait_event_info);
 
 /* postback_worker.c */
