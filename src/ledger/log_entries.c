@@ -7,7 +7,7 @@
  * Integration (log.c) writes one entry per receipt.  Through SQL (an
  * INSERT ... SELECT over unnest()ed arrays) each row was materialized by
  * the function scan, projected and inserted on its own: about 7,000
- * instructions per receipt besides its two index insertions.  Here the
+ * instructions per receipt besides its index insertion.  Here the
  * rows go to the heap with table_multi_insert() (one WAL record per page
  * rather than per row, as COPY does), then into the table's indexes and
  * through its constraints by the executor's own functions, so the unique
@@ -37,15 +37,18 @@
 
 #include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
-#include "fp_attribution/receipts.h"
 
-/* The columns of attribution.log_entries, in the order of its script */
+/*
+ * The columns of attribution.log_entries, in the order of its scripts:
+ * 2.1 dropped leaf_hash (the leaf hashes moved to attribution.log_tiles),
+ * which stays in the descriptor as a dropped column, always null
+ */
 enum
 {
 	ENTRY_ADVERTISER_ID = 1,
 	ENTRY_LOG_INDEX,
 	ENTRY_RECEIPT_ID,
-	ENTRY_LEAF_HASH,
+	ENTRY_DROPPED_LEAF_HASH,
 	ENTRY_INTEGRATED_AT,
 	ENTRY_NATTS = ENTRY_INTEGRATED_AT
 };
@@ -97,14 +100,13 @@ insert_slots(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 
 /*
  * Append entries first .. first + n - 1 of an advertiser's log: the
- * receipts of pending, with the leaf hashes leaves.  Returns false, having
- * written nothing, when the table is not a plain heap without INSERT
- * triggers (the caller then inserts by SQL).
+ * receipts of pending.  Returns false, having written nothing, when the
+ * table is not a plain heap without INSERT triggers with the columns of
+ * the extension's scripts (the caller then inserts by SQL).
  */
 bool
 fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
-								  const FpLogPending *pending,
-								  const FpMerkleHash *leaves, int n)
+								  const FpLogPending *pending, int n)
 {
 	Relation	rel = fp_attribution_open_table("log_entries", RowExclusiveLock,
 												ACL_INSERT);
@@ -119,7 +121,9 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_tableam != GetHeapamTableAmRoutine() ||
-		RelationGetDescr(rel)->natts != ENTRY_NATTS || has_insert_triggers(rel))
+		RelationGetDescr(rel)->natts != ENTRY_NATTS ||
+		!TupleDescAttr(RelationGetDescr(rel), ENTRY_DROPPED_LEAF_HASH - 1)->attisdropped ||
+		has_insert_triggers(rel))
 	{
 		table_close(rel, RowExclusiveLock);
 		return false;
@@ -142,10 +146,9 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 		slot->tts_values[ENTRY_ADVERTISER_ID - 1] = advertiser;
 		slot->tts_values[ENTRY_LOG_INDEX - 1] = Int64GetDatum(first + i);
 		slot->tts_values[ENTRY_RECEIPT_ID - 1] = UUIDPGetDatum(&pending[i].receipt_id);
-		slot->tts_values[ENTRY_LEAF_HASH - 1] =
-			fp_attribution_bytea_datum(leaves[i], FP_MERKLE_HASH_LEN);
 		slot->tts_values[ENTRY_INTEGRATED_AT - 1] = now;
 		memset(slot->tts_isnull, false, ENTRY_NATTS * sizeof(bool));
+		slot->tts_isnull[ENTRY_DROPPED_LEAF_HASH - 1] = true;
 		ExecStoreVirtualTuple(slot);
 		if (used == nslots || i == n - 1)
 		{

@@ -49,14 +49,24 @@
 
 /*
  * Levels of stored subtree hashes: the leaf hashes (level 0) are in
- * attribution.log_entries, and attribution.log_nodes holds the hashes of
+ * attribution.log_tiles, and attribution.log_nodes holds the hashes of
  * levels FP_LOG_TILE_HEIGHT, 2 * FP_LOG_TILE_HEIGHT ... (its CHECK
  * constraint repeats the figure).  Any other hash is recomputed from the
  * at most 2^(FP_LOG_TILE_HEIGHT - 1) stored hashes under it at the
  * nearest stored level below, read by one range scan: the idea of the
- * tiles of c2sp.org/tlog-tiles, kept one hash per row.
+ * tiles of c2sp.org/tlog-tiles, kept one hash per row above level 0.
  */
 #define FP_LOG_TILE_HEIGHT 4
+
+/*
+ * Leaf hashes a row of attribution.log_tiles holds at most: a row never
+ * crosses a multiple of it, so that rows stay under TOAST's threshold and
+ * a full tile is one row (the table's CHECK constraint repeats the
+ * figure, as 32 hashes of 32 bytes).  Integration writes a row per tile a
+ * batch touches, so the leaf hashes cost a row and an index entry per 32
+ * receipts or per batch, not per receipt.
+ */
+#define FP_LOG_LEAF_TILE_WIDTH 32
 
 /* Reads the stored hashes of one advertiser's log through SPI */
 typedef struct FpLogReader
@@ -95,7 +105,7 @@ extern FpLogPending *fp_attribution_log_take_batch(int32 max_entries, int *n);
 extern bool fp_attribution_log_append_entries(const char *advertiser_id,
 											  int64 first,
 											  const FpLogPending *pending,
-											  const FpMerkleHash *leaves, int n);
+											  int n);
 extern FpLogPending *fp_attribution_log_take_advertiser_batch(text *advertiser_id,
 															  int32 max_entries,
 															  int *n);
