@@ -7,21 +7,24 @@
  * Every receipt becomes one leaf of its advertiser's log, whose leaf data
  * is the receipt's 32-byte receipt_hash (SHA-256 of its canonical
  * envelope, which covers its ids, sequence, payload hash and the previous
- * receipt's hash).  attribution.log_entries maps log index to receipt and
- * holds the leaf hash; attribution.log_nodes keeps the hash of every
- * complete subtree at every FP_LOG_TILE_HEIGHT-th level (log.h), and a
- * hash at a level in between is recomputed from the stored ones under it
+ * receipt's hash).  attribution.log_entries maps receipt to log index
+ * (one unique key, the only index entry integration writes per receipt);
+ * attribution.log_tiles holds the leaf hashes, up to
+ * FP_LOG_LEAF_TILE_WIDTH a row; attribution.log_nodes keeps the hash of
+ * every complete subtree at every FP_LOG_TILE_HEIGHT-th level (log.h), and
+ * a hash at a level in between is recomputed from the stored ones under it
  * (fp_attribution_log_read_node), so roots and proofs read O(log n) rows
- * (merkle.c) while integration writes a row per receipt and one more per
- * 2^FP_LOG_TILE_HEIGHT - 1.
+ * (merkle.c) while integration writes a row per receipt, one per tile a
+ * batch touches and one per 2^FP_LOG_TILE_HEIGHT - 1 receipts.
  *
  * Integration (attribution.integrate_log, run by the background worker
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt
  * with its hash, FP_LOG_ENQUEUE_CTE in log.h; log_queue.c takes them off),
  * appends them to their logs (the entries in place on one node,
- * log_entries.c, else by one INSERT; the stored subtree hashes by one
- * INSERT), then signs one checkpoint per advertiser whose log grew.
+ * log_entries.c, else by one INSERT; the leaf hashes, in tiles, and the
+ * stored subtree hashes by one INSERT each), then signs one checkpoint per
+ * advertiser whose log grew.
  * Commands only insert their queue row, so they take no lock for the log
  * and share no row; the order of a log is the order of integration.
  *

@@ -88,7 +88,8 @@ for v in $released; do
 	psql -c "DROP DATABASE updated" -c "CREATE DATABASE updated"
 	psql -d updated -c "CREATE EXTENSION fp_attribution VERSION '$v'" \
 		-c "SELECT attribution.track_click('aff-1', visitor_id => 'v-1', advertiser_id => 'adv-1')" \
-		-c "SELECT attribution.track_conversion('order-1', 1000, visitor_id => 'v-1', advertiser_id => 'adv-1')" >/dev/null
+		-c "SELECT attribution.track_conversion('order-1', 1000, visitor_id => 'v-1', advertiser_id => 'adv-1')" \
+		-c "SELECT attribution.integrate_log()" >/dev/null
 	if psql -d updated -c "ALTER EXTENSION fp_attribution UPDATE"; then
 		pass "$v -> $default: ALTER EXTENSION UPDATE"
 	else
