@@ -21,10 +21,10 @@
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt
  * with its hash, FP_LOG_ENQUEUE_CTE in log.h; log_queue.c takes them off),
- * appends them to their logs (the entries in place on one node,
- * log_entries.c, else by one INSERT; the leaf hashes, in tiles, and the
- * stored subtree hashes by one INSERT each), then signs one checkpoint per
- * advertiser whose log grew.
+ * appends them to their logs (the entries, their leaf hashes in tiles
+ * and the stored subtree hashes in place on one node, log_rows.c, else by
+ * one INSERT each), then signs one checkpoint per advertiser whose log
+ * grew.
  * Commands only insert their queue row, so they take no lock for the log
  * and share no row; the order of a log is the order of integration.
  *
@@ -46,6 +46,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "common/base64.h"
@@ -486,9 +487,9 @@ fp_attribution_log_size(const char *advertiser_id)
 
 /*
  * The subtree hashes of stored levels above 0 that an append completes,
- * gathered so that one INSERT stores a whole batch (a statement per row
- * would cost more than the command that wrote the receipt); the leaf
- * hashes go to the tiles (insert_tiles)
+ * gathered so that a whole batch's are stored at once (append_nodes; a
+ * statement per row would cost more than the command that wrote the
+ * receipt); the leaf hashes go to the tiles (append_tiles)
  */
 typedef struct LogWriter
 {
@@ -611,21 +612,47 @@ fp_attribution_log_sign(const char *advertiser_id)
 	return sign_checkpoint(advertiser_id, size, root, -1, NULL);
 }
 
+/* n copies of d: a column that is the same in every row */
+static Datum *
+repeated(Datum d, int n)
+{
+	Datum	   *column = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		column[i] = d;
+	return column;
+}
+
 /*
- * Insert entries first .. first + n - 1 of the advertiser's log (a text
- * datum) by SQL: the receipts of pending.  For Citus, whose log_entries
- * is in shards elsewhere; on one node fp_attribution_log_append_entries
- * writes them in place (log_entries.c).
+ * Append entries first .. first + n - 1 of the advertiser's log (a text
+ * datum): the receipts of pending.  In place on one node
+ * (fp_attribution_log_insert_rows, log_rows.c), else by SQL: on Citus
+ * log_entries is in shards elsewhere.  log_entries' fourth column is
+ * leaf_hash, dropped by 2.1.
  */
 static void
-insert_entries(Datum advertiser, int64 first, const FpLogPending *pending,
+append_entries(Datum advertiser, int64 first, const FpLogPending *pending,
 			   int n)
 {
+	static const Oid types[] = {TEXTOID, INT8OID, UUIDOID, InvalidOid, TIMESTAMPTZOID};
+	Datum	   *indexes = palloc(n * sizeof(Datum));
 	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
+	Datum	   *columns[lengthof(types)];
 	Datum		values[3];
 
 	for (int i = 0; i < n; i++)
+	{
+		indexes[i] = Int64GetDatum(first + i);
 		receipt_ids[i] = UUIDPGetDatum(&pending[i].receipt_id);
+	}
+	columns[0] = repeated(advertiser, n);
+	columns[1] = indexes;
+	columns[2] = receipt_ids;
+	columns[3] = NULL;
+	columns[4] = repeated(TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), n);
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_entries", types, lengthof(types), columns, n))
+		return;
 	values[0] = advertiser;
 	values[1] = Int64GetDatum(first);
 	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
@@ -635,17 +662,19 @@ insert_entries(Datum advertiser, int64 first, const FpLogPending *pending,
 
 /*
  * Store the leaf hashes of entries first .. first + n - 1 of the
- * advertiser's log (a text datum) by one INSERT into attribution.log_tiles:
- * a row per tile of FP_LOG_LEAF_TILE_WIDTH the range touches.  A tile the
- * range starts or ends inside gets a row of its own part; the rows
- * written before in that tile stay.
+ * advertiser's log (a text datum) in attribution.log_tiles: a row per
+ * tile of FP_LOG_LEAF_TILE_WIDTH the range touches.  A tile the range
+ * starts or ends inside gets a row of its own part; the rows written
+ * before in that tile stay.  In place on one node, else by SQL.
  */
 static void
-insert_tiles(Datum advertiser, int64 first, const FpMerkleHash *leaves, int n)
+append_tiles(Datum advertiser, int64 first, const FpMerkleHash *leaves, int n)
 {
+	static const Oid types[] = {TEXTOID, INT8OID, BYTEAOID};
 	int			cap = n / FP_LOG_LEAF_TILE_WIDTH + 2;
 	Datum	   *firsts = palloc(cap * sizeof(Datum));
 	Datum	   *hashes = palloc(cap * sizeof(Datum));
+	Datum	   *columns[lengthof(types)];
 	int			rows = 0;
 	Datum		values[3];
 
@@ -659,11 +688,46 @@ insert_tiles(Datum advertiser, int64 first, const FpMerkleHash *leaves, int n)
 		rows++;
 		i += width;
 	}
+	columns[0] = repeated(advertiser, rows);
+	columns[1] = firsts;
+	columns[2] = hashes;
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_tiles", types, lengthof(types), columns, rows))
+		return;
 	values[0] = advertiser;
 	values[1] = PointerGetDatum(construct_array(firsts, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[2] = PointerGetDatum(construct_array(hashes, rows, BYTEAOID, -1, false, TYPALIGN_INT));
 	if (log_execute(PLAN_INSERT_TILES, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_tiles");
+}
+
+/*
+ * Store the subtree hashes the writer gathered for the advertiser's log
+ * (a text datum) in attribution.log_nodes, if any: in place on one node,
+ * else by SQL.
+ */
+static void
+append_nodes(Datum advertiser, const LogWriter *w)
+{
+	static const Oid types[] = {TEXTOID, INT2OID, INT8OID, BYTEAOID};
+	Datum	   *columns[lengthof(types)];
+	Datum		values[4];
+
+	if (w->n == 0)
+		return;
+	columns[0] = repeated(advertiser, w->n);
+	columns[1] = w->levels;
+	columns[2] = w->indexes;
+	columns[3] = w->hashes;
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_nodes", types, lengthof(types), columns, w->n))
+		return;
+	values[0] = advertiser;
+	values[1] = PointerGetDatum(construct_array(w->levels, w->n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_array(w->indexes, w->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(w->hashes, w->n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_nodes");
 }
 
 /*
@@ -682,7 +746,7 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 	LogWriter	writer;
 	int64		first;
 	FpMerkleHash *leaves = palloc(n * sizeof(FpMerkleHash));
-	Datum		values[4];
+	Datum		advertiser;
 
 	fp_attribution_log_reader_init(&reader, adv);
 	first = fp_attribution_log_size(adv);
@@ -703,23 +767,11 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 		fp_merkle_edge_append(&edge, leaves[i], write_node, &writer);
 	}
 
-	/*
-	 * entries first .. first + n - 1, their leaf hashes, then the subtree
-	 * hashes written, if any
-	 */
-	values[0] = CStringGetTextDatum(adv);
-	if (!log_plans_generic ||
-		!fp_attribution_log_append_entries(adv, first, pending, n))
-		insert_entries(values[0], first, pending, n);
-	insert_tiles(values[0], first, leaves, n);
-	if (writer.n > 0)
-	{
-		values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
-		values[2] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[3] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
-		if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into attribution.log_nodes");
-	}
+	/* entries first .. first + n - 1, their leaf hashes, the subtree hashes */
+	advertiser = CStringGetTextDatum(adv);
+	append_entries(advertiser, first, pending, n);
+	append_tiles(advertiser, first, leaves, n);
+	append_nodes(advertiser, &writer);
 	if (!sign || !signing_enabled())
 		return NULL;
 	fp_merkle_edge_root(&edge, root);

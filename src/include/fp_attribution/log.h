@@ -102,10 +102,9 @@ extern void fp_attribution_log_read_stored(FpLogReader *reader, int level,
 extern int64 fp_attribution_log_size(const char *advertiser_id);
 extern char *fp_attribution_log_sign(const char *advertiser_id);
 extern FpLogPending *fp_attribution_log_take_batch(int32 max_entries, int *n);
-extern bool fp_attribution_log_append_entries(const char *advertiser_id,
-											  int64 first,
-											  const FpLogPending *pending,
-											  int n);
+extern bool fp_attribution_log_insert_rows(const char *table,
+										   const Oid *types, int natts,
+										   Datum *const *columns, int nrows);
 extern FpLogPending *fp_attribution_log_take_advertiser_batch(text *advertiser_id,
 															  int32 max_entries,
 															  int *n);
