@@ -6,7 +6,7 @@
 -- Receipt logs: leaf hashes in tiles (c2sp.org/tlog-tiles' idea).  A
 -- log_entries row and its two index entries per receipt cost more than
 -- the 3 % of a command the log may take; the leaf hashes now go in
--- attribution.log_tiles, up to 32 a row, and log_entries keeps only the
+-- attribution.log_tiles, up to 128 a row, and log_entries keeps only the
 -- unique receipt -> log index mapping (receipt_proof() and "logged once"
 -- need it), so integration maintains one index entry per receipt.
 --------------------------------------------------------------------------
@@ -14,8 +14,10 @@
 -- The leaf hashes of each log, SHA-256(0x00 || receipt_hash) of the
 -- receipt at each index, concatenated: a row holds those of indexes
 -- first_index .. first_index + octet_length(leaf_hashes) / 32 - 1 and
--- never crosses a multiple of 32 (FP_LOG_LEAF_TILE_WIDTH in log.h), so
--- that rows stay small (no TOAST) and a full tile is one row.
+-- never crosses a multiple of 128 (FP_LOG_LEAF_TILE_WIDTH in log.h), so
+-- that a full tile is one row of 4 KiB, kept in the row (STORAGE PLAIN:
+-- hashes do not compress, and TOAST would cost a second table's rows and
+-- index entries; a row fits a page).
 -- Integration appends the rows of each batch: the last tile of a log, and
 -- any tile a batch boundary fell in, is made of several rows, which stay
 -- as they are (append only).
@@ -24,15 +26,16 @@ CREATE TABLE attribution.log_tiles (
 	first_index bigint NOT NULL CHECK (first_index >= 0),
 	leaf_hashes bytea NOT NULL CHECK (octet_length(leaf_hashes) % 32 = 0
 		AND octet_length(leaf_hashes) > 0
-		AND (first_index % 32) * 32 + octet_length(leaf_hashes) <= 1024),
+		AND (first_index % 128) * 32 + octet_length(leaf_hashes) <= 4096),
 	PRIMARY KEY (advertiser_id, first_index)
 );
 COMMENT ON TABLE attribution.log_tiles IS
-	'Leaf hashes of each log, SHA-256(0x00 || receipt_hash), concatenated: first_index and the following ones, within one aligned tile of 32';
+	'Leaf hashes of each log, SHA-256(0x00 || receipt_hash), concatenated: first_index and the following ones, within one aligned tile of 128';
 REVOKE ALL ON attribution.log_tiles FROM PUBLIC;
 CREATE TRIGGER log_tiles_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON attribution.log_tiles
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.append_only('log_tiles');
+ALTER TABLE attribution.log_tiles ALTER COLUMN leaf_hashes SET STORAGE PLAIN;
 SELECT pg_catalog.pg_extension_config_dump('attribution.log_tiles', '');
 
 -- The existing entries' leaf hashes move into tiles, one row per tile
@@ -40,7 +43,7 @@ INSERT INTO attribution.log_tiles (advertiser_id, first_index, leaf_hashes)
 SELECT advertiser_id, min(log_index),
 	   pg_catalog.string_agg(leaf_hash, ''::bytea ORDER BY log_index)
   FROM attribution.log_entries
- GROUP BY advertiser_id, log_index OPERATOR(pg_catalog./) 32;
+ GROUP BY advertiser_id, log_index OPERATOR(pg_catalog./) 128;
 
 -- log_entries keeps one index, its unique key, which now leads with
 -- receipt_id: the one exception to "advertiser_id leads every key" (like

@@ -163,10 +163,10 @@ SELECT ok, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id, fai
   FROM attribution.verify_all();
 ROLLBACK;
 -- ... and a row of leaf hashes removed: the rows of a log follow each
--- other, one per tile of 32 a batch touches
+-- other, one per tile of 128 a batch touches
 BEGIN;
 SET LOCAL session_replication_role = origin;
-SELECT count(*) FROM generate_series(1, 40) AS n,
+SELECT count(*) FROM generate_series(1, 140) AS n,
 	LATERAL attribution.track_click('aff-' || n, advertiser_id => 'wide');
 SELECT integrated FROM attribution.integrate_advertiser_log('wide', 10);
 SELECT integrated FROM attribution.integrate_advertiser_log('wide');

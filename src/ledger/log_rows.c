@@ -5,7 +5,7 @@
  *	  one node.
  *
  * Integration (log.c) writes one attribution.log_entries row per receipt,
- * and a attribution.log_tiles row per 32 or per batch, a
+ * an attribution.log_tiles row per 128 or per batch, an
  * attribution.log_nodes row per 15.  Through SQL (an INSERT ... SELECT
  * over unnest()ed arrays) each row was materialized by the function scan,
  * projected and inserted on its own: about 7,000 instructions per row

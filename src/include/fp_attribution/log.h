@@ -60,13 +60,13 @@
 
 /*
  * Leaf hashes a row of attribution.log_tiles holds at most: a row never
- * crosses a multiple of it, so that rows stay under TOAST's threshold and
- * a full tile is one row (the table's CHECK constraint repeats the
- * figure, as 32 hashes of 32 bytes).  Integration writes a row per tile a
- * batch touches, so the leaf hashes cost a row and an index entry per 32
- * receipts or per batch, not per receipt.
+ * crosses a multiple of it, so that a full tile is one row of 4 KiB, kept
+ * in the row by STORAGE PLAIN (the table's CHECK constraint repeats the
+ * figure, as 128 hashes of 32 bytes).  Integration writes a row per tile
+ * a batch touches, so the leaf hashes cost a row and an index entry per
+ * 128 receipts or per batch, not per receipt.
  */
-#define FP_LOG_LEAF_TILE_WIDTH 32
+#define FP_LOG_LEAF_TILE_WIDTH 128
 
 /* Reads the stored hashes of one advertiser's log through SPI */
 typedef struct FpLogReader
