@@ -98,14 +98,17 @@ static const struct
 }			log_plan_defs[NUM_LOG_PLANS] =
 {
 	/*
-	 * The rows holding leaves below $2, newest first: those that hold
-	 * leaves [a, $2) are the first $2 - a at most (read_leaves)
+	 * The rows holding leaves [a, $3), newest first: they start in [$2,
+	 * $3), $2 the start of a's tile (no row crosses one), and are the
+	 * first $4 = $3 - a at most (read_leaves).  Bounded both ways, so that
+	 * the generic plan is a backward range scan of the primary key.
 	 */
 	[PLAN_READ_LEAVES] = {
 		"SELECT first_index, leaf_hashes FROM attribution.log_tiles"
 		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-		" AND first_index OPERATOR(pg_catalog.<) $2 ORDER BY first_index DESC",
-		2, {TEXTOID, INT8OID}
+		" AND first_index OPERATOR(pg_catalog.>=) $2 AND first_index OPERATOR(pg_catalog.<) $3"
+		" ORDER BY first_index DESC LIMIT $4",
+		4, {TEXTOID, INT8OID, INT8OID, INT8OID}
 	},
 	[PLAN_READ_NODES] = {
 		"SELECT hash FROM attribution.log_nodes"
@@ -368,19 +371,22 @@ fp_attribution_log_reader_init(FpLogReader *reader, const char *advertiser_id)
 /*
  * The count leaf hashes from index first on, into out, from the rows of
  * attribution.log_tiles that hold them: the newest rows starting below
- * first + count, at most count of them since each holds at least one of
- * those leaves, read by one backward range scan.  Returns false when they
+ * first + count and not before first's tile, at most count of them since
+ * each holds at least one of those leaves, read by one backward range
+ * scan.  Returns false when they
  * do not cover the range (rows missing, or of a malformed length).
  */
 static bool
 read_leaves(FpLogReader *reader, int64 first, int count, FpMerkleHash *out)
 {
-	Datum		values[2];
+	Datum		values[4];
 	int64		need = first + count;	/* leaves [first, need) still to read */
 
 	values[0] = reader->advertiser_datum;
-	values[1] = Int64GetDatum(need);
-	if (log_execute(PLAN_READ_LEAVES, values, true, count) != SPI_OK_SELECT)
+	values[1] = Int64GetDatum(first - first % FP_LOG_LEAF_TILE_WIDTH);
+	values[2] = Int64GetDatum(need);
+	values[3] = Int64GetDatum(count);
+	if (log_execute(PLAN_READ_LEAVES, values, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the leaf hashes of a log");
 	for (uint64 i = 0; i < SPI_processed && need > first; i++)
 	{
