@@ -140,8 +140,12 @@ UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
 SELECT ok, failed_aggregate_type, failed_aggregate_id, failed_check FROM attribution.verify_all();
 ROLLBACK;
 BEGIN;
-UPDATE attribution.log_entries SET leaf_hash = sha256(leaf_hash)
- WHERE advertiser_id = 'default' AND log_index = 1;
+UPDATE attribution.log_tiles
+   SET leaf_hashes = overlay(leaf_hashes placing
+		sha256(substr(leaf_hashes, (1 - first_index)::int * 32 + 1, 32))
+		from (1 - first_index)::int * 32 + 1 for 32)
+ WHERE advertiser_id = 'default' AND first_index = (SELECT max(first_index)
+	FROM attribution.log_tiles WHERE advertiser_id = 'default' AND first_index <= 1);
 SELECT ok, failed_aggregate_type, failed_aggregate_id, failed_check FROM attribution.verify_all();
 ROLLBACK;
 -- ... and a stored subtree hash edited: a log of 16 entries stores one,
@@ -158,6 +162,24 @@ UPDATE attribution.log_nodes SET hash = sha256(hash) WHERE advertiser_id = 'tile
 SELECT ok, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id, failed_check
   FROM attribution.verify_all();
 ROLLBACK;
+-- ... and a row of leaf hashes removed: the rows of a log follow each
+-- other, one per tile of 128 a batch touches
+BEGIN;
+SET LOCAL session_replication_role = origin;
+SELECT count(*) FROM generate_series(1, 140) AS n,
+	LATERAL attribution.track_click('aff-' || n, advertiser_id => 'wide');
+SELECT integrated FROM attribution.integrate_advertiser_log('wide', 10);
+SELECT integrated FROM attribution.integrate_advertiser_log('wide');
+SELECT first_index, octet_length(leaf_hashes) / 32 AS leaves
+  FROM attribution.log_tiles WHERE advertiser_id = 'wide' ORDER BY 1;
+SELECT count(*) AS proofs FROM attribution.log_entries e, attribution.receipt_proof(e.receipt_id) AS p
+ WHERE e.advertiser_id = 'wide' AND p LIKE 'c2sp.org/tlog-proof@v1%';
+SELECT ok FROM attribution.verify_all();
+SET LOCAL session_replication_role = replica;
+DELETE FROM attribution.log_tiles WHERE advertiser_id = 'wide' AND first_index = 10;
+SELECT ok, failed_advertiser_id, failed_aggregate_type, failed_aggregate_id, failed_check
+  FROM attribution.verify_all();
+ROLLBACK;
 -- 5. a forked history re-signed: a click and its receipt deleted, the log
 -- rebuilt and its checkpoints replaced.  The database alone cannot tell;
 -- the checkpoint an auditor saved can.
@@ -166,6 +188,7 @@ DELETE FROM attribution.clicks WHERE click_id = '10000000-0000-4000-8000-0000000
 DELETE FROM attribution.receipts WHERE aggregate_id = '10000000-0000-4000-8000-000000000002';
 DELETE FROM attribution.receipt_streams WHERE aggregate_id = '10000000-0000-4000-8000-000000000002';
 DELETE FROM attribution.log_entries WHERE advertiser_id = 'default';
+DELETE FROM attribution.log_tiles WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_nodes WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_checkpoints WHERE advertiser_id = 'default';
 INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, receipt_hash, "timestamp"

@@ -5,7 +5,8 @@
 -- key's type, collation and place in every key, and its validation.
 --
 
--- one type and one collation everywhere, and first in every key
+-- one type and one collation everywhere, and first in every key but
+-- log_entries' unique key (receipt_id first, fp_attribution--2.0--2.1.sql)
 SELECT c.relname, a.attnum, format_type(a.atttypid, a.atttypmod) AS type,
 	   co.collname, a.attnotnull
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid

@@ -7,21 +7,24 @@
  * Every receipt becomes one leaf of its advertiser's log, whose leaf data
  * is the receipt's 32-byte receipt_hash (SHA-256 of its canonical
  * envelope, which covers its ids, sequence, payload hash and the previous
- * receipt's hash).  attribution.log_entries maps log index to receipt and
- * holds the leaf hash; attribution.log_nodes keeps the hash of every
- * complete subtree at every FP_LOG_TILE_HEIGHT-th level (log.h), and a
- * hash at a level in between is recomputed from the stored ones under it
+ * receipt's hash).  attribution.log_entries maps receipt to log index
+ * (one unique key, the only index entry integration writes per receipt);
+ * attribution.log_tiles holds the leaf hashes, up to
+ * FP_LOG_LEAF_TILE_WIDTH a row; attribution.log_nodes keeps the hash of
+ * every complete subtree at every FP_LOG_TILE_HEIGHT-th level (log.h), and
+ * a hash at a level in between is recomputed from the stored ones under it
  * (fp_attribution_log_read_node), so roots and proofs read O(log n) rows
- * (merkle.c) while integration writes a row per receipt and one more per
- * 2^FP_LOG_TILE_HEIGHT - 1.
+ * (merkle.c) while integration writes a row per receipt, one per tile a
+ * batch touches and one per 2^FP_LOG_TILE_HEIGHT - 1 receipts.
  *
  * Integration (attribution.integrate_log, run by the background worker
  * every fp_attribution.log_interval) takes a batch of committed receipts
  * off attribution.log_queue (where the receipt write puts each receipt
  * with its hash, FP_LOG_ENQUEUE_CTE in log.h; log_queue.c takes them off),
- * appends them to their logs (the entries in place on one node,
- * log_entries.c, else by one INSERT; the stored subtree hashes by one
- * INSERT), then signs one checkpoint per advertiser whose log grew.
+ * appends them to their logs (the entries, their leaf hashes in tiles
+ * and the stored subtree hashes in place on one node, log_rows.c, else by
+ * one INSERT each), then signs one checkpoint per advertiser whose log
+ * grew.
  * Commands only insert their queue row, so they take no lock for the log
  * and share no row; the order of a log is the order of integration.
  *
@@ -43,6 +46,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "common/base64.h"
@@ -79,6 +83,7 @@ typedef enum LogPlan
 	PLAN_LATEST_CHECKPOINT,
 	PLAN_INSERT_CHECKPOINT,
 	PLAN_INSERT_ENTRIES,
+	PLAN_INSERT_TILES,
 	PLAN_INSERT_NODES,
 	PLAN_LOCK,
 	PLAN_LOGS,
@@ -92,12 +97,18 @@ static const struct
 	Oid			types[5];
 }			log_plan_defs[NUM_LOG_PLANS] =
 {
+	/*
+	 * The rows holding leaves [a, $3), newest first: they start in [$2,
+	 * $3), $2 the start of a's tile (no row crosses one), and are the
+	 * first $4 = $3 - a at most (read_leaves).  Bounded both ways, so that
+	 * the generic plan is a backward range scan of the primary key.
+	 */
 	[PLAN_READ_LEAVES] = {
-		"SELECT leaf_hash FROM attribution.log_entries"
+		"SELECT first_index, leaf_hashes FROM attribution.log_tiles"
 		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1"
-		" AND log_index OPERATOR(pg_catalog.>=) $2"
-		" AND log_index OPERATOR(pg_catalog.<) $3 ORDER BY log_index",
-		3, {TEXTOID, INT8OID, INT8OID}
+		" AND first_index OPERATOR(pg_catalog.>=) $2 AND first_index OPERATOR(pg_catalog.<) $3"
+		" ORDER BY first_index DESC LIMIT $4",
+		4, {TEXTOID, INT8OID, INT8OID, INT8OID}
 	},
 	[PLAN_READ_NODES] = {
 		"SELECT hash FROM attribution.log_nodes"
@@ -108,8 +119,9 @@ static const struct
 		4, {TEXTOID, INT2OID, INT8OID, INT8OID}
 	},
 	[PLAN_SIZE] = {
-		"SELECT max(log_index) OPERATOR(pg_catalog.+) 1 FROM attribution.log_entries"
-		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1",
+		"SELECT first_index OPERATOR(pg_catalog.+) (pg_catalog.octet_length(leaf_hashes)"
+		" OPERATOR(pg_catalog./) " CppAsString2(FP_MERKLE_HASH_LEN) ") FROM attribution.log_tiles"
+		" WHERE advertiser_id OPERATOR(pg_catalog.=) $1 ORDER BY first_index DESC LIMIT 1",
 		1, {TEXTOID}
 	},
 	[PLAN_LATEST_CHECKPOINT] = {
@@ -124,11 +136,16 @@ static const struct
 		5, {TEXTOID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID}
 	},
 	[PLAN_INSERT_ENTRIES] = {
-		"INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id, leaf_hash)"
-		" SELECT $1, $2 OPERATOR(pg_catalog.+) o OPERATOR(pg_catalog.-) 1, r, h"
-		" FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4))"
-		" WITH ORDINALITY AS u(r, h, o)",
-		4, {TEXTOID, INT8OID, UUIDARRAYOID, BYTEAARRAYOID}
+		"INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id)"
+		" SELECT $1, $2 OPERATOR(pg_catalog.+) o OPERATOR(pg_catalog.-) 1, r"
+		" FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(r, o)",
+		3, {TEXTOID, INT8OID, UUIDARRAYOID}
+	},
+	[PLAN_INSERT_TILES] = {
+		"INSERT INTO attribution.log_tiles (advertiser_id, first_index, leaf_hashes)"
+		" SELECT $1, i, h FROM ROWS FROM (pg_catalog.unnest($2),"
+		" pg_catalog.unnest($3)) AS u(i, h)",
+		3, {TEXTOID, INT8ARRAYOID, BYTEAARRAYOID}
 	},
 	[PLAN_INSERT_NODES] = {
 		"INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash)"
@@ -142,14 +159,14 @@ static const struct
 	},
 
 	/*
-	 * The advertisers that have a log: a loose scan of log_entries' primary
-	 * key, one probe per advertiser rather than a read of every entry
+	 * The advertisers that have a log: a loose scan of log_tiles' primary
+	 * key, one probe per advertiser rather than a read of every tile
 	 */
 	[PLAN_LOGS] = {
 		"WITH RECURSIVE a(id) AS ("
-		" SELECT min(advertiser_id) FROM attribution.log_entries"
-		" UNION ALL SELECT (SELECT min(e.advertiser_id) FROM attribution.log_entries e"
-		"  WHERE e.advertiser_id OPERATOR(pg_catalog.>) a.id) FROM a WHERE a.id IS NOT NULL)"
+		" SELECT min(advertiser_id) FROM attribution.log_tiles"
+		" UNION ALL SELECT (SELECT min(t.advertiser_id) FROM attribution.log_tiles t"
+		"  WHERE t.advertiser_id OPERATOR(pg_catalog.>) a.id) FROM a WHERE a.id IS NOT NULL)"
 		" SELECT id FROM a WHERE id IS NOT NULL",
 		0, {InvalidOid}
 	},
@@ -352,48 +369,87 @@ fp_attribution_log_reader_init(FpLogReader *reader, const char *advertiser_id)
 }
 
 /*
+ * The count leaf hashes from index first on, into out, from the rows of
+ * attribution.log_tiles that hold them: the newest rows starting below
+ * first + count and not before first's tile, at most count of them since
+ * each holds at least one of those leaves, read by one backward range
+ * scan.  Returns false when they
+ * do not cover the range (rows missing, or of a malformed length).
+ */
+static bool
+read_leaves(FpLogReader *reader, int64 first, int count, FpMerkleHash *out)
+{
+	Datum		values[4];
+	int64		need = first + count;	/* leaves [first, need) still to read */
+
+	values[0] = reader->advertiser_datum;
+	values[1] = Int64GetDatum(first - first % FP_LOG_LEAF_TILE_WIDTH);
+	values[2] = Int64GetDatum(need);
+	values[3] = Int64GetDatum(count);
+	if (log_execute(PLAN_READ_LEAVES, values, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the leaf hashes of a log");
+	for (uint64 i = 0; i < SPI_processed && need > first; i++)
+	{
+		bool		isnull;
+		int64		row_first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+		bytea	   *hashes = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+		int64		len = VARSIZE_ANY_EXHDR(hashes);
+		int64		from = Max(row_first, first);
+
+		if (len % FP_MERKLE_HASH_LEN != 0 ||
+			row_first + len / FP_MERKLE_HASH_LEN < need)
+			break;
+		memcpy(out[from - first],
+			   VARDATA_ANY(hashes) + (from - row_first) * FP_MERKLE_HASH_LEN,
+			   (need - from) * FP_MERKLE_HASH_LEN);
+		need = from;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return need == first;
+}
+
+/*
  * The count stored hashes of level (0 or a multiple of FP_LOG_TILE_HEIGHT)
- * from index first on, into out: leaf hashes from attribution.log_entries,
- * others from attribution.log_nodes, by one range scan.  Fewer rows than
- * asked for, or a malformed hash, is corruption.
+ * from index first on, into out: leaf hashes from attribution.log_tiles
+ * (read_leaves), others from attribution.log_nodes, by one range scan.
+ * Fewer hashes than asked for, or a malformed one, is corruption.
  */
 void
 fp_attribution_log_read_stored(FpLogReader *reader, int level, int64 first,
 							   int count, FpMerkleHash *out)
 {
 	Datum		values[4];
-	int			ret;
 
 	Assert(level % FP_LOG_TILE_HEIGHT == 0);
-	values[0] = reader->advertiser_datum;
 	if (level == 0)
 	{
-		values[1] = Int64GetDatum(first);
-		values[2] = Int64GetDatum(first + count);
-		ret = log_execute(PLAN_READ_LEAVES, values, true, 0);
+		if (read_leaves(reader, first, count, out))
+			return;
 	}
 	else
 	{
+		values[0] = reader->advertiser_datum;
 		values[1] = Int16GetDatum(level);
 		values[2] = Int64GetDatum(first);
 		values[3] = Int64GetDatum(first + count);
-		ret = log_execute(PLAN_READ_NODES, values, true, 0);
-	}
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the stored hashes of a log");
-	for (uint64 i = 0; i < SPI_processed && i < count; i++)
-	{
-		bool		isnull;
-		bytea	   *hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (VARSIZE_ANY_EXHDR(hash) != FP_MERKLE_HASH_LEN)
-			break;
-		memcpy(out[i], VARDATA_ANY(hash), FP_MERKLE_HASH_LEN);
-		if (i == count - 1)
+		if (log_execute(PLAN_READ_NODES, values, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the stored hashes of a log");
+		for (uint64 i = 0; i < SPI_processed && i < count; i++)
 		{
-			SPI_freetuptable(SPI_tuptable);
-			return;
+			bool		isnull;
+			bytea	   *hash = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (VARSIZE_ANY_EXHDR(hash) != FP_MERKLE_HASH_LEN)
+				break;
+			memcpy(out[i], VARDATA_ANY(hash), FP_MERKLE_HASH_LEN);
+			if (i == count - 1)
+			{
+				SPI_freetuptable(SPI_tuptable);
+				return;
+			}
 		}
 	}
 	ereport(ERROR,
@@ -418,27 +474,28 @@ fp_attribution_log_read_node(void *arg, int level, int64 index, uint8 *out)
 }
 
 /*
- * The size of an advertiser's log: one past its highest index.
+ * The size of an advertiser's log: one past the highest index of its leaf
+ * hashes (0 without any).
  */
 int64
 fp_attribution_log_size(const char *advertiser_id)
 {
 	Datum		values[1];
 	bool		isnull;
-	Datum		d;
 
 	values[0] = CStringGetTextDatum(advertiser_id);
 	if (log_execute(PLAN_SIZE, values, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read attribution.log_entries");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
+		elog(ERROR, "could not read attribution.log_tiles");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
  * The subtree hashes of stored levels above 0 that an append completes,
- * gathered so that one INSERT stores a whole batch (a statement per row
- * would cost more than the command that wrote the receipt); the leaf
- * hashes go with the entries
+ * gathered so that a whole batch's are stored at once (append_nodes; a
+ * statement per row would cost more than the command that wrote the
+ * receipt); the leaf hashes go to the tiles (append_tiles)
  */
 typedef struct LogWriter
 {
@@ -561,31 +618,122 @@ fp_attribution_log_sign(const char *advertiser_id)
 	return sign_checkpoint(advertiser_id, size, root, -1, NULL);
 }
 
+/* n copies of d: a column that is the same in every row */
+static Datum *
+repeated(Datum d, int n)
+{
+	Datum	   *column = palloc(n * sizeof(Datum));
+
+	for (int i = 0; i < n; i++)
+		column[i] = d;
+	return column;
+}
+
 /*
- * Insert entries first .. first + n - 1 of the advertiser's log (a text
- * datum) by SQL: the receipts of pending, with the leaf hashes leaves.
- * For Citus, whose log_entries is in shards elsewhere; on one node
- * fp_attribution_log_append_entries writes them in place (log_entries.c).
+ * Append entries first .. first + n - 1 of the advertiser's log (a text
+ * datum): the receipts of pending.  In place on one node
+ * (fp_attribution_log_insert_rows, log_rows.c), else by SQL: on Citus
+ * log_entries is in shards elsewhere.  log_entries' fourth column is
+ * leaf_hash, dropped by 2.1.
  */
 static void
-insert_entries(Datum advertiser, int64 first, const FpLogPending *pending,
-			   const FpMerkleHash *leaves, int n)
+append_entries(Datum advertiser, int64 first, const FpLogPending *pending,
+			   int n)
 {
+	static const Oid types[] = {TEXTOID, INT8OID, UUIDOID, InvalidOid, TIMESTAMPTZOID};
+	Datum	   *indexes = palloc(n * sizeof(Datum));
 	Datum	   *receipt_ids = palloc(n * sizeof(Datum));
-	Datum	   *leaf_hashes = palloc(n * sizeof(Datum));
-	Datum		values[4];
+	Datum	   *columns[lengthof(types)];
+	Datum		values[3];
 
 	for (int i = 0; i < n; i++)
 	{
+		indexes[i] = Int64GetDatum(first + i);
 		receipt_ids[i] = UUIDPGetDatum(&pending[i].receipt_id);
-		leaf_hashes[i] = fp_attribution_bytea_datum(leaves[i], FP_MERKLE_HASH_LEN);
 	}
+	columns[0] = repeated(advertiser, n);
+	columns[1] = indexes;
+	columns[2] = receipt_ids;
+	columns[3] = NULL;
+	columns[4] = repeated(TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), n);
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_entries", types, lengthof(types), columns, n))
+		return;
 	values[0] = advertiser;
 	values[1] = Int64GetDatum(first);
 	values[2] = PointerGetDatum(construct_array(receipt_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	values[3] = PointerGetDatum(construct_array(leaf_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
 	if (log_execute(PLAN_INSERT_ENTRIES, values, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into attribution.log_entries");
+}
+
+/*
+ * Store the leaf hashes of entries first .. first + n - 1 of the
+ * advertiser's log (a text datum) in attribution.log_tiles: a row per
+ * tile of FP_LOG_LEAF_TILE_WIDTH the range touches.  A tile the range
+ * starts or ends inside gets a row of its own part; the rows written
+ * before in that tile stay.  In place on one node, else by SQL.
+ */
+static void
+append_tiles(Datum advertiser, int64 first, const FpMerkleHash *leaves, int n)
+{
+	static const Oid types[] = {TEXTOID, INT8OID, BYTEAOID};
+	int			cap = n / FP_LOG_LEAF_TILE_WIDTH + 2;
+	Datum	   *firsts = palloc(cap * sizeof(Datum));
+	Datum	   *hashes = palloc(cap * sizeof(Datum));
+	Datum	   *columns[lengthof(types)];
+	int			rows = 0;
+	Datum		values[3];
+
+	for (int i = 0; i < n;)
+	{
+		int64		index = first + i;
+		int			width = Min(n - i, FP_LOG_LEAF_TILE_WIDTH - index % FP_LOG_LEAF_TILE_WIDTH);
+
+		firsts[rows] = Int64GetDatum(index);
+		hashes[rows] = fp_attribution_bytea_datum(leaves[i], width * FP_MERKLE_HASH_LEN);
+		rows++;
+		i += width;
+	}
+	columns[0] = repeated(advertiser, rows);
+	columns[1] = firsts;
+	columns[2] = hashes;
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_tiles", types, lengthof(types), columns, rows))
+		return;
+	values[0] = advertiser;
+	values[1] = PointerGetDatum(construct_array(firsts, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(hashes, rows, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_TILES, values, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_tiles");
+}
+
+/*
+ * Store the subtree hashes the writer gathered for the advertiser's log
+ * (a text datum) in attribution.log_nodes, if any: in place on one node,
+ * else by SQL.
+ */
+static void
+append_nodes(Datum advertiser, const LogWriter *w)
+{
+	static const Oid types[] = {TEXTOID, INT2OID, INT8OID, BYTEAOID};
+	Datum	   *columns[lengthof(types)];
+	Datum		values[4];
+
+	if (w->n == 0)
+		return;
+	columns[0] = repeated(advertiser, w->n);
+	columns[1] = w->levels;
+	columns[2] = w->indexes;
+	columns[3] = w->hashes;
+	if (log_plans_generic &&
+		fp_attribution_log_insert_rows("log_nodes", types, lengthof(types), columns, w->n))
+		return;
+	values[0] = advertiser;
+	values[1] = PointerGetDatum(construct_array(w->levels, w->n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_array(w->indexes, w->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(w->hashes, w->n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into attribution.log_nodes");
 }
 
 /*
@@ -604,7 +752,7 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 	LogWriter	writer;
 	int64		first;
 	FpMerkleHash *leaves = palloc(n * sizeof(FpMerkleHash));
-	Datum		values[4];
+	Datum		advertiser;
 
 	fp_attribution_log_reader_init(&reader, adv);
 	first = fp_attribution_log_size(adv);
@@ -625,19 +773,11 @@ integrate_advertiser(const FpLogPending *pending, int n, bool sign)
 		fp_merkle_edge_append(&edge, leaves[i], write_node, &writer);
 	}
 
-	/* entries first .. first + n - 1, then the hashes written, if any */
-	values[0] = CStringGetTextDatum(adv);
-	if (!log_plans_generic ||
-		!fp_attribution_log_append_entries(adv, first, pending, leaves, n))
-		insert_entries(values[0], first, pending, leaves, n);
-	if (writer.n > 0)
-	{
-		values[1] = PointerGetDatum(construct_array(writer.levels, writer.n, INT2OID, 2, true, TYPALIGN_SHORT));
-		values[2] = PointerGetDatum(construct_array(writer.indexes, writer.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[3] = PointerGetDatum(construct_array(writer.hashes, writer.n, BYTEAOID, -1, false, TYPALIGN_INT));
-		if (log_execute(PLAN_INSERT_NODES, values, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into attribution.log_nodes");
-	}
+	/* entries first .. first + n - 1, their leaf hashes, the subtree hashes */
+	advertiser = CStringGetTextDatum(adv);
+	append_entries(advertiser, first, pending, n);
+	append_tiles(advertiser, first, leaves, n);
+	append_nodes(advertiser, &writer);
 	if (!sign || !signing_enabled())
 		return NULL;
 	fp_merkle_edge_root(&edge, root);

@@ -7,9 +7,11 @@
  * verify_all() proves the logs complete and intact, in order:
  *	log_receipt		every log entry's receipt still exists (a deleted
  *					receipt, with or without its row, leaves its entry)
- *	log_leaf		every leaf hash is SHA-256(0x00 || receipt_hash)
- *	log_gap			indexes 0..n-1 each hold one entry and every stored
- *					level of subtree hashes is complete
+ *	log_leaf		every entry's leaf hash (in attribution.log_tiles) is
+ *					SHA-256(0x00 || receipt_hash) of its receipt
+ *	log_gap			the rows of leaf hashes follow each other from index
+ *					0, their n indexes 0..n-1 each hold one entry, and
+ *					every stored level of subtree hashes is complete
  *	log_node		every stored subtree hash is the root of the
  *					2^FP_LOG_TILE_HEIGHT stored hashes under it
  *	checkpoint		every stored checkpoint note parses, is signed by its
@@ -61,24 +63,51 @@ static const struct
 		"  WHERE r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id)"
 		" ORDER BY 1, e.log_index LIMIT 1"
 	},
+	/*
+	 * The row of leaf hashes of an entry is the last one starting at or
+	 * below its index (one probe of log_tiles' primary key); an index past
+	 * that row's end reads an empty hash, a failure here too.  An entry
+	 * with no row at all is log_gap's.
+	 */
 	{
 		"log_leaf",
 		"SELECT e.advertiser_id, 'index ' OPERATOR(pg_catalog.||) e.log_index,"
 		" pg_catalog.format('The leaf hash at log index %s is not SHA-256(0x00 || receipt_hash) of receipt %s.', e.log_index, e.receipt_id)"
 		" FROM attribution.log_entries e JOIN attribution.receipts r"
-		"  ON r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id"
-		" WHERE e.leaf_hash OPERATOR(pg_catalog.<>) pg_catalog.sha256('\\x00'::bytea OPERATOR(pg_catalog.||) r.receipt_hash)"
+		"  ON r.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id AND r.receipt_id OPERATOR(pg_catalog.=) e.receipt_id,"
+		" LATERAL (SELECT t.first_index, t.leaf_hashes FROM attribution.log_tiles t"
+		"  WHERE t.advertiser_id OPERATOR(pg_catalog.=) e.advertiser_id"
+		"  AND t.first_index OPERATOR(pg_catalog.<=) e.log_index"
+		"  ORDER BY t.first_index DESC LIMIT 1) t"
+		" WHERE pg_catalog.substr(t.leaf_hashes,"
+		"  ((e.log_index OPERATOR(pg_catalog.-) t.first_index) OPERATOR(pg_catalog.*) " CppAsString2(FP_MERKLE_HASH_LEN) ")::pg_catalog.int4 OPERATOR(pg_catalog.+) 1,"
+		"  " CppAsString2(FP_MERKLE_HASH_LEN) ")"
+		"  OPERATOR(pg_catalog.<>) pg_catalog.sha256('\\x00'::bytea OPERATOR(pg_catalog.||) r.receipt_hash)"
 		" ORDER BY 1, e.log_index LIMIT 1"
 	},
 	{
 		"log_gap",
-		"WITH sizes AS (SELECT advertiser_id, count(*) AS n, max(log_index) OPERATOR(pg_catalog.+) 1 AS size"
+		"WITH tiles AS (SELECT advertiser_id, first_index,"
+		"   first_index OPERATOR(pg_catalog.+) (pg_catalog.octet_length(leaf_hashes) OPERATOR(pg_catalog./) " CppAsString2(FP_MERKLE_HASH_LEN) ") AS next,"
+		"   pg_catalog.lag(first_index OPERATOR(pg_catalog.+) (pg_catalog.octet_length(leaf_hashes) OPERATOR(pg_catalog./) " CppAsString2(FP_MERKLE_HASH_LEN) "), 1, 0::pg_catalog.int8)"
+		"    OVER (PARTITION BY advertiser_id ORDER BY first_index) AS expected"
+		"   FROM attribution.log_tiles),"
+		" sizes AS (SELECT advertiser_id, max(next) AS size FROM tiles GROUP BY 1),"
+		" entries AS (SELECT advertiser_id, count(*) AS n, count(DISTINCT log_index) AS indexes,"
+		"   max(log_index) OPERATOR(pg_catalog.+) 1 AS top"
 		"   FROM attribution.log_entries GROUP BY 1),"
 		" levels AS (SELECT advertiser_id, level, count(*) AS n, max(node_index) OPERATOR(pg_catalog.+) 1 AS top"
 		"   FROM attribution.log_nodes GROUP BY 1, 2)"
-		" SELECT s.advertiser_id, 'entries',"
-		"  pg_catalog.format('The log has %s entries but its highest index is %s.', s.n, s.size OPERATOR(pg_catalog.-) 1)"
-		"  FROM sizes s WHERE s.n OPERATOR(pg_catalog.<>) s.size"
+		" SELECT t.advertiser_id, 'leaves ' OPERATOR(pg_catalog.||) t.first_index,"
+		"  pg_catalog.format('The leaf hashes stored from index %s should start at index %s.', t.first_index, t.expected)"
+		"  FROM tiles t WHERE t.first_index OPERATOR(pg_catalog.<>) t.expected"
+		" UNION ALL"
+		" SELECT advertiser_id, 'entries',"
+		"  pg_catalog.format('The log has %s leaf hashes but %s entries at %s distinct indexes, the highest %s.',"
+		"   coalesce(s.size, 0), coalesce(e.n, 0), coalesce(e.indexes, 0), coalesce(e.top, 0) OPERATOR(pg_catalog.-) 1)"
+		"  FROM sizes s FULL JOIN entries e USING (advertiser_id)"
+		"  WHERE coalesce(s.size, 0) OPERATOR(pg_catalog.<>) coalesce(e.n, 0)"
+		"   OR e.n OPERATOR(pg_catalog.<>) e.indexes OR e.n OPERATOR(pg_catalog.<>) e.top"
 		" UNION ALL"
 		" SELECT l.advertiser_id, 'level ' OPERATOR(pg_catalog.||) l.level,"
 		"  pg_catalog.format('Level %s of the stored hashes has %s nodes; a log of %s entries has %s.',"
@@ -256,8 +285,9 @@ fp_attribution_log_verify_all(MemoryContext cxt, FpLogCoverage *coverage,
 
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT c.advertiser_id, c.tree_size, c.root_hash, c.public_key, c.note,"
-									   " (SELECT coalesce(max(e.log_index) OPERATOR(pg_catalog.+) 1, 0) FROM attribution.log_entries e"
-									   "   WHERE e.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id)"
+									   " (SELECT coalesce(max(t.first_index OPERATOR(pg_catalog.+) (pg_catalog.octet_length(t.leaf_hashes)"
+									   "   OPERATOR(pg_catalog./) " CppAsString2(FP_MERKLE_HASH_LEN) ")), 0) FROM attribution.log_tiles t"
+									   "   WHERE t.advertiser_id OPERATOR(pg_catalog.=) c.advertiser_id)"
 									   " FROM attribution.log_checkpoints c ORDER BY 1, 2",
 									   0, NULL, NULL, NULL, true, 0);
 	for (;;)

@@ -251,9 +251,9 @@ integrate_job(void *arg)
 	if (run->sign && !unsigned_seeded)
 	{
 		/* the first signing run of this worker: every log, once */
-		if (SPI_execute("SELECT DISTINCT e.advertiser_id FROM attribution.log_entries e",
+		if (SPI_execute("SELECT DISTINCT t.advertiser_id FROM attribution.log_tiles t",
 						true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read attribution.log_entries");
+			elog(ERROR, "could not read attribution.log_tiles");
 		for (uint64 i = 0; i < SPI_processed; i++)
 			add_unsigned_log(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 		unsigned_seeded = true;

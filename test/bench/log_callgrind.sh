@@ -87,13 +87,15 @@ echo "log on / off: $(awk -v a="${per[on]}" -v b="${per[off]}" 'BEGIN { printf "
 [ "$PROOFS" = 1 ] || exit 0
 
 # A log of N entries for advertiser 'bench': one real receipt at index
-# N - 1 (the last), made-up entries before it, every stored subtree hash
+# N - 1 (the last), made-up entries before it, their leaf hashes in tiles
+# of 128, every stored subtree hash
 # (levels 4, 8 ...: FP_LOG_TILE_HEIGHT), a checkpoint at N
 build_log() {					# one statement a line: single-user mode
 	echo "DROP EXTENSION fp_attribution; CREATE EXTENSION fp_attribution;"
 	echo "SELECT count(*) FROM attribution.track_click('aff-1', advertiser_id => 'bench');"
-	echo "INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id, leaf_hash) SELECT 'bench', i, gen_random_uuid(), sha256(int8send(i)) FROM generate_series(0, $1 - 2) AS i;"
-	echo "INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id, leaf_hash) SELECT 'bench', $1 - 1, receipt_id, sha256('\\x00'::bytea || receipt_hash) FROM attribution.receipts;"
+	echo "INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id) SELECT 'bench', i, gen_random_uuid() FROM generate_series(0, $1 - 2) AS i;"
+	echo "INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id) SELECT 'bench', $1 - 1, receipt_id FROM attribution.receipts;"
+	echo "INSERT INTO attribution.log_tiles (advertiser_id, first_index, leaf_hashes) SELECT 'bench', min(i), string_agg(h, ''::bytea ORDER BY i) FROM (SELECT i, sha256(int8send(i)) AS h FROM generate_series(0, $1 - 2) AS i UNION ALL SELECT $1 - 1, sha256('\\x00'::bytea || receipt_hash) FROM attribution.receipts) AS l GROUP BY i / 128;"
 	echo "INSERT INTO attribution.log_nodes (advertiser_id, level, node_index, hash) SELECT 'bench', l, i, sha256(int8send(l * 4294967296 + i)) FROM generate_series(4, 20, 4) AS l, generate_series(0, ($1 >> l) - 1) AS i;"
 	echo "INSERT INTO attribution.log_checkpoints (advertiser_id, tree_size, root_hash, public_key, note) VALUES ('bench', $1, sha256('root'), sha256('key'), E'bench\\n$1\\nroot\\n\\n');"
 }

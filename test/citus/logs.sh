@@ -170,15 +170,16 @@ else
 fi
 
 # A leaf hash rewritten on its shard, as a superuser with the triggers off
-rewrite_leaf() {				# rewrite_leaf EXPR: leaf hash of a's index 3 := EXPR
+tile_of_3="advertiser_id = '$a' AND first_index = (SELECT max(first_index) FROM $(shard log_tiles $a)
+	WHERE advertiser_id = '$a' AND first_index <= 3)"
+rewrite_leaf() {				# rewrite_leaf EXPR: the row of a's leaf hashes holding index 3 := EXPR
 	psql -XAtq -v ON_ERROR_STOP=1 -p "$pa" >/dev/null <<SQL
 SET session_replication_role = replica;
-UPDATE $(shard log_entries $a) SET leaf_hash = $1 WHERE advertiser_id = '$a' AND log_index = 3;
+UPDATE $(shard log_tiles $a) SET leaf_hashes = $1 WHERE $tile_of_3;
 SQL
 }
-original=$(psql -XAtq -p "$pa" -c "SELECT encode(leaf_hash, 'hex') FROM $(shard log_entries $a)
-									 WHERE advertiser_id = '$a' AND log_index = 3")
-rewrite_leaf "sha256(leaf_hash)"
+original=$(psql -XAtq -p "$pa" -c "SELECT encode(leaf_hashes, 'hex') FROM $(shard log_tiles $a) WHERE $tile_of_3")
+rewrite_leaf "overlay(leaf_hashes placing sha256(leaf_hashes) from (3 - first_index)::int * 32 + 1 for 32)"
 check "leaf hash rewritten on a shard: verify_all() reports the log" "f log $a" \
 	"$(q -c "SELECT concat_ws(' ', ok, failed_aggregate_type, failed_advertiser_id) FROM attribution.verify_all()")"
 check "leaf hash rewritten on a shard: verify_log() of the saved checkpoint" "f" \

@@ -138,7 +138,8 @@ UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
 UPDATE attribution.log_entries e SET receipt_id = s.receipt_id FROM swap s
  WHERE e.advertiser_id = 'default' AND e.log_index = 3 AND s.log_index = 4;"
 tamper "leaf hash rewritten" "
-UPDATE attribution.log_entries SET leaf_hash = sha256(leaf_hash) WHERE advertiser_id = 'default' AND log_index = 5;"
+UPDATE attribution.log_tiles SET leaf_hashes = overlay(leaf_hashes placing sha256(leaf_hashes) from (5 - first_index)::int * 32 + 1 for 32)
+ WHERE advertiser_id = 'default' AND first_index = (SELECT max(first_index) FROM attribution.log_tiles WHERE advertiser_id = 'default' AND first_index <= 5);"
 tamper "stored subtree hash rewritten" "
 UPDATE attribution.log_nodes SET hash = sha256(hash) WHERE advertiser_id = 'default' AND level = 8 AND node_index = 0;"
 tamper "forked history re-signed" "
@@ -146,6 +147,7 @@ DELETE FROM attribution.clicks WHERE click_id = '10000000-0000-4000-8000-0000000
 DELETE FROM attribution.receipts WHERE aggregate_id = '10000000-0000-4000-8000-000000000002';
 DELETE FROM attribution.receipt_streams WHERE aggregate_id = '10000000-0000-4000-8000-000000000002';
 DELETE FROM attribution.log_entries WHERE advertiser_id = 'default';
+DELETE FROM attribution.log_tiles WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_nodes WHERE advertiser_id = 'default';
 DELETE FROM attribution.log_checkpoints WHERE advertiser_id = 'default';
 INSERT INTO attribution.log_queue SELECT advertiser_id, receipt_id, receipt_hash, \"timestamp\" FROM attribution.receipts WHERE advertiser_id = 'default';

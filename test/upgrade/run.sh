@@ -89,6 +89,18 @@ for v in $released; do
 	psql -d updated -c "CREATE EXTENSION fp_attribution VERSION '$v'" \
 		-c "SELECT attribution.track_click('aff-1', visitor_id => 'v-1', advertiser_id => 'adv-1')" \
 		-c "SELECT attribution.track_conversion('order-1', 1000, visitor_id => 'v-1', advertiser_id => 'adv-1')" >/dev/null
+	# Its receipts in its log as that version's integration left them (the
+	# library installed is the default version's, whose integration needs
+	# the default version's tables): moved off the queue into log entries
+	# in order
+	if [ "$v" = 2.0 ]; then psql -d updated >/dev/null <<'SQL'
+WITH q AS (DELETE FROM attribution.log_queue RETURNING *)
+INSERT INTO attribution.log_entries (advertiser_id, log_index, receipt_id, leaf_hash)
+SELECT advertiser_id, row_number() OVER (PARTITION BY advertiser_id ORDER BY "timestamp", receipt_id) - 1,
+	   receipt_id, sha256('\x00'::bytea || receipt_hash)
+  FROM q;
+SQL
+	fi
 	if psql -d updated -c "ALTER EXTENSION fp_attribution UPDATE"; then
 		pass "$v -> $default: ALTER EXTENSION UPDATE"
 	else

@@ -62,14 +62,24 @@ typedef struct FpLogCoverage
 
 /*
  * Levels of stored subtree hashes: the leaf hashes (level 0) are in
- * attribution.log_entries, and attribution.log_nodes holds the hashes of
+ * attribution.log_tiles, and attribution.log_nodes holds the hashes of
  * levels FP_LOG_TILE_HEIGHT, 2 * FP_LOG_TILE_HEIGHT ... (its CHECK
  * constraint repeats the figure).  Any other hash is recomputed from the
  * at most 2^(FP_LOG_TILE_HEIGHT - 1) stored hashes under it at the
  * nearest stored level below, read by one range scan: the idea of the
- * tiles of c2sp.org/tlog-tiles, kept one hash per row.
+ * tiles of c2sp.org/tlog-tiles, kept one hash per row above level 0.
  */
 #define FP_LOG_TILE_HEIGHT 4
+
+/*
+ * Leaf hashes a row of attribution.log_tiles holds at most: a row never
+ * crosses a multiple of it, so that a full tile is one row of 4 KiB, kept
+ * in the row by STORAGE PLAIN (the table's CHECK constraint repeats the
+ * figure, as 128 hashes of 32 bytes).  Integration writes a row per tile
+ * a batch touches, so the leaf hashes cost a row and an index entry per
+ * 128 receipts or per batch, not per receipt.
+ */
+#define FP_LOG_LEAF_TILE_WIDTH 128
 
 /* Reads the stored hashes of one advertiser's log through SPI */
 typedef struct FpLogReader
@@ -105,10 +115,9 @@ extern void fp_attribution_log_read_stored(FpLogReader *reader, int level,
 extern int64 fp_attribution_log_size(const char *advertiser_id);
 extern char *fp_attribution_log_sign(const char *advertiser_id);
 extern FpLogPending *fp_attribution_log_take_batch(int32 max_entries, int *n);
-extern bool fp_attribution_log_append_entries(const char *advertiser_id,
-											  int64 first,
-											  const FpLogPending *pending,
-											  const FpMerkleHash *leaves, int n);
+extern bool fp_attribution_log_insert_rows(const char *table,
+										   const Oid *types, int natts,
+										   Datum *const *columns, int nrows);
 extern FpLogPending *fp_attribution_log_take_advertiser_batch(text *advertiser_id,
 															  int32 max_entries,
 															  int *n);

@@ -1,21 +1,24 @@
 /*-------------------------------------------------------------------------
  *
- * log_entries.c
- *	  Appending a batch of entries to attribution.log_entries in place,
- *	  on one node.
+ * log_rows.c
+ *	  Appending a batch of rows to one of the log's tables in place, on
+ *	  one node.
  *
- * Integration (log.c) writes one entry per receipt.  Through SQL (an
- * INSERT ... SELECT over unnest()ed arrays) each row was materialized by
- * the function scan, projected and inserted on its own: about 7,000
- * instructions per receipt besides its two index insertions.  Here the
- * rows go to the heap with table_multi_insert() (one WAL record per page
- * rather than per row, as COPY does), then into the table's indexes and
- * through its constraints by the executor's own functions, so the unique
- * keys and the CHECK constraints hold as for an INSERT.
+ * Integration (log.c) writes one attribution.log_entries row per receipt,
+ * an attribution.log_tiles row per 128 or per batch, an
+ * attribution.log_nodes row per 15.  Through SQL (an INSERT ... SELECT
+ * over unnest()ed arrays) each row was materialized by the function scan,
+ * projected and inserted on its own: about 7,000 instructions per row
+ * besides its index insertion.  Here the rows go to the heap with
+ * table_multi_insert() (one WAL record per page rather than per row, as
+ * COPY does), then into the table's indexes and through its constraints
+ * by the executor's own functions, so the unique keys and the CHECK
+ * constraints hold as for an INSERT.
  *
- * Only for a plain table without INSERT triggers (the extension's script
- * creates none): on Citus the entries are in shards of other nodes, and
- * log.c keeps its INSERT statement for that case.
+ * Only for a plain table without INSERT triggers whose columns are the
+ * ones the caller fills (the extension's scripts create no such trigger):
+ * on Citus the tables are in shards of other nodes, and log.c keeps its
+ * INSERT statements for that case.
  *
  * Lock protocol: the caller holds integration's advisory lock
  * (FP_LOG_LOCK_KEY, log.c), under which log indexes are assigned; the
@@ -32,23 +35,10 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "executor/executor.h"
-#include "utils/builtins.h"
 #include "utils/rel.h"
 
 #include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
-#include "fp_attribution/receipts.h"
-
-/* The columns of attribution.log_entries, in the order of its script */
-enum
-{
-	ENTRY_ADVERTISER_ID = 1,
-	ENTRY_LOG_INDEX,
-	ENTRY_RECEIPT_ID,
-	ENTRY_LEAF_HASH,
-	ENTRY_INTEGRATED_AT,
-	ENTRY_NATTS = ENTRY_INTEGRATED_AT
-};
 
 /*
  * Rows handed to table_multi_insert() at once, each in a slot of its own:
@@ -58,7 +48,7 @@ enum
  * descriptor's references all collide (1,000 slots cost 10,000
  * instructions each): so 64, released newest first.
  */
-#define ENTRIES_PER_INSERT 64
+#define ROWS_PER_INSERT 64
 
 /* Whether the table has INSERT triggers, which only an INSERT fires */
 static bool
@@ -70,6 +60,27 @@ has_insert_triggers(Relation rel)
 		(t->trig_insert_before_row || t->trig_insert_after_row ||
 		 t->trig_insert_instead_row || t->trig_insert_before_statement ||
 		 t->trig_insert_after_statement || t->trig_insert_new_table);
+}
+
+/*
+ * Whether the table's columns are those of types (InvalidOid for a
+ * dropped column), in that order
+ */
+static bool
+columns_match(Relation rel, const Oid *types, int natts)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (desc->natts != natts)
+		return false;
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped ? OidIsValid(types[i]) : att->atttypid != types[i])
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -96,30 +107,28 @@ insert_slots(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 }
 
 /*
- * Append entries first .. first + n - 1 of an advertiser's log: the
- * receipts of pending, with the leaf hashes leaves.  Returns false, having
- * written nothing, when the table is not a plain heap without INSERT
- * triggers (the caller then inserts by SQL).
+ * Append nrows rows to the extension's table: columns[i][r] is column i
+ * of row r, of type types[i]; a dropped column has InvalidOid and no
+ * array (NULL), and is null.  Returns false, having written nothing, when
+ * the table is not a plain heap without INSERT triggers with those
+ * columns (the caller then inserts by SQL).
  */
 bool
-fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
-								  const FpLogPending *pending,
-								  const FpMerkleHash *leaves, int n)
+fp_attribution_log_insert_rows(const char *table, const Oid *types, int natts,
+							   Datum *const *columns, int nrows)
 {
-	Relation	rel = fp_attribution_open_table("log_entries", RowExclusiveLock,
+	Relation	rel = fp_attribution_open_table(table, RowExclusiveLock,
 												ACL_INSERT);
 	EState	   *estate;
 	ResultRelInfo *rri;
 	BulkInsertState bistate;
 	TupleTableSlot **slots;
-	int			nslots = Min(n, ENTRIES_PER_INSERT);
+	int			nslots = Min(nrows, ROWS_PER_INSERT);
 	int			used = 0;
-	Datum		advertiser = CStringGetTextDatum(advertiser_id);
-	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_tableam != GetHeapamTableAmRoutine() ||
-		RelationGetDescr(rel)->natts != ENTRY_NATTS || has_insert_triggers(rel))
+		!columns_match(rel, types, natts) || has_insert_triggers(rel))
 	{
 		table_close(rel, RowExclusiveLock);
 		return false;
@@ -134,20 +143,18 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 	for (int i = 0; i < nslots; i++)
 		slots[i] = table_slot_create(rel, NULL);
 
-	for (int i = 0; i < n; i++)
+	for (int r = 0; r < nrows; r++)
 	{
 		TupleTableSlot *slot = slots[used++];
 
 		ExecClearTuple(slot);
-		slot->tts_values[ENTRY_ADVERTISER_ID - 1] = advertiser;
-		slot->tts_values[ENTRY_LOG_INDEX - 1] = Int64GetDatum(first + i);
-		slot->tts_values[ENTRY_RECEIPT_ID - 1] = UUIDPGetDatum(&pending[i].receipt_id);
-		slot->tts_values[ENTRY_LEAF_HASH - 1] =
-			fp_attribution_bytea_datum(leaves[i], FP_MERKLE_HASH_LEN);
-		slot->tts_values[ENTRY_INTEGRATED_AT - 1] = now;
-		memset(slot->tts_isnull, false, ENTRY_NATTS * sizeof(bool));
+		for (int i = 0; i < natts; i++)
+		{
+			slot->tts_isnull[i] = columns[i] == NULL;
+			slot->tts_values[i] = columns[i] == NULL ? (Datum) 0 : columns[i][r];
+		}
 		ExecStoreVirtualTuple(slot);
-		if (used == nslots || i == n - 1)
+		if (used == nslots || r == nrows - 1)
 		{
 			insert_slots(rri, estate, slots, used, bistate);
 			used = 0;
@@ -160,7 +167,7 @@ fp_attribution_log_append_entries(const char *advertiser_id, int64 first,
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	/* later statements of the integration see the entries */
+	/* later statements of the integration see the rows */
 	CommandCounterIncrement();
 	return true;
 }
