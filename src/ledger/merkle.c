@@ -14,14 +14,7 @@
  * Pure functions: no SPI, no fmgr.  Storage is reached through the
  * caller's read and write callbacks.
  *
- * Leaf and node hashes call OpenSSL's SHA-256 functions directly rather
- * than through EVP (fp_attribution_sha256_parts, signing.c): for messages
- * of one or two blocks EVP's dispatch (a digest init, an update per part,
- * a final) cost as much as the compression itself, about 3,000
- * instructions per integrated receipt (test/bench/log_callgrind.sh).
- * Those functions are deprecated in OpenSSL 3 in favour of EVP but kept;
- * PostgreSQL's pg_config.h asks for the OpenSSL 1.0.1 API, where they are
- * not.
+ * Hashing goes through fp_attribution_sha256_parts (signing.c).
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -29,29 +22,22 @@
  */
 #include "postgres.h"
 
-#include <openssl/sha.h>
-
 #include "port/pg_bitutils.h"
 
 #include "fp_attribution/merkle.h"
 #include "fp_attribution/signing.h"
 
 /*
- * SHA-256(prefix || a || b), b optional (NULL).  The SHA256_* functions
- * only fail on a NULL argument.
+ * SHA-256(prefix || a || b), b optional (NULL)
  */
 static void
 merkle_hash(uint8 prefix, const uint8 *a, size_t alen, const uint8 *b,
 			uint8 *out)
 {
-	SHA256_CTX	ctx;
+	const void *parts[] = {&prefix, a, b};
+	size_t		lens[] = {1, alen, FP_MERKLE_HASH_LEN};
 
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, &prefix, 1);
-	SHA256_Update(&ctx, a, alen);
-	if (b != NULL)
-		SHA256_Update(&ctx, b, FP_MERKLE_HASH_LEN);
-	SHA256_Final(out, &ctx);
+	fp_attribution_sha256_parts(b != NULL ? 3 : 2, parts, lens, out);
 }
 
 /*
