@@ -241,9 +241,9 @@ plain_prefix(const char *u, int len)
 static void
 append_utf8_string(StringInfo out, const char *u, int len)
 {
-	int			run = 0;
+	int			plain = plain_prefix(u, len);
 
-	if (plain_prefix(u, len) == len)
+	if (plain == len)
 	{
 		if (out->len + len + 2 >= out->maxlen)
 			enlargeStringInfo(out, len + 2);
@@ -255,26 +255,17 @@ append_utf8_string(StringInfo out, const char *u, int len)
 		return;
 	}
 	appendStringInfoCharMacro(out, '"');
-	for (int i = 0; i < len; i++)
+	/* each run up to the next character to escape is copied at once */
+	for (int i = 0;; i++)
 	{
 		unsigned char c;
 		const char *esc = NULL;
 
-		while (i + 8 <= len && !word_needs_escape(u + i))
-		{
-			run += 8;
-			i += 8;
-		}
+		appendBinaryStringInfo(out, u + i, plain);
+		i += plain;
 		if (i == len)
 			break;
 		c = (unsigned char) u[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-		{
-			run++;
-			continue;
-		}
-		appendBinaryStringInfo(out, u + i - run, run);
-		run = 0;
 		switch (c)
 		{
 			case '"':
@@ -303,8 +294,8 @@ append_utf8_string(StringInfo out, const char *u, int len)
 			appendStringInfoString(out, esc);
 		else
 			appendStringInfo(out, "\\u%04x", c);
+		plain = plain_prefix(u + i + 1, len - i - 1);
 	}
-	appendBinaryStringInfo(out, u + len - run, run);
 	appendStringInfoCharMacro(out, '"');
 }
 
