@@ -296,8 +296,8 @@ fp_attribution_postback_http_progress(void)
 /*
  * Sleep until the latch is set (unless latch is false), a request can
  * make progress or timeout_ms pass (even with results waiting: the caller
- * chooses when to take them), then move every request forward.  Exits on postmaster death; the
- * caller resets the latch.  The sleep is curl_multi_wait.c's (the latch
+ * chooses when to take them), then move every request forward.  Exits on
+ * postmaster death; the caller resets the latch.  The sleep is curl_multi_wait.c's (the latch
  * and libcurl's sockets in one WaitEventSet), so no request delays
  * another, nor the latch.
  */

@@ -31,10 +31,10 @@
  * goes straight to the INSERT of one row per cached id (no read of the
  * endpoints under the command: 17 k of the enqueue's 286 k instructions;
  * the INSERT's own start-up, CHECK, indexes and foreign key check are
- * most of the rest).  A miss runs the probe with the latest snapshot and keeps its
- * answer, unless it names more than ENDPOINTS_CACHED endpoints (then the
- * probe runs every time).  Every change of an endpoint that the probe
- * looks at (a row inserted or deleted, TRUNCATE, an UPDATE of
+ * most of the rest).  A miss runs the probe with the latest snapshot and
+ * keeps its answer, unless it names more than ENDPOINTS_CACHED endpoints
+ * (then the probe runs every time).  Every change of an endpoint that the
+ * probe looks at (a row inserted or deleted, TRUNCATE, an UPDATE of
  * advertiser_id, affiliate_id, active or events; not the worker's failure
  * counts) sends a relcache invalidation of attribution.postback_endpoints
  * at its commit (the trigger postback_endpoints_changed), and the enqueue
@@ -256,9 +256,8 @@ postbacks_xact_callback(XactEvent event, void *arg)
  * preceded by a probe or a cache hit (a SELECT, which the telemetry does
  * not record as a DB-operation span), so that a conversion whose
  * affiliate has no endpoint, the common case, writes nothing and shows no
- * INSERT.  Every
- * name is schema-qualified: a direct INSERT runs this under the writer's
- * search_path.  Each is prepared per shard group of its $1, the
+ * INSERT.  Every name is schema-qualified: a direct INSERT runs this under
+ * the writer's search_path.  Each is prepared per shard group of its $1, the
  * advertiser_id (spi_plans.c).
  */
 static Oid	postback_types[9] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
