@@ -3,7 +3,8 @@
 # to one receipt chain and convert one order at once; then a worker
 # backend is killed with SIGKILL in the middle of a click load (the
 # worker's postmaster restarts all its backends).  verify_all() must
-# pass before and after, and every committed click must have its receipt.
+# pass before and after, and every committed click must have its receipt;
+# verify_all() runs repeatedly while the ledger integrates.
 # Run by tests.sh (PG* point at the coordinator).
 set -uo pipefail
 . "$(dirname "$0")/check_lib.sh"
@@ -80,4 +81,23 @@ check "every committed click has its receipt" "0 true" \
 				AND r.aggregate_id = c.click_id::text AND r.sequence = 1
 			  WHERE c.advertiser_id = 'adv-load'")"
 check "verify_all() after the crash" "true 0" "$(verify_all)"
+
+# verify_all() while the ledger integrates batches of 7 logs: each of its
+# statements reads the shards with a snapshot of its own, and without its
+# lock on the log tables a batch integrated between two of them failed
+# log_gap (3 of 80 runs before the lock; doc/citus.md)
+( for _ in $(seq 1 30); do
+	q -c "INSERT INTO attribution.clicks (advertiser_id, affiliate_id, click_id)
+		  SELECT 'adv-int-' || (i % 7), 'aff-int', gen_random_uuid() FROM generate_series(1, 50) i" >/dev/null
+	sleep 0.2
+  done ) &
+load=$!
+failures=""
+for _ in $(seq 1 60); do
+	r=$(q -c "SELECT ok || ' ' || coalesce(failed_check || ': ' || detail, '') FROM attribution.verify_all()")
+	[ "$r" = "true " ] || failures="$r"
+	sleep 0.1
+done
+wait $load
+check "verify_all() during the ledger's integration (60 runs)" "" "$failures"
 exit $status

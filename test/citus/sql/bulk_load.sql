@@ -36,4 +36,5 @@ adv-bulk-restore	00000000-0000-4000-8000-000000000099	aff-bulk	2026-01-01 00:00:
 SELECT window_ends_at, trace_id FROM attribution.clicks WHERE advertiser_id = 'adv-bulk-restore';
 SELECT count(*) AS receipts FROM attribution.receipts WHERE advertiser_id = 'adv-bulk-restore';
 ROLLBACK;
-SELECT ok, chains_failed FROM attribution.verify_all();
+SELECT ok, chains_failed, failed_aggregate_type, failed_check, detail
+  FROM attribution.verify_all();
