@@ -113,3 +113,20 @@ UPDATE attribution.clicks SET click_id = 'e1000000-0000-4000-8000-000000000001'
  WHERE click_id = 'e1000000-0000-4000-8000-000000000000';
 RESET session_replication_role;
 SELECT ok, chains_failed FROM attribution.verify_all();
+-- verify_all proves chains of one receipt in bulk (src/ledger/verify_single.c)
+-- only while a unique index keeps a chain's first receipt unique: with the
+-- primary keys dropped, a click copied with its receipt is a fork, found
+-- by checking each chain
+BEGIN;
+ALTER TABLE attribution.receipts DROP CONSTRAINT receipts_pkey;
+ALTER TABLE attribution.clicks DROP CONSTRAINT clicks_pkey;
+SET LOCAL session_replication_role = replica;
+INSERT INTO attribution.receipts SELECT * FROM attribution.receipts
+ WHERE aggregate_type = 'click' AND aggregate_id = 'e1000000-0000-4000-8000-000000000001';
+INSERT INTO attribution.clicks SELECT * FROM attribution.clicks
+ WHERE click_id = 'e1000000-0000-4000-8000-000000000001';
+SELECT ok, chains_failed, failed_aggregate_type, failed_aggregate_id, failed_sequence,
+	   failed_check, detail
+  FROM attribution.verify_all();
+ROLLBACK;
+SELECT ok, chains_failed FROM attribution.verify_all();

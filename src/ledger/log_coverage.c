@@ -21,13 +21,8 @@
  * difference, and the query runs as before and finds the failure, if
  * any, exactly.
  *
- * The sum is MSet-Add-Hash (Clarke et al., "Incremental multiset hash
- * functions", 2003): the SHA-256 of a random 16-byte key chosen for this
- * call, the advertiser_id, a zero byte (text holds none) and the 16 bytes
- * of the receipt_id, added modulo 2^256.  The key never leaves the
- * backend, so nobody who writes the tables can choose rows whose hashes
- * cancel: two different multisets give the same sum with probability
- * about 2^-256.
+ * The sum is multiset_hash.c's, of each receipt's advertiser_id, a zero
+ * byte (text holds none) and the 16 bytes of its receipt_id.
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -47,54 +42,28 @@
 
 #include "fp_attribution/extension_tables.h"
 #include "fp_attribution/log.h"
-#include "fp_attribution/signing.h"
 
 /*
- * Start a sum, with a new random key.
+ * Start the sum.
  */
 void
 fp_attribution_log_coverage_begin(FpLogCoverage *c)
 {
-	memset(c, 0, sizeof(*c));
-	if (!pg_strong_random(c->key, sizeof(c->key)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random key")));
+	fp_attribution_multiset_begin(c);
 }
 
 /*
- * Add (sign 1) or subtract (sign -1) the keyed hash of one
- * (advertiser_id, receipt_id) to the sum, modulo 2^256.
+ * Add (sign 1) or subtract (sign -1) one (advertiser_id, receipt_id).
  */
 static void
 coverage_add(FpLogCoverage *c, const char *adv, int advlen,
 			 const pg_uuid_t *receipt_id, int sign)
 {
 	static const char zero = '\0';
-	const void *parts[] = {c->key, adv, &zero, receipt_id->data};
-	const size_t lens[] = {sizeof(c->key), advlen, 1, UUID_LEN};
-	uint8		hash[FP_SHA256_LEN];
-	uint64		carry = 0;
+	const void *parts[] = {adv, &zero, receipt_id->data};
+	const size_t lens[] = {advlen, 1, UUID_LEN};
 
-	fp_attribution_sha256_parts(lengthof(parts), parts, lens, hash);
-	for (int i = 0; i < FP_LOG_COVERAGE_LIMBS; i++)
-	{
-		uint64		limb;
-		uint64		before = c->sum[i];
-
-		memcpy(&limb, hash + i * sizeof(uint64), sizeof(uint64));
-		if (sign > 0)
-		{
-			c->sum[i] += limb + carry;
-			carry = c->sum[i] < before || (carry && c->sum[i] == before);
-		}
-		else
-		{
-			c->sum[i] -= limb + carry;
-			carry = c->sum[i] > before || (carry && c->sum[i] == before);
-		}
-	}
-	c->count += sign;
+	fp_attribution_multiset_add(c, lengthof(parts), parts, lens, sign);
 }
 
 /*
@@ -156,10 +125,5 @@ fp_attribution_log_coverage_complete(FpLogCoverage *c)
 {
 	coverage_subtract_table(c, "log_entries");
 	coverage_subtract_table(c, "log_queue");
-	if (c->count != 0)
-		return false;
-	for (int i = 0; i < FP_LOG_COVERAGE_LIMBS; i++)
-		if (c->sum[i] != 0)
-			return false;
-	return true;
+	return fp_attribution_multiset_is_empty(c);
 }

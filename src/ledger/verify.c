@@ -99,6 +99,7 @@
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/validate.h"
 #include "fp_attribution/verify_match.h"
+#include "fp_attribution/verify_single.h"
 
 /* Rows fetched from a cursor at a time */
 #define VERIFY_BATCH 1000
@@ -206,6 +207,8 @@ typedef struct VerifyState
 	int64		rows_failed;
 	VerifyFailure first_failure;
 	FpLogCoverage *coverage;	/* verify_all's receipts for log_missing, or
+								 * NULL */
+	FpVerifySingles *singles;	/* one-receipt chains proven in bulk, or
 								 * NULL */
 } VerifyState;
 
@@ -1210,6 +1213,7 @@ typedef struct ItemSort
 	FpVerifyMatch *match;		/* NULL: everything is sorted */
 	StringInfoData buf;			/* the item being built, as a bytea */
 	int			chainlen;		/* bytes of its data naming its chain */
+	uint64		chain_hash;		/* their first 8 */
 	bool		to_match;		/* it goes to match, not sort */
 	int			flags_at;		/* offset of its flags byte */
 	MemoryContext cxt;			/* holds the current sorted item */
@@ -1293,6 +1297,7 @@ item_start(ItemSort *s, ItemKind kind, const char *adv, int advlen,
 	appendBinaryStringInfo(&s->buf, id, idlen);
 	appendStringInfoCharMacro(&s->buf, '\0');
 	s->chainlen = s->buf.len - VARHDRSZ;
+	s->chain_hash = h;
 	s->to_match = s->match != NULL && fp_attribution_aggregate_table(type) != NULL;
 	appendStringInfoCharMacro(&s->buf, (char) kind);
 	append_ordered(&s->buf, sequence);
@@ -1320,6 +1325,21 @@ item_hash(ItemSort *s, uint8 flag, const bytea *hash)
 		return;
 	item_flag(s, flag);
 	appendBinaryStringInfo(&s->buf, VARDATA_ANY(hash), FP_SHA256_LEN);
+}
+
+/*
+ * Take the item being built, of a row's chain, into st's proof of
+ * one-receipt chains with digest (sign 1 for the first receipt, -1 for
+ * the row) instead of keeping it; false if it is to be kept.
+ */
+static bool
+item_take_single(const VerifyState *st, const ItemSort *s, const uint8 *digest,
+				 int sign)
+{
+	return st->singles != NULL && s->to_match &&
+		fp_attribution_verify_singles_take(st->singles, s->chain_hash,
+										   s->buf.data + VARHDRSZ, s->chainlen,
+										   digest, sign);
 }
 
 /* Add the item being built to the sort or the match (which copy it) */
@@ -1523,7 +1543,11 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	/* checked: the SHA-256 of the JCS form of its payload */
 	if (ok && fp_attribution_aggregate_table(r.env.aggregate_type) != NULL)
 		item_hash(items, ITEM_DIGEST, r.payload_hash);
-	item_put(items);
+	if (!(ok && r.env.sequence == 1 &&
+		  (items->buf.data[items->flags_at] & ITEM_PREV_ZERO) &&
+		  VARSIZE_ANY_EXHDR(r.payload_hash) == FP_SHA256_LEN &&
+		  item_take_single(st, items, (const uint8 *) VARDATA_ANY(r.payload_hash), 1)))
+		item_put(items);
 	if (st->coverage != NULL)
 		fp_attribution_log_coverage_add(st->coverage, r.env.advertiser_id,
 										&r.env.receipt_id);
@@ -1546,6 +1570,8 @@ add_head(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 			   DatumGetInt64(head_column(tuple, desc, "last_sequence")), NULL);
 	item_hash(items, ITEM_HASH,
 			  DatumGetByteaPP(head_column(tuple, desc, "last_hash")));
+	if (st->singles != NULL)
+		fp_attribution_verify_singles_head(st->singles, items->chain_hash);
 	item_put(items);
 }
 
@@ -1569,6 +1595,8 @@ add_row(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc,
 	if (fp_attribution_row_payload_hash(type, tuple, desc, &st->row_map, digest,
 										&bad_number))
 	{
+		if (item_take_single(st, items, digest, -1))
+			return;
 		item_flag(items, ITEM_DIGEST);
 		appendBinaryStringInfo(&items->buf, (const char *) digest, FP_SHA256_LEN);
 	}
@@ -1830,19 +1858,17 @@ match_item(void *arg, const bytea *item)
 }
 
 /*
- * Verify every chain of tables t, plus every head whose chain has no
- * receipts left and every row that has none.  Caller has begun st and is
- * connected to SPI.
- *
- * The items of click and conversion chains go to a match by chain
- * (verify_match.c), which counts those of one receipt and its row that
- * pass (most chains) and sorts the others; all other items are sorted.
- * Each of the two gets half of maintenance_work_mem.
+ * One pass of verify_tables.  With singles, the first receipts and rows
+ * of click and conversion chains without a head are proven in bulk
+ * (verify_single.c) instead of kept: returns false if that proof fails,
+ * and the pass's totals are then to be thrown away.
  */
-static void
-verify_tables(VerifyState *st, const VerifyTables *t)
+static bool
+verify_pass(VerifyState *st, const VerifyTables *t, bool singles)
 {
 	ItemSort	items;
+	int64		single_chains = 0;
+	bool		singles_pass = true;
 	VerifyPlans plans;
 	MemoryContext walk_cxt;		/* what walking one chain detoasts */
 	MatchTarget target = {st, &items};
@@ -1860,8 +1886,12 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 	items.match = fp_attribution_verify_match_begin(maintenance_work_mem / 2,
 													match_chain, match_item,
 													&target);
-	scan_table(t->receipts, add_receipt, st, &items);
+	if (singles)
+		st->singles = fp_attribution_verify_singles_begin(t->receipts,
+														  maintenance_work_mem / 2);
+	/* the heads first: verify_single.c needs them before the rest */
 	scan_table(t->heads, add_head, st, &items);
+	scan_table(t->receipts, add_receipt, st, &items);
 	scan_table(t->clicks, add_click, st, &items);
 	scan_table(t->conversions, add_conversion, st, &items);
 	fp_attribution_verify_match_end(items.match);
@@ -1884,6 +1914,44 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 	MemoryContextDelete(walk_cxt);
 	tuplesort_end(items.sort);
 	pfree(items.buf.data);
+	if (st->singles != NULL)
+	{
+		singles_pass = fp_attribution_verify_singles_end(st->singles, &single_chains);
+		st->singles = NULL;
+		st->chains += single_chains;
+		st->receipts += single_chains;
+	}
+	return singles_pass;
+}
+
+/*
+ * Verify every chain of tables t, plus every head whose chain has no
+ * receipts left and every row that has none.  Caller has begun st and is
+ * connected to SPI.
+ *
+ * The chains of one receipt and its row that pass (most chains) are
+ * proven in bulk (verify_single.c), and the rest checked one by one: the
+ * items of click and conversion chains go to a match by chain
+ * (verify_match.c), which also counts those of one receipt and its row
+ * that pass and sorts the others; all other items are sorted.  Each of
+ * the two gets half of maintenance_work_mem.  If the bulk proof fails,
+ * some chain of one receipt fails: the pass is done again without it, so
+ * that every chain is checked one by one and the failures are named.
+ */
+static void
+verify_tables(VerifyState *st, const VerifyTables *t)
+{
+	if (verify_pass(st, t, true))
+		return;
+	ereport(st->receipts_read >= VERIFY_PROGRESS_CHAINS ? NOTICE : DEBUG1,
+			(errmsg("verify_all: a chain of one receipt does not match its row; checking every chain one by one")));
+	st->chains = st->chains_failed = 0;
+	st->receipts = st->receipts_failed = st->receipts_read = 0;
+	st->heads_failed = st->rows_failed = 0;
+	memset(&st->first_failure, 0, sizeof(st->first_failure));
+	if (st->coverage != NULL)
+		fp_attribution_log_coverage_begin(st->coverage);
+	verify_pass(st, t, false);
 }
 
 /*

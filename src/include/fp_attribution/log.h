@@ -17,20 +17,15 @@
 #include "utils/uuid.h"
 
 #include "fp_attribution/merkle.h"
+#include "fp_attribution/multiset_hash.h"
 #include "fp_attribution/telemetry.h"
 
 /*
  * verify_all's keyed multiset hash of the (advertiser_id, receipt_id) of
  * every receipt less those of every log entry and queue row
- * (log_coverage.c): zero when every receipt is in its log or queued.
+ * (log_coverage.c): empty when every receipt is in its log or queued.
  */
-#define FP_LOG_COVERAGE_LIMBS 4
-typedef struct FpLogCoverage
-{
-	uint8		key[16];		/* random, this call's */
-	uint64		sum[FP_LOG_COVERAGE_LIMBS]; /* modulo 2^256, little-endian */
-	int64		count;			/* receipts less rows */
-} FpLogCoverage;
+typedef FpMultisetHash FpLogCoverage;
 
 /*
  * The receipt write's only contact with the logs: the statement that
