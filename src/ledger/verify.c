@@ -1102,11 +1102,14 @@ fp_attribution_verify_chain(PG_FUNCTION_ARGS)
  * read the heap at random, and at a million receipts that was most of
  * the time):
  *
- * 1. read the receipts, chain heads, clicks and conversions, check what
+ * 1. read the chain heads, receipts, clicks and conversions, check what
  *	  each receipt proves on its own (its hashes, key and signature), and
  *	  make a narrow item of every row: the chain's key, the sequence, the
- *	  stored hashes, the outcome and the row's ctid.  The items of click
- *	  and conversion chains go to the match, all others to the sort;
+ *	  stored hashes, the outcome and the row's ctid.  The first receipt
+ *	  and the row of a click or conversion chain without a head go into
+ *	  a multiset hash instead, which proves them all at once
+ *	  (verify_single.c); the other items of click and conversion chains
+ *	  go to the match, all others to the sort;
  * 2. the match hands over each of its chains with all its items: a chain
  *	  of one receipt and its row that passes is counted
  *	  (one_receipt_chain_passes), the items of any other are sorted;
