@@ -56,7 +56,8 @@
  * Rows are read through SPI cursors in batches, with a per-receipt and a
  * per-chain memory context, so verification needs memory for one batch,
  * one chain and verify_all's match and sort, which spill to disk beyond
- * half of maintenance_work_mem each.  Statements are prepared once per
+ * half of maintenance_work_mem each (the match shares its half with the
+ * chain heads' set of verify_single.c).  Statements are prepared once per
  * session and kept (kept_plan).
  *
  * Copyright (c) 2026, fp_attribution developers
@@ -1885,13 +1886,14 @@ verify_pass(VerifyState *st, const VerifyTables *t, bool singles)
 										   " FROM %s c WHERE c.ctid OPERATOR(pg_catalog.=) $1",
 										   relation_name(t->conversions)), 1, (Oid[]) {TIDOID});
 
+	/* the heads' set of verify_single.c takes half of the match's half */
 	items_begin(&items, maintenance_work_mem / 2);
-	items.match = fp_attribution_verify_match_begin(maintenance_work_mem / 2,
+	items.match = fp_attribution_verify_match_begin(maintenance_work_mem / (singles ? 4 : 2),
 													match_chain, match_item,
 													&target);
 	if (singles)
 		st->singles = fp_attribution_verify_singles_begin(t->receipts,
-														  maintenance_work_mem / 2);
+														  maintenance_work_mem / 4);
 	/* the heads first: verify_single.c needs them before the rest */
 	scan_table(t->heads, add_head, st, &items);
 	scan_table(t->receipts, add_receipt, st, &items);
