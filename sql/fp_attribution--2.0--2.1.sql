@@ -2,6 +2,26 @@
 
 \echo Use "ALTER EXTENSION fp_attribution UPDATE TO '2.1'" to load this file. \quit
 
+-- Not on a cluster distributed at 2.0: Citus propagates the DDL below on
+-- distributed tables with this whole script as its text, which a node
+-- refuses ("cannot insert multiple commands into a prepared statement"),
+-- and log_tiles would have to be distributed and filled shard by shard.
+-- Refused here with a clear message instead (doc/citus.md, "Upgrades").
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_catalog.pg_extension
+				WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+					WHERE logicalrelid OPERATOR(pg_catalog.=) 'attribution.log_entries'::pg_catalog.regclass) THEN
+			RAISE EXCEPTION 'fp_attribution cannot be updated to 2.1 on a Citus cluster distributed at 2.0'
+				USING ERRCODE = 'feature_not_supported',
+					  DETAIL = 'The update moves the receipt logs'' leaf hashes into a new table, attribution.log_tiles, which would have to be distributed and filled shard by shard.',
+					  HINT = 'Keep the 2.0 library on the cluster''s nodes, or distribute a new 2.1 install and load it.';
+		END IF;
+	END IF;
+END
+$$;
+
 --------------------------------------------------------------------------
 -- Receipt logs: leaf hashes in tiles (c2sp.org/tlog-tiles' idea).  A
 -- log_entries row and its two index entries per receipt cost more than

@@ -4,7 +4,8 @@
 # sql/ run on the coordinator and are compared with expected/ (diffs
 # printed on failure); the rest (delegation, trace context from each
 # source, the spans the nodes export, concurrent writers, a worker backend killed mid-load, the
-# receipt logs) are shell checks.  One PASS/FAIL line per check.
+# receipt logs, the update refused on a cluster distributed at 2.0, run
+# last) are shell checks.  One PASS/FAIL line per check.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/results				# kept for review, as pg_regress keeps its own
@@ -68,4 +69,5 @@ bash "$here/concurrency.sh" || status=1
 bash "$here/postbacks.sh" || status=1
 bash "$here/reports.sh" || status=1
 bash "$here/logs.sh" || status=1
+bash "$here/upgrade.sh" || status=1
 exit $status
