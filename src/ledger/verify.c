@@ -1938,8 +1938,9 @@ verify_pass(VerifyState *st, const VerifyTables *t, bool singles)
  * proven in bulk (verify_single.c), and the rest checked one by one: the
  * items of click and conversion chains go to a match by chain
  * (verify_match.c), which also counts those of one receipt and its row
- * that pass and sorts the others; all other items are sorted.  Each of
- * the two gets half of maintenance_work_mem.  If the bulk proof fails,
+ * that pass and sorts the others; all other items are sorted.  The sort
+ * gets half of maintenance_work_mem, the match and the heads' set of
+ * verify_single.c a quarter each.  If the bulk proof fails,
  * some chain of one receipt fails: the pass is done again without it, so
  * that every chain is checked one by one and the failures are named.
  */
