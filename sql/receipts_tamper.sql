@@ -130,3 +130,22 @@ SELECT ok, chains_failed, failed_aggregate_type, failed_aggregate_id, failed_seq
   FROM attribution.verify_all();
 ROLLBACK;
 SELECT ok, chains_failed FROM attribution.verify_all();
+-- verify_all shares its reads with parallel workers (src/ledger/verify_parallel.c)
+-- once a table reaches min_parallel_table_scan_size: the same totals and
+-- the same failure, whichever process read which rows
+SET min_parallel_table_scan_size = 0;
+SELECT ok, chains_checked = (SELECT count(*) FROM (SELECT DISTINCT advertiser_id, aggregate_type, aggregate_id
+												  FROM attribution.receipts) c) AS every_chain,
+	   receipts_checked = (SELECT count(*) FROM attribution.receipts) AS every_receipt
+  FROM attribution.verify_all();
+SET session_replication_role = replica;
+UPDATE attribution.conversions SET revenue_cents = 1 WHERE order_id = 'order-tamper';
+RESET session_replication_role;
+SELECT ok, chains_failed, receipts_failed, failed_aggregate_type, failed_aggregate_id,
+	   failed_sequence, failed_check, detail
+  FROM attribution.verify_all();
+SET session_replication_role = replica;
+UPDATE attribution.conversions SET revenue_cents = 4200 WHERE order_id = 'order-tamper';
+RESET session_replication_role;
+SELECT ok, chains_failed FROM attribution.verify_all();
+RESET min_parallel_table_scan_size;

@@ -36,6 +36,34 @@ fp_attribution_multiset_begin(FpMultisetHash *m)
 }
 
 /*
+ * Start an empty sum under the key of another (a parallel worker's part
+ * of the leader's sum, which fp_attribution_multiset_merge adds back).
+ */
+void
+fp_attribution_multiset_fork(FpMultisetHash *m, const FpMultisetHash *from)
+{
+	memset(m, 0, sizeof(*m));
+	memcpy(m->key, from->key, sizeof(m->key));
+}
+
+/* Add the sum part (under the same key) to m */
+void
+fp_attribution_multiset_merge(FpMultisetHash *m, const FpMultisetHash *part)
+{
+	uint64		carry = 0;
+
+	Assert(memcmp(m->key, part->key, sizeof(m->key)) == 0);
+	for (int i = 0; i < FP_MULTISET_HASH_LIMBS; i++)
+	{
+		uint64		before = m->sum[i];
+
+		m->sum[i] += part->sum[i] + carry;
+		carry = m->sum[i] < before || (carry && m->sum[i] == before);
+	}
+	m->count += part->count;
+}
+
+/*
  * Add (sign 1) or subtract (sign -1) the element whose bytes are the
  * nparts parts (at most 7).
  */

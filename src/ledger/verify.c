@@ -79,7 +79,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/itemptr.h"
+#include "optimizer/paths.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -100,6 +102,7 @@
 #include "fp_attribution/spi_plans.h"
 #include "fp_attribution/validate.h"
 #include "fp_attribution/verify_match.h"
+#include "fp_attribution/verify_parallel.h"
 #include "fp_attribution/verify_single.h"
 
 /* Rows fetched from a cursor at a time */
@@ -211,6 +214,10 @@ typedef struct VerifyState
 								 * NULL */
 	FpVerifySingles *singles;	/* one-receipt chains proven in bulk, or
 								 * NULL */
+	bool		quiet;			/* a parallel worker: no progress notices */
+	FpParallelScan *parallel;	/* the leader's parallel read of receipts */
+	int64		reads_noticed;	/* receipts read, in VERIFY_PROGRESS_CHAINS,
+								 * that a notice has told */
 } VerifyState;
 
 /* One kept plan per statement text: the tables of shard groups vary */
@@ -1215,6 +1222,9 @@ typedef struct ItemSort
 {
 	Tuplesortstate *sort;
 	FpVerifyMatch *match;		/* NULL: everything is sorted */
+	FpParallelWorker *worker;	/* in a parallel worker: items go to the
+								 * leader's match or sort */
+	StringInfoData message;		/* the worker's message being sent */
 	StringInfoData buf;			/* the item being built, as a bytea */
 	int			chainlen;		/* bytes of its data naming its chain */
 	uint64		chain_hash;		/* their first 8 */
@@ -1302,7 +1312,8 @@ item_start(ItemSort *s, ItemKind kind, const char *adv, int advlen,
 	appendStringInfoCharMacro(&s->buf, '\0');
 	s->chainlen = s->buf.len - VARHDRSZ;
 	s->chain_hash = h;
-	s->to_match = s->match != NULL && fp_attribution_aggregate_table(type) != NULL;
+	s->to_match = (s->match != NULL || s->worker != NULL) &&
+		fp_attribution_aggregate_table(type) != NULL;
 	appendStringInfoCharMacro(&s->buf, (char) kind);
 	append_ordered(&s->buf, sequence);
 	appendBinaryStringInfo(&s->buf, (const char *) (tid != NULL ? tid : &no_tid),
@@ -1346,16 +1357,55 @@ item_take_single(const VerifyState *st, const ItemSort *s, const uint8 *digest,
 										   digest, sign);
 }
 
-/* Add the item being built to the sort or the match (which copy it) */
+/* Add an item to the sort or the match (which copy it) */
+static void
+item_deliver(ItemSort *s, const bytea *item, int chainlen, bool to_match)
+{
+	if (to_match)
+		fp_attribution_verify_match_put(s->match, item, chainlen);
+	else
+		tuplesort_putdatum(s->sort, PointerGetDatum(item), false);
+}
+
+/*
+ * A parallel worker's item for the leader: this header, then the item at
+ * the next MAXALIGNed offset
+ */
+typedef struct ItemMessage
+{
+	int32		chainlen;
+	bool		to_match;
+} ItemMessage;
+
+/* Add the item being built to the sort or the match, or send it there */
 static void
 item_put(ItemSort *s)
 {
 	SET_VARSIZE(s->buf.data, s->buf.len);
-	if (s->to_match)
-		fp_attribution_verify_match_put(s->match, (bytea *) s->buf.data,
-										s->chainlen);
+	if (s->worker != NULL)
+	{
+		ItemMessage header = {s->chainlen, s->to_match};
+
+		resetStringInfo(&s->message);
+		appendBinaryStringInfo(&s->message, (const char *) &header, sizeof(header));
+		appendStringInfoSpaces(&s->message, MAXALIGN(sizeof(header)) - sizeof(header));
+		appendBinaryStringInfo(&s->message, s->buf.data, s->buf.len);
+		fp_attribution_parallel_worker_send(s->worker, s->message.data,
+											s->message.len);
+	}
 	else
-		tuplesort_putdatum(s->sort, PointerGetDatum(s->buf.data), false);
+		item_deliver(s, (bytea *) s->buf.data, s->chainlen, s->to_match);
+}
+
+/* The leader's handler of a worker's item */
+static void
+item_receive(void *arg, const char *data, Size len)
+{
+	ItemMessage header;
+
+	memcpy(&header, data, sizeof(header));
+	item_deliver((ItemSort *) arg, (const bytea *) (data + MAXALIGN(sizeof(header))),
+				 header.chainlen, header.to_match);
 }
 
 /* A key column of an item at *p, moving *p past its zero byte */
@@ -1427,21 +1477,32 @@ items_next(ItemSort *s)
 		item_parse((const bytea *) DatumGetPointer(s->datum), &s->item);
 }
 
-/*
- * Feed every row of table relid to add, in its physical order, in st's
- * per-receipt context.  The rows are read in place from the table's
- * buffers with the query's snapshot: an SPI cursor copied each of them
- * (twice) and cost more than the pass's sort.  The caller must be allowed
- * to read the table, as a query would check.
- */
+/* What reads one row of a table into items */
+typedef void (*VerifyAdd) (VerifyState *st, ItemSort *items, HeapTuple tuple,
+						   TupleDesc desc);
+
+/* Feed one row to add, in st's per-row context */
 static void
-scan_table(Oid relid, void (*add) (VerifyState *, ItemSort *, HeapTuple, TupleDesc),
-		   VerifyState *st, ItemSort *items)
+add_one(VerifyState *st, ItemSort *items, VerifyAdd add, HeapTuple tuple,
+		TupleDesc desc)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+
+	CHECK_FOR_INTERRUPTS();
+	add(st, items, tuple, desc);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+}
+
+/*
+ * Open table relid to read all of it, as a query would check that the
+ * caller may.
+ */
+static Relation
+open_for_scan(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	AclResult	acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	TableScanDesc scan;
-	HeapTuple	tuple;
 
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, get_relkind_objtype(rel->rd_rel->relkind),
@@ -1452,17 +1513,26 @@ scan_table(Oid relid, void (*add) (VerifyState *, ItemSort *, HeapTuple, TupleDe
 				 errmsg("table \"%s\" is not a heap table",
 						RelationGetRelationName(rel)),
 				 errdetail("verify_all reads the receipts and the rows they record from heap tables only.")));
+	return rel;
+}
+
+/*
+ * Feed every row of table relid to add, in its physical order, in st's
+ * per-receipt context.  The rows are read in place from the table's
+ * buffers with the query's snapshot: an SPI cursor copied each of them
+ * (twice) and cost more than the pass's sort.
+ */
+static void
+scan_table(Oid relid, VerifyAdd add, VerifyState *st, ItemSort *items)
+{
+	Relation	rel = open_for_scan(relid);
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
 	st->row_map_desc = NULL;
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-
-		CHECK_FOR_INTERRUPTS();
-		add(st, items, tuple, RelationGetDescr(rel));
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(st->row_cxt);
-	}
+		add_one(st, items, add, tuple, RelationGetDescr(rel));
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 }
@@ -1517,6 +1587,27 @@ head_column(HeapTuple tuple, TupleDesc desc, const char *name)
 }
 
 /*
+ * Raise the progress NOTICE if another VERIFY_PROGRESS_CHAINS receipts
+ * have been read, by this process or, in a parallel read, by all.
+ */
+static void
+read_progress(VerifyState *st)
+{
+	int64		read;
+
+	if (st->quiet)
+		return;
+	read = st->parallel != NULL ?
+		(int64) fp_attribution_parallel_scan_rows(st->parallel) : st->receipts_read;
+	if (read / VERIFY_PROGRESS_CHAINS <= st->reads_noticed)
+		return;
+	st->reads_noticed = read / VERIFY_PROGRESS_CHAINS;
+	ereport(NOTICE,
+			(errmsg("verify_all: " INT64_FORMAT " receipts read",
+					st->reads_noticed * VERIFY_PROGRESS_CHAINS)));
+}
+
+/*
  * Item of a receipt, with the outcome of the checks it passes or fails
  * on its own.
  */
@@ -1555,9 +1646,8 @@ add_receipt(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc)
 	if (st->coverage != NULL)
 		fp_attribution_log_coverage_add(st->coverage, r.env.advertiser_id,
 										&r.env.receipt_id);
-	if (++st->receipts_read % VERIFY_PROGRESS_CHAINS == 0)
-		ereport(NOTICE,
-				(errmsg("verify_all: " INT64_FORMAT " receipts read", st->receipts_read)));
+	st->receipts_read++;
+	read_progress(st);
 }
 
 /* Item of a chain head */
@@ -1629,6 +1719,161 @@ add_conversion(VerifyState *st, ItemSort *items, HeapTuple tuple, TupleDesc desc
 	id = DatumGetTextPP(mapped_column(st, tuple, desc, FP_COL_ORDER_ID));
 	add_row(st, items, tuple, desc, "conversion", VARDATA_ANY(id),
 			VARSIZE_ANY_EXHDR(id));
+}
+
+/*
+ * The tables verify_all reads in parallel (verify_parallel.c), and what
+ * reads their rows
+ */
+typedef enum VerifyScanKind
+{
+	SCAN_RECEIPTS,
+	SCAN_CLICKS,
+	SCAN_CONVERSIONS
+} VerifyScanKind;
+
+static const VerifyAdd scan_adds[] = {add_receipt, add_click, add_conversion};
+
+/* What a parallel worker is given */
+typedef struct VerifyWorkerArg
+{
+	VerifyScanKind kind;
+	Oid			keys;			/* the signing keys' table */
+	bool		has_coverage;
+	FpLogCoverage coverage;		/* its key */
+	bool		has_singles;
+	char		singles[FLEXIBLE_ARRAY_MEMBER]; /* verify_single.c's share */
+} VerifyWorkerArg;
+
+/* What it leaves for the leader to add to its own */
+typedef struct VerifyWorkerResult
+{
+	FpLogCoverage coverage;
+	FpMultisetHash singles;
+	int64		singles_receipts;
+	int64		receipts_read;
+} VerifyWorkerResult;
+
+PGDLLEXPORT void fp_attribution_verify_worker(dsm_segment *seg, shm_toc *toc);
+
+/*
+ * The parallel workers to read rel with: max_parallel_maintenance_workers
+ * (verify_all is maintenance, as an index build is), none for a table
+ * smaller than min_parallel_table_scan_size, as a query's plan decides.
+ */
+static int
+scan_workers(Relation rel)
+{
+	if (max_parallel_maintenance_workers <= 0 || IsInParallelMode() ||
+		RelationGetNumberOfBlocks(rel) < (BlockNumber) min_parallel_table_scan_size)
+		return 0;
+	return max_parallel_maintenance_workers;
+}
+
+/*
+ * scan_table of the rows of relid (of kind), shared with parallel workers
+ * when it is large enough: each checks its rows as the leader does, sends
+ * the items it keeps to the leader's match or sort, and leaves its sums
+ * for the leader to add.  keys is the signing keys' table.
+ */
+static void
+scan_rows(Oid relid, VerifyScanKind kind, Oid keys, VerifyState *st,
+		  ItemSort *items)
+{
+	Relation	rel = open_for_scan(relid);
+	int			nworkers = scan_workers(rel);
+	Size		singles_len;
+	VerifyWorkerArg *arg;
+	FpParallelScan *ps;
+	HeapTuple	tuple;
+	char	   *results;
+	int			n;
+
+	if (nworkers == 0)
+	{
+		table_close(rel, AccessShareLock);
+		scan_table(relid, scan_adds[kind], st, items);
+		return;
+	}
+	singles_len = st->singles != NULL ? fp_attribution_verify_singles_shared_size(st->singles) : 0;
+	arg = palloc0(offsetof(VerifyWorkerArg, singles) + singles_len);
+	arg->kind = kind;
+	arg->keys = keys;
+	arg->has_coverage = st->coverage != NULL;
+	if (st->coverage != NULL)
+		fp_attribution_multiset_fork(&arg->coverage, st->coverage);
+	arg->has_singles = st->singles != NULL;
+	if (st->singles != NULL)
+		fp_attribution_verify_singles_share(st->singles, arg->singles);
+	ps = fp_attribution_parallel_scan_begin(rel, "fp_attribution_verify_worker",
+											nworkers, arg,
+											offsetof(VerifyWorkerArg, singles) + singles_len,
+											sizeof(VerifyWorkerResult));
+	st->row_map_desc = NULL;
+	if (kind == SCAN_RECEIPTS)
+		st->parallel = ps;
+	while ((tuple = fp_attribution_parallel_scan_next(ps, item_receive, items)) != NULL)
+		add_one(st, items, scan_adds[kind], tuple, RelationGetDescr(rel));
+	st->parallel = NULL;
+	n = fp_attribution_parallel_scan_end(ps, item_receive, items, &results);
+	for (int i = 0; i < n; i++)
+	{
+		VerifyWorkerResult result;
+
+		memcpy(&result, results + i * sizeof(VerifyWorkerResult), sizeof(result));
+		if (st->coverage != NULL)
+			fp_attribution_multiset_merge(st->coverage, &result.coverage);
+		if (st->singles != NULL)
+			fp_attribution_verify_singles_merge(st->singles, &result.singles,
+												result.singles_receipts);
+		st->receipts_read += result.receipts_read;
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * A parallel worker of scan_rows: reads its share of the table's rows as
+ * the leader does its own.
+ */
+void
+fp_attribution_verify_worker(dsm_segment *seg, shm_toc *toc)
+{
+	const char *arg_bytes;
+	FpParallelWorker *w = fp_attribution_parallel_worker_begin(seg, toc, &arg_bytes);
+	const VerifyWorkerArg *arg = (const VerifyWorkerArg *) arg_bytes;
+	TupleDesc	desc = RelationGetDescr(fp_attribution_parallel_worker_relation(w));
+	FpLogCoverage coverage;
+	VerifyWorkerResult result;
+	VerifyState st;
+	ItemSort	items;
+	HeapTuple	tuple;
+
+	SPI_connect();
+	verify_begin(&st, CurrentMemoryContext, relation_name(arg->keys), NULL);
+	st.quiet = true;
+	if (arg->has_coverage)
+	{
+		fp_attribution_multiset_fork(&coverage, &arg->coverage);
+		st.coverage = &coverage;
+	}
+	if (arg->has_singles)
+		st.singles = fp_attribution_verify_singles_attach(arg->singles);
+	memset(&items, 0, sizeof(items));
+	initStringInfo(&items.buf);
+	initStringInfo(&items.message);
+	items.worker = w;
+	while ((tuple = fp_attribution_parallel_worker_next(w)) != NULL)
+		add_one(&st, &items, scan_adds[arg->kind], tuple, desc);
+
+	memset(&result, 0, sizeof(result));
+	if (st.coverage != NULL)
+		result.coverage = coverage;
+	if (st.singles != NULL)
+		fp_attribution_verify_singles_part(st.singles, &result.singles,
+										   &result.singles_receipts);
+	result.receipts_read = st.receipts_read;
+	SPI_finish();
+	fp_attribution_parallel_worker_end(w, &result);
 }
 
 /*
@@ -1896,9 +2141,9 @@ verify_pass(VerifyState *st, const VerifyTables *t, bool singles)
 														  maintenance_work_mem / 4);
 	/* the heads first: verify_single.c needs them before the rest */
 	scan_table(t->heads, add_head, st, &items);
-	scan_table(t->receipts, add_receipt, st, &items);
-	scan_table(t->clicks, add_click, st, &items);
-	scan_table(t->conversions, add_conversion, st, &items);
+	scan_rows(t->receipts, SCAN_RECEIPTS, t->keys, st, &items);
+	scan_rows(t->clicks, SCAN_CLICKS, t->keys, st, &items);
+	scan_rows(t->conversions, SCAN_CONVERSIONS, t->keys, st, &items);
 	fp_attribution_verify_match_end(items.match);
 	items.match = NULL;
 	tuplesort_performsort(items.sort);
@@ -1953,6 +2198,7 @@ verify_tables(VerifyState *st, const VerifyTables *t)
 			(errmsg("verify_all: a chain of one receipt does not match its row; checking every chain one by one")));
 	st->chains = st->chains_failed = 0;
 	st->receipts = st->receipts_failed = st->receipts_read = 0;
+	st->reads_noticed = 0;
 	st->heads_failed = st->rows_failed = 0;
 	memset(&st->first_failure, 0, sizeof(st->first_failure));
 	if (st->coverage != NULL)

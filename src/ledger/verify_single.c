@@ -181,6 +181,80 @@ fp_attribution_verify_singles_take(FpVerifySingles *s, uint64 chain_hash,
 }
 
 /*
+ * What a parallel worker needs to take items as s would: whether the
+ * proof is tried, the sum's key and the heads' chain hashes, written to
+ * out (fp_attribution_verify_singles_shared_size bytes).
+ */
+typedef struct SharedSingles
+{
+	bool		enabled;
+	FpMultisetHash sum;			/* its key; the sum empty */
+	uint64		nheads;
+	uint64		heads[FLEXIBLE_ARRAY_MEMBER];
+} SharedSingles;
+
+Size
+fp_attribution_verify_singles_shared_size(const FpVerifySingles *s)
+{
+	return offsetof(SharedSingles, heads) +
+		(s->enabled ? s->heads->members : 0) * sizeof(uint64);
+}
+
+void
+fp_attribution_verify_singles_share(const FpVerifySingles *s, char *out)
+{
+	SharedSingles *shared = (SharedSingles *) out;
+
+	shared->enabled = s->enabled;
+	fp_attribution_multiset_fork(&shared->sum, &s->sum);
+	shared->nheads = 0;
+	if (s->enabled)
+	{
+		head_set_iterator it;
+		HeadEntry  *e;
+
+		head_set_start_iterate(s->heads, &it);
+		while ((e = head_set_iterate(s->heads, &it)) != NULL)
+			shared->heads[shared->nheads++] = e->hash;
+	}
+}
+
+/* A parallel worker's copy of the leader's, from what it shared */
+FpVerifySingles *
+fp_attribution_verify_singles_attach(const char *shared_bytes)
+{
+	const SharedSingles *shared = (const SharedSingles *) shared_bytes;
+	FpVerifySingles *s = palloc0(sizeof(FpVerifySingles));
+	bool		found;
+
+	s->enabled = shared->enabled;
+	s->budget = SIZE_MAX;		/* the leader's set fitted */
+	s->heads = head_set_create(CurrentMemoryContext, Max(shared->nheads, 16), NULL);
+	for (uint64 i = 0; i < shared->nheads; i++)
+		head_set_insert(s->heads, shared->heads[i], &found);
+	s->sum = shared->sum;
+	return s;
+}
+
+/* A parallel worker's sum and count of receipts taken, for the leader */
+void
+fp_attribution_verify_singles_part(const FpVerifySingles *s,
+								   FpMultisetHash *sum, int64 *receipts)
+{
+	*sum = s->sum;
+	*receipts = s->receipts;
+}
+
+/* Add a worker's part to the leader's */
+void
+fp_attribution_verify_singles_merge(FpVerifySingles *s,
+									const FpMultisetHash *sum, int64 receipts)
+{
+	fp_attribution_multiset_merge(&s->sum, sum);
+	s->receipts += receipts;
+}
+
+/*
  * True if every receipt taken has its row, and every row its receipt:
  * *chains of one receipt passed.  False if any differ; the caller must
  * then check every chain the long way.

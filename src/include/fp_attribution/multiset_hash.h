@@ -21,6 +21,10 @@ typedef struct FpMultisetHash
 } FpMultisetHash;
 
 extern void fp_attribution_multiset_begin(FpMultisetHash *m);
+extern void fp_attribution_multiset_fork(FpMultisetHash *m,
+										 const FpMultisetHash *from);
+extern void fp_attribution_multiset_merge(FpMultisetHash *m,
+										  const FpMultisetHash *part);
 extern void fp_attribution_multiset_add(FpMultisetHash *m, int nparts,
 										const void *const *parts,
 										const size_t *lens, int sign);
