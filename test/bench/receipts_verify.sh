@@ -5,7 +5,11 @@
 #   verify_all    receipts/s of attribution.verify_all() over N click
 #                 receipts (default 1,000,000; first argument), one chain
 #                 each, written by the clicks' own trigger, plus one chain
-#                 of CHAIN receipts (default 100,000)
+#                 of CHAIN receipts (default 100,000), with its parallel
+#                 workers (max_parallel_maintenance_workers, default 2):
+#                 its CPU is the backend's alone, the workers' not counted
+#   verify_all/1  the same without workers (max_parallel_maintenance_workers
+#                 = 0): the CPU of the whole verification
 #   verify_chain  receipts/s of attribution.verify_chain() over that chain
 #   appends       APPENDS (default 32,000) append_receipt calls in one
 #                 transaction to one aggregate, and to as many distinct
@@ -85,6 +89,7 @@ for r in $(seq "$rounds"); do
 	timed "PERFORM count(*) FROM attribution.receipts" >>"$tmp/scan"
 	timed "PERFORM count(sha256(convert_to(payload::text, 'UTF8'))) FROM attribution.receipts" >>"$tmp/hash"
 	timed "PERFORM * FROM attribution.verify_all()" >>"$tmp/all"
+	timed "PERFORM pg_catalog.set_config('max_parallel_maintenance_workers', '0', true); PERFORM * FROM attribution.verify_all()" >>"$tmp/all1"
 	timed "PERFORM * FROM attribution.verify_chain('bench', 'long')" >>"$tmp/chain"
 done
 ok=$(psql -c "SELECT ok || ' ' || chains_checked || ' ' || receipts_checked FROM attribution.verify_all()" 2>"$tmp/notices")
@@ -101,6 +106,7 @@ rate() {
 rate scan "$total" "$tmp/scan"
 rate scan+sha256 "$total" "$tmp/hash"
 rate verify_all "$total" "$tmp/all"
+rate verify_all/1 "$total" "$tmp/all1"
 rate verify_chain "$chain" "$tmp/chain"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); shared_buffers=$shared_buffers"
 echo "verify_all: ok, chains, receipts = $ok; $(grep -c NOTICE "$tmp/notices" || true) progress notices"
