@@ -46,20 +46,35 @@ fp_attribution_multiset_fork(FpMultisetHash *m, const FpMultisetHash *from)
 	memcpy(m->key, from->key, sizeof(m->key));
 }
 
+/* Add (sign 1) or subtract (sign -1) the 256-bit limbs to sum, modulo 2^256 */
+static void
+sum_limbs(uint64 *sum, const uint64 *limbs, int sign)
+{
+	uint64		carry = 0;
+
+	for (int i = 0; i < FP_MULTISET_HASH_LIMBS; i++)
+	{
+		uint64		before = sum[i];
+
+		if (sign > 0)
+		{
+			sum[i] += limbs[i] + carry;
+			carry = sum[i] < before || (carry && sum[i] == before);
+		}
+		else
+		{
+			sum[i] -= limbs[i] + carry;
+			carry = sum[i] > before || (carry && sum[i] == before);
+		}
+	}
+}
+
 /* Add the sum part (under the same key) to m */
 void
 fp_attribution_multiset_merge(FpMultisetHash *m, const FpMultisetHash *part)
 {
-	uint64		carry = 0;
-
 	Assert(memcmp(m->key, part->key, sizeof(m->key)) == 0);
-	for (int i = 0; i < FP_MULTISET_HASH_LIMBS; i++)
-	{
-		uint64		before = m->sum[i];
-
-		m->sum[i] += part->sum[i] + carry;
-		carry = m->sum[i] < before || (carry && m->sum[i] == before);
-	}
+	sum_limbs(m->sum, part->sum, 1);
 	m->count += part->count;
 }
 
@@ -75,7 +90,7 @@ fp_attribution_multiset_add(FpMultisetHash *m, int nparts,
 	const void *keyed[8];
 	size_t		keyed_lens[8];
 	uint8		hash[FP_SHA256_LEN];
-	uint64		carry = 0;
+	uint64		limbs[FP_MULTISET_HASH_LIMBS];
 
 	Assert(nparts < lengthof(keyed));
 	keyed[0] = m->key;
@@ -83,23 +98,9 @@ fp_attribution_multiset_add(FpMultisetHash *m, int nparts,
 	memcpy(keyed + 1, parts, nparts * sizeof(*parts));
 	memcpy(keyed_lens + 1, lens, nparts * sizeof(*lens));
 	fp_attribution_sha256_parts(nparts + 1, keyed, keyed_lens, hash);
-	for (int i = 0; i < FP_MULTISET_HASH_LIMBS; i++)
-	{
-		uint64		limb;
-		uint64		before = m->sum[i];
-
-		memcpy(&limb, hash + i * sizeof(uint64), sizeof(uint64));
-		if (sign > 0)
-		{
-			m->sum[i] += limb + carry;
-			carry = m->sum[i] < before || (carry && m->sum[i] == before);
-		}
-		else
-		{
-			m->sum[i] -= limb + carry;
-			carry = m->sum[i] > before || (carry && m->sum[i] == before);
-		}
-	}
+	StaticAssertStmt(sizeof(limbs) == sizeof(hash), "a hash is 256 bits");
+	memcpy(limbs, hash, sizeof(limbs));
+	sum_limbs(m->sum, limbs, sign);
 	m->count += sign;
 }
 

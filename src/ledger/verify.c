@@ -1517,15 +1517,14 @@ open_for_scan(Oid relid)
 }
 
 /*
- * Feed every row of table relid to add, in its physical order, in st's
- * per-receipt context.  The rows are read in place from the table's
- * buffers with the query's snapshot: an SPI cursor copied each of them
- * (twice) and cost more than the pass's sort.
+ * Feed every row of rel (open_for_scan's) to add, in its physical order,
+ * in st's per-receipt context.  The rows are read in place from the
+ * table's buffers with the query's snapshot: an SPI cursor copied each of
+ * them (twice) and cost more than the pass's sort.
  */
 static void
-scan_table(Oid relid, VerifyAdd add, VerifyState *st, ItemSort *items)
+scan_relation(Relation rel, VerifyAdd add, VerifyState *st, ItemSort *items)
 {
-	Relation	rel = open_for_scan(relid);
 	TableScanDesc scan;
 	HeapTuple	tuple;
 
@@ -1534,6 +1533,15 @@ scan_table(Oid relid, VerifyAdd add, VerifyState *st, ItemSort *items)
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		add_one(st, items, add, tuple, RelationGetDescr(rel));
 	table_endscan(scan);
+}
+
+/* scan_relation of table relid */
+static void
+scan_table(Oid relid, VerifyAdd add, VerifyState *st, ItemSort *items)
+{
+	Relation	rel = open_for_scan(relid);
+
+	scan_relation(rel, add, st, items);
 	table_close(rel, AccessShareLock);
 }
 
@@ -1791,8 +1799,8 @@ scan_rows(Oid relid, VerifyScanKind kind, Oid keys, VerifyState *st,
 
 	if (nworkers == 0)
 	{
+		scan_relation(rel, scan_adds[kind], st, items);
 		table_close(rel, AccessShareLock);
-		scan_table(relid, scan_adds[kind], st, items);
 		return;
 	}
 	singles_len = st->singles != NULL ? fp_attribution_verify_singles_shared_size(st->singles) : 0;
