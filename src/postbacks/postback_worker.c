@@ -11,8 +11,8 @@
  *
  * Loop: one transaction per cycle writes the results of the attempts that
  * finished (delivered; retry at next_attempt_at; or failed) and the
- * endpoints' failure counts (an UPDATE of the outbox by key per result,
- * one of the endpoints per advertiser), then claims due pending rows
+ * endpoints' failure counts (each outbox row in place, found by its key,
+ * postback_results.c; an UPDATE of the endpoints per advertiser), then claims due pending rows
  * (a LATERAL subquery per enabled endpoint, so an endpoint with a deep
  * backlog cannot take every slot; oldest due first) and queues them:
  * at most fp_attribution.postback_concurrency requests are in flight, at
@@ -277,8 +277,9 @@ prepare_plans(bool distributed)
 						  3, (Oid[]) {UUIDARRAYOID, INT4OID, INT4OID});
 
 	/*
-	 * One execution per finished attempt, by the row's whole primary key
-	 * ($1, $2): $3 HTTP status, $4 error, $5 state, $6 next attempt, $7
+	 * Where the outbox is distributed (or not a plain table, see
+	 * postback_results.c, which writes the rows otherwise): one execution
+	 * per finished attempt, by the row's whole primary key ($1, $2): $3 HTTP status, $4 error, $5 state, $6 next attempt, $7
 	 * now, $8 'pending'.  Not one statement joined to arrays of the
 	 * cycle's keys: that join's generic plan, made while the outbox was
 	 * small or never analyzed (estimated a row or two per advertiser),
@@ -382,35 +383,44 @@ typedef struct FinishedAttempt
 {
 	PostbackRequest *rq;
 	FpPostbackResult res;
-	const char *state;			/* pending (a retry), delivered or failed */
+	FpPostbackRowResult row;	/* what its row becomes */
 	long		wait_ms;		/* before the retry */
 	bool		written;		/* in its advertiser's statements already */
 } FinishedAttempt;
 
-/* Decide the row's next state of a finished attempt; count it */
+/*
+ * Decide the row's next state of a finished attempt (its next attempt
+ * counted from xact_now, the transaction's time); count it
+ */
 static void
-classify(FinishedAttempt *f, TimestampTz now)
+classify(FinishedAttempt *f, TimestampTz now, TimestampTz xact_now)
 {
 	int			attempts = f->rq->attempts + 1;
+	FpPostbackRowResult *row = &f->row;
 
 	f->wait_ms = 0;
 	if (f->res.outcome == FP_POSTBACK_SENT)
-		f->state = "delivered";
+		row->state = "delivered";
 	else if (f->res.outcome == FP_POSTBACK_PERMANENT ||
 			 attempts >= fp_attribution_postback_max_attempts)
-		f->state = "failed";
+		row->state = "failed";
 	else
 	{
-		f->state = "pending";
+		row->state = "pending";
 		f->wait_ms = retry_wait_ms(attempts, f->res.retry_after_ms);
 		if (TimestampTzPlusMilliseconds(now, f->wait_ms) >
 			TimestampTzPlusMilliseconds(f->rq->created_at,
 										(int64) fp_attribution_postback_max_age_s * 1000))
-			f->state = "failed";
+			row->state = "failed";
 	}
+	row->advertiser_id = f->rq->advertiser_id;
+	row->delivery_id = &f->rq->delivery_id;
+	row->http_status = f->res.http_status;
+	row->error = f->res.outcome == FP_POSTBACK_SENT ? NULL : f->res.error;
+	row->next_attempt_at = TimestampTzPlusMilliseconds(xact_now, f->wait_ms);
 	fp_attribution_telemetry_count_postback(f->res.outcome == FP_POSTBACK_SENT ?
 											FP_POSTBACK_METRIC_SENT :
-											strcmp(f->state, "failed") == 0 ?
+											strcmp(row->state, "failed") == 0 ?
 											FP_POSTBACK_METRIC_FAILED :
 											FP_POSTBACK_METRIC_RETRIED,
 											f->res.elapsed_ms);
@@ -433,8 +443,9 @@ make_array(Datum *elems, bool *nulls, int n, Oid type)
 
 /*
  * Write the results of the finished attempts fs[0..n) of one advertiser
- * (in the cycle's transaction): each row's new state, then the endpoints'
- * failure counts in one statement, folded in the order of fs as if written one by one (a
+ * (in the cycle's transaction): each row's new state unless rows_written
+ * (in place already), then the endpoints' failure counts in one
+ * statement, folded in the order of fs as if written one by one (a
  * success resets the count, a failure adds one).  The second statement is
  * left out when it has nothing to change: only successes, each of an
  * endpoint whose count the claim read as 0, and no failure written since
@@ -442,7 +453,7 @@ make_array(Datum *elems, bool *nulls, int n, Oid type)
  * count rises only here, enable_postback_endpoint() only resets it).
  */
 static void
-write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
+write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now, bool rows_written)
 {
 	/* per endpoint, in order of first appearance */
 	Datum	   *endpoints = palloc(sizeof(Datum) * n);
@@ -462,19 +473,24 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 		bool		sent = f->res.outcome == FP_POSTBACK_SENT;
 		int			e;
 
-		rc = SPI_execute_plan(result_plan,
-							  (Datum[]) {advertiser, UUIDPGetDatum(&f->rq->delivery_id),
-								  Int32GetDatum(f->res.http_status),
-								  sent ? (Datum) 0 : CStringGetTextDatum(f->res.error),
-								  CStringGetTextDatum(f->state),
-								  TimestampTzGetDatum(TimestampTzPlusMilliseconds(DatumGetTimestampTz(xact_now),
-																				  f->wait_ms)),
-							  xact_now, pending},
-							  (char[]) {' ', ' ', f->res.http_status == 0 ? 'n' : ' ',
-							  sent ? 'n' : ' ', ' ', ' ', ' ', ' '},
-							  false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "could not record a postback attempt: %s", SPI_result_code_string(rc));
+		if (!rows_written)
+		{
+			const FpPostbackRowResult *row = &f->row;
+
+			rc = SPI_execute_plan(result_plan,
+								  (Datum[]) {advertiser, UUIDPGetDatum(row->delivery_id),
+									  Int32GetDatum(row->http_status),
+									  row->error ? CStringGetTextDatum(row->error) : (Datum) 0,
+									  CStringGetTextDatum(row->state),
+									  TimestampTzGetDatum(row->next_attempt_at),
+								  xact_now, pending},
+								  (char[]) {' ', ' ', row->http_status == 0 ? 'n' : ' ',
+								  row->error ? ' ' : 'n', ' ', ' ', ' ', ' '},
+								  false, 0);
+			if (rc != SPI_OK_UPDATE)
+				elog(ERROR, "could not record a postback attempt: %s",
+					 SPI_result_code_string(rc));
+		}
 
 		for (e = 0; e < nendpoints; e++)
 			if (DatumGetInt64(endpoints[e]) == f->rq->endpoint_id)
@@ -554,18 +570,26 @@ write_advertiser_results(FinishedAttempt **fs, int n, Datum xact_now)
 }
 
 /*
- * Write the results of the cycle's finished attempts fs[0..n): one UPDATE
- * of the outbox per attempt, of the endpoints per advertiser (see
- * prepare_plans).
+ * Write the results of the cycle's finished attempts fs[0..n): the outbox
+ * rows in place where it is a table of this node, else by one UPDATE
+ * each; the endpoints by one UPDATE per advertiser (see prepare_plans).
  */
 static void
 write_results(FinishedAttempt *fs, int n, TimestampTz now)
 {
 	FinishedAttempt **group = palloc(sizeof(FinishedAttempt *) * n);
-	Datum		xact_now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	FpPostbackRowResult *rows = palloc(sizeof(FpPostbackRowResult) * n);
+	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
+	Datum		xact_now = TimestampTzGetDatum(xact_start);
+	bool		rows_written;
 
 	for (int i = 0; i < n; i++)
-		classify(&fs[i], now);
+	{
+		classify(&fs[i], now, xact_start);
+		rows[i] = fs[i].row;
+	}
+	rows_written = !plans_distributed &&
+		fp_attribution_postback_results_in_place(rows, n, xact_start);
 	for (int first = 0; first < n; first++)
 	{
 		int			ngroup = 0;
@@ -579,7 +603,7 @@ write_results(FinishedAttempt *fs, int n, TimestampTz now)
 				fs[i].written = true;
 				group[ngroup++] = &fs[i];
 			}
-		write_advertiser_results(group, ngroup, xact_now);
+		write_advertiser_results(group, ngroup, xact_now, rows_written);
 	}
 }
 

@@ -204,6 +204,35 @@ is(scalar(@{ seen('/script/mixed') }), 9, 'nine requests');
 cmp_ok($node->safe_psql('postgres', $outbox_reads) - $reads, '<', 200,
 	'the worker reads a few outbox rows per postback');
 
+# --- results are written in place (postback_results.c) unless the outbox
+# has an UPDATE trigger of its own: then by the UPDATE statement, which
+# fires it (a statement trigger: writing in place would fire none)
+$node->safe_psql('postgres', q{
+	CREATE TABLE outbox_audit (delivery_id uuid, state text, attempts int);
+	CREATE FUNCTION audit_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO outbox_audit SELECT delivery_id, state, attempts FROM changed;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER audit AFTER UPDATE ON attribution.postback_outbox
+		REFERENCING NEW TABLE AS changed
+		FOR EACH STATEMENT EXECUTE FUNCTION audit_outbox();});
+endpoint('aff-audit', "$base/ok/audit?o={order_id}");
+enqueue_paused('aff-audit', 'audit', 3);
+resume_delivery();
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) FROM attribution.postback_outbox WHERE affiliate_id = 'aff-audit' AND state = 'delivered'},
+	'3'), 'with an UPDATE trigger on the outbox, postbacks are delivered');
+is($node->safe_psql('postgres', q{
+	SELECT a.state, a.attempts, count(*) FROM outbox_audit a
+	  JOIN attribution.postback_outbox o USING (delivery_id)
+	 WHERE o.affiliate_id = 'aff-audit' GROUP BY 1, 2}),
+	'delivered|1|3', 'and the trigger sees each result written');
+$node->safe_psql('postgres', q{
+	DROP TRIGGER audit ON attribution.postback_outbox;
+	DROP TABLE outbox_audit;
+	DROP FUNCTION audit_outbox();});
+
 # --- 503 then success, POST with a signed JSON body
 control('POST', 'script?name=flaky&answers=503,200');
 endpoint('aff-flaky', "$base/script/flaky", 'POST', 1);

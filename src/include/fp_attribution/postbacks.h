@@ -15,6 +15,8 @@
 
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "fp_attribution/receipts.h"
 
@@ -70,6 +72,17 @@ typedef struct FpPostbackResult
 	char		error[FP_POSTBACK_ERROR_LEN];	/* redacted; "" on success */
 } FpPostbackResult;
 
+/* An attempt's outcome for its outbox row (postback_results.c) */
+typedef struct FpPostbackRowResult
+{
+	const char *advertiser_id;
+	const pg_uuid_t *delivery_id;	/* with advertiser_id, the row's key */
+	int			http_status;	/* 0 without an answer */
+	const char *error;			/* NULL: none */
+	const char *state;			/* pending (a retry), delivered or failed */
+	TimestampTz next_attempt_at;
+} FpPostbackRowResult;
+
 /* postbacks.c: the command side */
 extern void fp_attribution_postbacks_define_gucs(void);
 extern void fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env,
@@ -99,6 +112,10 @@ extern int	fp_attribution_postback_http_finished(void);
 extern void fp_attribution_postback_http_progress(void);
 extern void fp_attribution_postback_http_wait(long timeout_ms, bool latch,
 											  uint32 wait_event_info);
+
+/* postback_results.c: the worker's writes on one node */
+extern bool fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows,
+													 int n, TimestampTz now);
 
 /* postback_worker.c */
 
