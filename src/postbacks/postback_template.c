@@ -29,7 +29,8 @@
  */
 #include "postgres.h"
 
-#include "common/hmac.h"
+#include <openssl/sha.h>
+
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "utils/json.h"
@@ -240,6 +241,47 @@ fp_attribution_postback_body(const FpPostbackValues *v)
 }
 
 /*
+ * HMAC-SHA256 (RFC 2104) of the concatenation of the nparts strings,
+ * with OpenSSL's SHA256_* as signing.c hashes (and for the same reason):
+ * through pg_hmac, OpenSSL 3 fetched the digest and built an HMAC
+ * context for every request, 40 % of the signature's cost.
+ */
+static void
+hmac_sha256(const char *key, int nparts, const char *const *parts, uint8 *mac)
+{
+	uint8		k[SHA256_CBLOCK] = {0};
+	uint8		pad[SHA256_CBLOCK];
+	uint8		inner[SHA256_DIGEST_LENGTH];
+	size_t		keylen = strlen(key);
+	SHA256_CTX	ctx;
+
+	/* a key longer than a block is replaced by its hash */
+	if (keylen > SHA256_CBLOCK)
+		SHA256((const uint8 *) key, keylen, k);
+	else
+		memcpy(k, key, keylen);
+
+	for (int i = 0; i < SHA256_CBLOCK; i++)
+		pad[i] = k[i] ^ 0x36;
+	SHA256_Init(&ctx);
+	SHA256_Update(&ctx, pad, SHA256_CBLOCK);
+	for (int i = 0; i < nparts; i++)
+		SHA256_Update(&ctx, parts[i], strlen(parts[i]));
+	SHA256_Final(inner, &ctx);
+
+	for (int i = 0; i < SHA256_CBLOCK; i++)
+		pad[i] = k[i] ^ 0x5c;
+	SHA256_Init(&ctx);
+	SHA256_Update(&ctx, pad, SHA256_CBLOCK);
+	SHA256_Update(&ctx, inner, SHA256_DIGEST_LENGTH);
+	SHA256_Final(mac, &ctx);
+
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(pad, sizeof(pad));
+	explicit_bzero(&ctx, sizeof(ctx));
+}
+
+/*
  * The signature header's value, "t=<timestamp>,v1=<hex HMAC-SHA256 of
  * '<timestamp>.<message>'>".
  */
@@ -247,20 +289,12 @@ char *
 fp_attribution_postback_signature(const char *secret, int64 timestamp,
 								  const char *message)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
 	char		ts[32];
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	char		mac_hex[2 * PG_SHA256_DIGEST_LENGTH + 1];
 
 	snprintf(ts, sizeof(ts), INT64_FORMAT ".", timestamp);
-	if (ctx == NULL ||
-		pg_hmac_init(ctx, (const uint8 *) secret, strlen(secret)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) ts, strlen(ts)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) message, strlen(message)) < 0 ||
-		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
-		elog(ERROR, "could not compute HMAC-SHA256: %s",
-			 ctx ? pg_hmac_error(ctx) : "out of memory");
-	pg_hmac_free(ctx);
+	hmac_sha256(secret, 2, (const char *const[]) {ts, message}, mac);
 	/* not a "%02x" format per byte: that was a third of the signature's cost */
 	fp_attribution_hex_encode(mac, PG_SHA256_DIGEST_LENGTH, mac_hex);
 	return psprintf("t=" INT64_FORMAT ",v1=%s", timestamp, mac_hex);

@@ -111,7 +111,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -170,8 +169,6 @@ static PostbackRequest requests[MAX_REQUESTS];
 /* Failure counts written by this worker (see write_advertiser_results) */
 static uint64 failures_written = 0;
 static MemoryContext worker_cxt;
-/* Owner of the HMAC contexts of requests sent between transactions */
-static ResourceOwner send_owner;
 static pg_prng_state prng;
 static SPIPlanPtr claim_plan,
 			result_plan,
@@ -716,7 +713,6 @@ send_request(int slot)
 	char		shown[1024];
 	uint64		r;
 	MemoryContext old = MemoryContextSwitchTo(rq->cxt);
-	ResourceOwner owner = CurrentResourceOwner;
 
 	Assert(rq->used && !rq->sent);
 	url = fp_attribution_postback_expand(rq->url_template, v);
@@ -754,13 +750,10 @@ send_request(int slot)
 			message = *target == '/' ? pnstrdup(target, strcspn(target, "#")) :
 				psprintf("/%.*s", (int) strcspn(target, "#"), target);
 		}
-		/* the HMAC context is a resource: none is current between cycles */
-		CurrentResourceOwner = send_owner;
 		headers[nheaders++] = psprintf("X-Fp-Signature: %s",
 									   fp_attribution_postback_signature(rq->secret,
 																		 (int64) time(NULL),
 																		 message));
-		CurrentResourceOwner = owner;
 	}
 	rq->start_ns = fp_attribution_now_unix_nano();
 	fp_attribution_postback_http_start(slot, rq->method, url, body, headers, nheaders);
@@ -1143,7 +1136,6 @@ fp_attribution_postback_worker_main(Datum main_arg)
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "fp_attribution postback requests",
 									   ALLOCSET_DEFAULT_SIZES);
-	send_owner = ResourceOwnerCreate(NULL, "fp_attribution postback requests");
 	loop_cxt = AllocSetContextCreate(TopMemoryContext,
 									 "fp_attribution postback worker loop",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -20,9 +20,12 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $secret = 'test-secret-0123456789abcdef';
+# longer than SHA-256's block (64 bytes): HMAC hashes it first
+my $long_secret = 'long-secret-' . ('0123456789' x 8);
 my $script = dirname(__FILE__) . '/postback_receiver.js';
 my ($out, $err) = ('', '');
-my $receiver = IPC::Run::start([ 'node', $script, $secret, 0 ], '>', \$out, '2>', \$err);
+my $receiver = IPC::Run::start([ 'node', $script, "$secret $long_secret", 0 ],
+	'>', \$out, '2>', \$err);
 my $t0 = time;
 $receiver->pump_nb while $out !~ /ready \d+/ && time - $t0 < 10;
 like($out, qr/ready \d+/, 'receiver listening') or BAIL_OUT("receiver: $err");
@@ -68,12 +71,13 @@ $node->safe_psql('postgres',
 sub endpoint
 {
 	my ($affiliate, $url, $method, $with_secret) = @_;
+	my $key = ($with_secret // '') eq 'long' ? $long_secret : $secret;
 	$method //= 'GET';
 	my $id = $node->safe_psql('postgres', qq{
 		INSERT INTO attribution.postback_endpoints (affiliate_id, url_template, method)
 		VALUES ('$affiliate', '$url', '$method') RETURNING endpoint_id});
 	$node->safe_psql('postgres', qq{
-		INSERT INTO attribution.postback_secrets (endpoint_id, secret) VALUES ($id, '$secret')})
+		INSERT INTO attribution.postback_secrets (endpoint_id, secret) VALUES ($id, '$key')})
 	  if $with_secret;
 	return $id;
 }
@@ -133,7 +137,7 @@ like($req->{url}, qr{^/ok/a\?o=order%201%2F%26%3F%C3%A9&c=[0-9a-f-]{36}&s=pendin
 	'macros are expanded and percent-encoded');
 is($req->{idempotency_key}, $key, 'the Idempotency-Key is the delivery id');
 like($req->{traceparent}, qr/^00-$trace-[0-9a-f]{16}-01$/, 'traceparent continues the conversion\'s trace');
-is($req->{signature_ok}, JSON::PP::true, 'the receiver verifies the HMAC signature of a GET');
+is($req->{signature_key}, 0, 'the receiver verifies the HMAC signature of a GET');
 $node->safe_psql('postgres', qq{SELECT count(*) FROM attribution.approve_conversion(\$o\$$order\$o\$)});
 wait_for($order, 'event, state', "tracked|delivered\napproved|delivered",
 	'a status change sends its own postback');
@@ -241,11 +245,19 @@ wait_for($order, 'state, attempts, last_http_status', 'delivered|2|200', '503 is
 my @reqs = @{ seen('/script/flaky') };
 is(scalar(@reqs), 2, 'two requests');
 is($reqs[0]{idempotency_key}, $reqs[1]{idempotency_key}, 'with the same idempotency key');
-is_deeply([ map { $_->{signature_ok} } @reqs ], [ JSON::PP::true, JSON::PP::true ],
+is_deeply([ map { $_->{signature_key} } @reqs ], [ 0, 0 ],
 	'the receiver verifies the HMAC signature of both POST bodies');
+
 my $body = decode_json($reqs[0]{body});
 is_deeply([ @$body{qw(event order_id revenue_cents currency affiliate_id)} ],
 	[ 'tracked', $order, 1999, 'EUR', 'aff-flaky' ], 'the JSON body carries the conversion');
+
+# --- a secret longer than a SHA-256 block signs as HMAC says (the key hashed)
+endpoint('aff-longkey', "$base/ok/longkey", 'POST', 'long');
+$order = convert('aff-longkey');
+wait_for($order, 'state', 'delivered', 'a postback signed with a long secret is delivered');
+is_deeply([ map { $_->{signature_key} } @{ seen('/ok/longkey') } ], [1],
+	'the receiver verifies its signature with the long secret');
 
 # --- 429 with Retry-After: 1 (longer than the 200 ms backoff)
 control('POST', 'script?name=busy&answers=429:1,200');

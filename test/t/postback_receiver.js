@@ -1,6 +1,6 @@
 // An affiliate's postback endpoint, for test/t/020_postbacks.pl and
-// test/bench/postbacks.sh.  Usage: node postback_receiver.js SECRET [PORT]
-// (default: any free port).  Prints "ready PORT" once listening on
+// test/bench/postbacks.sh.  Usage: node postback_receiver.js SECRETS [PORT]
+// (SECRETS: one or more separated by spaces; PORT default: any free port).  Prints "ready PORT" once listening on
 // 127.0.0.1.
 //
 // Every request outside /control is recorded (method, path and query,
@@ -19,12 +19,13 @@
 //
 // Signatures ("X-Fp-Signature: t=<unix>,v1=<hex>") are checked with this
 // file's own HMAC-SHA256 over "<t>.<body>" for POST, "<t>.<path and query>"
-// for GET, compared in constant time.
+// for GET, compared in constant time, with each secret in turn: the record
+// says whether one verified it, and which (signature_key, from 0).
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
 
-const secret = process.argv[2] || '';
+const secrets = (process.argv[2] || '').split(' ');
 const port = Number(process.argv[3] || 0);
 const requests = [];
 const scripts = {};
@@ -33,16 +34,19 @@ let open = 0;
 let count = 0;
 const record = process.env.RECORD !== '0';
 
+// the index of the secret that verifies the header; -1: none; null: no header
 function verify(header, message)
 {
 	if (!header)
 		return null;
 	const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
 	if (!m)
-		return false;
-	const want = crypto.createHmac('sha256', secret).update(m[1] + '.' + message).digest();
+		return -1;
 	const got = Buffer.from(m[2], 'hex');
-	return got.length === want.length && crypto.timingSafeEqual(got, want);
+	return secrets.findIndex((secret) => {
+		const want = crypto.createHmac('sha256', secret).update(m[1] + '.' + message).digest();
+		return got.length === want.length && crypto.timingSafeEqual(got, want);
+	});
 }
 
 function answer(res, status, headers)
@@ -89,13 +93,15 @@ http.createServer((req, res) => {
 		count++;
 		open++;
 		const message = req.method === 'POST' ? body : req.url;
+		const key = verify(req.headers['x-fp-signature'], message);
 		if (record)
 			requests.push({
 				time: Date.now(), method: req.method, url: req.url,
 				idempotency_key: req.headers['idempotency-key'] || null,
 				traceparent: req.headers['traceparent'] || null,
 				event: req.headers['x-fp-event'] || null,
-				signature_ok: verify(req.headers['x-fp-signature'], message),
+				signature_ok: key === null ? null : key >= 0,
+				signature_key: key,
 				body: body,
 			});
 		res.on('close', () => { if (!res.writableEnded) open--; });
