@@ -12,9 +12,10 @@
  * Loop: one transaction per cycle writes the results of the attempts that
  * finished (delivered; retry at next_attempt_at; or failed) and the
  * endpoints' failure counts (each outbox row in place, found by its key,
- * postback_results.c; an UPDATE of the endpoints per advertiser), then claims due pending rows
- * (a LATERAL subquery per enabled endpoint, so an endpoint with a deep
- * backlog cannot take every slot; oldest due first) and queues them:
+ * postback_rows.c; an UPDATE of the endpoints per advertiser), then
+ * claims due pending rows (a LATERAL subquery per enabled endpoint, so
+ * an endpoint with a deep backlog cannot take every slot; oldest due
+ * first) and queues them:
  * at most fp_attribution.postback_concurrency requests are in flight, at
  * most fp_attribution.postback_endpoint_concurrency per endpoint.  After
  * the commit the requests start (postback_http.c, libcurl multi), and the
@@ -275,7 +276,7 @@ prepare_plans(bool distributed)
 
 	/*
 	 * Where the outbox is distributed (or not a plain table, see
-	 * postback_results.c, which writes the rows otherwise): one execution
+	 * postback_rows.c, which writes the rows otherwise): one execution
 	 * per finished attempt, by the row's whole primary key ($1, $2): $3 HTTP status, $4 error, $5 state, $6 next attempt, $7
 	 * now, $8 'pending'.  Not one statement joined to arrays of the
 	 * cycle's keys: that join's generic plan, made while the outbox was

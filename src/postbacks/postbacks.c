@@ -429,6 +429,86 @@ probed_endpoints(const char *key, uint64 generation)
 }
 
 /*
+ * The member "name" of a receipt payload as ->> gives it, in *value (NULL
+ * for a JSON null or a missing member); false for an object or array,
+ * which no member read here holds in a payload the commands write.
+ */
+static bool
+payload_text(Jsonb *payload, const char *name, const char **value)
+{
+	JsonbValue *v = payload_member(payload, name);
+
+	*value = NULL;
+	if (v == NULL || v->type == jbvNull)
+		return true;
+	if (v->type == jbvString)
+		*value = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvNumeric)
+		*value = DatumGetCString(DirectFunctionCall1(numeric_out,
+													 NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvBool)
+		*value = v->val.boolean ? "true" : "false";
+	else
+		return false;
+	return true;
+}
+
+/* ... cast to bigint, as (p ->> name)::bigint: *has false for NULL */
+static bool
+payload_int8(Jsonb *payload, const char *name, bool *has, int64 *value)
+{
+	const char *text;
+
+	if (!payload_text(payload, name, &text))
+		return false;
+	*has = text != NULL;
+	*value = text ? DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(text))) : 0;
+	return true;
+}
+
+/*
+ * The outbox row of a creating event's payload, as payload_insert writes
+ * it; false when a member it reads is an object or array (the statement
+ * writes that row then)
+ */
+static bool
+outbox_row(const FpReceiptEnvelope *env, Jsonb *payload, const char *event,
+		   bool sampled, FpOutboxRow *row)
+{
+	const char *click_id;
+	bool		has_reversed;
+	int64		reversed;
+
+	memset(row, 0, sizeof(*row));
+	row->advertiser_id = env->advertiser_id;
+	row->event = event;
+	row->receipt_id = env->receipt_id;
+	row->trace_id = env->trace_id;
+	row->span_id = env->span_id;
+	row->sampled = sampled;
+	if (!payload_text(payload, "order_id", &row->order_id) ||
+		!payload_text(payload, "click_id", &click_id) ||
+		!payload_text(payload, "affiliate_id", &row->affiliate_id) ||
+		!payload_text(payload, "offer_id", &row->offer_id) ||
+		!payload_text(payload, "status", &row->status) ||
+		!payload_int8(payload, "revenue_cents", &row->has_revenue_cents, &row->revenue_cents) ||
+		!payload_int8(payload, "refunded_cents", &row->has_refunded_cents, &row->refunded_cents) ||
+		!payload_int8(payload, "commission_cents", &row->has_commission_cents,
+					  &row->commission_cents) ||
+		!payload_int8(payload, "commission_reversed_cents", &has_reversed, &reversed) ||
+		!payload_text(payload, "currency", &row->currency))
+		return false;
+	if ((row->has_click_id = click_id != NULL))
+		row->click_id = *DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(click_id)));
+	row->has_commission_cents = row->has_commission_cents && has_reversed;
+	if (row->has_commission_cents)
+		row->commission_cents = DatumGetInt64(DirectFunctionCall2(int8mi,
+																  Int64GetDatum(row->commission_cents),
+																  Int64GetDatum(reversed)));
+	return true;
+}
+
+/*
  * Enqueue the postbacks of a conversion's receipt (see the file header).
  * Caller: the receipt writer, connected to SPI, running as the extension's
  * owner, right after the receipt's insert; env is the written receipt.
@@ -449,6 +529,8 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	char		key[sizeof(((EndpointCacheEntry *) NULL)->key)];
 	EndpointCacheEntry *known = NULL;
 	uint64		generation = cache_generation;
+	FpOutboxRow row;
+	bool		written = false;
 	int			rc;
 
 	if (strcmp(env->aggregate_type, "conversion") != 0 ||
@@ -507,13 +589,26 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 		if (SPI_processed == 0)
 			return;
 	}
-	rc = SPI_execute_plan(fp_attribution_group_plan(affiliate != NULL ? &payload_insert : &row_insert,
-													args[0]),
-						  args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return;
+	if (affiliate != NULL && key[0] != '\0' &&
+		outbox_row(env, payload, event, DatumGetBool(args[6]), &row))
+	{
+		ArrayType  *ids = DatumGetArrayTypeP(args[8]);
+
+		/* the cache is used, so this is no Citus node: the outbox is here */
+		written = fp_attribution_postback_enqueue_in_place(&row, (int64 *) ARR_DATA_PTR(ids),
+														   ArrayGetNItems(ARR_NDIM(ids),
+																		  ARR_DIMS(ids)));
+	}
+	if (!written)
+	{
+		rc = SPI_execute_plan(fp_attribution_group_plan(affiliate != NULL ? &payload_insert : &row_insert,
+														args[0]),
+							  args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not enqueue postbacks: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			return;
+	}
 	if (!callback_registered)
 	{
 		RegisterXactCallback(postbacks_xact_callback, NULL);

@@ -72,7 +72,31 @@ typedef struct FpPostbackResult
 	char		error[FP_POSTBACK_ERROR_LEN];	/* redacted; "" on success */
 } FpPostbackResult;
 
-/* An attempt's outcome for its outbox row (postback_results.c) */
+/* A conversion's values for its outbox rows (postback_rows.c) */
+typedef struct FpOutboxRow
+{
+	const char *advertiser_id;
+	const char *event;
+	const char *order_id;		/* NULL: null, and so on */
+	bool		has_click_id;
+	pg_uuid_t	click_id;
+	const char *affiliate_id;
+	const char *offer_id;
+	const char *status;
+	bool		has_revenue_cents;
+	int64		revenue_cents;
+	bool		has_refunded_cents;
+	int64		refunded_cents;
+	bool		has_commission_cents;
+	int64		commission_cents;
+	const char *currency;
+	pg_uuid_t	receipt_id;
+	FpTraceId	trace_id;
+	FpSpanId	span_id;
+	bool		sampled;
+} FpOutboxRow;
+
+/* An attempt's outcome for its outbox row (postback_rows.c) */
 typedef struct FpPostbackRowResult
 {
 	const char *advertiser_id;
@@ -113,7 +137,9 @@ extern void fp_attribution_postback_http_progress(void);
 extern void fp_attribution_postback_http_wait(long timeout_ms, bool latch,
 											  uint32 wait_event_info);
 
-/* postback_results.c: the worker's writes on one node */
+/* postback_rows.c: writes to the outbox in place, on one node */
+extern bool fp_attribution_postback_enqueue_in_place(const FpOutboxRow *row,
+													 const int64 *endpoints, int n);
 extern bool fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows,
 													 int n, TimestampTz now);
 
