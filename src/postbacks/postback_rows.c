@@ -251,6 +251,8 @@ outbox_writer_open(OutboxWriter *w, int16 event, AclMode required)
 	ExecInitRangeTable(w->estate, list_make1(rte));
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	/* where the after-trigger code finds it (else it opens the table again) */
+	w->estate->es_opened_result_relations = list_make1(w->rri);
 	ExecOpenIndices(w->rri, false);
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->slot = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel), &TTSOpsVirtual);
@@ -263,7 +265,7 @@ static void
 outbox_writer_close(OutboxWriter *w)
 {
 	AfterTriggerEndQuery(w->estate);
-	ExecCloseIndices(w->rri);
+	ExecCloseResultRelations(w->estate);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);

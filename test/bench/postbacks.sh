@@ -6,7 +6,12 @@
 # this machine, and the benchmark measures the postbacks' own cost.
 # Assumes "make install" was done.  Run as root (drops to postgres) or
 # postgres:
-#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 PORT=0 bash test/bench/postbacks.sh
+#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 CLIENTS=2 PORT=0 bash test/bench/postbacks.sh
+# CLIENTS pgbench clients (default 2): on a 2-CPU machine 2 keep both CPUs
+# busy, so the worker's delivery takes CPU time from the commands (the
+# ratio is then bounded by the delivery's CPU against the command's); 1
+# leaves a CPU to the worker, as a server that is not saturated has, and
+# the ratio measures what postbacks add to a command.
 # Prints:
 #   - pgbench TPS of one click + one attributed conversion per
 #     transaction with the affiliate's postback endpoint active (every
@@ -25,13 +30,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} PORT=${PORT:-0} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} CLIENTS=${CLIENTS:-2} PORT=${PORT:-0} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
 fi
 if [ "${1:-}" != inner ]; then
 	exec bash "$here/../e2e/cluster.sh" bash "$here/postbacks.sh" inner
 fi
 
-rounds=${ROUNDS:-3} secs=${SECONDS_PER_RUN:-10} backlog=${BACKLOG:-5000}
+rounds=${ROUNDS:-3} secs=${SECONDS_PER_RUN:-10} backlog=${BACKLOG:-5000} clients=${CLIENTS:-2}
 work=$(mktemp -d /tmp/fp_postback_bench.XXXXXX)
 . "$here/postback_bench_lib.sh"
 start_sink "$work"
@@ -65,7 +70,7 @@ tps() {
 	local s0 w0 r0 s1 w1 r1 out n wpid
 	wpid=$(worker_pid)
 	s0=$(server_ticks) w0=$(ticks "$wpid") r0=$(ticks "$rcv_pid")
-	out=$(pgbench -n -c 2 -j 2 -T "$secs" -f "$work/convert.sql" 2>/dev/null)
+	out=$(pgbench -n -c "$clients" -j "$clients" -T "$secs" -f "$work/convert.sql" 2>/dev/null)
 	sleep 0.5	# the backends exit and are reaped
 	s1=$(server_ticks) w1=$(ticks "$wpid") r1=$(ticks "$rcv_pid")
 	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
@@ -102,7 +107,7 @@ for _ in $(seq "$rounds"); do
 	q "VACUUM attribution.postback_outbox" >/dev/null
 	setting fp_attribution.postback_enabled on
 done
-echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog PORT=${PORT:-0} bash test/bench/postbacks.sh"
+echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog CLIENTS=$clients PORT=${PORT:-0} bash test/bench/postbacks.sh"
 echo "click + conversion TPS, postbacks on:  ${on[*]}"
 echo "click + conversion TPS, postbacks off: ${off[*]}"
 echo "click + conversion TPS, enqueued only: ${queued[*]}"

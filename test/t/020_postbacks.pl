@@ -208,17 +208,21 @@ is(scalar(@{ seen('/script/mixed') }), 9, 'nine requests');
 cmp_ok($node->safe_psql('postgres', $outbox_reads) - $reads, '<', 200,
 	'the worker reads a few outbox rows per postback');
 
-# --- results are written in place (postback_results.c) unless the outbox
-# has an UPDATE trigger of its own: then by the UPDATE statement, which
-# fires it (a statement trigger: writing in place would fire none)
+# --- the outbox's rows are written in place (postback_rows.c) unless it
+# has INSERT or UPDATE triggers of its own: then by the enqueue's INSERT
+# and the worker's UPDATE statements, which fire them (statement
+# triggers: writing in place would fire none)
 $node->safe_psql('postgres', q{
-	CREATE TABLE outbox_audit (delivery_id uuid, state text, attempts int);
+	CREATE TABLE outbox_audit (op text, delivery_id uuid, state text, attempts int);
 	CREATE FUNCTION audit_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		INSERT INTO outbox_audit SELECT delivery_id, state, attempts FROM changed;
+		INSERT INTO outbox_audit SELECT TG_OP, delivery_id, state, attempts FROM changed;
 		RETURN NULL;
 	END $$;
-	CREATE TRIGGER audit AFTER UPDATE ON attribution.postback_outbox
+	CREATE TRIGGER audit_insert AFTER INSERT ON attribution.postback_outbox
+		REFERENCING NEW TABLE AS changed
+		FOR EACH STATEMENT EXECUTE FUNCTION audit_outbox();
+	CREATE TRIGGER audit_update AFTER UPDATE ON attribution.postback_outbox
 		REFERENCING NEW TABLE AS changed
 		FOR EACH STATEMENT EXECUTE FUNCTION audit_outbox();});
 endpoint('aff-audit', "$base/ok/audit?o={order_id}");
@@ -226,14 +230,15 @@ enqueue_paused('aff-audit', 'audit', 3);
 resume_delivery();
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) FROM attribution.postback_outbox WHERE affiliate_id = 'aff-audit' AND state = 'delivered'},
-	'3'), 'with an UPDATE trigger on the outbox, postbacks are delivered');
+	'3'), 'with triggers on the outbox, postbacks are enqueued and delivered');
 is($node->safe_psql('postgres', q{
-	SELECT a.state, a.attempts, count(*) FROM outbox_audit a
+	SELECT a.op, a.state, a.attempts, count(*) FROM outbox_audit a
 	  JOIN attribution.postback_outbox o USING (delivery_id)
-	 WHERE o.affiliate_id = 'aff-audit' GROUP BY 1, 2}),
-	'delivered|1|3', 'and the trigger sees each result written');
+	 WHERE o.affiliate_id = 'aff-audit' GROUP BY 1, 2, 3 ORDER BY 1}),
+	"INSERT|pending|0|3\nUPDATE|delivered|1|3", 'and the triggers see each row enqueued and each result');
 $node->safe_psql('postgres', q{
-	DROP TRIGGER audit ON attribution.postback_outbox;
+	DROP TRIGGER audit_insert ON attribution.postback_outbox;
+	DROP TRIGGER audit_update ON attribution.postback_outbox;
 	DROP TABLE outbox_audit;
 	DROP FUNCTION audit_outbox();});
 
