@@ -66,7 +66,9 @@ SELECT count(*) FROM attribution.track_click('aff-pb', click_id => 'f7a00000-000
 -- one row per (receipt, endpoint), a snapshot of the conversion, in the
 -- receipt's trace
 SELECT o.order_id, o.affiliate_id, o.event, o.status, o.revenue_cents, o.refunded_cents,
-	   o.currency, o.state, o.attempts,
+	   o.currency, o.state, o.attempts, o.click_id, o.offer_id, o.commission_cents, o.sampled,
+	   o.next_attempt_at = o.created_at AS due_at_once,
+	   num_nulls(o.last_attempt_at, o.last_http_status, o.last_error, o.done_at) AS unset,
 	   o.receipt_id = r.receipt_id AS is_receipt, o.trace_id = r.trace_id AS in_trace,
 	   o.span_id = r.span_id AS under_span
   FROM attribution.postback_outbox o
@@ -97,6 +99,24 @@ SELECT regress_error('SELECT attribution.enable_postback_endpoint(1)');
 RESET ROLE;
 REVOKE USAGE ON SCHEMA attribution FROM regress_fp_attribution_pb;
 DROP ROLE regress_fp_attribution_pb;
+
+-- a CHECK constraint of the user's own holds for the rows the enqueue
+-- writes in place, from the first write after it is added (the prepared
+-- checks are kept until the table changes), and no longer once dropped
+ALTER TABLE attribution.postback_outbox ADD CONSTRAINT small_orders CHECK (revenue_cents < 10000);
+INSERT INTO attribution.offers (offer_id, payout_type, payout) VALUES ('pb-offer', 'cpa', 250);
+SELECT count(*) FROM attribution.track_click('aff-pb', click_id => 'f7a00000-0000-4000-8000-00000000000a',
+	offer_id => 'pb-offer');
+SELECT regress_error($$SELECT attribution.track_conversion('pb-big', 20000,
+	click_id => 'f7a00000-0000-4000-8000-00000000000a')$$);
+ALTER TABLE attribution.postback_outbox DROP CONSTRAINT small_orders;
+SELECT count(*) FROM attribution.track_conversion('pb-big', 20000,
+	click_id => 'f7a00000-0000-4000-8000-00000000000a');
+-- its tracked row (written in place) and approved row (by the statement)
+-- carry the same conversion, commission included
+SELECT count(*) FROM attribution.approve_conversion('pb-big');
+SELECT order_id, event, status, click_id, offer_id, revenue_cents, commission_cents, state
+  FROM attribution.postback_outbox WHERE order_id = 'pb-big' ORDER BY created_at, event;
 
 -- the settings
 SELECT name, setting, unit, context FROM pg_settings
