@@ -279,8 +279,9 @@ prepare_plans(bool distributed)
 	/*
 	 * Where the outbox is distributed (or not a plain table, see
 	 * postback_rows.c, which writes the rows otherwise): one execution
-	 * per finished attempt, by the row's whole primary key ($1, $2): $3 HTTP status, $4 error, $5 state, $6 next attempt, $7
-	 * now, $8 'pending'.  Not one statement joined to arrays of the
+	 * per finished attempt, by the row's whole primary key ($1, $2): $3
+	 * HTTP status, $4 error, $5 state, $6 next attempt, $7 now, $8
+	 * 'pending'.  Not one statement joined to arrays of the
 	 * cycle's keys: that join's generic plan, made while the outbox was
 	 * small or never analyzed (estimated a row or two per advertiser),
 	 * read every row of the advertiser and hashed them, in every cycle,
