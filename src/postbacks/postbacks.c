@@ -32,8 +32,9 @@
  * endpoints under the command), in place (postback_rows.c: 121 k
  * instructions, where the INSERT statement cost 248 k), built from the
  * payload by outbox_row() as payload_insert builds it; a Citus node, where
- * the cache is not used, and a lifecycle event's row keep the statements.  A miss runs the probe with the latest snapshot and
- * keeps its answer, unless it names more than ENDPOINTS_CACHED endpoints
+ * the cache is not used, and a lifecycle event's row keep the
+ * statements.  A miss runs the probe with the latest snapshot and keeps
+ * its answer, unless it names more than ENDPOINTS_CACHED endpoints
  * (then the probe runs every time).  Every change of an endpoint that the
  * probe looks at (a row inserted or deleted, TRUNCATE, an UPDATE of
  * advertiser_id, affiliate_id, active or events; not the worker's failure
