@@ -160,12 +160,10 @@ static ExprState **known_checks = NULL;
 static int	known_nchecks;
 static MemoryContext retired_checks_cxt = NULL;
 
+/* Drop the prepared checks: retired, for a write may be using them */
 static void
-forget_table(Datum arg, Oid relid)
+retire_checks(void)
 {
-	if (OidIsValid(relid) && relid != known_relid)
-		return;
-	known_relid = InvalidOid;
 	if (known_checks_cxt != NULL)
 	{
 		if (retired_checks_cxt != NULL)
@@ -174,6 +172,15 @@ forget_table(Datum arg, Oid relid)
 	}
 	known_checks_cxt = NULL;
 	known_checks = NULL;
+}
+
+static void
+forget_table(Datum arg, Oid relid)
+{
+	if (OidIsValid(relid) && relid != known_relid)
+		return;
+	known_relid = InvalidOid;
+	retire_checks();
 }
 
 /*
@@ -192,9 +199,7 @@ prepared_checks(Relation rel)
 	/* ExecRelCheck reads num_check of them: never fewer */
 	if (known_checks != NULL && known_nchecks == constr->num_check)
 		return known_checks;
-	forget_table((Datum) 0, InvalidOid);
-	/* find_columns has just learnt the rest of it */
-	known_relid = RelationGetRelid(rel);
+	retire_checks();
 	known_checks_cxt = AllocSetContextCreate(CacheMemoryContext,
 											 "fp_attribution outbox checks",
 											 ALLOCSET_SMALL_SIZES);
@@ -339,6 +344,9 @@ outbox_writer_close(OutboxWriter *w)
 #define SET(w, col, datum, null) \
 	((w)->slot->tts_values[(w)->off[col]] = (datum), \
 	 (w)->slot->tts_isnull[(w)->off[col]] = (null))
+/* ... a C string, NULL for null */
+#define SET_TEXT(w, col, s) \
+	SET(w, col, (s) ? CStringGetTextDatum(s) : (Datum) 0, (s) == NULL)
 
 /*
  * Enqueue a conversion's postback for each of endpoints[0..n), in the
@@ -363,30 +371,28 @@ fp_attribution_postback_enqueue_in_place(const FpOutboxRow *row,
 		fp_attribution_random_uuid(delivery_id);
 		ExecClearTuple(w.slot);
 		memset(w.slot->tts_isnull, true, w.slot->tts_tupleDescriptor->natts * sizeof(bool));
-#define SET_TEXT(col, s) SET(&w, col, (s) ? CStringGetTextDatum(s) : (Datum) 0, (s) == NULL)
-		SET_TEXT(COL_ADVERTISER_ID, row->advertiser_id);
+		SET_TEXT(&w, COL_ADVERTISER_ID, row->advertiser_id);
 		SET(&w, COL_DELIVERY_ID, UUIDPGetDatum(delivery_id), false);
 		SET(&w, COL_ENDPOINT_ID, Int64GetDatum(endpoints[i]), false);
-		SET_TEXT(COL_EVENT, row->event);
-		SET_TEXT(COL_ORDER_ID, row->order_id);
+		SET_TEXT(&w, COL_EVENT, row->event);
+		SET_TEXT(&w, COL_ORDER_ID, row->order_id);
 		SET(&w, COL_CLICK_ID, UUIDPGetDatum(&row->click_id), !row->has_click_id);
-		SET_TEXT(COL_AFFILIATE_ID, row->affiliate_id);
-		SET_TEXT(COL_OFFER_ID, row->offer_id);
-		SET_TEXT(COL_STATUS, row->status);
+		SET_TEXT(&w, COL_AFFILIATE_ID, row->affiliate_id);
+		SET_TEXT(&w, COL_OFFER_ID, row->offer_id);
+		SET_TEXT(&w, COL_STATUS, row->status);
 		SET(&w, COL_REVENUE_CENTS, Int64GetDatum(row->revenue_cents), !row->has_revenue_cents);
 		SET(&w, COL_REFUNDED_CENTS, Int64GetDatum(row->refunded_cents), !row->has_refunded_cents);
 		SET(&w, COL_COMMISSION_CENTS, Int64GetDatum(row->commission_cents),
 			!row->has_commission_cents);
-		SET_TEXT(COL_CURRENCY, row->currency);
+		SET_TEXT(&w, COL_CURRENCY, row->currency);
 		SET(&w, COL_RECEIPT_ID, UUIDPGetDatum(&row->receipt_id), false);
 		SET(&w, COL_TRACE_ID, PointerGetDatum(&row->trace_id), false);
 		SET(&w, COL_SPAN_ID, PointerGetDatum(&row->span_id), false);
 		SET(&w, COL_SAMPLED, BoolGetDatum(row->sampled), false);
 		SET(&w, COL_CREATED_AT, TimestampTzGetDatum(now), false);
-		SET_TEXT(COL_STATE, "pending");
+		SET_TEXT(&w, COL_STATE, "pending");
 		SET(&w, COL_ATTEMPTS, Int32GetDatum(0), false);
 		SET(&w, COL_NEXT_ATTEMPT_AT, TimestampTzGetDatum(now), false);
-#undef SET_TEXT
 		ExecStoreVirtualTuple(w.slot);
 		ExecSimpleRelationInsert(w.rri, w.estate, w.slot);
 		ResetPerTupleExprContext(w.estate);
@@ -442,9 +448,8 @@ fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows, int n,
 			Int32GetDatum(DatumGetInt32(old->tts_values[w.off[COL_ATTEMPTS]]) + 1), false);
 		SET(&w, COL_LAST_ATTEMPT_AT, TimestampTzGetDatum(now), false);
 		SET(&w, COL_LAST_HTTP_STATUS, Int32GetDatum(r->http_status), r->http_status == 0);
-		SET(&w, COL_LAST_ERROR, r->error ? CStringGetTextDatum(r->error) : (Datum) 0,
-			r->error == NULL);
-		SET(&w, COL_STATE, CStringGetTextDatum(r->state), false);
+		SET_TEXT(&w, COL_LAST_ERROR, r->error);
+		SET_TEXT(&w, COL_STATE, r->state);
 		SET(&w, COL_NEXT_ATTEMPT_AT, TimestampTzGetDatum(r->next_attempt_at), false);
 		SET(&w, COL_DONE_AT, TimestampTzGetDatum(now), strcmp(r->state, "pending") == 0);
 		ExecStoreVirtualTuple(w.slot);
