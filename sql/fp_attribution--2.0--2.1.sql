@@ -103,3 +103,71 @@ CREATE OR REPLACE VIEW attribution.log_status AS
 
 COMMENT ON TABLE attribution.log_nodes IS
 	'Hash of every complete subtree of each log at levels 4, 8, 12 ...: level l, index i covers entries [i * 2^l, (i + 1) * 2^l); the leaf hashes are in log_tiles';
+
+--------------------------------------------------------------------------
+-- Postbacks: the outbox keeps no foreign key to its endpoint.  Its check
+-- was a third of the enqueue's instructions, and its FOR KEY SHARE lock
+-- on the endpoint's row made a MultiXact whenever two conversions of one
+-- affiliate overlapped.  An endpoint with postbacks is still kept
+-- (23503, as ON DELETE RESTRICT did): its DELETE, TRUNCATE or key UPDATE
+-- first takes SHARE on the outbox, which waits out the transactions that
+-- are enqueueing and holds back new ones until it ends (the enqueue
+-- locks the outbox before it trusts the endpoints it knows), then looks
+-- for the endpoint's rows (src/postbacks/postbacks.c, "Deleting an
+-- endpoint").
+--------------------------------------------------------------------------
+
+ALTER TABLE attribution.postback_outbox
+	DROP CONSTRAINT postback_outbox_advertiser_id_endpoint_id_fkey;
+CREATE FUNCTION attribution.postback_endpoint_in_use() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'fp_attribution_postback_endpoint_in_use'
+	LANGUAGE C;
+REVOKE ALL ON FUNCTION attribution.postback_endpoint_in_use() FROM PUBLIC;
+COMMENT ON FUNCTION attribution.postback_endpoint_in_use() IS
+	'Trigger: an endpoint with postbacks in the outbox is neither deleted nor re-keyed (23503)';
+-- the statement's trigger locks the outbox before the rows' are locked
+CREATE TRIGGER postback_endpoint_in_use
+	BEFORE DELETE OR TRUNCATE OR UPDATE OF advertiser_id, endpoint_id
+	ON attribution.postback_endpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.postback_endpoint_in_use();
+CREATE TRIGGER postback_endpoint_in_use_rows
+	BEFORE DELETE OR UPDATE OF advertiser_id, endpoint_id
+	ON attribution.postback_endpoints
+	FOR EACH ROW EXECUTE FUNCTION attribution.postback_endpoint_in_use();
+
+-- On a Citus cluster a shard's trigger must not read another table: the
+-- foreign key comes back in place of the triggers (the enqueue there is an
+-- INSERT statement anyway, doc/citus.md).  The triggers go first, so that
+-- the shards are made without them; a second call finds both done.
+ALTER FUNCTION attribution.distribute() RENAME TO distribute_tables;
+COMMENT ON FUNCTION attribution.distribute_tables() IS
+	'distribute()''s first step: the tables and the commands distributed by advertiser_id, colocated';
+CREATE FUNCTION attribution.distribute() RETURNS void
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- only where distribute_tables() goes on to distribute (a coordinator)
+	IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+				WHERE tgrelid OPERATOR(pg_catalog.=) 'attribution.postback_endpoints'::pg_catalog.regclass
+				  AND tgfoid OPERATOR(pg_catalog.=) 'attribution.postback_endpoint_in_use()'::pg_catalog.regprocedure)
+	   AND EXISTS (SELECT FROM pg_catalog.pg_extension
+					WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+		IF pg_catalog.citus_is_coordinator() THEN
+			DROP TRIGGER postback_endpoint_in_use ON attribution.postback_endpoints;
+			DROP TRIGGER postback_endpoint_in_use_rows ON attribution.postback_endpoints;
+		END IF;
+	END IF;
+	PERFORM attribution.distribute_tables();
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
+					WHERE conrelid OPERATOR(pg_catalog.=) 'attribution.postback_outbox'::pg_catalog.regclass
+					  AND contype OPERATOR(pg_catalog.=) 'f') THEN
+		ALTER TABLE attribution.postback_outbox
+			ADD CONSTRAINT postback_outbox_advertiser_id_endpoint_id_fkey
+			FOREIGN KEY (advertiser_id, endpoint_id)
+			REFERENCES attribution.postback_endpoints ON DELETE RESTRICT;
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION attribution.distribute() FROM PUBLIC;
+COMMENT ON FUNCTION attribution.distribute() IS
+	'On a Citus coordinator: distribute the tables and the commands by advertiser_id, colocated';

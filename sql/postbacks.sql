@@ -125,6 +125,10 @@ SELECT name, setting, unit, context FROM pg_settings
 -- an endpoint with deliveries is kept (deactivate it instead); deleted
 -- once its deliveries are, an endpoint without any at once
 SELECT regress_error($$DELETE FROM attribution.postback_endpoints WHERE affiliate_id = 'aff-pb'$$);
+-- ... nor moved to another advertiser, nor truncated (no foreign key: the
+-- trigger postback_endpoint_in_use)
+SELECT regress_error($$UPDATE attribution.postback_endpoints SET advertiser_id = 'adv-moved' WHERE affiliate_id = 'aff-pb'$$);
+SELECT regress_error($$TRUNCATE attribution.postback_endpoints CASCADE$$);
 SELECT count(*) FROM attribution.postback_endpoints;
 DELETE FROM attribution.postback_endpoints WHERE affiliate_id = 'aff-off';
 DELETE FROM attribution.postback_outbox;

@@ -8,28 +8,31 @@
  * Through SQL each statement cost its row an executor start-up, the
  * table's CHECK constraints compiled from their text and its indexes'
  * predicates prepared: an enqueue about 248,000 instructions (121,000
- * here, 38,000 of them the foreign key's check), a result 100,000 before
+ * here with the foreign key to the endpoints that 2.0 had, 38,000 of them
+ * its check; 78,000 without), a result 100,000 before
  * the row itself.  A worker's statement joined to arrays of a cycle's
  * keys would share that, but its plan rests on statistics: on a table
  * never analyzed the planner reads every row of the advertiser to find
  * sixteen.  Here rows go through the executor's own functions, as the
  * logical replication apply worker writes them (ExecSimpleRelationInsert,
  * RelationFindReplTupleByIndex, ExecSimpleRelationUpdate): constraints,
- * index entries and the foreign key's check as an INSERT or UPDATE has
- * them, a result found by the primary key, so that no plan can go wrong.
+ * index entries and internal triggers (a foreign key's check) as an
+ * INSERT or UPDATE has them, a result found by the primary key, so that
+ * no plan can go wrong.
  *
  * Only for a plain heap table whose triggers for the write are all
- * internal (its foreign key's), and whose columns are exactly the ones
+ * internal (a foreign key's), and whose columns are exactly the ones
  * known here (no default of another column is skipped), and only where
  * the caller knows the outbox is not distributed by Citus: a coordinator's
  * shell of a distributed table is a plain heap table too, whose rows
  * nobody reads.  The callers keep their SQL for those cases.
  *
  * Lock protocol: the table is opened in RowExclusiveLock, an INSERT's or
- * UPDATE's mode; the foreign key's check locks the endpoint FOR KEY SHARE
- * as for an INSERT; a result's row is locked FOR NO KEY UPDATE before it
- * is written, as an UPDATE would, after waiting for a transaction that
- * holds it (enable_postback_endpoint() reschedules pending rows).
+ * UPDATE's mode (the enqueue's caller holds it already: postbacks.c,
+ * "Deleting an endpoint"); a result's row is locked FOR NO KEY UPDATE
+ * before it is written, as an UPDATE would, after waiting for a
+ * transaction that holds it (enable_postback_endpoint() reschedules
+ * pending rows).
  *
  * Copyright (c) 2026, fp_attribution developers
  *
@@ -324,7 +327,10 @@ outbox_writer_open(OutboxWriter *w, int16 event, AclMode required)
 	ExecOpenIndices(w->rri, false);
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->slot = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel), &TTSOpsVirtual);
-	/* the foreign key's check is queued here, and made at the close */
+	/*
+	 * an internal trigger's event (a foreign key's check) is queued here,
+	 * and run at the close
+	 */
 	AfterTriggerBeginQuery();
 	return true;
 }

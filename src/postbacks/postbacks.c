@@ -46,11 +46,29 @@
  * snapshot sees, one read while the probe runs (a lock taken) drops its
  * answer (cache_generation).  So a transaction with an older snapshot
  * (REPEATABLE READ) may skip an endpoint deactivated since it began, or
- * enqueue for one created since.  The foreign key of the outbox row
- * still checks (and locks, FOR KEY SHARE) its endpoint as the INSERT
- * writes it.  Not on a Citus node, where the endpoints are shards whose
- * triggers fire on their own nodes: there the probe runs every time, with
- * the command's snapshot.
+ * enqueue for one created since.  Not on a Citus node, where the
+ * endpoints are shards whose triggers fire on their own nodes: there the
+ * probe runs every time, with the command's snapshot.
+ *
+ * Deleting an endpoint: the outbox has no foreign key to its endpoint
+ * (one cost the enqueue 38 k instructions, a third of it, and locked the
+ * endpoint's row FOR KEY SHARE, so that two conversions of one affiliate
+ * at once made a MultiXact).  Instead, a DELETE, TRUNCATE or key UPDATE
+ * of endpoints takes SHARE on the outbox before it touches a row
+ * (postback_endpoint_in_use, FOR EACH STATEMENT): it waits out every
+ * transaction that enqueued, and holds back new enqueues until it ends;
+ * then its row trigger refuses an endpoint with rows in the outbox
+ * (23503, as the foreign key's ON DELETE RESTRICT did), read with the
+ * latest snapshot.  An enqueue locks the outbox before it trusts the
+ * endpoints it knows: taking the lock reads the invalidations, the
+ * deletion's among them once it committed, and what was known is looked
+ * up again; the probe and the statements run after the lock, with
+ * snapshots that see the deletion (in READ COMMITTED; an older snapshot
+ * may still write a row for a deleted endpoint, which is never claimed
+ * and is given up at fp_attribution.postback_max_age).  The enqueues of
+ * conversions whose affiliate has no endpoint take no lock.  On a Citus
+ * cluster, where a shard's trigger must not read another table,
+ * distribute() puts the foreign key back instead.
  *
  * Waking: the first enqueue of a transaction registers a callback that
  * sets the postback worker's latch when the transaction commits (its
@@ -71,7 +89,9 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -550,6 +570,15 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 			return;
 		generation = cache_generation;
 	}
+	/* before the endpoints are trusted ("Deleting an endpoint" above) */
+	LockRelationOid(fp_attribution_table_oid("postback_outbox"), RowExclusiveLock);
+	if (generation != cache_generation && affiliate != NULL)
+	{
+		known = cached_endpoints(env->advertiser_id, affiliate, event, key, sizeof(key));
+		if (known != NULL && known->nendpoints == 0)
+			return;
+		generation = cache_generation;
+	}
 	/* the command's sampling decides whether its attempts become spans */
 	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
 		memcmp(&cmd_trace, &env->trace_id, sizeof(cmd_trace)) != 0)
@@ -636,6 +665,80 @@ fp_attribution_postback_endpoints_changed(PG_FUNCTION_ARGS)
 				 errmsg("postback_endpoints_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Trigger postback_endpoint_in_use: FOR EACH STATEMENT (BEFORE DELETE,
+ * TRUNCATE or UPDATE OF advertiser_id, endpoint_id), SHARE on the outbox
+ * before any row is locked, and for TRUNCATE, no row in it; FOR EACH ROW
+ * (BEFORE DELETE or UPDATE OF the key, even to the same value), no row
+ * of the endpoint in it (see
+ * "Deleting an endpoint" in the file header).  The outbox is read as the
+ * table's owner, with the latest snapshot: rows committed by the
+ * transactions the lock waited for count.
+ */
+PG_FUNCTION_INFO_V1(fp_attribution_postback_endpoint_in_use);
+Datum
+fp_attribution_postback_endpoint_in_use(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	HeapTuple	old;
+	Datum		key[2] = {0};
+	bool		isnull;
+	Oid			save_user;
+	int			save_sec;
+	bool		used;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("postback_endpoint_in_use() must be called as a BEFORE trigger")));
+	rel = trigdata->tg_relation;
+	old = trigdata->tg_trigtuple;
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* advertiser_id and endpoint_id, the table's first columns since 2.0 */
+		key[0] = heap_getattr(old, 1, RelationGetDescr(rel), &isnull);
+		key[1] = heap_getattr(old, 2, RelationGetDescr(rel), &isnull);
+	}
+	else
+	{
+		LockRelationOid(fp_attribution_table_oid("postback_outbox"), ShareLock);
+		if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+			return PointerGetDatum(NULL);
+	}
+
+	SPI_connect();
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+	if (SPI_execute_snapshot(SPI_prepare(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
+										 "SELECT FROM attribution.postback_outbox o"
+										 " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+										 " AND o.endpoint_id OPERATOR(pg_catalog.=) $2 LIMIT 1" :
+										 "SELECT FROM attribution.postback_outbox LIMIT 1",
+										 2, (Oid[]) {TEXTOID, INT8OID}),
+							 key, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the endpoint's postbacks");
+	used = SPI_processed > 0;
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	if (used && TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("postback endpoint %lld of advertiser \"%s\" has postbacks in the outbox",
+						(long long) DatumGetInt64(key[1]), TextDatumGetCString(key[0])),
+				 errdetail("Its deliveries are its history, and its pending postbacks would never be sent."),
+				 errhint("Deactivate it (active = false); delete it once fp_attribution.postback_retention has removed its rows, or after deleting them.")));
+	if (used)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("cannot truncate attribution.postback_endpoints while the outbox has postbacks"),
+				 errhint("Truncate attribution.postback_outbox first.")));
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : old);
 }
 
 /*

@@ -62,29 +62,36 @@ server_ticks() {
 }
 # ... of one process
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# CPU ticks the hypervisor gave to other guests (steal, all CPUs): on a
+# shared virtual machine it comes and goes by the minute, and a run's TPS
+# falls with it (0 to 30 % of a run's CPU time seen here)
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'fp_attribution postbacks'"; }
 hz=$(getconf CLK_TCK)
-# One pgbench run: prints its TPS and the server's CPU per transaction in
-# microseconds (of which the postback worker's, and the sink's apart)
+# One pgbench run: prints its TPS, the server's CPU per transaction in
+# microseconds (of which the postback worker's, and the sink's apart) and
+# the share of the machine's CPU time stolen meanwhile (%)
 tps() {
-	local s0 w0 r0 s1 w1 r1 out n wpid
+	local s0 w0 r0 t0 s1 w1 r1 t1 out n wpid
 	wpid=$(worker_pid)
-	s0=$(server_ticks) w0=$(ticks "$wpid") r0=$(ticks "$rcv_pid")
+	s0=$(server_ticks) w0=$(ticks "$wpid") r0=$(ticks "$rcv_pid") t0=$(steal_ticks)
 	out=$(pgbench -n -c "$clients" -j "$clients" -T "$secs" -f "$work/convert.sql" 2>/dev/null)
 	sleep 0.5	# the backends exit and are reaped
-	s1=$(server_ticks) w1=$(ticks "$wpid") r1=$(ticks "$rcv_pid")
+	s1=$(server_ticks) w1=$(ticks "$wpid") r1=$(ticks "$rcv_pid") t1=$(steal_ticks)
 	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 	awk -v tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")" -v n="$n" -v hz="$hz" \
-		-v s=$((s1 - s0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) \
-		'BEGIN { printf "%s %.0f %.0f %.0f\n", tps, s * 1e6 / hz / n, w * 1e6 / hz / n, r * 1e6 / hz / n }'
+		-v s=$((s1 - s0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) -v t=$((t1 - t0)) \
+		-v cpus="$(nproc)" -v secs="$secs" \
+		'BEGIN { printf "%s %.0f %.0f %.0f %.0f\n", tps, s * 1e6 / hz / n, w * 1e6 / hz / n, r * 1e6 / hz / n, 100 * t / hz / cpus / (secs + 0.5) }'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 on=(); off=(); queued=(); on_cpu=(); off_cpu=(); queued_cpu=(); on_worker=(); on_sink=()
+on_steal=(); off_steal=(); queued_steal=()
 run() {
 	local r
 	read -r -a r <<<"$(tps)"
-	eval "$1+=(${r[0]}); $1_cpu+=(${r[1]})"
+	eval "$1+=(${r[0]}); $1_cpu+=(${r[1]}); $1_steal+=(${r[4]})"
 	[ "$1" != on ] || { on_worker+=("${r[2]}"); on_sink+=("${r[3]}"); }
 }
 for _ in $(seq "$rounds"); do
@@ -111,6 +118,7 @@ echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog CLIENTS=$cl
 echo "click + conversion TPS, postbacks on:  ${on[*]}"
 echo "click + conversion TPS, postbacks off: ${off[*]}"
 echo "click + conversion TPS, enqueued only: ${queued[*]}"
+echo "CPU time stolen by the hypervisor, %, in the same runs: on ${on_steal[*]} / off ${off_steal[*]} / enqueued only ${queued_steal[*]}"
 awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" -v c="$(median "${queued[@]}")" \
 	'BEGIN { printf "medians on %.1f / off %.1f / enqueued only %.1f; ratio on/off: %.3f (target >= 0.95), enqueued only/off: %.3f\n", a, b, c, a / b, c / b }'
 echo "server CPU us/transaction, postbacks on:  ${on_cpu[*]} (of which the postback worker ${on_worker[*]}; the sink, apart: ${on_sink[*]})"

@@ -98,4 +98,10 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 check "postbacks: finished rows past the retention deleted" "pb-block,pb-block" "$left"
+
+# an endpoint with postbacks is kept: on the cluster by the foreign key
+# distribute() added, in place of the trigger of one node
+check "postbacks: an endpoint with postbacks is not deleted (the foreign key)" \
+	"postback_outbox_advertiser_id_endpoint_id_fkey 23503" \
+	"$(q -c "SELECT conname FROM pg_constraint WHERE conrelid = 'attribution.postback_outbox'::regclass AND contype = 'f'") $(q -c "DO \$\$ BEGIN DELETE FROM attribution.postback_endpoints WHERE advertiser_id = 'adv-pb'; EXCEPTION WHEN foreign_key_violation THEN RAISE NOTICE '23503'; END \$\$" 2>&1 | sed -n 's/.*NOTICE: *//p')"
 exit $status
