@@ -672,10 +672,9 @@ fp_attribution_postback_endpoints_changed(PG_FUNCTION_ARGS)
  * TRUNCATE or UPDATE OF advertiser_id, endpoint_id), SHARE on the outbox
  * before any row is locked, and for TRUNCATE, no row in it; FOR EACH ROW
  * (BEFORE DELETE or UPDATE OF the key, even to the same value), no row
- * of the endpoint in it (see
- * "Deleting an endpoint" in the file header).  The outbox is read as the
- * table's owner, with the latest snapshot: rows committed by the
- * transactions the lock waited for count.
+ * of the endpoint in it (see "Deleting an endpoint" in the file header).
+ * The outbox is read as the table's owner, with the latest snapshot: rows
+ * committed by the transactions the lock waited for count.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_postback_endpoint_in_use);
 Datum
