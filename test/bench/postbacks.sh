@@ -6,7 +6,7 @@
 # this machine, and the benchmark measures the postbacks' own cost.
 # Assumes "make install" was done.  Run as root (drops to postgres) or
 # postgres:
-#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 CLIENTS=2 PORT=0 bash test/bench/postbacks.sh
+#   ROUNDS=3 SECONDS_PER_RUN=10 BACKLOG=5000 CLIENTS=2 SHARED_BUFFERS=1GB PORT=0 bash test/bench/postbacks.sh
 # CLIENTS pgbench clients (default 2): on a 2-CPU machine 2 keep both CPUs
 # busy, so the worker's delivery takes CPU time from the commands (the
 # ratio is then bounded by the delivery's CPU against the command's); 1
@@ -18,8 +18,9 @@
 #     conversion enqueues a postback, which the worker delivers meanwhile)
 #     and inactive (none), and active with delivery off (enqueued only: the
 #     command's own cost, without the worker and the receiver competing
-#     for the CPUs), alternated ROUNDS times, medians and the ratios to
-#     off (on/off target >= 0.95);
+#     for the CPUs), alternated ROUNDS times (in turn first), medians and
+#     the ratios to off (on/off target >= 0.95), and the ratios of each
+#     round's runs with their medians;
 #   - the server's CPU per transaction in the same runs (all of the
 #     server's processes, the worker's delivery included, from /proc:
 #     steadier than TPS on a shared machine), with the postback worker's
@@ -29,8 +30,11 @@
 #     the postback worker's CPU per postback.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# the tables of a run stay in shared buffers (the default 128MB is
+# outgrown within a few rounds, and the command's CPU grows with it)
+export E2E_EXTRA_CONF="shared_buffers = ${SHARED_BUFFERS:-1GB}"
 if [ "$(id -u)" = 0 ]; then
-	exec su postgres -s /bin/bash -c "PATH='$PATH' ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} CLIENTS=${CLIENTS:-2} PORT=${PORT:-0} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
+	exec su postgres -s /bin/bash -c "PATH='$PATH' E2E_EXTRA_CONF='$E2E_EXTRA_CONF' SHARED_BUFFERS=${SHARED_BUFFERS:-1GB} ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} BACKLOG=${BACKLOG:-5000} CLIENTS=${CLIENTS:-2} PORT=${PORT:-0} bash '$here/../e2e/cluster.sh' bash '$here/postbacks.sh' inner"
 fi
 if [ "${1:-}" != inner ]; then
 	exec bash "$here/../e2e/cluster.sh" bash "$here/postbacks.sh" inner
@@ -94,33 +98,52 @@ run() {
 	eval "$1+=(${r[0]}); $1_cpu+=(${r[1]}); $1_steal+=(${r[4]})"
 	[ "$1" != on ] || { on_worker+=("${r[2]}"); on_sink+=("${r[3]}"); }
 }
-for _ in $(seq "$rounds"); do
-	active true
-	run on
-	active false
-	run off
-	# enqueued but not delivered (the worker off): the command's own cost;
-	# the rows are then marked delivered so that the next "on" run does
-	# not deliver them
-	active true
-	setting fp_attribution.postback_enabled off
-	run queued
-	q "UPDATE attribution.postback_outbox SET state = 'delivered', done_at = now()
-		WHERE state = 'pending'" >/dev/null
-	# ... and their entries in postback_outbox_due_idx removed: the worker's
-	# claim would otherwise read them all, dead, in the next run's first
-	# cycles (a production outbox loses its dead entries as it goes, to
-	# autovacuum and to the claim's own index scans)
-	q "VACUUM attribution.postback_outbox" >/dev/null
-	setting fp_attribution.postback_enabled on
+# one run of a mode
+run_mode() {
+	case $1 in
+	on) active true; run on ;;
+	off) active false; run off ;;
+	queued)
+		# enqueued but not delivered (the worker off): the command's own
+		# cost; the rows are then marked delivered so that the next "on"
+		# run does not deliver them
+		active true
+		setting fp_attribution.postback_enabled off
+		run queued
+		q "UPDATE attribution.postback_outbox SET state = 'delivered', done_at = now()
+			WHERE state = 'pending'" >/dev/null
+		# ... and their entries in postback_outbox_due_idx removed: the
+		# worker's claim would otherwise read them all, dead, in the next
+		# run's first cycles (a production outbox loses its dead entries as
+		# it goes, to autovacuum and to the claim's own index scans)
+		q "VACUUM attribution.postback_outbox" >/dev/null
+		setting fp_attribution.postback_enabled on ;;
+	esac
+}
+# The command's cost grows with the tables (a fifth over a few minutes,
+# with the data past shared_buffers), so each round starts the order
+# one mode later: over three rounds each mode runs first, second and
+# third once, and no mode pays the growth more than another
+modes=(on off queued)
+for r in $(seq 0 $((rounds - 1))); do
+	for i in 0 1 2; do
+		run_mode "${modes[$(((r + i) % 3))]}"
+	done
 done
-echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog CLIENTS=$clients PORT=${PORT:-0} bash test/bench/postbacks.sh"
+echo "command: ROUNDS=$rounds SECONDS_PER_RUN=$secs BACKLOG=$backlog CLIENTS=$clients SHARED_BUFFERS=${SHARED_BUFFERS:-1GB} PORT=${PORT:-0} bash test/bench/postbacks.sh"
 echo "click + conversion TPS, postbacks on:  ${on[*]}"
 echo "click + conversion TPS, postbacks off: ${off[*]}"
 echo "click + conversion TPS, enqueued only: ${queued[*]}"
 echo "CPU time stolen by the hypervisor, %, in the same runs: on ${on_steal[*]} / off ${off_steal[*]} / enqueued only ${queued_steal[*]}"
 awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" -v c="$(median "${queued[@]}")" \
 	'BEGIN { printf "medians on %.1f / off %.1f / enqueued only %.1f; ratio on/off: %.3f (target >= 0.95), enqueued only/off: %.3f\n", a, b, c, a / b, c / b }'
+# the ratios of each round's runs (one table size), and their medians
+paired=(); paired_queued=()
+for i in "${!on[@]}"; do
+	paired+=("$(awk -v a="${on[$i]}" -v b="${off[$i]}" 'BEGIN { printf "%.3f", a / b }')")
+	paired_queued+=("$(awk -v a="${queued[$i]}" -v b="${off[$i]}" 'BEGIN { printf "%.3f", a / b }')")
+done
+echo "on/off by round: ${paired[*]} (median $(median "${paired[@]}")); enqueued only/off by round: ${paired_queued[*]} (median $(median "${paired_queued[@]}"))"
 echo "server CPU us/transaction, postbacks on:  ${on_cpu[*]} (of which the postback worker ${on_worker[*]}; the sink, apart: ${on_sink[*]})"
 echo "server CPU us/transaction, postbacks off: ${off_cpu[*]}"
 echo "server CPU us/transaction, enqueued only: ${queued_cpu[*]}"
