@@ -110,7 +110,7 @@ COMMENT ON TABLE attribution.log_nodes IS
 -- on the endpoint's row made a MultiXact whenever two conversions of one
 -- affiliate overlapped.  An endpoint with postbacks is still kept
 -- (23503, as ON DELETE RESTRICT did): its DELETE, TRUNCATE or key UPDATE
--- first takes SHARE on the outbox, which waits out the transactions that
+-- takes SHARE on the outbox, which waits out the transactions that
 -- are enqueueing and holds back new ones until it ends (the enqueue
 -- locks the outbox before it trusts the endpoints it knows), then looks
 -- for the endpoint's rows (src/postbacks/postbacks.c, "Deleting an
@@ -125,15 +125,28 @@ CREATE FUNCTION attribution.postback_endpoint_in_use() RETURNS trigger
 REVOKE ALL ON FUNCTION attribution.postback_endpoint_in_use() FROM PUBLIC;
 COMMENT ON FUNCTION attribution.postback_endpoint_in_use() IS
 	'Trigger: an endpoint with postbacks in the outbox is neither deleted nor re-keyed (23503)';
--- the statement's trigger locks the outbox before the rows' are locked
+-- the statement's trigger locks the outbox before the rows' are locked;
+-- TRUNCATE's checks the outbox after the statement, which may have
+-- truncated it too
 CREATE TRIGGER postback_endpoint_in_use
-	BEFORE DELETE OR TRUNCATE OR UPDATE OF advertiser_id, endpoint_id
+	BEFORE DELETE OR UPDATE OF advertiser_id, endpoint_id
 	ON attribution.postback_endpoints
 	FOR EACH STATEMENT EXECUTE FUNCTION attribution.postback_endpoint_in_use();
 CREATE TRIGGER postback_endpoint_in_use_rows
 	BEFORE DELETE OR UPDATE OF advertiser_id, endpoint_id
 	ON attribution.postback_endpoints
 	FOR EACH ROW EXECUTE FUNCTION attribution.postback_endpoint_in_use();
+CREATE TRIGGER postback_endpoint_in_use_truncate
+	AFTER TRUNCATE ON attribution.postback_endpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.postback_endpoint_in_use();
+-- the enqueue's endpoint cache holds ids: UPDATE ... SET endpoint_id =
+-- DEFAULT changes one, and must empty the backends' caches too
+DROP TRIGGER postback_endpoints_changed ON attribution.postback_endpoints;
+CREATE TRIGGER postback_endpoints_changed
+	AFTER INSERT OR DELETE OR TRUNCATE
+		OR UPDATE OF advertiser_id, endpoint_id, affiliate_id, active, events
+	ON attribution.postback_endpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION attribution.postback_endpoints_changed();
 
 -- On a Citus cluster a shard's trigger must not read another table: the
 -- foreign key comes back in place of the triggers (the enqueue there is an
@@ -153,8 +166,9 @@ BEGIN
 	   AND EXISTS (SELECT FROM pg_catalog.pg_extension
 					WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
 		IF pg_catalog.citus_is_coordinator() THEN
-			DROP TRIGGER postback_endpoint_in_use ON attribution.postback_endpoints;
-			DROP TRIGGER postback_endpoint_in_use_rows ON attribution.postback_endpoints;
+			DROP TRIGGER IF EXISTS postback_endpoint_in_use ON attribution.postback_endpoints;
+			DROP TRIGGER IF EXISTS postback_endpoint_in_use_rows ON attribution.postback_endpoints;
+			DROP TRIGGER IF EXISTS postback_endpoint_in_use_truncate ON attribution.postback_endpoints;
 		END IF;
 	END IF;
 	PERFORM attribution.distribute_tables();

@@ -129,7 +129,25 @@ SELECT regress_error($$DELETE FROM attribution.postback_endpoints WHERE affiliat
 -- trigger postback_endpoint_in_use)
 SELECT regress_error($$UPDATE attribution.postback_endpoints SET advertiser_id = 'adv-moved' WHERE affiliate_id = 'aff-pb'$$);
 SELECT regress_error($$TRUNCATE attribution.postback_endpoints CASCADE$$);
+-- ... but truncated with the outbox in one statement
+BEGIN;
+TRUNCATE attribution.postback_outbox, attribution.postback_endpoints CASCADE;
+SELECT (SELECT count(*) FROM attribution.postback_endpoints) AS endpoints,
+	   (SELECT count(*) FROM attribution.postback_outbox) AS postbacks;
+ROLLBACK;
 SELECT count(*) FROM attribution.postback_endpoints;
 DELETE FROM attribution.postback_endpoints WHERE affiliate_id = 'aff-off';
+DELETE FROM attribution.postback_outbox;
+-- an endpoint given a new id (without postbacks, it may be): the next
+-- conversion enqueues for the new id, not the one this backend had cached
+SELECT count(*) FROM attribution.track_conversion('pb-rekey-1', 100,
+	click_id => 'f7a00000-0000-4000-8000-000000000001');
+DELETE FROM attribution.postback_outbox;
+UPDATE attribution.postback_endpoints SET endpoint_id = DEFAULT WHERE affiliate_id = 'aff-pb';
+SELECT count(*) FROM attribution.track_conversion('pb-rekey-2', 100,
+	click_id => 'f7a00000-0000-4000-8000-000000000001');
+SELECT o.order_id, o.endpoint_id = e.endpoint_id AS endpoint_is_current
+  FROM attribution.postback_outbox o
+  LEFT JOIN attribution.postback_endpoints e USING (advertiser_id, endpoint_id);
 DELETE FROM attribution.postback_outbox;
 DELETE FROM attribution.postback_endpoints;

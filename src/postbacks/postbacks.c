@@ -65,10 +65,17 @@
  * up again; the probe and the statements run after the lock, with
  * snapshots that see the deletion (in READ COMMITTED; an older snapshot
  * may still write a row for a deleted endpoint, which is never claimed
- * and is given up at fp_attribution.postback_max_age).  The enqueues of
- * conversions whose affiliate has no endpoint take no lock.  On a Citus
- * cluster, where a shard's trigger must not read another table,
- * distribute() puts the foreign key back instead.
+ * and is given up at fp_attribution.postback_max_age).  A conversion
+ * whose affiliate the cache knows to have no endpoint takes no lock; a
+ * cache miss and a lifecycle event do, so a deletion holds those back
+ * while it runs.  A transaction that deletes an endpoint's postbacks and
+ * then the endpoint holds RowExclusiveLock when it asks for SHARE: it
+ * should take SHARE ROW EXCLUSIVE first (the error's hint), or it may
+ * deadlock with a transaction waiting for one of the rows it deleted.
+ * The outbox's endpoint_id is not checked on a direct write (only the
+ * owner writes the table).  On a Citus cluster, where a shard's trigger
+ * must not read another table, distribute() puts the foreign key back
+ * instead.
  *
  * Waking: the first enqueue of a transaction registers a callback that
  * sets the postback worker's latch when the transaction commits (its
@@ -668,13 +675,14 @@ fp_attribution_postback_endpoints_changed(PG_FUNCTION_ARGS)
 }
 
 /*
- * Trigger postback_endpoint_in_use: FOR EACH STATEMENT (BEFORE DELETE,
- * TRUNCATE or UPDATE OF advertiser_id, endpoint_id), SHARE on the outbox
- * before any row is locked, and for TRUNCATE, no row in it; FOR EACH ROW
- * (BEFORE DELETE or UPDATE OF the key, even to the same value), no row
- * of the endpoint in it (see "Deleting an endpoint" in the file header).
- * The outbox is read as the table's owner, with the latest snapshot: rows
- * committed by the transactions the lock waited for count.
+ * Trigger postback_endpoint_in_use (see "Deleting an endpoint" in the
+ * file header).  BEFORE DELETE or UPDATE OF advertiser_id, endpoint_id,
+ * FOR EACH STATEMENT: SHARE on the outbox before any row is locked; FOR
+ * EACH ROW: no row of the endpoint in the outbox (an UPDATE of the key
+ * even to the same value).  AFTER TRUNCATE: SHARE on the outbox and no
+ * row in it (after the statement, which may have truncated it too).  The
+ * outbox is read as the owner of the extension's tables, with the latest
+ * snapshot: rows committed by the transactions the lock waited for count.
  */
 PG_FUNCTION_INFO_V1(fp_attribution_postback_endpoint_in_use);
 Datum
@@ -682,24 +690,25 @@ fp_attribution_postback_endpoint_in_use(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
-	HeapTuple	old;
+	bool		row;
 	Datum		key[2] = {0};
 	bool		isnull;
+	SPIPlanPtr	plan;
 	Oid			save_user;
 	int			save_sec;
 	bool		used;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("postback_endpoint_in_use() must be called as a BEFORE trigger")));
+				 errmsg("postback_endpoint_in_use() must be called as a trigger")));
 	rel = trigdata->tg_relation;
-	old = trigdata->tg_trigtuple;
-	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	row = TRIGGER_FIRED_FOR_ROW(trigdata->tg_event);
+	if (row)
 	{
 		/* advertiser_id and endpoint_id, the table's first columns since 2.0 */
-		key[0] = heap_getattr(old, 1, RelationGetDescr(rel), &isnull);
-		key[1] = heap_getattr(old, 2, RelationGetDescr(rel), &isnull);
+		key[0] = heap_getattr(trigdata->tg_trigtuple, 1, RelationGetDescr(rel), &isnull);
+		key[1] = heap_getattr(trigdata->tg_trigtuple, 2, RelationGetDescr(rel), &isnull);
 	}
 	else
 	{
@@ -708,36 +717,44 @@ fp_attribution_postback_endpoint_in_use(PG_FUNCTION_ARGS)
 			return PointerGetDatum(NULL);
 	}
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(rel->rd_rel->relowner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
-	if (SPI_execute_snapshot(SPI_prepare(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
-										 "SELECT FROM attribution.postback_outbox o"
-										 " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
-										 " AND o.endpoint_id OPERATOR(pg_catalog.=) $2 LIMIT 1" :
-										 "SELECT FROM attribution.postback_outbox LIMIT 1",
-										 2, (Oid[]) {TEXTOID, INT8OID}),
-							 key, NULL, GetLatestSnapshot(), InvalidSnapshot,
+	plan = SPI_prepare(row ?
+					   "SELECT FROM attribution.postback_outbox o"
+					   " WHERE o.advertiser_id OPERATOR(pg_catalog.=) $1"
+					   " AND o.endpoint_id OPERATOR(pg_catalog.=) $2 LIMIT 1" :
+					   "SELECT FROM attribution.postback_outbox LIMIT 1",
+					   row ? 2 : 0, (Oid[]) {TEXTOID, INT8OID});
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the look for postbacks: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_execute_snapshot(plan, key, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for the endpoint's postbacks");
+		elog(ERROR, "could not look for postbacks");
 	used = SPI_processed > 0;
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
-	if (used && TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	if (used && !row)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("postback endpoint %lld of advertiser \"%s\" has postbacks in the outbox",
-						(long long) DatumGetInt64(key[1]), TextDatumGetCString(key[0])),
-				 errdetail("Its deliveries are its history, and its pending postbacks would never be sent."),
-				 errhint("Deactivate it (active = false); delete it once fp_attribution.postback_retention has removed its rows, or after deleting them.")));
+				 errmsg("cannot truncate table \"%s\"", RelationGetRelationName(rel)),
+				 errdetail("The postback outbox has postbacks of its endpoints."),
+				 errhint("Truncate attribution.postback_outbox in the same statement.")));
 	if (used)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("cannot truncate attribution.postback_endpoints while the outbox has postbacks"),
-				 errhint("Truncate attribution.postback_outbox first.")));
-	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-						   trigdata->tg_newtuple : old);
+				 TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ?
+				 errmsg("cannot delete postback endpoint %lld of advertiser \"%s\"",
+						(long long) DatumGetInt64(key[1]), TextDatumGetCString(key[0])) :
+				 errmsg("cannot change the key of postback endpoint %lld of advertiser \"%s\"",
+						(long long) DatumGetInt64(key[1]), TextDatumGetCString(key[0])),
+				 errdetail("The postback outbox has postbacks for it: its history, and pending ones would never be sent."),
+				 errhint("Deactivate it (active = false), or delete its postbacks first, in a transaction that begins with LOCK TABLE attribution.postback_outbox IN SHARE ROW EXCLUSIVE MODE.")));
+	return PointerGetDatum(row && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }
 
 /*
