@@ -49,7 +49,13 @@ fp_attribution_table_oid(const char *name)
 Relation
 fp_attribution_open_table(const char *name, LOCKMODE lockmode, AclMode required)
 {
-	Oid			relid = fp_attribution_table_oid(name);
+	return fp_attribution_open_table_oid(fp_attribution_table_oid(name), lockmode, required);
+}
+
+/* ... the table relid, whose OID its caller looked up already */
+Relation
+fp_attribution_open_table_oid(Oid relid, LOCKMODE lockmode, AclMode required)
+{
 	Relation	rel = table_open(relid, lockmode);
 	AclResult	acl = pg_class_aclcheck(relid, GetUserId(), required);
 

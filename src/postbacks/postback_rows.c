@@ -288,20 +288,20 @@ row_key(Relation rel, const int *off)
 }
 
 /*
- * Open the outbox to write in place, as a statement of kind event
+ * Open the outbox (relid) to write in place, as a statement of kind event
  * (TRIGGER_TYPE_INSERT or _UPDATE) needing privilege required would;
  * false, with nothing open, when the table is not one this file writes
  * (for updates, also when its primary key is not the rows' key).
  */
 static bool
-outbox_writer_open(OutboxWriter *w, int16 event, AclMode required)
+outbox_writer_open(OutboxWriter *w, Oid relid, int16 event, AclMode required)
 {
 	RangeTblEntry *rte;
 
 	if (retired_checks_cxt != NULL)
 		MemoryContextDelete(retired_checks_cxt);
 	retired_checks_cxt = NULL;
-	w->rel = fp_attribution_open_table("postback_outbox", RowExclusiveLock, required);
+	w->rel = fp_attribution_open_table_oid(relid, RowExclusiveLock, required);
 	if (w->rel->rd_rel->relkind != RELKIND_RELATION ||
 		w->rel->rd_tableam != GetHeapamTableAmRoutine() ||
 		!only_internal_triggers(w->rel, event) || !find_columns(w->rel, w->off) ||
@@ -347,28 +347,32 @@ outbox_writer_close(OutboxWriter *w)
 	CommandCounterIncrement();
 }
 
-#define SET(w, col, datum, null) \
-	((w)->slot->tts_values[(w)->off[col]] = (datum), \
-	 (w)->slot->tts_isnull[(w)->off[col]] = (null))
+/* Column col of a slot of the outbox whose column offsets are off */
+#define SET_IN(slot, off, col, datum, null) \
+	((slot)->tts_values[(off)[col]] = (datum), \
+	 (slot)->tts_isnull[(off)[col]] = (null))
+/* ... of the writer's row */
+#define SET(w, col, datum, null) SET_IN((w)->slot, (w)->off, col, datum, null)
 /* ... a C string, NULL for null */
 #define SET_TEXT(w, col, s) \
 	SET(w, col, (s) ? CStringGetTextDatum(s) : (Datum) 0, (s) == NULL)
 
 /*
- * Enqueue a conversion's postback for each of endpoints[0..n), in the
- * command's transaction: row holds its values (NULL strings: null),
+ * Enqueue a conversion's postback for each of endpoints[0..n) into the
+ * outbox (outbox_relid, which the caller has locked), in the command's
+ * transaction: row holds its values (NULL strings: null),
  * the rest are the columns' defaults (a new delivery_id, now, pending,
  * no attempt).  Returns false, having written nothing, when the outbox
  * is not a table this can write (see the file header).
  */
 bool
-fp_attribution_postback_enqueue_in_place(const FpOutboxRow *row,
+fp_attribution_postback_enqueue_in_place(Oid outbox_relid, const FpOutboxRow *row,
 										 const int64 *endpoints, int n)
 {
 	OutboxWriter w;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	if (!outbox_writer_open(&w, TRIGGER_TYPE_INSERT, ACL_INSERT))
+	if (!outbox_writer_open(&w, outbox_relid, TRIGGER_TYPE_INSERT, ACL_INSERT))
 		return false;
 	for (int i = 0; i < n; i++)
 	{
@@ -425,7 +429,8 @@ fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows, int n,
 			   *old;
 	int			natts;
 
-	if (!outbox_writer_open(&w, TRIGGER_TYPE_UPDATE, ACL_UPDATE))
+	if (!outbox_writer_open(&w, fp_attribution_table_oid("postback_outbox"),
+							TRIGGER_TYPE_UPDATE, ACL_UPDATE))
 		return false;
 	natts = RelationGetDescr(w.rel)->natts;
 	key = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
@@ -436,10 +441,8 @@ fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows, int n,
 
 		ExecClearTuple(key);
 		memset(key->tts_isnull, true, natts * sizeof(bool));
-		key->tts_values[w.off[COL_ADVERTISER_ID]] = CStringGetTextDatum(r->advertiser_id);
-		key->tts_isnull[w.off[COL_ADVERTISER_ID]] = false;
-		key->tts_values[w.off[COL_DELIVERY_ID]] = UUIDPGetDatum(r->delivery_id);
-		key->tts_isnull[w.off[COL_DELIVERY_ID]] = false;
+		SET_IN(key, w.off, COL_ADVERTISER_ID, CStringGetTextDatum(r->advertiser_id), false);
+		SET_IN(key, w.off, COL_DELIVERY_ID, UUIDPGetDatum(r->delivery_id), false);
 		ExecStoreVirtualTuple(key);
 		if (!RelationFindReplTupleByIndex(w.rel, w.key, LockTupleNoKeyExclusive, key, old))
 			continue;

@@ -557,7 +557,8 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 	JsonbValue *affiliate = NULL;
 	char		key[sizeof(((EndpointCacheEntry *) NULL)->key)];
 	EndpointCacheEntry *known = NULL;
-	uint64		generation = cache_generation;
+	uint64		generation;
+	Oid			outbox_relid = InvalidOid;
 	FpOutboxRow row;
 	bool		written = false;
 	int			rc;
@@ -567,24 +568,31 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 		return;
 	event = event_map[event_index].event;
 	key[0] = '\0';
-	if ((affiliate = payload_member(payload, "affiliate_id")) != NULL)
+	/* unattributed: no affiliate, no postback */
+	if ((affiliate = payload_member(payload, "affiliate_id")) != NULL &&
+		affiliate->type != jbvString)
+		return;
+
+	/*
+	 * The outbox is locked before the endpoints are trusted ("Deleting an
+	 * endpoint" above), unless the cache knows there are none; it is asked
+	 * again if taking the lock read an invalidation.
+	 */
+	for (;;)
 	{
-		/* unattributed: no affiliate, no postback */
-		if (affiliate->type != jbvString)
-			return;
-		known = cached_endpoints(env->advertiser_id, affiliate, event, key, sizeof(key));
-		if (known != NULL && known->nendpoints == 0)
-			return;
+		if (affiliate != NULL)
+		{
+			known = cached_endpoints(env->advertiser_id, affiliate, event, key, sizeof(key));
+			if (known != NULL && known->nendpoints == 0)
+				return;
+		}
 		generation = cache_generation;
-	}
-	/* before the endpoints are trusted ("Deleting an endpoint" above) */
-	LockRelationOid(fp_attribution_table_oid("postback_outbox"), RowExclusiveLock);
-	if (generation != cache_generation && affiliate != NULL)
-	{
-		known = cached_endpoints(env->advertiser_id, affiliate, event, key, sizeof(key));
-		if (known != NULL && known->nendpoints == 0)
-			return;
-		generation = cache_generation;
+		if (OidIsValid(outbox_relid))
+			break;
+		outbox_relid = fp_attribution_table_oid("postback_outbox");
+		LockRelationOid(outbox_relid, RowExclusiveLock);
+		if (generation == cache_generation)
+			break;
 	}
 	/* the command's sampling decides whether its attempts become spans */
 	if (fp_attribution_telemetry_current_command(&cmd_trace, &cmd_span, &flags) &&
@@ -633,7 +641,8 @@ fp_attribution_postbacks_enqueue(const FpReceiptEnvelope *env, Jsonb *payload)
 		ArrayType  *ids = DatumGetArrayTypeP(args[8]);
 
 		/* the cache is used, so this is no Citus node: the outbox is here */
-		written = fp_attribution_postback_enqueue_in_place(&row, (int64 *) ARR_DATA_PTR(ids),
+		written = fp_attribution_postback_enqueue_in_place(outbox_relid, &row,
+														   (int64 *) ARR_DATA_PTR(ids),
 														   ArrayGetNItems(ARR_NDIM(ids),
 																		  ARR_DIMS(ids)));
 	}

@@ -17,5 +17,7 @@
 extern Oid	fp_attribution_table_oid(const char *name);
 extern Relation fp_attribution_open_table(const char *name, LOCKMODE lockmode,
 										  AclMode required);
+extern Relation fp_attribution_open_table_oid(Oid relid, LOCKMODE lockmode,
+											  AclMode required);
 
 #endif							/* FP_ATTRIBUTION_EXTENSION_TABLES_H */

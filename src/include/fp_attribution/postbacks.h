@@ -138,7 +138,7 @@ extern void fp_attribution_postback_http_wait(long timeout_ms, bool latch,
 											  uint32 wait_event_info);
 
 /* postback_rows.c: writes to the outbox in place, on one node */
-extern bool fp_attribution_postback_enqueue_in_place(const FpOutboxRow *row,
+extern bool fp_attribution_postback_enqueue_in_place(Oid outbox_relid, const FpOutboxRow *row,
 													 const int64 *endpoints, int n);
 extern bool fp_attribution_postback_results_in_place(const FpPostbackRowResult *rows,
 													 int n, TimestampTz now);
